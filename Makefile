@@ -1,0 +1,35 @@
+# klubb — the README's commands. Everything installs into .venv from pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DB := sqlite://var/demo.sqlite3
+
+.PHONY: install demo test lint bench clean
+
+$(BIN)/klubb: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/klubb
+
+demo: install
+	mkdir -p var
+	KLUBB_DATABASE_URL=$(DEMO_DB) $(BIN)/klubb migrate
+	KLUBB_DATABASE_URL=$(DEMO_DB) $(BIN)/klubb seed demo/programme.toml
+	KLUBB_DATABASE_URL=$(DEMO_DB) $(BIN)/klubb demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install lint
+	$(BIN)/python -m pytest
+
+bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

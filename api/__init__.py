@@ -1,0 +1,1 @@
+"""The HTTP side: Starlette app, settings, authentication, GraphQL views, CLI."""

@@ -1,0 +1,83 @@
+"""Service settings, read from KLUBB_* environment variables (see the README's configuration table)."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from loyalty.db import DEFAULT_DATABASE_URL
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class UnsafeSettings(RuntimeError):
+    """Production mode was asked for with settings that are only safe in development."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KLUBB_", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Identity
+    firebase_project_id: str = "klubb-dev"
+    jwt_issuer: str = "klubb"
+    # PEM file of the current signing key (EC P-256); required in production.
+    jwt_private_key_file: str | None = None
+    # Public PEM files of retired keys still accepted during rotation (comma-separated paths).
+    jwt_previous_public_key_files: str = ""
+    # Development only: where an auto-generated signing key is kept so tokens survive restarts.
+    jwt_dev_key_file: str = "var/dev-jwt-key.pem"
+    access_token_seconds: int = Field(default=900, ge=60, le=3600)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+
+    # GraphQL limits
+    graphql_max_depth: int = 12
+    graphql_max_aliases: int = 30
+    graphql_max_tokens: int = 2000
+
+    # Outbox: drain in the API process (embedded default); production runs `klubb worker` instead.
+    embedded_worker: bool = True
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_hours: int = 24
+
+    program_file: str = "demo/programme.toml"
+
+    @property
+    def production(self) -> bool:
+        return self.environment == Environment.PRODUCTION
+
+    def check_safe(self) -> None:
+        """Refuse production mode with development-only settings."""
+        if not self.production:
+            return
+        problems = []
+        if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"):
+            problems.append("FIREBASE_AUTH_EMULATOR_HOST is set (accepts unsigned Firebase tokens)")
+        if not self.jwt_private_key_file:
+            problems.append("KLUBB_JWT_PRIVATE_KEY_FILE is not set")
+        if self.database_url.startswith("sqlite") and self.workers > 1:
+            problems.append("SQLite cannot be shared by several worker processes")
+        if not self.public_url.startswith("https://"):
+            problems.append("KLUBB_PUBLIC_URL must be https")
+        if problems:
+            raise UnsafeSettings("refusing to start in production: " + "; ".join(problems))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings (cached; tests build `Settings(...)` directly)."""
+    return Settings()

@@ -1,0 +1,49 @@
+"""Domain events leave the domain through the outbox, written in the caller's transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from loyalty import clock
+from loyalty.models import OutboxEvent
+
+MEMBER_ENROLLED = "member.enrolled"
+MEMBER_UPDATED = "member.updated"
+POINTS_EARNED = "points.earned"
+POINTS_MATURED = "points.matured"
+POINTS_REDEEMED = "points.redeemed"
+POINTS_REDEMPTION_CANCELLED = "points.redemption_cancelled"
+POINTS_EXPIRED = "points.expired"
+POINTS_ADJUSTED = "points.adjusted"
+POINTS_REFUNDED = "points.refunded"
+TIER_CHANGED = "tier.changed"
+
+EVENT_TYPES = (
+    MEMBER_ENROLLED,
+    MEMBER_UPDATED,
+    POINTS_EARNED,
+    POINTS_MATURED,
+    POINTS_REDEEMED,
+    POINTS_REDEMPTION_CANCELLED,
+    POINTS_EXPIRED,
+    POINTS_ADJUSTED,
+    POINTS_REFUNDED,
+    TIER_CHANGED,
+)
+
+
+async def emit(
+    conn: BaseDBAsyncClient, event_type: str, *, member_id: int | None, payload: dict[str, Any]
+) -> OutboxEvent:
+    """Record a domain event in the outbox inside the transaction `conn` (delivered at least once)."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    return await OutboxEvent.create(
+        type=event_type,
+        member_id=member_id,
+        payload={"type": event_type, "member_id": member_id, **payload},
+        created_at=clock.now(),
+        using_db=conn,
+    )

@@ -1,0 +1,155 @@
+"""Members: enrolment on first sign-in, lookup, and profile updates."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from loyalty import clock, events
+from loyalty.errors import InvalidInput, MemberNotFound
+from loyalty.models import Member
+from loyalty.program import load_program, tiers_of
+
+MEMBER_NUMBER_DIGITS = 10  # 9 random digits + a Luhn check digit
+MAX_INTERESTS = 20
+
+
+def luhn_check_digit(digits: str) -> str:
+    """The Luhn check digit for `digits`, so that typos in a typed member number are caught."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+def new_member_number() -> str:
+    body = str(secrets.randbelow(9 * 10 ** (MEMBER_NUMBER_DIGITS - 2)) + 10 ** (MEMBER_NUMBER_DIGITS - 2))
+    return body + luhn_check_digit(body)
+
+
+def is_valid_member_number(value: str) -> bool:
+    return len(value) == MEMBER_NUMBER_DIGITS and value.isdigit() and luhn_check_digit(value[:-1]) == value[-1]
+
+
+async def enroll_member(firebase_uid: str, *, email: str | None = None, display_name: str = "") -> tuple[Member, bool]:
+    """The member for a Firebase user, enrolling them (entry tier, `member.enrolled`) on first sign-in.
+
+    Returns (member, created). Concurrent first sign-ins of one user enrol exactly once.
+    """
+    existing = await Member.get_or_none(firebase_uid=firebase_uid)
+    if existing is not None:
+        return existing, False
+    program = await load_program()
+    entry_tier = tiers_of(program)[0]
+    for _ in range(5):
+        now = clock.now()
+        try:
+            async with in_transaction() as conn:
+                member = await Member.create(
+                    firebase_uid=firebase_uid,
+                    member_number=new_member_number(),
+                    email=email,
+                    display_name=display_name[:100],
+                    card_secret=secrets.token_hex(20),
+                    tier_id=entry_tier.id,
+                    tier_since=now,
+                    created_at=now,
+                    updated_at=now,
+                    using_db=conn,
+                )
+                await events.emit(
+                    conn,
+                    events.MEMBER_ENROLLED,
+                    member_id=member.id,
+                    payload={"member_number": member.member_number, "tier": entry_tier.name},
+                )
+                return member, True
+        except IntegrityError:
+            # Either the same user enrolled concurrently, or (rarely) the member number collided.
+            existing = await Member.get_or_none(firebase_uid=firebase_uid)
+            if existing is not None:
+                return existing, False
+    raise RuntimeError("could not allocate a unique member number")
+
+
+async def get_member(member_id: int) -> Member:
+    """The member with this id, or `MemberNotFound`."""
+    member = await Member.get_or_none(id=member_id)
+    if member is None:
+        raise MemberNotFound("no such member", field="member")
+    return member
+
+
+@dataclass(frozen=True)
+class ProfileChanges:
+    """Fields a member may change; `None` leaves a field as it is."""
+
+    display_name: str | None = None
+    birthday: date | None = None
+    interests: list[str] | None = None
+    marketing_consent: bool | None = None
+    timezone: str | None = None
+
+
+def _validate(changes: ProfileChanges, today: date) -> None:
+    if changes.display_name is not None and not 1 <= len(changes.display_name.strip()) <= 100:
+        raise InvalidInput("name must be 1 to 100 characters", field="displayName")
+    if changes.birthday is not None and not date(1900, 1, 1) <= changes.birthday <= today:
+        raise InvalidInput("birthday must be a past date after 1900", field="birthday")
+    if changes.interests is not None:
+        if len(changes.interests) > MAX_INTERESTS:
+            raise InvalidInput(f"at most {MAX_INTERESTS} interests", field="interests")
+        if any(not 1 <= len(i.strip()) <= 40 for i in changes.interests):
+            raise InvalidInput("each interest must be 1 to 40 characters", field="interests")
+    if changes.timezone is not None:
+        try:
+            ZoneInfo(changes.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise InvalidInput("unknown timezone", field="timezone") from exc
+
+
+async def update_profile(member_id: int, changes: ProfileChanges) -> Member:
+    """Apply profile changes; a change of marketing consent is timestamped. Emits `member.updated`."""
+    now = clock.now()
+    _validate(changes, now.date())
+    async with in_transaction() as conn:
+        member = await Member.filter(id=member_id).using_db(conn).select_for_update().first()
+        if member is None:
+            raise MemberNotFound("no such member", field="member")
+        changed: list[str] = []
+        if changes.display_name is not None:
+            member.display_name = changes.display_name.strip()
+            changed.append("display_name")
+        if changes.birthday is not None:
+            member.birthday = changes.birthday
+            changed.append("birthday")
+        if changes.interests is not None:
+            member.interests = sorted({i.strip().lower() for i in changes.interests})
+            changed.append("interests")
+        if changes.timezone is not None:
+            member.timezone = changes.timezone
+            changed.append("timezone")
+        if changes.marketing_consent is not None and changes.marketing_consent != member.marketing_consent:
+            member.marketing_consent = changes.marketing_consent
+            member.marketing_consent_at = now
+            changed += ["marketing_consent", "marketing_consent_at"]
+        if changed:
+            member.updated_at = now
+            await member.save(using_db=conn, update_fields=[*changed, "updated_at"])
+            await events.emit(conn, events.MEMBER_UPDATED, member_id=member.id, payload={"fields": changed})
+        return member
+
+
+def consent_recorded_at(member: Member) -> datetime | None:
+    """When the member last gave or withdrew marketing consent."""
+    return member.marketing_consent_at

@@ -1,0 +1,20 @@
+"""Member sessions: rotating refresh tokens, stored hashed, grouped in families for reuse detection."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class RefreshToken(Model):
+    id = fields.IntField(primary_key=True)
+    member = fields.ForeignKeyField("loyalty.Member", related_name=False, on_delete=fields.CASCADE)
+    family = fields.UUIDField(db_index=True)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "refresh_token"

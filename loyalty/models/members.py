@@ -1,0 +1,40 @@
+"""Members and their cached balances (always equal to the sum of their ledger entries)."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Member(Model):
+    id = fields.IntField(primary_key=True)
+    firebase_uid = fields.CharField(max_length=128, unique=True)
+    member_number = fields.CharField(max_length=16, unique=True)
+    email = fields.CharField(max_length=254, null=True, db_index=True)
+    phone = fields.CharField(max_length=32, null=True, db_index=True)
+    display_name = fields.CharField(max_length=100, default="")
+    birthday = fields.DateField(null=True)
+    interests = fields.JSONField(default=list)
+    marketing_consent = fields.BooleanField(default=False)
+    marketing_consent_at = fields.DatetimeField(null=True)
+    timezone = fields.CharField(max_length=64, default="UTC")
+    card_secret = fields.CharField(max_length=64)
+
+    tier = fields.ForeignKeyField("loyalty.Tier", related_name=False, null=True, on_delete=fields.RESTRICT)
+    tier_since = fields.DatetimeField(null=True)
+    tier_held_until = fields.DatetimeField(null=True)
+    manual_tier = fields.ForeignKeyField("loyalty.Tier", related_name=False, null=True, on_delete=fields.RESTRICT)
+    manual_tier_until = fields.DatetimeField(null=True)
+
+    # Cached balances; the ledger is the truth and an invariant test checks they agree.
+    points_available = fields.BigIntField(default=0)
+    points_pending = fields.BigIntField(default=0)
+    lifetime_earned = fields.BigIntField(default=0)
+    # Earliest moment a lot of this member matures or expires: reads settle the member when it is due.
+    next_settle_at = fields.DatetimeField(null=True)
+
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "member"

@@ -1,0 +1,58 @@
+"""Programme configuration: one programme per deployment, its tiers and earning parameters."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class TierPeriod(StrEnum):
+    CALENDAR_YEAR = "calendar_year"
+    ROLLING_12_MONTHS = "rolling_12_months"
+
+
+class TierMetric(StrEnum):
+    POINTS = "points"  # base points earned on purchases (before multipliers)
+    SPEND = "spend"  # net spend in minor units
+
+
+class Program(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=100)
+    currency = fields.CharField(max_length=3)
+    currency_exponent = fields.SmallIntField(default=2)
+    # Points per major currency unit (1.0 = one point per euro); fractions are floored per purchase.
+    earn_rate = fields.DecimalField(max_digits=10, decimal_places=4)
+    pending_days = fields.IntField(default=14)
+    # Lifetime of a lot once it is available; NULL means points never expire.
+    expiry_days = fields.IntField(null=True)
+    expiring_soon_days = fields.IntField(default=30)
+    allow_negative_balance = fields.BooleanField(default=False)
+    tier_metric = fields.CharEnumField(TierMetric, max_length=16, default=TierMetric.POINTS)
+    tier_period = fields.CharEnumField(TierPeriod, max_length=24, default=TierPeriod.CALENDAR_YEAR)
+    card_code_seconds = fields.IntField(default=60)
+    timezone = fields.CharField(max_length=64, default="UTC")
+
+    tiers: fields.ReverseRelation[Tier]
+
+    class Meta:
+        table = "program"
+
+
+class Tier(Model):
+    id = fields.IntField(primary_key=True)
+    program: fields.ForeignKeyRelation[Program] = fields.ForeignKeyField(
+        "loyalty.Program", related_name="tiers", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=64)
+    rank = fields.SmallIntField()  # 0 = entry tier, higher is better
+    threshold = fields.BigIntField()  # qualifying value needed in one period
+    multiplier = fields.DecimalField(max_digits=6, decimal_places=3, default=1)
+    benefits = fields.JSONField(default=list)
+
+    class Meta:
+        table = "tier"
+        unique_together = (("program", "rank"),)
+        ordering = ["rank"]

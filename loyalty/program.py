@@ -1,0 +1,100 @@
+"""Programme configuration: loaded from the database, seeded from a TOML file."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from loyalty.errors import InvalidInput, ProgramNotConfigured
+from loyalty.models import Program, Tier, TierMetric, TierPeriod
+
+PROGRAM_ID = 1
+_CACHE_SECONDS = 5.0
+_cache: tuple[float, Program] | None = None
+
+
+async def load_program(conn: BaseDBAsyncClient | None = None) -> Program:
+    """The programme with its tiers (ordered by rank), read fresh from the database."""
+    program = await Program.filter(id=PROGRAM_ID).using_db(conn).prefetch_related("tiers").first()
+    if program is None:
+        raise ProgramNotConfigured("the programme is not configured: run `klubb seed`")
+    return program
+
+
+async def cached_program() -> Program:
+    """The programme for read paths, cached in the process for a few seconds."""
+    global _cache
+    if _cache is not None and time.monotonic() - _cache[0] < _CACHE_SECONDS:
+        return _cache[1]
+    program = await load_program()
+    _cache = (time.monotonic(), program)
+    return program
+
+
+def forget_cached_program() -> None:
+    """Drop the read cache (after configuration changes, and between tests)."""
+    global _cache
+    _cache = None
+
+
+def tiers_of(program: Program) -> list[Tier]:
+    """The programme's tiers, entry tier first."""
+    return sorted(program.tiers, key=lambda t: t.rank)
+
+
+def _require(data: dict[str, Any], key: str, kind: type) -> Any:
+    value = data.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise InvalidInput(f"programme config: `{key}` must be a {kind.__name__}", field=key)
+    return value
+
+
+async def apply_program_config(config: dict[str, Any]) -> Program:
+    """Create or replace the programme and its tiers from a parsed TOML document (`[program]`, `[[tiers]]`)."""
+    section = _require(config, "program", dict)
+    tiers = _require(config, "tiers", list)
+    if not tiers:
+        raise InvalidInput("programme config: at least one tier is needed", field="tiers")
+    thresholds = [_require(t, "threshold", int) for t in tiers]
+    if thresholds[0] != 0 or thresholds != sorted(set(thresholds)):
+        raise InvalidInput("programme config: tier thresholds must start at 0 and strictly increase", field="tiers")
+    currency = _require(section, "currency", str)
+    if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+        raise InvalidInput("programme config: currency must be an ISO 4217 code such as EUR", field="currency")
+    values = {
+        "name": _require(section, "name", str),
+        "currency": currency,
+        "currency_exponent": section.get("currency_exponent", 2),
+        "earn_rate": Decimal(str(_require(section, "earn_rate", int | float))),
+        "pending_days": section.get("pending_days", 14),
+        "expiry_days": section.get("expiry_days"),
+        "expiring_soon_days": section.get("expiring_soon_days", 30),
+        "allow_negative_balance": bool(section.get("allow_negative_balance", False)),
+        "tier_metric": TierMetric(section.get("tier_metric", "points")),
+        "tier_period": TierPeriod(section.get("tier_period", "calendar_year")),
+        "card_code_seconds": section.get("card_code_seconds", 60),
+        "timezone": section.get("timezone", "UTC"),
+    }
+    async with in_transaction() as conn:
+        await Program.update_or_create(id=PROGRAM_ID, defaults=values, using_db=conn)
+        existing = {t.rank: t for t in await Tier.filter(program_id=PROGRAM_ID).using_db(conn)}
+        for rank, spec in enumerate(tiers):
+            tier_values = {
+                "name": _require(spec, "name", str),
+                "threshold": spec["threshold"],
+                "multiplier": Decimal(str(spec.get("multiplier", 1))),
+                "benefits": list(spec.get("benefits", [])),
+            }
+            if rank in existing:
+                await Tier.filter(id=existing[rank].id).using_db(conn).update(**tier_values)
+            else:
+                await Tier.create(program_id=PROGRAM_ID, rank=rank, **tier_values, using_db=conn)
+        surplus = [t.id for r, t in existing.items() if r >= len(tiers)]
+        if surplus:
+            await Tier.filter(id__in=surplus).using_db(conn).delete()
+    forget_cached_program()
+    return await load_program()

@@ -1,0 +1,161 @@
+"""Tier qualification and progress.
+
+Members qualify on a metric kept apart from the spendable balance (`QualifyingCredit`), so redeeming
+never drops a tier. Upgrades are immediate and hold until the end of the next period; at evaluation
+after that, a member who no longer qualifies moves down one tier. A manually assigned tier is a floor
+until its end date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.functions import Sum
+
+from loyalty import clock, events
+from loyalty.models import Member, Program, QualifyingCredit, Tier, TierPeriod
+from loyalty.program import tiers_of
+
+ROLLING_PERIOD = timedelta(days=365)
+
+
+def period_start(program: Program, at: datetime) -> datetime:
+    """Start of the qualification window that contains `at`."""
+    if program.tier_period == TierPeriod.ROLLING_12_MONTHS:
+        return at - ROLLING_PERIOD
+    local = at.astimezone(ZoneInfo(program.timezone))
+    return local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+def period_end(program: Program, at: datetime) -> datetime:
+    """End of the qualification window that contains `at` (for a rolling window: a year from `at`)."""
+    if program.tier_period == TierPeriod.ROLLING_12_MONTHS:
+        return at + ROLLING_PERIOD
+    local = period_start(program, at).astimezone(ZoneInfo(program.timezone))
+    return local.replace(year=local.year + 1).astimezone(UTC)
+
+
+def next_period_end(program: Program, at: datetime) -> datetime:
+    """End of the period after the one containing `at`: how long a newly reached tier holds."""
+    if program.tier_period == TierPeriod.ROLLING_12_MONTHS:
+        return at + ROLLING_PERIOD
+    return period_end(program, period_end(program, at))
+
+
+async def qualifying_value(
+    member_id: int, program: Program, at: datetime, conn: BaseDBAsyncClient | None = None
+) -> int:
+    """The member's qualifying value in the current period."""
+    rows = (
+        await QualifyingCredit.filter(
+            member_id=member_id, occurred_at__gte=period_start(program, at), occurred_at__lte=at
+        )
+        .using_db(conn)
+        .annotate(total=Sum("amount"))
+        .values_list("total", flat=True)
+    )
+    return int(rows[0] or 0) if rows else 0
+
+
+def earned_tier(tiers: list[Tier], value: int) -> Tier:
+    """The highest tier whose threshold `value` reaches."""
+    reached = [t for t in tiers if t.threshold <= value]
+    return reached[-1] if reached else tiers[0]
+
+
+def _rank(tiers: list[Tier], tier_id: int | None) -> int:
+    return next((t.rank for t in tiers if t.id == tier_id), 0)
+
+
+async def evaluate_tier(conn: BaseDBAsyncClient, member: Member, program: Program) -> Tier:
+    """Re-evaluate `member`'s tier inside the caller's transaction (member row locked) and persist it.
+
+    Emits `tier.changed` when the tier moves.
+    """
+    at = clock.now()
+    tiers = tiers_of(program)
+    value = await qualifying_value(member.id, program, at, conn)
+    current_rank = _rank(tiers, member.tier_id) if member.tier_id else 0
+    earned = earned_tier(tiers, value)
+    held_until = member.tier_held_until
+    rank = current_rank
+    if earned.rank >= current_rank:
+        rank = earned.rank
+        hold = next_period_end(program, at)
+        held_until = hold if held_until is None or earned.rank > current_rank else max(held_until, hold)
+    elif held_until is None or at >= held_until:
+        rank = current_rank - 1
+        held_until = period_end(program, at)
+    if member.manual_tier_id and member.manual_tier_until and member.manual_tier_until > at:
+        floor = _rank(tiers, member.manual_tier_id)
+        if floor > rank:
+            rank = floor
+            held_until = max(held_until, member.manual_tier_until) if held_until else member.manual_tier_until
+    new_tier = tiers[rank]
+    changed = new_tier.id != member.tier_id
+    if changed or held_until != member.tier_held_until:
+        previous_id = member.tier_id
+        member.tier_id = new_tier.id
+        member.tier_held_until = held_until
+        if changed:
+            member.tier_since = at
+        await (
+            Member.filter(id=member.id)
+            .using_db(conn)
+            .update(tier_id=new_tier.id, tier_held_until=held_until, tier_since=member.tier_since, updated_at=at)
+        )
+        if changed:
+            previous = next((t for t in tiers if t.id == previous_id), None)
+            await events.emit(
+                conn,
+                events.TIER_CHANGED,
+                member_id=member.id,
+                payload={
+                    "from": previous.name if previous else None,
+                    "to": new_tier.name,
+                    "direction": "up" if previous is None or new_tier.rank > previous.rank else "down",
+                    "qualifying_value": value,
+                },
+            )
+    return new_tier
+
+
+@dataclass(frozen=True)
+class TierProgress:
+    current: Tier
+    next: Tier | None
+    qualifying_value: int
+    next_threshold: int | None
+    remaining_to_next: int | None
+    progress: float  # 0..1 towards the next tier; 1.0 at the top tier
+    period_ends_at: datetime
+    held_until: datetime | None
+    needed_to_keep: int  # qualifying value still missing this period to keep the current tier
+
+
+def tier_progress(member: Member, program: Program, value: int, at: datetime) -> TierProgress:
+    """What the member app shows about tiers, from the member's tier and qualifying value."""
+    tiers = tiers_of(program)
+    rank = _rank(tiers, member.tier_id)
+    current = tiers[rank]
+    upcoming = tiers[rank + 1] if rank + 1 < len(tiers) else None
+    if upcoming is None:
+        remaining, fraction = None, 1.0
+    else:
+        remaining = max(0, upcoming.threshold - value)
+        span = upcoming.threshold - current.threshold
+        fraction = min(1.0, max(0.0, (value - current.threshold) / span)) if span > 0 else 1.0
+    return TierProgress(
+        current=current,
+        next=upcoming,
+        qualifying_value=value,
+        next_threshold=upcoming.threshold if upcoming else None,
+        remaining_to_next=remaining,
+        progress=round(fraction, 4),
+        period_ends_at=period_end(program, at),
+        held_until=member.tier_held_until,
+        needed_to_keep=max(0, current.threshold - value),
+    )

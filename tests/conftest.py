@@ -1,0 +1,118 @@
+"""Test fixtures: every database test runs on SQLite and, when KLUBB_TEST_POSTGRES_URL is set, on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tortoise import Tortoise, connections
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+from loyalty import clock as business_clock
+from loyalty.db import connect, disconnect, migrate
+from loyalty.models import Program
+from loyalty.program import apply_program_config, forget_cached_program
+from tests.invariants import assert_ledger_invariants
+
+POSTGRES_URL = os.environ.get("KLUBB_TEST_POSTGRES_URL")
+START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+_migrated: set[str] = set()
+
+TEST_PROGRAM: dict[str, Any] = {
+    "program": {
+        "name": "Test Club",
+        "currency": "EUR",
+        "earn_rate": 1,
+        "pending_days": 14,
+        "expiry_days": 365,
+        "expiring_soon_days": 30,
+        "tier_metric": "points",
+        "tier_period": "calendar_year",
+    },
+    "tiers": [
+        {"name": "Member", "threshold": 0, "multiplier": 1, "benefits": ["Member prices"]},
+        {"name": "Silver", "threshold": 500, "multiplier": 1.25, "benefits": ["Free delivery"]},
+        {"name": "Gold", "threshold": 2000, "multiplier": 1.5, "benefits": ["Early access", "Birthday gift"]},
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite://{tmp_path_factory.mktemp('db') / 'klubb.sqlite3'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    if request.param == "postgres":
+        if not POSTGRES_URL:
+            pytest.skip("PostgreSQL run skipped: KLUBB_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+        return POSTGRES_URL
+    if request.node.get_closest_marker("postgres_only"):
+        pytest.skip("needs real concurrent connections: PostgreSQL only")
+    return sqlite_url
+
+
+async def _reset_schema(url: str) -> None:
+    if url == POSTGRES_URL:
+        conn = connections.get("default")
+        await conn.execute_script("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    else:
+        Path(url.removeprefix("sqlite://")).unlink(missing_ok=True)
+
+
+async def _truncate_all(url: str) -> None:
+    conn = connections.get("default")
+    tables = [model._meta.db_table for model in Tortoise.apps["loyalty"].values()]
+    if url == POSTGRES_URL:
+        await conn.execute_script(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE;")
+    else:
+        await conn.execute_script(
+            "PRAGMA foreign_keys=OFF;"
+            + "".join(f"DELETE FROM {t};" for t in tables)
+            + "DELETE FROM sqlite_sequence;PRAGMA foreign_keys=ON;"
+        )
+
+
+@pytest.fixture
+def clock() -> Iterator[business_clock.FrozenClock]:
+    """A frozen business clock at START; tests move it with `clock.advance(...)`."""
+    frozen = business_clock.FrozenClock(START)
+    previous = business_clock.use_clock(frozen)
+    yield frozen
+    business_clock.use_clock(previous)
+
+
+@pytest.fixture
+async def db(database_url: str, clock: business_clock.FrozenClock) -> AsyncIterator[str]:
+    """A migrated, empty database; after the test the ledger invariants are checked."""
+    if database_url not in _migrated:
+        await connect(database_url)
+        await _reset_schema(database_url)
+        await disconnect()
+        EXECUTOR_CACHE.clear()
+        await migrate(database_url)
+        await disconnect()
+        EXECUTOR_CACHE.clear()
+        _migrated.add(database_url)
+    await connect(database_url)
+    try:
+        await _truncate_all(database_url)
+        forget_cached_program()
+        yield database_url
+        await assert_ledger_invariants()
+    finally:
+        forget_cached_program()
+        await disconnect()
+        # Tortoise caches SQL per connection name; both engines use "default".
+        EXECUTOR_CACHE.clear()
+
+
+@pytest.fixture
+async def program(db: str) -> Program:
+    """The test programme: EUR, 1 point per euro, 14 pending days, 365-day expiry, three tiers."""
+    return await apply_program_config(TEST_PROGRAM)

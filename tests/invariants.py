@@ -1,0 +1,47 @@
+"""The ledger invariants, checked after every database test."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from loyalty.models import LedgerEntry, LotAllocation, LotStatus, Member, PointsLot, Program
+
+
+async def assert_ledger_invariants() -> None:
+    """Cached balances equal ledger sums; lots agree with balances; allocations point at lots that had the points."""
+    program = await Program.first()
+    allow_negative = bool(program and program.allow_negative_balance)
+    sums: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for member_id, da, dp, dl in await LedgerEntry.all().values_list(
+        "member_id", "delta_available", "delta_pending", "delta_lifetime"
+    ):
+        sums[member_id][0] += da
+        sums[member_id][1] += dp
+        sums[member_id][2] += dl
+    lots: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    lot_by_id = {lot.id: lot for lot in await PointsLot.all()}
+    for lot in lot_by_id.values():
+        assert 0 <= lot.remaining <= lot.amount, f"lot {lot.id} remaining {lot.remaining} of {lot.amount}"
+        if lot.status == LotStatus.AVAILABLE:
+            lots[lot.member_id][0] += lot.remaining
+        elif lot.status == LotStatus.PENDING:
+            lots[lot.member_id][1] += lot.remaining
+    for member in await Member.all():
+        available, pending, lifetime = sums[member.id]
+        assert (member.points_available, member.points_pending, member.lifetime_earned) == (
+            available,
+            pending,
+            lifetime,
+        ), f"member {member.id}: cached balances differ from the ledger sum"
+        assert member.points_pending >= 0, f"member {member.id}: negative pending"
+        if not allow_negative:
+            assert member.points_available >= 0, f"member {member.id}: negative balance"
+            assert lots[member.id] == [available, pending], f"member {member.id}: lots {lots[member.id]}"
+    taken: dict[int, int] = defaultdict(int)
+    for lot_id, amount in await LotAllocation.all().values_list("lot_id", "amount"):
+        assert lot_id in lot_by_id, f"allocation to missing lot {lot_id}"
+        taken[lot_id] += amount
+    for lot_id, amount in taken.items():
+        lot = lot_by_id[lot_id]
+        assert amount <= lot.amount, f"lot {lot_id}: {amount} taken from a lot of {lot.amount}"
+        assert lot.remaining == lot.amount - amount, f"lot {lot_id}: remaining disagrees with allocations"
