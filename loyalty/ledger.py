@@ -603,7 +603,10 @@ async def _claw_back(
 
 
 async def adjust_points(member_id: int, amount: int, *, idempotency_key: str, reason: str) -> int:
-    """A manual correction: positive credits an available lot, negative debits like a redemption; returns the entry id."""
+    """A manual correction: positive credits an available lot, negative debits like a redemption.
+
+    Returns the ledger entry id.
+    """
     if amount > 0:
         return await credit_points(
             member_id, amount, kind=EntryKind.ADJUSTMENT, idempotency_key=idempotency_key, description=reason
