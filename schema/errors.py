@@ -1,19 +1,54 @@
-"""userErrors: business failures are returned in payloads, never as top-level errors."""
+"""userErrors: business failures are returned in payloads (Shopify style), never as top-level errors.
+
+Each mutation has its own error type with its own code enum (Saleor style), all implementing `UserError`.
+"""
 
 from __future__ import annotations
 
+from enum import Enum
+from typing import Any
+
 import strawberry
+from graphql import GraphQLError
 
 from loyalty.errors import DomainError
 
 
-@strawberry.type
+@strawberry.interface(description="A business rule refused the mutation; nothing was written.")
 class UserError:
-    code: str = strawberry.field(description="Stable machine-readable code, e.g. INSUFFICIENT_POINTS.")
     message: str
-    field: list[str] | None = strawberry.field(description="Path to the input field at fault.")
+    field: list[str] | None = strawberry.field(description="Path to the input field at fault, e.g. [input, amount].")
 
 
-def user_error(error: DomainError) -> UserError:
-    """Map a domain failure to a userError (the field path is relative to the mutation's `input`)."""
-    return UserError(code=error.code, message=error.message, field=["input", error.field] if error.field else None)
+def user_error_type(name: str, codes: type[Enum]) -> Any:
+    """Declare `<name>` implementing UserError with `code: <codes>!`."""
+    namespace = {"__annotations__": {"code": codes}}
+    return strawberry.type(type(name, (UserError,), namespace), name=name)
+
+
+def to_user_error(error_type: Any, codes: type[Enum], error: DomainError) -> Any:
+    """Map a domain failure onto a mutation's error type (unknown codes fall back to INVALID)."""
+    code = codes[error.code] if error.code in codes.__members__ else codes["INVALID"]
+    return error_type(code=code, message=error.message, field=["input", error.field] if error.field else None)
+
+
+class PublicError(GraphQLError):
+    """A top-level error whose message is safe to show even in production (not masked)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message, extensions={"code": code})
+
+
+class NotAuthenticated(PublicError):
+    def __init__(self, message: str = "sign in first: send `Authorization: Bearer <access token>`") -> None:
+        super().__init__(message, "UNAUTHENTICATED")
+
+
+class BadRequest(PublicError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "BAD_REQUEST")
+
+
+def is_public(error: GraphQLError) -> bool:
+    """True for errors safe to show clients: our PublicErrors and GraphQL validation errors."""
+    return isinstance(error.original_error, PublicError) or error.original_error is None

@@ -1,0 +1,79 @@
+"""The Starlette application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from api.auth.firebase import FirebaseVerifier
+from api.auth.tokens import TokenService
+from api.graphql import MemberGraphQL
+from api.session_issuer import ApiSessionIssuer
+from api.settings import Settings, get_settings
+from loyalty.db import connect, disconnect
+from schema.member_schema import build_member_schema
+
+logger = logging.getLogger("klubb")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the service: /graphql for the member app, health routes, and the embedded outbox worker."""
+    settings = settings or get_settings()
+    settings.check_safe()
+    tokens = TokenService(settings)
+    sessions = ApiSessionIssuer(settings=settings, tokens=tokens, verifier=FirebaseVerifier(settings))
+    member_graphql = MemberGraphQL(
+        build_member_schema(
+            production=settings.production,
+            max_depth=settings.graphql_max_depth,
+            max_aliases=settings.graphql_max_aliases,
+            max_tokens=settings.graphql_max_tokens,
+        ),
+        tokens=tokens,
+        sessions=sessions,
+        graphiql=not settings.production,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await connect(settings.database_url)
+        stop = asyncio.Event()
+        worker = asyncio.create_task(_embedded_worker(settings, stop)) if settings.embedded_worker else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                await worker
+            await disconnect()
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def jwks(request: Request) -> JSONResponse:
+        return JSONResponse(tokens.jwks())
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", member_graphql, methods=["GET", "POST"]),
+            Route("/healthz", health),
+            Route("/.well-known/jwks.json", jwks),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.tokens = tokens
+    return app
+
+
+async def _embedded_worker(settings: Settings, stop: asyncio.Event) -> None:
+    from worker.runner import run_embedded
+
+    await run_embedded(settings, stop)

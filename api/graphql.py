@@ -1,0 +1,37 @@
+"""The GraphQL HTTP views: orjson responses, per-request context, bearer-token authentication."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.asgi import GraphQL
+
+from api.auth import AuthError
+from api.auth.sessions import member_id_from_authorization
+from api.auth.tokens import TokenService
+from schema.context import Context
+from schema.sessions import SessionIssuer
+
+
+class MemberGraphQL(GraphQL[Context, None]):
+    """/graphql: the member app's endpoint. Only member-audience access tokens are accepted."""
+
+    def __init__(self, schema: Any, *, tokens: TokenService, sessions: SessionIssuer, graphiql: bool) -> None:
+        super().__init__(schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=False)
+        self.tokens = tokens
+        self.sessions = sessions
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
+        try:
+            member_id = member_id_from_authorization(request.headers.get("authorization"), self.tokens)
+        except AuthError as error:
+            # A bad or expired token is an HTTP 401, so the app knows to refresh.
+            raise HTTPException(401, error.message) from error
+        return Context(request=request, response=response, member_id=member_id, sessions=self.sessions)

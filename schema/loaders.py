@@ -1,0 +1,80 @@
+"""Per-request DataLoaders: every field that loads related data goes through one of these."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from strawberry.dataloader import DataLoader
+from tortoise.functions import Sum
+
+from loyalty import clock
+from loyalty.models import EntryKind, LedgerEntry, LotStatus, Member, PointsLot, Program, QualifyingCredit
+from loyalty.tiers import period_start
+
+ActivityKey = tuple[int, int, int | None]  # (member id, page size + 1, entries before this id)
+
+
+async def _members(ids: Sequence[int]) -> list[Member | None]:
+    found = {m.id: m for m in await Member.filter(id__in=ids)}
+    return [found.get(i) for i in ids]
+
+
+async def _activity(keys: Sequence[ActivityKey]) -> list[list[LedgerEntry]]:
+    # One query per distinct page; in practice one page (the signed-in member's) per request.
+    pages = []
+    for member_id, limit, before in keys:
+        query = LedgerEntry.filter(member_id=member_id).exclude(kind=EntryKind.MATURE)
+        if before is not None:
+            query = query.filter(id__lt=before)
+        pages.append(await query.order_by("-id").limit(limit))
+    return pages
+
+
+class Loaders:
+    """Created fresh for each request in `get_context`."""
+
+    def __init__(self) -> None:
+        self.member = DataLoader(_members)
+        self.activity = DataLoader(_activity)
+        self._qualifying: dict[tuple[datetime, datetime], DataLoader[int, int]] = {}
+        self._expiring: dict[datetime, DataLoader[int, list[PointsLot]]] = {}
+
+    def qualifying_value(self, program: Program) -> DataLoader[int, int]:
+        """Qualifying value per member in the current tier period."""
+        at = clock.now()
+        window = (period_start(program, at), at)
+        if window not in self._qualifying:
+
+            async def load(member_ids: Sequence[int]) -> list[int]:
+                rows = (
+                    await QualifyingCredit.filter(
+                        member_id__in=member_ids, occurred_at__gte=window[0], occurred_at__lte=window[1]
+                    )
+                    .annotate(total=Sum("amount"))
+                    .group_by("member_id")
+                    .values_list("member_id", "total")
+                )
+                totals = {member_id: int(total or 0) for member_id, total in rows}
+                return [totals.get(i, 0) for i in member_ids]
+
+            self._qualifying[window] = DataLoader(load)
+        return self._qualifying[window]
+
+    def expiring_lots(self, days: int) -> DataLoader[int, list[PointsLot]]:
+        """Available lots with points left that expire within `days`, per member, soonest first."""
+        until = clock.now() + timedelta(days=days)
+        if until not in self._expiring:
+
+            async def load(member_ids: Sequence[int]) -> list[list[PointsLot]]:
+                lots = await PointsLot.filter(
+                    member_id__in=member_ids, status=LotStatus.AVAILABLE, remaining__gt=0, expires_at__lte=until
+                ).order_by("expires_at", "id")
+                by_member: dict[int, list[PointsLot]] = defaultdict(list)
+                for lot in lots:
+                    by_member[lot.member_id].append(lot)
+                return [by_member[i] for i in member_ids]
+
+            self._expiring[until] = DataLoader(load)
+        return self._expiring[until]

@@ -1,0 +1,1 @@
+"""Member mutations, one module each: input, payload, error codes and resolver."""

@@ -1,0 +1,80 @@
+"""sessionCreate and sessionRefresh: exchange a Firebase ID token (or a refresh token) for our tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from schema.context import Info
+from schema.errors import user_error_type
+from schema.sessions import IssuedSession, SessionRefused
+from schema.types.member import Member
+
+
+@strawberry.enum
+class SessionErrorCode(Enum):
+    # Values are error codes, not secrets.
+    INVALID = "INVALID"
+    INVALID_FIREBASE_TOKEN = "INVALID_FIREBASE_TOKEN"  # noqa: S105
+    AUTH_UNAVAILABLE = "AUTH_UNAVAILABLE"
+    REFRESH_TOKEN_INVALID = "REFRESH_TOKEN_INVALID"  # noqa: S105
+    REFRESH_TOKEN_REUSED = "REFRESH_TOKEN_REUSED"  # noqa: S105
+
+
+SessionUserError = user_error_type("SessionUserError", SessionErrorCode)
+
+
+@strawberry.input
+class SessionCreateInput:
+    firebase_id_token: str
+
+
+@strawberry.input
+class SessionRefreshInput:
+    refresh_token: str
+
+
+@strawberry.type(description="Send `accessToken` as a Bearer token; trade `refreshToken` for new tokens before expiry.")
+class SessionPayload:
+    access_token: str | None
+    access_token_expires_at: datetime | None
+    refresh_token: str | None
+    member: Member | None
+    user_errors: list[SessionUserError]  # type: ignore[valid-type]
+
+    @classmethod
+    def issued(cls, session: IssuedSession) -> SessionPayload:
+        return cls(
+            access_token=session.access_token,
+            access_token_expires_at=session.access_token_expires_at,
+            refresh_token=session.refresh_token,
+            member=Member.from_model(session.member),
+            user_errors=[],
+        )
+
+    @classmethod
+    def refused(cls, error: SessionRefused, field: str) -> SessionPayload:
+        code = SessionErrorCode[error.code] if error.code in SessionErrorCode.__members__ else SessionErrorCode.INVALID
+        return cls(
+            access_token=None,
+            access_token_expires_at=None,
+            refresh_token=None,
+            member=None,
+            user_errors=[SessionUserError(code=code, message=error.message, field=["input", field])],
+        )
+
+
+async def session_create(info: Info, input: SessionCreateInput) -> SessionPayload:
+    try:
+        return SessionPayload.issued(await info.context.sessions.create(input.firebase_id_token))
+    except SessionRefused as error:
+        return SessionPayload.refused(error, "firebaseIdToken")
+
+
+async def session_refresh(info: Info, input: SessionRefreshInput) -> SessionPayload:
+    try:
+        return SessionPayload.issued(await info.context.sessions.refresh(input.refresh_token))
+    except SessionRefused as error:
+        return SessionPayload.refused(error, "refreshToken")

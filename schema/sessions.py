@@ -1,0 +1,32 @@
+"""What the session mutations need from the API layer (which owns Firebase and JWT signing)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from loyalty.models import Member
+
+
+class SessionRefused(Exception):
+    """Sign-in or refresh was refused; `code` is one of SessionErrorCode's names."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class IssuedSession:
+    access_token: str
+    access_token_expires_at: datetime
+    refresh_token: str
+    member: Member
+
+
+class SessionIssuer(Protocol):
+    async def create(self, firebase_id_token: str) -> IssuedSession: ...
+
+    async def refresh(self, refresh_token: str) -> IssuedSession: ...

@@ -1,0 +1,77 @@
+"""The member's activity feed: ledger entries as a Relay connection, newest first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+from strawberry import relay
+
+from loyalty import models
+from schema.context import Info
+from schema.types.pagination import encode_cursor
+
+ActivityKind = strawberry.enum(
+    Enum("ActivityKind", {k.name: k.value for k in models.EntryKind if k != models.EntryKind.MATURE}),
+    description="What moved the points.",
+)
+
+_DESCRIPTIONS = {
+    models.EntryKind.EARN: "Purchase",
+    models.EntryKind.REDEEM: "Points redeemed",
+    models.EntryKind.EXPIRE: "Points expired",
+    models.EntryKind.REFUND_CLAWBACK: "Return",
+    models.EntryKind.ADJUSTMENT: "Adjustment",
+    models.EntryKind.REFERRAL_BONUS: "Referral bonus",
+    models.EntryKind.BIRTHDAY: "Birthday reward",
+    models.EntryKind.REVERSAL: "Redemption cancelled",
+}
+
+
+@strawberry.type(name="ActivityEntry")
+class ActivityEntry(relay.Node):
+    id: relay.NodeID[int]
+    kind: ActivityKind  # type: ignore[valid-type]
+    points: int = strawberry.field(description="Change of the member's points (available and pending).")
+    pending: int = strawberry.field(description="Part of `points` that is pending until the return window ends.")
+    description: str
+    occurred_at: datetime
+
+    @classmethod
+    def from_model(cls, entry: models.LedgerEntry) -> ActivityEntry:
+        return cls(
+            id=entry.id,
+            kind=ActivityKind(entry.kind.value),
+            points=entry.delta_available + entry.delta_pending,
+            pending=entry.delta_pending,
+            description=entry.description or _DESCRIPTIONS.get(entry.kind, entry.kind.value),
+            occurred_at=entry.created_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[ActivityEntry | None]:
+        # Only the signed-in member's entries: someone else's id looks exactly like a missing one.
+        member_id = info.context.require_member()
+        ids = [int(i) for i in node_ids if i.isdigit()]
+        found = {e.id: e for e in await models.LedgerEntry.filter(id__in=ids, member_id=member_id)}
+        return [cls.from_model(found[int(i)]) if i.isdigit() and int(i) in found else None for i in node_ids]
+
+
+@strawberry.type(name="ActivityConnection")
+class ActivityConnection(relay.Connection[ActivityEntry]):
+    @classmethod
+    def from_page(cls, entries: list[models.LedgerEntry], size: int) -> ActivityConnection:
+        edges = [relay.Edge(node=ActivityEntry.from_model(e), cursor=encode_cursor("activity", e.id)) for e in entries]
+        return cls(
+            edges=edges[:size],
+            page_info=relay.PageInfo(
+                has_next_page=len(entries) > size,
+                has_previous_page=False,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[:size][-1].cursor if edges else None,
+            ),
+        )

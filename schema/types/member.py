@@ -1,0 +1,147 @@
+"""The signed-in member: card, points, tier progress and activity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+import strawberry
+from strawberry import relay
+
+from loyalty import card, clock, models
+from loyalty.program import cached_program
+from loyalty.tiers import tier_progress
+from schema.context import Info
+from schema.types.activity import ActivityConnection
+from schema.types.pagination import decode_cursor, page_size
+from schema.types.program import Tier
+
+
+@strawberry.type
+class MemberCard:
+    barcode_value: str = strawberry.field(description="What the till scans; changes with `code`.")
+    barcode_format: str
+    code: str = strawberry.field(description="One-time checkout code a cashier can type.")
+    code_expires_at: datetime
+
+
+@strawberry.type
+class ExpiringPoints:
+    amount: int
+    expires_at: datetime
+
+
+@strawberry.type
+class Points:
+    available: int
+    pending: int = strawberry.field(description="Earned, spendable once the return window ends.")
+    lifetime_earned: int
+    member_id: strawberry.Private[int]
+    expiring_days: strawberry.Private[int]
+
+    @strawberry.field(description="Available points expiring within the programme's warning window, soonest first.")
+    async def expiring_soon(self, info: Info) -> list[ExpiringPoints]:
+        lots = await info.context.loaders.expiring_lots(self.expiring_days).load(self.member_id)
+        by_day: dict[datetime, int] = {}
+        for lot in lots:
+            assert lot.expires_at is not None
+            by_day[lot.expires_at] = by_day.get(lot.expires_at, 0) + lot.remaining
+        return [ExpiringPoints(amount=amount, expires_at=at) for at, amount in by_day.items()]
+
+
+@strawberry.type
+class TierProgress:
+    current: Tier
+    next: Tier | None
+    qualifying_value: int
+    next_threshold: int | None
+    remaining_to_next: int | None
+    progress: float = strawberry.field(description="0 to 1 from the current tier's threshold to the next one's.")
+    period_ends_at: datetime
+    held_until: datetime | None = strawberry.field(description="The current tier is kept at least until then.")
+    needed_to_keep: int = strawberry.field(description="Qualifying value still needed this period to keep the tier.")
+
+
+@strawberry.type(name="Member")
+class Member(relay.Node):
+    id: relay.NodeID[int]
+    member_number: str
+    display_name: str
+    email: str | None
+    birthday: date | None
+    interests: list[str]
+    marketing_consent: bool
+    marketing_consent_at: datetime | None
+    timezone: str
+    model: strawberry.Private[models.Member]
+
+    @classmethod
+    def from_model(cls, member: models.Member) -> Member:
+        return cls(
+            id=member.id,
+            member_number=member.member_number,
+            display_name=member.display_name,
+            email=member.email,
+            birthday=member.birthday,
+            interests=list(member.interests),
+            marketing_consent=member.marketing_consent,
+            marketing_consent_at=member.marketing_consent_at,
+            timezone=member.timezone,
+            model=member,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Member | None]:
+        # A member can refetch only themselves; any other id resolves like a missing one.
+        member_id = info.context.require_member()
+        result: list[Member | None] = []
+        for node_id in node_ids:
+            member = await info.context.loaders.member.load(member_id) if node_id == str(member_id) else None
+            result.append(cls.from_model(member) if member else None)
+        return result
+
+    @strawberry.field
+    async def card(self) -> MemberCard:
+        program = await cached_program()
+        code = card.card_code(self.model, clock.now(), program.card_code_seconds)
+        return MemberCard(
+            barcode_value=code.barcode_value,
+            barcode_format=card.BARCODE_FORMAT,
+            code=code.code,
+            code_expires_at=code.expires_at,
+        )
+
+    @strawberry.field
+    async def points(self) -> Points:
+        program = await cached_program()
+        return Points(
+            available=self.model.points_available,
+            pending=self.model.points_pending,
+            lifetime_earned=self.model.lifetime_earned,
+            member_id=self.model.id,
+            expiring_days=program.expiring_soon_days,
+        )
+
+    @strawberry.field
+    async def tier(self, info: Info) -> TierProgress:
+        program = await cached_program()
+        value = await info.context.loaders.qualifying_value(program).load(self.model.id)
+        progress = tier_progress(self.model, program, value, clock.now())
+        return TierProgress(
+            current=Tier.from_model(progress.current),
+            next=Tier.from_model(progress.next) if progress.next else None,
+            qualifying_value=progress.qualifying_value,
+            next_threshold=progress.next_threshold,
+            remaining_to_next=progress.remaining_to_next,
+            progress=progress.progress,
+            period_ends_at=progress.period_ends_at,
+            held_until=progress.held_until,
+            needed_to_keep=progress.needed_to_keep,
+        )
+
+    @strawberry.field(description="Points activity, newest first.")
+    async def activity(self, info: Info, first: int = 20, after: str | None = None) -> ActivityConnection:
+        size = page_size(first)
+        before = decode_cursor("activity", after)
+        entries = await info.context.loaders.activity.load((self.model.id, size + 1, before))
+        return ActivityConnection.from_page(entries, size)
