@@ -25,6 +25,7 @@ from schema.context import Info
 from schema.errors import NotAuthenticated, is_public
 from schema.mutations.profile_update import ProfileUpdatePayload, profile_update
 from schema.mutations.sessions import SessionPayload, session_create, session_refresh
+from schema.trusted_documents import load_trusted_hashes, trusted_documents_rule
 from schema.types.activity import ActivityEntry
 from schema.types.member import Member
 from schema.types.program import Program
@@ -74,8 +75,9 @@ def _extensions(*, production: bool, max_depth: int, max_aliases: int, max_token
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
     ]
     if production:
+        trusted = trusted_documents_rule(load_trusted_hashes())
         extensions += [
-            lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]),
+            lambda: AddValidationRules([trusted, NoSchemaIntrospectionCustomRule]),
             lambda: MaskErrors(should_mask_error=lambda error: not is_public(error)),
         ]
     return extensions
@@ -84,7 +86,8 @@ def _extensions(*, production: bool, max_depth: int, max_aliases: int, max_token
 def build_member_schema(
     *, production: bool, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 2000
 ) -> strawberry.Schema:
-    """The member schema; production turns off introspection and suggestions and masks unexpected errors."""
+    """The member schema. Production accepts only the app's trusted documents, refuses introspection, gives no
+    field suggestions and masks unexpected errors."""
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
