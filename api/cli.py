@@ -92,3 +92,154 @@ def serve(
         log_level="info",
         access_log=not settings.production,
     )
+
+
+@app.command()
+def demo() -> None:
+    """Serve the seeded demo programme on KLUBB_HOST:KLUBB_PORT and print where to look (`make demo`)."""
+    settings = get_settings()
+    if settings.production:
+        typer.echo("`klubb demo` is for development only", err=True)
+        raise typer.Exit(1)
+    base = f"http://{settings.host}:{settings.port}"
+    env = f"KLUBB_DATABASE_URL={settings.database_url}"
+    typer.echo(
+        f"""
+klubb demo: {settings.database_url}
+
+  GraphiQL (member API)   {base}/graphql
+  Health                  {base}/healthz
+  JWKS                    {base}/.well-known/jwks.json
+
+  Demo members: anna@example.com, bo@example.com, cecilia@example.com
+  Sign in as one (emulator-mode Firebase token -> klubb access token):
+
+    TOKEN=$({env} .venv/bin/klubb dev-token anna@example.com)
+    curl -s {base}/graphql -H 'content-type: application/json' \\
+      -d '{{"query":"mutation($t: String!) {{ sessionCreate(input: {{firebaseIdToken: $t}}) {{ accessToken }} }}",'\\
+'"variables":{{"t":"'$TOKEN'"}}}}'
+
+  Then send `Authorization: Bearer <accessToken>` with the home query in mobile-client-mock/operations/Home.graphql.
+"""
+    )
+    serve(host=None, port=None, workers=1)
+
+
+# --- outbox worker and webhooks -------------------------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="drain what is due now, then exit")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, max=500, help="deliveries leased at a time")] = 20,
+    poll_seconds: Annotated[float, typer.Option(min=0.05, help="idle polling interval")] = 1.0,
+) -> None:
+    """Drain the outbox (webhook deliveries) until SIGTERM/SIGINT; safe to run several at once on PostgreSQL."""
+    import logging
+    import signal
+
+    from worker.runner import drain_once, make_client, run_forever
+
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise here
+
+    async def job() -> int:
+        if once:
+            async with make_client() as client:
+                return await drain_once(settings, client, batch_size=batch_size)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_forever(settings, stop, poll_seconds, batch_size=batch_size)
+        return 0
+
+    attempts = run_with_db(job)
+    if once:
+        typer.echo(f"made {attempts} delivery attempts")
+
+
+webhook_app = typer.Typer(help="Webhook endpoints that receive domain events.", no_args_is_help=True)
+app.add_typer(webhook_app, name="webhook")
+
+
+@webhook_app.command("add")
+def webhook_add(
+    url: Annotated[str, typer.Argument(help="http(s) URL that receives signed POSTs")],
+    event: Annotated[list[str] | None, typer.Option("--event", help="event type (repeat; none = every event)")] = None,
+) -> None:
+    """Register a webhook endpoint; prints its id and signing secret (shown only this once)."""
+    from loyalty.errors import DomainError
+    from loyalty.webhooks import create_webhook_endpoint
+
+    try:
+        endpoint, secret = run_with_db(lambda: create_webhook_endpoint(url, event or []))
+    except DomainError as exc:
+        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"id: {endpoint.id}")
+    typer.echo(f"secret: {secret}")
+
+
+@webhook_app.command("list")
+def webhook_list() -> None:
+    """List webhook endpoints (id, active, URL, event types)."""
+    from loyalty.webhooks import list_webhook_endpoints
+
+    for endpoint in run_with_db(list_webhook_endpoints):
+        types = ",".join(endpoint.event_types) or "*"
+        typer.echo(f"{endpoint.id}\t{'active' if endpoint.active else 'inactive'}\t{endpoint.url}\t{types}")
+
+
+@webhook_app.command("deactivate")
+def webhook_deactivate(endpoint_id: Annotated[int, typer.Argument(help="endpoint id")]) -> None:
+    """Stop delivering to an endpoint (its pending deliveries are marked failed)."""
+    from loyalty.errors import DomainError
+    from loyalty.webhooks import deactivate_webhook_endpoint
+
+    try:
+        run_with_db(lambda: deactivate_webhook_endpoint(endpoint_id))
+    except DomainError as exc:
+        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"deactivated {endpoint_id}")
+
+
+@app.command("dev-token")
+def dev_token(email: Annotated[str, typer.Argument(help="the demo member's email")]) -> None:
+    """Print a Firebase Auth emulator ID token for the demo member `demo:<email>` (development only).
+
+    Only the token goes to stdout, so `TOKEN=$(klubb dev-token anna@example.com)` works.
+    """
+    from api.auth.firebase import emulator_enabled, make_emulator_id_token
+
+    settings = get_settings()
+    if settings.production:
+        typer.echo("klubb dev-token: refused in production (KLUBB_ENVIRONMENT=production)", err=True)
+        raise typer.Exit(1)
+    if not emulator_enabled():
+        typer.echo("note: the server accepts this token only with FIREBASE_AUTH_EMULATOR_HOST set", err=True)
+    address = email.strip().lower()
+    typer.echo(make_emulator_id_token(settings.firebase_project_id, f"demo:{address}", address, settings=settings))
+
+
+@app.command("jwt-keygen")
+def jwt_keygen(
+    path: Annotated[Path, typer.Argument(help="where to write the new private key (PEM, mode 0600)")],
+    public_out: Annotated[
+        Path | None, typer.Option(help="also write the public key here (for KLUBB_JWT_PREVIOUS_PUBLIC_KEY_FILES)")
+    ] = None,
+) -> None:
+    """Write a new EC P-256 access-token signing key (for KLUBB_JWT_PRIVATE_KEY_FILE); never overwrites a file."""
+    from api.auth.tokens import generate_private_key, jwk_thumbprint, public_key_pem, write_private_key
+
+    key = generate_private_key()
+    try:
+        write_private_key(path, key)
+    except FileExistsError:
+        typer.echo(f"klubb jwt-keygen: {path} exists; refusing to overwrite a signing key", err=True)
+        raise typer.Exit(1) from None
+    if public_out is not None:
+        public_out.write_bytes(public_key_pem(key.public_key()))
+    typer.echo(f"wrote {path} (kid {jwk_thumbprint(key.public_key())})")

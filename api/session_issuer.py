@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.auth import AuthError
+from api.auth import AuthError, AuthUnavailable
 from api.auth.firebase import FirebaseVerifier
 from api.auth.sessions import create_session, refresh_session
 from api.auth.tokens import TokenService
 from api.settings import Settings
-from loyalty.errors import DomainError
 from schema.sessions import IssuedSession, SessionRefused
 
 
@@ -21,25 +20,16 @@ class ApiSessionIssuer:
 
     async def create(self, firebase_id_token: str) -> IssuedSession:
         try:
-            issued = await create_session(
+            return await create_session(
                 firebase_id_token, verifier=self.verifier, tokens=self.tokens, settings=self.settings
             )
-        except (AuthError, DomainError) as error:
-            raise SessionRefused(error.code, str(error)) from error
-        return _issued(issued)
+        except AuthUnavailable:
+            raise  # our fault, not the member's: a top-level error
+        except AuthError as error:
+            raise SessionRefused(error.code, error.message) from error
 
     async def refresh(self, refresh_token: str) -> IssuedSession:
         try:
-            issued = await refresh_session(refresh_token, tokens=self.tokens, settings=self.settings)
-        except (AuthError, DomainError) as error:
-            raise SessionRefused(error.code, str(error)) from error
-        return _issued(issued)
-
-
-def _issued(issued: object) -> IssuedSession:
-    return IssuedSession(
-        access_token=issued.access_token,  # type: ignore[attr-defined]
-        access_token_expires_at=issued.access_expires_at,  # type: ignore[attr-defined]
-        refresh_token=issued.refresh_token,  # type: ignore[attr-defined]
-        member=issued.member,  # type: ignore[attr-defined]
-    )
+            return await refresh_session(refresh_token, tokens=self.tokens, settings=self.settings)
+        except AuthError as error:
+            raise SessionRefused(error.code, error.message) from error

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     embedded_worker: bool = True
     webhook_timeout_seconds: float = 10.0
     webhook_retry_hours: int = 24
+    worker_lease_seconds: float = 60.0  # claim lease; must exceed webhook_timeout_seconds
 
     program_file: str = "demo/programme.toml"
 

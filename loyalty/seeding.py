@@ -17,7 +17,7 @@ async def seed_from_config(config: dict[str, Any]) -> str:
     members = config.get("members", [])
     for spec in members:
         email = spec["email"]
-        member, _ = await enroll_member(f"demo:{email}", email=email, display_name=spec.get("name", ""))
+        member, _ = await enroll_member(f"demo:{email.lower()}", email=email, display_name=spec.get("name", ""))
         for i, total in enumerate(spec.get("purchases", [])):
             # Spread purchases over past weeks so some points are available and some pending.
             await earn_for_purchase(
