@@ -33,6 +33,7 @@ class Member(Model):
     # Earliest moment a lot of this member matures or expires: reads settle the member when it is due.
     next_settle_at = fields.DatetimeField(null=True)
 
+    last_purchase_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 

@@ -34,6 +34,15 @@ class Program(Model):
     tier_period = fields.CharEnumField(TierPeriod, max_length=24, default=TierPeriod.CALENDAR_YEAR)
     card_code_seconds = fields.IntField(default=60)
     timezone = fields.CharField(max_length=64, default="UTC")
+    # Line categories that never earn (gift cards, deposits).
+    excluded_categories = fields.JSONField(default=list)
+    birthday_points = fields.IntField(default=0)
+    # Lifecycle: new for `new_member_days` after enrolment; lapsing/lapsed after that many days without a purchase.
+    new_member_days = fields.IntField(default=30)
+    lapsing_after_days = fields.IntField(default=60)
+    lapsed_after_days = fields.IntField(default=180)
+    # Manual adjustments above this many points need a manager.
+    adjustment_cap = fields.IntField(default=500)
 
     tiers: fields.ReverseRelation[Tier]
 
