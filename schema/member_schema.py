@@ -25,7 +25,7 @@ from schema.context import Info
 from schema.errors import NotAuthenticated, is_public
 from schema.mutations.profile_update import ProfileUpdatePayload, profile_update
 from schema.mutations.sessions import SessionPayload, session_create, session_refresh
-from schema.trusted_documents import load_trusted_hashes, trusted_documents_rule
+from schema.trusted_documents import load_trusted_hashes, trusted_documents
 from schema.types.activity import ActivityEntry
 from schema.types.member import Member
 from schema.types.program import Program
@@ -66,7 +66,9 @@ class Mutation:
     profile_update: ProfileUpdatePayload = strawberry.mutation(resolver=profile_update)
 
 
-def _extensions(*, production: bool, max_depth: int, max_aliases: int, max_tokens: int) -> list[Callable[[], Any]]:
+def query_limits(*, production: bool, max_depth: int, max_aliases: int, max_tokens: int) -> list[Callable[[], Any]]:
+    """Extensions every schema gets: parser/validation caches and limits; in production, no introspection and
+    masked unexpected errors."""
     extensions: list[Callable[[], Any]] = [
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
@@ -75,9 +77,8 @@ def _extensions(*, production: bool, max_depth: int, max_aliases: int, max_token
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
     ]
     if production:
-        trusted = trusted_documents_rule(load_trusted_hashes())
         extensions += [
-            lambda: AddValidationRules([trusted, NoSchemaIntrospectionCustomRule]),
+            lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]),
             lambda: MaskErrors(should_mask_error=lambda error: not is_public(error)),
         ]
     return extensions
@@ -92,8 +93,9 @@ def build_member_schema(
         query=Query,
         mutation=Mutation,
         types=[ActivityEntry],
-        extensions=_extensions(
-            production=production, max_depth=max_depth, max_aliases=max_aliases, max_tokens=max_tokens
-        ),
+        extensions=[
+            *query_limits(production=production, max_depth=max_depth, max_aliases=max_aliases, max_tokens=max_tokens),
+            *([trusted_documents(load_trusted_hashes())] if production else []),
+        ],
         config=StrawberryConfig(disable_field_suggestions=production),
     )

@@ -1,0 +1,40 @@
+"""Who acts at the checkout or in the back office: a staff member or an integration (API key), with a role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from loyalty.errors import DomainError
+from loyalty.models import StaffRole
+
+_RANK = {StaffRole.CASHIER: 0, StaffRole.MANAGER: 1, StaffRole.ADMIN: 2}
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A signed-in staff member (`kind="staff"`) or integration (`kind="api_key"`)."""
+
+    kind: str
+    id: int
+    role: StaffRole
+    store_codes: tuple[str, ...] = field(default=())  # empty = every store
+    name: str = ""
+
+    def has_role(self, role: StaffRole) -> bool:
+        """True if this actor's role is `role` or above (cashier < manager < admin)."""
+        return _RANK[self.role] >= _RANK[role]
+
+    def may_act_in(self, store_code: str | None) -> bool:
+        """True if this actor may act in `store_code` (None: an action bound to no store)."""
+        return not self.store_codes or store_code is None or store_code in self.store_codes
+
+    def require(self, role: StaffRole, store_code: str | None = None) -> None:
+        """Raise `Forbidden` unless this actor has `role` (or above) in `store_code`."""
+        if not self.has_role(role):
+            raise Forbidden(f"this needs the {role.value} role")
+        if not self.may_act_in(store_code):
+            raise Forbidden(f"not allowed in store {store_code}", field="storeCode")

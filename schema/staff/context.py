@@ -1,0 +1,44 @@
+"""The staff request context: the acting staff member or integration, and DataLoaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.types import Info as StrawberryInfo
+
+from loyalty.actors import Actor
+from loyalty.models import StaffRole
+from schema.errors import NotAuthenticated, PublicError
+from schema.loaders import Loaders
+
+
+class NotAllowed(PublicError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "FORBIDDEN")
+
+
+@dataclass
+class StaffContext:
+    request: Any
+    response: Any
+    actor: Actor | None
+    loaders: Loaders = field(default_factory=Loaders)
+    # Staff sign-in (`staffSessionCreate`) is served by the API layer, which owns password checks and tokens.
+    staff_sessions: Any = None
+
+    def require(self, role: StaffRole = StaffRole.CASHIER, store_code: str | None = None) -> Actor:
+        """The acting staff member/integration if they hold `role` (in `store_code`); else a top-level error.
+
+        Function-level authorisation: every staff resolver calls this first.
+        """
+        if self.actor is None:
+            raise NotAuthenticated("staff sign-in required: send a staff access token or an API key")
+        if not self.actor.has_role(role):
+            raise NotAllowed(f"this needs the {role.value} role")
+        if not self.actor.may_act_in(store_code):
+            raise NotAllowed(f"not allowed in store {store_code}")
+        return self.actor
+
+
+StaffInfo = StrawberryInfo[StaffContext, None]

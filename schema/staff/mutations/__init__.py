@@ -1,0 +1,1 @@
+"""Staff mutations, one module each."""
