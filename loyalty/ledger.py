@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
-from tortoise.functions import Min
+from tortoise.functions import Min, Sum
 from tortoise.transactions import in_transaction
 
 from loyalty import clock, events
@@ -186,11 +186,32 @@ async def settle(conn: BaseDBAsyncClient, member: Member) -> None:
                 payload={"amount": lot.remaining, "lot_id": lot.id},
             )
     expired = await PointsLot.filter(member_id=member.id, status=LotStatus.AVAILABLE, expires_at__lte=at).using_db(conn)
+    # A negative balance (a clawback overdraw, where the programme allows it) is a debt that later points repay:
+    # the lots then hold `debt` more than the balance. Those points were already netted against the debt, so
+    # expiring them must not deduct them from the balance a second time; the debt counts as repaid by the
+    # earliest-expiring lots (the spend order). Without a negative balance the debt is 0 and nothing changes.
+    debt = 0
+    if expired:
+        held = (
+            await PointsLot.filter(member_id=member.id, status=LotStatus.AVAILABLE)
+            .using_db(conn)
+            .annotate(total=Sum("remaining"))
+            .values_list("total", flat=True)
+        )
+        debt = max(0, int((held[0] if held else 0) or 0) - member.points_available)
     for lot in sorted(expired, key=_spend_order):
         await PointsLot.filter(id=lot.id).using_db(conn).update(status=LotStatus.EXPIRED)
         if lot.remaining:
+            repaid = min(debt, lot.remaining)
+            debt -= repaid
             entry = await _post(
-                conn, member, EntryKind.EXPIRE, available=-lot.remaining, allow_overdraw=True, lot_id=lot.id
+                conn,
+                member,
+                EntryKind.EXPIRE,
+                available=-(lot.remaining - repaid),
+                allow_overdraw=True,
+                lot_id=lot.id,
+                description=f"{repaid} had repaid a negative balance" if repaid else "",
             )
             await _take_from_lots(conn, entry, [lot], lot.remaining)
             await events.emit(
@@ -269,8 +290,26 @@ def points_for_amount(program: Program, amount_minor: int, multiplier: Decimal) 
 
 def _check_amount(value: int, field: str, *, allow_zero: bool = False) -> None:
     low = 0 if allow_zero else 1
-    if not isinstance(value, int) or value < low or value > MAX_POINTS * 100:
+    # `bool` is an `int` subclass: `True` must not pass as an amount of 1.
+    if not isinstance(value, int) or isinstance(value, bool) or value < low or value > MAX_POINTS * 100:
         raise InvalidInput(f"{field} must be a whole number of at least {low}", field=field)
+
+
+def _store_key(store_code: str, reference: str) -> str:
+    """An unambiguous idempotency key for a reference (receipt or refund id) that is unique per store.
+
+    A plain f"{store}:{reference}" made store "A" + receipt "B:C" and store "A:B" + receipt "C" share a key, so the
+    second purchase silently replayed the first one's answer and was never recorded. The store code's length
+    prefix keeps the pair apart.
+    """
+    return f"{len(store_code)}:{store_code}:{reference}"
+
+
+def _check_key(idempotency_key: str) -> None:
+    # The scoped key is f"{member_id}:{idempotency_key}", never empty itself, so `run_idempotent`'s own check
+    # cannot catch an empty client key: every empty key of a member would otherwise share one record.
+    if not isinstance(idempotency_key, str) or not idempotency_key.strip():
+        raise InvalidInput("an idempotency key is required", field="idempotencyKey")
 
 
 async def earn_for_purchase(
@@ -301,7 +340,8 @@ async def earn_for_purchase(
         raise InvalidInput("occurredAt is in the future", field="occurredAt")
     request = {
         "member": member_id,
-        "occurred_at": occurred_at.isoformat(),
+        # In UTC: a retry stating the same instant with another UTC offset is the same request.
+        "occurred_at": occurred_at.astimezone(UTC).isoformat(),
         "currency": currency,
         "total": total,
         "eligible": eligible,
@@ -375,7 +415,80 @@ async def earn_for_purchase(
         )
         return asdict(EarnResult(purchase.id, points, available_at.isoformat(), tier.name))
 
-    return EarnResult(**await run_idempotent("purchase", f"{store_code}:{receipt_id}", request, action))
+    return EarnResult(**await run_idempotent("purchase", _store_key(store_code, receipt_id), request, action))
+
+
+async def credit_available(
+    conn: BaseDBAsyncClient, member: Member, program: Program, amount: int, *, kind: EntryKind, description: str = ""
+) -> LedgerEntry:
+    """Credit `amount` immediately available points to a member locked in the caller's transaction.
+
+    For features that must credit atomically with their own writes (engagement events, bonus offers, birthday).
+    Emits `points.adjusted`.
+    """
+    _check_amount(amount, "amount")
+    await settle(conn, member)
+    lot = await _create_lot(conn, member, program, amount, clock.now())
+    entry = await _post(
+        conn, member, kind, available=amount, lifetime=amount, lot_id=lot.id, description=description[:200]
+    )
+    await settle(conn, member)
+    await events.emit(conn, events.POINTS_ADJUSTED, member_id=member.id, payload={"kind": kind.value, "amount": amount})
+    return entry
+
+
+async def debit_available(
+    conn: BaseDBAsyncClient, member: Member, amount: int, *, kind: EntryKind = EntryKind.REDEEM, description: str = ""
+) -> LedgerEntry:
+    """Debit `amount` available points, earliest-expiring lots first, from a member locked in the caller's transaction.
+
+    Raises `InsufficientPoints` when the balance does not cover it (the caller's transaction then rolls back).
+    Emits `points.redeemed` (or `points.adjusted` for adjustments).
+    """
+    _check_amount(amount, "amount")
+    await settle(conn, member)
+    entry = await _post(conn, member, kind, available=-amount, description=description[:200])
+    await _debit_lots(conn, member, entry, amount)
+    await _schedule_next_settle(conn, member)
+    await events.emit(
+        conn,
+        events.POINTS_REDEEMED if kind == EntryKind.REDEEM else events.POINTS_ADJUSTED,
+        member_id=member.id,
+        payload={"entry_id": entry.id, "amount": amount, "balance": member.points_available},
+    )
+    return entry
+
+
+async def reverse_debit(conn: BaseDBAsyncClient, member: Member, entry_id: int) -> LedgerEntry:
+    """Give back exactly what a redemption took, to the lots it took it from, in the caller's transaction.
+
+    Points whose lot has expired meanwhile expire again at once. A redemption is reversed at most once
+    (`AlreadyReversed`); an entry that is not this member's redemption is `NotFound`.
+    """
+    original = await LedgerEntry.get_or_none(id=entry_id, member_id=member.id, kind=EntryKind.REDEEM).using_db(conn)
+    if original is None:
+        raise NotFound("no such redemption", field="entryId")
+    if await LedgerEntry.filter(reverses_id=entry_id).using_db(conn).exists():
+        raise AlreadyReversed("this redemption was already cancelled", field="entryId")
+    amount = -original.delta_available
+    reversal = await _post(conn, member, EntryKind.REVERSAL, available=amount, reverses_id=original.id)
+    for allocation in await LotAllocation.filter(entry_id=original.id).using_db(conn):
+        await (
+            PointsLot.filter(id=allocation.lot_id)
+            .using_db(conn)
+            .update(remaining=F("remaining") + allocation.amount, status=LotStatus.AVAILABLE)
+        )
+        await LotAllocation.create(
+            entry_id=reversal.id, lot_id=allocation.lot_id, amount=-allocation.amount, using_db=conn
+        )
+    await settle(conn, member)
+    await events.emit(
+        conn,
+        events.POINTS_REDEMPTION_CANCELLED,
+        member_id=member.id,
+        payload={"entry_id": original.id, "amount": amount},
+    )
+    return reversal
 
 
 async def credit_points(
@@ -385,24 +498,12 @@ async def credit_points(
     if kind not in (EntryKind.BIRTHDAY, EntryKind.REFERRAL_BONUS, EntryKind.ADJUSTMENT):
         raise ValueError(f"{kind} is not a direct credit")
     _check_amount(amount, "amount")
+    _check_key(idempotency_key)
 
     async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
-        program = await load_program(conn)
         member = await lock_member(conn, member_id)
-        await settle(conn, member)
-        lot = await _create_lot(conn, member, program, amount, clock.now())
-        entry = await _post(
-            conn,
-            member,
-            kind,
-            available=amount,
-            lifetime=amount,
-            lot_id=lot.id,
-            description=description[:200],
-        )
-        await settle(conn, member)
-        await events.emit(
-            conn, events.POINTS_ADJUSTED, member_id=member.id, payload={"kind": kind.value, "amount": amount}
+        entry = await credit_available(
+            conn, member, await load_program(conn), amount, kind=kind, description=description
         )
         return {"entry_id": entry.id}
 
@@ -436,19 +537,11 @@ async def redeem_points(
     if kind not in (EntryKind.REDEEM, EntryKind.ADJUSTMENT):
         raise ValueError(f"{kind} is not a debit")
     _check_amount(amount, "amount")
+    _check_key(idempotency_key)
 
     async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
         member = await lock_member(conn, member_id)
-        await settle(conn, member)
-        entry = await _post(conn, member, kind, available=-amount, description=description[:200])
-        await _debit_lots(conn, member, entry, amount)
-        await _schedule_next_settle(conn, member)
-        await events.emit(
-            conn,
-            events.POINTS_REDEEMED if kind == EntryKind.REDEEM else events.POINTS_ADJUSTED,
-            member_id=member.id,
-            payload={"entry_id": entry.id, "amount": amount, "balance": member.points_available},
-        )
+        entry = await debit_available(conn, member, amount, kind=kind, description=description)
         return asdict(Redemption(entry.id, amount, member.points_available))
 
     request = {"member": member_id, "amount": amount, "kind": kind.value}
@@ -461,30 +554,7 @@ async def cancel_redemption(member_id: int, entry_id: int) -> int:
     Points whose lot has expired meanwhile expire again at once. A redemption is reversed at most once.
     """
     async with locked_member(member_id) as (conn, member):
-        original = await LedgerEntry.get_or_none(id=entry_id, member_id=member_id, kind=EntryKind.REDEEM).using_db(conn)
-        if original is None:
-            raise NotFound("no such redemption", field="entryId")
-        if await LedgerEntry.filter(reverses_id=entry_id).using_db(conn).exists():
-            raise AlreadyReversed("this redemption was already cancelled", field="entryId")
-        amount = -original.delta_available
-        reversal = await _post(conn, member, EntryKind.REVERSAL, available=amount, reverses_id=original.id)
-        for allocation in await LotAllocation.filter(entry_id=original.id).using_db(conn):
-            await (
-                PointsLot.filter(id=allocation.lot_id)
-                .using_db(conn)
-                .update(remaining=F("remaining") + allocation.amount, status=LotStatus.AVAILABLE)
-            )
-            await LotAllocation.create(
-                entry_id=reversal.id, lot_id=allocation.lot_id, amount=-allocation.amount, using_db=conn
-            )
-        await settle(conn, member)
-        await events.emit(
-            conn,
-            events.POINTS_REDEMPTION_CANCELLED,
-            member_id=member.id,
-            payload={"entry_id": original.id, "amount": amount},
-        )
-        return reversal.id
+        return (await reverse_debit(conn, member, entry_id)).id
 
 
 # --- returns --------------------------------------------------------------------------------------
@@ -506,6 +576,9 @@ async def refund_purchase(*, store_code: str, receipt_id: str, refund_id: str, a
     zero only where the programme allows it; what cannot be recovered is recorded on the entry.
     """
     _check_amount(amount, "amount")
+    # As in `earn_for_purchase`: the scoped key "store:refund" is never empty, so check the parts.
+    if not store_code or not receipt_id or not refund_id:
+        raise InvalidInput("store code, receipt id and refund id are required", field="refundId")
 
     async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
         purchase = await Purchase.get_or_none(store_code=store_code, receipt_id=receipt_id).using_db(conn)
@@ -568,7 +641,7 @@ async def refund_purchase(*, store_code: str, receipt_id: str, refund_id: str, a
         return asdict(RefundResult(refund.id, to_reverse, recovered, unrecovered))
 
     request = {"receipt_id": receipt_id, "amount": amount}
-    return RefundResult(**await run_idempotent("refund", f"{store_code}:{refund_id}", request, action))
+    return RefundResult(**await run_idempotent("refund", _store_key(store_code, refund_id), request, action))
 
 
 async def _claw_back(

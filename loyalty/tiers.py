@@ -49,9 +49,14 @@ async def qualifying_value(
     member_id: int, program: Program, at: datetime, conn: BaseDBAsyncClient | None = None
 ) -> int:
     """The member's qualifying value in the current period."""
+    # Bounded by the period's end, not by `at`: a purchase may be stamped a few minutes ahead of the business
+    # clock (till clock skew, `ledger.FUTURE_TOLERANCE`). With `occurred_at <= at` such a purchase did not count
+    # when it was recorded, so the upgrade it earned was not immediate (and no evaluation was due later).
     rows = (
         await QualifyingCredit.filter(
-            member_id=member_id, occurred_at__gte=period_start(program, at), occurred_at__lte=at
+            member_id=member_id,
+            occurred_at__gte=period_start(program, at),
+            occurred_at__lt=period_end(program, at),
         )
         .using_db(conn)
         .annotate(total=Sum("amount"))
@@ -93,7 +98,10 @@ async def evaluate_tier(conn: BaseDBAsyncClient, member: Member, program: Progra
         floor = _rank(tiers, member.manual_tier_id)
         if floor > rank:
             rank = floor
-            held_until = max(held_until, member.manual_tier_until) if held_until else member.manual_tier_until
+            # The floor tier holds exactly until the manual end date. (Taking the max with the hold computed for
+            # the lower, earned tier kept the manual tier up to the end of the *next* period, long after the
+            # manual end date.) After that date the evaluation moves down one tier at a time as usual.
+            held_until = member.manual_tier_until
     new_tier = tiers[rank]
     changed = new_tier.id != member.tier_id
     if changed or held_until != member.tier_held_until:
