@@ -19,6 +19,10 @@ POINTS_EXPIRED = "points.expired"
 POINTS_ADJUSTED = "points.adjusted"
 POINTS_REFUNDED = "points.refunded"
 TIER_CHANGED = "tier.changed"
+VOUCHER_ISSUED = "voucher.issued"
+VOUCHER_REDEEMED = "voucher.redeemed"
+VOUCHER_CANCELLED = "voucher.cancelled"
+VOUCHER_EXPIRED = "voucher.expired"
 
 EVENT_TYPES = (
     MEMBER_ENROLLED,
@@ -31,6 +35,10 @@ EVENT_TYPES = (
     POINTS_ADJUSTED,
     POINTS_REFUNDED,
     TIER_CHANGED,
+    VOUCHER_ISSUED,
+    VOUCHER_REDEEMED,
+    VOUCHER_CANCELLED,
+    VOUCHER_EXPIRED,
 )
 
 

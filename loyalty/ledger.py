@@ -305,6 +305,18 @@ def _store_key(store_code: str, reference: str) -> str:
     return f"{len(store_code)}:{store_code}:{reference}"
 
 
+# Column sizes of Purchase.store_code / receipt_id and Refund.refund_id.
+_REFERENCE_LIMITS = {"storeCode": 32, "receiptId": 64, "refundId": 64}
+
+
+def _check_references(**references: str) -> None:
+    # Over-long references used to reach the model and fail with Tortoise's `ValidationError` (not a
+    # `DomainError`, so the API showed a fault instead of a userError) after the idempotency record was written.
+    for name, value in references.items():
+        if len(value) > _REFERENCE_LIMITS[name]:
+            raise InvalidInput(f"{name} must be at most {_REFERENCE_LIMITS[name]} characters", field=name)
+
+
 def _check_key(idempotency_key: str) -> None:
     # The scoped key is f"{member_id}:{idempotency_key}", never empty itself, so `run_idempotent`'s own check
     # cannot catch an empty client key: every empty key of a member would otherwise share one record.
@@ -334,6 +346,7 @@ async def earn_for_purchase(
         raise InvalidInput("eligible total cannot exceed the total", field="eligibleTotal")
     if not store_code or not receipt_id:
         raise InvalidInput("store code and receipt id are required", field="receiptId")
+    _check_references(storeCode=store_code, receiptId=receipt_id)
     if occurred_at.tzinfo is None:
         raise InvalidInput("occurredAt needs a timezone", field="occurredAt")
     if occurred_at > clock.now() + FUTURE_TOLERANCE:
@@ -579,6 +592,7 @@ async def refund_purchase(*, store_code: str, receipt_id: str, refund_id: str, a
     # As in `earn_for_purchase`: the scoped key "store:refund" is never empty, so check the parts.
     if not store_code or not receipt_id or not refund_id:
         raise InvalidInput("store code, receipt id and refund id are required", field="refundId")
+    _check_references(storeCode=store_code, receiptId=receipt_id, refundId=refund_id)
 
     async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
         purchase = await Purchase.get_or_none(store_code=store_code, receipt_id=receipt_id).using_db(conn)
