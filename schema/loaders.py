@@ -11,7 +11,7 @@ from tortoise.functions import Sum
 
 from loyalty import clock
 from loyalty.models import EntryKind, LedgerEntry, LotStatus, Member, PointsLot, Program, QualifyingCredit
-from loyalty.tiers import period_start
+from loyalty.tiers import period_end, period_start
 
 ActivityKey = tuple[int, int, int | None]  # (member id, page size + 1, entries before this id)
 
@@ -44,13 +44,14 @@ class Loaders:
     def qualifying_value(self, program: Program) -> DataLoader[int, int]:
         """Qualifying value per member in the current tier period."""
         at = clock.now()
-        window = (period_start(program, at), at)
+        # Same window as loyalty.tiers.qualifying_value: the whole current period.
+        window = (period_start(program, at), period_end(program, at))
         if window not in self._qualifying:
 
             async def load(member_ids: Sequence[int]) -> list[int]:
                 rows = (
                     await QualifyingCredit.filter(
-                        member_id__in=member_ids, occurred_at__gte=window[0], occurred_at__lte=window[1]
+                        member_id__in=member_ids, occurred_at__gte=window[0], occurred_at__lt=window[1]
                     )
                     .annotate(total=Sum("amount"))
                     .group_by("member_id")
