@@ -49,6 +49,11 @@ async def disconnect() -> None:
 
 async def migrate(database_url: str) -> None:
     """Apply the schema migrations in `loyalty/migrations` to the database."""
+    from tortoise import Tortoise
     from tortoise.migrations.api import migrate as run_migrations
 
-    await run_migrations(config=tortoise_config(database_url))
+    try:
+        await run_migrations(config=tortoise_config(database_url))
+    finally:
+        # Tortoise's migrate leaves its connections open; an open aiosqlite thread keeps the process alive.
+        await Tortoise.close_connections()
