@@ -34,9 +34,14 @@ async def assert_ledger_invariants() -> None:
             lifetime,
         ), f"member {member.id}: cached balances differ from the ledger sum"
         assert member.points_pending >= 0, f"member {member.id}: negative pending"
-        if not allow_negative:
+        held_available, held_pending = lots[member.id]
+        assert held_pending == pending, f"member {member.id}: pending lots {held_pending} != {pending}"
+        if allow_negative:
+            # A negative balance is a debt repaid by later points: lots may hold more than the balance, never less.
+            assert held_available >= available, f"member {member.id}: lots {held_available} < balance {available}"
+        else:
             assert member.points_available >= 0, f"member {member.id}: negative balance"
-            assert lots[member.id] == [available, pending], f"member {member.id}: lots {lots[member.id]}"
+            assert held_available == available, f"member {member.id}: lots {held_available} != balance {available}"
     taken: dict[int, int] = defaultdict(int)
     for lot_id, amount in await LotAllocation.all().values_list("lot_id", "amount"):
         assert lot_id in lot_by_id, f"allocation to missing lot {lot_id}"
