@@ -24,7 +24,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The console's browser tests drive Debian's chromium (never a Playwright browser download).
 test: install lint
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/python -m pytest
 
 bench: install

@@ -10,21 +10,26 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from admin import create_console
+from api.auth import AuthError
 from api.auth.firebase import FirebaseVerifier
-from api.auth.tokens import TokenService
+from api.auth.tokens import STAFF_AUDIENCE, TokenService
 from api.graphql import MemberGraphQL
 from api.session_issuer import ApiSessionIssuer
 from api.settings import Settings, get_settings
+from api.staff_graphql import StaffGraphQL
 from loyalty.db import connect, disconnect
 from schema.member_schema import build_member_schema
+from schema.staff.schema import build_staff_schema
 
 logger = logging.getLogger("klubb")
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the service: /graphql for the member app, health routes, and the embedded outbox worker."""
+    """Build the service: /graphql for the member app, /staff/graphql for the checkout and integrations, health
+    routes, and the embedded outbox worker."""
     settings = settings or get_settings()
     settings.check_safe()
     tokens = TokenService(settings)
@@ -38,6 +43,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         tokens=tokens,
         sessions=sessions,
+        graphiql=not settings.production,
+    )
+    staff_graphql = StaffGraphQL(
+        build_staff_schema(
+            production=settings.production,
+            max_depth=settings.graphql_max_depth,
+            max_aliases=settings.graphql_max_aliases,
+            max_tokens=settings.graphql_max_tokens,
+        ),
+        tokens=tokens,
         graphiql=not settings.production,
     )
 
@@ -63,8 +78,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/graphql", member_graphql, methods=["GET", "POST"]),
+            Route("/staff/graphql", staff_graphql, methods=["GET", "POST"]),
             Route("/healthz", health),
             Route("/.well-known/jwks.json", jwks),
+            Mount(
+                "/admin",
+                create_console(
+                    tokens, audience=STAFF_AUDIENCE, token_error=AuthError, secure_cookies=settings.production
+                ),
+            ),
         ],
         lifespan=lifespan,
     )

@@ -72,11 +72,21 @@ def evaluate_tiers() -> None:
     typer.echo(f"evaluated {count} members")
 
 
+@app.command("birthday-rewards")
+def birthday_rewards() -> None:
+    """Credit the birthday points to members in their birthday month, once a year (idempotent; run daily)."""
+    from loyalty.birthday import grant_birthday_points
+
+    count = run_with_db(grant_birthday_points)
+    typer.echo(f"credited {count} members")
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="default KLUBB_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="default KLUBB_PORT")] = None,
     workers: Annotated[int | None, typer.Option(help="default KLUBB_WORKERS")] = None,
+    access_log: Annotated[bool | None, typer.Option(help="log every request (default: outside production)")] = None,
 ) -> None:
     """Run the API server (uvicorn) with the settings from the environment."""
     import uvicorn
@@ -90,7 +100,7 @@ def serve(
         port=port or settings.port,
         workers=workers or settings.workers,
         log_level="info",
-        access_log=not settings.production,
+        access_log=not settings.production if access_log is None else access_log,
     )
 
 
@@ -122,7 +132,7 @@ klubb demo: {settings.database_url}
   Then send `Authorization: Bearer <accessToken>` with the home query in mobile-client-mock/operations/Home.graphql.
 """
     )
-    serve(host=None, port=None, workers=1)
+    serve(host=None, port=None, workers=1, access_log=None)
 
 
 # --- outbox worker and webhooks -------------------------------------------------------------------------------------
@@ -243,3 +253,70 @@ def jwt_keygen(
     if public_out is not None:
         public_out.write_bytes(public_key_pem(key.public_key()))
     typer.echo(f"wrote {path} (kid {jwk_thumbprint(key.public_key())})")
+
+
+# --- staff accounts and integration API keys --------------------------------------------------------------------------
+
+staff_app = typer.Typer(help="Staff accounts (checkout and back office).", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
+apikey_app = typer.Typer(help="API keys for integrations (POS, web shop).", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+Role = Annotated[str, typer.Option("--role", help="cashier, manager or admin")]
+
+
+@staff_app.command("create")
+def staff_create(
+    email: Annotated[str, typer.Argument(help="sign-in email (stored lower-case)")],
+    role: Role,
+    store: Annotated[list[str] | None, typer.Option("--store", help="store code (repeat; none = every store)")] = None,
+    name: Annotated[str, typer.Option("--name", help="display name")] = "",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+) -> None:
+    """Create a staff account. The password is prompted for (or read from stdin), never taken as an argument."""
+    import sys
+
+    from loyalty.errors import DomainError
+    from loyalty.staff import create_staff
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        staff = run_with_db(lambda: create_staff(email, password, role, store or (), name))
+    except DomainError as exc:
+        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    stores = ",".join(staff.store_codes) or "every store"
+    typer.echo(f"created staff {staff.id}: {staff.email} ({staff.role.value}, {stores})")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Argument(help="what uses the key, e.g. 'POS store 1'")],
+    role: Role,
+    store: Annotated[str | None, typer.Option("--store", help="the one store the key may act in")] = None,
+) -> None:
+    """Create an API key and print it once (only its hash is stored): send it as `X-Api-Key` to /staff/graphql."""
+    from loyalty.errors import DomainError
+    from loyalty.staff import create_api_key
+
+    try:
+        key, raw = run_with_db(lambda: create_api_key(name, role, store))
+    except DomainError as exc:
+        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"created API key {key.id} ({key.role.value}, {key.store_code or 'every store'}); it is shown only now:",
+        err=True,
+    )
+    typer.echo(raw)
+
+
+@app.command("expire-vouchers")
+def expire_vouchers() -> None:
+    """Mark vouchers past their expiry EXPIRED (idempotent; reads already show them expired)."""
+    from loyalty.vouchers import expire_vouchers as job
+
+    count = run_with_db(job)
+    typer.echo(f"expired {count} vouchers")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from cross_web import HTTPException
@@ -16,17 +16,26 @@ from api.auth.tokens import TokenService
 from schema.context import Context
 from schema.sessions import SessionIssuer
 
+ContextT = TypeVar("ContextT")
 
-class MemberGraphQL(GraphQL[Context, None]):
-    """/graphql: the member app's endpoint. Only member-audience access tokens are accepted."""
 
-    def __init__(self, schema: Any, *, tokens: TokenService, sessions: SessionIssuer, graphiql: bool) -> None:
+class OrjsonGraphQL(GraphQL[ContextT, None]):
+    """What both endpoints share: orjson responses, POST only, GraphiQL only when asked (never in production)."""
+
+    def __init__(self, schema: Any, *, graphiql: bool) -> None:
         super().__init__(schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=False)
-        self.tokens = tokens
-        self.sessions = sessions
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+
+class MemberGraphQL(OrjsonGraphQL[Context]):
+    """/graphql: the member app's endpoint. Only member-audience access tokens are accepted."""
+
+    def __init__(self, schema: Any, *, tokens: TokenService, sessions: SessionIssuer, graphiql: bool) -> None:
+        super().__init__(schema, graphiql=graphiql)
+        self.tokens = tokens
+        self.sessions = sessions
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
         try:

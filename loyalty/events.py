@@ -19,6 +19,8 @@ POINTS_EXPIRED = "points.expired"
 POINTS_ADJUSTED = "points.adjusted"
 POINTS_REFUNDED = "points.refunded"
 TIER_CHANGED = "tier.changed"
+OFFER_ACTIVATED = "offer.activated"
+OFFER_REDEEMED = "offer.redeemed"
 VOUCHER_ISSUED = "voucher.issued"
 VOUCHER_REDEEMED = "voucher.redeemed"
 VOUCHER_CANCELLED = "voucher.cancelled"
@@ -35,6 +37,8 @@ EVENT_TYPES = (
     POINTS_ADJUSTED,
     POINTS_REFUNDED,
     TIER_CHANGED,
+    OFFER_ACTIVATED,
+    OFFER_REDEEMED,
     VOUCHER_ISSUED,
     VOUCHER_REDEEMED,
     VOUCHER_CANCELLED,

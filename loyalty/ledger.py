@@ -9,7 +9,7 @@ gives back exactly what was taken.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +22,7 @@ from tortoise.functions import Min, Sum
 from tortoise.transactions import in_transaction
 
 from loyalty import clock, events
+from loyalty.earning import EarnBreakdown, LineInput, active_rules, compute_points
 from loyalty.errors import (
     AlreadyReversed,
     CurrencyMismatch,
@@ -43,8 +44,10 @@ from loyalty.models import (
     PointsLot,
     Program,
     Purchase,
+    PurchaseLine,
     QualifyingCredit,
     Refund,
+    Tier,
     TierMetric,
 )
 from loyalty.program import load_program
@@ -324,6 +327,128 @@ def _check_key(idempotency_key: str) -> None:
         raise InvalidInput("an idempotency key is required", field="idempotencyKey")
 
 
+@dataclass
+class PurchaseEarning:
+    """What `earn_purchase` wrote inside the caller's transaction (the member stays locked until it commits)."""
+
+    member: Member
+    program: Program
+    purchase: Purchase
+    breakdown: EarnBreakdown
+    tier: Tier
+    available_at: datetime
+
+
+def purchase_key(store_code: str, receipt_id: str) -> str:
+    """The idempotency key of a purchase (scope `"purchase"`): the receipt id is unique per store."""
+    return _store_key(store_code, receipt_id)
+
+
+def check_purchase(*, store_code: str, receipt_id: str, occurred_at: datetime, total: int) -> None:
+    """Validate a purchase's header before anything is written (raises `InvalidInput`)."""
+    _check_amount(total, "total", allow_zero=True)
+    if not store_code or not receipt_id:
+        raise InvalidInput("store code and receipt id are required", field="receiptId")
+    _check_references(storeCode=store_code, receiptId=receipt_id)
+    if occurred_at.tzinfo is None:
+        raise InvalidInput("occurredAt needs a timezone", field="occurredAt")
+    if occurred_at > clock.now() + FUTURE_TOLERANCE:
+        raise InvalidInput("occurredAt is in the future", field="occurredAt")
+
+
+async def earn_purchase(
+    conn: BaseDBAsyncClient,
+    member_id: int,
+    *,
+    store_code: str,
+    receipt_id: str,
+    occurred_at: datetime,
+    currency: str,
+    total: int,
+    lines: Sequence[LineInput] | None = None,
+    eligible_total: int | None = None,
+) -> PurchaseEarning:
+    """Record a purchase and credit its points by the earning rules, inside the caller's transaction.
+
+    With `lines`, each line is stored with its points (refunds by line reverse them); without, `eligible_total`
+    (default: `total`) counts as one implicit line. Points are pending until the end of the return window; the
+    tier is re-evaluated at once; `Member.last_purchase_at` moves forward. The caller validated the input
+    (`check_purchase`) and runs this under the purchase's idempotency key.
+    """
+    program = await load_program(conn)
+    if currency != program.currency:
+        raise CurrencyMismatch(f"the programme runs in {program.currency}, not {currency}", field="currency")
+    member = await lock_member(conn, member_id)
+    await settle(conn, member)
+    tier = next((t for t in program.tiers if t.id == member.tier_id), None)
+    earning_lines = (
+        lines if lines is not None else [LineInput("", "", 1, total if eligible_total is None else eligible_total)]
+    )
+    breakdown = compute_points(program, tier, earning_lines, await active_rules(occurred_at, conn))
+    points = breakdown.points
+    qualifying = breakdown.base if program.tier_metric == TierMetric.POINTS else total
+    purchase = await Purchase.create(
+        member_id=member.id,
+        store_code=store_code,
+        receipt_id=receipt_id,
+        occurred_at=occurred_at,
+        currency=currency,
+        total=total,
+        points_earned=points,
+        qualifying_value=qualifying,
+        created_at=clock.now(),
+        using_db=conn,
+    )
+    if lines is not None:
+        await PurchaseLine.bulk_create(
+            [
+                PurchaseLine(
+                    purchase_id=purchase.id,
+                    line_no=earned.line_no,
+                    sku=line.sku,
+                    category=line.category,
+                    quantity=line.quantity,
+                    amount=line.amount,
+                    voided=line.voided,
+                    excluded=earned.excluded,
+                    points=earned.points,
+                )
+                for line, earned in zip(lines, breakdown.lines, strict=True)
+            ],
+            using_db=conn,
+        )
+    available_at = occurred_at + timedelta(days=program.pending_days)
+    if points:
+        lot = await _create_lot(conn, member, program, points, available_at, purchase)
+        pending = lot.status == LotStatus.PENDING
+        await _post(
+            conn,
+            member,
+            EntryKind.EARN,
+            pending=points if pending else 0,
+            available=0 if pending else points,
+            lifetime=points,
+            lot_id=lot.id,
+            purchase=purchase,
+        )
+    if qualifying:
+        await QualifyingCredit.create(
+            member_id=member.id, amount=qualifying, occurred_at=occurred_at, purchase=purchase, using_db=conn
+        )
+    if member.last_purchase_at is None or occurred_at > member.last_purchase_at:
+        member.last_purchase_at = occurred_at
+        await Member.filter(id=member.id).using_db(conn).update(last_purchase_at=occurred_at)
+    new_tier = await evaluate_tier(conn, member, program)
+    await settle(conn, member)  # schedules maturity/expiry of the new lot
+    await events.emit(
+        conn,
+        events.POINTS_EARNED,
+        member_id=member.id,
+        payload={"purchase_id": purchase.id, "store_code": store_code, "receipt_id": receipt_id, "points": points},
+    )
+    return PurchaseEarning(member, program, purchase, breakdown, new_tier, available_at)
+
+
 async def earn_for_purchase(
     member_id: int,
     *,
@@ -334,23 +459,16 @@ async def earn_for_purchase(
     total: int,
     eligible_total: int | None = None,
 ) -> EarnResult:
-    """Credit points for a purchase; idempotent on (store_code, receipt_id).
+    """Credit points for a purchase without lines; idempotent on (store_code, receipt_id).
 
-    `eligible_total` is the part of `total` that earns (defaults to all of it). Points are pending until
-    the end of the return window; the tier is re-evaluated at once.
+    `eligible_total` is the part of `total` that earns (defaults to all of it). Campaigns apply (see
+    `loyalty.earning`); receipts with lines go through `loyalty.purchases.record_purchase`.
     """
-    _check_amount(total, "total", allow_zero=True)
+    check_purchase(store_code=store_code, receipt_id=receipt_id, occurred_at=occurred_at, total=total)
     eligible = total if eligible_total is None else eligible_total
     _check_amount(eligible, "eligibleTotal", allow_zero=True)
     if eligible > total:
         raise InvalidInput("eligible total cannot exceed the total", field="eligibleTotal")
-    if not store_code or not receipt_id:
-        raise InvalidInput("store code and receipt id are required", field="receiptId")
-    _check_references(storeCode=store_code, receiptId=receipt_id)
-    if occurred_at.tzinfo is None:
-        raise InvalidInput("occurredAt needs a timezone", field="occurredAt")
-    if occurred_at > clock.now() + FUTURE_TOLERANCE:
-        raise InvalidInput("occurredAt is in the future", field="occurredAt")
     request = {
         "member": member_id,
         # In UTC: a retry stating the same instant with another UTC offset is the same request.
@@ -361,74 +479,22 @@ async def earn_for_purchase(
     }
 
     async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
-        program = await load_program(conn)
-        if currency != program.currency:
-            raise CurrencyMismatch(f"the programme runs in {program.currency}, not {currency}", field="currency")
-        member = await lock_member(conn, member_id)
-        await settle(conn, member)
-        tier_multiplier = next((Decimal(t.multiplier) for t in program.tiers if t.id == member.tier_id), Decimal(1))
-        base = points_for_amount(program, eligible, Decimal(1))
-        points = points_for_amount(program, eligible, tier_multiplier)
-        qualifying = base if program.tier_metric == TierMetric.POINTS else total
-        purchase = await Purchase.create(
-            member_id=member.id,
+        earned = await earn_purchase(
+            conn,
+            member_id,
             store_code=store_code,
             receipt_id=receipt_id,
             occurred_at=occurred_at,
             currency=currency,
             total=total,
-            points_earned=points,
-            qualifying_value=qualifying,
-            created_at=clock.now(),
-            using_db=conn,
+            eligible_total=eligible,
         )
-        available_at = occurred_at + timedelta(days=program.pending_days)
-        if points:
-            lot = await _create_lot(conn, member, program, points, available_at, purchase)
-            if lot.status == LotStatus.PENDING:
-                await _post(
-                    conn,
-                    member,
-                    EntryKind.EARN,
-                    pending=points,
-                    lifetime=points,
-                    lot_id=lot.id,
-                    purchase=purchase,
-                )
-            else:
-                await _post(
-                    conn,
-                    member,
-                    EntryKind.EARN,
-                    available=points,
-                    lifetime=points,
-                    lot_id=lot.id,
-                    purchase=purchase,
-                )
-        if qualifying:
-            await QualifyingCredit.create(
-                member_id=member.id,
-                amount=qualifying,
-                occurred_at=occurred_at,
-                purchase=purchase,
-                using_db=conn,
-            )
-        tier = await evaluate_tier(conn, member, program)
-        await settle(conn, member)  # schedules maturity/expiry of the new lot
-        await events.emit(
-            conn,
-            events.POINTS_EARNED,
-            member_id=member.id,
-            payload={
-                "purchase_id": purchase.id,
-                "store_code": store_code,
-                "receipt_id": receipt_id,
-                "points": points,
-            },
+        result = EarnResult(
+            earned.purchase.id, earned.breakdown.points, earned.available_at.isoformat(), earned.tier.name
         )
-        return asdict(EarnResult(purchase.id, points, available_at.isoformat(), tier.name))
+        return asdict(result)
 
-    return EarnResult(**await run_idempotent("purchase", _store_key(store_code, receipt_id), request, action))
+    return EarnResult(**await run_idempotent("purchase", purchase_key(store_code, receipt_id), request, action))
 
 
 async def credit_available(
@@ -579,83 +645,182 @@ class RefundResult:
     points_reversed: int
     points_recovered: int
     unrecovered: int
+    amount: int  # money refunded, minor units (computed from the lines for a refund by lines)
+    purchase_id: int
+    member_id: int
 
 
-async def refund_purchase(*, store_code: str, receipt_id: str, refund_id: str, amount: int) -> RefundResult:
-    """Claw back points in proportion to a refunded amount; idempotent on (store_code, refund_id).
+@dataclass(frozen=True)
+class LineRefund:
+    """Refund `quantity` items of the purchase line `line_no` (1-based, as on the receipt)."""
 
-    Never reverses more than the purchase earned (cumulative rounding, so a full refund reverses exactly
-    the purchase's points). Takes from the purchase's own lots first, then other available points; below
-    zero only where the programme allows it; what cannot be recovered is recorded on the entry.
-    """
-    _check_amount(amount, "amount")
+    line_no: int
+    quantity: int
+
+
+def refund_key(store_code: str, refund_id: str) -> str:
+    """The idempotency key of a refund (scope `"refund"`): the refund id is unique per store."""
+    return _store_key(store_code, refund_id)
+
+
+def check_refund(
+    *, store_code: str, receipt_id: str, refund_id: str, amount: int | None, lines: Sequence[LineRefund] | None
+) -> dict[str, Any]:
+    """Validate a refund request (raises `InvalidInput`); returns its idempotency request document."""
     # As in `earn_for_purchase`: the scoped key "store:refund" is never empty, so check the parts.
     if not store_code or not receipt_id or not refund_id:
         raise InvalidInput("store code, receipt id and refund id are required", field="refundId")
     _check_references(storeCode=store_code, receiptId=receipt_id, refundId=refund_id)
+    if (amount is None) == (lines is None):
+        raise InvalidInput("refund either an amount or lines", field="amount")
+    if amount is not None:
+        _check_amount(amount, "amount")
+        return {"receipt_id": receipt_id, "amount": amount}
+    assert lines is not None
+    if not lines:
+        raise InvalidInput("name at least one line to refund", field="lines")
+    if len({line.line_no for line in lines}) != len(lines):
+        raise InvalidInput("each line may be named once", field="lines")
+    for line in lines:
+        _check_amount(line.line_no, "lines")
+        _check_amount(line.quantity, "lines")
+    return {"receipt_id": receipt_id, "lines": sorted([line.line_no, line.quantity] for line in lines)}
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
-        purchase = await Purchase.get_or_none(store_code=store_code, receipt_id=receipt_id).using_db(conn)
-        if purchase is None:
-            raise PurchaseNotFound("no purchase with this receipt in this store", field="receiptId")
-        program = await load_program(conn)
-        member = await lock_member(conn, purchase.member_id)
-        purchase = await Purchase.filter(id=purchase.id).using_db(conn).select_for_update().first()
-        assert purchase is not None
-        if purchase.refunded_total + amount > purchase.total:
+
+async def _refund_lines(conn: BaseDBAsyncClient, purchase: Purchase, lines: Sequence[LineRefund]) -> tuple[int, int]:
+    """Mark refunded quantities on the purchase's lines; returns (money refunded, points those lines earned).
+
+    Per line, money and points are taken in proportion to the quantity with cumulative flooring, so refunding
+    a line's items one by one reverses exactly the line's points and amount in the end.
+    """
+    stored = {
+        line.line_no: line
+        for line in await PurchaseLine.filter(purchase_id=purchase.id, line_no__in=[r.line_no for r in lines])
+        .using_db(conn)
+        .select_for_update()
+    }
+    amount = points = 0
+    for request in lines:
+        line = stored.get(request.line_no)
+        if line is None:
+            raise InvalidInput(f"the purchase has no line {request.line_no}", field="lines")
+        bought = 0 if line.voided else line.quantity  # a voided line was never sold
+        after = line.refunded_quantity + request.quantity
+        if after > bought:
             raise RefundExceedsPurchase(
-                f"only {purchase.total - purchase.refunded_total} of this purchase is left to refund",
-                field="amount",
+                f"line {line.line_no}: only {bought - line.refunded_quantity} left to refund", field="lines"
             )
-        await settle(conn, member)
-        refunded = purchase.refunded_total + amount
-        reverse_total = purchase.points_earned * refunded // purchase.total
-        to_reverse = reverse_total - purchase.points_reversed
+        amount += line.amount * after // bought - line.amount * line.refunded_quantity // bought
+        points += line.points * after // bought - line.points * line.refunded_quantity // bought
+        await PurchaseLine.filter(id=line.id).using_db(conn).update(refunded_quantity=after)
+    return amount, points
+
+
+async def refund_in_transaction(
+    conn: BaseDBAsyncClient,
+    *,
+    store_code: str,
+    receipt_id: str,
+    refund_id: str,
+    amount: int | None = None,
+    lines: Sequence[LineRefund] | None = None,
+) -> RefundResult:
+    """Claw back a refund's points inside the caller's transaction; the caller ran `check_refund`.
+
+    By amount: in proportion to the refunded amount, cumulatively over the purchase (a full refund reverses
+    exactly the purchase's points). By lines: the points those lines earned, in proportion to the refunded
+    quantity. Either way never more than the purchase earned and not yet reversed. Takes from the purchase's own
+    lots first, then other available points; below zero only where the programme allows it; what cannot be
+    recovered is recorded on the entry. Qualifying value goes back in proportion to the money refunded.
+    """
+    purchase = await Purchase.get_or_none(store_code=store_code, receipt_id=receipt_id).using_db(conn)
+    if purchase is None:
+        raise PurchaseNotFound("no purchase with this receipt in this store", field="receiptId")
+    program = await load_program(conn)
+    member = await lock_member(conn, purchase.member_id)
+    purchase = await Purchase.filter(id=purchase.id).using_db(conn).select_for_update().first()
+    assert purchase is not None
+    if lines is not None:
+        amount, line_points = await _refund_lines(conn, purchase, lines)
+    assert amount is not None
+    if purchase.refunded_total + amount > purchase.total:
+        raise RefundExceedsPurchase(
+            f"only {purchase.total - purchase.refunded_total} of this purchase is left to refund", field="amount"
+        )
+    await settle(conn, member)
+    refunded = purchase.refunded_total + amount
+    if lines is not None:
+        to_reverse = min(line_points, purchase.points_earned - purchase.points_reversed)
+    else:
+        # max(0, …): refunds by line may already have reversed more than this share.
+        to_reverse = max(0, purchase.points_earned * refunded // purchase.total - purchase.points_reversed)
+    reversed_total = purchase.points_reversed + to_reverse
+    qualifying_back = 0
+    if purchase.total:  # a receipt of free items (total 0) can still be refunded by lines
         qualifying_back = (purchase.qualifying_value * refunded // purchase.total) - (
             purchase.qualifying_value * purchase.refunded_total // purchase.total
         )
-        recovered = unrecovered = 0
-        if to_reverse:
-            recovered, unrecovered = await _claw_back(conn, member, program, purchase, to_reverse)
-        refund = await Refund.create(
+    recovered = unrecovered = 0
+    if to_reverse:
+        recovered, unrecovered = await _claw_back(conn, member, program, purchase, to_reverse)
+    refund = await Refund.create(
+        purchase_id=purchase.id,
+        refund_id=refund_id,
+        amount=amount,
+        points_reversed=to_reverse,
+        points_recovered=recovered,
+        unrecovered=unrecovered,
+        created_at=clock.now(),
+        using_db=conn,
+    )
+    await Purchase.filter(id=purchase.id).using_db(conn).update(refunded_total=refunded, points_reversed=reversed_total)
+    purchase.refunded_total, purchase.points_reversed = refunded, reversed_total
+    if qualifying_back:
+        await QualifyingCredit.create(
+            member_id=member.id,
+            amount=-qualifying_back,
+            occurred_at=purchase.occurred_at,
             purchase_id=purchase.id,
-            refund_id=refund_id,
-            amount=amount,
-            points_reversed=to_reverse,
-            points_recovered=recovered,
-            unrecovered=unrecovered,
-            created_at=clock.now(),
             using_db=conn,
         )
-        await (
-            Purchase.filter(id=purchase.id)
-            .using_db(conn)
-            .update(refunded_total=refunded, points_reversed=reverse_total)
-        )
-        if qualifying_back:
-            await QualifyingCredit.create(
-                member_id=member.id,
-                amount=-qualifying_back,
-                occurred_at=purchase.occurred_at,
-                purchase_id=purchase.id,
-                using_db=conn,
-            )
-        await _schedule_next_settle(conn, member)
-        await events.emit(
-            conn,
-            events.POINTS_REFUNDED,
-            member_id=member.id,
-            payload={
-                "purchase_id": purchase.id,
-                "refund_id": refund_id,
-                "reversed": to_reverse,
-                "unrecovered": unrecovered,
-            },
-        )
-        return asdict(RefundResult(refund.id, to_reverse, recovered, unrecovered))
+    await _schedule_next_settle(conn, member)
+    await events.emit(
+        conn,
+        events.POINTS_REFUNDED,
+        member_id=member.id,
+        payload={
+            "purchase_id": purchase.id,
+            "refund_id": refund_id,
+            "reversed": to_reverse,
+            "unrecovered": unrecovered,
+        },
+    )
+    return RefundResult(refund.id, to_reverse, recovered, unrecovered, amount, purchase.id, member.id)
 
-    request = {"receipt_id": receipt_id, "amount": amount}
-    return RefundResult(**await run_idempotent("refund", _store_key(store_code, refund_id), request, action))
+
+async def refund_purchase(
+    *,
+    store_code: str,
+    receipt_id: str,
+    refund_id: str,
+    amount: int | None = None,
+    lines: Sequence[LineRefund] | None = None,
+) -> RefundResult:
+    """Claw back points for a refund by amount or by lines; idempotent on (store_code, refund_id).
+
+    See `refund_in_transaction` for the rules.
+    """
+    request = check_refund(
+        store_code=store_code, receipt_id=receipt_id, refund_id=refund_id, amount=amount, lines=lines
+    )
+
+    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+        result = await refund_in_transaction(
+            conn, store_code=store_code, receipt_id=receipt_id, refund_id=refund_id, amount=amount, lines=lines
+        )
+        return asdict(result)
+
+    return RefundResult(**await run_idempotent("refund", refund_key(store_code, refund_id), request, action))
 
 
 async def _claw_back(

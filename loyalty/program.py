@@ -53,6 +53,34 @@ def _require(data: dict[str, Any], key: str, kind: type) -> Any:
     return value
 
 
+def _lifecycle_days(section: dict[str, Any]) -> dict[str, int]:
+    """The lifecycle thresholds (days): new after enrolment, lapsing/lapsed without a purchase."""
+    days = {"new_member_days": 30, "lapsing_after_days": 60, "lapsed_after_days": 180}
+    for key in days:
+        if key in section:
+            days[key] = _require(section, key, int)
+            if days[key] < 0:
+                raise InvalidInput(f"programme config: `{key}` cannot be negative", field=key)
+    if days["lapsing_after_days"] >= days["lapsed_after_days"]:
+        raise InvalidInput(
+            "programme config: `lapsing_after_days` must be less than `lapsed_after_days`", field="lapsed_after_days"
+        )
+    return days
+
+
+def _earning_extras(section: dict[str, Any]) -> dict[str, Any]:
+    """Line categories that never earn (gift cards) and the yearly birthday points."""
+    excluded = section.get("excluded_categories", [])
+    if not isinstance(excluded, list) or not all(isinstance(c, str) for c in excluded):
+        raise InvalidInput(
+            "programme config: `excluded_categories` must be a list of strings", field="excluded_categories"
+        )
+    birthday_points = _require(section, "birthday_points", int) if "birthday_points" in section else 0
+    if birthday_points < 0:
+        raise InvalidInput("programme config: `birthday_points` cannot be negative", field="birthday_points")
+    return {"excluded_categories": excluded, "birthday_points": birthday_points}
+
+
 async def apply_program_config(config: dict[str, Any]) -> Program:
     """Create or replace the programme and its tiers from a parsed TOML document (`[program]`, `[[tiers]]`)."""
     section = _require(config, "program", dict)
@@ -78,6 +106,8 @@ async def apply_program_config(config: dict[str, Any]) -> Program:
         "tier_period": TierPeriod(section.get("tier_period", "calendar_year")),
         "card_code_seconds": section.get("card_code_seconds", 60),
         "timezone": section.get("timezone", "UTC"),
+        **_lifecycle_days(section),
+        **_earning_extras(section),
     }
     async with in_transaction() as conn:
         await Program.update_or_create(id=PROGRAM_ID, defaults=values, using_db=conn)

@@ -6,13 +6,15 @@ from datetime import timedelta
 from typing import Any
 
 from loyalty import clock
+from loyalty.earning import apply_earning_config
 from loyalty.ledger import earn_for_purchase
 from loyalty.members import enroll_member
+from loyalty.offers import apply_offer_config
 from loyalty.program import apply_program_config
 
 
 async def seed_from_config(config: dict[str, Any]) -> str:
-    """Apply the programme config, then enrol `[[members]]` with their purchases (idempotent)."""
+    """Apply the programme config, enrol `[[members]]` with their purchases, then write `[[offers]]` (idempotent)."""
     program = await apply_program_config(config)
     members = config.get("members", [])
     for spec in members:
@@ -28,4 +30,9 @@ async def seed_from_config(config: dict[str, Any]) -> str:
                 currency=program.currency,
                 total=total,
             )
-    return f"programme {program.name!r} with {len(program.tiers)} tiers, {len(members)} demo members"
+    offers = await apply_offer_config(config.get("offers", []))
+    rules = await apply_earning_config(config.get("campaigns", []), config.get("bonus_rules", []))
+    return (
+        f"programme {program.name!r} with {len(program.tiers)} tiers, {len(members)} demo members, {offers} offers, "
+        f"{rules} campaigns and bonus rules"
+    )

@@ -9,11 +9,24 @@ from datetime import datetime, timedelta
 from strawberry.dataloader import DataLoader
 from tortoise.functions import Sum
 
-from loyalty import clock
-from loyalty.models import EntryKind, LedgerEntry, LotStatus, Member, PointsLot, Program, QualifyingCredit
+from loyalty import clock, offers, rewards, stamps, vouchers
+from loyalty.models import (
+    EntryKind,
+    LedgerEntry,
+    LotStatus,
+    Member,
+    PointsLot,
+    Program,
+    QualifyingCredit,
+    Voucher,
+    VoucherStatus,
+)
+from loyalty.program import cached_program
 from loyalty.tiers import period_end, period_start
 
 ActivityKey = tuple[int, int, int | None]  # (member id, page size + 1, entries before this id)
+# (member id, page size + 1, after this position, status filter)
+VoucherPageKey = tuple[int, int, vouchers.VoucherKey | None, VoucherStatus | None]
 
 
 async def _members(ids: Sequence[int]) -> list[Member | None]:
@@ -32,12 +45,35 @@ async def _activity(keys: Sequence[ActivityKey]) -> list[list[LedgerEntry]]:
     return pages
 
 
+async def _vouchers(keys: Sequence[VoucherPageKey]) -> list[list[tuple[vouchers.VoucherKey, Voucher]]]:
+    # As for activity: one page per distinct key, in practice one per request.
+    return [
+        await vouchers.voucher_page(member_id, limit=limit, after=after, status=status)
+        for member_id, limit, after, status in keys
+    ]
+
+
+async def _offers(members: Sequence[Member]) -> list[list[offers.MemberOffer]]:
+    # The offers that apply now to each member, most relevant first: a constant number of queries.
+    by_member = await offers.offers_for_members(members, await cached_program(), clock.now())
+    return [by_member[m.id] for m in members]
+
+
+async def _stamp_cards(member_ids: Sequence[int]) -> list[list[stamps.StampCardProgress]]:
+    by_member = await stamps.stamp_cards_for_members(member_ids)
+    return [by_member[i] for i in member_ids]
+
+
 class Loaders:
     """Created fresh for each request in `get_context`."""
 
     def __init__(self) -> None:
         self.member = DataLoader(_members)
         self.activity = DataLoader(_activity)
+        self.vouchers = DataLoader(_vouchers)
+        self.stamp_cards = DataLoader(_stamp_cards)
+        self.offers = DataLoader(_offers, cache_key_fn=lambda member: member.id)
+        self._reward_items: dict[int, DataLoader[int, rewards.CatalogueItem | None]] = {}
         self._qualifying: dict[tuple[datetime, datetime], DataLoader[int, int]] = {}
         self._expiring: dict[datetime, DataLoader[int, list[PointsLot]]] = {}
 
@@ -79,3 +115,14 @@ class Loaders:
 
             self._expiring[until] = DataLoader(load)
         return self._expiring[until]
+
+    def reward_items(self, member: Member) -> DataLoader[int, rewards.CatalogueItem | None]:
+        """Rewards by id with `member`'s availability (a voucher's reward, a refetched reward)."""
+        if member.id not in self._reward_items:
+
+            async def load(reward_ids: Sequence[int]) -> list[rewards.CatalogueItem | None]:
+                items = await rewards.catalogue_items(member, await cached_program(), list(reward_ids))
+                return [items.get(i) for i in reward_ids]
+
+            self._reward_items[member.id] = DataLoader(load)
+        return self._reward_items[member.id]

@@ -2,33 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import strawberry
+from graphql import ValidationRule
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import relay
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions.max_aliases import create_validator as alias_limit_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_limit_rule
 from strawberry.schema.config import StrawberryConfig
 
 from loyalty.ledger import settle_member_if_due
 from loyalty.program import cached_program
 from schema.context import Info
 from schema.errors import NotAuthenticated, is_public
+from schema.mutations.offer_activate import OfferActivatePayload, offer_activate
 from schema.mutations.profile_update import ProfileUpdatePayload, profile_update
+from schema.mutations.reward_redeem import RewardRedeemPayload, reward_redeem
 from schema.mutations.sessions import SessionPayload, session_create, session_refresh
-from schema.trusted_documents import load_trusted_hashes, trusted_documents
+from schema.mutations.voucher_cancel import VoucherCancelPayload, voucher_cancel
+from schema.trusted_documents import load_trusted_hashes, trusted_documents_rule
 from schema.types.activity import ActivityEntry
 from schema.types.member import Member
+from schema.types.pagination import page_size
 from schema.types.program import Program
+from schema.types.reward import RewardConnection
 
 
 @strawberry.type
@@ -54,6 +54,17 @@ class Query:
     async def program(self) -> Program:
         return Program.from_model(await cached_program())
 
+    @strawberry.field(
+        description="The reward catalogue: everything you can see, in catalogue order, each saying whether you can "
+        "redeem it now and if not, why."
+    )
+    async def rewards(self, info: Info, first: int = 20, after: str | None = None) -> RewardConnection:
+        size = page_size(first)
+        member = await info.context.loaders.member.load(info.context.require_member())
+        if member is None:
+            raise NotAuthenticated("this member no longer exists")
+        return await RewardConnection.load(await settle_member_if_due(member), size, after)
+
 
 @strawberry.type
 class Mutation:
@@ -64,23 +75,43 @@ class Mutation:
         resolver=session_refresh, description="Rotate the refresh token; a reused one ends the session family."
     )
     profile_update: ProfileUpdatePayload = strawberry.mutation(resolver=profile_update)
+    offer_activate: OfferActivatePayload = strawberry.mutation(
+        resolver=offer_activate, description="Activate an offer that applies to you, to use it at the checkout."
+    )
+    reward_redeem: RewardRedeemPayload = strawberry.mutation(
+        resolver=reward_redeem, description="Spend points on a reward: debits them and issues a voucher."
+    )
+    voucher_cancel: VoucherCancelPayload = strawberry.mutation(
+        resolver=voucher_cancel, description="Cancel an unused voucher: its points and stock are given back."
+    )
 
 
-def query_limits(*, production: bool, max_depth: int, max_aliases: int, max_tokens: int) -> list[Callable[[], Any]]:
-    """Extensions every schema gets: parser/validation caches and limits; in production, no introspection and
-    masked unexpected errors."""
+def query_limits(
+    *,
+    production: bool,
+    max_depth: int,
+    max_aliases: int,
+    max_tokens: int,
+    extra_rules: Sequence[type[ValidationRule]] = (),
+) -> list[Callable[[], Any]]:
+    """Extensions every schema gets: parser/validation caches and query limits; in production also no
+    introspection and masked unexpected errors."""
+    # The rule classes are made once per schema: ValidationCache keys on them, so rules made per request
+    # (e.g. `lambda: QueryDepthLimiter(...)`) would make every request miss the cache and re-validate.
+    rules = [
+        depth_limit_rule(max_depth, should_ignore=None),
+        alias_limit_rule(max_aliases),
+        *extra_rules,
+        *([NoSchemaIntrospectionCustomRule] if production else []),
+    ]
     extensions: list[Callable[[], Any]] = [
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
-        lambda: QueryDepthLimiter(max_depth=max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+        lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
     ]
     if production:
-        extensions += [
-            lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]),
-            lambda: MaskErrors(should_mask_error=lambda error: not is_public(error)),
-        ]
+        extensions.append(lambda: MaskErrors(should_mask_error=lambda error: not is_public(error)))
     return extensions
 
 
@@ -93,9 +124,12 @@ def build_member_schema(
         query=Query,
         mutation=Mutation,
         types=[ActivityEntry],
-        extensions=[
-            *query_limits(production=production, max_depth=max_depth, max_aliases=max_aliases, max_tokens=max_tokens),
-            *([trusted_documents(load_trusted_hashes())] if production else []),
-        ],
+        extensions=query_limits(
+            production=production,
+            max_depth=max_depth,
+            max_aliases=max_aliases,
+            max_tokens=max_tokens,
+            extra_rules=[trusted_documents_rule(load_trusted_hashes())] if production else [],
+        ),
         config=StrawberryConfig(disable_field_suggestions=production),
     )

@@ -7,11 +7,9 @@ printing, so formatting differences do not matter but any other field, argument 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 
 from graphql import DocumentNode, GraphQLError, ValidationContext, ValidationRule, parse, print_ast
-from strawberry.extensions import AddValidationRules
 
 OPERATIONS_DIR = Path(__file__).resolve().parents[1] / "mobile-client-mock" / "operations"
 
@@ -40,9 +38,3 @@ def trusted_documents_rule(trusted: frozenset[str]) -> type[ValidationRule]:
                 )
 
     return TrustedDocumentsRule
-
-
-def trusted_documents(trusted: frozenset[str]) -> Callable[[], AddValidationRules]:
-    """A schema-extension factory that allows only `trusted` documents."""
-    rule = trusted_documents_rule(trusted)
-    return lambda: AddValidationRules([rule])

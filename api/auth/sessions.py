@@ -44,17 +44,25 @@ async def refresh_session(refresh_token: str, *, tokens: TokenService, settings:
     return IssuedSession(access.token, access.expires_at, new_refresh, member)
 
 
-def member_id_from_authorization(header_value: str | None, tokens: TokenService) -> int | None:
-    """The member id in an `Authorization: Bearer <access token>` header; None when there is no header.
-
-    Raises `InvalidToken` (malformed header, bad token) or `TokenExpired`.
-    """
+def bearer_token(header_value: str | None) -> str | None:
+    """The token in an `Authorization: Bearer <token>` header; None without a header, `InvalidToken` if malformed."""
     if header_value is None:
         return None
     scheme, _, token = header_value.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise InvalidToken("expected 'Authorization: Bearer <token>'")
+    return token
+
+
+def member_id_from_authorization(header_value: str | None, tokens: TokenService) -> int | None:
+    """The member id in an `Authorization: Bearer <access token>` header; None when there is no header.
+
+    Raises `InvalidToken` (malformed header, bad token) or `TokenExpired`.
+    """
+    token = bearer_token(header_value)
+    if token is None:
+        return None
     subject = tokens.verify(token, MEMBER_AUDIENCE).subject
     if not subject.isascii() or not subject.isdigit():
         raise InvalidToken()

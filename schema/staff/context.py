@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strawberry.types import Info as StrawberryInfo
 
@@ -11,6 +11,9 @@ from loyalty.actors import Actor
 from loyalty.models import StaffRole
 from schema.errors import NotAuthenticated, PublicError
 from schema.loaders import Loaders
+
+if TYPE_CHECKING:  # the sign-in mutation's module imports this one
+    from schema.staff.mutations.staff_session_create import StaffSessionIssuer
 
 
 class NotAllowed(PublicError):
@@ -25,7 +28,7 @@ class StaffContext:
     actor: Actor | None
     loaders: Loaders = field(default_factory=Loaders)
     # Staff sign-in (`staffSessionCreate`) is served by the API layer, which owns password checks and tokens.
-    staff_sessions: Any = None
+    staff_sessions: StaffSessionIssuer | None = None
 
     def require(self, role: StaffRole = StaffRole.CASHIER, store_code: str | None = None) -> Actor:
         """The acting staff member/integration if they hold `role` (in `store_code`); else a top-level error.

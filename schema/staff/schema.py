@@ -6,27 +6,41 @@ import strawberry
 from strawberry.schema.config import StrawberryConfig
 
 from schema.member_schema import query_limits
+from schema.staff.actor import StaffActor
 from schema.staff.context import StaffInfo
-
-
-@strawberry.type(description="The signed-in staff member or integration.")
-class StaffActor:
-    kind: str = strawberry.field(description="`staff` or `api_key`.")
-    role: str
-    name: str
-    store_codes: list[str] = strawberry.field(description="Stores this actor may act in; empty: every store.")
+from schema.staff.lookup import MemberLookupQuery
+from schema.staff.mutations.engagement_record import EngagementRecordMutation
+from schema.staff.mutations.offer_redeem import OfferRedeemMutation
+from schema.staff.mutations.points_adjust import PointsAdjustMutation
+from schema.staff.mutations.purchase_preview import PurchasePreviewQuery
+from schema.staff.mutations.purchase_record import PurchaseRecordMutation
+from schema.staff.mutations.purchase_refund import PurchaseRefundMutation
+from schema.staff.mutations.staff_session_create import StaffSessionCreateMutation
+from schema.staff.mutations.voucher_redeem import VoucherRedeemMutation
 
 
 @strawberry.type
 class StaffMeQuery:
     @strawberry.field
     def staff_me(self, info: StaffInfo) -> StaffActor:
-        actor = info.context.require()
-        return StaffActor(kind=actor.kind, role=actor.role.value, name=actor.name, store_codes=list(actor.store_codes))
+        return StaffActor.from_actor(info.context.require())
 
 
 @strawberry.type
-class Query(StaffMeQuery):
+class Query(StaffMeQuery, MemberLookupQuery, PurchasePreviewQuery):
+    pass
+
+
+@strawberry.type
+class Mutation(
+    StaffSessionCreateMutation,
+    PointsAdjustMutation,
+    VoucherRedeemMutation,
+    OfferRedeemMutation,
+    PurchaseRecordMutation,
+    PurchaseRefundMutation,
+    EngagementRecordMutation,
+):
     pass
 
 
@@ -36,6 +50,7 @@ def build_staff_schema(
     """The staff schema (no trusted-document allow-list: the console and integrations send their own queries)."""
     return strawberry.Schema(
         query=Query,
+        mutation=Mutation,
         extensions=query_limits(
             production=production, max_depth=max_depth, max_aliases=max_aliases, max_tokens=max_tokens
         ),

@@ -9,12 +9,16 @@ import strawberry
 from strawberry import relay
 
 from loyalty import card, clock, models
+from loyalty.offers import lifecycle_stage
 from loyalty.program import cached_program
 from loyalty.tiers import tier_progress
 from schema.context import Info
 from schema.types.activity import ActivityConnection
+from schema.types.offer import LifecycleStage, OfferConnection, decode_offer_cursor
 from schema.types.pagination import decode_cursor, page_size
 from schema.types.program import Tier
+from schema.types.stamp_card import StampCardProgress
+from schema.types.voucher import VoucherConnection, VoucherStatus
 
 
 @strawberry.type
@@ -145,3 +149,33 @@ class Member(relay.Node):
         before = decode_cursor("activity", after)
         entries = await info.context.loaders.activity.load((self.model.id, size + 1, before))
         return ActivityConnection.from_page(entries, size)
+
+    @strawberry.field(
+        description="Offers that apply to you now, most relevant first: ones you activated, then by priority, "
+        "then ending soonest."
+    )
+    async def offers(self, info: Info, first: int = 20, after: str | None = None) -> OfferConnection:
+        size = page_size(first)
+        after_key = decode_offer_cursor(after)
+        return OfferConnection.from_ranked(await info.context.loaders.offers.load(self.model), size, after_key)
+
+    @strawberry.field(description="New, active, lapsing or lapsed: decides which offers you get.")
+    async def lifecycle_stage(self) -> LifecycleStage:  # type: ignore[valid-type]
+        stage = lifecycle_stage(self.model, await cached_program(), clock.now())
+        return LifecycleStage(stage.value)
+
+    @strawberry.field(
+        description="Your vouchers: usable ones first, soonest expiry first; then used, cancelled and expired ones."
+    )
+    async def vouchers(
+        self,
+        info: Info,
+        first: int = 20,
+        after: str | None = None,
+        status: VoucherStatus | None = None,  # type: ignore[valid-type]
+    ) -> VoucherConnection:
+        return await VoucherConnection.load(info, self.model.id, first, after, status)
+
+    @strawberry.field(description="Your progress on every active stamp card.")
+    async def stamp_cards(self, info: Info) -> list[StampCardProgress]:
+        return [StampCardProgress.from_domain(p) for p in await info.context.loaders.stamp_cards.load(self.model.id)]

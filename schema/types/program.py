@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import strawberry
 
-from loyalty import models
+from loyalty import models, rewards
 from loyalty.program import tiers_of
+from schema.types.reward import DonationTotal
 
 
 @strawberry.type
@@ -33,6 +34,13 @@ class Program:
     tier_metric: str = strawberry.field(description="What tiers qualify on: `points` or `spend` (minor units).")
     pending_days: int = strawberry.field(description="Days points stay pending (the return window).")
     expiry_days: int | None = strawberry.field(description="Days available points last; null: they never expire.")
+
+    @strawberry.field(description="Total donated per cause through donation rewards, by cause name.")
+    async def donations(self) -> list[DonationTotal]:
+        return [
+            DonationTotal(cause=t.cause, amount=t.amount, donations=t.donations)
+            for t in await rewards.donation_totals()
+        ]
 
     @classmethod
     def from_model(cls, program: models.Program) -> Program:

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from strawberry.extensions.validation_cache import _get_validate_cache
 
 from api.app import create_app
 from api.auth.tokens import MEMBER_AUDIENCE, STAFF_AUDIENCE, TokenService
@@ -160,3 +161,16 @@ def test_production_refuses_the_firebase_emulator(monkeypatch: pytest.MonkeyPatc
 
     with pytest.raises(RuntimeError, match="FIREBASE_AUTH_EMULATOR_HOST"):
         create_app(settings)
+
+
+async def test_a_repeated_query_is_validated_once(as_member: Any, anna: Member) -> None:
+    # ValidationCache keys on the document and the rule classes: per-request rule classes would never hit it.
+    cached_validate = _get_validate_cache(512)
+    query = "query Repeated { me { memberNumber } }"
+    await as_member(anna).execute(query)
+    before = cached_validate.cache_info()
+
+    await as_member(anna).execute(query)
+
+    after = cached_validate.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (1, 0)

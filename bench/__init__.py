@@ -1,0 +1,1 @@
+"""Load benchmark of the member API: `make bench` (see bench/README.md)."""

@@ -1,0 +1,55 @@
+-- wrk script for GraphQL POSTs: each request is drawn at random from a prepared file.
+--
+-- BENCH_REQUESTS names a file with one request per line: "<Authorization header value or empty>\t<JSON body>".
+-- Responses whose body holds a top-level "errors" key (GraphQL errors come with HTTP 200) are counted and
+-- reported by done() as "graphql_errors: N"; bench/run.py fails the run if there are any.
+
+local requests = {}
+local graphql_errors = 0
+local threads = {}
+
+local function load(path)
+  local file = assert(io.open(path, "r"), "cannot open BENCH_REQUESTS file " .. tostring(path))
+  for line in file:lines() do
+    local tab = string.find(line, "\t", 1, true)
+    if tab then
+      local auth = string.sub(line, 1, tab - 1)
+      local body = string.sub(line, tab + 1)
+      local headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json" }
+      if auth ~= "" then
+        headers["Authorization"] = auth
+      end
+      requests[#requests + 1] = wrk.format("POST", wrk.path, headers, body)
+    end
+  end
+  file:close()
+  assert(#requests > 0, "no requests in " .. path)
+end
+
+function setup(thread)
+  thread:set("id", #threads + 1)
+  threads[#threads + 1] = thread
+end
+
+function init(args)
+  load(os.getenv("BENCH_REQUESTS"))
+  math.randomseed(os.time() * 1000 + (id or 0))
+end
+
+function request()
+  return requests[math.random(#requests)]
+end
+
+function response(status, headers, body)
+  if body and string.find(body, '"errors"', 1, true) then
+    graphql_errors = graphql_errors + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do
+    total = total + (thread:get("graphql_errors") or 0)
+  end
+  io.write(string.format("graphql_errors: %d\n", total))
+end

@@ -1,0 +1,80 @@
+"""Finding a member at the checkout: by member number, the app's rotating card code, phone or email.
+
+A card code (the barcode value: member number + 6-digit code) is accepted within its window and once only: the
+first use records a `CardCodeUse`, whose unique key refuses a second one. One answer, `None`, covers every miss
+(unknown, malformed, ambiguous, expired or reused), so a lookup tells a caller nothing about why it missed.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime, timedelta
+
+from tortoise.exceptions import IntegrityError
+from tortoise.queryset import QuerySet
+
+from loyalty.card import CODE_DIGITS, card_code
+from loyalty.members import MEMBER_NUMBER_DIGITS, is_valid_member_number
+from loyalty.models import CardCodeUse, Member
+from loyalty.program import cached_program
+
+_PHONE_PUNCTUATION = str.maketrans("", "", " -()./")
+
+
+def _normalise_phone(value: str) -> str | None:
+    digits = value.translate(_PHONE_PUNCTUATION)
+    body = digits.removeprefix("+")
+    return digits if 6 <= len(body) <= 15 and body.isascii() and body.isdigit() else None
+
+
+async def _single(query: QuerySet[Member]) -> Member | None:
+    # Emails and phones are not unique: a lookup that matches two members matches none, rather than a wrong one.
+    found = await query.limit(2)
+    return found[0] if len(found) == 1 else None
+
+
+async def _use_card_code(member_number: str, code: str, at: datetime) -> Member | None:
+    member = await Member.get_or_none(member_number=member_number)
+    if member is None:
+        return None
+    period = (await cached_program()).card_code_seconds
+    # The code of the current window or the one before (as `card.verify_card_code`). The use is recorded with its
+    # window, so a code that comes round again in a later window is not mistaken for a reuse.
+    for window_at in (at, at - timedelta(seconds=period)):
+        expected = card_code(member, window_at, period)
+        if hmac.compare_digest(expected.code, code):
+            window = int(window_at.timestamp()) // period
+            try:
+                await CardCodeUse.create(member_id=member.id, code=f"{window}{code}", used_at=at)
+            except IntegrityError:
+                return None
+            return member
+    return None
+
+
+async def find_member(query: str, at: datetime) -> Member | None:
+    """The one member that `query` designates at `at`, or None.
+
+    - 10 digits with a valid Luhn check digit: the member number (else a phone number);
+    - 16 digits: a card barcode (member number + the rotating code), consumed on success;
+    - containing `@`: the email (as stored, or lower-case);
+    - otherwise a phone number (spaces, dashes, dots and brackets ignored; `+` kept).
+    """
+    text = query.strip()
+    if not text or len(text) > 254:
+        return None
+    digits = text.isascii() and text.isdigit()  # str.isdigit() alone accepts other scripts' digits
+    if digits and len(text) == MEMBER_NUMBER_DIGITS + CODE_DIGITS:
+        number, code = text[:MEMBER_NUMBER_DIGITS], text[MEMBER_NUMBER_DIGITS:]
+        return await _use_card_code(number, code, at) if is_valid_member_number(number) else None
+    if digits and is_valid_member_number(text):
+        member = await Member.get_or_none(member_number=text)
+        if member is not None:
+            return member
+        # One in ten 10-digit phone numbers passes the Luhn check: try it as a phone number too.
+    if "@" in text:
+        return await _single(Member.filter(email__in=sorted({text, text.lower()})))
+    phone = _normalise_phone(text)
+    if phone is None:
+        return None
+    return await _single(Member.filter(phone__in=sorted({text, phone})))

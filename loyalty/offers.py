@@ -1,0 +1,414 @@
+"""Personalised offers: lifecycle stages, targeting and ranking, activation by the member, redemption at the till.
+
+An offer *applies* to a member at a moment `at` when it is active, `valid_from <= at < valid_until`, every targeting
+rule holds and the member has uses left:
+
+- `tier_names`: the member's tier is one of them (empty: any tier);
+- `min_tier_rank`: the member's tier rank is at least this (early access for top tiers);
+- `lifecycle_stages`: the member's lifecycle stage is one of them (empty: any stage);
+- `birthday_month`: it is the member's birthday month, in the member's timezone;
+- `interests`: the member shares at least one interest with the offer (case-insensitive; empty: anyone);
+- `per_member_limit`: the member has redeemed it fewer times than this.
+
+`min_spend` is not targeting: it is a condition on the purchase total when the offer is redeemed.
+
+Most relevant first: offers the member activated, then higher `priority`, then ending soonest, then oldest (id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.functions import Count
+from tortoise.transactions import in_transaction
+
+from loyalty import clock, events
+from loyalty.actors import Actor
+from loyalty.audit import record_audit
+from loyalty.errors import DomainError, InvalidInput, NotFound
+from loyalty.idempotency import run_idempotent
+from loyalty.ledger import credit_available, lock_member
+from loyalty.members import get_member
+from loyalty.models import (
+    EntryKind,
+    LifecycleStage,
+    Member,
+    Offer,
+    OfferActivation,
+    OfferBenefit,
+    OfferRedemption,
+    Program,
+    StaffRole,
+    Tier,
+)
+from loyalty.program import cached_program, load_program
+
+MAX_PURCHASE_TOTAL = 10**14  # minor units; anything larger is a typo at the till
+
+
+class OfferNotFound(NotFound):
+    """No such offer, or (for the member) one that does not apply to them now: the two look the same."""
+
+    code = "OFFER_NOT_FOUND"
+
+
+class OfferNotApplicable(DomainError):
+    """The offer exists but is not running now or does not target this member (checkout only)."""
+
+    code = "OFFER_NOT_APPLICABLE"
+
+
+class OfferLimitReached(DomainError):
+    code = "OFFER_LIMIT_REACHED"
+
+
+class NotActivated(DomainError):
+    code = "NOT_ACTIVATED"
+
+
+class MinSpendNotMet(DomainError):
+    code = "MIN_SPEND_NOT_MET"
+
+
+# --- lifecycle ------------------------------------------------------------------------------------
+
+
+def lifecycle_stage(member: Member, program: Program, at: datetime) -> LifecycleStage:
+    """The member's lifecycle stage at `at`.
+
+    NEW for `new_member_days` after enrolment; after that LAPSED once `lapsed_after_days` have passed since the last
+    purchase (or since enrolment, without one), LAPSING once `lapsing_after_days` have, else ACTIVE.
+    """
+    if at - member.created_at < timedelta(days=program.new_member_days):
+        return LifecycleStage.NEW
+    idle = at - (member.last_purchase_at or member.created_at)
+    if idle >= timedelta(days=program.lapsed_after_days):
+        return LifecycleStage.LAPSED
+    if idle >= timedelta(days=program.lapsing_after_days):
+        return LifecycleStage.LAPSING
+    return LifecycleStage.ACTIVE
+
+
+# --- eligibility and ranking ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberOffer:
+    """An offer as it stands for one member: whether they activated it and how many uses they have left."""
+
+    offer: Offer
+    activated: bool
+    remaining_uses: int
+
+
+def relevance_key(item: MemberOffer) -> tuple[int, int, datetime, int]:
+    """Sort key, most relevant first: activated, then priority (high first), ending soonest, then id."""
+    return (0 if item.activated else 1, -item.offer.priority, item.offer.valid_until, item.offer.id)
+
+
+def _member_tier(program: Program, member: Member) -> Tier | None:
+    return next((t for t in program.tiers if t.id == member.tier_id), None)
+
+
+def _in_birthday_month(member: Member, at: datetime) -> bool:
+    return member.birthday is not None and at.astimezone(ZoneInfo(member.timezone)).month == member.birthday.month
+
+
+def _targets(offer: Offer, member: Member, tier: Tier | None, stage: LifecycleStage, at: datetime) -> bool:
+    if offer.tier_names and (tier is None or tier.name not in offer.tier_names):
+        return False
+    if offer.min_tier_rank is not None and (tier is None or tier.rank < offer.min_tier_rank):
+        return False
+    if offer.lifecycle_stages and stage.value not in offer.lifecycle_stages:
+        return False
+    if offer.birthday_month and not _in_birthday_month(member, at):
+        return False
+    if offer.interests:
+        wanted = {i.strip().lower() for i in offer.interests}
+        if not wanted & {i.strip().lower() for i in member.interests}:
+            return False
+    return True
+
+
+def _refusal(offer: Offer, member: Member, program: Program, at: datetime, used: int) -> DomainError | None:
+    """Why `offer` does not apply to `member` at `at` (having used it `used` times), or None if it does."""
+    if not offer.active or not offer.valid_from <= at < offer.valid_until:
+        return OfferNotApplicable("this offer is not running now", field="offerId")
+    if not _targets(offer, member, _member_tier(program, member), lifecycle_stage(member, program, at), at):
+        return OfferNotApplicable("this offer is not for this member", field="offerId")
+    if used >= offer.per_member_limit:
+        return OfferLimitReached("the member has used this offer as often as it allows", field="offerId")
+    return None
+
+
+async def _usage(
+    conn: BaseDBAsyncClient | None, member_ids: Sequence[int], offer_ids: Sequence[int]
+) -> tuple[dict[tuple[int, int], int], set[tuple[int, int]]]:
+    """Redemption counts and activations per (member id, offer id): two queries whatever the numbers."""
+    rows = (
+        await OfferRedemption.filter(member_id__in=member_ids, offer_id__in=offer_ids)
+        .using_db(conn)
+        .annotate(uses=Count("id"))
+        .group_by("member_id", "offer_id")
+        .values_list("member_id", "offer_id", "uses")
+    )
+    activated = (
+        await OfferActivation.filter(member_id__in=member_ids, offer_id__in=offer_ids)
+        .using_db(conn)
+        .values_list("member_id", "offer_id")
+    )
+    return {(m, o): int(n) for m, o, n in rows}, {(m, o) for m, o in activated}
+
+
+async def offers_for_members(members: Sequence[Member], program: Program, at: datetime) -> dict[int, list[MemberOffer]]:
+    """The offers that apply to each member at `at`, most relevant first; three queries for any number of members."""
+    running = await Offer.filter(active=True, valid_from__lte=at, valid_until__gt=at)
+    result: dict[int, list[MemberOffer]] = {m.id: [] for m in members}
+    if not running or not members:
+        return result
+    uses, activated = await _usage(None, [m.id for m in members], [o.id for o in running])
+    for member in members:
+        items = [
+            MemberOffer(o, (member.id, o.id) in activated, o.per_member_limit - uses.get((member.id, o.id), 0))
+            for o in running
+            if _refusal(o, member, program, at, uses.get((member.id, o.id), 0)) is None
+        ]
+        result[member.id] = sorted(items, key=relevance_key)
+    return result
+
+
+async def offers_for(member: Member, at: datetime) -> list[MemberOffer]:
+    """The offers that apply to `member` at `at`, most relevant first (see the module docstring)."""
+    return (await offers_for_members([member], await cached_program(), at))[member.id]
+
+
+async def active_offers_for(member_id: int, at: datetime) -> list[MemberOffer]:
+    """The offers that apply to a member at `at`, most relevant first: for the checkout's member summary.
+
+    Raises `MemberNotFound`.
+    """
+    return await offers_for(await get_member(member_id), at)
+
+
+# --- activation by the member ---------------------------------------------------------------------
+
+
+async def activate_offer(member_id: int, offer_id: int) -> MemberOffer:
+    """The member activates ("clips") an offer that applies to them now; emits `offer.activated`.
+
+    Idempotent: activating again returns the offer as activated, without a second activation or event. Any offer
+    that does not apply to the member now (missing, not running, targeted at others, used up) is `OfferNotFound`, so
+    the app learns nothing about other members' offers.
+    """
+    at = clock.now()
+    member = await get_member(member_id)
+    program = await cached_program()
+    offer = await Offer.get_or_none(id=offer_id)
+    if offer is None:
+        raise OfferNotFound("no such offer", field="offerId")
+    uses, activated = await _usage(None, [member.id], [offer.id])
+    used = uses.get((member.id, offer.id), 0)
+    if _refusal(offer, member, program, at, used) is not None:
+        raise OfferNotFound("no such offer", field="offerId")
+    if (member.id, offer.id) not in activated:
+        try:
+            async with in_transaction() as conn:
+                await OfferActivation.create(offer_id=offer.id, member_id=member.id, activated_at=at, using_db=conn)
+                await events.emit(conn, events.OFFER_ACTIVATED, member_id=member.id, payload={"offer_id": offer.id})
+        except IntegrityError:
+            pass  # a concurrent request of the same member activated it (and emitted the event) first
+    return MemberOffer(offer, True, offer.per_member_limit - used)
+
+
+# --- redemption at the checkout -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OfferRedemptionResult:
+    """What the till applies: points credited (bonus points), a discount in minor units, or a free item."""
+
+    redemption_id: int
+    offer_id: int
+    member_id: int
+    store_code: str
+    benefit: OfferBenefit
+    points_credited: int
+    # Minor units off the purchase: amount off (at most the purchase total) or percent of the purchase total
+    # (floored); None when the purchase total is not known or the benefit is not a discount.
+    discount: int | None
+    percent_off: int | None
+    free_item_sku: str | None
+    points_balance: int
+    activated: bool
+    remaining_uses: int
+    redeemed_at: datetime
+
+
+def _discount(offer: Offer, purchase_total: int | None) -> int | None:
+    if offer.benefit == OfferBenefit.AMOUNT_OFF:
+        return offer.value if purchase_total is None else min(offer.value, purchase_total)
+    if offer.benefit == OfferBenefit.PERCENT_OFF and purchase_total is not None:
+        return purchase_total * offer.value // 100
+    return None
+
+
+def _check_redeem_input(store_code: str, purchase_total: int | None, idempotency_key: str) -> None:
+    if not 1 <= len(store_code.strip()) <= 32:
+        raise InvalidInput("storeCode must be 1 to 32 characters", field="storeCode")
+    if purchase_total is not None and (
+        isinstance(purchase_total, bool) or not 0 <= purchase_total <= MAX_PURCHASE_TOTAL
+    ):
+        raise InvalidInput("purchaseTotal must be a non-negative amount in minor units", field="purchaseTotal")
+    if not idempotency_key.strip():
+        raise InvalidInput("an idempotency key is required", field="idempotencyKey")
+
+
+async def redeem_offer(
+    actor: Actor,
+    *,
+    member_id: int,
+    offer_id: int,
+    store_code: str,
+    purchase_total: int | None,
+    idempotency_key: str,
+) -> OfferRedemptionResult:
+    """Redeem an offer for a member at the checkout; idempotent per member and key, audited, emits `offer.redeemed`.
+
+    The offer must apply to the member now (`OfferNotFound`, `OfferNotApplicable`, `OfferLimitReached`), be activated
+    if it requires activation (`NotActivated`) and the purchase total must reach its `min_spend` (`MinSpendNotMet`).
+    The per-member limit is counted with the member row locked, so concurrent redemptions cannot exceed it. Bonus
+    points are credited in the same transaction; other benefits are returned for the till to apply.
+    """
+    actor.require(StaffRole.CASHIER, store_code)
+    _check_redeem_input(store_code, purchase_total, idempotency_key)
+
+    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+        at = clock.now()
+        member = await lock_member(conn, member_id)
+        offer = await Offer.get_or_none(id=offer_id).using_db(conn)
+        if offer is None:
+            raise OfferNotFound("no such offer", field="offerId")
+        program = await load_program(conn)
+        uses, activated = await _usage(conn, [member.id], [offer.id])
+        used = uses.get((member.id, offer.id), 0)
+        refusal = _refusal(offer, member, program, at, used)
+        if refusal is not None:
+            raise refusal
+        is_activated = (member.id, offer.id) in activated
+        if offer.requires_activation and not is_activated:
+            raise NotActivated("the member has not activated this offer in the app", field="offerId")
+        if offer.min_spend is not None and (purchase_total is None or purchase_total < offer.min_spend):
+            raise MinSpendNotMet(f"this offer needs a purchase of at least {offer.min_spend}", field="purchaseTotal")
+        balance_before = member.points_available
+        redemption = await OfferRedemption.create(
+            offer_id=offer.id, member_id=member.id, store_code=store_code, redeemed_at=at, using_db=conn
+        )
+        credited = 0
+        if offer.benefit == OfferBenefit.BONUS_POINTS:
+            await credit_available(
+                conn, member, program, offer.value, kind=EntryKind.ADJUSTMENT, description=f"Offer: {offer.name}"
+            )
+            credited = offer.value
+        result = OfferRedemptionResult(
+            redemption_id=redemption.id,
+            offer_id=offer.id,
+            member_id=member.id,
+            store_code=store_code,
+            benefit=offer.benefit,
+            points_credited=credited,
+            discount=_discount(offer, purchase_total),
+            percent_off=offer.value if offer.benefit == OfferBenefit.PERCENT_OFF else None,
+            free_item_sku=offer.sku if offer.benefit == OfferBenefit.FREE_ITEM else None,
+            points_balance=member.points_available,
+            activated=is_activated,
+            remaining_uses=offer.per_member_limit - used - 1,
+            redeemed_at=at,
+        )
+        await record_audit(
+            actor,
+            "offer.redeem",
+            conn=conn,
+            store_code=store_code,
+            member_id=member.id,
+            target=f"offer:{offer.id}",
+            before={"uses": used, "points_available": balance_before},
+            after={"uses": used + 1, "points_available": member.points_available, "redemption_id": redemption.id},
+        )
+        await events.emit(
+            conn,
+            events.OFFER_REDEEMED,
+            member_id=member.id,
+            payload={
+                "offer_id": offer.id,
+                "redemption_id": redemption.id,
+                "store_code": store_code,
+                "benefit": offer.benefit.value,
+                "points": credited,
+            },
+        )
+        return {**asdict(result), "benefit": offer.benefit.value, "redeemed_at": at.isoformat()}
+
+    request = {"member": member_id, "offer": offer_id, "store": store_code, "purchase_total": purchase_total}
+    data = await run_idempotent("offer_redeem", f"{member_id}:{idempotency_key}", request, action)
+    return OfferRedemptionResult(
+        **{
+            **data,
+            "benefit": OfferBenefit(data["benefit"]),
+            "redeemed_at": datetime.fromisoformat(data["redeemed_at"]),
+        }
+    )
+
+
+# --- configuration --------------------------------------------------------------------------------
+
+_OFFER_FIELDS = (
+    "description",
+    "value",
+    "sku",
+    "per_member_limit",
+    "requires_activation",
+    "tier_names",
+    "min_tier_rank",
+    "birthday_month",
+    "interests",
+    "min_spend",
+    "priority",
+)
+
+
+async def apply_offer_config(specs: list[dict[str, Any]]) -> int:
+    """Create or update offers by name from parsed TOML (`[[offers]]`), valid for `valid_days` from now.
+
+    Returns the number of offers written.
+    """
+    now = clock.now()
+    for spec in specs:
+        name = spec.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            raise InvalidInput("offer config: every offer needs a name of 1 to 100 characters", field="name")
+        try:
+            benefit = OfferBenefit(spec.get("benefit"))
+            stages = [LifecycleStage(s).value for s in spec.get("lifecycle_stages", [])]
+        except ValueError as exc:
+            raise InvalidInput(f"offer config {name!r}: {exc}", field="offers") from exc
+        if benefit == OfferBenefit.BONUS_POINTS and not (isinstance(spec.get("value"), int) and spec["value"] > 0):
+            raise InvalidInput(f"offer config {name!r}: bonus points need a positive value", field="value")
+        values = {key: spec[key] for key in _OFFER_FIELDS if key in spec}
+        await Offer.update_or_create(
+            name=name,
+            defaults={
+                **values,
+                "benefit": benefit,
+                "lifecycle_stages": stages,
+                "valid_from": now,
+                "valid_until": now + timedelta(days=int(spec.get("valid_days", 30))),
+                "active": True,
+            },
+        )
+    return len(specs)

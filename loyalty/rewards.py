@@ -1,0 +1,262 @@
+"""The reward catalogue and redeeming points for a reward.
+
+Visibility and availability. A member sees every *active* reward whose validity window contains now
+(`valid_from` inclusive, `valid_until` exclusive). A visible reward the member cannot take right now is still
+listed, with the reason, so the app can show "reach Gold to unlock" or "34 points to go": rewards are something to
+work towards. The reasons are checked in the same order as `redeem_reward` checks them, so the listed reason is
+the error a redemption would get: NOT_ELIGIBLE (tier below `min_tier`), LIMIT_REACHED, OUT_OF_STOCK,
+INSUFFICIENT_POINTS.
+
+Redeeming runs in one transaction with the member row locked: the rules above, the stock taken with a
+conditional `UPDATE … WHERE stock > 0` (row count checked, so concurrent redeemers never oversell), the points
+debited from the ledger, and a voucher issued that remembers the debit, so cancelling it gives back exactly
+those points and the stock.
+
+Per-member limit: lifetime count of the member's catalogue vouchers for the reward that were not cancelled
+(active, redeemed or expired unused: an expired voucher's points were spent); vouchers a stamp card or an offer
+gave for the same reward do not count.
+
+Kinds and `value`: free product (`sku`), amount off (minor units), percent off (percent), cashback (minor units
+the till pays out or credits against the basket when the voucher is redeemed: the voucher carries the cash
+value), donation (minor units given to `cause`), experience (events, early access). A donation is fulfilled the
+moment its points are debited — there is nothing to hand in at a till — so its voucher is issued already
+REDEEMED and cannot be cancelled; the programme's donation totals are the sum of `value` over those vouchers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F, Q
+from tortoise.functions import Count, Sum
+
+from loyalty import clock, events
+from loyalty.errors import DomainError, InsufficientPoints, InvalidInput, NotFound
+from loyalty.idempotency import run_idempotent
+from loyalty.ledger import debit_available, lock_member
+from loyalty.models import Member, Program, Reward, RewardKind, Voucher, VoucherStatus
+from loyalty.program import load_program
+from loyalty.vouchers import issue_voucher
+
+# Vouchers that use up a per-member limit slot: everything but a cancelled one.
+COUNTED_STATUSES = (VoucherStatus.ACTIVE, VoucherStatus.REDEEMED, VoucherStatus.EXPIRED)
+
+
+class RewardNotFound(NotFound):
+    code = "REWARD_NOT_FOUND"
+
+
+class RewardNotAvailable(DomainError):
+    """Inactive, or outside its validity window."""
+
+    code = "NOT_AVAILABLE"
+
+
+class NotEligible(DomainError):
+    """The member's tier is below the reward's minimum tier."""
+
+    code = "NOT_ELIGIBLE"
+
+
+class LimitReached(DomainError):
+    code = "LIMIT_REACHED"
+
+
+class OutOfStock(DomainError):
+    code = "OUT_OF_STOCK"
+
+
+class Unavailable(StrEnum):
+    """Why a reward cannot be redeemed right now (checked in this order)."""
+
+    NOT_AVAILABLE = "NOT_AVAILABLE"  # inactive or outside its window: never in the catalogue, only on vouchers
+    NOT_ELIGIBLE = "NOT_ELIGIBLE"
+    LIMIT_REACHED = "LIMIT_REACHED"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
+
+
+@dataclass(frozen=True)
+class CatalogueItem:
+    reward: Reward
+    unavailable: Unavailable | None  # None: the member can redeem it now
+
+
+def catalogue_key(reward: Reward) -> tuple[int, int, int]:
+    """The catalogue order: sort order, then points cost, then id (a total order, for keyset paging)."""
+    return (reward.sort_order, reward.points_cost, reward.id)
+
+
+def _visible(at: datetime) -> Q:
+    return (
+        Q(active=True)
+        & (Q(valid_from__isnull=True) | Q(valid_from__lte=at))
+        & (Q(valid_until__isnull=True) | Q(valid_until__gt=at))
+    )
+
+
+def is_visible(reward: Reward, at: datetime) -> bool:
+    """Active and within its validity window at `at`."""
+    return (
+        reward.active
+        and (reward.valid_from is None or reward.valid_from <= at)
+        and (reward.valid_until is None or reward.valid_until > at)
+    )
+
+
+def _tier_rank(program: Program, tier_id: int | None) -> int:
+    return next((t.rank for t in program.tiers if t.id == tier_id), 0)
+
+
+def _unavailable(reward: Reward, member: Member, program: Program, used: int) -> Unavailable | None:
+    if not is_visible(reward, clock.now()):
+        return Unavailable.NOT_AVAILABLE
+    if reward.min_tier_id is not None and _tier_rank(program, member.tier_id) < _tier_rank(program, reward.min_tier_id):
+        return Unavailable.NOT_ELIGIBLE
+    if reward.per_member_limit is not None and used >= reward.per_member_limit:
+        return Unavailable.LIMIT_REACHED
+    if reward.stock is not None and reward.stock <= 0:
+        return Unavailable.OUT_OF_STOCK
+    if member.points_available < reward.points_cost:
+        return Unavailable.INSUFFICIENT_POINTS
+    return None
+
+
+async def _used(member_id: int, reward_ids: list[int], conn: BaseDBAsyncClient | None = None) -> dict[int, int]:
+    """Per reward, how many of the member's vouchers count against its per-member limit."""
+    if not reward_ids:
+        return {}
+    rows = (
+        await Voucher.filter(
+            member_id=member_id,
+            reward_id__in=reward_ids,
+            status__in=COUNTED_STATUSES,
+            # Only catalogue redemptions: a stamp card or offer giving the same reward uses no slot.
+            stamp_card_id__isnull=True,
+            offer_id__isnull=True,
+        )
+        .using_db(conn)
+        .annotate(n=Count("id"))
+        .group_by("reward_id")
+        .values_list("reward_id", "n")
+    )
+    return {reward_id: int(n) for reward_id, n in rows}
+
+
+async def _items(member: Member, program: Program, rewards: list[Reward]) -> list[CatalogueItem]:
+    used = await _used(member.id, [r.id for r in rewards])
+    return [CatalogueItem(r, _unavailable(r, member, program, used.get(r.id, 0))) for r in rewards]
+
+
+async def catalogue(
+    member: Member, program: Program, *, limit: int, after: tuple[int, int, int] | None = None
+) -> list[CatalogueItem]:
+    """Up to `limit` rewards the member can see, in catalogue order, after the keyset `after`.
+
+    Two queries whatever the page size: the rewards, and the member's voucher counts for them.
+    """
+    query = Reward.filter(_visible(clock.now()))
+    if after is not None:
+        sort_order, cost, reward_id = after
+        query = query.filter(
+            Q(sort_order__gt=sort_order)
+            | Q(sort_order=sort_order, points_cost__gt=cost)
+            | Q(sort_order=sort_order, points_cost=cost, id__gt=reward_id)
+        )
+    rewards = await query.order_by("sort_order", "points_cost", "id").limit(limit)
+    return await _items(member, program, rewards)
+
+
+async def catalogue_items(member: Member, program: Program, reward_ids: list[int]) -> dict[int, CatalogueItem]:
+    """The rewards among `reward_ids` with the member's availability (hidden ones as NOT_AVAILABLE)."""
+    rewards = await Reward.filter(id__in=reward_ids)
+    return {item.reward.id: item for item in await _items(member, program, rewards)}
+
+
+async def _take_stock(conn: BaseDBAsyncClient, reward: Reward) -> None:
+    # One conditional UPDATE: NULL stock (unlimited) stays NULL; a counted stock must still be above zero.
+    taken = (
+        await Reward.filter(Q(stock__isnull=True) | Q(stock__gt=0), id=reward.id)
+        .using_db(conn)
+        .update(stock=F("stock") - 1)
+    )
+    if taken != 1:
+        raise OutOfStock("this reward is out of stock", field="rewardId")
+
+
+async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str) -> int:
+    """Spend the member's points on a reward and issue its voucher; returns the voucher id.
+
+    Idempotent per member and key: a retry returns the first voucher, the same key for another reward is
+    `DuplicateIdempotencyKey`. Raises RewardNotFound, RewardNotAvailable, NotEligible, LimitReached,
+    OutOfStock or InsufficientPoints, and then nothing was written.
+    """
+
+    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+        member = await lock_member(conn, member_id)
+        reward = await Reward.get_or_none(id=reward_id).using_db(conn)
+        if reward is None:
+            raise RewardNotFound("no such reward", field="rewardId")
+        program = await load_program(conn)
+        used = (await _used(member.id, [reward.id], conn)).get(reward.id, 0)
+        # Stock and points are enforced by the conditional writes below, not by this snapshot.
+        reason = _unavailable(reward, member, program, used)
+        if reason == Unavailable.NOT_AVAILABLE:
+            raise RewardNotAvailable("this reward is not available now", field="rewardId")
+        if reason == Unavailable.NOT_ELIGIBLE:
+            raise NotEligible("this reward is for a higher tier", field="rewardId")
+        if reason == Unavailable.LIMIT_REACHED:
+            raise LimitReached(f"this reward can be redeemed {reward.per_member_limit} times", field="rewardId")
+        await _take_stock(conn, reward)
+        entry = None
+        if reward.points_cost > 0:
+            try:
+                entry = await debit_available(conn, member, reward.points_cost, description=reward.name)
+            except InsufficientPoints as error:  # point the app at its own input, and say how far off it is
+                raise InsufficientPoints(
+                    f"this reward costs {reward.points_cost} points; {member.points_available} are available",
+                    field="rewardId",
+                ) from error
+        voucher = await issue_voucher(conn, member.id, reward=reward, points_cost=reward.points_cost, entry=entry)
+        if reward.kind == RewardKind.DONATION:
+            await _fulfil_donation(conn, voucher, reward)
+        return {"voucher_id": voucher.id}
+
+    if not isinstance(idempotency_key, str) or not idempotency_key.strip():
+        raise InvalidInput("an idempotency key is required", field="idempotencyKey")
+    result = await run_idempotent("reward_redeem", f"{member_id}:{idempotency_key}", {"reward": reward_id}, action)
+    return int(result["voucher_id"])
+
+
+async def _fulfil_donation(conn: BaseDBAsyncClient, voucher: Voucher, reward: Reward) -> None:
+    now = clock.now()
+    await Voucher.filter(id=voucher.id).using_db(conn).update(status=VoucherStatus.REDEEMED, redeemed_at=now)
+    await events.emit(
+        conn,
+        events.VOUCHER_REDEEMED,
+        member_id=voucher.member_id,
+        payload={"voucher_id": voucher.id, "reward_id": reward.id, "cause": reward.cause, "amount": reward.value},
+    )
+
+
+@dataclass(frozen=True)
+class DonationTotal:
+    cause: str
+    amount: int  # minor units of the programme's currency
+    donations: int
+
+
+async def donation_totals() -> list[DonationTotal]:
+    """Total donated per cause: the value of every donation voucher issued (they are never cancelled)."""
+    rows = (
+        await Voucher.filter(reward__kind=RewardKind.DONATION, status=VoucherStatus.REDEEMED)
+        .annotate(amount=Sum("reward__value"), n=Count("id"))
+        .group_by("reward__cause")
+        .order_by("reward__cause")
+        .values_list("reward__cause", "amount", "n")
+    )
+    return [DonationTotal(cause or "", int(amount or 0), int(n)) for cause, amount, n in rows]

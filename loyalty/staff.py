@@ -1,0 +1,381 @@
+"""Staff accounts and integration API keys (who may act at the checkout), and staff point adjustments.
+
+Passwords are hashed with argon2id (argon2-cffi's RFC 9106 profile). API keys look like `kbk_<prefix>_<secret>`:
+the prefix finds the row, the secret is stored as its SHA-256 (a 256-bit random secret needs no slow hash).
+Actors are rebuilt from the database on every request, so a deactivation takes effect at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+
+from loyalty import clock
+from loyalty.actors import Actor, Forbidden
+from loyalty.audit import record_audit
+from loyalty.errors import DomainError, InvalidInput, NotFound
+from loyalty.idempotency import run_idempotent
+from loyalty.ledger import MAX_POINTS, credit_available, debit_available, lock_member, settle
+from loyalty.models import ApiKey, EntryKind, StaffRole, StaffUser
+from loyalty.program import load_program
+from loyalty.throttle import claim_attempt, clear
+
+PASSWORD_MIN_LENGTH = 12
+PASSWORD_MAX_LENGTH = 1024
+LOGIN_THROTTLE_SCOPE = "staff_login"
+LOGIN_THROTTLE_LIMIT = 5
+LOGIN_THROTTLE_WINDOW = timedelta(minutes=15)
+API_KEY_TAG = "kbk"
+_PREFIX_HEX = 12  # fits ApiKey.prefix (16)
+_SECRET_HEX = 64  # 256 bits
+# Writing last_used_at on every request of a busy till would turn each read into a write; a minute is precise enough.
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+MAX_STORE_CODE = 32
+
+_hasher = PasswordHasher()
+
+
+class InvalidCredentials(DomainError):
+    """Wrong email or password, a disabled account, or an unknown, revoked or malformed API key (one answer)."""
+
+    code = "INVALID_CREDENTIALS"
+
+
+class StaffEmailTaken(DomainError):
+    code = "EMAIL_TAKEN"
+
+
+class WeakPassword(InvalidInput):
+    code = "WEAK_PASSWORD"
+
+
+_dummy: str | None = None
+
+
+async def _dummy_hash() -> str:
+    """A hash of nothing, with the current parameters: unknown emails are verified against it, so that they cost
+    as much time as a wrong password."""
+    global _dummy
+    if _dummy is None or _hasher.check_needs_rehash(_dummy):
+        _dummy = await asyncio.to_thread(_hasher.hash, secrets.token_hex(16))
+    return _dummy
+
+
+async def _verify_password(password_hash: str, password: str) -> bool:
+    # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
+    try:
+        return await asyncio.to_thread(_hasher.verify, password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def normalise_email(email: str) -> str:
+    """Staff emails are compared lower-case without surrounding blanks."""
+    return email.strip().lower()
+
+
+def _check_email(address: str) -> None:
+    local, at, domain = address.partition("@")
+    if not at or not local or "." not in domain or len(address) > 254 or any(c.isspace() for c in address):
+        raise InvalidInput("not an email address", field="email")
+
+
+def _check_password(password: str) -> None:
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise WeakPassword(f"a password needs at least {PASSWORD_MIN_LENGTH} characters", field="password")
+    if len(password) > PASSWORD_MAX_LENGTH:
+        raise WeakPassword(f"a password has at most {PASSWORD_MAX_LENGTH} characters", field="password")
+
+
+def _check_role(role: StaffRole | str) -> StaffRole:
+    try:
+        return StaffRole(role)
+    except ValueError:
+        raise InvalidInput(f"role must be one of {', '.join(r.value for r in StaffRole)}", field="role") from None
+
+
+def _check_store_code(store_code: str) -> str:
+    code = store_code.strip()
+    if not code or len(code) > MAX_STORE_CODE:
+        raise InvalidInput(f"a store code has 1 to {MAX_STORE_CODE} characters", field="storeCode")
+    return code
+
+
+def staff_actor(staff: StaffUser) -> Actor:
+    """The Actor of a staff account."""
+    return Actor(
+        kind="staff",
+        id=staff.id,
+        role=StaffRole(staff.role),
+        store_codes=tuple(staff.store_codes),
+        name=staff.display_name or staff.email,
+    )
+
+
+def api_key_actor(key: ApiKey) -> Actor:
+    """The Actor of an integration's API key."""
+    return Actor(
+        kind="api_key",
+        id=key.id,
+        role=StaffRole(key.role),
+        store_codes=(key.store_code,) if key.store_code else (),
+        name=key.name,
+    )
+
+
+# --- staff accounts -------------------------------------------------------------------------------
+
+
+async def create_staff(
+    email: str,
+    password: str,
+    role: StaffRole | str,
+    store_codes: Iterable[str] = (),
+    display_name: str = "",
+) -> StaffUser:
+    """Create a staff account; `store_codes` empty means every store.
+
+    Raises `InvalidInput` (email, role, store code), `WeakPassword` (fewer than 12 characters) or `StaffEmailTaken`.
+    """
+    address = normalise_email(email)
+    _check_email(address)
+    _check_password(password)
+    staff_role = _check_role(role)
+    stores = sorted({_check_store_code(code) for code in store_codes})
+    if len(display_name.strip()) > 100:
+        raise InvalidInput("a display name has at most 100 characters", field="displayName")
+    password_hash = await asyncio.to_thread(_hasher.hash, password)
+    try:
+        return await StaffUser.create(
+            email=address,
+            password_hash=password_hash,
+            display_name=display_name.strip(),
+            role=staff_role,
+            store_codes=stores,
+            created_at=clock.now(),
+        )
+    except IntegrityError:
+        raise StaffEmailTaken("a staff account with this email exists", field="email") from None
+
+
+async def authenticate_staff(email: str, password: str) -> Actor:
+    """The Actor for a correct email and password of an active account.
+
+    Unknown emails, wrong passwords and disabled accounts all raise `InvalidCredentials` after the same argon2
+    work. After `LOGIN_THROTTLE_LIMIT` failures for an email within `LOGIN_THROTTLE_WINDOW`, every attempt (even
+    with the right password) raises `TooManyAttempts`; a successful sign-in clears the failures.
+    """
+    address = normalise_email(email)
+    # Claimed before the password is checked: parallel guesses cannot slip past the limit while argon2 runs.
+    await claim_attempt(LOGIN_THROTTLE_SCOPE, address, LOGIN_THROTTLE_LIMIT, LOGIN_THROTTLE_WINDOW)
+    staff = await StaffUser.get_or_none(email=address)
+    valid = len(password) <= PASSWORD_MAX_LENGTH and await _verify_password(
+        staff.password_hash if staff is not None else await _dummy_hash(), password
+    )
+    if staff is None or not valid or not staff.active:
+        raise InvalidCredentials("wrong email or password")  # the claimed attempt stays counted as a failure
+    await clear(LOGIN_THROTTLE_SCOPE, address)
+    changes: dict[str, Any] = {"last_login_at": clock.now()}
+    if _hasher.check_needs_rehash(staff.password_hash):  # hashing parameters were raised since it was set
+        changes["password_hash"] = await asyncio.to_thread(_hasher.hash, password)
+    await StaffUser.filter(id=staff.id).update(**changes)
+    return staff_actor(staff)
+
+
+async def actor_for_staff(staff_id: int) -> Actor | None:
+    """The Actor of an active staff account (one query), or None if it is gone or deactivated."""
+    staff = await StaffUser.get_or_none(id=staff_id, active=True)
+    return staff_actor(staff) if staff is not None else None
+
+
+async def deactivate_staff(staff_id: int) -> None:
+    """Disable a staff account: its sign-ins and its unexpired access tokens are refused from now on."""
+    if not await StaffUser.filter(id=staff_id).update(active=False):
+        raise NotFound("no such staff account", field="staff")
+
+
+# --- API keys ------------------------------------------------------------------------------------
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_api_key(name: str, role: StaffRole | str, store_code: str | None = None) -> tuple[ApiKey, str]:
+    """Create an integration key; returns the row and the raw key `kbk_<prefix>_<secret>` (shown only once)."""
+    if not 1 <= len(name.strip()) <= 100:
+        raise InvalidInput("a key name has 1 to 100 characters", field="name")
+    key_role = _check_role(role)
+    store = _check_store_code(store_code) if store_code is not None else None
+    for _ in range(3):
+        prefix, secret = secrets.token_hex(_PREFIX_HEX // 2), secrets.token_hex(_SECRET_HEX // 2)
+        try:
+            key = await ApiKey.create(
+                name=name.strip(),
+                prefix=prefix,
+                key_hash=_digest(secret),
+                role=key_role,
+                store_code=store,
+                created_at=clock.now(),
+            )
+        except IntegrityError:  # a prefix collision (48 random bits): draw again
+            continue
+        return key, f"{API_KEY_TAG}_{prefix}_{secret}"
+    raise RuntimeError("could not allocate a unique API key prefix")
+
+
+def _is_hex(value: str, length: int) -> bool:
+    return len(value) == length and all(c in "0123456789abcdef" for c in value)
+
+
+async def authenticate_api_key(raw_key: str) -> Actor:
+    """The Actor of an active API key (one query; `last_used_at` is refreshed at most once a minute).
+
+    Malformed, unknown and revoked keys raise `InvalidCredentials`.
+    """
+    tag, _, rest = raw_key.strip().partition("_")
+    prefix, _, secret = rest.partition("_")
+    if tag != API_KEY_TAG or not _is_hex(prefix, _PREFIX_HEX) or not _is_hex(secret, _SECRET_HEX):
+        raise InvalidCredentials("invalid API key")
+    key = await ApiKey.get_or_none(prefix=prefix)
+    expected = key.key_hash if key is not None else _digest("")
+    if not hmac.compare_digest(expected, _digest(secret)) or key is None or not key.active:
+        raise InvalidCredentials("invalid API key")
+    now = clock.now()
+    if key.last_used_at is None or now - key.last_used_at >= _LAST_USED_RESOLUTION:
+        await ApiKey.filter(id=key.id).update(last_used_at=now)
+    return api_key_actor(key)
+
+
+async def revoke_api_key(key_id: int) -> None:
+    """Revoke an API key: every later request with it is refused."""
+    if not await ApiKey.filter(id=key_id).update(active=False):
+        raise NotFound("no such API key", field="apiKey")
+
+
+# --- manual point adjustments ----------------------------------------------------------------------
+
+
+class AdjustmentReason(StrEnum):
+    GOODWILL = "goodwill"
+    CORRECTION = "correction"
+    MISSED_PURCHASE = "missed_purchase"
+    FRAUD = "fraud"
+    OTHER = "other"
+
+
+class NoteRequired(InvalidInput):
+    code = "NOTE_REQUIRED"
+
+
+MAX_NOTE = 200
+AUDIT_POINTS_ADJUST = "points.adjust"
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """A staff adjustment as stored for idempotent replay."""
+
+    entry_id: int
+    audit_id: int
+    member_id: int
+    amount: int
+    reason: str
+    note: str
+    available_before: int
+    available_after: int
+    created_at: str  # ISO 8601, UTC
+
+
+async def adjust_member_points(
+    actor: Actor,
+    member_id: int,
+    amount: int,
+    *,
+    reason: AdjustmentReason,
+    note: str = "",
+    idempotency_key: str,
+    store_code: str | None = None,
+) -> Adjustment:
+    """Credit (amount > 0) or debit (amount < 0) available points by hand, with an audit entry in the same transaction.
+
+    Cashiers may adjust up to the programme's `adjustment_cap` points either way; above it a manager or admin is
+    needed (`Forbidden`). `OTHER` needs a note (`NoteRequired`). A debit beyond the balance is `InsufficientPoints`;
+    an unknown member `MemberNotFound`. Idempotent per member and key; nothing is written on any error.
+    """
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0 or abs(amount) > MAX_POINTS:
+        raise InvalidInput("amount must be a non-zero whole number of points", field="amount")
+    note = note.strip()
+    if reason == AdjustmentReason.OTHER and not note:
+        raise NoteRequired("reason OTHER needs a note", field="note")
+    if len(note) > MAX_NOTE:
+        raise InvalidInput(f"a note has at most {MAX_NOTE} characters", field="note")
+    if not idempotency_key.strip():
+        # The scoped key below is never empty, so `run_idempotent` cannot catch a blank client key.
+        raise InvalidInput("an idempotency key is required", field="idempotencyKey")
+    if store_code is None and len(actor.store_codes) == 1:
+        store_code = actor.store_codes[0]
+    actor.require(StaffRole.CASHIER, store_code)
+    description = f"{reason.value}: {note}" if note else reason.value
+
+    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+        program = await load_program(conn)
+        if abs(amount) > program.adjustment_cap and not actor.has_role(StaffRole.MANAGER):
+            raise Forbidden(f"adjustments above {program.adjustment_cap} points need a manager", field="amount")
+        member = await lock_member(conn, member_id)
+        # Settle first so that "before" is the balance the adjustment really started from.
+        await settle(conn, member)
+        before = {"points_available": member.points_available, "points_pending": member.points_pending}
+        if amount > 0:
+            entry = await credit_available(
+                conn, member, program, amount, kind=EntryKind.ADJUSTMENT, description=description
+            )
+        else:
+            entry = await debit_available(conn, member, -amount, kind=EntryKind.ADJUSTMENT, description=description)
+        after = {"points_available": member.points_available, "points_pending": member.points_pending}
+        audit = await record_audit(
+            actor,
+            AUDIT_POINTS_ADJUST,
+            conn=conn,
+            store_code=store_code,
+            member_id=member.id,
+            target=f"ledger_entry:{entry.id}",
+            before=before,
+            after={**after, "amount": amount},
+            reason=description,
+        )
+        return asdict(
+            Adjustment(
+                entry_id=entry.id,
+                audit_id=audit.id,
+                member_id=member.id,
+                amount=amount,
+                reason=reason.value,
+                note=note,
+                available_before=before["points_available"],
+                available_after=after["points_available"],
+                created_at=clock.now().isoformat(),
+            )
+        )
+
+    request = {
+        "member": member_id,
+        "amount": amount,
+        "reason": reason.value,
+        "note": note,
+        "store": store_code,
+        "actor": f"{actor.kind}:{actor.id}",
+    }
+    return Adjustment(**await run_idempotent("points_adjust", f"{member_id}:{idempotency_key}", request, action))

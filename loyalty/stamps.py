@@ -1,0 +1,121 @@
+"""Stamp cards: buy N qualifying items (or make N qualifying visits) and get a voucher for the card's reward.
+
+Stamps are added in the purchase's transaction, for every active card:
+
+- `counts="items"`: the quantity of the receipt's lines that match the card (`match_category` and/or `match_sku`;
+  neither set: every line). Voided lines and lines in the programme's excluded categories never count.
+- `counts="visits"`: one stamp when the purchase total reaches `min_spend` (if set) and, if the card has a match,
+  at least one counting line matches it.
+
+On reaching `stamps_required` the member gets one voucher per completion and keeps the surplus stamps, so one
+large purchase can complete a card several times. Refunds do not remove stamps (nor the vouchers they gave):
+the voucher is the member's once issued; a cashier who must undo it cancels the voucher.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from loyalty import clock
+from loyalty.earning import LineInput
+from loyalty.models import Program, StampCard, StampProgress
+from loyalty.vouchers import issue_voucher
+
+
+@dataclass(frozen=True)
+class StampOutcome:
+    """What one purchase did to one card."""
+
+    card_id: int
+    name: str
+    added: int
+    stamps: int  # on the card now, after completions
+    stamps_required: int
+    vouchers_issued: int
+
+
+@dataclass(frozen=True)
+class StampCardProgress:
+    """A member's progress on an active card (zero stamps if they never collected any)."""
+
+    card_id: int
+    name: str
+    description: str
+    stamps: int
+    stamps_required: int
+    completed: int  # times the member filled this card
+
+
+def _matches(card: StampCard, line: LineInput) -> bool:
+    return (card.match_category is None or line.category == card.match_category) and (
+        card.match_sku is None or line.sku == card.match_sku
+    )
+
+
+def stamps_for(card: StampCard, program: Program, total: int, lines: Sequence[LineInput]) -> int:
+    """Stamps `card` gives for a purchase of `lines` with `total` (minor units)."""
+    excluded = set(program.excluded_categories or [])
+    counting = [line for line in lines if not line.voided and line.category not in excluded]
+    if card.counts == "visits":
+        if card.min_spend is not None and total < card.min_spend:
+            return 0
+        has_match = card.match_category is not None or card.match_sku is not None
+        return 1 if not has_match or any(_matches(card, line) for line in counting) else 0
+    return sum(line.quantity for line in counting if _matches(card, line))
+
+
+async def add_stamps(
+    conn: BaseDBAsyncClient, member_id: int, program: Program, total: int, lines: Sequence[LineInput]
+) -> list[StampOutcome]:
+    """Stamp the member's active cards for a purchase, issuing a voucher per completion (member row locked)."""
+    outcomes = []
+    for card in await StampCard.filter(active=True).using_db(conn).select_related("reward").order_by("id"):
+        added = stamps_for(card, program, total, lines)
+        if added == 0 or card.stamps_required < 1:
+            continue
+        progress, _ = await StampProgress.get_or_create(
+            member_id=member_id, card_id=card.id, defaults={"updated_at": clock.now()}, using_db=conn
+        )
+        completions, left = divmod(progress.stamps + added, card.stamps_required)
+        await (
+            StampProgress.filter(id=progress.id)
+            .using_db(conn)
+            .update(stamps=left, completed=progress.completed + completions, updated_at=clock.now())
+        )
+        for _ in range(completions):
+            await issue_voucher(conn, member_id, reward=card.reward, stamp_card=card)
+        outcomes.append(StampOutcome(card.id, card.name, added, left, card.stamps_required, completions))
+    return outcomes
+
+
+async def stamp_cards_for_members(member_ids: Sequence[int]) -> dict[int, list[StampCardProgress]]:
+    """Progress on every active card for each member (two queries however many members)."""
+    cards = await StampCard.filter(active=True).order_by("id")
+    rows = await StampProgress.filter(member_id__in=list(member_ids), card_id__in=[c.id for c in cards])
+    by_member: dict[int, dict[int, StampProgress]] = defaultdict(dict)
+    for row in rows:
+        by_member[row.member_id][row.card_id] = row
+    result = {}
+    for member_id in member_ids:
+        mine = by_member[member_id]
+        result[member_id] = [
+            StampCardProgress(
+                card.id,
+                card.name,
+                card.description,
+                mine[card.id].stamps if card.id in mine else 0,
+                card.stamps_required,
+                mine[card.id].completed if card.id in mine else 0,
+            )
+            for card in cards
+        ]
+    return result
+
+
+async def stamp_cards_for(member_id: int) -> list[StampCardProgress]:
+    """A member's progress on every active card, for the app and the checkout summary."""
+    return (await stamp_cards_for_members([member_id]))[member_id]

@@ -1,0 +1,357 @@
+"""Vouchers: single-use codes a member gets for a reward, an offer or a completed stamp card.
+
+Codes are 16 characters of Crockford base32 drawn from `secrets`: 32^16 = 2^80 = 1.2e24 possible codes. The issue
+asks for a code space of at least 1e9 times the vouchers issued, so that one guess hits *some* live voucher with
+probability at most 1e-9: 2^80 / 1e9 = 1.2e15 vouchers keeps that true (a million vouchers a day for three million
+years). Guessing is throttled at the checkout on top of that (`redeem_voucher`). Two issued codes colliding is as
+unlikely (birthday bound after 1e9 vouchers: 1e18 / 2^81 = 4e-7) and would only fail that one issuing
+transaction on the unique constraint, writing nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from loyalty import clock, events, throttle
+from loyalty.actors import Actor
+from loyalty.audit import record_audit
+from loyalty.errors import DomainError, InvalidInput, NotFound
+from loyalty.ledger import locked_member, reverse_debit
+from loyalty.models import LedgerEntry, Offer, Reward, StampCard, Voucher, VoucherStatus
+
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+CODE_LENGTH = 16
+DEFAULT_VALID_DAYS = 30  # vouchers that do not come from a reward (offers, stamp cards)
+# The till tells a scanned voucher from a scanned member card by this prefix (QR alphanumeric-mode safe).
+BARCODE_PREFIX = "V:"
+BARCODE_FORMAT = "QR_CODE"
+# Typed codes are forgiving: Crockford's look-alikes map to the digit they resemble.
+_ALIASES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+# Guessing codes at the checkout: after this many wrong codes per subject within the window, refuse.
+THROTTLE_SCOPE = "voucher_code"
+THROTTLE_LIMIT = 5
+THROTTLE_WINDOW = timedelta(minutes=15)
+MAX_STORE_CODE = 32  # Voucher.redeemed_store
+
+
+class VoucherNotFound(NotFound):
+    """No such voucher — also for another member's voucher, which must look exactly like a missing one."""
+
+    code = "VOUCHER_NOT_FOUND"
+
+
+class InvalidCode(DomainError):
+    """Unknown code, or a code of another member than the one at the till."""
+
+    code = "INVALID_CODE"
+
+
+class AlreadyRedeemed(DomainError):
+    code = "ALREADY_REDEEMED"
+
+
+class AlreadyCancelled(DomainError):
+    code = "ALREADY_CANCELLED"
+
+
+class VoucherExpired(DomainError):
+    code = "VOUCHER_EXPIRED"
+
+
+class NotCancellable(DomainError):
+    """Only vouchers bought with points can be cancelled (offer and stamp-card vouchers have nothing to give back)."""
+
+    code = "NOT_CANCELLABLE"
+
+
+def new_code() -> str:
+    """A fresh random voucher code (80 bits)."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def barcode_value(code: str) -> str:
+    """What the voucher's barcode encodes; `normalize_code` turns it (or the typed code) back into the code."""
+    return f"{BARCODE_PREFIX}{code}"
+
+
+def display_code(code: str) -> str:
+    """The code grouped for people to read and type: `ABCD-EFGH-JKMN-PQRS`."""
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
+
+
+def normalize_code(raw: str) -> str:
+    """The canonical code for a scanned barcode value or a typed code (any case, with dashes or spaces)."""
+    value = raw.strip().upper()
+    if value.startswith(BARCODE_PREFIX):
+        value = value[len(BARCODE_PREFIX) :]
+    return value.replace("-", "").replace(" ", "").translate(_ALIASES)
+
+
+async def issue_voucher(
+    conn: BaseDBAsyncClient,
+    member_id: int,
+    *,
+    reward: Reward | None = None,
+    offer: Offer | None = None,
+    stamp_card: StampCard | None = None,
+    points_cost: int = 0,
+    entry: LedgerEntry | None = None,
+) -> Voucher:
+    """Issue an ACTIVE voucher to a member inside the caller's transaction `conn`; emits `voucher.issued`.
+
+    It expires `reward.voucher_valid_days` days from now (`DEFAULT_VALID_DAYS` without a reward). `entry` is
+    the redemption that paid `points_cost` points for it, so cancelling can give exactly those points back.
+    The caller holds whatever lock its own rules need (the member row for a points redemption).
+    """
+    now = clock.now()
+    valid_days = reward.voucher_valid_days if reward is not None else DEFAULT_VALID_DAYS
+    voucher = await Voucher.create(
+        member_id=member_id,
+        code=new_code(),
+        status=VoucherStatus.ACTIVE,
+        reward=reward,
+        offer=offer,
+        stamp_card=stamp_card,
+        ledger_entry=entry,
+        points_cost=points_cost,
+        issued_at=now,
+        expires_at=now + timedelta(days=valid_days),
+        using_db=conn,
+    )
+    # The code stays out of events: webhooks and logs must not carry something that can be redeemed.
+    await events.emit(
+        conn,
+        events.VOUCHER_ISSUED,
+        member_id=member_id,
+        payload={
+            "voucher_id": voucher.id,
+            "reward_id": reward.id if reward is not None else None,
+            "offer_id": offer.id if offer is not None else None,
+            "stamp_card_id": stamp_card.id if stamp_card is not None else None,
+            "points_cost": points_cost,
+            "expires_at": voucher.expires_at.isoformat(),
+        },
+    )
+    return voucher
+
+
+def effective_status(voucher: Voucher, at: datetime) -> VoucherStatus:
+    """The status as of `at`: an ACTIVE voucher past `expires_at` is EXPIRED even before the job has marked it."""
+    if voucher.status == VoucherStatus.ACTIVE and voucher.expires_at <= at:
+        return VoucherStatus.EXPIRED
+    return voucher.status
+
+
+async def _mark_expired(conn: BaseDBAsyncClient, voucher_ids: list[int], at: datetime) -> int:
+    """Persist EXPIRED for those of `voucher_ids` still ACTIVE and due; emits `voucher.expired`; returns how many."""
+    expired = 0
+    for voucher_id, member_id in await Voucher.filter(id__in=voucher_ids).using_db(conn).values_list("id", "member_id"):
+        # Row by row and conditional, so two jobs running at once emit each event once.
+        if (
+            await Voucher.filter(id=voucher_id, status=VoucherStatus.ACTIVE, expires_at__lte=at)
+            .using_db(conn)
+            .update(status=VoucherStatus.EXPIRED)
+        ):
+            await events.emit(conn, events.VOUCHER_EXPIRED, member_id=member_id, payload={"voucher_id": voucher_id})
+            expired += 1
+    return expired
+
+
+async def expire_vouchers(batch_size: int = 500) -> int:
+    """The voucher expiry job: mark every ACTIVE voucher past `expires_at` EXPIRED. Idempotent; returns the count.
+
+    Reads do not need it (they show `effective_status`); it keeps the status column and the events current.
+    Expired vouchers give no points back: the points were spent when the voucher was issued.
+    """
+    expired = 0
+    while True:
+        at = clock.now()
+        ids = list(
+            await Voucher.filter(status=VoucherStatus.ACTIVE, expires_at__lte=at)
+            .order_by("id")
+            .limit(batch_size)
+            .values_list("id", flat=True)
+        )
+        if not ids:
+            return expired
+        async with in_transaction() as conn:
+            expired += await _mark_expired(conn, ids, at)
+
+
+# --- the member's vouchers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VoucherKey:
+    """A position in `voucher_page`: after voucher `id` among the usable ones (phase 0) or the others (1)."""
+
+    phase: int
+    id: int
+
+
+async def member_vouchers(
+    member_id: int, *, limit: int, after: VoucherKey | None = None, status: VoucherStatus | None = None
+) -> list[Voucher]:
+    """A page of the member's vouchers in `voucher_page` order (without the positions)."""
+    return [voucher for _, voucher in await voucher_page(member_id, limit=limit, after=after, status=status)]
+
+
+async def voucher_page(
+    member_id: int, *, limit: int, after: VoucherKey | None = None, status: VoucherStatus | None = None
+) -> list[tuple[VoucherKey, Voucher]]:
+    """A page of the member's vouchers, each with its position: usable ones first, soonest expiry first; then the
+    others, newest first.
+
+    With `status`, only vouchers of that effective status (EXPIRED includes ACTIVE vouchers past their expiry).
+    Raises InvalidInput for a position that is not one of the member's vouchers.
+    """
+    at = clock.now()
+    live = Q(status=VoucherStatus.ACTIVE, expires_at__gt=at)
+    page: list[Voucher] = []
+    if status in (None, VoucherStatus.ACTIVE) and (after is None or after.phase == 0):
+        query = Voucher.filter(live, member_id=member_id)
+        if after is not None:
+            # Keyset on (expires_at, id), with the cursor voucher's own stored expiry: exact on every database.
+            expiry = await Voucher.filter(id=after.id, member_id=member_id).values_list("expires_at", flat=True)
+            if not expiry:
+                raise InvalidInput("`after` is not a cursor from this list", field="after")
+            query = query.filter(Q(expires_at__gt=expiry[0]) | Q(expires_at=expiry[0], id__gt=after.id))
+        page = list(await query.order_by("expires_at", "id").limit(limit))
+    usable = [(VoucherKey(0, v.id), v) for v in page]
+    if status == VoucherStatus.ACTIVE or len(usable) == limit:
+        return usable
+    rest = Voucher.filter(~live, member_id=member_id)
+    if status == VoucherStatus.EXPIRED:
+        rest = rest.filter(status__in=(VoucherStatus.ACTIVE, VoucherStatus.EXPIRED))
+    elif status is not None:
+        rest = rest.filter(status=status)
+    if after is not None and after.phase == 1:
+        rest = rest.filter(id__lt=after.id)
+    return usable + [(VoucherKey(1, v.id), v) for v in await rest.order_by("-id").limit(limit - len(usable))]
+
+
+async def get_member_voucher(member_id: int, voucher_id: int) -> Voucher:
+    """The member's own voucher; another member's id raises `VoucherNotFound` like a missing one."""
+    voucher = await Voucher.get_or_none(id=voucher_id, member_id=member_id)
+    if voucher is None:
+        raise VoucherNotFound("no such voucher", field="voucherId")
+    return voucher
+
+
+# --- cancelling ---------------------------------------------------------------------------------------
+
+
+def _refusal(voucher: Voucher, at: datetime, field: str) -> DomainError:
+    """Why a voucher that is not ACTIVE-and-unexpired cannot be used."""
+    status = effective_status(voucher, at)
+    if status == VoucherStatus.REDEEMED:
+        return AlreadyRedeemed("this voucher has already been redeemed", field=field)
+    if status == VoucherStatus.CANCELLED:
+        return AlreadyCancelled("this voucher was cancelled", field=field)
+    return VoucherExpired(f"this voucher expired at {voucher.expires_at.isoformat()}", field=field)
+
+
+async def cancel_voucher(member_id: int, voucher_id: int) -> Voucher:
+    """Cancel the member's unused, unexpired voucher: exactly the points it took go back to the lots they came
+    from, and the reward's stock gets its unit back.
+
+    Raises VoucherNotFound (also for another member's voucher), AlreadyRedeemed, AlreadyCancelled,
+    VoucherExpired or NotCancellable; then nothing was written.
+    """
+    at = clock.now()
+    async with locked_member(member_id) as (conn, member):
+        voucher = await Voucher.get_or_none(id=voucher_id, member_id=member_id).using_db(conn)
+        if voucher is None:
+            raise VoucherNotFound("no such voucher", field="voucherId")
+        if voucher.ledger_entry_id is None:
+            raise NotCancellable("only vouchers bought with points can be cancelled", field="voucherId")
+        # Conditional: a till may be redeeming this voucher right now; exactly one of the two wins.
+        cancelled = (
+            await Voucher.filter(id=voucher.id, status=VoucherStatus.ACTIVE, expires_at__gt=at)
+            .using_db(conn)
+            .update(status=VoucherStatus.CANCELLED, cancelled_at=at)
+        )
+        if cancelled != 1:
+            raise _refusal(await Voucher.get(id=voucher.id).using_db(conn), at, "voucherId")
+        await reverse_debit(conn, member, voucher.ledger_entry_id)
+        if voucher.reward_id is not None:
+            await Reward.filter(id=voucher.reward_id).using_db(conn).update(stock=F("stock") + 1)  # NULL stays NULL
+        await events.emit(
+            conn,
+            events.VOUCHER_CANCELLED,
+            member_id=member_id,
+            payload={"voucher_id": voucher.id, "points_returned": voucher.points_cost},
+        )
+    voucher.status, voucher.cancelled_at = VoucherStatus.CANCELLED, at
+    return voucher
+
+
+# --- redeeming at the checkout ------------------------------------------------------------------------
+
+
+def throttle_subjects(actor: Actor, member_id: int | None) -> list[str]:
+    """Who a wrong code counts against: the staff session or API key, and the member when the till knows them."""
+    return [f"{actor.kind}:{actor.id}", *([f"member:{member_id}"] if member_id is not None else [])]
+
+
+async def redeem_voucher(actor: Actor, *, code: str, store_code: str, member_id: int | None = None) -> Voucher:
+    """Redeem a voucher at a till: single-use, even under concurrent redemptions. Audited.
+
+    `code` is the typed code or the scanned barcode value. With `member_id`, a voucher of another member is
+    refused like an unknown code. Wrong codes are throttled per subject (`throttle_subjects`): after
+    `THROTTLE_LIMIT` within `THROTTLE_WINDOW` every attempt is refused with TooManyAttempts, even a right code.
+    The failures are recorded outside any transaction, so they stay. Two requests that run truly in parallel
+    can both pass the check before either records its failure: the bound is then the limit plus the
+    number of parallel requests, still nothing against a 2⁸⁰ code space.
+
+    Raises InvalidInput (store code), TooManyAttempts, InvalidCode, AlreadyRedeemed, AlreadyCancelled or
+    VoucherExpired.
+    """
+    if not 1 <= len(store_code) <= MAX_STORE_CODE:
+        raise InvalidInput(f"store code must be 1 to {MAX_STORE_CODE} characters", field="storeCode")
+    subjects = throttle_subjects(actor, member_id)
+    for subject in subjects:
+        await throttle.check_throttle(THROTTLE_SCOPE, subject, THROTTLE_LIMIT, THROTTLE_WINDOW)
+    normalized = normalize_code(code)
+    voucher = await Voucher.get_or_none(code=normalized) if len(normalized) == CODE_LENGTH else None
+    if voucher is None or (member_id is not None and voucher.member_id != member_id):
+        for subject in subjects:
+            await throttle.record_failure(THROTTLE_SCOPE, subject)
+        raise InvalidCode("no voucher with this code", field="code")
+    at = clock.now()
+    async with in_transaction() as conn:
+        # The single-use guarantee: only one UPDATE can move the row from ACTIVE; the row count says who won.
+        redeemed = (
+            await Voucher.filter(id=voucher.id, status=VoucherStatus.ACTIVE, expires_at__gt=at)
+            .using_db(conn)
+            .update(status=VoucherStatus.REDEEMED, redeemed_at=at, redeemed_store=store_code)
+        )
+        if redeemed == 1:
+            await events.emit(
+                conn,
+                events.VOUCHER_REDEEMED,
+                member_id=voucher.member_id,
+                payload={"voucher_id": voucher.id, "store_code": store_code, "reward_id": voucher.reward_id},
+            )
+            await record_audit(
+                actor,
+                "voucher.redeem",
+                conn=conn,
+                store_code=store_code,
+                member_id=voucher.member_id,
+                target=f"voucher:{voucher.id}",
+                before={"status": VoucherStatus.ACTIVE.value},
+                after={"status": VoucherStatus.REDEEMED.value},
+            )
+            voucher.status, voucher.redeemed_at, voucher.redeemed_store = VoucherStatus.REDEEMED, at, store_code
+            return voucher
+        current = await Voucher.get(id=voucher.id).using_db(conn)
+        if effective_status(current, at) == VoucherStatus.EXPIRED:
+            await _mark_expired(conn, [voucher.id], at)  # lazily, so the job has less to do
+    raise _refusal(current, at, "code")

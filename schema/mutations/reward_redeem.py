@@ -1,0 +1,71 @@
+"""rewardRedeem: the member spends points on a reward and gets a voucher."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+from strawberry import relay
+
+from loyalty import models
+from loyalty.errors import DomainError
+from loyalty.rewards import RewardNotFound, redeem_reward
+from schema.context import Info
+from schema.errors import to_user_error, user_error_type
+from schema.types.member import Member
+from schema.types.voucher import Voucher
+
+
+@strawberry.enum
+class RewardRedeemErrorCode(Enum):
+    INVALID = "INVALID"
+    REWARD_NOT_FOUND = "REWARD_NOT_FOUND"
+    NOT_AVAILABLE = "NOT_AVAILABLE"
+    NOT_ELIGIBLE = "NOT_ELIGIBLE"
+    LIMIT_REACHED = "LIMIT_REACHED"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+
+
+RewardRedeemUserError = user_error_type("RewardRedeemUserError", RewardRedeemErrorCode)
+
+
+@strawberry.input
+class RewardRedeemInput:
+    reward_id: strawberry.ID = strawberry.field(description="A `Reward` id from `rewards`.")
+    idempotency_key: str = strawberry.field(description="Unique per attempt; a retry with it returns the same voucher.")
+
+
+@strawberry.type
+class RewardRedeemPayload:
+    voucher: Voucher | None
+    member: Member | None = strawberry.field(description="With the new balance.")
+    user_errors: list[RewardRedeemUserError]  # type: ignore[valid-type]
+
+
+def decode_id(value: str, type_name: str) -> int | None:
+    """The database id inside a global id of `type_name`; None for anything else."""
+    try:
+        global_id = relay.GlobalID.from_id(value)
+    except ValueError:
+        return None
+    return int(global_id.node_id) if global_id.type_name == type_name and global_id.node_id.isdigit() else None
+
+
+async def reward_redeem(info: Info, input: RewardRedeemInput) -> RewardRedeemPayload:
+    member_id = info.context.require_member()
+    try:
+        reward_id = decode_id(input.reward_id, "Reward")
+        if reward_id is None:  # garbage or the id of another type: as unknown as a missing reward
+            raise RewardNotFound("no such reward", field="rewardId")
+        voucher_id = await redeem_reward(member_id, reward_id, idempotency_key=input.idempotency_key)
+    except DomainError as error:
+        return RewardRedeemPayload(
+            voucher=None,
+            member=None,
+            user_errors=[to_user_error(RewardRedeemUserError, RewardRedeemErrorCode, error)],
+        )
+    member = await models.Member.get(id=member_id)
+    voucher = await models.Voucher.get(id=voucher_id)
+    return RewardRedeemPayload(voucher=Voucher.from_model(voucher), member=Member.from_model(member), user_errors=[])

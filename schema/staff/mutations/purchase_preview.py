@@ -1,0 +1,58 @@
+"""purchasePreview: "you will earn N" for a receipt, with the breakdown, writing nothing.
+
+A query, not a mutation: it changes nothing, so tills may call it as often as they like (e.g. on every scan).
+It takes the same input as purchaseRecord and refuses the same bad input with the same codes.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+from loyalty.errors import DomainError, MemberNotFound
+from loyalty.models import StaffRole
+from loyalty.purchases import preview_purchase
+from schema.errors import to_user_error, user_error_type
+from schema.staff.context import StaffInfo
+from schema.staff.earning_types import EarningBreakdown, PurchaseRecordInput
+from schema.staff.lookup import member_pk
+
+
+@strawberry.enum
+class PurchasePreviewErrorCode(Enum):
+    INVALID = "INVALID"
+    MEMBER_NOT_FOUND = "MEMBER_NOT_FOUND"
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+    LINES_TOTAL_MISMATCH = "LINES_TOTAL_MISMATCH"
+
+
+PurchasePreviewUserError = user_error_type("PurchasePreviewUserError", PurchasePreviewErrorCode)
+
+
+@strawberry.type
+class PurchasePreviewPayload:
+    earning: EarningBreakdown | None
+    user_errors: list[PurchasePreviewUserError]  # type: ignore[valid-type]
+
+
+async def purchase_preview(info: StaffInfo, input: PurchaseRecordInput) -> PurchasePreviewPayload:
+    info.context.require(StaffRole.CASHIER, input.store_code)
+    member_id = member_pk(input.member)
+    try:
+        if member_id is None:
+            raise MemberNotFound("no such member", field="member")
+        breakdown = await preview_purchase(input.to_request(member_id))
+    except DomainError as error:
+        return PurchasePreviewPayload(
+            earning=None, user_errors=[to_user_error(PurchasePreviewUserError, PurchasePreviewErrorCode, error)]
+        )
+    return PurchasePreviewPayload(earning=EarningBreakdown.from_domain(breakdown), user_errors=[])
+
+
+@strawberry.type
+class PurchasePreviewQuery:
+    purchase_preview: PurchasePreviewPayload = strawberry.field(
+        resolver=purchase_preview,
+        description="What purchaseRecord would credit for this receipt now (current tier); writes nothing.",
+    )

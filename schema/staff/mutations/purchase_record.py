@@ -1,0 +1,90 @@
+"""purchaseRecord: the till records a receipt; the member earns points (pending for the return window) and stamps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from loyalty.errors import DomainError, MemberNotFound
+from loyalty.models import StaffRole
+from loyalty.purchases import record_purchase
+from schema.errors import to_user_error, user_error_type
+from schema.staff.context import StaffInfo
+from schema.staff.earning_types import EarningBreakdown, PurchaseRecordInput, StampsAdded
+from schema.staff.lookup import MemberSummary, member_pk
+
+
+@strawberry.enum
+class PurchaseRecordErrorCode(Enum):
+    INVALID = "INVALID"
+    MEMBER_NOT_FOUND = "MEMBER_NOT_FOUND"
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+    LINES_TOTAL_MISMATCH = "LINES_TOTAL_MISMATCH"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+
+
+PurchaseRecordUserError = user_error_type("PurchaseRecordUserError", PurchaseRecordErrorCode)
+
+
+@strawberry.type(description="A recorded purchase and what it earned.")
+class RecordedPurchase:
+    store_code: str
+    receipt_id: str
+    points: int
+    available_at: datetime = strawberry.field(description="When the points become spendable (end of return window).")
+    tier: str = strawberry.field(description="The member's tier after this purchase.")
+    earning: EarningBreakdown
+    stamps: list[StampsAdded]
+
+
+@strawberry.type
+class PurchaseRecordPayload:
+    purchase: RecordedPurchase | None
+    member: MemberSummary | None
+    user_errors: list[PurchaseRecordUserError]  # type: ignore[valid-type]
+
+
+def _refused(error: DomainError) -> PurchaseRecordPayload:
+    return PurchaseRecordPayload(
+        purchase=None,
+        member=None,
+        user_errors=[to_user_error(PurchaseRecordUserError, PurchaseRecordErrorCode, error)],
+    )
+
+
+async def purchase_record(info: StaffInfo, input: PurchaseRecordInput) -> PurchaseRecordPayload:
+    actor = info.context.require(StaffRole.CASHIER, input.store_code)
+    member_id = member_pk(input.member)
+    if member_id is None:
+        return _refused(MemberNotFound("no such member", field="member"))
+    try:
+        recorded = await record_purchase(actor, input.to_request(member_id))
+    except DomainError as error:
+        return _refused(error)
+    member = await info.context.loaders.member.load(member_id)
+    return PurchaseRecordPayload(
+        purchase=RecordedPurchase(
+            store_code=input.store_code,
+            receipt_id=input.receipt_id,
+            points=recorded.points,
+            available_at=datetime.fromisoformat(recorded.available_at),
+            tier=recorded.tier,
+            earning=EarningBreakdown.from_domain(recorded.breakdown),
+            stamps=[StampsAdded.from_domain(s) for s in recorded.stamps],
+        ),
+        member=MemberSummary.from_model(member) if member is not None else None,
+        user_errors=[],
+    )
+
+
+@strawberry.type
+class PurchaseRecordMutation:
+    purchase_record: PurchaseRecordPayload = strawberry.mutation(
+        resolver=purchase_record,
+        description=(
+            "Record a receipt (cashier or above, in its store). Idempotent on (storeCode, receiptId): a retry returns "
+            "the first result; the same receipt with other content is IDEMPOTENCY_KEY_REUSED."
+        ),
+    )

@@ -1,0 +1,88 @@
+"""staffSessionCreate: a staff member signs in with email and password and gets a staff access token.
+
+The only staff operation open without authentication. Passwords are checked in `loyalty.staff`; the token is
+signed by the API layer, which the schema reaches through `StaffContext.staff_sessions` (a `StaffSessionIssuer`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Protocol
+
+import strawberry
+
+from loyalty.actors import Actor
+from loyalty.errors import DomainError
+from schema.errors import to_user_error, user_error_type
+from schema.staff.actor import StaffActor
+from schema.staff.context import StaffInfo
+
+
+@dataclass(frozen=True)
+class IssuedStaffSession:
+    access_token: str
+    access_token_expires_at: datetime
+    actor: Actor
+
+
+class StaffSessionIssuer(Protocol):
+    async def create(self, email: str, password: str) -> IssuedStaffSession:
+        """Sign in; raises `InvalidCredentials` or `TooManyAttempts` (DomainErrors)."""
+        ...
+
+
+@strawberry.enum
+class StaffSessionCreateErrorCode(Enum):
+    INVALID = "INVALID"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
+
+
+StaffSessionCreateUserError = user_error_type("StaffSessionCreateUserError", StaffSessionCreateErrorCode)
+
+
+@strawberry.input
+class StaffSessionCreateInput:
+    email: str
+    password: str
+
+
+@strawberry.type(
+    description="Send `accessToken` as `Authorization: Bearer …` to /staff/graphql; sign in again after expiry."
+)
+class StaffSessionCreatePayload:
+    access_token: str | None
+    access_token_expires_at: datetime | None
+    staff: StaffActor | None
+    user_errors: list[StaffSessionCreateUserError]  # type: ignore[valid-type]
+
+
+async def staff_session_create(info: StaffInfo, input: StaffSessionCreateInput) -> StaffSessionCreatePayload:
+    issuer: StaffSessionIssuer | None = info.context.staff_sessions
+    if issuer is None:
+        raise RuntimeError("the staff endpoint was set up without a staff session issuer")
+    try:
+        session = await issuer.create(input.email, input.password)
+    except DomainError as error:
+        return StaffSessionCreatePayload(
+            access_token=None,
+            access_token_expires_at=None,
+            staff=None,
+            user_errors=[to_user_error(StaffSessionCreateUserError, StaffSessionCreateErrorCode, error)],
+        )
+    return StaffSessionCreatePayload(
+        access_token=session.access_token,
+        access_token_expires_at=session.access_token_expires_at,
+        staff=StaffActor.from_actor(session.actor),
+        user_errors=[],
+    )
+
+
+@strawberry.type
+class StaffSessionCreateMutation:
+    staff_session_create: StaffSessionCreatePayload = strawberry.mutation(
+        resolver=staff_session_create,
+        description="Sign in with email and password; after 5 failures in 15 minutes further attempts are refused.",
+    )

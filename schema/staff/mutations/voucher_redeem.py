@@ -1,0 +1,103 @@
+"""voucherRedeem: a cashier redeems a member's voucher at the till (single-use; wrong codes are throttled)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from loyalty import models
+from loyalty.errors import DomainError, MemberNotFound
+from loyalty.models import StaffRole
+from loyalty.vouchers import display_code, redeem_voucher
+from schema.errors import to_user_error, user_error_type
+from schema.staff.context import StaffInfo
+from schema.staff.lookup import MemberSummary, member_pk
+
+
+@strawberry.enum
+class VoucherRedeemErrorCode(Enum):
+    INVALID = "INVALID"
+    INVALID_CODE = "INVALID_CODE"
+    ALREADY_REDEEMED = "ALREADY_REDEEMED"
+    ALREADY_CANCELLED = "ALREADY_CANCELLED"
+    VOUCHER_EXPIRED = "VOUCHER_EXPIRED"
+    TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
+    MEMBER_NOT_FOUND = "MEMBER_NOT_FOUND"
+
+
+VoucherRedeemUserError = user_error_type("VoucherRedeemUserError", VoucherRedeemErrorCode)
+
+
+@strawberry.input
+class VoucherRedeemInput:
+    code: str = strawberry.field(description="The scanned barcode value or the typed code (dashes optional).")
+    store_code: str
+    member: strawberry.ID | None = strawberry.field(
+        default=None, description="The member at the till (`MemberSummary.id`): a voucher of anyone else is refused."
+    )
+
+
+@strawberry.type(description="A redeemed voucher: what to apply to the basket.")
+class CheckoutVoucher:
+    code: str
+    kind: str | None = strawberry.field(
+        description="free_product, amount_off, percent_off, cashback, donation, experience; null: offer/stamp card."
+    )
+    name: str
+    value: int = strawberry.field(description="amount_off, cashback: minor units to apply; percent_off: percent.")
+    sku: str | None
+    redeemed_at: datetime
+    store_code: str
+
+    @classmethod
+    def from_model(cls, voucher: models.Voucher, reward: models.Reward | None) -> CheckoutVoucher:
+        assert voucher.redeemed_at is not None  # set by the redemption
+        assert voucher.redeemed_store is not None
+        return cls(
+            code=display_code(voucher.code),
+            kind=reward.kind.value if reward else None,
+            name=reward.name if reward else "Voucher",
+            value=reward.value if reward else 0,
+            sku=reward.sku if reward else None,
+            redeemed_at=voucher.redeemed_at,
+            store_code=voucher.redeemed_store,
+        )
+
+
+@strawberry.type
+class VoucherRedeemPayload:
+    voucher: CheckoutVoucher | None
+    member: MemberSummary | None
+    user_errors: list[VoucherRedeemUserError]  # type: ignore[valid-type]
+
+
+async def voucher_redeem(info: StaffInfo, input: VoucherRedeemInput) -> VoucherRedeemPayload:
+    actor = info.context.require(StaffRole.CASHIER, input.store_code)
+    try:
+        member_id = member_pk(input.member) if input.member is not None else None
+        if input.member is not None and member_id is None:
+            raise MemberNotFound("no such member", field="member")
+        voucher = await redeem_voucher(actor, code=input.code, store_code=input.store_code, member_id=member_id)
+    except DomainError as error:
+        return VoucherRedeemPayload(
+            voucher=None,
+            member=None,
+            user_errors=[to_user_error(VoucherRedeemUserError, VoucherRedeemErrorCode, error)],
+        )
+    reward = await models.Reward.get_or_none(id=voucher.reward_id) if voucher.reward_id is not None else None
+    member = await info.context.loaders.member.load(voucher.member_id)
+    return VoucherRedeemPayload(
+        voucher=CheckoutVoucher.from_model(voucher, reward),
+        member=MemberSummary.from_model(member) if member is not None else None,
+        user_errors=[],
+    )
+
+
+@strawberry.type
+class VoucherRedeemMutation:
+    voucher_redeem: VoucherRedeemPayload = strawberry.mutation(
+        resolver=voucher_redeem,
+        description="Redeem a voucher at the till: once only; after 5 wrong codes in 15 minutes, attempts are refused.",
+    )

@@ -1,0 +1,128 @@
+"""Personalised offers as the member app (and the till) sees them, and the `me.offers` connection."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+
+import strawberry
+from strawberry import relay
+
+from loyalty import clock, models
+from loyalty.offers import MemberOffer, offers_for, relevance_key
+from schema.context import Info
+from schema.errors import BadRequest
+
+OfferBenefit = strawberry.enum(
+    Enum("OfferBenefit", {b.name: b.value for b in models.OfferBenefit}),
+    description="What the offer gives: bonus points, an amount or percent off, or a free item.",
+)
+LifecycleStage = strawberry.enum(
+    Enum("LifecycleStage", {s.name: s.value for s in models.LifecycleStage}),
+    description="Where a member is in the programme: new, active, lapsing (no recent purchase) or lapsed.",
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+CursorKey = tuple[int, int, int, int]
+
+
+def offer_pk(global_id: str) -> int | None:
+    """The primary key in an offer's global id; None for anything else (malformed, another type)."""
+    try:
+        type_name, key = relay.from_base64(global_id)
+    except ValueError:
+        return None
+    return int(key) if type_name == "Offer" and key.isascii() and key.isdigit() and len(key) < 12 else None
+
+
+@strawberry.type(name="Offer")
+class Offer(relay.Node):
+    id: relay.NodeID[int]
+    name: str
+    description: str
+    benefit: OfferBenefit  # type: ignore[valid-type]
+    value: int = strawberry.field(
+        description="Points for BONUS_POINTS, minor units for AMOUNT_OFF, percent for PERCENT_OFF, 0 for FREE_ITEM."
+    )
+    free_item_sku: str | None = strawberry.field(description="The product given for FREE_ITEM.")
+    valid_from: datetime
+    valid_until: datetime = strawberry.field(description="The offer ends at this instant.")
+    requires_activation: bool = strawberry.field(description="The member must activate it in the app before use.")
+    activated: bool
+    remaining_uses: int
+    min_spend: int | None = strawberry.field(description="Minimum purchase total (minor units) to redeem it.")
+
+    @classmethod
+    def from_member_offer(cls, item: MemberOffer) -> Offer:
+        offer = item.offer
+        return cls(
+            id=offer.id,
+            name=offer.name,
+            description=offer.description,
+            benefit=OfferBenefit(offer.benefit.value),
+            value=offer.value,
+            free_item_sku=offer.sku if offer.benefit == models.OfferBenefit.FREE_ITEM else None,
+            valid_from=offer.valid_from,
+            valid_until=offer.valid_until,
+            requires_activation=offer.requires_activation,
+            activated=item.activated,
+            remaining_uses=item.remaining_uses,
+            min_spend=offer.min_spend,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Offer | None]:
+        # Only offers that apply to the signed-in member now: any other id looks exactly like a missing one.
+        member = await info.context.loaders.member.load(info.context.require_member())
+        applying = {i.offer.id: i for i in await offers_for(member, clock.now())} if member else {}
+        return [
+            cls.from_member_offer(applying[int(i)]) if i.isdigit() and int(i) in applying else None for i in node_ids
+        ]
+
+
+def _cursor_key(item: MemberOffer) -> CursorKey:
+    activated, priority, ends, offer_id = relevance_key(item)
+    return activated, priority, (ends - _EPOCH) // _MICROSECOND, offer_id
+
+
+def _encode_cursor(key: CursorKey) -> str:
+    return base64.urlsafe_b64encode(("offer:" + ":".join(map(str, key))).encode()).decode()
+
+
+def decode_offer_cursor(cursor: str | None) -> CursorKey | None:
+    """The ranking key inside an opaque offers cursor: the next page starts after it, even if that offer is gone."""
+    if cursor is None:
+        return None
+    try:
+        prefix, *parts = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
+        if prefix != "offer" or len(parts) != 4:
+            raise ValueError(cursor)
+        activated, priority, ends, offer_id = (int(p) for p in parts)
+        return activated, priority, ends, offer_id
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise BadRequest("`after` is not a cursor from this list") from exc
+
+
+@strawberry.type(name="OfferConnection")
+class OfferConnection(relay.Connection[Offer]):
+    @classmethod
+    def from_ranked(cls, items: list[MemberOffer], size: int, after: CursorKey | None) -> OfferConnection:
+        """One page of `items` (already most relevant first) after the cursor key `after`."""
+        keyed = [(_cursor_key(item), item) for item in items]
+        if after is not None:
+            keyed = [(key, item) for key, item in keyed if key > after]
+        edges = [relay.Edge(node=Offer.from_member_offer(item), cursor=_encode_cursor(k)) for k, item in keyed]
+        page = edges[:size]
+        return cls(
+            edges=page,
+            page_info=relay.PageInfo(
+                has_next_page=len(edges) > size,
+                has_previous_page=False,
+                start_cursor=page[0].cursor if page else None,
+                end_cursor=page[-1].cursor if page else None,
+            ),
+        )

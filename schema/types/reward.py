@@ -1,0 +1,138 @@
+"""The reward catalogue as the member sees it: every visible reward, with whether they can redeem it now."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+from strawberry import relay
+
+from loyalty import models, rewards
+from loyalty.program import cached_program, tiers_of
+from schema.context import Info
+from schema.errors import BadRequest
+from schema.types.pagination import decode_cursor, encode_cursor
+
+RewardKind = strawberry.enum(
+    Enum("RewardKind", {k.name: k.value.upper() for k in models.RewardKind}),
+    description="What the voucher gives: see `value`.",
+)
+
+NOT_AVAILABLE = rewards.Unavailable.NOT_AVAILABLE
+
+RewardUnavailableReason = strawberry.enum(
+    Enum("RewardUnavailableReason", {r.name: r.value for r in rewards.Unavailable}),
+    description="Why a listed reward cannot be redeemed now; the error `rewardRedeem` would return.",
+)
+
+
+@strawberry.type(name="Reward")
+class Reward(relay.Node):
+    id: relay.NodeID[int]
+    name: str
+    description: str
+    kind: RewardKind  # type: ignore[valid-type]
+    points_cost: int
+    value: int = strawberry.field(
+        description="AMOUNT_OFF, CASHBACK, DONATION: minor units of the programme's currency; PERCENT_OFF: percent."
+    )
+    sku: str | None = strawberry.field(description="The free product, for FREE_PRODUCT.")
+    cause: str | None = strawberry.field(description="Who receives a DONATION.")
+    min_tier: str | None = strawberry.field(description="Name of the lowest tier that may redeem it.")
+    stock_left: int | None = strawberry.field(description="Units left; null: unlimited.")
+    per_member_limit: int | None
+    valid_until: datetime | None
+    voucher_valid_days: int
+    available: bool = strawberry.field(description="The signed-in member can redeem it now.")
+    unavailable_reason: RewardUnavailableReason | None  # type: ignore[valid-type]
+
+    @classmethod
+    def from_item(cls, item: rewards.CatalogueItem, tier_names: dict[int, str]) -> Reward:
+        reward = item.reward
+        return cls(
+            id=reward.id,
+            name=reward.name,
+            description=reward.description,
+            kind=RewardKind[reward.kind.name],
+            points_cost=reward.points_cost,
+            value=reward.value,
+            sku=reward.sku,
+            cause=reward.cause,
+            min_tier=tier_names.get(reward.min_tier_id) if reward.min_tier_id is not None else None,
+            stock_left=reward.stock,
+            per_member_limit=reward.per_member_limit,
+            valid_until=reward.valid_until,
+            voucher_valid_days=reward.voucher_valid_days,
+            available=item.unavailable is None,
+            unavailable_reason=RewardUnavailableReason[item.unavailable.name] if item.unavailable else None,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Reward | None]:
+        # Only rewards the member can see in the catalogue; others resolve like missing ones.
+        member = await info.context.loaders.member.load(info.context.require_member())
+        if member is None:
+            return [None for _ in node_ids]
+        program = await cached_program()
+        ids = [int(i) for i in node_ids if i.isdigit()]
+        items = await info.context.loaders.reward_items(member).load_many(ids)
+        visible = {i: item for i, item in zip(ids, items, strict=True) if item and item.unavailable != NOT_AVAILABLE}
+        names = tier_names(program)
+        return [cls.from_item(visible[int(i)], names) if i.isdigit() and int(i) in visible else None for i in node_ids]
+
+
+def tier_names(program: models.Program) -> dict[int, str]:
+    return {t.id: t.name for t in tiers_of(program)}
+
+
+_INT = 2**32  # every part of the catalogue key is a 32-bit integer column
+_OFFSET = 2**31  # sort order and cost may be negative in the column type
+
+
+def _position(reward: models.Reward) -> int:
+    # The catalogue keyset (sort order, points cost, id) packed, order-preserving, into the one integer our
+    # cursors carry.
+    sort_order, cost, reward_id = rewards.catalogue_key(reward)
+    return ((sort_order + _OFFSET) * _INT + cost + _OFFSET) * _INT + reward_id
+
+
+def _decode_position(cursor: str | None) -> tuple[int, int, int] | None:
+    position = decode_cursor("reward", cursor)
+    if position is None:
+        return None
+    shifted, reward_id = divmod(position, _INT)
+    sort_order, cost = divmod(shifted, _INT)
+    if sort_order >= _INT:
+        raise BadRequest("`after` is not a cursor from this list")
+    return (sort_order - _OFFSET, cost - _OFFSET, reward_id)
+
+
+@strawberry.type(name="RewardConnection")
+class RewardConnection(relay.Connection[Reward]):
+    @classmethod
+    async def load(cls, member: models.Member, size: int, after: str | None) -> RewardConnection:
+        program = await cached_program()
+        items = await rewards.catalogue(member, program, limit=size + 1, after=_decode_position(after))
+        names = tier_names(program)
+        edges = [
+            relay.Edge(node=Reward.from_item(item, names), cursor=encode_cursor("reward", _position(item.reward)))
+            for item in items[:size]
+        ]
+        return cls(
+            edges=edges,
+            page_info=relay.PageInfo(
+                has_next_page=len(items) > size,
+                has_previous_page=False,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+
+@strawberry.type(name="DonationTotal")
+class DonationTotal:
+    cause: str
+    amount: int = strawberry.field(description="Total donated, minor units of the programme's currency.")
+    donations: int = strawberry.field(description="How many donation rewards were redeemed.")

@@ -1,0 +1,26 @@
+"""A member's progress on a stamp card, as the app shows it."""
+
+from __future__ import annotations
+
+import strawberry
+
+from loyalty import stamps
+
+
+@strawberry.type(description="Collect `stampsRequired` stamps for a voucher; surplus stamps carry over.")
+class StampCardProgress:
+    name: str
+    description: str
+    stamps: int = strawberry.field(description="Stamps on the card now.")
+    stamps_required: int
+    completed: int = strawberry.field(description="How many times you have filled this card.")
+
+    @classmethod
+    def from_domain(cls, progress: stamps.StampCardProgress) -> StampCardProgress:
+        return cls(
+            name=progress.name,
+            description=progress.description,
+            stamps=progress.stamps,
+            stamps_required=progress.stamps_required,
+            completed=progress.completed,
+        )

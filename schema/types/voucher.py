@@ -1,0 +1,126 @@
+"""The member's vouchers: code and barcode for the till, what it gives, status and expiry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+from strawberry import relay
+
+from loyalty import clock, models, vouchers
+from loyalty.errors import InvalidInput
+from loyalty.program import cached_program
+from schema.context import Info
+from schema.errors import BadRequest
+from schema.types.pagination import decode_cursor, encode_cursor, page_size
+from schema.types.reward import Reward, tier_names
+
+VoucherStatus = strawberry.enum(
+    Enum("VoucherStatus", {s.name: s.value.upper() for s in models.VoucherStatus}),
+    description="ACTIVE vouchers can be used at the till until `expiresAt`.",
+)
+
+
+@strawberry.type(name="Voucher")
+class Voucher(relay.Node):
+    id: relay.NodeID[int]
+    code: str = strawberry.field(description="For the cashier to type, grouped: XXXX-XXXX-XXXX-XXXX.")
+    barcode_value: str = strawberry.field(description="What the till scans.")
+    barcode_format: str
+    status: VoucherStatus  # type: ignore[valid-type]
+    points_cost: int = strawberry.field(description="Points it took; cancelling an ACTIVE voucher gives them back.")
+    issued_at: datetime
+    expires_at: datetime
+    redeemed_at: datetime | None
+    model: strawberry.Private[models.Voucher]
+
+    @classmethod
+    def from_model(cls, voucher: models.Voucher) -> Voucher:
+        return cls(
+            id=voucher.id,
+            code=vouchers.display_code(voucher.code),
+            barcode_value=vouchers.barcode_value(voucher.code),
+            barcode_format=vouchers.BARCODE_FORMAT,
+            status=VoucherStatus[vouchers.effective_status(voucher, clock.now()).name],
+            points_cost=voucher.points_cost,
+            issued_at=voucher.issued_at,
+            expires_at=voucher.expires_at,
+            redeemed_at=voucher.redeemed_at,
+            model=voucher,
+        )
+
+    @strawberry.field(
+        description="What it gives: the reward redeemed, or a stamp card's reward; null for offer vouchers."
+    )
+    async def reward(self, info: Info) -> Reward | None:
+        if self.model.reward_id is None:
+            return None
+        member = await info.context.loaders.member.load(self.model.member_id)
+        if member is None:
+            return None
+        item = await info.context.loaders.reward_items(member).load(self.model.reward_id)
+        return Reward.from_item(item, tier_names(await cached_program())) if item else None
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Voucher | None]:
+        # Only the signed-in member's vouchers: someone else's id looks exactly like a missing one.
+        member_id = info.context.require_member()
+        ids = [int(i) for i in node_ids if i.isdigit()]
+        found = {v.id: v for v in await models.Voucher.filter(id__in=ids, member_id=member_id)}
+        return [cls.from_model(found[int(i)]) if i.isdigit() and int(i) in found else None for i in node_ids]
+
+
+# Two cursor kinds, one per part of the list (see `loyalty.vouchers.voucher_page`); both carry a voucher id.
+_CURSOR_KINDS = ("voucher", "voucher-past")
+
+
+def encode_voucher_cursor(key: vouchers.VoucherKey) -> str:
+    return encode_cursor(_CURSOR_KINDS[key.phase], key.id)
+
+
+def decode_voucher_cursor(cursor: str | None) -> vouchers.VoucherKey | None:
+    """The list position in `cursor`; a cursor from another list is a bad request."""
+    if cursor is None:
+        return None
+    for phase, kind in enumerate(_CURSOR_KINDS):
+        try:
+            voucher_id = decode_cursor(kind, cursor)
+        except BadRequest:
+            continue
+        assert voucher_id is not None
+        return vouchers.VoucherKey(phase, voucher_id)
+    raise BadRequest("`after` is not a cursor from this list")
+
+
+@strawberry.type(name="VoucherConnection")
+class VoucherConnection(relay.Connection[Voucher]):
+    @classmethod
+    async def load(
+        cls, info: Info, member_id: int, first: int, after: str | None, status: Enum | None
+    ) -> VoucherConnection:
+        """A page of the member's vouchers through the request's DataLoader."""
+        size = page_size(first)
+        key = decode_voucher_cursor(after)
+        wanted = models.VoucherStatus(status.value.lower()) if status is not None else None
+        try:
+            page = await info.context.loaders.vouchers.load((member_id, size + 1, key, wanted))
+        except InvalidInput as error:  # a cursor of a voucher that is not this member's
+            raise BadRequest(error.message) from error
+        return cls.from_page(page, size)
+
+    @classmethod
+    def from_page(cls, page: list[tuple[vouchers.VoucherKey, models.Voucher]], size: int) -> VoucherConnection:
+        edges = [relay.Edge(node=Voucher.from_model(v), cursor=encode_voucher_cursor(key)) for key, v in page[:size]]
+        return cls(
+            edges=edges,
+            page_info=relay.PageInfo(
+                has_next_page=len(page) > size,
+                has_previous_page=False,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )

@@ -1,0 +1,140 @@
+"""Browser tests: a real uvicorn server on a free local port, a seeded SQLite database, and Debian's chromium.
+
+Playwright's own browser download is never used: the tests drive the system chromium via `executable_path`, and
+skip (with the reason) only where it is not installed — `make test` installs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.transactions import in_transaction
+
+from loyalty import ledger
+from loyalty.clock import now
+from loyalty.db import connect, disconnect, migrate
+from loyalty.members import enroll_member
+from loyalty.models import EntryKind, Member, Offer, OfferBenefit
+from loyalty.program import apply_program_config, forget_cached_program
+from loyalty.staff import create_staff
+from loyalty.vouchers import issue_voucher
+from tests.conftest import TEST_PROGRAM
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-dev-shm-usage"]
+ROOT = Path(__file__).resolve().parents[2]
+STAFF_EMAIL = "cass@example.com"
+STAFF_PASSWORD = "till-password-123"
+SERVER_START_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Seeded:
+    member: Member
+    card_code_seconds: int
+    voucher_code: str
+    offer_name: str
+
+
+@dataclass(frozen=True)
+class Console:
+    url: str  # e.g. http://127.0.0.1:54321/admin
+    seeded: Seeded
+
+
+@pytest.fixture
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`make test` does: apt-get install chromium)")
+    return CHROMIUM
+
+
+async def _seed(database_url: str) -> Seeded:
+    """A programme, a cashier of store S1, and a member with 300 points, an active voucher and a bonus offer."""
+    await migrate(database_url)
+    await connect(database_url)
+    try:
+        program = await apply_program_config(TEST_PROGRAM)
+        await create_staff(STAFF_EMAIL, STAFF_PASSWORD, "cashier", ["S1"], "Cass Cashier")
+        member, _ = await enroll_member("e2e-anna", email="anna@example.com", display_name="Anna Andersson")
+        await ledger.credit_points(member.id, 300, kind=EntryKind.ADJUSTMENT, idempotency_key="e2e-seed")
+        async with in_transaction() as conn:
+            voucher = await issue_voucher(conn, member.id)
+        offer = await Offer.create(
+            name="Double coffee bonus",
+            description="50 bonus points with any coffee",
+            benefit=OfferBenefit.BONUS_POINTS,
+            value=50,
+            valid_from=now(),
+            valid_until=now() + timedelta(days=365),
+        )
+        return Seeded(await Member.get(id=member.id), program.card_code_seconds, voucher.code, offer.name)
+    finally:
+        await disconnect()
+        # This process's other tests share Tortoise's per-connection-name SQL cache and the programme cache.
+        EXECUTOR_CACHE.clear()
+        forget_cached_program()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_up(server: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"the server exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"the server did not answer within {SERVER_START_SECONDS} s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[Console]:
+    """The whole service under uvicorn in a subprocess (as in production), on a seeded SQLite file."""
+    database_url = f"sqlite://{tmp_path / 'e2e.sqlite3'}"
+    seeded = asyncio.run(_seed(database_url))
+    port = _free_port()
+    env = {
+        **os.environ,
+        "KLUBB_ENVIRONMENT": "test",
+        "KLUBB_DATABASE_URL": database_url,
+        "KLUBB_JWT_DEV_KEY_FILE": str(tmp_path / "jwt.pem"),
+        "KLUBB_EMBEDDED_WORKER": "false",
+    }
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
+             "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(server, base, log)
+        yield Console(f"{base}/admin", seeded)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

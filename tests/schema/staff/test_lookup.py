@@ -1,0 +1,166 @@
+"""memberLookup: by member number, rotating card code (single-use, within its window), phone or email."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from strawberry import relay
+
+from loyalty import card, ledger
+from loyalty.actors import Actor
+from loyalty.clock import FrozenClock
+from loyalty.members import enroll_member, is_valid_member_number
+from loyalty.models import CardCodeUse, Member
+from loyalty.program import cached_program
+from tests.schema.conftest import SQLCounter
+from tests.schema.staff.conftest import run_staff
+
+LOOKUP = """
+query Lookup($query: String!) {
+  memberLookup(query: $query) {
+    id memberNumber name
+    points { available pending }
+    tier { current { name } next { name } qualifyingValue nextThreshold remainingToNext progress }
+  }
+}
+"""
+PERIOD = 60  # the test programme's card_code_seconds
+
+
+async def _lookup(query: str, actor: Actor) -> Any:
+    result = await run_staff(LOOKUP, actor, {"query": query})
+    assert result.errors is None, result.errors
+    return result.data["memberLookup"]
+
+
+def _barcode(member: Member, clock: FrozenClock) -> str:
+    return card.card_code(member, clock.now(), PERIOD).barcode_value
+
+
+async def test_lookup_by_member_number_shows_the_summary(anna: Member, cashier: Actor, clock: FrozenClock) -> None:
+    # given 600 points available (Silver reached) and a purchase still in its return window
+    await ledger.earn_for_purchase(
+        anna.id, store_code="S1", receipt_id="R1", occurred_at=clock.now(), currency="EUR", total=60_000
+    )
+    clock.advance(timedelta(days=15))
+    await ledger.earn_for_purchase(
+        anna.id, store_code="S1", receipt_id="R2", occurred_at=clock.now(), currency="EUR", total=8_000
+    )
+
+    summary = await _lookup(anna.member_number, cashier)
+
+    assert summary == {
+        "id": relay.to_base64("Member", anna.id),
+        "memberNumber": anna.member_number,
+        "name": "Anna",
+        "points": {"available": 600, "pending": 100},  # 80 EUR at Silver's 1.25
+        "tier": {
+            "current": {"name": "Silver"},
+            "next": {"name": "Gold"},
+            "qualifyingValue": 680,
+            "nextThreshold": 2000,
+            "remainingToNext": 1320,
+            "progress": 0.12,
+        },
+    }
+
+
+async def test_the_card_barcode_finds_the_member_once(anna: Member, cashier: Actor, clock: FrozenClock) -> None:
+    barcode = _barcode(anna, clock)
+
+    assert (await _lookup(barcode, cashier))["memberNumber"] == anna.member_number
+    assert await _lookup(barcode, cashier) is None  # a screenshot or a replay of the same scan
+    assert await CardCodeUse.filter(member_id=anna.id).count() == 1
+
+
+async def test_the_code_of_the_previous_window_is_still_accepted(
+    anna: Member, cashier: Actor, clock: FrozenClock
+) -> None:
+    barcode = _barcode(anna, clock)
+    clock.advance(timedelta(seconds=PERIOD))
+
+    assert (await _lookup(barcode, cashier))["memberNumber"] == anna.member_number
+
+
+async def test_an_expired_code_is_refused(anna: Member, cashier: Actor, clock: FrozenClock) -> None:
+    barcode = _barcode(anna, clock)
+    clock.advance(timedelta(seconds=2 * PERIOD))
+
+    assert await _lookup(barcode, cashier) is None
+    assert await CardCodeUse.all().count() == 0
+
+
+async def test_a_code_seen_in_an_earlier_window_is_no_reuse(anna: Member, cashier: Actor, clock: FrozenClock) -> None:
+    # given the same six digits were used an hour ago (codes come round again, one in a million per window)
+    code = card.card_code(anna, clock.now(), PERIOD)
+    window = int(clock.now().timestamp()) // PERIOD
+    await CardCodeUse.create(member_id=anna.id, code=f"{window - 60}{code.code}", used_at=clock.now())
+
+    assert (await _lookup(code.barcode_value, cashier))["memberNumber"] == anna.member_number
+
+
+async def test_another_members_code_does_not_open_this_member(
+    anna: Member, bo: Member, cashier: Actor, clock: FrozenClock
+) -> None:
+    bos_code = card.card_code(bo, clock.now(), PERIOD).code
+
+    assert await _lookup(anna.member_number + bos_code, cashier) is None
+
+
+async def test_lookup_by_email_ignores_case(anna: Member, cashier: Actor) -> None:
+    assert (await _lookup("  Anna@Example.com ", cashier))["name"] == "Anna"
+
+
+async def test_lookup_by_phone_ignores_punctuation(anna: Member, cashier: Actor) -> None:
+    await Member.filter(id=anna.id).update(phone="+46701234567")
+
+    assert (await _lookup("+46 70-123 45 67", cashier))["name"] == "Anna"
+    assert (await _lookup("+46701234567", cashier))["name"] == "Anna"
+
+
+async def test_a_phone_number_that_passes_the_luhn_check_still_finds_by_phone(anna: Member, cashier: Actor) -> None:
+    await Member.filter(id=anna.id).update(phone="0701234569")
+    assert is_valid_member_number("0701234569")
+
+    assert (await _lookup("0701234569", cashier))["name"] == "Anna"
+
+
+async def test_an_ambiguous_email_finds_nobody(anna: Member, cashier: Actor) -> None:
+    await enroll_member("uid-anna-2", email="anna@example.com", display_name="Another Anna")
+
+    assert await _lookup("anna@example.com", cashier) is None
+
+
+async def test_misses_are_null_without_errors(anna: Member, cashier: Actor) -> None:
+    wrong_check_digit = anna.member_number[:-1] + str((int(anna.member_number[-1]) + 1) % 10)
+    for query in [
+        "",
+        "   ",
+        "nobody@example.com",
+        wrong_check_digit,
+        "1234567",
+        "x" * 300,
+        "0000000000000000",
+        "١٢٣٤٥٦٧٨٩٠",
+    ]:
+        assert await _lookup(query, cashier) is None, query
+
+
+async def test_the_lookup_runs_a_constant_number_of_sql_statements(
+    anna: Member, cashier: Actor, clock: FrozenClock, sql_counter: SQLCounter
+) -> None:
+    await cached_program()  # the programme is cached per process for a few seconds
+    by_number, by_card = [], []
+    for _ in range(3):
+        sql_counter.statements.clear()
+        await _lookup(anna.member_number, cashier)
+        by_number.append(len(sql_counter.statements))
+        sql_counter.statements.clear()
+        await _lookup(_barcode(anna, clock), cashier)
+        by_card.append(len(sql_counter.statements))
+        clock.advance(timedelta(seconds=PERIOD))
+
+    # member; qualifying value — and for a card code the single-use insert
+    assert by_number == [2, 2, 2]
+    assert by_card == [3, 3, 3]
