@@ -105,31 +105,47 @@ def serve(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    file: Annotated[Path, typer.Argument(help="the seeded demo programme (for its logins)")] = Path(
+        "demo/programme.toml"
+    ),
+) -> None:
     """Serve the seeded demo programme on KLUBB_HOST:KLUBB_PORT and print where to look (`make demo`)."""
     settings = get_settings()
     if settings.production:
         typer.echo("`klubb demo` is for development only", err=True)
         raise typer.Exit(1)
+    config = tomllib.loads(file.read_text())
     base = f"http://{settings.host}:{settings.port}"
     env = f"KLUBB_DATABASE_URL={settings.database_url}"
+    members = ", ".join(m["email"] for m in config.get("members", []))
+    staff = "\n".join(
+        f"    {s['role']:<8} {s['email']:<24} password {s['password']:<18} "
+        f"stores: {', '.join(s.get('stores', [])) or 'all'}"
+        for s in config.get("staff", [])
+    )
     typer.echo(
         f"""
 klubb demo: {settings.database_url}
 
-  GraphiQL (member API)   {base}/graphql
+  Member API (GraphiQL)   {base}/graphql
+  Staff API (GraphiQL)    {base}/staff/graphql
+  Checkout console        {base}/admin
   Health                  {base}/healthz
-  JWKS                    {base}/.well-known/jwks.json
 
-  Demo members: anna@example.com, bo@example.com, cecilia@example.com
+  Staff logins (console and staffSessionCreate):
+{staff}
+
+  Demo members: {members}
   Sign in as one (emulator-mode Firebase token -> klubb access token):
 
-    TOKEN=$({env} .venv/bin/klubb dev-token anna@example.com)
+    TOKEN=$({env} .venv/bin/klubb dev-token {config.get("members", [{}])[0].get("email", "anna@example.com")})
     curl -s {base}/graphql -H 'content-type: application/json' \\
       -d '{{"query":"mutation($t: String!) {{ sessionCreate(input: {{firebaseIdToken: $t}}) {{ accessToken }} }}",'\\
 '"variables":{{"t":"'$TOKEN'"}}}}'
 
-  Then send `Authorization: Bearer <accessToken>` with the home query in mobile-client-mock/operations/Home.graphql.
+  Then send `Authorization: Bearer <accessToken>` with the app's operations in mobile-client-mock/operations/
+  (Home.graphql is the home screen). At the till, look a member up by member number, email or the card code.
 """
     )
     serve(host=None, port=None, workers=1, access_log=None)

@@ -69,7 +69,7 @@ def _lifecycle_days(section: dict[str, Any]) -> dict[str, int]:
 
 
 def _earning_extras(section: dict[str, Any]) -> dict[str, Any]:
-    """Line categories that never earn (gift cards) and the yearly birthday points."""
+    """Line categories that never earn (gift cards), the yearly birthday points, and the adjustment cap."""
     excluded = section.get("excluded_categories", [])
     if not isinstance(excluded, list) or not all(isinstance(c, str) for c in excluded):
         raise InvalidInput(
@@ -78,7 +78,11 @@ def _earning_extras(section: dict[str, Any]) -> dict[str, Any]:
     birthday_points = _require(section, "birthday_points", int) if "birthday_points" in section else 0
     if birthday_points < 0:
         raise InvalidInput("programme config: `birthday_points` cannot be negative", field="birthday_points")
-    return {"excluded_categories": excluded, "birthday_points": birthday_points}
+    # Manual adjustments above this many points (either way) need a manager.
+    adjustment_cap = _require(section, "adjustment_cap", int) if "adjustment_cap" in section else 500
+    if adjustment_cap < 0:
+        raise InvalidInput("programme config: `adjustment_cap` cannot be negative", field="adjustment_cap")
+    return {"excluded_categories": excluded, "birthday_points": birthday_points, "adjustment_cap": adjustment_cap}
 
 
 async def apply_program_config(config: dict[str, Any]) -> Program:

@@ -38,7 +38,7 @@ from loyalty import clock, events
 from loyalty.errors import DomainError, InsufficientPoints, InvalidInput, NotFound
 from loyalty.idempotency import run_idempotent
 from loyalty.ledger import debit_available, lock_member
-from loyalty.models import Member, Program, Reward, RewardKind, Voucher, VoucherStatus
+from loyalty.models import Member, Program, Reward, RewardKind, Tier, Voucher, VoucherStatus
 from loyalty.program import load_program
 from loyalty.vouchers import issue_voucher
 
@@ -260,3 +260,43 @@ async def donation_totals() -> list[DonationTotal]:
         .values_list("reward__cause", "amount", "n")
     )
     return [DonationTotal(cause or "", int(amount or 0), int(n)) for cause, amount, n in rows]
+
+
+_REWARD_FIELDS = ("description", "value", "sku", "cause", "stock", "per_member_limit", "voucher_valid_days")
+
+
+async def apply_reward_config(specs: list[dict[str, Any]]) -> int:
+    """Create or update catalogue rewards by name from parsed TOML (`[[rewards]]`); returns how many were written.
+
+    `min_tier` names a tier; other keys are `Reward` fields (kind, points_cost, value, sku, cause, stock, ...).
+    """
+    tiers = {t.name: t for t in await Tier.all()}
+    for order, spec in enumerate(specs):
+        name = spec.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            raise InvalidInput("reward config: every reward needs a name of 1 to 100 characters", field="name")
+        try:
+            kind = RewardKind(spec.get("kind"))
+        except ValueError as exc:
+            raise InvalidInput(f"reward config {name!r}: {exc}", field="kind") from exc
+        cost = spec.get("points_cost")
+        if not isinstance(cost, int) or isinstance(cost, bool) or cost <= 0:
+            raise InvalidInput(
+                f"reward config {name!r}: points_cost must be a positive whole number", field="points_cost"
+            )
+        tier_name = spec.get("min_tier")
+        if tier_name is not None and tier_name not in tiers:
+            raise InvalidInput(f"reward config {name!r}: unknown tier {tier_name!r}", field="min_tier")
+        values = {key: spec[key] for key in _REWARD_FIELDS if key in spec}
+        await Reward.update_or_create(
+            name=name,
+            defaults={
+                **values,
+                "kind": kind,
+                "points_cost": cost,
+                "min_tier": tiers.get(tier_name) if tier_name else None,
+                "sort_order": spec.get("sort_order", order),
+                "active": True,
+            },
+        )
+    return len(specs)

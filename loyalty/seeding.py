@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from loyalty import clock
 from loyalty.earning import apply_earning_config
+from loyalty.errors import DomainError
 from loyalty.ledger import earn_for_purchase
 from loyalty.members import enroll_member
 from loyalty.offers import apply_offer_config
 from loyalty.program import apply_program_config
+from loyalty.rewards import apply_reward_config
+from loyalty.staff import StaffEmailTaken, create_staff
+from loyalty.stamps import apply_stamp_card_config
 
 
 async def seed_from_config(config: dict[str, Any]) -> str:
@@ -21,18 +24,36 @@ async def seed_from_config(config: dict[str, Any]) -> str:
         email = spec["email"]
         member, _ = await enroll_member(f"demo:{email.lower()}", email=email, display_name=spec.get("name", ""))
         for i, total in enumerate(spec.get("purchases", [])):
-            # Spread purchases over past weeks so some points are available and some pending.
+            # Spread over the weeks before enrolment so some points are available and some pending; anchored to
+            # the enrolment time so that seeding again replays the same receipts (idempotent).
             await earn_for_purchase(
                 member.id,
                 store_code="DEMO",
                 receipt_id=f"{member.member_number}-{i}",
-                occurred_at=clock.now() - timedelta(days=7 * (len(spec["purchases"]) - i)),
+                occurred_at=member.created_at - timedelta(days=7 * (len(spec["purchases"]) - i - 1), hours=1),
                 currency=program.currency,
                 total=total,
             )
     offers = await apply_offer_config(config.get("offers", []))
     rules = await apply_earning_config(config.get("campaigns", []), config.get("bonus_rules", []))
+    rewards = await apply_reward_config(config.get("rewards", []))
+    cards = await apply_stamp_card_config(config.get("stamp_cards", []))
+    staff = await _seed_staff(config.get("staff", []))
     return (
         f"programme {program.name!r} with {len(program.tiers)} tiers, {len(members)} demo members, {offers} offers, "
-        f"{rules} campaigns and bonus rules"
+        f"{rules} campaigns and bonus rules, {rewards} rewards, {cards} stamp cards, {staff} staff accounts"
     )
+
+
+async def _seed_staff(specs: list[dict[str, Any]]) -> int:
+    # Demo logins only: a real programme creates staff with `klubb staff create` (no passwords in files).
+    for spec in specs:
+        try:
+            await create_staff(
+                spec["email"], spec["password"], spec["role"], spec.get("stores", []), spec.get("name", "")
+            )
+        except StaffEmailTaken:
+            continue  # seeding is idempotent
+        except (KeyError, DomainError) as exc:
+            raise DomainError(f"staff config {spec.get('email')!r}: {exc}") from exc
+    return len(specs)

@@ -17,12 +17,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from loyalty import clock
 from loyalty.earning import LineInput
-from loyalty.models import Program, StampCard, StampProgress
+from loyalty.errors import InvalidInput
+from loyalty.models import Program, Reward, StampCard, StampProgress
 from loyalty.vouchers import issue_voucher
 
 
@@ -119,3 +121,31 @@ async def stamp_cards_for_members(member_ids: Sequence[int]) -> dict[int, list[S
 async def stamp_cards_for(member_id: int) -> list[StampCardProgress]:
     """A member's progress on every active card, for the app and the checkout summary."""
     return (await stamp_cards_for_members([member_id]))[member_id]
+
+
+async def apply_stamp_card_config(specs: list[dict[str, Any]]) -> int:
+    """Create or update stamp cards by name from parsed TOML (`[[stamp_cards]]`); `reward` names a catalogue reward.
+
+    Returns how many were written.
+    """
+    for spec in specs:
+        name = spec.get("name")
+        required = spec.get("stamps_required")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            raise InvalidInput("stamp card config: every card needs a name of 1 to 100 characters", field="name")
+        if not isinstance(required, int) or isinstance(required, bool) or not 1 <= required <= 100:
+            raise InvalidInput(f"stamp card config {name!r}: stamps_required must be 1 to 100", field="stamps_required")
+        if spec.get("counts", "items") not in ("items", "visits"):
+            raise InvalidInput(f"stamp card config {name!r}: counts is `items` or `visits`", field="counts")
+        reward = await Reward.get_or_none(name=spec.get("reward"))
+        if reward is None:
+            raise InvalidInput(f"stamp card config {name!r}: unknown reward {spec.get('reward')!r}", field="reward")
+        values = {
+            key: spec[key]
+            for key in ("description", "counts", "match_category", "match_sku", "min_spend")
+            if key in spec
+        }
+        await StampCard.update_or_create(
+            name=name, defaults={**values, "stamps_required": required, "reward": reward, "active": True}
+        )
+    return len(specs)

@@ -1,9 +1,7 @@
 """memberLookup: the checkout finds a member (card scan, member number, phone, email) and sees a summary.
 
-`MemberSummary` is what the cashier sees in one glance. Other features (offers, vouchers, stamp cards) add their
-fields as a strawberry type in their own module — resolvers that read `self.model` and load through a per-request
-DataLoader (`info.context.loaders`), so the lookup's SQL statement count stays constant — and list that class
-among `MemberSummary`'s bases below.
+`MemberSummary` is what the cashier sees in one glance: who, points, tier progress, and usable offers, vouchers and
+stamp cards. Related data loads through per-request DataLoaders, so the lookup's SQL statement count stays constant.
 """
 
 from __future__ import annotations
@@ -22,7 +20,11 @@ from loyalty.program import cached_program
 from loyalty.tiers import tier_progress
 from schema.staff.context import StaffInfo
 from schema.types.member import Points, TierProgress
+from schema.types.offer import Offer
+from schema.types.pagination import page_size
 from schema.types.program import Tier
+from schema.types.stamp_card import StampCardProgress
+from schema.types.voucher import Voucher
 
 MEMBER_TYPE = "Member"  # the member's global id is the same on both endpoints
 
@@ -78,9 +80,30 @@ class MemberSummaryCore:
         return TierProgress(**values)
 
 
-@strawberry.type(name="MemberSummary", description="What the checkout shows about a member.")
-class MemberSummary(MemberSummaryCore):
-    # Other features' field classes (active offers, vouchers, stamp cards) go among the bases above.
+@strawberry.type
+class MemberSummaryBenefits:
+    """What the member can use at the till now: offers, vouchers, stamp-card progress (loaded per request)."""
+
+    model: strawberry.Private[models.Member]
+
+    @strawberry.field(description="Offers that apply to the member now, most relevant first.")
+    async def active_offers(self, info: StaffInfo, first: int = 20) -> list[Offer]:
+        items = await info.context.loaders.offers.load(self.model)
+        return [Offer.from_member_offer(item) for item in items[: page_size(first)]]
+
+    @strawberry.field(description="Usable vouchers, soonest expiry first.")
+    async def active_vouchers(self, info: StaffInfo, first: int = 20) -> list[Voucher]:
+        size = page_size(first)
+        page = await info.context.loaders.vouchers.load((self.model.id, size, None, models.VoucherStatus.ACTIVE))
+        return [Voucher.from_model(voucher) for _, voucher in page]
+
+    @strawberry.field(description="Progress on every active stamp card.")
+    async def stamp_cards(self, info: StaffInfo) -> list[StampCardProgress]:
+        return [StampCardProgress.from_domain(p) for p in await info.context.loaders.stamp_cards.load(self.model.id)]
+
+
+@strawberry.type(name="MemberSummary", description="What the checkout shows about a member in one glance.")
+class MemberSummary(MemberSummaryCore, MemberSummaryBenefits):
     pass
 
 

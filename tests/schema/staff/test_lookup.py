@@ -6,13 +6,16 @@ from datetime import timedelta
 from typing import Any
 
 from strawberry import relay
+from tortoise.transactions import in_transaction
 
-from loyalty import card, ledger
+from loyalty import card, ledger, vouchers
 from loyalty.actors import Actor
 from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member, is_valid_member_number
-from loyalty.models import CardCodeUse, Member
+from loyalty.models import CardCodeUse, Member, Reward, RewardKind, StampCard, StampProgress, Voucher
 from loyalty.program import cached_program
+from tests.conftest import START
+from tests.loyalty.test_offers import new_offer
 from tests.schema.conftest import SQLCounter
 from tests.schema.staff.conftest import run_staff
 
@@ -164,3 +167,62 @@ async def test_the_lookup_runs_a_constant_number_of_sql_statements(
     # member; qualifying value — and for a card code the single-use insert
     assert by_number == [2, 2, 2]
     assert by_card == [3, 3, 3]
+
+
+SUMMARY = """
+query Summary($query: String!) {
+  memberLookup(query: $query) {
+    name
+    activeOffers { name benefit value }
+    activeVouchers { code status }
+    stampCards { name stamps stampsRequired }
+  }
+}
+"""
+
+
+async def _given_benefits(member: Member, n: int) -> None:
+    """`n` running offers, `n` active vouchers and `n` stamp cards with one stamp each for `member`."""
+    for i in range(n):
+        reward = await Reward.create(name=f"Reward {i}", kind=RewardKind.FREE_PRODUCT, points_cost=10)
+        await new_offer(name=f"Offer {i}", priority=-i)
+        card_ = await StampCard.create(name=f"Card {i}", stamps_required=5, reward=reward)
+        await StampProgress.create(member=member, card=card_, stamps=1, updated_at=START)
+        async with in_transaction() as conn:
+            await vouchers.issue_voucher(conn, member.id, reward=reward)
+
+
+async def test_the_summary_shows_offers_vouchers_and_stamp_cards_with_a_constant_sql_count(
+    anna: Member, cashier: Actor, sql_counter: SQLCounter
+) -> None:
+    # given one of each
+    await _given_benefits(anna, 1)
+    await cached_program()
+    sql_counter.statements.clear()
+    result = await run_staff(SUMMARY, cashier, {"query": anna.member_number})
+    with_one = len(sql_counter.statements)
+
+    # then the cashier sees them
+    assert result.errors is None, result.errors
+    code = (await Voucher.get()).code
+    assert result.data == {
+        "memberLookup": {
+            "name": "Anna",
+            "activeOffers": [{"name": "Offer 0", "benefit": "BONUS_POINTS", "value": 100}],
+            "activeVouchers": [{"code": vouchers.display_code(code), "status": "ACTIVE"}],
+            "stampCards": [{"name": "Card 0", "stamps": 1, "stampsRequired": 5}],
+        }
+    }
+
+    # when there are ten of each, the lookup still runs the same statements
+    await _given_benefits(anna, 9)
+    sql_counter.statements.clear()
+    result = await run_staff(SUMMARY, cashier, {"query": anna.member_number})
+
+    assert result.errors is None, result.errors
+    assert [len(result.data["memberLookup"][k]) for k in ("activeOffers", "activeVouchers", "stampCards")] == [
+        10,
+        10,
+        10,
+    ]
+    assert len(sql_counter.statements) == with_one, sql_counter.statements
