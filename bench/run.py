@@ -12,12 +12,14 @@ Scenarios live in SCENARIOS below: add one (e.g. a staff member lookup) with the
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
 import random
 import re
 import resource
+import secrets
 import shutil
 import signal
 import socket
@@ -25,15 +27,18 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from bench import seed
+
+T = TypeVar("T")
+BENCH_CASHIER = "bench-till@example.com"
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path("var")
@@ -57,6 +62,7 @@ class BenchFailure(RuntimeError):
 @dataclass(frozen=True)
 class BenchContext:
     settings: Any  # api.settings.Settings shared with the server (same signing key)
+    database_url: str
     member_ids: list[int]
     tokens: int
     rng: random.Random
@@ -68,6 +74,45 @@ class BenchContext:
         service = TokenService(self.settings)
         chosen = self.rng.sample(self.member_ids, min(self.tokens, len(self.member_ids)))
         return [service.issue(str(member_id), MEMBER_AUDIENCE).token for member_id in chosen]
+
+    def staff_token(self) -> str:
+        """A staff-audience token of a bench cashier (created in the bench database before the server starts)."""
+        from api.auth.tokens import STAFF_AUDIENCE, TokenService
+
+        staff_id = asyncio.run(_with_database(self.database_url, _bench_cashier))
+        return TokenService(self.settings).issue(f"staff:{staff_id}", STAFF_AUDIENCE).token
+
+    def member_numbers(self) -> list[str]:
+        """Member numbers of `tokens` randomly chosen members, for checkout lookups."""
+        chosen = self.rng.sample(self.member_ids, min(self.tokens, len(self.member_ids)))
+        return asyncio.run(_with_database(self.database_url, lambda: _member_numbers(chosen)))
+
+
+async def _with_database(database_url: str, job: Callable[[], Awaitable[T]]) -> T:
+    from loyalty.db import connect, disconnect
+
+    await connect(database_url)
+    try:
+        return await job()
+    finally:
+        await disconnect()
+
+
+async def _bench_cashier() -> int:
+    from loyalty.models import StaffUser
+    from loyalty.staff import create_staff
+
+    existing = await StaffUser.get_or_none(email=BENCH_CASHIER)
+    if existing is not None:
+        return existing.id
+    return (await create_staff(BENCH_CASHIER, secrets.token_urlsafe(24), "cashier", display_name="Bench till")).id
+
+
+async def _member_numbers(member_ids: list[int]) -> list[str]:
+    from loyalty.models import Member
+
+    numbers = dict(await Member.filter(id__in=member_ids).values_list("id", "member_number"))
+    return [numbers[i] for i in member_ids]
 
 
 # One prepared request: (Authorization header value or "", JSON body).
@@ -104,6 +149,28 @@ def home_requests(ctx: BenchContext) -> list[Request]:
     return [(f"Bearer {token}", body) for token in ctx.member_tokens()]
 
 
+LOOKUP_QUERY = """
+query Lookup($query: String!) {
+  memberLookup(query: $query) {
+    id memberNumber name
+    points { available pending }
+    tier { current { name } next { name } qualifyingValue remainingToNext progress }
+    activeOffers { name benefit value }
+    activeVouchers { code expiresAt }
+    stampCards { name stamps stampsRequired }
+  }
+}
+"""
+
+
+def lookup_requests(ctx: BenchContext) -> list[Request]:
+    token = ctx.staff_token()
+    return [
+        (f"Bearer {token}", graphql_body(LOOKUP_QUERY, {"query": number}, operation="Lookup"))
+        for number in ctx.member_numbers()
+    ]
+
+
 SCENARIOS: list[Scenario] = [
     Scenario("trivial", "{ __typename }, anonymous: the HTTP + GraphQL floor", trivial_requests),
     Scenario(
@@ -113,6 +180,13 @@ SCENARIOS: list[Scenario] = [
         ratio_to="trivial",
         min_ratio=0.40,
         max_p99_ms=50.0,
+    ),
+    Scenario(
+        "lookup",
+        "the checkout's memberLookup by member number (staff endpoint), 1,000 random members",
+        lookup_requests,
+        path="/staff/graphql",
+        max_p99_ms=15.0,
     ),
 ]
 
@@ -492,7 +566,9 @@ def main(argv: list[str] | None = None) -> int:
     from api.settings import Settings
 
     settings = Settings(environment="development", jwt_dev_key_file=str(KEY_FILE), access_token_seconds=TOKEN_SECONDS)
-    ctx = BenchContext(settings, list(range(1, members + 1)), args.tokens, random.Random(seed.RANDOM_SEED))
+    ctx = BenchContext(
+        settings, database_url, list(range(1, members + 1)), args.tokens, random.Random(seed.RANDOM_SEED)
+    )
     prepared: dict[str, Path] = {}
     requests: dict[str, list[Request]] = {}
     for scenario in scenarios:

@@ -81,7 +81,8 @@ async def rotate_refresh_token(raw: str, *, refresh_days: int = DEFAULT_REFRESH_
     """
     now = clock.now()
     token = await RefreshToken.get_or_none(token_hash=hash_refresh_token(raw))
-    if token is None or token.revoked_at is not None:
+    # A used token is reuse even when its family is already revoked (by a concurrent reuse of the same token).
+    if token is None or (token.revoked_at is not None and token.used_at is None):
         raise RefreshTokenInvalid("invalid refresh token")
     if token.used_at is None and token.expires_at <= now:
         raise RefreshTokenInvalid("refresh token expired")
