@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from tortoise import Tortoise, connections
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
+from api.auth.tokens import TokenService
+from api.settings import Environment, Settings
 from loyalty import clock as business_clock
+from loyalty import staff
 from loyalty.db import connect, disconnect, migrate
 from loyalty.models import Program
 from loyalty.program import apply_program_config, forget_cached_program
@@ -116,3 +120,22 @@ async def db(database_url: str, clock: business_clock.FrozenClock) -> AsyncItera
 async def program(db: str) -> Program:
     """The test programme: EUR, 1 point per euro, 14 pending days, 365-day expiry, three tiers."""
     return await apply_program_config(TEST_PROGRAM)
+
+
+def app_settings(db: str, tmp_path: Path, environment: Environment = Environment.TEST) -> Settings:
+    """Settings for an app on the test database with its own signing key; valid in production mode too."""
+    key = tmp_path / "jwt.pem"
+    TokenService(Settings(jwt_dev_key_file=str(key)))  # writes a key usable in any environment
+    return Settings(
+        environment=environment,
+        database_url=db,
+        jwt_private_key_file=str(key),
+        public_url="https://klubb.example.com",
+        embedded_worker=False,
+    )
+
+
+@pytest.fixture
+def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2 with minimal cost: the tests are about the rules, not the hash's strength."""
+    monkeypatch.setattr(staff, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))

@@ -6,7 +6,6 @@ stamp cards. Related data loads through per-request DataLoaders, so the lookup's
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Self
 
 import strawberry
@@ -16,13 +15,10 @@ from loyalty import clock, models
 from loyalty.ledger import settle_member_if_due
 from loyalty.lookup import find_member
 from loyalty.models import StaffRole
-from loyalty.program import cached_program
-from loyalty.tiers import tier_progress
 from schema.staff.context import StaffInfo
 from schema.types.member import Points, TierProgress
 from schema.types.offer import Offer
 from schema.types.pagination import page_size
-from schema.types.program import Tier
 from schema.types.stamp_card import StampCardProgress
 from schema.types.voucher import Voucher
 
@@ -60,24 +56,11 @@ class MemberSummaryCore:
 
     @strawberry.field
     async def points(self) -> Points:
-        program = await cached_program()
-        return Points(
-            available=self.model.points_available,
-            pending=self.model.points_pending,
-            lifetime_earned=self.model.lifetime_earned,
-            member_id=self.model.id,
-            expiring_days=program.expiring_soon_days,
-        )
+        return await Points.of(self.model)
 
     @strawberry.field(description="The current tier and how far the member is from the next one.")
     async def tier(self, info: StaffInfo) -> TierProgress:
-        program = await cached_program()
-        value = await info.context.loaders.qualifying_value(program).load(self.model.id)
-        progress = tier_progress(self.model, program, value, clock.now())
-        values = {f.name: getattr(progress, f.name) for f in fields(progress)}
-        values["current"] = Tier.from_model(progress.current)
-        values["next"] = Tier.from_model(progress.next) if progress.next else None
-        return TierProgress(**values)
+        return await TierProgress.of(self.model, info.context.loaders)
 
 
 @strawberry.type

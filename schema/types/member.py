@@ -13,6 +13,7 @@ from loyalty.offers import lifecycle_stage
 from loyalty.program import cached_program
 from loyalty.tiers import tier_progress
 from schema.context import Info
+from schema.loaders import Loaders
 from schema.types.activity import ActivityConnection
 from schema.types.offer import LifecycleStage, OfferConnection, decode_offer_cursor
 from schema.types.pagination import decode_cursor, page_size
@@ -43,6 +44,18 @@ class Points:
     member_id: strawberry.Private[int]
     expiring_days: strawberry.Private[int]
 
+    @classmethod
+    async def of(cls, member: models.Member) -> Points:
+        """The member's cached balances (equal to the ledger sums)."""
+        program = await cached_program()
+        return cls(
+            available=member.points_available,
+            pending=member.points_pending,
+            lifetime_earned=member.lifetime_earned,
+            member_id=member.id,
+            expiring_days=program.expiring_soon_days,
+        )
+
     @strawberry.field(description="Available points expiring within the programme's warning window, soonest first.")
     async def expiring_soon(self, info: Info) -> list[ExpiringPoints]:
         lots = await info.context.loaders.expiring_lots(self.expiring_days).load(self.member_id)
@@ -64,6 +77,24 @@ class TierProgress:
     period_ends_at: datetime
     held_until: datetime | None = strawberry.field(description="The current tier is kept at least until then.")
     needed_to_keep: int = strawberry.field(description="Qualifying value still needed this period to keep the tier.")
+
+    @classmethod
+    async def of(cls, member: models.Member, loaders: Loaders) -> TierProgress:
+        """The member's tier progress now (the qualifying value goes through the request's DataLoader)."""
+        program = await cached_program()
+        value = await loaders.qualifying_value(program).load(member.id)
+        progress = tier_progress(member, program, value, clock.now())
+        return cls(
+            current=Tier.from_model(progress.current),
+            next=Tier.from_model(progress.next) if progress.next else None,
+            qualifying_value=progress.qualifying_value,
+            next_threshold=progress.next_threshold,
+            remaining_to_next=progress.remaining_to_next,
+            progress=progress.progress,
+            period_ends_at=progress.period_ends_at,
+            held_until=progress.held_until,
+            needed_to_keep=progress.needed_to_keep,
+        )
 
 
 @strawberry.type(name="Member")
@@ -117,31 +148,11 @@ class Member(relay.Node):
 
     @strawberry.field
     async def points(self) -> Points:
-        program = await cached_program()
-        return Points(
-            available=self.model.points_available,
-            pending=self.model.points_pending,
-            lifetime_earned=self.model.lifetime_earned,
-            member_id=self.model.id,
-            expiring_days=program.expiring_soon_days,
-        )
+        return await Points.of(self.model)
 
     @strawberry.field
     async def tier(self, info: Info) -> TierProgress:
-        program = await cached_program()
-        value = await info.context.loaders.qualifying_value(program).load(self.model.id)
-        progress = tier_progress(self.model, program, value, clock.now())
-        return TierProgress(
-            current=Tier.from_model(progress.current),
-            next=Tier.from_model(progress.next) if progress.next else None,
-            qualifying_value=progress.qualifying_value,
-            next_threshold=progress.next_threshold,
-            remaining_to_next=progress.remaining_to_next,
-            progress=progress.progress,
-            period_ends_at=progress.period_ends_at,
-            held_until=progress.held_until,
-            needed_to_keep=progress.needed_to_keep,
-        )
+        return await TierProgress.of(self.model, info.context.loaders)
 
     @strawberry.field(description="Points activity, newest first.")
     async def activity(self, info: Info, first: int = 20, after: str | None = None) -> ActivityConnection:

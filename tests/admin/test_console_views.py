@@ -9,45 +9,29 @@ from pathlib import Path
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from tortoise.transactions import in_transaction
 
 from api.app import create_app
-from api.auth.tokens import TokenService
-from api.settings import Environment, Settings
-from loyalty import ledger, staff
+from api.settings import Environment
+from loyalty import ledger
 from loyalty.card import card_code
 from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member
 from loyalty.models import AuditLog, EntryKind, Member, Offer, OfferBenefit, Program, Purchase, StaffUser, Voucher
 from loyalty.staff import create_staff, deactivate_staff
 from loyalty.vouchers import display_code, issue_voucher
-from tests.conftest import START
+from tests.conftest import START, app_settings
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-def _settings(db: str, tmp_path: Path, environment: Environment = Environment.TEST) -> Settings:
-    key = tmp_path / "jwt.pem"
-    TokenService(Settings(jwt_dev_key_file=str(key)))  # writes a key usable in any environment
-    return Settings(
-        environment=environment,
-        database_url=db,
-        jwt_private_key_file=str(key),
-        public_url="https://klubb.example.com",
-        embedded_worker=False,
-    )
-
-
-@pytest.fixture(autouse=True)
-def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(staff, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 
 @pytest.fixture
 async def http(db: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(_settings(db, tmp_path)))  # the `db` fixture holds the connection
+    transport = httpx.ASGITransport(app=create_app(app_settings(db, tmp_path)))  # the `db` fixture holds the connection
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
 
@@ -150,7 +134,7 @@ async def test_cookies_are_secure_in_production(
     db: str, tmp_path: Path, cass: StaffUser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)  # production refuses to start with it
-    app = create_app(_settings(db, tmp_path, Environment.PRODUCTION))
+    app = create_app(app_settings(db, tmp_path, Environment.PRODUCTION))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://testserver") as client:
         response = await _sign_in(client)
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from typer.testing import CliRunner
 
@@ -23,9 +22,8 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_password_hashing: None) -> Iterator[None]:
     """A migrated SQLite file of its own: the CLI connects and disconnects the ORM itself."""
-    monkeypatch.setattr(staff, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     monkeypatch.setattr(cli, "get_settings", lambda: Settings(database_url=f"sqlite://{tmp_path / 'cli.sqlite3'}"))
     EXECUTOR_CACHE.clear()  # Tortoise caches SQL per connection name, and other tests may have run PostgreSQL's
     assert CliRunner().invoke(cli.app, ["migrate"]).exit_code == 0

@@ -9,16 +9,15 @@ from typing import Any
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 
 from api.app import create_app
 from api.auth.tokens import MEMBER_AUDIENCE, STAFF_AUDIENCE, TokenService
 from api.settings import Environment, Settings
-from loyalty import staff
 from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member
 from loyalty.models import ApiKey, Program, StaffUser
 from loyalty.staff import create_api_key, create_staff, deactivate_staff, revoke_api_key
+from tests.conftest import app_settings
 
 PASSWORD = "correct horse battery"
 SIGN_IN = """
@@ -32,26 +31,12 @@ STAFF_ME = "{ staffMe { kind role name storeCodes } }"
 INTROSPECT = "{ __schema { queryType { fields { name } } mutationType { fields { name } } types { name } } }"
 
 
-def _settings(db: str, tmp_path: Path, environment: Environment = Environment.TEST) -> Settings:
-    key = tmp_path / "jwt.pem"
-    TokenService(Settings(jwt_dev_key_file=str(key)))  # writes a key usable in any environment
-    return Settings(
-        environment=environment,
-        database_url=db,
-        jwt_private_key_file=str(key),
-        public_url="https://klubb.example.com",
-        embedded_worker=False,
-    )
-
-
-@pytest.fixture(autouse=True)
-def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(staff, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 
 @pytest.fixture
 def settings(db: str, tmp_path: Path) -> Settings:
-    return _settings(db, tmp_path)
+    return app_settings(db, tmp_path)
 
 
 @pytest.fixture
@@ -288,7 +273,7 @@ async def test_production_hides_the_staff_schema_and_serves_no_graphiql(
     db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, program: Program
 ) -> None:
     monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
-    transport = httpx.ASGITransport(app=create_app(_settings(db, tmp_path, Environment.PRODUCTION)))
+    transport = httpx.ASGITransport(app=create_app(app_settings(db, tmp_path, Environment.PRODUCTION)))
     _, raw = await create_api_key("back office", "admin")
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         introspection = await _post(client, INTROSPECT, **{"x-api-key": raw})

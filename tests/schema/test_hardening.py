@@ -14,6 +14,7 @@ from api.auth.tokens import MEMBER_AUDIENCE, STAFF_AUDIENCE, TokenService
 from api.settings import Environment, Settings
 from loyalty.models import Member
 from schema.trusted_documents import OPERATIONS_DIR
+from tests.conftest import app_settings
 
 PROGRAM_OPERATION = (OPERATIONS_DIR / "Program.graphql").read_text()
 
@@ -89,15 +90,7 @@ async def test_too_many_tokens_are_refused(as_member: Any, anna: Member) -> None
 @pytest.fixture
 async def production_client(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
-    key = tmp_path / "prod.pem"
-    TokenService(Settings(jwt_dev_key_file=str(key)))  # writes a fresh key we can use as the production key
-    settings = Settings(
-        environment=Environment.PRODUCTION,
-        database_url=db,
-        jwt_private_key_file=str(key),
-        public_url="https://klubb.example.com",
-        embedded_worker=False,
-    )
+    settings = app_settings(db, tmp_path, Environment.PRODUCTION)
     transport = httpx.ASGITransport(app=create_app(settings))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
