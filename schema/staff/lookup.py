@@ -12,6 +12,7 @@ import strawberry
 from strawberry import relay
 
 from loyalty import clock, models
+from loyalty.errors import MemberNotFound
 from loyalty.ledger import settle_member_if_due
 from loyalty.lookup import find_member
 from loyalty.models import StaffRole
@@ -37,6 +38,14 @@ def member_pk(global_id: str) -> int | None:
     except ValueError:
         return None
     return int(key) if type_name == MEMBER_TYPE and key.isascii() and key.isdigit() and len(key) < 12 else None
+
+
+def member_id_of(global_id: str) -> int:
+    """The member id in a mutation's `member` input; `MemberNotFound` (a userError) when it is not a member's id."""
+    member_id = member_pk(global_id)
+    if member_id is None:
+        raise MemberNotFound("no such member", field="member")
+    return member_id
 
 
 @strawberry.type

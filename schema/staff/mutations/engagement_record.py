@@ -8,11 +8,11 @@ from enum import Enum
 import strawberry
 
 from loyalty.engagement import record_engagement
-from loyalty.errors import DomainError, MemberNotFound
+from loyalty.errors import DomainError
 from loyalty.models import StaffRole
 from schema.errors import to_user_error, user_error_type
 from schema.staff.context import StaffInfo
-from schema.staff.lookup import MemberSummary, member_pk
+from schema.staff.lookup import MemberSummary, member_id_of
 
 
 @strawberry.enum
@@ -50,13 +50,10 @@ class EngagementRecordPayload:
 
 async def engagement_record(info: StaffInfo, input: EngagementRecordInput) -> EngagementRecordPayload:
     actor = info.context.require(StaffRole.CASHIER)
-    member_id = member_pk(input.member)
     try:
-        if member_id is None:
-            raise MemberNotFound("no such member", field="member")
         result = await record_engagement(
             actor,
-            member_id,
+            member_id_of(input.member),
             event_type=input.event_type,
             external_id=input.external_id,
             occurred_at=input.occurred_at,

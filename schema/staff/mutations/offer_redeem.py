@@ -8,12 +8,12 @@ from enum import Enum
 import strawberry
 
 from loyalty import models
-from loyalty.errors import DomainError, MemberNotFound
+from loyalty.errors import DomainError
 from loyalty.models import StaffRole
 from loyalty.offers import MemberOffer, OfferNotFound, OfferRedemptionResult, redeem_offer
 from schema.errors import to_user_error, user_error_type
 from schema.staff.context import StaffInfo
-from schema.staff.lookup import MemberSummary, member_pk
+from schema.staff.lookup import MemberSummary, member_id_of
 from schema.types.offer import Offer, OfferBenefit, offer_pk
 
 
@@ -81,9 +81,7 @@ class OfferRedeemPayload:
 async def offer_redeem(info: StaffInfo, input: OfferRedeemInput) -> OfferRedeemPayload:
     actor = info.context.require(StaffRole.CASHIER, input.store_code)
     try:
-        member_id = member_pk(input.member)
-        if member_id is None:
-            raise MemberNotFound("no such member", field="member")
+        member_id = member_id_of(input.member)
         offer_id = offer_pk(input.offer_id)
         if offer_id is None:
             raise OfferNotFound("no such offer", field="offerId")

@@ -7,12 +7,12 @@ from enum import Enum
 
 import strawberry
 
-from loyalty.errors import DomainError, MemberNotFound
+from loyalty.errors import DomainError
 from loyalty.models import StaffRole
 from loyalty.staff import Adjustment, AdjustmentReason, adjust_member_points
 from schema.errors import to_user_error, user_error_type
 from schema.staff.context import StaffInfo
-from schema.staff.lookup import MemberSummary, member_pk
+from schema.staff.lookup import MemberSummary, member_id_of
 
 # The domain's reason codes, exposed as the GraphQL enum (GOODWILL, CORRECTION, ...).
 strawberry.enum(AdjustmentReason, name="AdjustmentReason", description="Why points were adjusted; OTHER needs a note.")
@@ -73,13 +73,10 @@ class PointsAdjustPayload:
 
 async def points_adjust(info: StaffInfo, input: PointsAdjustInput) -> PointsAdjustPayload:
     actor = info.context.require(StaffRole.CASHIER, input.store_code)
-    member_id = member_pk(input.member)
     try:
-        if member_id is None:
-            raise MemberNotFound("no such member", field="member")
         result = await adjust_member_points(
             actor,
-            member_id,
+            member_id_of(input.member),
             input.amount,
             reason=input.reason_code,
             note=input.note or "",

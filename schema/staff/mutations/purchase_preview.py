@@ -10,13 +10,13 @@ from enum import Enum
 
 import strawberry
 
-from loyalty.errors import DomainError, MemberNotFound
+from loyalty.errors import DomainError
 from loyalty.models import StaffRole
 from loyalty.purchases import preview_purchase
 from schema.errors import to_user_error, user_error_type
 from schema.staff.context import StaffInfo
 from schema.staff.earning_types import EarningBreakdown, PurchaseRecordInput
-from schema.staff.lookup import member_pk
+from schema.staff.lookup import member_id_of
 
 
 @strawberry.enum
@@ -38,11 +38,8 @@ class PurchasePreviewPayload:
 
 async def purchase_preview(info: StaffInfo, input: PurchaseRecordInput) -> PurchasePreviewPayload:
     info.context.require(StaffRole.CASHIER, input.store_code)
-    member_id = member_pk(input.member)
     try:
-        if member_id is None:
-            raise MemberNotFound("no such member", field="member")
-        breakdown = await preview_purchase(input.to_request(member_id))
+        breakdown = await preview_purchase(input.to_request(member_id_of(input.member)))
     except DomainError as error:
         return PurchasePreviewPayload(
             earning=None, user_errors=[to_user_error(PurchasePreviewUserError, PurchasePreviewErrorCode, error)]

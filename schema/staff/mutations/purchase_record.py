@@ -7,13 +7,13 @@ from enum import Enum
 
 import strawberry
 
-from loyalty.errors import DomainError, MemberNotFound
+from loyalty.errors import DomainError
 from loyalty.models import StaffRole
 from loyalty.purchases import record_purchase
 from schema.errors import to_user_error, user_error_type
 from schema.staff.context import StaffInfo
 from schema.staff.earning_types import EarningBreakdown, PurchaseRecordInput, StampsAdded
-from schema.staff.lookup import MemberSummary, member_pk
+from schema.staff.lookup import MemberSummary, member_id_of
 
 
 @strawberry.enum
@@ -46,23 +46,17 @@ class PurchaseRecordPayload:
     user_errors: list[PurchaseRecordUserError]  # type: ignore[valid-type]
 
 
-def _refused(error: DomainError) -> PurchaseRecordPayload:
-    return PurchaseRecordPayload(
-        purchase=None,
-        member=None,
-        user_errors=[to_user_error(PurchaseRecordUserError, PurchaseRecordErrorCode, error)],
-    )
-
-
 async def purchase_record(info: StaffInfo, input: PurchaseRecordInput) -> PurchaseRecordPayload:
     actor = info.context.require(StaffRole.CASHIER, input.store_code)
-    member_id = member_pk(input.member)
-    if member_id is None:
-        return _refused(MemberNotFound("no such member", field="member"))
     try:
+        member_id = member_id_of(input.member)
         recorded = await record_purchase(actor, input.to_request(member_id))
     except DomainError as error:
-        return _refused(error)
+        return PurchaseRecordPayload(
+            purchase=None,
+            member=None,
+            user_errors=[to_user_error(PurchaseRecordUserError, PurchaseRecordErrorCode, error)],
+        )
     member = await info.context.loaders.member.load(member_id)
     return PurchaseRecordPayload(
         purchase=RecordedPurchase(

@@ -8,12 +8,12 @@ from enum import Enum
 import strawberry
 
 from loyalty import models
-from loyalty.errors import DomainError, MemberNotFound
+from loyalty.errors import DomainError
 from loyalty.models import StaffRole
 from loyalty.vouchers import display_code, redeem_voucher
 from schema.errors import to_user_error, user_error_type
 from schema.staff.context import StaffInfo
-from schema.staff.lookup import MemberSummary, member_pk
+from schema.staff.lookup import MemberSummary, member_id_of
 
 
 @strawberry.enum
@@ -76,9 +76,7 @@ class VoucherRedeemPayload:
 async def voucher_redeem(info: StaffInfo, input: VoucherRedeemInput) -> VoucherRedeemPayload:
     actor = info.context.require(StaffRole.CASHIER, input.store_code)
     try:
-        member_id = member_pk(input.member) if input.member is not None else None
-        if input.member is not None and member_id is None:
-            raise MemberNotFound("no such member", field="member")
+        member_id = member_id_of(input.member) if input.member is not None else None
         voucher = await redeem_voucher(actor, code=input.code, store_code=input.store_code, member_id=member_id)
     except DomainError as error:
         return VoucherRedeemPayload(
