@@ -9,6 +9,7 @@ from api.auth.firebase import FirebaseVerifier
 from api.auth.sessions import create_session, refresh_session
 from api.auth.tokens import TokenService
 from api.settings import Settings
+from loyalty.errors import DomainError
 from schema.sessions import IssuedSession, SessionRefused
 
 
@@ -31,5 +32,5 @@ class ApiSessionIssuer:
     async def refresh(self, refresh_token: str) -> IssuedSession:
         try:
             return await refresh_session(refresh_token, tokens=self.tokens, settings=self.settings)
-        except AuthError as error:
+        except DomainError as error:  # RefreshTokenInvalid, RefreshTokenReused
             raise SessionRefused(error.code, error.message) from error

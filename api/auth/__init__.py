@@ -7,9 +7,7 @@ from api.auth.errors import (
     AuthError,
     AuthUnavailable,
     InvalidFirebaseToken,
-    InvalidRefreshToken,
     InvalidToken,
-    ReusedRefreshToken,
     TokenExpired,
 )
 
@@ -17,8 +15,6 @@ __all__ = [
     "AuthError",
     "AuthUnavailable",
     "InvalidFirebaseToken",
-    "InvalidRefreshToken",
     "InvalidToken",
-    "ReusedRefreshToken",
     "TokenExpired",
 ]

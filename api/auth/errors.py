@@ -40,17 +40,3 @@ class AuthUnavailable(AuthError):
 
     code = "AUTH_UNAVAILABLE"
     default_message = "sign-in is temporarily unavailable"
-
-
-class InvalidRefreshToken(AuthError):
-    """The refresh token is unknown, expired or belongs to an ended session."""
-
-    code = "REFRESH_TOKEN_INVALID"
-    default_message = "invalid refresh token"
-
-
-class ReusedRefreshToken(AuthError):
-    """A refresh token was presented twice; the whole session was ended."""
-
-    code = "REFRESH_TOKEN_REUSED"
-    default_message = "refresh token was already used; the session has been ended"

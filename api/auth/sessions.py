@@ -5,12 +5,12 @@ Thin glue between `api.auth.firebase`, `api.auth.tokens` and the domain services
 
 from __future__ import annotations
 
-from api.auth.errors import InvalidRefreshToken, InvalidToken, ReusedRefreshToken
+from api.auth.errors import InvalidToken
 from api.auth.firebase import IdTokenVerifier
 from api.auth.tokens import MEMBER_AUDIENCE, TokenService
 from api.settings import Settings
 from loyalty.members import enroll_member, get_member
-from loyalty.sessions import RefreshTokenInvalid, RefreshTokenReused, rotate_refresh_token, start_session
+from loyalty.sessions import rotate_refresh_token, start_session
 from schema.sessions import IssuedSession
 
 
@@ -31,14 +31,9 @@ async def create_session(
 async def refresh_session(refresh_token: str, *, tokens: TokenService, settings: Settings) -> IssuedSession:
     """Exchange a refresh token for a new access token and a new refresh token (the old one is spent).
 
-    Raises `InvalidRefreshToken`, or `ReusedRefreshToken` after ending the session of a replayed token.
+    Raises the domain's `RefreshTokenInvalid`, or `RefreshTokenReused` after ending the session of a replayed token.
     """
-    try:
-        member_id, new_refresh = await rotate_refresh_token(refresh_token, refresh_days=settings.refresh_token_days)
-    except RefreshTokenReused as exc:
-        raise ReusedRefreshToken() from exc
-    except RefreshTokenInvalid as exc:
-        raise InvalidRefreshToken(exc.message) from exc
+    member_id, new_refresh = await rotate_refresh_token(refresh_token, refresh_days=settings.refresh_token_days)
     member = await get_member(member_id)
     access = tokens.issue(str(member.id), MEMBER_AUDIENCE)
     return IssuedSession(access.token, access.expires_at, new_refresh, member)

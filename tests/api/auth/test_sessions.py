@@ -6,13 +6,14 @@ from datetime import timedelta
 
 import pytest
 
-from api.auth import InvalidFirebaseToken, InvalidRefreshToken, InvalidToken, ReusedRefreshToken, TokenExpired
+from api.auth import InvalidFirebaseToken, InvalidToken, TokenExpired
 from api.auth.firebase import FirebaseVerifier, make_emulator_id_token
 from api.auth.sessions import create_session, member_id_from_authorization, refresh_session
 from api.auth.tokens import MEMBER_AUDIENCE, STAFF_AUDIENCE, TokenService
 from api.settings import Settings
 from loyalty.clock import FrozenClock
 from loyalty.models import Member, OutboxEvent, Program, RefreshToken
+from loyalty.sessions import RefreshTokenInvalid, RefreshTokenReused
 from tests.conftest import START
 
 
@@ -81,10 +82,10 @@ async def test_refresh_rotates_and_a_replayed_token_ends_the_session(
     assert refreshed.refresh_token != signed_in.refresh_token
 
     # and replaying the spent refresh token ends the session, so the new one stops working too
-    with pytest.raises(ReusedRefreshToken) as reused:
+    with pytest.raises(RefreshTokenReused) as reused:
         await refresh_session(signed_in.refresh_token, tokens=tokens, settings=settings)
     assert reused.value.code == "REFRESH_TOKEN_REUSED"
-    with pytest.raises(InvalidRefreshToken) as invalid:
+    with pytest.raises(RefreshTokenInvalid) as invalid:
         await refresh_session(refreshed.refresh_token, tokens=tokens, settings=settings)
     assert invalid.value.code == "REFRESH_TOKEN_INVALID"
 
@@ -98,7 +99,7 @@ async def test_refresh_uses_the_configured_lifetime(
     )
     clock.advance(timedelta(days=2))
 
-    with pytest.raises(InvalidRefreshToken, match="expired"):
+    with pytest.raises(RefreshTokenInvalid, match="expired"):
         await refresh_session(signed_in.refresh_token, tokens=tokens, settings=short)
 
 
