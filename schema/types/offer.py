@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -14,7 +12,7 @@ from strawberry import relay
 from loyalty import clock, models
 from loyalty.offers import MemberOffer, offers_for, relevance_key
 from schema.context import Info
-from schema.errors import BadRequest
+from schema.types.pagination import decode_cursor_key, encode_cursor
 
 OfferBenefit = strawberry.enum(
     Enum("OfferBenefit", {b.name: b.value for b in models.OfferBenefit}),
@@ -89,22 +87,10 @@ def _cursor_key(item: MemberOffer) -> CursorKey:
     return activated, priority, (ends - _EPOCH) // _MICROSECOND, offer_id
 
 
-def _encode_cursor(key: CursorKey) -> str:
-    return base64.urlsafe_b64encode(("offer:" + ":".join(map(str, key))).encode()).decode()
-
-
 def decode_offer_cursor(cursor: str | None) -> CursorKey | None:
     """The ranking key inside an opaque offers cursor: the next page starts after it, even if that offer is gone."""
-    if cursor is None:
-        return None
-    try:
-        prefix, *parts = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-        if prefix != "offer" or len(parts) != 4:
-            raise ValueError(cursor)
-        activated, priority, ends, offer_id = (int(p) for p in parts)
-        return activated, priority, ends, offer_id
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadRequest("`after` is not a cursor from this list") from exc
+    key = decode_cursor_key("offer", cursor, 4)
+    return None if key is None else (key[0], key[1], key[2], key[3])
 
 
 @strawberry.type(name="OfferConnection")
@@ -115,7 +101,7 @@ class OfferConnection(relay.Connection[Offer]):
         keyed = [(_cursor_key(item), item) for item in items]
         if after is not None:
             keyed = [(key, item) for key, item in keyed if key > after]
-        edges = [relay.Edge(node=Offer.from_member_offer(item), cursor=_encode_cursor(k)) for k, item in keyed]
+        edges = [relay.Edge(node=Offer.from_member_offer(item), cursor=encode_cursor("offer", *k)) for k, item in keyed]
         page = edges[:size]
         return cls(
             edges=page,

@@ -16,18 +16,25 @@ def page_size(first: int) -> int:
     return first
 
 
-def encode_cursor(kind: str, key: int) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode()
+def encode_cursor(kind: str, *key: int) -> str:
+    """An opaque cursor for a list position `key` (one or more integers) in a list of this `kind`."""
+    return base64.urlsafe_b64encode(":".join([kind, *map(str, key)]).encode()).decode()
 
 
-def decode_cursor(kind: str, cursor: str | None) -> int | None:
-    """The key inside an opaque cursor of this `kind`; a malformed cursor is a bad request."""
+def decode_cursor_key(kind: str, cursor: str | None, length: int) -> tuple[int, ...] | None:
+    """The `length` integers inside an opaque cursor of this `kind`; a malformed cursor is a bad request."""
     if cursor is None:
         return None
     try:
-        prefix, _, key = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if prefix != kind or not key.isdigit():
+        prefix, *parts = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
+        if prefix != kind or len(parts) != length:
             raise ValueError(cursor)
-        return int(key)
+        return tuple(int(part) for part in parts)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise BadRequest("`after` is not a cursor from this list") from exc
+
+
+def decode_cursor(kind: str, cursor: str | None) -> int | None:
+    """The single integer key inside an opaque cursor of this `kind`."""
+    key = decode_cursor_key(kind, cursor, 1)
+    return None if key is None else key[0]
