@@ -8,6 +8,7 @@ until its end date.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -45,24 +46,33 @@ def next_period_end(program: Program, at: datetime) -> datetime:
     return period_end(program, period_end(program, at))
 
 
-async def qualifying_value(
-    member_id: int, program: Program, at: datetime, conn: BaseDBAsyncClient | None = None
-) -> int:
-    """The member's qualifying value in the current period."""
+async def qualifying_values(
+    member_ids: Sequence[int], program: Program, at: datetime, conn: BaseDBAsyncClient | None = None
+) -> dict[int, int]:
+    """Each member's qualifying value in the period containing `at` (one query for any number of members)."""
     # Bounded by the period's end, not by `at`: a purchase may be stamped a few minutes ahead of the business
     # clock (till clock skew, `ledger.FUTURE_TOLERANCE`). With `occurred_at <= at` such a purchase did not count
     # when it was recorded, so the upgrade it earned was not immediate (and no evaluation was due later).
     rows = (
         await QualifyingCredit.filter(
-            member_id=member_id,
+            member_id__in=list(member_ids),
             occurred_at__gte=period_start(program, at),
             occurred_at__lt=period_end(program, at),
         )
         .using_db(conn)
         .annotate(total=Sum("amount"))
-        .values_list("total", flat=True)
+        .group_by("member_id")
+        .values_list("member_id", "total")
     )
-    return int(rows[0] or 0) if rows else 0
+    totals = {member_id: int(total or 0) for member_id, total in rows}
+    return {member_id: totals.get(member_id, 0) for member_id in member_ids}
+
+
+async def qualifying_value(
+    member_id: int, program: Program, at: datetime, conn: BaseDBAsyncClient | None = None
+) -> int:
+    """The member's qualifying value in the current period."""
+    return (await qualifying_values([member_id], program, at, conn))[member_id]
 
 
 def earned_tier(tiers: list[Tier], value: int) -> Tier:

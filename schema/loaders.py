@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from strawberry.dataloader import DataLoader
-from tortoise.functions import Sum
 
 from loyalty import clock, offers, rewards, stamps, vouchers
 from loyalty.models import (
@@ -17,12 +16,11 @@ from loyalty.models import (
     Member,
     PointsLot,
     Program,
-    QualifyingCredit,
     Voucher,
     VoucherStatus,
 )
 from loyalty.program import cached_program
-from loyalty.tiers import period_end, period_start
+from loyalty.tiers import period_end, period_start, qualifying_values
 
 ActivityKey = tuple[int, int, int | None]  # (member id, page size + 1, entries before this id)
 # (member id, page size + 1, after this position, status filter)
@@ -80,21 +78,12 @@ class Loaders:
     def qualifying_value(self, program: Program) -> DataLoader[int, int]:
         """Qualifying value per member in the current tier period."""
         at = clock.now()
-        # Same window as loyalty.tiers.qualifying_value: the whole current period.
         window = (period_start(program, at), period_end(program, at))
         if window not in self._qualifying:
 
             async def load(member_ids: Sequence[int]) -> list[int]:
-                rows = (
-                    await QualifyingCredit.filter(
-                        member_id__in=member_ids, occurred_at__gte=window[0], occurred_at__lt=window[1]
-                    )
-                    .annotate(total=Sum("amount"))
-                    .group_by("member_id")
-                    .values_list("member_id", "total")
-                )
-                totals = {member_id: int(total or 0) for member_id, total in rows}
-                return [totals.get(i, 0) for i in member_ids]
+                totals = await qualifying_values(member_ids, program, at)
+                return [totals[i] for i in member_ids]
 
             self._qualifying[window] = DataLoader(load)
         return self._qualifying[window]
