@@ -253,6 +253,33 @@ async def settle_member_if_due(member: Member) -> Member:
         return locked
 
 
+async def points_expiring_soon(member_ids: Sequence[int], until: datetime) -> dict[int, list[tuple[datetime, int]]]:
+    """Per member, the available points that expire by `until`: (expiry time, points) summed per expiry, soonest first.
+
+    One query for any number of members (the app's "expiring soon" warning).
+    """
+    lots = await PointsLot.filter(
+        member_id__in=list(member_ids), status=LotStatus.AVAILABLE, remaining__gt=0, expires_at__lte=until
+    ).order_by("expires_at", "id")
+    totals: dict[int, dict[datetime, int]] = {member_id: {} for member_id in member_ids}
+    for lot in lots:
+        assert lot.expires_at is not None  # filtered on it
+        by_expiry = totals[lot.member_id]
+        by_expiry[lot.expires_at] = by_expiry.get(lot.expires_at, 0) + lot.remaining
+    return {member_id: list(by_expiry.items()) for member_id, by_expiry in totals.items()}
+
+
+async def activity_page(member_id: int, limit: int, before: int | None = None) -> list[LedgerEntry]:
+    """The member's ledger entries newest first, `limit` of them with ids below `before`.
+
+    Maturing (pending -> available) is bookkeeping, not activity, and is left out.
+    """
+    query = LedgerEntry.filter(member_id=member_id).exclude(kind=EntryKind.MATURE)
+    if before is not None:
+        query = query.filter(id__lt=before)
+    return await query.order_by("-id").limit(limit)
+
+
 async def expire_due_points(batch_size: int = 500) -> int:
     """The expiry job: settle every member with a due lot. Safe to run twice and alongside earns.
 

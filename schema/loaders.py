@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from strawberry.dataloader import DataLoader
 
 from loyalty import clock, offers, rewards, stamps, vouchers
+from loyalty.ledger import activity_page, points_expiring_soon
 from loyalty.models import (
-    EntryKind,
     LedgerEntry,
-    LotStatus,
     Member,
-    PointsLot,
     Program,
     Voucher,
     VoucherStatus,
@@ -34,13 +31,7 @@ async def _members(ids: Sequence[int]) -> list[Member | None]:
 
 async def _activity(keys: Sequence[ActivityKey]) -> list[list[LedgerEntry]]:
     # One query per distinct page; in practice one page (the signed-in member's) per request.
-    pages = []
-    for member_id, limit, before in keys:
-        query = LedgerEntry.filter(member_id=member_id).exclude(kind=EntryKind.MATURE)
-        if before is not None:
-            query = query.filter(id__lt=before)
-        pages.append(await query.order_by("-id").limit(limit))
-    return pages
+    return [await activity_page(member_id, limit, before) for member_id, limit, before in keys]
 
 
 async def _vouchers(keys: Sequence[VoucherPageKey]) -> list[list[tuple[vouchers.VoucherKey, Voucher]]]:
@@ -73,7 +64,7 @@ class Loaders:
         self.offers = DataLoader(_offers, cache_key_fn=lambda member: member.id)
         self._reward_items: dict[int, DataLoader[int, rewards.CatalogueItem | None]] = {}
         self._qualifying: dict[tuple[datetime, datetime], DataLoader[int, int]] = {}
-        self._expiring: dict[datetime, DataLoader[int, list[PointsLot]]] = {}
+        self._expiring: dict[datetime, DataLoader[int, list[tuple[datetime, int]]]] = {}
 
     def qualifying_value(self, program: Program) -> DataLoader[int, int]:
         """Qualifying value per member in the current tier period."""
@@ -88,18 +79,13 @@ class Loaders:
             self._qualifying[window] = DataLoader(load)
         return self._qualifying[window]
 
-    def expiring_lots(self, days: int) -> DataLoader[int, list[PointsLot]]:
-        """Available lots with points left that expire within `days`, per member, soonest first."""
+    def expiring_points(self, days: int) -> DataLoader[int, list[tuple[datetime, int]]]:
+        """Per member, (expiry time, points) of available points expiring within `days`, soonest first."""
         until = clock.now() + timedelta(days=days)
         if until not in self._expiring:
 
-            async def load(member_ids: Sequence[int]) -> list[list[PointsLot]]:
-                lots = await PointsLot.filter(
-                    member_id__in=member_ids, status=LotStatus.AVAILABLE, remaining__gt=0, expires_at__lte=until
-                ).order_by("expires_at", "id")
-                by_member: dict[int, list[PointsLot]] = defaultdict(list)
-                for lot in lots:
-                    by_member[lot.member_id].append(lot)
+            async def load(member_ids: Sequence[int]) -> list[list[tuple[datetime, int]]]:
+                by_member = await points_expiring_soon(member_ids, until)
                 return [by_member[i] for i in member_ids]
 
             self._expiring[until] = DataLoader(load)

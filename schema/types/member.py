@@ -58,12 +58,8 @@ class Points:
 
     @strawberry.field(description="Available points expiring within the programme's warning window, soonest first.")
     async def expiring_soon(self, info: Info) -> list[ExpiringPoints]:
-        lots = await info.context.loaders.expiring_lots(self.expiring_days).load(self.member_id)
-        by_day: dict[datetime, int] = {}
-        for lot in lots:
-            assert lot.expires_at is not None
-            by_day[lot.expires_at] = by_day.get(lot.expires_at, 0) + lot.remaining
-        return [ExpiringPoints(amount=amount, expires_at=at) for at, amount in by_day.items()]
+        expiring = await info.context.loaders.expiring_points(self.expiring_days).load(self.member_id)
+        return [ExpiringPoints(amount=amount, expires_at=at) for at, amount in expiring]
 
 
 @strawberry.type
