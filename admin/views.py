@@ -26,9 +26,9 @@ from admin.summary import member_summary
 from loyalty import clock
 from loyalty.actors import Actor
 from loyalty.earning import LineInput
-from loyalty.errors import DomainError, InvalidInput, PurchaseNotFound
+from loyalty.errors import DomainError, InvalidInput
 from loyalty.lookup import find_member
-from loyalty.models import OfferBenefit, Program, Purchase, StaffRole
+from loyalty.models import OfferBenefit, Program, StaffRole
 from loyalty.offers import redeem_offer
 from loyalty.program import cached_program
 from loyalty.purchases import PurchaseRequest, record_purchase, refund_purchase
@@ -294,15 +294,13 @@ class Console:
         program = await cached_program()
         store_code = _store(form, actor)
         receipt_id = _required(form, "receipt_id", "The receipt id")
-        # Refunds are keyed by store and receipt; the console only returns receipts of the member on screen.
-        if not await Purchase.exists(store_code=store_code, receipt_id=receipt_id, member_id=member_id):
-            raise PurchaseNotFound(f"this member has no receipt {receipt_id} in store {store_code}")
         result = await refund_purchase(
             actor,
             store_code=store_code,
             receipt_id=receipt_id,
             refund_id=_required(form, "refund_id", "The refund id"),
             amount=_money(_required(form, "amount", "The amount"), program.currency_exponent, "The amount"),
+            member_id=member_id,  # the console only returns receipts of the member on screen
         )
         message = f"Return processed: {result.points_reversed} points taken back"
         if result.unrecovered:

@@ -743,6 +743,11 @@ async def _refund_lines(conn: BaseDBAsyncClient, purchase: Purchase, lines: Sequ
     return amount, points
 
 
+def not_the_members_receipt(store_code: str, receipt_id: str) -> PurchaseNotFound:
+    """The refusal when a refund names a member and the receipt is not theirs (or does not exist)."""
+    return PurchaseNotFound(f"this member has no receipt {receipt_id} in store {store_code}", field="receiptId")
+
+
 async def refund_in_transaction(
     conn: BaseDBAsyncClient,
     *,
@@ -751,8 +756,11 @@ async def refund_in_transaction(
     refund_id: str,
     amount: int | None = None,
     lines: Sequence[LineRefund] | None = None,
+    member_id: int | None = None,
 ) -> RefundResult:
     """Claw back a refund's points inside the caller's transaction; the caller ran `check_refund`.
+
+    With `member_id`, only that member's receipt is refunded (another member's is `PurchaseNotFound`).
 
     By amount: in proportion to the refunded amount, cumulatively over the purchase (a full refund reverses
     exactly the purchase's points). By lines: the points those lines earned, in proportion to the refunded
@@ -761,6 +769,8 @@ async def refund_in_transaction(
     recovered is recorded on the entry. Qualifying value goes back in proportion to the money refunded.
     """
     purchase = await Purchase.get_or_none(store_code=store_code, receipt_id=receipt_id).using_db(conn)
+    if member_id is not None and (purchase is None or purchase.member_id != member_id):
+        raise not_the_members_receipt(store_code, receipt_id)
     if purchase is None:
         raise PurchaseNotFound("no purchase with this receipt in this store", field="receiptId")
     program = await load_program(conn)

@@ -169,10 +169,12 @@ async def refund_purchase(
     refund_id: str,
     amount: int | None = None,
     lines: Sequence[ledger.LineRefund] | None = None,
+    member_id: int | None = None,
 ) -> ledger.RefundResult:
     """Refund a purchase by amount or by lines (see `ledger.refund_in_transaction`); idempotent per (store, refund).
 
-    Stamps stay (see `loyalty.stamps`).
+    With `member_id` (the checkout console: the member on screen) another member's receipt is `PurchaseNotFound`,
+    also when the refund id replays an earlier refund. Stamps stay (see `loyalty.stamps`).
     """
     request = ledger.check_refund(
         store_code=store_code, receipt_id=receipt_id, refund_id=refund_id, amount=amount, lines=lines
@@ -180,7 +182,13 @@ async def refund_purchase(
 
     async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
         result = await ledger.refund_in_transaction(
-            conn, store_code=store_code, receipt_id=receipt_id, refund_id=refund_id, amount=amount, lines=lines
+            conn,
+            store_code=store_code,
+            receipt_id=receipt_id,
+            refund_id=refund_id,
+            amount=amount,
+            lines=lines,
+            member_id=member_id,
         )
         await record_audit(
             actor,
@@ -194,6 +202,9 @@ async def refund_purchase(
         return asdict(result)
 
     # The same scope, key and answer as `ledger.refund_purchase`: either may replay the other's refund.
-    return ledger.RefundResult(
+    result = ledger.RefundResult(
         **await run_idempotent("refund", ledger.refund_key(store_code, refund_id), request, action)
     )
+    if member_id is not None and result.member_id != member_id:  # a replayed refund of another member's receipt
+        raise ledger.not_the_members_receipt(store_code, receipt_id)
+    return result

@@ -6,7 +6,7 @@ import pytest
 
 from loyalty import purchases
 from loyalty.clock import FrozenClock
-from loyalty.errors import DomainError, InvalidInput, RefundExceedsPurchase
+from loyalty.errors import DomainError, InvalidInput, PurchaseNotFound, RefundExceedsPurchase
 from loyalty.ledger import LineRefund, RefundResult
 from loyalty.models import AuditLog, BonusRule, Program, Purchase, PurchaseLine, Refund
 from tests.loyalty.ledger_helpers import balances, configure, new_member
@@ -151,3 +151,30 @@ async def test_a_free_item_can_be_returned_by_line(program: Program, clock: Froz
 
     assert (result.points_reversed, result.amount) == (0, 0)
     assert await PurchaseLine.filter(refunded_quantity=2).count() == 1
+
+
+async def test_a_refund_for_a_named_member_refuses_another_members_receipt_and_writes_nothing(
+    program: Program, clock: FrozenClock
+) -> None:
+    # given Anna's receipt R1, refunded once for her, and Bo at the till
+    anna = await new_member("uid-anna")
+    bo = await new_member("uid-bo")
+    await buy(anna.id, "R1", [line("A", 1_000)])
+    first = await purchases.refund_purchase(
+        CASHIER, store_code="S1", receipt_id="R1", refund_id="F1", amount=500, member_id=anna.id
+    )
+    before = await all_counts()
+
+    # when the receipt is refunded for Bo, with a new refund id and replaying Anna's
+    refusals = []
+    for refund_id in ("F2", "F1"):
+        with pytest.raises(PurchaseNotFound) as refused:
+            await purchases.refund_purchase(
+                CASHIER, store_code="S1", receipt_id="R1", refund_id=refund_id, amount=500, member_id=bo.id
+            )
+        refusals.append(refused.value.message)
+
+    # then both are refused the same way and nothing was written
+    assert first.points_reversed == 5
+    assert refusals == ["this member has no receipt R1 in store S1"] * 2
+    assert await all_counts() == before
