@@ -36,7 +36,13 @@ def card_code(member: Member, at: datetime, period_seconds: int) -> CardCode:
     return CardCode(code=code, barcode_value=f"{member.member_number}{code}", expires_at=expires)
 
 
-def verify_card_code(member: Member, code: str, at: datetime, period_seconds: int) -> bool:
-    """True if `code` is the member's code for the current window or the one just before it."""
+def card_code_window(member: Member, code: str, at: datetime, period_seconds: int) -> int | None:
+    """The window `code` belongs to if it is the member's code for the current window or the one just before it.
+
+    None for any other code. The window number tells one use of a code from a later window's same six digits.
+    """
     window = int(at.timestamp()) // period_seconds
-    return any(hmac.compare_digest(_code_for_window(member.card_secret, w), code) for w in (window, window - 1))
+    for candidate in (window, window - 1):
+        if hmac.compare_digest(_code_for_window(member.card_secret, candidate), code):
+            return candidate
+    return None

@@ -7,13 +7,12 @@ first use records a `CardCodeUse`, whose unique key refuses a second one. One an
 
 from __future__ import annotations
 
-import hmac
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 
-from loyalty.card import CODE_DIGITS, card_code
+from loyalty.card import CODE_DIGITS, card_code_window
 from loyalty.members import MEMBER_NUMBER_DIGITS, is_valid_member_number
 from loyalty.models import CardCodeUse, Member
 from loyalty.program import cached_program
@@ -37,19 +36,15 @@ async def _use_card_code(member_number: str, code: str, at: datetime) -> Member 
     member = await Member.get_or_none(member_number=member_number)
     if member is None:
         return None
-    period = (await cached_program()).card_code_seconds
-    # The code of the current window or the one before (as `card.verify_card_code`). The use is recorded with its
-    # window, so a code that comes round again in a later window is not mistaken for a reuse.
-    for window_at in (at, at - timedelta(seconds=period)):
-        expected = card_code(member, window_at, period)
-        if hmac.compare_digest(expected.code, code):
-            window = int(window_at.timestamp()) // period
-            try:
-                await CardCodeUse.create(member_id=member.id, code=f"{window}{code}", used_at=at)
-            except IntegrityError:
-                return None
-            return member
-    return None
+    window = card_code_window(member, code, at, (await cached_program()).card_code_seconds)
+    if window is None:
+        return None
+    # The use is recorded with its window, so a code that comes round again later is not mistaken for a reuse.
+    try:
+        await CardCodeUse.create(member_id=member.id, code=f"{window}{code}", used_at=at)
+    except IntegrityError:
+        return None
+    return member
 
 
 async def find_member(query: str, at: datetime) -> Member | None:

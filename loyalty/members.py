@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tortoise.exceptions import IntegrityError
@@ -148,8 +148,3 @@ async def update_profile(member_id: int, changes: ProfileChanges) -> Member:
             await member.save(using_db=conn, update_fields=[*changed, "updated_at"])
             await events.emit(conn, events.MEMBER_UPDATED, member_id=member.id, payload={"fields": changed})
         return member
-
-
-def consent_recorded_at(member: Member) -> datetime | None:
-    """When the member last gave or withdrew marketing consent."""
-    return member.marketing_consent_at
