@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -23,8 +22,7 @@ from api.staff_graphql import StaffGraphQL
 from loyalty.db import connect, disconnect
 from schema.member_schema import build_member_schema
 from schema.staff.schema import build_staff_schema
-
-logger = logging.getLogger("klubb")
+from worker.runner import run_embedded
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -34,33 +32,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings.check_safe()
     tokens = TokenService(settings)
     sessions = ApiSessionIssuer(settings=settings, tokens=tokens, verifier=FirebaseVerifier(settings))
-    member_graphql = MemberGraphQL(
-        build_member_schema(
-            production=settings.production,
-            max_depth=settings.graphql_max_depth,
-            max_aliases=settings.graphql_max_aliases,
-            max_tokens=settings.graphql_max_tokens,
-        ),
-        tokens=tokens,
-        sessions=sessions,
-        graphiql=not settings.production,
-    )
-    staff_graphql = StaffGraphQL(
-        build_staff_schema(
-            production=settings.production,
-            max_depth=settings.graphql_max_depth,
-            max_aliases=settings.graphql_max_aliases,
-            max_tokens=settings.graphql_max_tokens,
-        ),
-        tokens=tokens,
-        graphiql=not settings.production,
-    )
+    limits = {
+        "production": settings.production,
+        "max_depth": settings.graphql_max_depth,
+        "max_aliases": settings.graphql_max_aliases,
+        "max_tokens": settings.graphql_max_tokens,
+    }
+    graphiql = not settings.production
+    member_graphql = MemberGraphQL(build_member_schema(**limits), tokens=tokens, sessions=sessions, graphiql=graphiql)
+    staff_graphql = StaffGraphQL(build_staff_schema(**limits), tokens=tokens, graphiql=graphiql)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await connect(settings.database_url)
         stop = asyncio.Event()
-        worker = asyncio.create_task(_embedded_worker(settings, stop)) if settings.embedded_worker else None
+        worker = asyncio.create_task(run_embedded(settings, stop)) if settings.embedded_worker else None
         try:
             yield
         finally:
@@ -93,9 +79,3 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.tokens = tokens
     return app
-
-
-async def _embedded_worker(settings: Settings, stop: asyncio.Event) -> None:
-    from worker.runner import run_embedded
-
-    await run_embedded(settings, stop)
