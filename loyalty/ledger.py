@@ -21,7 +21,7 @@ from tortoise.expressions import F
 from tortoise.functions import Min, Sum
 from tortoise.transactions import in_transaction
 
-from loyalty import clock, events
+from loyalty import clock, events, sql
 from loyalty.earning import EarnBreakdown, LineInput, active_rules, compute_points
 from loyalty.errors import (
     AlreadyReversed,
@@ -253,19 +253,28 @@ async def settle_member_if_due(member: Member) -> Member:
         return locked
 
 
+_EXPIRING_SOON = (
+    'SELECT "member_id", "expires_at", "remaining" FROM "points_lot"'
+    ' WHERE "member_id" IN ({ids}) AND "status" = ? AND "remaining" > 0 AND "expires_at" <= ?'
+    ' ORDER BY "expires_at", "id"'
+)
+_ACTIVITY = sql.Select(LedgerEntry, 'WHERE "member_id" = ? AND "kind" <> ? ORDER BY "id" DESC LIMIT ?')
+_ACTIVITY_BEFORE = sql.Select(
+    LedgerEntry, 'WHERE "member_id" = ? AND "kind" <> ? AND "id" < ? ORDER BY "id" DESC LIMIT ?'
+)
+
+
 async def points_expiring_soon(member_ids: Sequence[int], until: datetime) -> dict[int, list[tuple[datetime, int]]]:
     """Per member, the available points that expire by `until`: (expiry time, points) summed per expiry, soonest first.
 
     One query for any number of members (the app's "expiring soon" warning).
     """
-    lots = await PointsLot.filter(
-        member_id__in=list(member_ids), status=LotStatus.AVAILABLE, remaining__gt=0, expires_at__lte=until
-    ).order_by("expires_at", "id")
+    rows = await sql.fetch(_EXPIRING_SOON, [LotStatus.AVAILABLE.value, until], ids=list(member_ids))
     totals: dict[int, dict[datetime, int]] = {member_id: {} for member_id in member_ids}
-    for lot in lots:
-        assert lot.expires_at is not None  # filtered on it
-        by_expiry = totals[lot.member_id]
-        by_expiry[lot.expires_at] = by_expiry.get(lot.expires_at, 0) + lot.remaining
+    for row in rows:
+        expires_at = PointsLot._meta.fields_map["expires_at"].to_python_value(row["expires_at"])
+        by_expiry = totals[row["member_id"]]
+        by_expiry[expires_at] = by_expiry.get(expires_at, 0) + row["remaining"]
     return {member_id: list(by_expiry.items()) for member_id, by_expiry in totals.items()}
 
 
@@ -274,10 +283,9 @@ async def activity_page(member_id: int, limit: int, before: int | None = None) -
 
     Maturing (pending -> available) is bookkeeping, not activity, and is left out.
     """
-    query = LedgerEntry.filter(member_id=member_id).exclude(kind=EntryKind.MATURE)
-    if before is not None:
-        query = query.filter(id__lt=before)
-    return await query.order_by("-id").limit(limit)
+    statement = _ACTIVITY if before is None else _ACTIVITY_BEFORE
+    params = [member_id, EntryKind.MATURE.value, *([] if before is None else [before]), limit]
+    return await sql.fetch_models(statement, params)
 
 
 async def expire_due_points(batch_size: int = 500) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -10,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from loyalty import clock, events
+from loyalty import clock, events, sql
 from loyalty.errors import InvalidInput, MemberNotFound
 from loyalty.models import Member
 from loyalty.program import load_program, tiers_of
@@ -80,6 +81,14 @@ async def enroll_member(firebase_uid: str, *, email: str | None = None, display_
             if existing is not None:
                 return existing, False
     raise RuntimeError("could not allocate a unique member number")
+
+
+_MEMBERS_BY_ID = sql.Select(Member, f'WHERE "id" IN ({sql.IDS})')
+
+
+async def members_by_id(member_ids: Sequence[int]) -> dict[int, Member]:
+    """The members with these ids that exist, by id (one query)."""
+    return {member.id: member for member in await sql.fetch_models(_MEMBERS_BY_ID, ids=member_ids)}
 
 
 async def get_member(member_id: int) -> Member:

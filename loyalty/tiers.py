@@ -14,10 +14,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.functions import Sum
 
-from loyalty import clock, events
-from loyalty.models import Member, Program, QualifyingCredit, Tier, TierPeriod
+from loyalty import clock, events, sql
+from loyalty.models import Member, Program, Tier, TierPeriod
 from loyalty.program import tiers_of
 
 ROLLING_PERIOD = timedelta(days=365)
@@ -46,6 +45,12 @@ def next_period_end(program: Program, at: datetime) -> datetime:
     return period_end(program, period_end(program, at))
 
 
+_QUALIFYING_TOTALS = (
+    'SELECT "member_id", SUM("amount") AS "total" FROM "qualifying_credit"'
+    ' WHERE "occurred_at" >= ? AND "occurred_at" < ? AND "member_id" IN ({ids}) GROUP BY "member_id"'
+)
+
+
 async def qualifying_values(
     member_ids: Sequence[int], program: Program, at: datetime, conn: BaseDBAsyncClient | None = None
 ) -> dict[int, int]:
@@ -53,18 +58,9 @@ async def qualifying_values(
     # Bounded by the period's end, not by `at`: a purchase may be stamped a few minutes ahead of the business
     # clock (till clock skew, `ledger.FUTURE_TOLERANCE`). With `occurred_at <= at` such a purchase did not count
     # when it was recorded, so the upgrade it earned was not immediate (and no evaluation was due later).
-    rows = (
-        await QualifyingCredit.filter(
-            member_id__in=list(member_ids),
-            occurred_at__gte=period_start(program, at),
-            occurred_at__lt=period_end(program, at),
-        )
-        .using_db(conn)
-        .annotate(total=Sum("amount"))
-        .group_by("member_id")
-        .values_list("member_id", "total")
-    )
-    totals = {member_id: int(total or 0) for member_id, total in rows}
+    window = [period_start(program, at), period_end(program, at)]
+    rows = await sql.fetch(_QUALIFYING_TOTALS, window, ids=list(member_ids), conn=conn)
+    totals = {row["member_id"]: int(row["total"] or 0) for row in rows}
     return {member_id: totals.get(member_id, 0) for member_id in member_ids}
 
 

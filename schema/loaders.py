@@ -9,6 +9,7 @@ from strawberry.dataloader import DataLoader
 
 from loyalty import clock, offers, rewards, stamps, vouchers
 from loyalty.ledger import activity_page, points_expiring_soon
+from loyalty.members import members_by_id
 from loyalty.models import (
     LedgerEntry,
     Member,
@@ -25,7 +26,7 @@ VoucherPageKey = tuple[int, int, vouchers.VoucherKey | None, VoucherStatus | Non
 
 
 async def _members(ids: Sequence[int]) -> list[Member | None]:
-    found = {m.id: m for m in await Member.filter(id__in=ids)}
+    found = await members_by_id(ids)
     return [found.get(i) for i in ids]
 
 
