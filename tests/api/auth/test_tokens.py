@@ -199,6 +199,33 @@ async def test_expired_token_is_refused(tokens: TokenService, clock: FrozenClock
     assert refused.value.code == "TOKEN_EXPIRED"
 
 
+async def test_a_token_signature_is_checked_once_and_a_refusal_every_time(
+    tokens: TokenService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a counter of signature checks (pyjwt's, not ours)
+    checks: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        checks.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    token = tokens.issue("42", MEMBER_AUDIENCE).token
+    header, _, signature = token.split(".")
+    forged = f"{header}.{_segment({**_claims(), 'sub': '43'})}.{signature}"
+
+    # when each is presented three times
+    subjects = [tokens.verify(token, MEMBER_AUDIENCE).subject for _ in range(3)]
+    for _ in range(3):
+        with pytest.raises(InvalidToken):
+            tokens.verify(forged, MEMBER_AUDIENCE)
+
+    # then the good one was checked once, the forged one every time
+    assert subjects == ["42", "42", "42"]
+    assert checks == [token, forged, forged, forged]
+
+
 async def test_staff_token_is_refused_for_the_member_audience(tokens: TokenService) -> None:
     staff_token = tokens.issue("3", STAFF_AUDIENCE).token
     assert tokens.verify(staff_token, STAFF_AUDIENCE).subject == "3"
