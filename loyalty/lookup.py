@@ -13,7 +13,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 
 from loyalty.card import CODE_DIGITS, card_code_window
-from loyalty.members import MEMBER_NUMBER_DIGITS, is_valid_member_number
+from loyalty.members import MEMBER_NUMBER_DIGITS, is_valid_member_number, member_by_number
 from loyalty.models import CardCodeUse, Member
 from loyalty.program import cached_program
 
@@ -33,7 +33,7 @@ async def _single(query: QuerySet[Member]) -> Member | None:
 
 
 async def _use_card_code(member_number: str, code: str, at: datetime) -> Member | None:
-    member = await Member.get_or_none(member_number=member_number)
+    member = await member_by_number(member_number)
     if member is None:
         return None
     window = card_code_window(member, code, at, (await cached_program()).card_code_seconds)
@@ -63,7 +63,7 @@ async def find_member(query: str, at: datetime) -> Member | None:
         number, code = text[:MEMBER_NUMBER_DIGITS], text[MEMBER_NUMBER_DIGITS:]
         return await _use_card_code(number, code, at) if is_valid_member_number(number) else None
     if digits and is_valid_member_number(text):
-        member = await Member.get_or_none(member_number=text)
+        member = await member_by_number(text)
         if member is not None:
             return member
         # One in ten 10-digit phone numbers passes the Luhn check: try it as a phone number too.

@@ -91,6 +91,15 @@ async def members_by_id(member_ids: Sequence[int]) -> dict[int, Member]:
     return {member.id: member for member in await sql.fetch_models(_MEMBERS_BY_ID, ids=member_ids)}
 
 
+_MEMBER_BY_NUMBER = sql.Select(Member, 'WHERE "member_number" = ?')
+
+
+async def member_by_number(member_number: str) -> Member | None:
+    """The member with this member number, or None (one query: the checkout's lookup)."""
+    found = await sql.fetch_models(_MEMBER_BY_NUMBER, [member_number])
+    return found[0] if found else None
+
+
 async def get_member(member_id: int) -> Member:
     """The member with this id, or `MemberNotFound`."""
     member = await Member.get_or_none(id=member_id)

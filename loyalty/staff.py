@@ -22,7 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
-from loyalty import clock
+from loyalty import clock, sql
 from loyalty.actors import Actor, Forbidden
 from loyalty.audit import record_audit
 from loyalty.errors import DomainError, InvalidInput, NotFound
@@ -194,10 +194,14 @@ async def authenticate_staff(email: str, password: str) -> Actor:
     return staff_actor(staff)
 
 
+_ACTIVE_STAFF = sql.Select(StaffUser, 'WHERE "id" = ? AND "active" = ?')
+
+
 async def actor_for_staff(staff_id: int) -> Actor | None:
-    """The Actor of an active staff account (one query), or None if it is gone or deactivated."""
-    staff = await StaffUser.get_or_none(id=staff_id, active=True)
-    return staff_actor(staff) if staff is not None else None
+    """The Actor of an active staff account (one query, on every staff request), or None if it is gone or
+    deactivated."""
+    found = await sql.fetch_models(_ACTIVE_STAFF, [staff_id, True])
+    return staff_actor(found[0]) if found else None
 
 
 async def deactivate_staff(staff_id: int) -> None:

@@ -95,8 +95,10 @@ async def add_stamps(
 
 
 async def stamp_cards_for_members(member_ids: Sequence[int]) -> dict[int, list[StampCardProgress]]:
-    """Progress on every active card for each member (two queries however many members)."""
+    """Progress on every active card for each member (two queries however many members, one without cards)."""
     cards = await StampCard.filter(active=True).order_by("id")
+    if not cards:
+        return {member_id: [] for member_id in member_ids}
     rows = await StampProgress.filter(member_id__in=list(member_ids), card_id__in=[c.id for c in cards])
     by_member: dict[int, dict[int, StampProgress]] = defaultdict(dict)
     for row in rows:
