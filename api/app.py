@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -45,6 +46,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await connect(settings.database_url)
+        # Everything built so far (schemas, models, settings) lives as long as the process: moving it out of the
+        # collector's generations keeps every full collection from re-scanning it (~8 % of a home request's CPU).
+        gc.freeze()
         stop = asyncio.Event()
         worker = asyncio.create_task(run_embedded(settings, stop)) if settings.embedded_worker else None
         try:
