@@ -3,10 +3,13 @@
 -- BENCH_REQUESTS names a file with one request per line: "<Authorization header value or empty>\t<JSON body>".
 -- Responses whose body holds a top-level "errors" key (GraphQL errors come with HTTP 200) are counted and
 -- reported by done() as "graphql_errors: N"; bench/run.py fails the run if there are any.
+-- BENCH_MEAN_WAIT_MS, if set, paces each connection: it waits a random time with this mean (exponentially
+-- distributed, so arrivals are roughly Poisson) before each request. wrk times a request from when it is sent.
 
 local requests = {}
 local graphql_errors = 0
 local threads = {}
+local mean_wait_ms = tonumber(os.getenv("BENCH_MEAN_WAIT_MS") or "")
 
 local function load(path)
   local file = assert(io.open(path, "r"), "cannot open BENCH_REQUESTS file " .. tostring(path))
@@ -38,6 +41,12 @@ end
 
 function request()
   return requests[math.random(#requests)]
+end
+
+if mean_wait_ms then
+  function delay()
+    return math.floor(-mean_wait_ms * math.log(1 - math.random()))
+  end
 end
 
 function response(status, headers, body)

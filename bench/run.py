@@ -129,6 +129,9 @@ class Scenario:
     ratio_to: str | None = None
     min_ratio: float | None = None
     max_p99_ms: float | None = None
+    # Paced: the connections together send about this many requests/s (random waits between a connection's
+    # requests), instead of each sending its next request as soon as the last is answered.
+    rate: float | None = None
 
 
 def graphql_body(query: str, variables: dict[str, Any] | None = None, operation: str | None = None) -> str:
@@ -187,6 +190,14 @@ SCENARIOS: list[Scenario] = [
         lookup_requests,
         path="/staff/graphql",
         max_p99_ms=15.0,
+    ),
+    Scenario(
+        "lookup-paced",
+        "the same lookups paced at about 100/s in all (a busy checkout fleet): latency without a queue",
+        lookup_requests,
+        path="/staff/graphql",
+        max_p99_ms=15.0,
+        rate=100.0,
     ),
 ]
 
@@ -419,6 +430,8 @@ def run_wrk(
         f"{server.base}{scenario.path}",
     ]
     env = {**os.environ, "BENCH_REQUESTS": str(requests_file)}
+    if scenario.rate:
+        env["BENCH_MEAN_WAIT_MS"] = f"{1000 * connections / scenario.rate:.1f}"
     busy0, _ = _system_cpu_seconds()
     server0 = _process_cpu_seconds(server.process.pid)
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -28,7 +28,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from loyalty import clock, events
+from loyalty import clock, events, sql
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
 from loyalty.errors import DomainError, InvalidInput, NotFound
@@ -166,9 +166,12 @@ async def _usage(
     return {(m, o): int(n) for m, o, n in rows}, {(m, o) for m, o in activated}
 
 
+_RUNNING_OFFERS = sql.Select(Offer, 'WHERE "active" = ? AND "valid_from" <= ? AND "valid_until" > ? ORDER BY "id"')
+
+
 async def offers_for_members(members: Sequence[Member], program: Program, at: datetime) -> dict[int, list[MemberOffer]]:
     """The offers that apply to each member at `at`, most relevant first; three queries for any number of members."""
-    running = await Offer.filter(active=True, valid_from__lte=at, valid_until__gt=at)
+    running = await sql.fetch_models(_RUNNING_OFFERS, [True, at, at])
     result: dict[int, list[MemberOffer]] = {m.id: [] for m in members}
     if not running or not members:
         return result

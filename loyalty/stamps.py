@@ -21,7 +21,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from loyalty import clock
+from loyalty import clock, sql
 from loyalty.earning import LineInput
 from loyalty.errors import InvalidInput
 from loyalty.models import Program, Reward, StampCard, StampProgress
@@ -94,9 +94,12 @@ async def add_stamps(
     return outcomes
 
 
+_ACTIVE_CARDS = sql.Select(StampCard, 'WHERE "active" = ? ORDER BY "id"')
+
+
 async def stamp_cards_for_members(member_ids: Sequence[int]) -> dict[int, list[StampCardProgress]]:
     """Progress on every active card for each member (two queries however many members, one without cards)."""
-    cards = await StampCard.filter(active=True).order_by("id")
+    cards = await sql.fetch_models(_ACTIVE_CARDS, [True])
     if not cards:
         return {member_id: [] for member_id in member_ids}
     rows = await StampProgress.filter(member_id__in=list(member_ids), card_id__in=[c.id for c in cards])
