@@ -102,7 +102,7 @@ async def member_by_number(member_number: str) -> Member | None:
 
 async def get_member(member_id: int) -> Member:
     """The member with this id, or `MemberNotFound`."""
-    member = await Member.get_or_none(id=member_id)
+    member = (await members_by_id([member_id])).get(member_id)
     if member is None:
         raise MemberNotFound("no such member", field="member")
     return member

@@ -8,7 +8,6 @@ conversions, so callers get exactly what the ORM would have returned. Writes sta
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,7 +19,6 @@ from tortoise.models import Model
 
 M = TypeVar("M", bound=Model)
 IDS = "{ids}"  # where a statement takes a list of ids: expanded to one placeholder per id
-_PLACEHOLDER = re.compile(r"\?")
 
 
 @dataclass(frozen=True)
@@ -48,8 +46,8 @@ def _engine_sql(sql: str, id_count: int, postgres: bool) -> str:
     expanded = sql.replace(IDS, ", ".join("?" * id_count)) if IDS in sql else sql
     if not postgres:
         return expanded
-    numbers = iter(range(1, expanded.count("?") + 1))
-    return _PLACEHOLDER.sub(lambda _: f"${next(numbers)}", expanded)
+    parts = expanded.split("?")
+    return parts[0] + "".join(f"${number}{part}" for number, part in enumerate(parts[1:], start=1))
 
 
 async def fetch(
@@ -60,9 +58,9 @@ async def fetch(
     conn: BaseDBAsyncClient | None = None,
 ) -> list[dict[str, Any]]:
     """The rows of `sql` as dicts; `ids` fill the statement's `{ids}` list, `params` its other placeholders."""
-    if IDS in str(sql) and not ids:
-        return []  # `IN ()` is an error on PostgreSQL, and nothing matches anyway
     text = str(sql)
+    if IDS in text and not ids:
+        return []  # `IN ()` is an error on PostgreSQL, and nothing matches anyway
     client = conn or connections.get("default")
     postgres = client.capabilities.dialect == "postgres"
     return await client.execute_query_dict(_engine_sql(text, len(ids), postgres), _values(text, ids, params))
