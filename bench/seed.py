@@ -25,13 +25,12 @@ import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
 from loyalty import clock
 from loyalty.db import connect, disconnect, is_postgres, migrate
-from loyalty.ledger import points_for_amount
 from loyalty.members import luhn_check_digit
 from loyalty.models import (
     EntryKind,
@@ -144,6 +143,12 @@ TABLE_ORDER = ("member", "purchase", "points_lot", "ledger_entry", "lot_allocati
 
 class SeedError(RuntimeError):
     """The seeded data break a ledger invariant (a bug in the seeder, never to be ignored)."""
+
+
+def points_for_amount(program: Program, amount_minor: int, multiplier: Decimal) -> int:
+    """Points for a spend: minor units x earn rate x multiplier, floored to whole points."""
+    major = Decimal(amount_minor) / (Decimal(10) ** program.currency_exponent)
+    return int((major * Decimal(program.earn_rate) * multiplier).to_integral_value(rounding=ROUND_FLOOR))
 
 
 def sqlite_datetime(value: datetime) -> str:

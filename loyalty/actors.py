@@ -16,7 +16,7 @@ class Forbidden(DomainError):
 
 @dataclass(frozen=True)
 class Actor:
-    """A signed-in staff member (`kind="staff"`) or integration (`kind="api_key"`)."""
+    """A signed-in staff member (`kind="staff"`), an integration (`kind="api_key"`) or klubb itself (`SYSTEM`)."""
 
     kind: str
     id: int
@@ -38,3 +38,7 @@ class Actor:
             raise Forbidden(f"this needs the {role.value} role")
         if not self.may_act_in(store_code):
             raise Forbidden(f"not allowed in store {store_code}", field="storeCode")
+
+
+# klubb itself, for what no person or integration does: seeding the demo programme, imports, periodic jobs.
+SYSTEM = Actor(kind="system", id=0, role=StaffRole.ADMIN, name="klubb")

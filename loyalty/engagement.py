@@ -23,6 +23,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from loyalty import clock, ledger
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
+from loyalty.checks import check_occurred_at
 from loyalty.errors import DomainError, InvalidInput
 from loyalty.idempotency import run_idempotent
 from loyalty.models import EngagementEvent, EngagementRule, EntryKind
@@ -67,10 +68,7 @@ def _check(event_type: str, external_id: str, occurred_at: datetime) -> None:
         raise UnknownEventType(f"no active engagement rule for event type {event_type!r}", field="eventType")
     if not external_id or len(external_id) > _EXTERNAL_ID_LIMIT:
         raise InvalidInput(f"externalId must be 1 to {_EXTERNAL_ID_LIMIT} characters", field="externalId")
-    if occurred_at.tzinfo is None:
-        raise InvalidInput("occurredAt needs a timezone", field="occurredAt")
-    if occurred_at > clock.now() + ledger.FUTURE_TOLERANCE:
-        raise InvalidInput("occurredAt is in the future", field="occurredAt")
+    check_occurred_at(occurred_at)
 
 
 async def record_engagement(

@@ -1,36 +1,75 @@
 """Purchases at the checkout: record a receipt with its lines, preview what it earns, refund it by amount or lines.
 
 `record_purchase` runs in one transaction under the receipt's idempotency key (scope `purchase`, unique per store):
-the purchase and its lines, the points by the earning rules (`loyalty.earning`), the tier re-evaluation,
-`Member.last_purchase_at`, stamps and stamp-card vouchers (`loyalty.stamps`), the outbox events and the audit
-entry. A retry returns the first answer; the same receipt with other content is `IDEMPOTENCY_KEY_REUSED`.
+the purchase and its lines, the points by the earning rules (`loyalty.earning`) credited through the ledger core
+(`loyalty.ledger`), the qualifying credit and tier re-evaluation, `Member.last_purchase_at`, stamps and stamp-card
+vouchers (`loyalty.stamps`), the outbox events and the audit entry. A retry returns the first answer; the same
+receipt with other content is `IDEMPOTENCY_KEY_REUSED`.
+
+`refund_purchase` claws a refund's points back in proportion to the money refunded (by amount, cumulatively over the
+purchase) or to the quantity returned (by lines), never more than the purchase earned; idempotent per (store, refund).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from loyalty import ledger
+from loyalty import clock, events, ledger
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
+from loyalty.checks import MAX_MONEY, check_amount, check_occurred_at, check_reference, is_whole
 from loyalty.earning import EarnBreakdown, LineInput, LinePoints, active_rules, compute_points
-from loyalty.errors import CurrencyMismatch, DomainError, InvalidInput, MemberNotFound
+from loyalty.errors import (
+    CurrencyMismatch,
+    DomainError,
+    InvalidInput,
+    MemberNotFound,
+    PurchaseNotFound,
+    RefundExceedsPurchase,
+)
 from loyalty.idempotency import run_idempotent
-from loyalty.models import Member
+from loyalty.models import Member, Purchase, PurchaseLine, QualifyingCredit, Refund, TierMetric
 from loyalty.program import load_program
 from loyalty.stamps import StampOutcome, add_stamps
+from loyalty.tiers import evaluate_tier
 
 MAX_LINES = 500
 _TEXT_LIMIT = 64  # PurchaseLine.sku / category column size
+# Column sizes of Purchase.store_code / receipt_id and Refund.refund_id.
+_STORE_CODE_LIMIT = 32
+_REFERENCE_LIMIT = 64
 
 
 class LinesTotalMismatch(DomainError):
     code = "LINES_TOTAL_MISMATCH"
+
+
+def _store_key(store_code: str, reference: str) -> str:
+    """An unambiguous idempotency key for a reference (receipt or refund id) that is unique per store.
+
+    A plain f"{store}:{reference}" made store "A" + receipt "B:C" and store "A:B" + receipt "C" share a key, so the
+    second purchase silently replayed the first one's answer and was never recorded. The store code's length
+    prefix keeps the pair apart.
+    """
+    return f"{len(store_code)}:{store_code}:{reference}"
+
+
+def purchase_key(store_code: str, receipt_id: str) -> str:
+    """The idempotency key of a purchase (scope `"purchase"`): the receipt id is unique per store."""
+    return _store_key(store_code, receipt_id)
+
+
+def refund_key(store_code: str, refund_id: str) -> str:
+    """The idempotency key of a refund (scope `"refund"`): the refund id is unique per store."""
+    return _store_key(store_code, refund_id)
+
+
+# --- recording a purchase -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -64,25 +103,18 @@ class PurchaseRecorded:
         )
 
 
-def _is_count(value: object, low: int) -> bool:
-    # `bool` is an `int` subclass: `True` must not pass as a quantity of 1.
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= ledger.MAX_POINTS * 100
-
-
 def check_request(request: PurchaseRequest) -> None:
     """Validate a receipt before anything is written (`InvalidInput`, `LinesTotalMismatch`)."""
-    ledger.check_purchase(
-        store_code=request.store_code,
-        receipt_id=request.receipt_id,
-        occurred_at=request.occurred_at,
-        total=request.total,
-    )
+    check_amount(request.total, "total", allow_zero=True)
+    check_reference(request.store_code, "storeCode", _STORE_CODE_LIMIT)
+    check_reference(request.receipt_id, "receiptId", _REFERENCE_LIMIT)
+    check_occurred_at(request.occurred_at)
     if not request.lines or len(request.lines) > MAX_LINES:
         raise InvalidInput(f"a receipt has 1 to {MAX_LINES} lines", field="lines")
     for line in request.lines:
-        if not _is_count(line.quantity, 1):
+        if not is_whole(line.quantity, 1, MAX_MONEY):
             raise InvalidInput("a line's quantity must be a whole number of at least 1", field="lines")
-        if not _is_count(line.amount, 0):
+        if not is_whole(line.amount, 0, MAX_MONEY):
             raise InvalidInput("a line's amount cannot be negative", field="lines")
         if not line.sku or len(line.sku) > _TEXT_LIMIT or len(line.category) > _TEXT_LIMIT:
             raise InvalidInput(
@@ -104,43 +136,103 @@ def _request_document(request: PurchaseRequest) -> dict[str, Any]:
     }
 
 
+async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRecorded:
+    """Record the purchase, its lines and its points in the caller's transaction (the member stays locked).
+
+    Points are pending until the end of the return window; the tier is re-evaluated at once;
+    `Member.last_purchase_at` moves forward; stamps are added.
+    """
+    program = await load_program(conn)
+    if request.currency != program.currency:
+        raise CurrencyMismatch(f"the programme runs in {program.currency}, not {request.currency}", field="currency")
+    member = await ledger.lock_member(conn, request.member_id)
+    await ledger.settle(conn, member)
+    tier = next((t for t in program.tiers if t.id == member.tier_id), None)
+    breakdown = compute_points(program, tier, request.lines, await active_rules(request.occurred_at, conn))
+    points = breakdown.points
+    qualifying = breakdown.base if program.tier_metric == TierMetric.POINTS else request.total
+    purchase = await Purchase.create(
+        member_id=member.id,
+        store_code=request.store_code,
+        receipt_id=request.receipt_id,
+        occurred_at=request.occurred_at,
+        currency=request.currency,
+        total=request.total,
+        points_earned=points,
+        qualifying_value=qualifying,
+        created_at=clock.now(),
+        using_db=conn,
+    )
+    await PurchaseLine.bulk_create(
+        [
+            PurchaseLine(
+                purchase_id=purchase.id,
+                line_no=earned.line_no,
+                sku=line.sku,
+                category=line.category,
+                quantity=line.quantity,
+                amount=line.amount,
+                voided=line.voided,
+                excluded=earned.excluded,
+                points=earned.points,
+            )
+            for line, earned in zip(request.lines, breakdown.lines, strict=True)
+        ],
+        using_db=conn,
+    )
+    available_at = request.occurred_at + timedelta(days=program.pending_days)
+    if points:
+        await ledger.credit_earned(conn, member, program, points, available_at=available_at, purchase=purchase)
+    if qualifying:
+        await QualifyingCredit.create(
+            member_id=member.id, amount=qualifying, occurred_at=request.occurred_at, purchase=purchase, using_db=conn
+        )
+    if member.last_purchase_at is None or request.occurred_at > member.last_purchase_at:
+        member.last_purchase_at = request.occurred_at
+        await Member.filter(id=member.id).using_db(conn).update(last_purchase_at=request.occurred_at)
+    new_tier = await evaluate_tier(conn, member, program)
+    await ledger.settle(conn, member)  # schedules maturity/expiry of the new lot
+    await events.emit(
+        conn,
+        events.POINTS_EARNED,
+        member_id=member.id,
+        payload={
+            "purchase_id": purchase.id,
+            "store_code": request.store_code,
+            "receipt_id": request.receipt_id,
+            "points": points,
+        },
+    )
+    stamps = await add_stamps(conn, member.id, program, request.total, request.lines)
+    return PurchaseRecorded(
+        purchase_id=purchase.id,
+        member_id=member.id,
+        points=points,
+        available_at=available_at.isoformat(),
+        tier=new_tier.name,
+        breakdown=breakdown,
+        stamps=stamps,
+    )
+
+
 async def record_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseRecorded:
     """Record a receipt and credit its points, stamps and stamp-card vouchers; idempotent per (store, receipt)."""
     check_request(request)
 
     async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
-        earned = await ledger.earn_purchase(
-            conn,
-            request.member_id,
-            store_code=request.store_code,
-            receipt_id=request.receipt_id,
-            occurred_at=request.occurred_at,
-            currency=request.currency,
-            total=request.total,
-            lines=request.lines,
-        )
-        stamps = await add_stamps(conn, request.member_id, earned.program, request.total, request.lines)
+        recorded = await _earn(conn, request)
         await record_audit(
             actor,
             "purchase.record",
             conn=conn,
             store_code=request.store_code,
             member_id=request.member_id,
-            target=f"purchase:{earned.purchase.id}",
-            after={"receipt_id": request.receipt_id, "total": request.total, "points": earned.breakdown.points},
-        )
-        recorded = PurchaseRecorded(
-            purchase_id=earned.purchase.id,
-            member_id=request.member_id,
-            points=earned.breakdown.points,
-            available_at=earned.available_at.isoformat(),
-            tier=earned.tier.name,
-            breakdown=earned.breakdown,
-            stamps=stamps,
+            target=f"purchase:{recorded.purchase_id}",
+            after={"receipt_id": request.receipt_id, "total": request.total, "points": recorded.points},
         )
         return asdict(recorded)
 
-    key = ledger.purchase_key(request.store_code, request.receipt_id)
+    key = purchase_key(request.store_code, request.receipt_id)
     return PurchaseRecorded.from_json(await run_idempotent("purchase", key, _request_document(request), action))
 
 
@@ -161,6 +253,161 @@ async def preview_purchase(request: PurchaseRequest) -> EarnBreakdown:
     return compute_points(program, tier, request.lines, await active_rules(request.occurred_at))
 
 
+# --- returns --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund_id: int
+    points_reversed: int
+    points_recovered: int
+    unrecovered: int
+    amount: int  # money refunded, minor units (computed from the lines for a refund by lines)
+    purchase_id: int
+    member_id: int
+
+
+@dataclass(frozen=True)
+class LineRefund:
+    """Refund `quantity` items of the purchase line `line_no` (1-based, as on the receipt)."""
+
+    line_no: int
+    quantity: int
+
+
+def _check_refund(
+    *, store_code: str, receipt_id: str, refund_id: str, amount: int | None, lines: Sequence[LineRefund] | None
+) -> dict[str, Any]:
+    """Validate a refund request (raises `InvalidInput`); returns its idempotency request document."""
+    check_reference(store_code, "storeCode", _STORE_CODE_LIMIT)
+    check_reference(receipt_id, "receiptId", _REFERENCE_LIMIT)
+    check_reference(refund_id, "refundId", _REFERENCE_LIMIT)
+    if (amount is None) == (lines is None):
+        raise InvalidInput("refund either an amount or lines", field="amount")
+    if amount is not None:
+        check_amount(amount, "amount")
+        return {"receipt_id": receipt_id, "amount": amount}
+    assert lines is not None
+    if not lines:
+        raise InvalidInput("name at least one line to refund", field="lines")
+    if len({line.line_no for line in lines}) != len(lines):
+        raise InvalidInput("each line may be named once", field="lines")
+    for line in lines:
+        check_amount(line.line_no, "lines")
+        check_amount(line.quantity, "lines")
+    return {"receipt_id": receipt_id, "lines": sorted([line.line_no, line.quantity] for line in lines)}
+
+
+async def _refund_lines(conn: BaseDBAsyncClient, purchase: Purchase, lines: Sequence[LineRefund]) -> tuple[int, int]:
+    """Mark refunded quantities on the purchase's lines; returns (money refunded, points those lines earned).
+
+    Per line, money and points are taken in proportion to the quantity with cumulative flooring, so refunding
+    a line's items one by one reverses exactly the line's points and amount in the end.
+    """
+    stored = {
+        line.line_no: line
+        for line in await PurchaseLine.filter(purchase_id=purchase.id, line_no__in=[r.line_no for r in lines])
+        .using_db(conn)
+        .select_for_update()
+    }
+    amount = points = 0
+    for request in lines:
+        line = stored.get(request.line_no)
+        if line is None:
+            raise InvalidInput(f"the purchase has no line {request.line_no}", field="lines")
+        bought = 0 if line.voided else line.quantity  # a voided line was never sold
+        after = line.refunded_quantity + request.quantity
+        if after > bought:
+            raise RefundExceedsPurchase(
+                f"line {line.line_no}: only {bought - line.refunded_quantity} left to refund", field="lines"
+            )
+        amount += line.amount * after // bought - line.amount * line.refunded_quantity // bought
+        points += line.points * after // bought - line.points * line.refunded_quantity // bought
+        await PurchaseLine.filter(id=line.id).using_db(conn).update(refunded_quantity=after)
+    return amount, points
+
+
+def _not_the_members_receipt(store_code: str, receipt_id: str) -> PurchaseNotFound:
+    """The refusal when a refund names a member and the receipt is not theirs (or does not exist)."""
+    return PurchaseNotFound(f"this member has no receipt {receipt_id} in store {store_code}", field="receiptId")
+
+
+async def _refund(
+    conn: BaseDBAsyncClient,
+    *,
+    store_code: str,
+    receipt_id: str,
+    refund_id: str,
+    amount: int | None,
+    lines: Sequence[LineRefund] | None,
+    member_id: int | None,
+) -> RefundResult:
+    """Claw back a refund's points inside the caller's transaction (see `refund_purchase`)."""
+    purchase = await Purchase.get_or_none(store_code=store_code, receipt_id=receipt_id).using_db(conn)
+    if member_id is not None and (purchase is None or purchase.member_id != member_id):
+        raise _not_the_members_receipt(store_code, receipt_id)
+    if purchase is None:
+        raise PurchaseNotFound("no purchase with this receipt in this store", field="receiptId")
+    program = await load_program(conn)
+    member = await ledger.lock_member(conn, purchase.member_id)
+    purchase = await Purchase.filter(id=purchase.id).using_db(conn).select_for_update().first()
+    assert purchase is not None
+    if lines is not None:
+        amount, line_points = await _refund_lines(conn, purchase, lines)
+    assert amount is not None
+    if purchase.refunded_total + amount > purchase.total:
+        raise RefundExceedsPurchase(
+            f"only {purchase.total - purchase.refunded_total} of this purchase is left to refund", field="amount"
+        )
+    await ledger.settle(conn, member)
+    refunded = purchase.refunded_total + amount
+    if lines is not None:
+        to_reverse = min(line_points, purchase.points_earned - purchase.points_reversed)
+    else:
+        # max(0, …): refunds by line may already have reversed more than this share.
+        to_reverse = max(0, purchase.points_earned * refunded // purchase.total - purchase.points_reversed)
+    reversed_total = purchase.points_reversed + to_reverse
+    qualifying_back = 0
+    if purchase.total:  # a receipt of free items (total 0) can still be refunded by lines
+        qualifying_back = (purchase.qualifying_value * refunded // purchase.total) - (
+            purchase.qualifying_value * purchase.refunded_total // purchase.total
+        )
+    recovered = unrecovered = 0
+    if to_reverse:
+        recovered, unrecovered = await ledger.claw_back_purchase(conn, member, program, purchase, to_reverse)
+    refund = await Refund.create(
+        purchase_id=purchase.id,
+        refund_id=refund_id,
+        amount=amount,
+        points_reversed=to_reverse,
+        points_recovered=recovered,
+        unrecovered=unrecovered,
+        created_at=clock.now(),
+        using_db=conn,
+    )
+    await Purchase.filter(id=purchase.id).using_db(conn).update(refunded_total=refunded, points_reversed=reversed_total)
+    if qualifying_back:
+        await QualifyingCredit.create(
+            member_id=member.id,
+            amount=-qualifying_back,
+            occurred_at=purchase.occurred_at,
+            purchase_id=purchase.id,
+            using_db=conn,
+        )
+    await events.emit(
+        conn,
+        events.POINTS_REFUNDED,
+        member_id=member.id,
+        payload={
+            "purchase_id": purchase.id,
+            "refund_id": refund_id,
+            "reversed": to_reverse,
+            "unrecovered": unrecovered,
+        },
+    )
+    return RefundResult(refund.id, to_reverse, recovered, unrecovered, amount, purchase.id, member.id)
+
+
 async def refund_purchase(
     actor: Actor,
     *,
@@ -168,20 +415,27 @@ async def refund_purchase(
     receipt_id: str,
     refund_id: str,
     amount: int | None = None,
-    lines: Sequence[ledger.LineRefund] | None = None,
+    lines: Sequence[LineRefund] | None = None,
     member_id: int | None = None,
-) -> ledger.RefundResult:
-    """Refund a purchase by amount or by lines (see `ledger.refund_in_transaction`); idempotent per (store, refund).
+) -> RefundResult:
+    """Refund a purchase by amount or by lines and claw back its points; idempotent per (store, refund).
+
+    By amount: points back in proportion to the refunded amount, cumulatively over the purchase (a full refund
+    reverses exactly the purchase's points). By lines: the points those lines earned, in proportion to the refunded
+    quantity. Either way never more than the purchase earned and not yet reversed (`RefundExceedsPurchase` for more
+    money or items than were bought). Points come from the purchase's own lots first, then other available points;
+    below zero only where the programme allows it; what cannot be recovered is recorded on the entry. Qualifying
+    value goes back in proportion to the money refunded. Stamps stay (see `loyalty.stamps`).
 
     With `member_id` (the checkout console: the member on screen) another member's receipt is `PurchaseNotFound`,
-    also when the refund id replays an earlier refund. Stamps stay (see `loyalty.stamps`).
+    also when the refund id replays an earlier refund.
     """
-    request = ledger.check_refund(
+    request = _check_refund(
         store_code=store_code, receipt_id=receipt_id, refund_id=refund_id, amount=amount, lines=lines
     )
 
     async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
-        result = await ledger.refund_in_transaction(
+        result = await _refund(
             conn,
             store_code=store_code,
             receipt_id=receipt_id,
@@ -201,10 +455,7 @@ async def refund_purchase(
         )
         return asdict(result)
 
-    # The same scope, key and answer as `ledger.refund_purchase`: either may replay the other's refund.
-    result = ledger.RefundResult(
-        **await run_idempotent("refund", ledger.refund_key(store_code, refund_id), request, action)
-    )
+    result = RefundResult(**await run_idempotent("refund", refund_key(store_code, refund_id), request, action))
     if member_id is not None and result.member_id != member_id:  # a replayed refund of another member's receipt
-        raise ledger.not_the_members_receipt(store_code, receipt_id)
+        raise _not_the_members_receipt(store_code, receipt_id)
     return result

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from loyalty.earning import apply_earning_config
+from loyalty.actors import SYSTEM
+from loyalty.earning import LineInput, apply_earning_config
 from loyalty.errors import DomainError
-from loyalty.ledger import earn_for_purchase
 from loyalty.members import enroll_member
 from loyalty.offers import apply_offer_config
 from loyalty.program import apply_program_config
+from loyalty.purchases import PurchaseRequest, record_purchase
 from loyalty.rewards import apply_reward_config
 from loyalty.staff import StaffEmailTaken, create_staff
 from loyalty.stamps import apply_stamp_card_config
@@ -26,14 +27,16 @@ async def seed_from_config(config: dict[str, Any]) -> str:
         for i, total in enumerate(spec.get("purchases", [])):
             # Spread over the weeks before enrolment so some points are available and some pending; anchored to
             # the enrolment time so that seeding again replays the same receipts (idempotent).
-            await earn_for_purchase(
-                member.id,
+            request = PurchaseRequest(
+                member_id=member.id,
                 store_code="DEMO",
                 receipt_id=f"{member.member_number}-{i}",
                 occurred_at=member.created_at - timedelta(days=7 * (len(spec["purchases"]) - i - 1), hours=1),
                 currency=program.currency,
                 total=total,
+                lines=(LineInput(sku="DEMO", category="", quantity=1, amount=total),),
             )
+            await record_purchase(SYSTEM, request)
     offers = await apply_offer_config(config.get("offers", []))
     rules = await apply_earning_config(config.get("campaigns", []), config.get("bonus_rules", []))
     rewards = await apply_reward_config(config.get("rewards", []))

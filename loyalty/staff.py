@@ -25,9 +25,10 @@ from tortoise.exceptions import IntegrityError
 from loyalty import clock, sql
 from loyalty.actors import Actor, Forbidden
 from loyalty.audit import record_audit
+from loyalty.checks import MAX_POINTS
 from loyalty.errors import DomainError, InvalidInput, NotFound
 from loyalty.idempotency import run_idempotent
-from loyalty.ledger import MAX_POINTS, credit_available, debit_available, lock_member, settle
+from loyalty.ledger import credit_available, debit_available, lock_member, settle
 from loyalty.models import ApiKey, EntryKind, StaffRole, StaffUser
 from loyalty.program import load_program
 from loyalty.throttle import claim_attempt, clear

@@ -56,7 +56,7 @@ async def qualifying_values(
 ) -> dict[int, int]:
     """Each member's qualifying value in the period containing `at` (one query for any number of members)."""
     # Bounded by the period's end, not by `at`: a purchase may be stamped a few minutes ahead of the business
-    # clock (till clock skew, `ledger.FUTURE_TOLERANCE`). With `occurred_at <= at` such a purchase did not count
+    # clock (till clock skew, `checks.FUTURE_TOLERANCE`). With `occurred_at <= at` such a purchase did not count
     # when it was recorded, so the upgrade it earned was not immediate (and no evaluation was due later).
     window = [period_start(program, at), period_end(program, at)]
     rows = await sql.fetch(_QUALIFYING_TOTALS, window, ids=list(member_ids), conn=conn)

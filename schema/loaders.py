@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from strawberry.dataloader import DataLoader
 
 from loyalty import clock, offers, rewards, stamps, vouchers
-from loyalty.ledger import activity_page, points_expiring_soon
+from loyalty.activity import activity_page, points_expiring_soon
 from loyalty.members import members_by_id
 from loyalty.models import (
     LedgerEntry,

@@ -13,7 +13,6 @@ from tortoise.transactions import in_transaction
 
 from api.app import create_app
 from api.settings import Environment
-from loyalty import ledger
 from loyalty.card import card_code
 from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member
@@ -21,6 +20,7 @@ from loyalty.models import AuditLog, EntryKind, Member, Offer, OfferBenefit, Pro
 from loyalty.staff import create_staff, deactivate_staff
 from loyalty.vouchers import display_code, issue_voucher
 from tests.conftest import START, app_settings
+from tests.loyalty import ledger_helpers
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -44,7 +44,7 @@ async def cass(program: Program) -> StaffUser:
 @pytest.fixture
 async def anna(program: Program) -> Member:
     member, _ = await enroll_member("anna", email="anna@example.com", display_name="Anna Andersson")
-    await ledger.credit_points(member.id, 300, kind=EntryKind.ADJUSTMENT, idempotency_key="seed")
+    await ledger_helpers.credit_points(member.id, 300, kind=EntryKind.ADJUSTMENT, idempotency_key="seed")
     return await Member.get(id=member.id)
 
 

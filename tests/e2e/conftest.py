@@ -22,7 +22,6 @@ import pytest
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.transactions import in_transaction
 
-from loyalty import ledger
 from loyalty.clock import now
 from loyalty.db import connect, disconnect, migrate
 from loyalty.members import enroll_member
@@ -31,6 +30,7 @@ from loyalty.program import apply_program_config, forget_cached_program
 from loyalty.staff import create_staff
 from loyalty.vouchers import issue_voucher
 from tests.conftest import TEST_PROGRAM
+from tests.loyalty import ledger_helpers
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-dev-shm-usage"]
@@ -69,7 +69,7 @@ async def _seed(database_url: str) -> Seeded:
         program = await apply_program_config(TEST_PROGRAM)
         await create_staff(STAFF_EMAIL, STAFF_PASSWORD, "cashier", ["S1"], "Cass Cashier")
         member, _ = await enroll_member("e2e-anna", email="anna@example.com", display_name="Anna Andersson")
-        await ledger.credit_points(member.id, 300, kind=EntryKind.ADJUSTMENT, idempotency_key="e2e-seed")
+        await ledger_helpers.credit_points(member.id, 300, kind=EntryKind.ADJUSTMENT, idempotency_key="e2e-seed")
         async with in_transaction() as conn:
             voucher = await issue_voucher(conn, member.id)
         offer = await Offer.create(

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from loyalty import ledger
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from loyalty import ledger, purchases
+from loyalty.actors import Actor
+from loyalty.checks import MAX_POINTS, check_amount, check_idempotency_key
+from loyalty.earning import LineInput
+from loyalty.errors import InvalidInput
+from loyalty.idempotency import run_idempotent
 from loyalty.members import enroll_member
 from loyalty.models import (
     EntryKind,
@@ -18,8 +26,9 @@ from loyalty.models import (
     Purchase,
     QualifyingCredit,
     Refund,
+    StaffRole,
 )
-from loyalty.program import apply_program_config
+from loyalty.program import apply_program_config, load_program
 from tests.conftest import TEST_PROGRAM
 
 
@@ -30,17 +39,115 @@ async def new_member(uid: str) -> Member:
     return member
 
 
+# The till the ledger tests buy and refund at: every store, as an integration would.
+TILL = Actor(kind="api_key", id=1, role=StaffRole.CASHIER, name="Test till")
+
+
 async def give_available(member_id: int, points: int, key: str = "seed") -> None:
     """Immediately available points (an adjustment lot, expiring `expiry_days` after now)."""
-    await ledger.credit_points(member_id, points, kind=EntryKind.ADJUSTMENT, idempotency_key=key)
+    await credit_points(member_id, points, kind=EntryKind.ADJUSTMENT, idempotency_key=key)
+
+
+async def earn_for_purchase(
+    member_id: int, *, store_code: str, receipt_id: str, occurred_at: datetime, currency: str, total: int
+) -> purchases.PurchaseRecorded:
+    """A one-line receipt of `total`, recorded at the test till through `record_purchase`."""
+    request = purchases.PurchaseRequest(
+        member_id=member_id,
+        store_code=store_code,
+        receipt_id=receipt_id,
+        occurred_at=occurred_at,
+        currency=currency,
+        total=total,
+        lines=(LineInput(sku="ITEM", category="", quantity=1, amount=total),),
+    )
+    return await purchases.record_purchase(TILL, request)
 
 
 async def purchase(
     member_id: int, receipt_id: str, total: int, occurred_at: datetime, store_code: str = "S1"
-) -> ledger.EarnResult:
-    return await ledger.earn_for_purchase(
+) -> purchases.PurchaseRecorded:
+    return await earn_for_purchase(
         member_id, store_code=store_code, receipt_id=receipt_id, occurred_at=occurred_at, currency="EUR", total=total
     )
+
+
+async def refund_purchase(**refund: Any) -> purchases.RefundResult:
+    """`purchases.refund_purchase` at the test till."""
+    return await purchases.refund_purchase(TILL, **refund)
+
+
+async def credit_points(
+    member_id: int, amount: int, *, kind: EntryKind, idempotency_key: str, description: str = ""
+) -> int:
+    """Credit immediately available points through the ledger core, idempotently; returns the entry id.
+
+    What birthdays, engagement and bonus offers do inside their own transactions, without their rules.
+    """
+    check_idempotency_key(idempotency_key)
+
+    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+        member = await ledger.lock_member(conn, member_id)
+        entry = await ledger.credit_available(
+            conn, member, await load_program(conn), amount, kind=kind, description=description
+        )
+        return {"entry_id": entry.id}
+
+    request = {"member": member_id, "amount": amount, "kind": kind.value}
+    result = await run_idempotent(kind.value, f"{member_id}:{idempotency_key}", request, action)
+    return int(result["entry_id"])
+
+
+@dataclass(frozen=True)
+class Redemption:
+    entry_id: int
+    amount: int
+    balance: int
+
+
+async def redeem_points(
+    member_id: int,
+    amount: int,
+    *,
+    idempotency_key: str,
+    description: str = "",
+    kind: EntryKind = EntryKind.REDEEM,
+) -> Redemption:
+    """Debit `amount` available points through the ledger core, earliest-expiring lots first; idempotent per member
+    and key. What `redeem_reward` and adjustments do inside their own transactions, without their rules.
+
+    Raises `InsufficientPoints` (nothing written) when the balance does not cover it.
+    """
+    check_amount(amount, "amount", high=MAX_POINTS)
+    check_idempotency_key(idempotency_key)
+
+    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+        member = await ledger.lock_member(conn, member_id)
+        entry = await ledger.debit_available(conn, member, amount, kind=kind, description=description)
+        return asdict(Redemption(entry.id, amount, member.points_available))
+
+    request = {"member": member_id, "amount": amount, "kind": kind.value}
+    return Redemption(**await run_idempotent(kind.value, f"{member_id}:{idempotency_key}", request, action))
+
+
+async def cancel_redemption(member_id: int, entry_id: int) -> int:
+    """Give back exactly what a redemption took (`ledger.reverse_debit`, as `voucherCancel` does); the new entry id."""
+    async with ledger.locked_member(member_id) as (conn, member):
+        return (await ledger.reverse_debit(conn, member, entry_id)).id
+
+
+async def adjust_points(member_id: int, amount: int, *, idempotency_key: str, reason: str) -> int:
+    """A correction through the core: positive credits an available lot, negative debits like a redemption."""
+    if amount > 0:
+        return await credit_points(
+            member_id, amount, kind=EntryKind.ADJUSTMENT, idempotency_key=idempotency_key, description=reason
+        )
+    if amount < 0:
+        result = await redeem_points(
+            member_id, -amount, idempotency_key=idempotency_key, description=reason, kind=EntryKind.ADJUSTMENT
+        )
+        return result.entry_id
+    raise InvalidInput("an adjustment cannot be zero", field="amount")
 
 
 async def balances(member_id: int) -> tuple[int, int, int]:

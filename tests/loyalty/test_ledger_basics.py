@@ -7,11 +7,12 @@ from loyalty.clock import FrozenClock
 from loyalty.errors import InsufficientPoints
 from loyalty.members import enroll_member
 from loyalty.models import EntryKind, LedgerEntry, Member, Program
+from tests.loyalty import ledger_helpers
 
 
 async def _member_with_available(clock: FrozenClock, points: int) -> Member:
     member, _ = await enroll_member("uid-basics", email="a@example.com")
-    await ledger.earn_for_purchase(
+    await ledger_helpers.earn_for_purchase(
         member.id,
         store_code="S1",
         receipt_id="R1",
@@ -27,7 +28,7 @@ async def _member_with_available(clock: FrozenClock, points: int) -> Member:
 async def test_earn_is_pending_until_the_return_window_ends(program: Program, clock: FrozenClock) -> None:
     member, _ = await enroll_member("uid-1")
 
-    result = await ledger.earn_for_purchase(
+    result = await ledger_helpers.earn_for_purchase(
         member.id, store_code="S1", receipt_id="R1", occurred_at=clock.now(), currency="EUR", total=12_345
     )
 
@@ -44,7 +45,7 @@ async def test_redeem_beyond_balance_is_refused_and_writes_nothing(program: Prog
     entries_before = await LedgerEntry.filter(member_id=member.id).count()
 
     with pytest.raises(InsufficientPoints):
-        await ledger.redeem_points(member.id, 101, idempotency_key="k1")
+        await ledger_helpers.redeem_points(member.id, 101, idempotency_key="k1")
 
     assert await LedgerEntry.filter(member_id=member.id).count() == entries_before
     assert (await Member.get(id=member.id)).points_available == 100
@@ -53,8 +54,8 @@ async def test_redeem_beyond_balance_is_refused_and_writes_nothing(program: Prog
 async def test_redeem_then_cancel_gives_back_exactly(program: Program, clock: FrozenClock) -> None:
     member = await _member_with_available(clock, 100)
 
-    redemption = await ledger.redeem_points(member.id, 60, idempotency_key="k1")
-    await ledger.cancel_redemption(member.id, redemption.entry_id)
+    redemption = await ledger_helpers.redeem_points(member.id, 60, idempotency_key="k1")
+    await ledger_helpers.cancel_redemption(member.id, redemption.entry_id)
 
     member = await Member.get(id=member.id)
     assert member.points_available == 100
@@ -65,8 +66,8 @@ async def test_redeem_then_cancel_gives_back_exactly(program: Program, clock: Fr
 async def test_full_refund_reverses_exactly_the_purchase(program: Program, clock: FrozenClock) -> None:
     member = await _member_with_available(clock, 100)
 
-    first = await ledger.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=3_333)
-    second = await ledger.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F2", amount=6_667)
+    first = await ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=3_333)
+    second = await ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F2", amount=6_667)
 
     assert (first.points_reversed, second.points_reversed) == (33, 67)
     assert (await Member.get(id=member.id)).points_available == 0

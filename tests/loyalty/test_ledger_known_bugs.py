@@ -12,6 +12,7 @@ from loyalty.clock import FrozenClock
 from loyalty.errors import RefundExceedsPurchase
 from loyalty.members import get_member
 from loyalty.models import EntryKind, LedgerEntry, Member, Program, Purchase, Refund
+from tests.loyalty import ledger_helpers
 from tests.loyalty.ledger_helpers import (
     balances,
     configure,
@@ -72,8 +73,8 @@ async def _member_owing_70_points(clock: FrozenClock) -> Member:
     await configure(allow_negative_balance=True)
     member = await new_member("uid-bugs")
     await purchase(member.id, "R1", 10_000, clock.now() - 15 * DAY)
-    await ledger.redeem_points(member.id, 100, idempotency_key="k1")
-    clawback = await ledger.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=10_000)
+    await ledger_helpers.redeem_points(member.id, 100, idempotency_key="k1")
+    clawback = await ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=10_000)
     assert (clawback.points_recovered, clawback.unrecovered) == (100, 0)
     assert await balances(member.id) == (-100, 0, 0)
     await give_available(member.id, 30, key="partial-repayment")
@@ -129,7 +130,7 @@ async def test_refund_takes_the_points_back(program: Program, clock: FrozenClock
     assert await balances(member.id) == (50, 100, 150)
 
     # when the first is refunded in full
-    result = await ledger.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=10_000)
+    result = await ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=10_000)
 
     # then its points are gone: from pending, lifetime, and they never mature
     assert (result.points_reversed, result.points_recovered, result.unrecovered) == (100, 100, 0)
@@ -146,8 +147,8 @@ async def test_refund_with_the_same_refund_id_twice_deducts_once(program: Progra
     await purchase(member.id, "R1", 10_000, clock.now())
 
     # when the POS sends the same refund twice
-    first = await ledger.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=4_000)
-    second = await ledger.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=4_000)
+    first = await ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=4_000)
+    second = await ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=4_000)
 
     # then
     assert first == second
@@ -161,13 +162,13 @@ async def test_two_refunds_that_together_exceed_the_purchase_are_capped(program:
     member = await new_member("uid-bugs")
     await give_available(member.id, 1_000)
     await purchase(member.id, "R1", 10_000, clock.now())
-    await ledger.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=6_000)
+    await ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=6_000)
 
     # when a second refund of 60.00 arrives
     with pytest.raises(RefundExceedsPurchase):
-        await ledger.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F2", amount=6_000)
+        await ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F2", amount=6_000)
     # and the legitimate rest
-    last = await ledger.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F3", amount=4_000)
+    last = await ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F3", amount=4_000)
 
     # then exactly what the purchase earned was reversed, and the other points are untouched
     assert last.points_reversed == 40
@@ -184,7 +185,10 @@ async def test_concurrent_refunds_that_together_exceed_the_purchase_are_capped(
 
     # when three different refunds of 40.00 race
     results = await asyncio.gather(
-        *(ledger.refund_purchase(store_code="S1", receipt_id="R1", refund_id=f"F{i}", amount=4_000) for i in range(3)),
+        *(
+            ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id=f"F{i}", amount=4_000)
+            for i in range(3)
+        ),
         return_exceptions=True,
     )
 
@@ -201,7 +205,7 @@ async def test_expiry_never_takes_points_that_were_already_spent(program: Progra
     await give_available(member.id, 100, key="b")
 
     # when 150 are spent, then A's expiry passes
-    await ledger.redeem_points(member.id, 150, idempotency_key="k1")
+    await ledger_helpers.redeem_points(member.id, 150, idempotency_key="k1")
     clock.advance(265 * DAY)
     await ledger.expire_due_points()
 
@@ -238,11 +242,11 @@ async def test_concurrent_cancels_of_one_redemption_give_back_once(program: Prog
     # given
     member = await new_member("uid-bugs")
     await give_available(member.id, 100)
-    redemption = await ledger.redeem_points(member.id, 60, idempotency_key="k1")
+    redemption = await ledger_helpers.redeem_points(member.id, 60, idempotency_key="k1")
 
     # when three cancels race
     results = await asyncio.gather(
-        *(ledger.cancel_redemption(member.id, redemption.entry_id) for _ in range(3)), return_exceptions=True
+        *(ledger_helpers.cancel_redemption(member.id, redemption.entry_id) for _ in range(3)), return_exceptions=True
     )
 
     # then one reversal, two AlreadyReversed

@@ -27,6 +27,7 @@ from loyalty.models import EntryKind, Member, PointsLot
 from loyalty.program import apply_program_config, forget_cached_program
 from tests.conftest import START, _truncate_all
 from tests.invariants import assert_ledger_invariants
+from tests.loyalty import ledger_helpers
 
 T = TypeVar("T")
 PENDING_DAYS = 3
@@ -177,7 +178,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.receipts += 1
         receipt = f"R{self.receipts}"
         result = self.run(
-            ledger.earn_for_purchase(
+            ledger_helpers.earn_for_purchase(
                 self.member_id,
                 store_code="S1",
                 receipt_id=receipt,
@@ -199,7 +200,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def retry_earn(self, pick: int) -> None:
         buy = self.model.buys[pick % len(self.model.buys)]
         result = self.run(
-            ledger.earn_for_purchase(
+            ledger_helpers.earn_for_purchase(
                 self.member_id,
                 store_code="S1",
                 receipt_id=buy.receipt,
@@ -214,7 +215,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def credit(self, amount: int) -> None:
         self.keys += 1
         self.run(
-            ledger.credit_points(self.member_id, amount, kind=EntryKind.ADJUSTMENT, idempotency_key=f"c{self.keys}")
+            ledger_helpers.credit_points(
+                self.member_id, amount, kind=EntryKind.ADJUSTMENT, idempotency_key=f"c{self.keys}"
+            )
         )
         self.model.settle(self.now())
         self.model.add_lot(amount, self.now(), self.now(), None)
@@ -227,9 +230,9 @@ class LedgerMachine(RuleBasedStateMachine):
         if amount > settled.available:
             # Refused: the whole transaction (including the settling it began with) rolls back.
             with pytest.raises(InsufficientPoints):
-                self.run(ledger.redeem_points(self.member_id, amount, idempotency_key=f"r{self.keys}"))
+                self.run(ledger_helpers.redeem_points(self.member_id, amount, idempotency_key=f"r{self.keys}"))
             return
-        result = self.run(ledger.redeem_points(self.member_id, amount, idempotency_key=f"r{self.keys}"))
+        result = self.run(ledger_helpers.redeem_points(self.member_id, amount, idempotency_key=f"r{self.keys}"))
         self.model = settled
         allocations = self.model.take(self.model.spendable(), amount)
         self.model.available -= amount
@@ -242,9 +245,9 @@ class LedgerMachine(RuleBasedStateMachine):
         spend = self.model.spends[pick % len(self.model.spends)]
         if spend.cancelled:
             with pytest.raises(AlreadyReversed):
-                self.run(ledger.cancel_redemption(self.member_id, spend.entry_id))
+                self.run(ledger_helpers.cancel_redemption(self.member_id, spend.entry_id))
             return
-        self.run(ledger.cancel_redemption(self.member_id, spend.entry_id))
+        self.run(ledger_helpers.cancel_redemption(self.member_id, spend.entry_id))
         spend.cancelled = True
         for seq, amount in spend.allocations:
             lot = self.model.lots[seq]
@@ -261,7 +264,9 @@ class LedgerMachine(RuleBasedStateMachine):
         amount = {"full": rest, "partial": 1 + int((rest - 1) * part), "exceed": rest + 1 + int(100 * part)}[how]
         amount = max(amount, 1)
         self.keys += 1
-        call = ledger.refund_purchase(store_code="S1", receipt_id=buy.receipt, refund_id=f"f{self.keys}", amount=amount)
+        call = ledger_helpers.refund_purchase(
+            store_code="S1", receipt_id=buy.receipt, refund_id=f"f{self.keys}", amount=amount
+        )
         if amount > rest:
             with pytest.raises(RefundExceedsPurchase):
                 self.run(call)

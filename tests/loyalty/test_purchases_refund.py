@@ -7,8 +7,8 @@ import pytest
 from loyalty import purchases
 from loyalty.clock import FrozenClock
 from loyalty.errors import DomainError, InvalidInput, PurchaseNotFound, RefundExceedsPurchase
-from loyalty.ledger import LineRefund, RefundResult
 from loyalty.models import AuditLog, BonusRule, Program, Purchase, PurchaseLine, Refund
+from loyalty.purchases import LineRefund, RefundResult
 from tests.loyalty.ledger_helpers import balances, configure, new_member
 from tests.loyalty.purchase_helpers import CASHIER, all_counts, buy, line
 

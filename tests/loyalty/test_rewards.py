@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from tortoise.transactions import in_transaction
 
-from loyalty import ledger, rewards
+from loyalty import rewards
 from loyalty.clock import FrozenClock
 from loyalty.errors import DuplicateIdempotencyKey, InsufficientPoints, InvalidInput
 from loyalty.members import enroll_member
@@ -27,12 +27,13 @@ from loyalty.models import (
 )
 from loyalty.program import load_program
 from loyalty.vouchers import issue_voucher
+from tests.loyalty import ledger_helpers
 
 
 async def member_with(uid: str, points: int) -> Member:
     member, _ = await enroll_member(uid)
     if points:
-        await ledger.credit_points(member.id, points, kind=EntryKind.ADJUSTMENT, idempotency_key="seed")
+        await ledger_helpers.credit_points(member.id, points, kind=EntryKind.ADJUSTMENT, idempotency_key="seed")
     return await Member.get(id=member.id)
 
 

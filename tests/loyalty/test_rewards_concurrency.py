@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
-from loyalty import ledger, rewards
+from loyalty import rewards
 from loyalty.members import enroll_member
 from loyalty.models import EntryKind, Member, Program, Reward, RewardKind, Voucher
+from tests.loyalty import ledger_helpers
 
 
 @pytest.mark.postgres_only
@@ -17,7 +18,7 @@ async def test_20_members_racing_for_5_units_get_exactly_5_vouchers(program: Pro
     members = []
     for n in range(20):
         member, _ = await enroll_member(f"racer-{n}")
-        await ledger.credit_points(member.id, 100, kind=EntryKind.ADJUSTMENT, idempotency_key="seed")
+        await ledger_helpers.credit_points(member.id, 100, kind=EntryKind.ADJUSTMENT, idempotency_key="seed")
         members.append(member)
     scarce = await Reward.create(name="Concert", kind=RewardKind.EXPERIENCE, points_cost=60, stock=5)
 

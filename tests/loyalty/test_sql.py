@@ -4,10 +4,11 @@ from datetime import date, timedelta
 
 from tortoise.models import Model
 
-from loyalty import ledger, sql
+from loyalty import activity, sql
 from loyalty.clock import FrozenClock
 from loyalty.members import members_by_id
 from loyalty.models import EntryKind, LedgerEntry, Member, Program, Tier
+from tests.loyalty import ledger_helpers
 from tests.loyalty.ledger_helpers import give_available, new_member, purchase
 
 
@@ -42,10 +43,10 @@ async def test_activity_page_equals_the_orm_query(program: Program, clock: Froze
     for receipt in range(4):
         await purchase(member.id, f"R{receipt}", 1_000 + receipt, clock.now())
         clock.advance(timedelta(minutes=1))
-    await ledger.redeem_points(member.id, 50, idempotency_key="k1")
+    await ledger_helpers.redeem_points(member.id, 50, idempotency_key="k1")
 
-    first = await ledger.activity_page(member.id, 3)
-    rest = await ledger.activity_page(member.id, 10, before=first[-1].id)
+    first = await activity.activity_page(member.id, 3)
+    rest = await activity.activity_page(member.id, 10, before=first[-1].id)
 
     expected = await LedgerEntry.filter(member_id=member.id).exclude(kind=EntryKind.MATURE).order_by("-id")
     assert [_values(e) for e in first + rest] == [_values(e) for e in expected]

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from loyalty.clock import FrozenClock
-from loyalty.ledger import LineRefund
 from loyalty.models import Program, StampCard, StampProgress, Voucher, VoucherStatus
-from loyalty.purchases import refund_purchase
+from loyalty.purchases import LineRefund, refund_purchase
 from loyalty.stamps import StampCardProgress, StampOutcome, stamp_cards_for
 from tests.loyalty.ledger_helpers import configure, new_member
 from tests.loyalty.purchase_helpers import CASHIER, buy, line, stamp_card

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from loyalty import ledger, tiers
+from loyalty import tiers
 from loyalty.clock import FrozenClock
 from loyalty.jobs import evaluate_due_tiers
 from loyalty.models import Member, OutboxEvent, Program, Tier
 from loyalty.program import load_program
+from tests.loyalty import ledger_helpers
 from tests.loyalty.ledger_helpers import configure, new_member, purchase
 
 DAY = timedelta(days=1)
@@ -91,7 +92,7 @@ async def test_redeeming_never_drops_the_tier(program: Program, clock: FrozenClo
     await purchase(member.id, "R1", 60_000, clock.now() - 20 * DAY)
 
     # when every point is spent and the tier is re-evaluated (a zero-point purchase)
-    await ledger.redeem_points(member.id, 600, idempotency_key="k1")
+    await ledger_helpers.redeem_points(member.id, 600, idempotency_key="k1")
     await purchase(member.id, "R2", 0, clock.now())
 
     # then the qualifying value and the tier are untouched
@@ -219,7 +220,7 @@ async def test_refund_reduces_the_qualifying_value(program: Program, clock: Froz
     assert await _qualifying(member.id) == 600
 
     # when half is refunded
-    await ledger.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=30_000)
+    await ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=30_000)
 
     # then the qualifying value drops; the tier holds until evaluation; progress shows what is missing
     assert await _qualifying(member.id) == 300
@@ -234,9 +235,9 @@ async def test_refund_with_spend_metric_reduces_qualifying_spend_proportionally(
     await configure(tier_metric="spend")
     member = await new_member("uid-tier")
     await purchase(member.id, "R1", 9_999, clock.now())
-    await ledger.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=3_333)
+    await ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=3_333)
     assert await _qualifying(member.id) == 6_666
-    await ledger.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F2", amount=6_666)
+    await ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F2", amount=6_666)
     assert await _qualifying(member.id) == 0
 
 

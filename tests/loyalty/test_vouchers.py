@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from tortoise.transactions import in_transaction
 
-from loyalty import ledger, rewards, vouchers
+from loyalty import rewards, vouchers
 from loyalty.actors import Actor
 from loyalty.clock import FrozenClock
 from loyalty.errors import DomainError, InvalidInput
@@ -24,6 +24,7 @@ from loyalty.models import (
     Voucher,
     VoucherStatus,
 )
+from tests.loyalty import ledger_helpers
 
 
 async def test_issue_voucher_without_reward_is_active_for_30_days_and_emits_an_event(
@@ -89,7 +90,7 @@ async def member_with(clock: FrozenClock, uid: str, *lots: int) -> Member:
     """A member with one available lot per amount, oldest first (a day apart, so they expire in that order)."""
     member, _ = await enroll_member(uid)
     for n, amount in enumerate(lots):
-        await ledger.credit_points(member.id, amount, kind=EntryKind.ADJUSTMENT, idempotency_key=f"seed-{n}")
+        await ledger_helpers.credit_points(member.id, amount, kind=EntryKind.ADJUSTMENT, idempotency_key=f"seed-{n}")
         clock.advance(timedelta(days=1))
     return await Member.get(id=member.id)
 

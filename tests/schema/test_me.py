@@ -9,6 +9,7 @@ from typing import Any
 from loyalty import card, ledger
 from loyalty.clock import FrozenClock
 from loyalty.models import Member
+from tests.loyalty import ledger_helpers
 from tests.schema.conftest import HOME_QUERY, SQLCounter
 
 
@@ -17,7 +18,7 @@ def _iso(value: Any) -> str:
 
 
 async def _earn(member: Member, receipt: str, total: int, clock: FrozenClock) -> None:
-    await ledger.earn_for_purchase(
+    await ledger_helpers.earn_for_purchase(
         member.id, store_code="S1", receipt_id=receipt, occurred_at=clock.now(), currency="EUR", total=total
     )
 
@@ -30,7 +31,7 @@ async def test_home_query_returns_every_field(anna: Member, as_member: Any, cloc
     clock.advance(timedelta(days=30))
     await ledger.expire_due_points()
     await _earn(anna, "R2", 5_000, clock)
-    await ledger.redeem_points(anna.id, 100, idempotency_key="k1")
+    await ledger_helpers.redeem_points(anna.id, 100, idempotency_key="k1")
     anna = await Member.get(id=anna.id)
 
     # When the app loads its home screen

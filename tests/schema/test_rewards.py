@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from strawberry import relay
 
-from loyalty import ledger
 from loyalty.models import EntryKind, LedgerEntry, Member, Reward, RewardKind, Tier, Voucher
+from tests.loyalty import ledger_helpers
 from tests.schema.conftest import SQLCounter
 
 OPERATIONS = Path(__file__).parents[2] / "mobile-client-mock" / "operations"
@@ -22,7 +22,7 @@ def gid(type_name: str, pk: int) -> str:
 
 
 async def give(member: Member, points: int) -> None:
-    await ledger.credit_points(member.id, points, kind=EntryKind.ADJUSTMENT, idempotency_key=f"seed-{points}")
+    await ledger_helpers.credit_points(member.id, points, kind=EntryKind.ADJUSTMENT, idempotency_key=f"seed-{points}")
 
 
 async def redeem(client: Any, reward_id: str, key: str = "k1") -> dict[str, Any]:

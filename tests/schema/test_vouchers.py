@@ -9,9 +9,10 @@ from typing import Any
 from strawberry import relay
 from tortoise.transactions import in_transaction
 
-from loyalty import ledger, rewards, vouchers
+from loyalty import rewards, vouchers
 from loyalty.clock import FrozenClock
 from loyalty.models import EntryKind, Member, PointsLot, Reward, RewardKind, Voucher, VoucherStatus
+from tests.loyalty import ledger_helpers
 from tests.schema.conftest import SQLCounter
 
 OPERATIONS = Path(__file__).parents[2] / "mobile-client-mock" / "operations"
@@ -33,7 +34,7 @@ async def coffee(points_cost: int = 25, **fields: Any) -> Reward:
 
 
 async def give(member: Member, points: int) -> None:
-    await ledger.credit_points(member.id, points, kind=EntryKind.ADJUSTMENT, idempotency_key=f"seed-{points}")
+    await ledger_helpers.credit_points(member.id, points, kind=EntryKind.ADJUSTMENT, idempotency_key=f"seed-{points}")
 
 
 async def cancel(client: Any, voucher_id: str) -> dict[str, Any]:

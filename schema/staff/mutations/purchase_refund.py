@@ -7,9 +7,8 @@ from enum import Enum
 import strawberry
 
 from loyalty.errors import DomainError
-from loyalty.ledger import LineRefund
 from loyalty.models import StaffRole
-from loyalty.purchases import refund_purchase
+from loyalty.purchases import LineRefund, refund_purchase
 from schema.errors import to_user_error, user_error_type
 from schema.staff.context import StaffInfo
 from schema.staff.lookup import MemberSummary

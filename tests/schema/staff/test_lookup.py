@@ -8,13 +8,14 @@ from typing import Any
 from strawberry import relay
 from tortoise.transactions import in_transaction
 
-from loyalty import card, ledger, vouchers
+from loyalty import card, vouchers
 from loyalty.actors import Actor
 from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member, is_valid_member_number
 from loyalty.models import CardCodeUse, Member, Reward, RewardKind, StampCard, StampProgress, Voucher
 from loyalty.program import cached_program
 from tests.conftest import START
+from tests.loyalty import ledger_helpers
 from tests.loyalty.test_offers import new_offer
 from tests.schema.conftest import SQLCounter
 from tests.schema.staff.conftest import run_staff
@@ -43,11 +44,11 @@ def _barcode(member: Member, clock: FrozenClock) -> str:
 
 async def test_lookup_by_member_number_shows_the_summary(anna: Member, cashier: Actor, clock: FrozenClock) -> None:
     # given 600 points available (Silver reached) and a purchase still in its return window
-    await ledger.earn_for_purchase(
+    await ledger_helpers.earn_for_purchase(
         anna.id, store_code="S1", receipt_id="R1", occurred_at=clock.now(), currency="EUR", total=60_000
     )
     clock.advance(timedelta(days=15))
-    await ledger.earn_for_purchase(
+    await ledger_helpers.earn_for_purchase(
         anna.id, store_code="S1", receipt_id="R2", occurred_at=clock.now(), currency="EUR", total=8_000
     )
 
