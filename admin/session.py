@@ -24,13 +24,12 @@ from starlette.responses import Response
 
 from loyalty import clock
 from loyalty.actors import Actor
-from loyalty.staff import actor_for_staff
+from loyalty.staff import actor_for_subject, token_subject
 
 SESSION_COOKIE = "klubb_console"
 CSRF_COOKIE = "klubb_console_csrf"
 FLASH_COOKIE = "klubb_console_flash"
 CSRF_FIELD = "csrf"
-STAFF_SUBJECT_PREFIX = "staff:"
 FlashKind = Literal["ok", "error"]
 
 
@@ -99,7 +98,7 @@ def _delete_cookie(config: SessionConfig, request: Request, response: Response, 
 
 def start_session(config: SessionConfig, request: Request, response: Response, actor: Actor) -> None:
     """Sign `actor` in: a new session token and a new CSRF token."""
-    issued = config.tokens.issue(f"{STAFF_SUBJECT_PREFIX}{actor.id}", config.audience)
+    issued = config.tokens.issue(token_subject(actor), config.audience)
     _set_cookie(config, request, response, SESSION_COOKIE, issued.token)
     set_csrf_cookie(config, request, response, new_csrf_token())
 
@@ -124,10 +123,7 @@ async def current_session(config: SessionConfig, request: Request) -> Session | 
         claims = config.tokens.verify(token, config.audience)
     except config.token_error:
         return None
-    staff_id = claims.subject.removeprefix(STAFF_SUBJECT_PREFIX)
-    if not claims.subject.startswith(STAFF_SUBJECT_PREFIX) or not staff_id.isascii() or not staff_id.isdigit():
-        return None
-    actor = await actor_for_staff(int(staff_id))
+    actor = await actor_for_subject(claims.subject)
     return Session(actor, claims) if actor is not None else None
 
 
@@ -135,7 +131,7 @@ def renew_if_ageing(config: SessionConfig, request: Request, response: Response,
     """Re-issue the session token once half its lifetime has passed (sliding expiry while the till is in use)."""
     lifetime = session.claims.expires_at - session.claims.issued_at
     if session.claims.expires_at - clock.now() < lifetime / 2:
-        issued = config.tokens.issue(f"{STAFF_SUBJECT_PREFIX}{session.actor.id}", config.audience)
+        issued = config.tokens.issue(token_subject(session.actor), config.audience)
         _set_cookie(config, request, response, SESSION_COOKIE, issued.token)
 
 

@@ -15,9 +15,9 @@ from starlette.routing import Mount, Route
 from admin import create_console
 from api.auth import AuthError
 from api.auth.firebase import FirebaseVerifier
+from api.auth.member_sign_in import MemberSignIn
 from api.auth.tokens import STAFF_AUDIENCE, TokenService
 from api.graphql import MemberGraphQL
-from api.session_issuer import ApiSessionIssuer
 from api.settings import Settings, get_settings
 from api.staff_graphql import StaffGraphQL
 from loyalty.db import connect, disconnect
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     settings.check_safe()
     tokens = TokenService(settings)
-    sessions = ApiSessionIssuer(settings=settings, tokens=tokens, verifier=FirebaseVerifier(settings))
+    sessions = MemberSignIn(settings=settings, tokens=tokens, verifier=FirebaseVerifier(settings))
     limits = {
         "production": settings.production,
         "max_depth": settings.graphql_max_depth,

@@ -11,10 +11,10 @@ from starlette.responses import Response
 from strawberry.asgi import GraphQL
 
 from api.auth import AuthError
-from api.auth.sessions import member_id_from_authorization
+from api.auth.member_sign_in import member_id_from_authorization
 from api.auth.tokens import TokenService
 from schema.context import Context
-from schema.sessions import SessionIssuer
+from schema.ports import SessionIssuer
 
 ContextT = TypeVar("ContextT")
 

@@ -1,4 +1,4 @@
-"""Staff accounts and integration API keys (who may act at the checkout), and staff point adjustments.
+"""Staff accounts and integration API keys: who may act at the checkout and in the back office.
 
 Passwords are hashed with argon2id (argon2-cffi's RFC 9106 profile). API keys look like `kbk_<prefix>_<secret>`:
 the prefix finds the row, the secret is stored as its SHA-256 (a 256-bit random secret needs no slow hash).
@@ -12,25 +12,17 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from datetime import timedelta
-from enum import StrEnum
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from loyalty import clock, sql
-from loyalty.actors import Actor, Forbidden
-from loyalty.audit import record_audit
-from loyalty.checks import MAX_POINTS
+from loyalty.actors import Actor
 from loyalty.errors import DomainError, InvalidInput, NotFound
-from loyalty.idempotency import run_idempotent
-from loyalty.ledger import credit_available, debit_available, lock_member, settle
-from loyalty.models import ApiKey, EntryKind, StaffRole, StaffUser
-from loyalty.program import load_program
+from loyalty.models import ApiKey, StaffRole, StaffUser
 from loyalty.throttle import claim_attempt, clear
 
 PASSWORD_MIN_LENGTH = 12
@@ -44,6 +36,7 @@ _SECRET_HEX = 64  # 256 bits
 # Writing last_used_at on every request of a busy till would turn each read into a write; a minute is precise enough.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 MAX_STORE_CODE = 32
+_SUBJECT_PREFIX = "staff:"  # keeps staff ids apart from member ids in token subjects
 
 _hasher = PasswordHasher()
 
@@ -205,6 +198,24 @@ async def actor_for_staff(staff_id: int) -> Actor | None:
     return staff_actor(found[0]) if found else None
 
 
+def token_subject(actor: Actor) -> str:
+    """The subject of a staff member's access tokens (the API's and the console's): `staff:<id>`, never a member's."""
+    return f"{_SUBJECT_PREFIX}{actor.id}"
+
+
+async def actor_for_subject(subject: str) -> Actor | None:
+    """The active staff account a token subject names (`token_subject`); None for any other subject."""
+    staff_id = subject.removeprefix(_SUBJECT_PREFIX)
+    if (
+        not subject.startswith(_SUBJECT_PREFIX)
+        or not staff_id.isascii()
+        or not staff_id.isdigit()
+        or len(staff_id) > 18
+    ):
+        return None
+    return await actor_for_staff(int(staff_id))
+
+
 async def deactivate_staff(staff_id: int) -> None:
     """Disable a staff account: its sign-ins and its unexpired access tokens are refused from now on."""
     if not await StaffUser.filter(id=staff_id).update(active=False):
@@ -268,119 +279,3 @@ async def revoke_api_key(key_id: int) -> None:
     """Revoke an API key: every later request with it is refused."""
     if not await ApiKey.filter(id=key_id).update(active=False):
         raise NotFound("no such API key", field="apiKey")
-
-
-# --- manual point adjustments ----------------------------------------------------------------------
-
-
-class AdjustmentReason(StrEnum):
-    GOODWILL = "goodwill"
-    CORRECTION = "correction"
-    MISSED_PURCHASE = "missed_purchase"
-    FRAUD = "fraud"
-    OTHER = "other"
-
-
-class NoteRequired(InvalidInput):
-    code = "NOTE_REQUIRED"
-
-
-MAX_NOTE = 200
-AUDIT_POINTS_ADJUST = "points.adjust"
-
-
-@dataclass(frozen=True)
-class Adjustment:
-    """A staff adjustment as stored for idempotent replay."""
-
-    entry_id: int
-    audit_id: int
-    member_id: int
-    amount: int
-    reason: str
-    note: str
-    available_before: int
-    available_after: int
-    created_at: str  # ISO 8601, UTC
-
-
-async def adjust_member_points(
-    actor: Actor,
-    member_id: int,
-    amount: int,
-    *,
-    reason: AdjustmentReason,
-    note: str = "",
-    idempotency_key: str,
-    store_code: str | None = None,
-) -> Adjustment:
-    """Credit (amount > 0) or debit (amount < 0) available points by hand, with an audit entry in the same transaction.
-
-    Cashiers may adjust up to the programme's `adjustment_cap` points either way; above it a manager or admin is
-    needed (`Forbidden`). `OTHER` needs a note (`NoteRequired`). A debit beyond the balance is `InsufficientPoints`;
-    an unknown member `MemberNotFound`. Idempotent per member and key; nothing is written on any error.
-    """
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0 or abs(amount) > MAX_POINTS:
-        raise InvalidInput("amount must be a non-zero whole number of points", field="amount")
-    note = note.strip()
-    if reason == AdjustmentReason.OTHER and not note:
-        raise NoteRequired("reason OTHER needs a note", field="note")
-    if len(note) > MAX_NOTE:
-        raise InvalidInput(f"a note has at most {MAX_NOTE} characters", field="note")
-    if not idempotency_key.strip():
-        # The scoped key below is never empty, so `run_idempotent` cannot catch a blank client key.
-        raise InvalidInput("an idempotency key is required", field="idempotencyKey")
-    if store_code is None and len(actor.store_codes) == 1:
-        store_code = actor.store_codes[0]
-    actor.require(StaffRole.CASHIER, store_code)
-    description = f"{reason.value}: {note}" if note else reason.value
-
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
-        program = await load_program(conn)
-        if abs(amount) > program.adjustment_cap and not actor.has_role(StaffRole.MANAGER):
-            raise Forbidden(f"adjustments above {program.adjustment_cap} points need a manager", field="amount")
-        member = await lock_member(conn, member_id)
-        # Settle first so that "before" is the balance the adjustment really started from.
-        await settle(conn, member)
-        before = {"points_available": member.points_available, "points_pending": member.points_pending}
-        if amount > 0:
-            entry = await credit_available(
-                conn, member, program, amount, kind=EntryKind.ADJUSTMENT, description=description
-            )
-        else:
-            entry = await debit_available(conn, member, -amount, kind=EntryKind.ADJUSTMENT, description=description)
-        after = {"points_available": member.points_available, "points_pending": member.points_pending}
-        audit = await record_audit(
-            actor,
-            AUDIT_POINTS_ADJUST,
-            conn=conn,
-            store_code=store_code,
-            member_id=member.id,
-            target=f"ledger_entry:{entry.id}",
-            before=before,
-            after={**after, "amount": amount},
-            reason=description,
-        )
-        return asdict(
-            Adjustment(
-                entry_id=entry.id,
-                audit_id=audit.id,
-                member_id=member.id,
-                amount=amount,
-                reason=reason.value,
-                note=note,
-                available_before=before["points_available"],
-                available_after=after["points_available"],
-                created_at=clock.now().isoformat(),
-            )
-        )
-
-    request = {
-        "member": member_id,
-        "amount": amount,
-        "reason": reason.value,
-        "note": note,
-        "store": store_code,
-        "actor": f"{actor.kind}:{actor.id}",
-    }
-    return Adjustment(**await run_idempotent("points_adjust", f"{member_id}:{idempotency_key}", request, action))

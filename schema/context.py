@@ -9,7 +9,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from schema.errors import NotAuthenticated
 from schema.loaders import Loaders
-from schema.sessions import SessionIssuer
+from schema.ports import SessionIssuer
 
 
 @dataclass

@@ -21,7 +21,8 @@ from schema.errors import NotAuthenticated, is_public
 from schema.mutations.offer_activate import OfferActivatePayload, offer_activate
 from schema.mutations.profile_update import ProfileUpdatePayload, profile_update
 from schema.mutations.reward_redeem import RewardRedeemPayload, reward_redeem
-from schema.mutations.sessions import SessionPayload, session_create, session_refresh
+from schema.mutations.session_create import session_create
+from schema.mutations.session_refresh import session_refresh
 from schema.mutations.voucher_cancel import VoucherCancelPayload, voucher_cancel
 from schema.trusted_documents import load_trusted_hashes, trusted_documents_rule
 from schema.types.activity import ActivityEntry
@@ -29,6 +30,7 @@ from schema.types.member import Member
 from schema.types.pagination import page_size
 from schema.types.program import Program
 from schema.types.reward import RewardConnection
+from schema.types.session import SessionPayload
 
 
 @strawberry.type

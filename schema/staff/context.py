@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from strawberry.types import Info as StrawberryInfo
 
@@ -11,9 +11,7 @@ from loyalty.actors import Actor
 from loyalty.models import StaffRole
 from schema.errors import NotAuthenticated, PublicError
 from schema.loaders import Loaders
-
-if TYPE_CHECKING:  # the sign-in mutation's module imports this one
-    from schema.staff.mutations.staff_session_create import StaffSessionIssuer
+from schema.staff.ports import StaffSessionIssuer
 
 
 class NotAllowed(PublicError):

@@ -7,9 +7,9 @@ from enum import Enum
 
 import strawberry
 
+from loyalty.adjustments import Adjustment, AdjustmentReason, adjust_member_points
 from loyalty.errors import DomainError
 from loyalty.models import StaffRole
-from loyalty.staff import Adjustment, AdjustmentReason, adjust_member_points
 from schema.errors import to_user_error, user_error_type
 from schema.staff.context import StaffInfo
 from schema.staff.lookup import MemberSummary, member_id_of

@@ -6,31 +6,16 @@ signed by the API layer, which the schema reaches through `StaffContext.staff_se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Protocol
 
 import strawberry
 
-from loyalty.actors import Actor
 from loyalty.errors import DomainError
 from schema.errors import to_user_error, user_error_type
 from schema.staff.actor import StaffActor
 from schema.staff.context import StaffInfo
-
-
-@dataclass(frozen=True)
-class IssuedStaffSession:
-    access_token: str
-    access_token_expires_at: datetime
-    actor: Actor
-
-
-class StaffSessionIssuer(Protocol):
-    async def create(self, email: str, password: str) -> IssuedStaffSession:
-        """Sign in; raises `InvalidCredentials` or `TooManyAttempts` (DomainErrors)."""
-        ...
+from schema.staff.ports import StaffSessionIssuer
 
 
 @strawberry.enum

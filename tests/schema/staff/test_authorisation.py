@@ -15,7 +15,7 @@ from loyalty.actors import Actor
 from loyalty.models import AuditLog, LedgerEntry, Member, StaffRole
 from loyalty.staff import InvalidCredentials
 from schema.staff.context import StaffContext
-from schema.staff.mutations.staff_session_create import IssuedStaffSession
+from schema.staff.ports import IssuedStaffSession
 from tests.loyalty.ledger_helpers import give_available
 from tests.schema.staff.conftest import STAFF_SCHEMA
 

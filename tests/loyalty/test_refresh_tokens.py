@@ -11,7 +11,7 @@ import pytest
 from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member
 from loyalty.models import Member, Program, RefreshToken
-from loyalty.sessions import (
+from loyalty.refresh_tokens import (
     RefreshTokenInvalid,
     RefreshTokenReused,
     end_session,

@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from loyalty.actors import Actor, Forbidden
+from loyalty.adjustments import AdjustmentReason, NoteRequired, adjust_member_points
 from loyalty.clock import FrozenClock
 from loyalty.errors import DomainError, DuplicateIdempotencyKey, InsufficientPoints, InvalidInput, MemberNotFound
 from loyalty.models import AuditLog, EntryKind, IdempotencyRecord, LedgerEntry, Member, OutboxEvent, Program, StaffRole
-from loyalty.staff import AdjustmentReason, NoteRequired, adjust_member_points
 from tests.loyalty.ledger_helpers import balances, give_available, new_member
 
 CASHIER = Actor(kind="staff", id=11, role=StaffRole.CASHIER, store_codes=("S1",), name="Cass")

@@ -1,17 +1,24 @@
-"""Member sign-in: a Firebase ID token becomes our access JWT plus a rotating refresh token.
+"""Member sign-in: a Firebase ID token becomes our access JWT plus a rotating refresh token; per request, the
+access token in the `Authorization` header becomes the member id.
 
-Thin glue between `api.auth.firebase`, `api.auth.tokens` and the domain services in `loyalty`.
+Thin glue between `api.auth.firebase`, `api.auth.tokens` and the domain services in `loyalty`; `MemberSignIn`
+serves the schema's session mutations (`schema.ports.SessionIssuer`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from api.auth import AuthError, AuthUnavailable
+from api.auth.bearer import bearer_token
 from api.auth.errors import InvalidToken
-from api.auth.firebase import IdTokenVerifier
+from api.auth.firebase import FirebaseVerifier, IdTokenVerifier
 from api.auth.tokens import MEMBER_AUDIENCE, TokenService
 from api.settings import Settings
+from loyalty.errors import DomainError
 from loyalty.members import enroll_member, get_member
-from loyalty.sessions import rotate_refresh_token, start_session
-from schema.sessions import IssuedSession
+from loyalty.refresh_tokens import rotate_refresh_token, start_session
+from schema.ports import IssuedSession, SessionRefused
 
 
 async def create_session(
@@ -39,17 +46,6 @@ async def refresh_session(refresh_token: str, *, tokens: TokenService, settings:
     return IssuedSession(access.token, access.expires_at, new_refresh, member)
 
 
-def bearer_token(header_value: str | None) -> str | None:
-    """The token in an `Authorization: Bearer <token>` header; None without a header, `InvalidToken` if malformed."""
-    if header_value is None:
-        return None
-    scheme, _, token = header_value.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise InvalidToken("expected 'Authorization: Bearer <token>'")
-    return token
-
-
 def member_id_from_authorization(header_value: str | None, tokens: TokenService) -> int | None:
     """The member id in an `Authorization: Bearer <access token>` header; None when there is no header.
 
@@ -62,3 +58,28 @@ def member_id_from_authorization(header_value: str | None, tokens: TokenService)
     if not subject.isascii() or not subject.isdigit():
         raise InvalidToken()
     return int(subject)
+
+
+@dataclass(frozen=True)
+class MemberSignIn:
+    """The schema's `SessionIssuer`: `sessionCreate` and `sessionRefresh` over the functions above."""
+
+    settings: Settings
+    tokens: TokenService
+    verifier: FirebaseVerifier
+
+    async def create(self, firebase_id_token: str) -> IssuedSession:
+        try:
+            return await create_session(
+                firebase_id_token, verifier=self.verifier, tokens=self.tokens, settings=self.settings
+            )
+        except AuthUnavailable:
+            raise  # our fault, not the member's: a top-level error
+        except AuthError as error:
+            raise SessionRefused(error.code, error.message) from error
+
+    async def refresh(self, refresh_token: str) -> IssuedSession:
+        try:
+            return await refresh_session(refresh_token, tokens=self.tokens, settings=self.settings)
+        except DomainError as error:  # RefreshTokenInvalid, RefreshTokenReused
+            raise SessionRefused(error.code, error.message) from error

@@ -1,4 +1,4 @@
-"""sessionCreate and sessionRefresh: exchange a Firebase ID token (or a refresh token) for our tokens."""
+"""The session a sign-in or refresh returns (`sessionCreate`, `sessionRefresh`), with its error codes."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from enum import Enum
 
 import strawberry
 
-from schema.context import Info
 from schema.errors import user_error_type
-from schema.sessions import IssuedSession, SessionRefused
+from schema.ports import IssuedSession, SessionRefused
 from schema.types.member import Member
 
 
@@ -24,16 +23,6 @@ class SessionErrorCode(Enum):
 
 
 SessionUserError = user_error_type("SessionUserError", SessionErrorCode)
-
-
-@strawberry.input
-class SessionCreateInput:
-    firebase_id_token: str
-
-
-@strawberry.input
-class SessionRefreshInput:
-    refresh_token: str
 
 
 @strawberry.type(description="Send `accessToken` as a Bearer token; trade `refreshToken` for new tokens before expiry.")
@@ -64,17 +53,3 @@ class SessionPayload:
             member=None,
             user_errors=[SessionUserError(code=code, message=error.message, field=["input", field])],
         )
-
-
-async def session_create(info: Info, input: SessionCreateInput) -> SessionPayload:
-    try:
-        return SessionPayload.issued(await info.context.sessions.create(input.firebase_id_token))
-    except SessionRefused as error:
-        return SessionPayload.refused(error, "firebaseIdToken")
-
-
-async def session_refresh(info: Info, input: SessionRefreshInput) -> SessionPayload:
-    try:
-        return SessionPayload.issued(await info.context.sessions.refresh(input.refresh_token))
-    except SessionRefused as error:
-        return SessionPayload.refused(error, "refreshToken")

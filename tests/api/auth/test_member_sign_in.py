@@ -8,12 +8,12 @@ import pytest
 
 from api.auth import InvalidFirebaseToken, InvalidToken, TokenExpired
 from api.auth.firebase import FirebaseVerifier, make_emulator_id_token
-from api.auth.sessions import create_session, member_id_from_authorization, refresh_session
+from api.auth.member_sign_in import create_session, member_id_from_authorization, refresh_session
 from api.auth.tokens import MEMBER_AUDIENCE, STAFF_AUDIENCE, TokenService
 from api.settings import Settings
 from loyalty.clock import FrozenClock
 from loyalty.models import Member, OutboxEvent, Program, RefreshToken
-from loyalty.sessions import RefreshTokenInvalid, RefreshTokenReused
+from loyalty.refresh_tokens import RefreshTokenInvalid, RefreshTokenReused
 from tests.conftest import START
 
 
