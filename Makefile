@@ -17,7 +17,7 @@ install: $(BIN)/klubb
 demo: install
 	mkdir -p var
 	KLUBB_DATABASE_URL=$(DEMO_DB) $(BIN)/klubb migrate
-	KLUBB_DATABASE_URL=$(DEMO_DB) $(BIN)/klubb seed demo/programme.toml
+	KLUBB_DATABASE_URL=$(DEMO_DB) $(BIN)/klubb seed demo/program.toml
 	FIREBASE_AUTH_EMULATOR_HOST=127.0.0.1:9099 KLUBB_DATABASE_URL=$(DEMO_DB) $(BIN)/klubb demo
 
 lint: install

@@ -1,7 +1,7 @@
 """The console's pages and form handlers.
 
 Every page needs a signed-in staff member and every POST a valid CSRF field. Checkout actions call the same loyalty
-functions as the staff GraphQL API, with the same function-level authorisation (cashier or above, in the store), so
+functions as the staff GraphQL API, with the same function-level authorization (cashier or above, in the store), so
 they are audited the same way. Domain refusals come back as a flash message on the page (Post/Redirect/Get).
 """
 

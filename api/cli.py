@@ -44,9 +44,9 @@ def migrate() -> None:
 
 @app.command()
 def seed(
-    file: Annotated[Path, typer.Argument(help="programme TOML file")] = Path("demo/programme.toml"),
+    file: Annotated[Path, typer.Argument(help="program TOML file")] = Path("demo/program.toml"),
 ) -> None:
-    """Create or update the programme (and demo members, if the file lists any) from a TOML file."""
+    """Create or update the program (and demo members, if the file lists any) from a TOML file."""
     from loyalty.seeding import seed_from_config
 
     config = tomllib.loads(file.read_text())
@@ -106,11 +106,9 @@ def serve(
 
 @app.command()
 def demo(
-    file: Annotated[Path, typer.Argument(help="the seeded demo programme (for its logins)")] = Path(
-        "demo/programme.toml"
-    ),
+    file: Annotated[Path, typer.Argument(help="the seeded demo program (for its logins)")] = Path("demo/program.toml"),
 ) -> None:
-    """Serve the seeded demo programme on KLUBB_HOST:KLUBB_PORT and print where to look (`make demo`)."""
+    """Serve the seeded demo program on KLUBB_HOST:KLUBB_PORT and print where to look (`make demo`)."""
     settings = get_settings()
     if settings.production:
         typer.echo("`klubb demo` is for development only", err=True)

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     webhook_retry_hours: int = 24
     worker_lease_seconds: float = 60.0  # claim lease; must exceed webhook_timeout_seconds
 
-    program_file: str = "demo/programme.toml"
+    program_file: str = "demo/program.toml"
 
     @property
     def production(self) -> bool:

@@ -52,7 +52,7 @@ SEED_VERSION = 2
 MEMBERS = 10_000
 RANDOM_SEED = 20261123
 ROOT = Path(__file__).resolve().parent.parent
-PROGRAM_FILE = Path("demo/programme.toml")  # paths are relative to the checkout (main() changes into it)
+PROGRAM_FILE = Path("demo/program.toml")  # paths are relative to the checkout (main() changes into it)
 SQLITE_PATH = Path("var/bench.sqlite3")
 # Nothing matures, expires or falls due for tier evaluation this soon after seeding...
 SAFE_MARGIN = timedelta(days=2)
@@ -534,7 +534,7 @@ class Seeder:
         self.postgres = postgres
         self.fmt: Callable[[datetime], Any] = (lambda value: value) if postgres else sqlite_datetime
         self.fmt_date: Callable[[date], Any] = (lambda value: value) if postgres else date.isoformat
-        # The programme's yearly birthday points where it has them (0 = no birthday reward), else a default.
+        # The program's yearly birthday points where it has them (0 = no birthday reward), else a default.
         self.birthday_points = int(getattr(program, "birthday_points", BIRTHDAY_POINTS) or 0)
         self.ids = Ids()
         self.rows = Rows()
@@ -592,7 +592,7 @@ def insert_sql(table: str, postgres: bool, extras: dict[str, Any] | None = None)
 
 
 async def seed(database_url: str, members: int, config: dict[str, Any]) -> Totals:
-    """Migrate `database_url` (which must hold no members), apply the programme and write the members."""
+    """Migrate `database_url` (which must hold no members), apply the program and write the members."""
     from tortoise import connections
     from tortoise.transactions import in_transaction
 
@@ -731,7 +731,7 @@ def cached(path: Path, members: int) -> dict[str, Any] | None:
     if not path.exists() or meta.get("seed_version") != SEED_VERSION or meta.get("members") != members:
         return None
     if meta.get("program_sha256") != program_hash():
-        return None  # demo/programme.toml changed: tiers, rates or windows may differ
+        return None  # demo/program.toml changed: tiers, rates or windows may differ
     valid_until = datetime.fromisoformat(meta["valid_until"]) if meta.get("valid_until") else None
     if valid_until is not None and valid_until <= clock.now() + REUSE_MARGIN:
         return None  # members would start to mature, expire or fall due for tier evaluation during the run

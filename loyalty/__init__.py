@@ -1,4 +1,4 @@
-"""The klubb domain: programme configuration, members, the points ledger, tiers and domain events.
+"""The klubb domain: program configuration, members, the points ledger, tiers and domain events.
 
 Nothing here knows about HTTP or GraphQL; callers are `schema/`, `admin/`, `api/` and the workers.
 """

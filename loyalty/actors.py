@@ -40,5 +40,5 @@ class Actor:
             raise Forbidden(f"not allowed in store {store_code}", field="storeCode")
 
 
-# klubb itself, for what no person or integration does: seeding the demo programme, imports, periodic jobs.
+# klubb itself, for what no person or integration does: seeding the demo program, imports, periodic jobs.
 SYSTEM = Actor(kind="system", id=0, role=StaffRole.ADMIN, name="klubb")

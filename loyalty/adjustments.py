@@ -62,7 +62,7 @@ async def adjust_member_points(
 ) -> Adjustment:
     """Credit (amount > 0) or debit (amount < 0) available points by hand, with an audit entry in the same transaction.
 
-    Cashiers may adjust up to the programme's `adjustment_cap` points either way; above it a manager or admin is
+    Cashiers may adjust up to the program's `adjustment_cap` points either way; above it a manager or admin is
     needed (`Forbidden`). `OTHER` needs a note (`NoteRequired`). A debit beyond the balance is `InsufficientPoints`;
     an unknown member `MemberNotFound`. Idempotent per member and key; nothing is written on any error.
     """

@@ -1,4 +1,4 @@
-"""The birthday job: in their birthday month, members get the programme's birthday points once a year.
+"""The birthday job: in their birthday month, members get the program's birthday points once a year.
 
 The month and the year are the member's own (`Member.timezone`): a Stockholm member born in March is credited from
 00:00 on 1 March Stockholm time. Month-based, so a 29 February birthday is simply February, leap year or not.
@@ -60,6 +60,6 @@ async def _grant(member_id: int, year: int, points: int) -> bool:
         )
         return {"entry_id": entry.id}
 
-    # The amount is not part of the request: a programme change mid-year must not grant a second time.
+    # The amount is not part of the request: a program change mid-year must not grant a second time.
     await run_idempotent("birthday", f"{member_id}:birthday:{year}", {"member": member_id, "year": year}, action)
     return ran

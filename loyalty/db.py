@@ -34,7 +34,7 @@ def is_postgres(database_url: str) -> bool:
 
 
 async def connect(database_url: str) -> None:
-    """Initialise Tortoise for this process (visible to every task: the server's lifespan runs apart)."""
+    """Initialize Tortoise for this process (visible to every task: the server's lifespan runs apart)."""
     from tortoise import Tortoise
 
     await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)

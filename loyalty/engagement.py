@@ -81,7 +81,7 @@ async def record_engagement(
         rule = await EngagementRule.get_or_none(event_type=event_type, active=True).using_db(conn)
         if rule is None:
             raise UnknownEventType(f"no active engagement rule for event type {event_type!r}", field="eventType")
-        # The member lock serialises this member's events, so two concurrent ones cannot both take the last slot.
+        # The member lock serializes this member's events, so two concurrent ones cannot both take the last slot.
         member = await ledger.lock_member(conn, member_id)
         periods = _local_periods(occurred_at, ZoneInfo(member.timezone))
         for period, limit in (("day", rule.per_day_limit), ("month", rule.per_month_limit)):

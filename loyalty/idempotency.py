@@ -1,7 +1,7 @@
 """Idempotent operations: the first answer for a (scope, key) is stored and replayed.
 
 The record is inserted first, in the same transaction as the effect, so a unique-constraint collision
-serialises concurrent duplicates: the loser waits for the winner's commit and then replays its answer.
+serializes concurrent duplicates: the loser waits for the winner's commit and then replays its answer.
 Failed operations roll back with their record, so a retry after a failure runs again.
 """
 

@@ -1,7 +1,7 @@
 """The points ledger's posting core: lots, entries, settling, and the credit/debit/reverse primitives.
 
 Every change runs in one transaction with the member row locked (`SELECT … FOR UPDATE` on PostgreSQL;
-SQLite serialises writers), writes one append-only `LedgerEntry` and moves the cached balances by the
+SQLite serializes writers), writes one append-only `LedgerEntry` and moves the cached balances by the
 entry's deltas with a conditional `UPDATE` that refuses to overdraw (`_post`, the one place balances move).
 Debits consume available lots earliest-expiry first and record `LotAllocation`s, so expiry never takes spent
 points and a reversal gives back exactly what was taken.
@@ -175,7 +175,7 @@ async def settle(conn: BaseDBAsyncClient, member: Member) -> None:
                 payload={"amount": lot.remaining, "lot_id": lot.id},
             )
     expired = await PointsLot.filter(member_id=member.id, status=LotStatus.AVAILABLE, expires_at__lte=at).using_db(conn)
-    # A negative balance (a clawback overdraw, where the programme allows it) is a debt that later points repay:
+    # A negative balance (a clawback overdraw, where the program allows it) is a debt that later points repay:
     # the lots then hold `debt` more than the balance. Those points were already netted against the debt, so
     # expiring them must not deduct them from the balance a second time; the debt counts as repaid by the
     # earliest-expiring lots (the spend order). Without a negative balance the debt is 0 and nothing changes.
@@ -271,7 +271,7 @@ async def credit_earned(
 ) -> LedgerEntry:
     """Credit a purchase's points to a member locked in the caller's transaction: a lot of its own, pending until
     `available_at` (the end of the return window; available at once if that has passed), then expiring by the
-    programme's policy."""
+    program's policy."""
     lot = await _create_lot(conn, member, program, points, available_at, purchase)
     pending = lot.status == LotStatus.PENDING
     return await _post(
@@ -365,7 +365,7 @@ async def claw_back_purchase(
     """Take back `points` a purchase earned, from a member locked in the caller's transaction (a refund).
 
     From the purchase's own pending lots first, then its available lots, then other available lots; below zero only
-    where the programme allows it. Returns (points recovered, points that could not be recovered).
+    where the program allows it. Returns (points recovered, points that could not be recovered).
     """
     own = await PointsLot.filter(purchase_id=purchase.id, remaining__gt=0).using_db(conn)
     own_pending = [lot for lot in own if lot.status == LotStatus.PENDING]

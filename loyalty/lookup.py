@@ -20,7 +20,7 @@ from loyalty.program import cached_program
 _PHONE_PUNCTUATION = str.maketrans("", "", " -()./")
 
 
-def _normalise_phone(value: str) -> str | None:
+def _normalize_phone(value: str) -> str | None:
     digits = value.translate(_PHONE_PUNCTUATION)
     body = digits.removeprefix("+")
     return digits if 6 <= len(body) <= 15 and body.isascii() and body.isdigit() else None
@@ -69,7 +69,7 @@ async def find_member(query: str, at: datetime) -> Member | None:
         # One in ten 10-digit phone numbers passes the Luhn check: try it as a phone number too.
     if "@" in text:
         return await _single(Member.filter(email__in=sorted({text, text.lower()})))
-    phone = _normalise_phone(text)
+    phone = _normalize_phone(text)
     if phone is None:
         return None
     return await _single(Member.filter(phone__in=sorted({text, phone})))

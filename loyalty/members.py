@@ -1,4 +1,4 @@
-"""Members: enrolment on first sign-in, lookup, and profile updates."""
+"""Members: enrollment on first sign-in, lookup, and profile updates."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def is_valid_member_number(value: str) -> bool:
 async def enroll_member(firebase_uid: str, *, email: str | None = None, display_name: str = "") -> tuple[Member, bool]:
     """The member for a Firebase user, enrolling them (entry tier, `member.enrolled`) on first sign-in.
 
-    Returns (member, created). Concurrent first sign-ins of one user enrol exactly once.
+    Returns (member, created). Concurrent first sign-ins of one user enroll exactly once.
     """
     existing = await Member.get_or_none(firebase_uid=firebase_uid)
     if existing is not None:

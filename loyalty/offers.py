@@ -1,4 +1,4 @@
-"""Personalised offers: lifecycle stages, targeting and ranking, activation by the member, redemption at the till.
+"""Personalized offers: lifecycle stages, targeting and ranking, activation by the member, redemption at the till.
 
 An offer *applies* to a member at a moment `at` when it is active, `valid_from <= at < valid_until`, every targeting
 rule holds and the member has uses left:
@@ -82,8 +82,8 @@ class MinSpendNotMet(DomainError):
 def lifecycle_stage(member: Member, program: Program, at: datetime) -> LifecycleStage:
     """The member's lifecycle stage at `at`.
 
-    NEW for `new_member_days` after enrolment; after that LAPSED once `lapsed_after_days` have passed since the last
-    purchase (or since enrolment, without one), LAPSING once `lapsing_after_days` have, else ACTIVE.
+    NEW for `new_member_days` after enrollment; after that LAPSED once `lapsed_after_days` have passed since the last
+    purchase (or since enrollment, without one), LAPSING once `lapsing_after_days` have, else ACTIVE.
     """
     if at - member.created_at < timedelta(days=program.new_member_days):
         return LifecycleStage.NEW

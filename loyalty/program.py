@@ -1,4 +1,4 @@
-"""Programme configuration: loaded from the database, seeded from a TOML file."""
+"""Program configuration: loaded from the database, seeded from a TOML file."""
 
 from __future__ import annotations
 
@@ -18,15 +18,15 @@ _cache: tuple[float, Program] | None = None
 
 
 async def load_program(conn: BaseDBAsyncClient | None = None) -> Program:
-    """The programme with its tiers (ordered by rank), read fresh from the database."""
+    """The program with its tiers (ordered by rank), read fresh from the database."""
     program = await Program.filter(id=PROGRAM_ID).using_db(conn).prefetch_related("tiers").first()
     if program is None:
-        raise ProgramNotConfigured("the programme is not configured: run `klubb seed`")
+        raise ProgramNotConfigured("the program is not configured: run `klubb seed`")
     return program
 
 
 async def cached_program() -> Program:
-    """The programme for read paths, cached in the process for a few seconds."""
+    """The program for read paths, cached in the process for a few seconds."""
     global _cache
     if _cache is not None and time.monotonic() - _cache[0] < _CACHE_SECONDS:
         return _cache[1]
@@ -42,28 +42,28 @@ def forget_cached_program() -> None:
 
 
 def tiers_of(program: Program) -> list[Tier]:
-    """The programme's tiers, entry tier first."""
+    """The program's tiers, entry tier first."""
     return sorted(program.tiers, key=lambda t: t.rank)
 
 
 def _require(data: dict[str, Any], key: str, kind: type) -> Any:
     value = data.get(key)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise InvalidInput(f"programme config: `{key}` must be a {kind.__name__}", field=key)
+        raise InvalidInput(f"program config: `{key}` must be a {kind.__name__}", field=key)
     return value
 
 
 def _lifecycle_days(section: dict[str, Any]) -> dict[str, int]:
-    """The lifecycle thresholds (days): new after enrolment, lapsing/lapsed without a purchase."""
+    """The lifecycle thresholds (days): new after enrollment, lapsing/lapsed without a purchase."""
     days = {"new_member_days": 30, "lapsing_after_days": 60, "lapsed_after_days": 180}
     for key in days:
         if key in section:
             days[key] = _require(section, key, int)
             if days[key] < 0:
-                raise InvalidInput(f"programme config: `{key}` cannot be negative", field=key)
+                raise InvalidInput(f"program config: `{key}` cannot be negative", field=key)
     if days["lapsing_after_days"] >= days["lapsed_after_days"]:
         raise InvalidInput(
-            "programme config: `lapsing_after_days` must be less than `lapsed_after_days`", field="lapsed_after_days"
+            "program config: `lapsing_after_days` must be less than `lapsed_after_days`", field="lapsed_after_days"
         )
     return days
 
@@ -73,30 +73,30 @@ def _earning_extras(section: dict[str, Any]) -> dict[str, Any]:
     excluded = section.get("excluded_categories", [])
     if not isinstance(excluded, list) or not all(isinstance(c, str) for c in excluded):
         raise InvalidInput(
-            "programme config: `excluded_categories` must be a list of strings", field="excluded_categories"
+            "program config: `excluded_categories` must be a list of strings", field="excluded_categories"
         )
     birthday_points = _require(section, "birthday_points", int) if "birthday_points" in section else 0
     if birthday_points < 0:
-        raise InvalidInput("programme config: `birthday_points` cannot be negative", field="birthday_points")
+        raise InvalidInput("program config: `birthday_points` cannot be negative", field="birthday_points")
     # Manual adjustments above this many points (either way) need a manager.
     adjustment_cap = _require(section, "adjustment_cap", int) if "adjustment_cap" in section else 500
     if adjustment_cap < 0:
-        raise InvalidInput("programme config: `adjustment_cap` cannot be negative", field="adjustment_cap")
+        raise InvalidInput("program config: `adjustment_cap` cannot be negative", field="adjustment_cap")
     return {"excluded_categories": excluded, "birthday_points": birthday_points, "adjustment_cap": adjustment_cap}
 
 
 async def apply_program_config(config: dict[str, Any]) -> Program:
-    """Create or replace the programme and its tiers from a parsed TOML document (`[program]`, `[[tiers]]`)."""
+    """Create or replace the program and its tiers from a parsed TOML document (`[program]`, `[[tiers]]`)."""
     section = _require(config, "program", dict)
     tiers = _require(config, "tiers", list)
     if not tiers:
-        raise InvalidInput("programme config: at least one tier is needed", field="tiers")
+        raise InvalidInput("program config: at least one tier is needed", field="tiers")
     thresholds = [_require(t, "threshold", int) for t in tiers]
     if thresholds[0] != 0 or thresholds != sorted(set(thresholds)):
-        raise InvalidInput("programme config: tier thresholds must start at 0 and strictly increase", field="tiers")
+        raise InvalidInput("program config: tier thresholds must start at 0 and strictly increase", field="tiers")
     currency = _require(section, "currency", str)
     if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
-        raise InvalidInput("programme config: currency must be an ISO 4217 code such as EUR", field="currency")
+        raise InvalidInput("program config: currency must be an ISO 4217 code such as EUR", field="currency")
     values = {
         "name": _require(section, "name", str),
         "currency": currency,

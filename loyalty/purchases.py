@@ -144,7 +144,7 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRe
     """
     program = await load_program(conn)
     if request.currency != program.currency:
-        raise CurrencyMismatch(f"the programme runs in {program.currency}, not {request.currency}", field="currency")
+        raise CurrencyMismatch(f"the program runs in {program.currency}, not {request.currency}", field="currency")
     member = await ledger.lock_member(conn, request.member_id)
     await ledger.settle(conn, member)
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
@@ -245,7 +245,7 @@ async def preview_purchase(request: PurchaseRequest) -> EarnBreakdown:
     check_request(request)
     program = await load_program()
     if request.currency != program.currency:
-        raise CurrencyMismatch(f"the programme runs in {program.currency}, not {request.currency}", field="currency")
+        raise CurrencyMismatch(f"the program runs in {program.currency}, not {request.currency}", field="currency")
     member = await Member.get_or_none(id=request.member_id)
     if member is None:
         raise MemberNotFound("no such member", field="member")
@@ -424,7 +424,7 @@ async def refund_purchase(
     reverses exactly the purchase's points). By lines: the points those lines earned, in proportion to the refunded
     quantity. Either way never more than the purchase earned and not yet reversed (`RefundExceedsPurchase` for more
     money or items than were bought). Points come from the purchase's own lots first, then other available points;
-    below zero only where the programme allows it; what cannot be recovered is recorded on the entry. Qualifying
+    below zero only where the program allows it; what cannot be recovered is recorded on the entry. Qualifying
     value goes back in proportion to the money refunded. Stamps stay (see `loyalty.stamps`).
 
     With `member_id` (the checkout console: the member on screen) another member's receipt is `PurchaseNotFound`,

@@ -1,4 +1,4 @@
-"""The reward catalogue and redeeming points for a reward.
+"""The reward catalog and redeeming points for a reward.
 
 Visibility and availability. A member sees every *active* reward whose validity window contains now
 (`valid_from` inclusive, `valid_until` exclusive). A visible reward the member cannot take right now is still
@@ -12,7 +12,7 @@ conditional `UPDATE … WHERE stock > 0` (row count checked, so concurrent redee
 debited from the ledger, and a voucher issued that remembers the debit, so cancelling it gives back exactly
 those points and the stock.
 
-Per-member limit: lifetime count of the member's catalogue vouchers for the reward that were not cancelled
+Per-member limit: lifetime count of the member's catalog vouchers for the reward that were not cancelled
 (active, redeemed or expired unused: an expired voucher's points were spent); vouchers a stamp card or an offer
 gave for the same reward do not count.
 
@@ -20,7 +20,7 @@ Kinds and `value`: free product (`sku`), amount off (minor units), percent off (
 the till pays out or credits against the basket when the voucher is redeemed: the voucher carries the cash
 value), donation (minor units given to `cause`), experience (events, early access). A donation is fulfilled the
 moment its points are debited — there is nothing to hand in at a till — so its voucher is issued already
-REDEEMED and cannot be cancelled; the programme's donation totals are the sum of `value` over those vouchers.
+REDEEMED and cannot be cancelled; the program's donation totals are the sum of `value` over those vouchers.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class OutOfStock(DomainError):
 class Unavailable(StrEnum):
     """Why a reward cannot be redeemed right now (checked in this order)."""
 
-    NOT_AVAILABLE = "NOT_AVAILABLE"  # inactive or outside its window: never in the catalogue, only on vouchers
+    NOT_AVAILABLE = "NOT_AVAILABLE"  # inactive or outside its window: never in the catalog, only on vouchers
     NOT_ELIGIBLE = "NOT_ELIGIBLE"
     LIMIT_REACHED = "LIMIT_REACHED"
     OUT_OF_STOCK = "OUT_OF_STOCK"
@@ -81,13 +81,13 @@ class Unavailable(StrEnum):
 
 
 @dataclass(frozen=True)
-class CatalogueItem:
+class CatalogItem:
     reward: Reward
     unavailable: Unavailable | None  # None: the member can redeem it now
 
 
-def catalogue_key(reward: Reward) -> tuple[int, int, int]:
-    """The catalogue order: sort order, then points cost, then id (a total order, for keyset paging)."""
+def catalog_key(reward: Reward) -> tuple[int, int, int]:
+    """The catalog order: sort order, then points cost, then id (a total order, for keyset paging)."""
     return (reward.sort_order, reward.points_cost, reward.id)
 
 
@@ -135,7 +135,7 @@ async def _used(member_id: int, reward_ids: list[int], conn: BaseDBAsyncClient |
             member_id=member_id,
             reward_id__in=reward_ids,
             status__in=COUNTED_STATUSES,
-            # Only catalogue redemptions: a stamp card or offer giving the same reward uses no slot.
+            # Only catalog redemptions: a stamp card or offer giving the same reward uses no slot.
             stamp_card_id__isnull=True,
             offer_id__isnull=True,
         )
@@ -147,15 +147,15 @@ async def _used(member_id: int, reward_ids: list[int], conn: BaseDBAsyncClient |
     return {reward_id: int(n) for reward_id, n in rows}
 
 
-async def _items(member: Member, program: Program, rewards: list[Reward]) -> list[CatalogueItem]:
+async def _items(member: Member, program: Program, rewards: list[Reward]) -> list[CatalogItem]:
     used = await _used(member.id, [r.id for r in rewards])
-    return [CatalogueItem(r, _unavailable(r, member, program, used.get(r.id, 0))) for r in rewards]
+    return [CatalogItem(r, _unavailable(r, member, program, used.get(r.id, 0))) for r in rewards]
 
 
-async def catalogue(
+async def catalog(
     member: Member, program: Program, *, limit: int, after: tuple[int, int, int] | None = None
-) -> list[CatalogueItem]:
-    """Up to `limit` rewards the member can see, in catalogue order, after the keyset `after`.
+) -> list[CatalogItem]:
+    """Up to `limit` rewards the member can see, in catalog order, after the keyset `after`.
 
     Two queries whatever the page size: the rewards, and the member's voucher counts for them.
     """
@@ -171,7 +171,7 @@ async def catalogue(
     return await _items(member, program, rewards)
 
 
-async def catalogue_items(member: Member, program: Program, reward_ids: list[int]) -> dict[int, CatalogueItem]:
+async def catalog_items(member: Member, program: Program, reward_ids: list[int]) -> dict[int, CatalogItem]:
     """The rewards among `reward_ids` with the member's availability (hidden ones as NOT_AVAILABLE)."""
     rewards = await Reward.filter(id__in=reward_ids)
     return {item.reward.id: item for item in await _items(member, program, rewards)}
@@ -223,7 +223,7 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
                 ) from error
         voucher = await issue_voucher(conn, member.id, reward=reward, points_cost=reward.points_cost, entry=entry)
         if reward.kind == RewardKind.DONATION:
-            await _fulfil_donation(conn, voucher, reward)
+            await _fulfill_donation(conn, voucher, reward)
         return {"voucher_id": voucher.id}
 
     if not isinstance(idempotency_key, str) or not idempotency_key.strip():
@@ -232,7 +232,7 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
     return int(result["voucher_id"])
 
 
-async def _fulfil_donation(conn: BaseDBAsyncClient, voucher: Voucher, reward: Reward) -> None:
+async def _fulfill_donation(conn: BaseDBAsyncClient, voucher: Voucher, reward: Reward) -> None:
     now = clock.now()
     await Voucher.filter(id=voucher.id).using_db(conn).update(status=VoucherStatus.REDEEMED, redeemed_at=now)
     await events.emit(
@@ -246,7 +246,7 @@ async def _fulfil_donation(conn: BaseDBAsyncClient, voucher: Voucher, reward: Re
 @dataclass(frozen=True)
 class DonationTotal:
     cause: str
-    amount: int  # minor units of the programme's currency
+    amount: int  # minor units of the program's currency
     donations: int
 
 
@@ -266,7 +266,7 @@ _REWARD_FIELDS = ("description", "value", "sku", "cause", "stock", "per_member_l
 
 
 async def apply_reward_config(specs: list[dict[str, Any]]) -> int:
-    """Create or update catalogue rewards by name from parsed TOML (`[[rewards]]`); returns how many were written.
+    """Create or update catalog rewards by name from parsed TOML (`[[rewards]]`); returns how many were written.
 
     `min_tier` names a tier; other keys are `Reward` fields (kind, points_cost, value, sku, cause, stock, ...).
     """

@@ -1,4 +1,4 @@
-"""Seeding a programme (and optionally demo members with purchases) from a parsed TOML document."""
+"""Seeding a program (and optionally demo members with purchases) from a parsed TOML document."""
 
 from __future__ import annotations
 
@@ -18,15 +18,15 @@ from loyalty.stamps import apply_stamp_card_config
 
 
 async def seed_from_config(config: dict[str, Any]) -> str:
-    """Apply the programme config, enrol `[[members]]` with their purchases, then write `[[offers]]` (idempotent)."""
+    """Apply the program config, enroll `[[members]]` with their purchases, then write `[[offers]]` (idempotent)."""
     program = await apply_program_config(config)
     members = config.get("members", [])
     for spec in members:
         email = spec["email"]
         member, _ = await enroll_member(f"demo:{email.lower()}", email=email, display_name=spec.get("name", ""))
         for i, total in enumerate(spec.get("purchases", [])):
-            # Spread over the weeks before enrolment so some points are available and some pending; anchored to
-            # the enrolment time so that seeding again replays the same receipts (idempotent).
+            # Spread over the weeks before enrollment so some points are available and some pending; anchored to
+            # the enrollment time so that seeding again replays the same receipts (idempotent).
             request = PurchaseRequest(
                 member_id=member.id,
                 store_code="DEMO",
@@ -43,13 +43,13 @@ async def seed_from_config(config: dict[str, Any]) -> str:
     cards = await apply_stamp_card_config(config.get("stamp_cards", []))
     staff = await _seed_staff(config.get("staff", []))
     return (
-        f"programme {program.name!r} with {len(program.tiers)} tiers, {len(members)} demo members, {offers} offers, "
+        f"program {program.name!r} with {len(program.tiers)} tiers, {len(members)} demo members, {offers} offers, "
         f"{rules} campaigns and bonus rules, {rewards} rewards, {cards} stamp cards, {staff} staff accounts"
     )
 
 
 async def _seed_staff(specs: list[dict[str, Any]]) -> int:
-    # Demo logins only: a real programme creates staff with `klubb staff create` (no passwords in files).
+    # Demo logins only: a real program creates staff with `klubb staff create` (no passwords in files).
     for spec in specs:
         try:
             await create_staff(

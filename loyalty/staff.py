@@ -75,7 +75,7 @@ async def _verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-def normalise_email(email: str) -> str:
+def normalize_email(email: str) -> str:
     """Staff emails are compared lower-case without surrounding blanks."""
     return email.strip().lower()
 
@@ -143,7 +143,7 @@ async def create_staff(
 
     Raises `InvalidInput` (email, role, store code), `WeakPassword` (fewer than 12 characters) or `StaffEmailTaken`.
     """
-    address = normalise_email(email)
+    address = normalize_email(email)
     _check_email(address)
     _check_password(password)
     staff_role = _check_role(role)
@@ -171,7 +171,7 @@ async def authenticate_staff(email: str, password: str) -> Actor:
     work. After `LOGIN_THROTTLE_LIMIT` failures for an email within `LOGIN_THROTTLE_WINDOW`, every attempt (even
     with the right password) raises `TooManyAttempts`; a successful sign-in clears the failures.
     """
-    address = normalise_email(email)
+    address = normalize_email(email)
     # Claimed before the password is checked: parallel guesses cannot slip past the limit while argon2 runs.
     await claim_attempt(LOGIN_THROTTLE_SCOPE, address, LOGIN_THROTTLE_LIMIT, LOGIN_THROTTLE_WINDOW)
     staff = await StaffUser.get_or_none(email=address)

@@ -3,7 +3,7 @@
 Stamps are added in the purchase's transaction, for every active card:
 
 - `counts="items"`: the quantity of the receipt's lines that match the card (`match_category` and/or `match_sku`;
-  neither set: every line). Voided lines and lines in the programme's excluded categories never count.
+  neither set: every line). Voided lines and lines in the program's excluded categories never count.
 - `counts="visits"`: one stamp when the purchase total reaches `min_spend` (if set) and, if the card has a match,
   at least one counting line matches it.
 
@@ -129,7 +129,7 @@ async def stamp_cards_for(member_id: int) -> list[StampCardProgress]:
 
 
 async def apply_stamp_card_config(specs: list[dict[str, Any]]) -> int:
-    """Create or update stamp cards by name from parsed TOML (`[[stamp_cards]]`); `reward` names a catalogue reward.
+    """Create or update stamp cards by name from parsed TOML (`[[stamp_cards]]`); `reward` names a catalog reward.
 
     Returns how many were written.
     """

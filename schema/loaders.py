@@ -63,7 +63,7 @@ class Loaders:
         self.vouchers = DataLoader(_vouchers)
         self.stamp_cards = DataLoader(_stamp_cards)
         self.offers = DataLoader(_offers, cache_key_fn=lambda member: member.id)
-        self._reward_items: dict[int, DataLoader[int, rewards.CatalogueItem | None]] = {}
+        self._reward_items: dict[int, DataLoader[int, rewards.CatalogItem | None]] = {}
         self._qualifying: dict[tuple[datetime, datetime], DataLoader[int, int]] = {}
         self._expiring: dict[datetime, DataLoader[int, list[tuple[datetime, int]]]] = {}
 
@@ -92,12 +92,12 @@ class Loaders:
             self._expiring[until] = DataLoader(load)
         return self._expiring[until]
 
-    def reward_items(self, member: Member) -> DataLoader[int, rewards.CatalogueItem | None]:
+    def reward_items(self, member: Member) -> DataLoader[int, rewards.CatalogItem | None]:
         """Rewards by id with `member`'s availability (a voucher's reward, a refetched reward)."""
         if member.id not in self._reward_items:
 
-            async def load(reward_ids: Sequence[int]) -> list[rewards.CatalogueItem | None]:
-                items = await rewards.catalogue_items(member, await cached_program(), list(reward_ids))
+            async def load(reward_ids: Sequence[int]) -> list[rewards.CatalogItem | None]:
+                items = await rewards.catalog_items(member, await cached_program(), list(reward_ids))
                 return [items.get(i) for i in reward_ids]
 
             self._reward_items[member.id] = DataLoader(load)

@@ -52,12 +52,12 @@ class Query:
         member = await settle_member_if_due(member)
         return Member.from_model(member)
 
-    @strawberry.field(description="The loyalty programme: name, currency and tiers.")
+    @strawberry.field(description="The loyalty program: name, currency and tiers.")
     async def program(self) -> Program:
         return Program.from_model(await cached_program())
 
     @strawberry.field(
-        description="The reward catalogue: everything you can see, in catalogue order, each saying whether you can "
+        description="The reward catalog: everything you can see, in catalog order, each saying whether you can "
         "redeem it now and if not, why."
     )
     async def rewards(self, info: Info, first: int = 20, after: str | None = None) -> RewardConnection:
@@ -71,7 +71,7 @@ class Query:
 @strawberry.type
 class Mutation:
     session_create: SessionPayload = strawberry.mutation(
-        resolver=session_create, description="Sign in with a Firebase ID token; enrols on first sign-in."
+        resolver=session_create, description="Sign in with a Firebase ID token; enrolls on first sign-in."
     )
     session_refresh: SessionPayload = strawberry.mutation(
         resolver=session_refresh, description="Rotate the refresh token; a reused one ends the session family."

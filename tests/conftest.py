@@ -118,7 +118,7 @@ async def db(database_url: str, clock: business_clock.FrozenClock) -> AsyncItera
 
 @pytest.fixture
 async def program(db: str) -> Program:
-    """The test programme: EUR, 1 point per euro, 14 pending days, 365-day expiry, three tiers."""
+    """The test program: EUR, 1 point per euro, 14 pending days, 365-day expiry, three tiers."""
     return await apply_program_config(TEST_PROGRAM)
 
 

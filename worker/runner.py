@@ -112,7 +112,7 @@ async def run_forever(
 async def run_embedded(settings: Settings, stop: asyncio.Event) -> None:
     """The in-process drainer for the API lifespan (embedded default): never dies, stops promptly on `stop`.
 
-    Does nothing unless `settings.embedded_worker` is true. The ORM must already be initialised by the lifespan.
+    Does nothing unless `settings.embedded_worker` is true. The ORM must already be initialized by the lifespan.
     """
     if not settings.embedded_worker:
         return

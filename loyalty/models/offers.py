@@ -1,4 +1,4 @@
-"""Personalised offers (targeted, optionally activated by the member) and stamp cards."""
+"""Personalized offers (targeted, optionally activated by the member) and stamp cards."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Programme configuration: one programme per deployment, its tiers and earning parameters."""
+"""Program configuration: one program per deployment, its tiers and earning parameters."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class Program(Model):
     # Line categories that never earn (gift cards, deposits).
     excluded_categories = fields.JSONField(default=list)
     birthday_points = fields.IntField(default=0)
-    # Lifecycle: new for `new_member_days` after enrolment; lapsing/lapsed after that many days without a purchase.
+    # Lifecycle: new for `new_member_days` after enrollment; lapsing/lapsed after that many days without a purchase.
     new_member_days = fields.IntField(default=30)
     lapsing_after_days = fields.IntField(default=60)
     lapsed_after_days = fields.IntField(default=180)

@@ -1,4 +1,4 @@
-"""The reward catalogue and the vouchers members get for rewards, offers and completed stamp cards."""
+"""The reward catalog and the vouchers members get for rewards, offers and completed stamp cards."""
 
 from __future__ import annotations
 

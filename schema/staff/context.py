@@ -31,7 +31,7 @@ class StaffContext:
     def require(self, role: StaffRole = StaffRole.CASHIER, store_code: str | None = None) -> Actor:
         """The acting staff member/integration if they hold `role` (in `store_code`); else a top-level error.
 
-        Function-level authorisation: every staff resolver calls this first.
+        Function-level authorization: every staff resolver calls this first.
         """
         if self.actor is None:
             raise NotAuthenticated("staff sign-in required: send a staff access token or an API key")

@@ -56,7 +56,7 @@ class Points:
             expiring_days=program.expiring_soon_days,
         )
 
-    @strawberry.field(description="Available points expiring within the programme's warning window, soonest first.")
+    @strawberry.field(description="Available points expiring within the program's warning window, soonest first.")
     async def expiring_soon(self, info: Info) -> list[ExpiringPoints]:
         expiring = await info.context.loaders.expiring_points(self.expiring_days).load(self.member_id)
         return [ExpiringPoints(amount=amount, expires_at=at) for at, amount in expiring]

@@ -1,4 +1,4 @@
-"""Personalised offers as the member app (and the till) sees them, and the `me.offers` connection."""
+"""Personalized offers as the member app (and the till) sees them, and the `me.offers` connection."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ OfferBenefit = strawberry.enum(
 )
 LifecycleStage = strawberry.enum(
     Enum("LifecycleStage", {s.name: s.value for s in models.LifecycleStage}),
-    description="Where a member is in the programme: new, active, lapsing (no recent purchase) or lapsed.",
+    description="Where a member is in the program: new, active, lapsing (no recent purchase) or lapsed.",
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""The programme as the member app sees it: name, currency and tiers."""
+"""The program as the member app sees it: name, currency and tiers."""
 
 from __future__ import annotations
 

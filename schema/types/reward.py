@@ -1,4 +1,4 @@
-"""The reward catalogue as the member sees it: every visible reward, with whether they can redeem it now."""
+"""The reward catalog as the member sees it: every visible reward, with whether they can redeem it now."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class Reward(relay.Node):
     kind: RewardKind  # type: ignore[valid-type]
     points_cost: int
     value: int = strawberry.field(
-        description="AMOUNT_OFF, CASHBACK, DONATION: minor units of the programme's currency; PERCENT_OFF: percent."
+        description="AMOUNT_OFF, CASHBACK, DONATION: minor units of the program's currency; PERCENT_OFF: percent."
     )
     sku: str | None = strawberry.field(description="The free product, for FREE_PRODUCT.")
     cause: str | None = strawberry.field(description="Who receives a DONATION.")
@@ -49,7 +49,7 @@ class Reward(relay.Node):
     unavailable_reason: RewardUnavailableReason | None  # type: ignore[valid-type]
 
     @classmethod
-    def from_item(cls, item: rewards.CatalogueItem, tier_names: dict[int, str]) -> Reward:
+    def from_item(cls, item: rewards.CatalogItem, tier_names: dict[int, str]) -> Reward:
         reward = item.reward
         return cls(
             id=reward.id,
@@ -71,7 +71,7 @@ class Reward(relay.Node):
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Reward | None]:
-        # Only rewards the member can see in the catalogue; others resolve like missing ones.
+        # Only rewards the member can see in the catalog; others resolve like missing ones.
         member = await info.context.loaders.member.load(info.context.require_member())
         if member is None:
             return [None for _ in node_ids]
@@ -87,14 +87,14 @@ def tier_names(program: models.Program) -> dict[int, str]:
     return {t.id: t.name for t in tiers_of(program)}
 
 
-_INT = 2**32  # every part of the catalogue key is a 32-bit integer column
+_INT = 2**32  # every part of the catalog key is a 32-bit integer column
 _OFFSET = 2**31  # sort order and cost may be negative in the column type
 
 
 def _position(reward: models.Reward) -> int:
-    # The catalogue keyset (sort order, points cost, id) packed, order-preserving, into the one integer our
+    # The catalog keyset (sort order, points cost, id) packed, order-preserving, into the one integer our
     # cursors carry.
-    sort_order, cost, reward_id = rewards.catalogue_key(reward)
+    sort_order, cost, reward_id = rewards.catalog_key(reward)
     return ((sort_order + _OFFSET) * _INT + cost + _OFFSET) * _INT + reward_id
 
 
@@ -114,7 +114,7 @@ class RewardConnection(relay.Connection[Reward]):
     @classmethod
     async def load(cls, member: models.Member, size: int, after: str | None) -> RewardConnection:
         program = await cached_program()
-        items = await rewards.catalogue(member, program, limit=size + 1, after=_decode_position(after))
+        items = await rewards.catalog(member, program, limit=size + 1, after=_decode_position(after))
         names = tier_names(program)
         edges = [
             relay.Edge(node=Reward.from_item(item, names), cursor=encode_cursor("reward", _position(item.reward)))
@@ -134,5 +134,5 @@ class RewardConnection(relay.Connection[Reward]):
 @strawberry.type(name="DonationTotal")
 class DonationTotal:
     cause: str
-    amount: int = strawberry.field(description="Total donated, minor units of the programme's currency.")
+    amount: int = strawberry.field(description="Total donated, minor units of the program's currency.")
     donations: int = strawberry.field(description="How many donation rewards were redeemed.")

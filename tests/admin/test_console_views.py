@@ -1,4 +1,4 @@
-"""The staff console over HTTP (httpx + ASGI): sign-in, CSRF, authorisation, and the checkout actions."""
+"""The staff console over HTTP (httpx + ASGI): sign-in, CSRF, authorization, and the checkout actions."""
 
 from __future__ import annotations
 

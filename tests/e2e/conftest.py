@@ -62,7 +62,7 @@ def chromium() -> Path:
 
 
 async def _seed(database_url: str) -> Seeded:
-    """A programme, a cashier of store S1, and a member with 300 points, an active voucher and a bonus offer."""
+    """A program, a cashier of store S1, and a member with 300 points, an active voucher and a bonus offer."""
     await migrate(database_url)
     await connect(database_url)
     try:
@@ -83,7 +83,7 @@ async def _seed(database_url: str) -> Seeded:
         return Seeded(await Member.get(id=member.id), program.card_code_seconds, voucher.code, offer.name)
     finally:
         await disconnect()
-        # This process's other tests share Tortoise's per-connection-name SQL cache and the programme cache.
+        # This process's other tests share Tortoise's per-connection-name SQL cache and the program cache.
         EXECUTOR_CACHE.clear()
         forget_cached_program()
 

@@ -33,7 +33,7 @@ from tests.conftest import TEST_PROGRAM
 
 
 async def new_member(uid: str) -> Member:
-    """Enrol a member (entry tier) and return it."""
+    """Enroll a member (entry tier) and return it."""
     member, created = await enroll_member(uid, email=f"{uid}@example.com")
     assert created
     return member
@@ -182,6 +182,6 @@ async def row_counts() -> dict[str, int]:
 
 
 async def configure(**program_overrides: Any) -> None:
-    """Re-apply the test programme with some `[program]` values changed."""
+    """Re-apply the test program with some `[program]` values changed."""
     config = {"program": {**TEST_PROGRAM["program"], **program_overrides}, "tiers": TEST_PROGRAM["tiers"]}
     await apply_program_config(config)

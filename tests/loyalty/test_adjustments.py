@@ -15,7 +15,7 @@ from tests.loyalty.ledger_helpers import balances, give_available, new_member
 
 CASHIER = Actor(kind="staff", id=11, role=StaffRole.CASHIER, store_codes=("S1",), name="Cass")
 MANAGER = Actor(kind="staff", id=12, role=StaffRole.MANAGER, name="Max")
-CAP = 500  # the programme's default adjustment_cap
+CAP = 500  # the program's default adjustment_cap
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ async def test_above_the_cap_a_manager_may_adjust(member: Member, amount: int) -
     assert result.available_after == 1_000 + amount
 
 
-async def test_the_cap_is_the_programmes_configuration(member: Member) -> None:
+async def test_the_cap_is_the_programs_configuration(member: Member) -> None:
     await Program.filter(id=1).update(adjustment_cap=50)
 
     with pytest.raises(Forbidden):

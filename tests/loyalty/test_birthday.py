@@ -78,7 +78,7 @@ async def test_the_next_year_brings_the_next_birthday_points(program: Program, c
     assert await balances(member.id) == (200, 0, 200)
 
 
-async def test_a_programme_without_birthday_points_credits_nothing(program: Program, clock: FrozenClock) -> None:
+async def test_a_program_without_birthday_points_credits_nothing(program: Program, clock: FrozenClock) -> None:
     member = await _born("uid-march", date(1990, 3, 2))
 
     assert await grant_birthday_points() == 0

@@ -214,10 +214,10 @@ async def test_a_fractional_earn_rate_floors_the_purchase_once(program: Program,
     assert [x.points for x in recorded.breakdown.lines] == [0, 1, 0]
 
 
-async def test_the_demo_programme_seeds_exclusions_birthday_points_campaigns_and_bonuses_once(
+async def test_the_demo_program_seeds_exclusions_birthday_points_campaigns_and_bonuses_once(
     db: str, clock: FrozenClock
 ) -> None:
-    config = tomllib.loads((Path(__file__).parents[2] / "demo" / "programme.toml").read_text())
+    config = tomllib.loads((Path(__file__).parents[2] / "demo" / "program.toml").read_text())
 
     await seed_from_config(config)
     await seed_from_config(config)  # seeding again updates, never duplicates

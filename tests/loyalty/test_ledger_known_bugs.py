@@ -69,7 +69,7 @@ async def test_expiry_job_run_concurrently_deducts_once_per_lot(program: Program
 
 
 async def _member_owing_70_points(clock: FrozenClock) -> Member:
-    """A member of a programme allowing negative balances, at -70 after a refund of spent points."""
+    """A member of a program allowing negative balances, at -70 after a refund of spent points."""
     await configure(allow_negative_balance=True)
     member = await new_member("uid-bugs")
     await purchase(member.id, "R1", 10_000, clock.now() - 15 * DAY)

@@ -127,7 +127,7 @@ async def test_the_expiry_clock_starts_when_the_lot_becomes_available(program: P
     assert await balances(member.id) == (0, 0, 50)
 
 
-async def test_programme_without_expiry_never_expires_points(program: Program, clock: FrozenClock) -> None:
+async def test_program_without_expiry_never_expires_points(program: Program, clock: FrozenClock) -> None:
     # given
     await configure(expiry_days=None)
     member = await new_member("uid-rules")
@@ -258,10 +258,10 @@ async def test_refund_after_the_points_were_spent_takes_other_points_then_record
     assert (clawback.delta_available, clawback.delta_lifetime, clawback.unrecovered) == (-30, -100, 70)
 
 
-async def test_refund_after_spending_goes_negative_when_the_programme_allows_it(
+async def test_refund_after_spending_goes_negative_when_the_program_allows_it(
     program: Program, clock: FrozenClock
 ) -> None:
-    # given the same situation in a programme that allows a negative balance
+    # given the same situation in a program that allows a negative balance
     await configure(allow_negative_balance=True)
     member = await new_member("uid-rules")
     await purchase(member.id, "R1", 10_000, clock.now() - 15 * DAY)

@@ -23,7 +23,7 @@ def _member(last_purchase_at: datetime | None = None) -> Member:
 
 
 @pytest.mark.parametrize(
-    ("after_enrolment", "stage"),
+    ("after_enrollment", "stage"),
     [
         (timedelta(0), LifecycleStage.NEW),
         (timedelta(days=30) - SECOND, LifecycleStage.NEW),
@@ -35,8 +35,8 @@ def _member(last_purchase_at: datetime | None = None) -> Member:
         (timedelta(days=2000), LifecycleStage.LAPSED),
     ],
 )
-def test_without_a_purchase_the_clock_runs_from_enrolment(after_enrolment: timedelta, stage: LifecycleStage) -> None:
-    assert lifecycle_stage(_member(), PROGRAM, ENROLLED + after_enrolment) == stage
+def test_without_a_purchase_the_clock_runs_from_enrollment(after_enrollment: timedelta, stage: LifecycleStage) -> None:
+    assert lifecycle_stage(_member(), PROGRAM, ENROLLED + after_enrollment) == stage
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_zero_new_member_days_means_nobody_is_new() -> None:
     assert lifecycle_stage(_member(), program, ENROLLED) == LifecycleStage.ACTIVE
 
 
-async def test_thresholds_are_read_from_the_programme_config(db: str) -> None:
+async def test_thresholds_are_read_from_the_program_config(db: str) -> None:
     config = deepcopy(TEST_PROGRAM)
     config["program"] |= {"new_member_days": 7, "lapsing_after_days": 21, "lapsed_after_days": 90}
 

@@ -521,8 +521,8 @@ async def test_ten_concurrent_redemptions_of_a_once_per_member_offer_succeed_onc
 # --- configuration --------------------------------------------------------------------------------
 
 
-async def test_the_demo_programme_seeds_an_offer_for_each_lifecycle_stage_once(db: str) -> None:
-    config = tomllib.loads((Path(__file__).parents[2] / "demo" / "programme.toml").read_text())
+async def test_the_demo_program_seeds_an_offer_for_each_lifecycle_stage_once(db: str) -> None:
+    config = tomllib.loads((Path(__file__).parents[2] / "demo" / "program.toml").read_text())
 
     await seed_from_config(config)
     await seed_from_config(config)  # seeding again updates, never duplicates

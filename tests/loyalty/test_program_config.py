@@ -1,4 +1,4 @@
-"""The programme is configuration: TOML values land in the database, and bad values are refused whole."""
+"""The program is configuration: TOML values land in the database, and bad values are refused whole."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from loyalty.seeding import seed_from_config
 from loyalty.staff import authenticate_staff
 from tests.conftest import TEST_PROGRAM
 
-DEMO = Path(__file__).parents[2] / "demo" / "programme.toml"
+DEMO = Path(__file__).parents[2] / "demo" / "program.toml"
 
 
 def _with(**program: Any) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def _with(**program: Any) -> dict[str, Any]:
     return config
 
 
-async def test_the_demo_programme_file_is_valid(db: str) -> None:
+async def test_the_demo_program_file_is_valid(db: str) -> None:
     program = await apply_program_config(tomllib.loads(DEMO.read_text()))
 
     assert (program.name, program.currency, program.adjustment_cap, program.birthday_points) == (
@@ -60,7 +60,7 @@ async def test_bad_values_are_refused_and_nothing_is_written(db: str, change: di
     assert await Program.all().count() == 0
 
 
-async def test_the_demo_seed_has_the_catalogue_stamp_card_and_staff_and_can_run_twice(db: str) -> None:
+async def test_the_demo_seed_has_the_catalog_stamp_card_and_staff_and_can_run_twice(db: str) -> None:
     config = tomllib.loads(DEMO.read_text())
 
     await seed_from_config(config)

@@ -1,4 +1,4 @@
-"""The reward catalogue and redeeming points for rewards: rules, edges and bad input (nothing written)."""
+"""The reward catalog and redeeming points for rewards: rules, edges and bad input (nothing written)."""
 
 from __future__ import annotations
 
@@ -210,7 +210,7 @@ async def test_an_inactive_or_unknown_reward_is_refused_and_writes_nothing(progr
     assert await written(member.id) == (100, 1, 0, 2)
 
 
-async def test_the_catalogue_lists_visible_rewards_in_order_with_the_reason_each_is_unavailable(
+async def test_the_catalog_lists_visible_rewards_in_order_with_the_reason_each_is_unavailable(
     program: Program, clock: FrozenClock
 ) -> None:
     tiers = {t.name: t for t in await Tier.all()}
@@ -226,7 +226,7 @@ async def test_the_catalogue_lists_visible_rewards_in_order_with_the_reason_each
     await rewards.redeem_reward(member.id, once.id, idempotency_key="k")
     member = await Member.get(id=member.id)
 
-    items = await rewards.catalogue(member, await load_program(), limit=10)
+    items = await rewards.catalog(member, await load_program(), limit=10)
 
     assert [(i.reward.id, i.unavailable) for i in items] == [
         (gold.id, rewards.Unavailable.NOT_ELIGIBLE),
@@ -237,13 +237,13 @@ async def test_the_catalogue_lists_visible_rewards_in_order_with_the_reason_each
     ]
 
 
-async def test_the_catalogue_pages_by_keyset(program: Program) -> None:
+async def test_the_catalog_pages_by_keyset(program: Program) -> None:
     member = await member_with("u1", 0)
     made = [await reward(name=f"R{i}", points_cost=cost) for i, cost in enumerate([50, 25, 25, 100, 60])]
     program_ = await load_program()
 
-    first = await rewards.catalogue(member, program_, limit=2)
-    rest = await rewards.catalogue(member, program_, limit=10, after=rewards.catalogue_key(first[-1].reward))
+    first = await rewards.catalog(member, program_, limit=2)
+    rest = await rewards.catalog(member, program_, limit=10, after=rewards.catalog_key(first[-1].reward))
 
     assert [i.reward.id for i in first + rest] == [made[1].id, made[2].id, made[0].id, made[4].id, made[3].id]
 

@@ -53,7 +53,7 @@ def hasher(monkeypatch: pytest.MonkeyPatch) -> CountingHasher:
 # --- accounts -------------------------------------------------------------------------------------
 
 
-async def test_create_staff_stores_an_argon2id_hash_and_normalised_fields(db: str, clock: FrozenClock) -> None:
+async def test_create_staff_stores_an_argon2id_hash_and_normalized_fields(db: str, clock: FrozenClock) -> None:
     created = await create_staff("  Cass@Example.COM ", PASSWORD, "cashier", ["S2", "S1", "S2"], " Cass ")
 
     row = await StaffUser.get(id=created.id)

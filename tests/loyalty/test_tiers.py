@@ -253,7 +253,7 @@ async def test_calendar_year_period_resets_on_new_year(program: Program, clock: 
     assert await _qualifying(member.id) == 0
 
 
-async def test_calendar_year_follows_the_programme_timezone(program: Program, clock: FrozenClock) -> None:
+async def test_calendar_year_follows_the_program_timezone(program: Program, clock: FrozenClock) -> None:
     await configure(timezone="Europe/Berlin")
     loaded = await load_program()
     at = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)  # already 2027 in Berlin
@@ -262,7 +262,7 @@ async def test_calendar_year_follows_the_programme_timezone(program: Program, cl
 
 
 async def test_rolling_12_months_counts_the_last_365_days(program: Program, clock: FrozenClock) -> None:
-    # given a rolling programme and 600 qualifying points on 2026-03-02
+    # given a rolling program and 600 qualifying points on 2026-03-02
     await configure(tier_period="rolling_12_months")
     member = await new_member("uid-tier")
     t0 = clock.now()

@@ -177,7 +177,7 @@ async def test_home_query_sql_count_does_not_grow_with_activity(
 ) -> None:
     client = as_member(anna)
     await _earn(anna, "R0", 1_000, clock)
-    await client.execute(HOME_QUERY)  # warm the programme cache
+    await client.execute(HOME_QUERY)  # warm the program cache
     sql_counter.statements.clear()
     await client.execute(HOME_QUERY)
     with_one = len(sql_counter.statements)

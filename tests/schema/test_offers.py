@@ -69,11 +69,9 @@ async def test_the_offers_screen_shows_every_field(anna: Member, as_member: Any)
     assert me["offers"]["pageInfo"] == {"hasNextPage": False, "endCursor": me["offers"]["edges"][0]["cursor"]}
 
 
-async def test_lifecycle_stage_follows_the_programme_thresholds(
-    anna: Member, as_member: Any, clock: FrozenClock
-) -> None:
+async def test_lifecycle_stage_follows_the_program_thresholds(anna: Member, as_member: Any, clock: FrozenClock) -> None:
     stages = []
-    for days in (29, 1, 30, 120):  # 29, 30, 60 and 180 days after enrolment
+    for days in (29, 1, 30, 120):  # 29, 30, 60 and 180 days after enrollment
         clock.advance(timedelta(days=days))
         stages.append((await as_member(anna).execute("{ me { lifecycleStage } }"))["data"]["me"]["lifecycleStage"])
 
@@ -147,7 +145,7 @@ async def test_offers_sql_count_does_not_grow_with_the_number_of_offers(
     client = as_member(anna)
     first = await new_offer(name="first", requires_activation=True)
     await client.execute(ACTIVATE, {"offerId": gid("Offer", first.id)})
-    await client.execute(OFFERS_QUERY)  # warm the programme cache
+    await client.execute(OFFERS_QUERY)  # warm the program cache
     sql_counter.statements.clear()
     await client.execute(OFFERS_QUERY)
     with_one = len(sql_counter.statements)

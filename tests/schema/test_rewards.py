@@ -31,7 +31,7 @@ async def redeem(client: Any, reward_id: str, key: str = "k1") -> dict[str, Any]
     return result["data"]["rewardRedeem"]
 
 
-async def test_the_catalogue_says_what_the_member_can_redeem_and_why_not(anna: Member, as_member: Any) -> None:
+async def test_the_catalog_says_what_the_member_can_redeem_and_why_not(anna: Member, as_member: Any) -> None:
     gold = await Tier.get(name="Gold")
     await give(anna, 60)
     coffee = await Reward.create(name="Coffee", kind=RewardKind.FREE_PRODUCT, points_cost=25, sku="COF-1", stock=3)
@@ -70,7 +70,7 @@ async def test_the_catalogue_says_what_the_member_can_redeem_and_why_not(anna: M
     }
 
 
-async def test_the_catalogue_pages_and_its_query_count_does_not_grow(
+async def test_the_catalog_pages_and_its_query_count_does_not_grow(
     anna: Member, as_member: Any, sql_counter: SQLCounter
 ) -> None:
     for n in range(3):
@@ -88,7 +88,7 @@ async def test_the_catalogue_pages_and_its_query_count_does_not_grow(
 
     assert [e["node"]["name"] for e in first["edges"] + second["edges"]] == ["R0", "R1", "R2"]
     assert (first["pageInfo"]["hasNextPage"], second["pageInfo"]["hasNextPage"]) == (True, False)
-    assert statements == 5  # member, programme and tiers (then cached), the rewards page, voucher counts
+    assert statements == 5  # member, program and tiers (then cached), the rewards page, voucher counts
     for n in range(3, 40):
         await Reward.create(name=f"R{n}", kind=RewardKind.AMOUNT_OFF, points_cost=10 * (n + 1), value=100)
     sql_counter.statements.clear()

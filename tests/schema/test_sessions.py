@@ -27,7 +27,7 @@ mutation($token: String!) {
 """
 
 
-async def test_first_sign_in_enrols_and_the_access_token_opens_me(
+async def test_first_sign_in_enrolls_and_the_access_token_opens_me(
     as_member: Any, settings: Settings, program: Program
 ) -> None:
     firebase_token = make_emulator_id_token(settings.firebase_project_id, "uid-new", "new@example.com", "New Member")
@@ -50,7 +50,7 @@ async def test_first_sign_in_enrols_and_the_access_token_opens_me(
     assert (await client.execute("{ me { memberNumber } }")) == {"data": {"me": {"memberNumber": member.member_number}}}
 
 
-async def test_an_invalid_firebase_token_is_a_user_error_and_enrols_nobody(as_member: Any, program: Program) -> None:
+async def test_an_invalid_firebase_token_is_a_user_error_and_enrolls_nobody(as_member: Any, program: Program) -> None:
     result = await as_member(None).execute(CREATE, {"token": "garbage"})
 
     payload = result["data"]["sessionCreate"]

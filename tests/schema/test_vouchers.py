@@ -93,7 +93,7 @@ async def test_the_list_pages_with_a_constant_number_of_statements(
         "{ edges { node { id reward { name available } } } pageInfo { hasNextPage endCursor } } } }"
     )
     client = as_member(anna)
-    await client.execute("{ program { name } }")  # warm the programme cache
+    await client.execute("{ program { name } }")  # warm the program cache
 
     sql_counter.statements.clear()
     first = (await client.execute(query))["data"]["me"]["vouchers"]

@@ -23,13 +23,13 @@ class Received:
     body: bytes
 
 
-# A behaviour gets the request and its 0-based index; returns a status code, or "stall" to never answer.
-Behaviour = Callable[[Received, int], int | str]
+# A behavior gets the request and its 0-based index; returns a status code, or "stall" to never answer.
+Behavior = Callable[[Received, int], int | str]
 
 
 @dataclass
 class Receiver:
-    behaviour: Behaviour = lambda request, index: 204
+    behavior: Behavior = lambda request, index: 204
     requests: list[Received] = field(default_factory=list)
     port: int = 0
     delay: float = 0.0  # seconds to wait before answering
@@ -62,7 +62,7 @@ class Receiver:
                 self.requests.append(request)
                 self.received_at.append(time.monotonic())
                 self.got_request.set()
-                outcome = self.behaviour(request, index)
+                outcome = self.behavior(request, index)
                 if outcome == "stall":
                     await self._release.wait()
                     return
@@ -82,7 +82,7 @@ class Receiver:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    """A webhook receiver on a free port; set `receiver.behaviour` to script its answers."""
+    """A webhook receiver on a free port; set `receiver.behavior` to script its answers."""
     recv = Receiver()
     server = await asyncio.start_server(recv.handle, "127.0.0.1", 0)
     recv.port = server.sockets[0].getsockname()[1]

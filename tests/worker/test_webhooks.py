@@ -220,7 +220,7 @@ async def test_endpoints_receive_only_the_event_types_they_subscribed_to(db: str
 async def test_server_error_is_retried_with_backoff_then_succeeds(
     db: str, clock: FrozenClock, receiver: Receiver
 ) -> None:
-    receiver.behaviour = lambda request, index: 500 if index == 0 else 200
+    receiver.behavior = lambda request, index: 500 if index == 0 else 200
     await create_webhook_endpoint(receiver.url())
     event = await emit_event(events.TIER_CHANGED)
     settings = _settings(db)
@@ -248,7 +248,7 @@ async def test_server_error_is_retried_with_backoff_then_succeeds(
 
 
 async def test_delivery_gives_up_24_hours_after_the_event(db: str, clock: FrozenClock, receiver: Receiver) -> None:
-    receiver.behaviour = lambda request, index: 503
+    receiver.behavior = lambda request, index: 503
     await create_webhook_endpoint(receiver.url())
     event = await emit_event(events.POINTS_ADJUSTED)
     settings = _settings(db)
@@ -276,7 +276,7 @@ async def test_delivery_gives_up_24_hours_after_the_event(db: str, clock: Frozen
 async def test_receiver_that_does_not_answer_in_time_is_a_failed_attempt(
     db: str, clock: FrozenClock, receiver: Receiver
 ) -> None:
-    receiver.behaviour = lambda request, index: "stall"
+    receiver.behavior = lambda request, index: "stall"
     await create_webhook_endpoint(receiver.url())
     event = await emit_event(events.POINTS_REDEEMED)
 

@@ -65,7 +65,7 @@ async def test_worker_killed_mid_delivery_is_redelivered_after_its_lease_expires
 ) -> None:
     # The subprocesses use the wall clock: line the business clock up with it.
     clock.set(datetime.now(UTC))
-    receiver.behaviour = lambda request, index: "stall" if index == 0 else 200
+    receiver.behavior = lambda request, index: "stall" if index == 0 else 200
     await create_webhook_endpoint(receiver.url())
     event = await emit_event(events.POINTS_EARNED, points=10)
     log = tmp_path / "workers.log"

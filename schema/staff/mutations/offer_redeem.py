@@ -1,4 +1,4 @@
-"""offerRedeem: a cashier redeems a member's personalised offer at the till (limits hold under concurrency)."""
+"""offerRedeem: a cashier redeems a member's personalized offer at the till (limits hold under concurrency)."""
 
 from __future__ import annotations
 

@@ -101,5 +101,5 @@ async def points_adjust(info: StaffInfo, input: PointsAdjustInput) -> PointsAdju
 class PointsAdjustMutation:
     points_adjust: PointsAdjustPayload = strawberry.mutation(
         resolver=points_adjust,
-        description="Credit or debit points by hand with a reason; above the programme's cap a manager is needed.",
+        description="Credit or debit points by hand with a reason; above the program's cap a manager is needed.",
     )

@@ -17,7 +17,7 @@ from loyalty.refresh_tokens import RefreshTokenInvalid, RefreshTokenReused
 from tests.conftest import START
 
 
-async def test_first_sign_in_enrols_and_issues_a_session(
+async def test_first_sign_in_enrolls_and_issues_a_session(
     program: Program, settings: Settings, tokens: TokenService, verifier: FirebaseVerifier
 ) -> None:
     # given a Firebase user who never signed in
@@ -51,7 +51,7 @@ async def test_second_sign_in_finds_the_same_member(
     assert await RefreshToken.filter(member_id=first.member.id).count() == 2
 
 
-async def test_invalid_firebase_token_enrols_nobody(
+async def test_invalid_firebase_token_enrolls_nobody(
     program: Program, settings: Settings, tokens: TokenService, verifier: FirebaseVerifier
 ) -> None:
     other_project = make_emulator_id_token("another-project", "fb-eve", "eve@example.com")

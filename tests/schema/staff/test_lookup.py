@@ -29,7 +29,7 @@ query Lookup($query: String!) {
   }
 }
 """
-PERIOD = 60  # the test programme's card_code_seconds
+PERIOD = 60  # the test program's card_code_seconds
 
 
 async def _lookup(query: str, actor: Actor) -> Any:
@@ -154,7 +154,7 @@ async def test_misses_are_null_without_errors(anna: Member, cashier: Actor) -> N
 async def test_the_lookup_runs_a_constant_number_of_sql_statements(
     anna: Member, cashier: Actor, clock: FrozenClock, sql_counter: SQLCounter
 ) -> None:
-    await cached_program()  # the programme is cached per process for a few seconds
+    await cached_program()  # the program is cached per process for a few seconds
     by_number, by_card = [], []
     for _ in range(3):
         sql_counter.statements.clear()

@@ -1,4 +1,4 @@
-"""offerRedeem at the till: what the till applies, authorisation per role, precise userErrors, idempotency."""
+"""offerRedeem at the till: what the till applies, authorization per role, precise userErrors, idempotency."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""voucherRedeem at the checkout: single use, expiry, foreign codes, throttled guessing, authorisation, audit."""
+"""voucherRedeem at the checkout: single use, expiry, foreign codes, throttled guessing, authorization, audit."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ async def test_expired_cancelled_unknown_and_foreign_codes_have_precise_errors_a
     assert await AuditLog.all().count() == 0
 
 
-async def test_authorisation_cashier_only_in_own_store_managers_anywhere(
+async def test_authorization_cashier_only_in_own_store_managers_anywhere(
     program: Program, cashier: Actor, manager: Actor, admin: Actor
 ) -> None:
     anna, _ = await enroll_member("uid-anna")

@@ -1,4 +1,4 @@
-"""Function-level authorisation of every staff operation, for every kind of caller.
+"""Function-level authorization of every staff operation, for every kind of caller.
 
 A new staff operation must get a row in OPERATIONS: `test_every_staff_operation_is_in_the_table` fails until it has.
 """
@@ -34,7 +34,7 @@ IN_STORE_S1 = SIGNED_IN - {"cashier of another store"}
 @dataclass(frozen=True)
 class Operation:
     document: str
-    allowed: frozenset[str]  # callers that pass authorisation; the others get UNAUTHENTICATED / FORBIDDEN
+    allowed: frozenset[str]  # callers that pass authorization; the others get UNAUTHENTICATED / FORBIDDEN
     variables: dict[str, Any] = field(default_factory=dict)  # "$member" is replaced by the member's global id
 
 
@@ -103,7 +103,7 @@ def test_every_staff_operation_is_in_the_table() -> None:
 
 @pytest.mark.parametrize("caller", list(ACTORS))
 @pytest.mark.parametrize("name", list(OPERATIONS))
-async def test_staff_operation_authorisation(anna: Member, name: str, caller: str) -> None:
+async def test_staff_operation_authorization(anna: Member, name: str, caller: str) -> None:
     # given a member with points and one caller
     await give_available(anna.id, 100)
     operation = OPERATIONS[name]
