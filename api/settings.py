@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from loyalty.db import DEFAULT_DATABASE_URL
+from worker.config import WorkerConfig
 
 
 class Environment(StrEnum):
@@ -60,6 +61,14 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.environment == Environment.PRODUCTION
+
+    def worker_config(self) -> WorkerConfig:
+        """What the outbox worker takes from these settings (it does not import them: `worker` → `loyalty` only)."""
+        return WorkerConfig(
+            webhook_timeout_seconds=self.webhook_timeout_seconds,
+            webhook_retry_hours=self.webhook_retry_hours,
+            lease_seconds=self.worker_lease_seconds,
+        )
 
     def check_safe(self) -> None:
         """Refuse production mode with development-only settings."""
