@@ -1,4 +1,8 @@
-"""Service settings, read from KLUBB_* environment variables (see the README's configuration table)."""
+"""Service settings, read from KLUBB_* environment variables (see the README's configuration table).
+
+Only `api` (the composition root) reads them. A package below it declares what it needs as a small frozen config of
+its own and gets it from here (`Settings.worker_config()`), so it never imports `api`: see `worker/config.py`.
+"""
 
 from __future__ import annotations
 
