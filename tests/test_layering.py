@@ -1,4 +1,4 @@
-"""Packages import one way and no modules import each other in a cycle (no database, no imports: `ast` only).
+"""Packages import one way and no modules import each other in a cycle (read with `ast`, nothing imported or run).
 
 Every import counts, wherever it is written: at module level, inside functions, under `if TYPE_CHECKING:`; relative
 imports are resolved. The checker is a few functions over `{path: source}` so the last tests can prove on small
@@ -59,7 +59,7 @@ def module_name(path: str) -> str:
 
 
 def _statements(tree: ast.Module) -> Iterator[ast.AST]:
-    """Every statement, however nested (imports are statements: expressions need no visit, which halves the time)."""
+    """Every statement, however nested (imports are statements: skipping expressions saves a third of the time)."""
     stack: list[ast.AST] = list(tree.body)
     while stack:
         node = stack.pop()
