@@ -26,6 +26,13 @@ from schema.staff.schema import build_staff_schema
 from worker.runner import run_embedded
 
 
+async def run_embedded_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """The outbox drainer inside the API process when `settings.embedded_worker` (the SQLite default), until `stop`;
+    otherwise nothing (`klubb worker` processes drain the outbox)."""
+    if settings.embedded_worker:
+        await run_embedded(settings.worker_config(), stop)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the service: /graphql for the member app, /staff/graphql for the checkout and integrations, health
     routes, and the embedded outbox worker."""
@@ -50,13 +57,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # collector's generations keeps every full collection from re-scanning it (~8 % of a home request's CPU).
         gc.freeze()
         stop = asyncio.Event()
-        worker = asyncio.create_task(run_embedded(settings, stop)) if settings.embedded_worker else None
+        worker = asyncio.create_task(run_embedded_worker(settings, stop))
         try:
             yield
         finally:
             stop.set()
-            if worker is not None:
-                await worker
+            await worker
             await disconnect()
 
     async def health(request: Request) -> JSONResponse:

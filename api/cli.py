@@ -164,19 +164,19 @@ def worker(
 
     from worker.runner import drain_once, make_client, run_forever
 
-    settings = get_settings()
+    config = get_settings().worker_config()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise here
 
     async def job() -> int:
         if once:
             async with make_client() as client:
-                return await drain_once(settings, client, batch_size=batch_size)
+                return await drain_once(config, client, batch_size=batch_size)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_forever(settings, stop, poll_seconds, batch_size=batch_size)
+        await run_forever(config, stop, poll_seconds, batch_size=batch_size)
         return 0
 
     attempts = run_with_db(job)

@@ -1,4 +1,8 @@
-"""Service settings, read from KLUBB_* environment variables (see the README's configuration table)."""
+"""Service settings, read from KLUBB_* environment variables (see the README's configuration table).
+
+Only `api` (the composition root) reads them. A package below it declares what it needs as a small frozen config of
+its own and gets it from here (`Settings.worker_config()`), so it never imports `api`: see `worker/config.py`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from loyalty.db import DEFAULT_DATABASE_URL
+from worker.config import WorkerConfig
 
 
 class Environment(StrEnum):
@@ -60,6 +65,14 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.environment == Environment.PRODUCTION
+
+    def worker_config(self) -> WorkerConfig:
+        """What the outbox worker takes from these settings (it does not import them: `worker` → `loyalty` only)."""
+        return WorkerConfig(
+            webhook_timeout_seconds=self.webhook_timeout_seconds,
+            webhook_retry_hours=self.webhook_retry_hours,
+            lease_seconds=self.worker_lease_seconds,
+        )
 
     def check_safe(self) -> None:
         """Refuse production mode with development-only settings."""

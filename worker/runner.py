@@ -8,7 +8,7 @@ import logging
 
 import httpx
 
-from api.settings import Settings
+from worker.config import WorkerConfig
 from worker.dispatch import dispatch_pending
 from worker.webhooks import claim_due, deliver
 
@@ -17,18 +17,13 @@ log = logging.getLogger("klubb.worker")
 DEFAULT_BATCH_SIZE = 20  # deliveries leased (and attempted concurrently) at a time by one worker
 
 
-def lease_seconds(settings: Settings) -> float:
-    """The claim lease; it must outlive one attempt or a slow attempt could be delivered twice concurrently."""
-    return max(settings.worker_lease_seconds, settings.webhook_timeout_seconds + 1.0)
-
-
 def make_client() -> httpx.AsyncClient:
     """The HTTP client for deliveries: no redirects (a 3xx is a failure), no proxies from the environment."""
     return httpx.AsyncClient(follow_redirects=False, trust_env=False)
 
 
 async def drain_once(
-    settings: Settings,
+    config: WorkerConfig,
     client: httpx.AsyncClient,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -41,7 +36,7 @@ async def drain_once(
     await dispatch_pending()
     attempts = 0
     while stop is None or not stop.is_set():
-        claims = await claim_due(batch_size, lease_seconds(settings))
+        claims = await claim_due(batch_size, config.claim_lease_seconds)
         if not claims:
             break
         results = await asyncio.gather(
@@ -49,8 +44,8 @@ async def drain_once(
                 deliver(
                     client,
                     claim,
-                    timeout_seconds=settings.webhook_timeout_seconds,
-                    retry_hours=settings.webhook_retry_hours,
+                    timeout_seconds=config.webhook_timeout_seconds,
+                    retry_hours=config.webhook_retry_hours,
                 )
                 for claim in claims
             ),
@@ -67,7 +62,7 @@ async def drain_once(
 
 
 async def run_forever(
-    settings: Settings,
+    config: WorkerConfig,
     stop: asyncio.Event,
     poll_seconds: float = 1.0,
     *,
@@ -79,10 +74,10 @@ async def run_forever(
     When `stop` is set mid-drain, in-flight attempts get `grace_seconds` (default: the webhook timeout) to finish and
     record; after that they are abandoned and their leases expire, so another worker delivers them again.
     """
-    grace = settings.webhook_timeout_seconds if grace_seconds is None else grace_seconds
+    grace = config.webhook_timeout_seconds if grace_seconds is None else grace_seconds
     async with make_client() as client:
         while not stop.is_set():
-            drain = asyncio.create_task(drain_once(settings, client, batch_size=batch_size, stop=stop))
+            drain = asyncio.create_task(drain_once(config, client, batch_size=batch_size, stop=stop))
             stopped = asyncio.create_task(stop.wait())
             try:
                 await asyncio.wait({drain, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -109,17 +104,15 @@ async def run_forever(
                     await asyncio.wait_for(stop.wait(), poll_seconds)
 
 
-async def run_embedded(settings: Settings, stop: asyncio.Event) -> None:
+async def run_embedded(config: WorkerConfig, stop: asyncio.Event) -> None:
     """The in-process drainer for the API lifespan (embedded default): never dies, stops promptly on `stop`.
 
-    Does nothing unless `settings.embedded_worker` is true. The ORM must already be initialized by the lifespan.
+    The ORM must already be initialized by the lifespan.
     """
-    if not settings.embedded_worker:
-        return
     log.info("embedded outbox worker started")
     while not stop.is_set():
         try:
-            await run_forever(settings, stop, grace_seconds=min(settings.webhook_timeout_seconds, 5.0))
+            await run_forever(config, stop, grace_seconds=min(config.webhook_timeout_seconds, 5.0))
         except Exception:
             # run_forever already survives drain errors; this covers e.g. failing to build the HTTP client.
             log.exception("embedded outbox worker crashed; restarting in 1 s")

@@ -11,11 +11,37 @@ from strawberry import relay
 
 from loyalty import models
 from schema.context import Info
+from schema.types.enum_map import EnumMap
 from schema.types.pagination import encode_cursor
 
-ActivityKind = strawberry.enum(
-    Enum("ActivityKind", {k.name: k.value for k in models.EntryKind if k != models.EntryKind.MATURE}),
-    description="What moved the points.",
+
+@strawberry.enum(name="ActivityKind", description="What moved the points.")
+class ActivityKind(Enum):
+    EARN = "earn"
+    REDEEM = "redeem"
+    EXPIRE = "expire"
+    REFUND_CLAWBACK = "refund_clawback"
+    ADJUSTMENT = "adjustment"
+    REFERRAL_BONUS = "referral_bonus"
+    BIRTHDAY = "birthday"
+    REVERSAL = "reversal"
+
+
+ACTIVITY_KINDS = EnumMap(
+    models.EntryKind,
+    ActivityKind,
+    {
+        models.EntryKind.EARN: ActivityKind.EARN,
+        models.EntryKind.REDEEM: ActivityKind.REDEEM,
+        models.EntryKind.EXPIRE: ActivityKind.EXPIRE,
+        models.EntryKind.REFUND_CLAWBACK: ActivityKind.REFUND_CLAWBACK,
+        models.EntryKind.ADJUSTMENT: ActivityKind.ADJUSTMENT,
+        models.EntryKind.REFERRAL_BONUS: ActivityKind.REFERRAL_BONUS,
+        models.EntryKind.BIRTHDAY: ActivityKind.BIRTHDAY,
+        models.EntryKind.REVERSAL: ActivityKind.REVERSAL,
+    },
+    # Pending points becoming available moves nothing the member sees: the feed (loyalty.activity) leaves it out.
+    hidden=frozenset({models.EntryKind.MATURE}),
 )
 
 _DESCRIPTIONS = {
@@ -33,7 +59,7 @@ _DESCRIPTIONS = {
 @strawberry.type(name="ActivityEntry")
 class ActivityEntry(relay.Node):
     id: relay.NodeID[int]
-    kind: ActivityKind  # type: ignore[valid-type]
+    kind: ActivityKind
     points: int = strawberry.field(description="Change of the member's points (available and pending).")
     pending: int = strawberry.field(description="Part of `points` that is pending until the return window ends.")
     description: str
@@ -43,7 +69,7 @@ class ActivityEntry(relay.Node):
     def from_model(cls, entry: models.LedgerEntry) -> ActivityEntry:
         return cls(
             id=entry.id,
-            kind=ActivityKind(entry.kind.value),
+            kind=ACTIVITY_KINDS.to_api(entry.kind),
             points=entry.delta_available + entry.delta_pending,
             pending=entry.delta_pending,
             description=entry.description or _DESCRIPTIONS.get(entry.kind, entry.kind.value),

@@ -15,7 +15,7 @@ from loyalty.tiers import tier_progress
 from schema.context import Info
 from schema.loaders import Loaders
 from schema.types.activity import ActivityConnection
-from schema.types.offer import LifecycleStage, OfferConnection, decode_offer_cursor
+from schema.types.offer import LIFECYCLE_STAGES, LifecycleStage, OfferConnection, decode_offer_cursor
 from schema.types.pagination import decode_cursor, page_size
 from schema.types.program import Tier
 from schema.types.stamp_card import StampCardProgress
@@ -167,9 +167,9 @@ class Member(relay.Node):
         return OfferConnection.from_ranked(await info.context.loaders.offers.load(self.model), size, after_key)
 
     @strawberry.field(description="New, active, lapsing or lapsed: decides which offers you get.")
-    async def lifecycle_stage(self) -> LifecycleStage:  # type: ignore[valid-type]
+    async def lifecycle_stage(self) -> LifecycleStage:
         stage = lifecycle_stage(self.model, await cached_program(), clock.now())
-        return LifecycleStage(stage.value)
+        return LIFECYCLE_STAGES.to_api(stage)
 
     @strawberry.field(
         description="Your vouchers: usable ones first, soonest expiry first; then used, cancelled and expired ones."
@@ -179,7 +179,7 @@ class Member(relay.Node):
         info: Info,
         first: int = 20,
         after: str | None = None,
-        status: VoucherStatus | None = None,  # type: ignore[valid-type]
+        status: VoucherStatus | None = None,
     ) -> VoucherConnection:
         return await VoucherConnection.load(info, self.model.id, first, after, status)
 

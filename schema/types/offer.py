@@ -12,15 +12,52 @@ from strawberry import relay
 from loyalty import clock, models
 from loyalty.offers import MemberOffer, offers_for, relevance_key
 from schema.context import Info
+from schema.types.enum_map import EnumMap
 from schema.types.pagination import decode_cursor_key, encode_cursor
 
-OfferBenefit = strawberry.enum(
-    Enum("OfferBenefit", {b.name: b.value for b in models.OfferBenefit}),
-    description="What the offer gives: bonus points, an amount or percent off, or a free item.",
+
+@strawberry.enum(
+    name="OfferBenefit", description="What the offer gives: bonus points, an amount or percent off, or a free item."
 )
-LifecycleStage = strawberry.enum(
-    Enum("LifecycleStage", {s.name: s.value for s in models.LifecycleStage}),
+class OfferBenefit(Enum):
+    BONUS_POINTS = "bonus_points"
+    AMOUNT_OFF = "amount_off"
+    PERCENT_OFF = "percent_off"
+    FREE_ITEM = "free_item"
+
+
+OFFER_BENEFITS = EnumMap(
+    models.OfferBenefit,
+    OfferBenefit,
+    {
+        models.OfferBenefit.BONUS_POINTS: OfferBenefit.BONUS_POINTS,
+        models.OfferBenefit.AMOUNT_OFF: OfferBenefit.AMOUNT_OFF,
+        models.OfferBenefit.PERCENT_OFF: OfferBenefit.PERCENT_OFF,
+        models.OfferBenefit.FREE_ITEM: OfferBenefit.FREE_ITEM,
+    },
+)
+
+
+@strawberry.enum(
+    name="LifecycleStage",
     description="Where a member is in the program: new, active, lapsing (no recent purchase) or lapsed.",
+)
+class LifecycleStage(Enum):
+    NEW = "new"
+    ACTIVE = "active"
+    LAPSING = "lapsing"
+    LAPSED = "lapsed"
+
+
+LIFECYCLE_STAGES = EnumMap(
+    models.LifecycleStage,
+    LifecycleStage,
+    {
+        models.LifecycleStage.NEW: LifecycleStage.NEW,
+        models.LifecycleStage.ACTIVE: LifecycleStage.ACTIVE,
+        models.LifecycleStage.LAPSING: LifecycleStage.LAPSING,
+        models.LifecycleStage.LAPSED: LifecycleStage.LAPSED,
+    },
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -42,7 +79,7 @@ class Offer(relay.Node):
     id: relay.NodeID[int]
     name: str
     description: str
-    benefit: OfferBenefit  # type: ignore[valid-type]
+    benefit: OfferBenefit
     value: int = strawberry.field(
         description="Points for BONUS_POINTS, minor units for AMOUNT_OFF, percent for PERCENT_OFF, 0 for FREE_ITEM."
     )
@@ -61,7 +98,7 @@ class Offer(relay.Node):
             id=offer.id,
             name=offer.name,
             description=offer.description,
-            benefit=OfferBenefit(offer.benefit.value),
+            benefit=OFFER_BENEFITS.to_api(offer.benefit),
             value=offer.value,
             free_item_sku=offer.sku if offer.benefit == models.OfferBenefit.FREE_ITEM else None,
             valid_from=offer.valid_from,

@@ -13,18 +13,58 @@ from loyalty import models, rewards
 from loyalty.program import cached_program, tiers_of
 from schema.context import Info
 from schema.errors import BadRequest
+from schema.types.enum_map import EnumMap
 from schema.types.pagination import decode_cursor, encode_cursor
 
-RewardKind = strawberry.enum(
-    Enum("RewardKind", {k.name: k.value.upper() for k in models.RewardKind}),
-    description="What the voucher gives: see `value`.",
+
+@strawberry.enum(name="RewardKind", description="What the voucher gives: see `value`.")
+class RewardKind(Enum):
+    FREE_PRODUCT = "FREE_PRODUCT"
+    AMOUNT_OFF = "AMOUNT_OFF"
+    PERCENT_OFF = "PERCENT_OFF"
+    CASHBACK = "CASHBACK"
+    DONATION = "DONATION"
+    EXPERIENCE = "EXPERIENCE"
+
+
+REWARD_KINDS = EnumMap(
+    models.RewardKind,
+    RewardKind,
+    {
+        models.RewardKind.FREE_PRODUCT: RewardKind.FREE_PRODUCT,
+        models.RewardKind.AMOUNT_OFF: RewardKind.AMOUNT_OFF,
+        models.RewardKind.PERCENT_OFF: RewardKind.PERCENT_OFF,
+        models.RewardKind.CASHBACK: RewardKind.CASHBACK,
+        models.RewardKind.DONATION: RewardKind.DONATION,
+        models.RewardKind.EXPERIENCE: RewardKind.EXPERIENCE,
+    },
 )
 
 NOT_AVAILABLE = rewards.Unavailable.NOT_AVAILABLE
 
-RewardUnavailableReason = strawberry.enum(
-    Enum("RewardUnavailableReason", {r.name: r.value for r in rewards.Unavailable}),
+
+@strawberry.enum(
+    name="RewardUnavailableReason",
     description="Why a listed reward cannot be redeemed now; the error `rewardRedeem` would return.",
+)
+class RewardUnavailableReason(Enum):
+    NOT_AVAILABLE = "NOT_AVAILABLE"
+    NOT_ELIGIBLE = "NOT_ELIGIBLE"
+    LIMIT_REACHED = "LIMIT_REACHED"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
+
+
+UNAVAILABLE_REASONS = EnumMap(
+    rewards.Unavailable,
+    RewardUnavailableReason,
+    {
+        rewards.Unavailable.NOT_AVAILABLE: RewardUnavailableReason.NOT_AVAILABLE,
+        rewards.Unavailable.NOT_ELIGIBLE: RewardUnavailableReason.NOT_ELIGIBLE,
+        rewards.Unavailable.LIMIT_REACHED: RewardUnavailableReason.LIMIT_REACHED,
+        rewards.Unavailable.OUT_OF_STOCK: RewardUnavailableReason.OUT_OF_STOCK,
+        rewards.Unavailable.INSUFFICIENT_POINTS: RewardUnavailableReason.INSUFFICIENT_POINTS,
+    },
 )
 
 
@@ -33,7 +73,7 @@ class Reward(relay.Node):
     id: relay.NodeID[int]
     name: str
     description: str
-    kind: RewardKind  # type: ignore[valid-type]
+    kind: RewardKind
     points_cost: int
     value: int = strawberry.field(
         description="AMOUNT_OFF, CASHBACK, DONATION: minor units of the program's currency; PERCENT_OFF: percent."
@@ -46,7 +86,7 @@ class Reward(relay.Node):
     valid_until: datetime | None
     voucher_valid_days: int
     available: bool = strawberry.field(description="The signed-in member can redeem it now.")
-    unavailable_reason: RewardUnavailableReason | None  # type: ignore[valid-type]
+    unavailable_reason: RewardUnavailableReason | None
 
     @classmethod
     def from_item(cls, item: rewards.CatalogItem, tier_names: dict[int, str]) -> Reward:
@@ -55,7 +95,7 @@ class Reward(relay.Node):
             id=reward.id,
             name=reward.name,
             description=reward.description,
-            kind=RewardKind[reward.kind.name],
+            kind=REWARD_KINDS.to_api(reward.kind),
             points_cost=reward.points_cost,
             value=reward.value,
             sku=reward.sku,
@@ -66,7 +106,7 @@ class Reward(relay.Node):
             valid_until=reward.valid_until,
             voucher_valid_days=reward.voucher_valid_days,
             available=item.unavailable is None,
-            unavailable_reason=RewardUnavailableReason[item.unavailable.name] if item.unavailable else None,
+            unavailable_reason=UNAVAILABLE_REASONS.to_api(item.unavailable) if item.unavailable else None,
         )
 
     @classmethod

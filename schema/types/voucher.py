@@ -14,12 +14,29 @@ from loyalty.errors import InvalidInput
 from loyalty.program import cached_program
 from schema.context import Info
 from schema.errors import BadRequest
+from schema.types.enum_map import EnumMap
 from schema.types.pagination import decode_cursor, encode_cursor, page_size
 from schema.types.reward import Reward, tier_names
 
-VoucherStatus = strawberry.enum(
-    Enum("VoucherStatus", {s.name: s.value.upper() for s in models.VoucherStatus}),
-    description="ACTIVE vouchers can be used at the till until `expiresAt`.",
+
+@strawberry.enum(name="VoucherStatus", description="ACTIVE vouchers can be used at the till until `expiresAt`.")
+class VoucherStatus(Enum):
+    ACTIVE = "ACTIVE"
+    REDEEMED = "REDEEMED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+
+
+# Both ways: shown on vouchers, and taken as the `me.vouchers(status:)` filter.
+VOUCHER_STATUSES = EnumMap(
+    models.VoucherStatus,
+    VoucherStatus,
+    {
+        models.VoucherStatus.ACTIVE: VoucherStatus.ACTIVE,
+        models.VoucherStatus.REDEEMED: VoucherStatus.REDEEMED,
+        models.VoucherStatus.CANCELLED: VoucherStatus.CANCELLED,
+        models.VoucherStatus.EXPIRED: VoucherStatus.EXPIRED,
+    },
 )
 
 
@@ -29,7 +46,7 @@ class Voucher(relay.Node):
     code: str = strawberry.field(description="For the cashier to type, grouped: XXXX-XXXX-XXXX-XXXX.")
     barcode_value: str = strawberry.field(description="What the till scans.")
     barcode_format: str
-    status: VoucherStatus  # type: ignore[valid-type]
+    status: VoucherStatus
     points_cost: int = strawberry.field(description="Points it took; cancelling an ACTIVE voucher gives them back.")
     issued_at: datetime
     expires_at: datetime
@@ -43,7 +60,7 @@ class Voucher(relay.Node):
             code=vouchers.display_code(voucher.code),
             barcode_value=vouchers.barcode_value(voucher.code),
             barcode_format=vouchers.BARCODE_FORMAT,
-            status=VoucherStatus[vouchers.effective_status(voucher, clock.now()).name],
+            status=VOUCHER_STATUSES.to_api(vouchers.effective_status(voucher, clock.now())),
             points_cost=voucher.points_cost,
             issued_at=voucher.issued_at,
             expires_at=voucher.expires_at,
@@ -100,12 +117,12 @@ def decode_voucher_cursor(cursor: str | None) -> vouchers.VoucherKey | None:
 class VoucherConnection(relay.Connection[Voucher]):
     @classmethod
     async def load(
-        cls, info: Info, member_id: int, first: int, after: str | None, status: Enum | None
+        cls, info: Info, member_id: int, first: int, after: str | None, status: VoucherStatus | None
     ) -> VoucherConnection:
         """A page of the member's vouchers through the request's DataLoader."""
         size = page_size(first)
         key = decode_voucher_cursor(after)
-        wanted = models.VoucherStatus(status.value.lower()) if status is not None else None
+        wanted = VOUCHER_STATUSES.to_domain(status) if status is not None else None
         try:
             page = await info.context.loaders.vouchers.load((member_id, size + 1, key, wanted))
         except InvalidInput as error:  # a cursor of a voucher that is not this member's

@@ -7,6 +7,7 @@ from datetime import timedelta
 import orjson
 import pytest
 
+from api.app import run_embedded_worker
 from api.settings import Settings
 from loyalty import events
 from loyalty.clock import FrozenClock
@@ -22,7 +23,7 @@ from loyalty.webhooks import (
 )
 from tests.worker.conftest import Receiver, emit_event
 from worker.dispatch import dispatch_pending
-from worker.runner import drain_once, make_client, run_embedded
+from worker.runner import drain_once, make_client
 from worker.webhooks import backoff, claim_due, record_attempt, sign, verify_signature
 
 
@@ -32,7 +33,7 @@ def _settings(db: str, **overrides: object) -> Settings:
 
 async def _drain(settings: Settings) -> int:
     async with make_client() as client:
-        return await drain_once(settings, client)
+        return await drain_once(settings.worker_config(), client)
 
 
 async def _attempt_log(delivery_id: int) -> list[tuple[int | None, str]]:
@@ -363,7 +364,7 @@ async def test_a_claim_is_exclusive_until_its_lease_expires(db: str, clock: Froz
 async def test_run_embedded_delivers_and_stops_promptly(db: str, receiver: Receiver) -> None:
     await create_webhook_endpoint(receiver.url())
     stop = asyncio.Event()
-    task = asyncio.create_task(run_embedded(_settings(db, embedded_worker=True), stop))
+    task = asyncio.create_task(run_embedded_worker(_settings(db, embedded_worker=True), stop))
     event = await emit_event(events.MEMBER_ENROLLED)
 
     await asyncio.wait_for(receiver.got_request.wait(), 5)
@@ -381,7 +382,7 @@ async def test_run_embedded_delivers_and_stops_promptly(db: str, receiver: Recei
 async def test_run_embedded_does_nothing_when_disabled(db: str) -> None:
     stop = asyncio.Event()
 
-    await asyncio.wait_for(run_embedded(_settings(db, embedded_worker=False), stop), 1)
+    await asyncio.wait_for(run_embedded_worker(_settings(db, embedded_worker=False), stop), 1)
 
     assert stop.is_set() is False
 

@@ -19,7 +19,7 @@ from tests.worker.conftest import Receiver, emit_event
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
 
 LEASE_SECONDS = 3.0
-TIMEOUT_SECONDS = 2.0  # lease_seconds() = max(lease, timeout + 1) = 3 s
+TIMEOUT_SECONDS = 2.0  # claim_lease_seconds = max(lease, timeout + 1) = 3 s
 
 
 async def _start_worker(db: str, log: Path, *args: str) -> asyncio.subprocess.Process:

@@ -14,7 +14,7 @@ from loyalty.offers import MemberOffer, OfferNotFound, OfferRedemptionResult, re
 from schema.errors import to_user_error, user_error_type
 from schema.staff.context import StaffInfo
 from schema.staff.lookup import MemberSummary, member_id_of
-from schema.types.offer import Offer, OfferBenefit, offer_pk
+from schema.types.offer import OFFER_BENEFITS, Offer, OfferBenefit, offer_pk
 
 
 @strawberry.enum
@@ -46,7 +46,7 @@ class OfferRedeemInput:
 @strawberry.type(description="A redeemed offer: what the till applies to the purchase.")
 class CheckoutOffer:
     offer: Offer = strawberry.field(description="The offer as it stands for the member after this redemption.")
-    benefit: OfferBenefit  # type: ignore[valid-type]
+    benefit: OfferBenefit
     points_credited: int = strawberry.field(description="Bonus points credited to the member (available at once).")
     discount: int | None = strawberry.field(
         description="Minor units to take off: amount off (at most the purchase total) or percent of the purchase "
@@ -61,7 +61,7 @@ class CheckoutOffer:
     def from_result(cls, result: OfferRedemptionResult, offer: models.Offer) -> CheckoutOffer:
         return cls(
             offer=Offer.from_member_offer(MemberOffer(offer, result.activated, result.remaining_uses)),
-            benefit=OfferBenefit(result.benefit.value),
+            benefit=OFFER_BENEFITS.to_api(result.benefit),
             points_credited=result.points_credited,
             discount=result.discount,
             percent_off=result.percent_off,

@@ -7,15 +7,37 @@ from enum import Enum
 
 import strawberry
 
-from loyalty.adjustments import Adjustment, AdjustmentReason, adjust_member_points
+from loyalty import adjustments
+from loyalty.adjustments import Adjustment, adjust_member_points
 from loyalty.errors import DomainError
 from loyalty.models import StaffRole
 from schema.errors import to_user_error, user_error_type
 from schema.staff.context import StaffInfo
 from schema.staff.lookup import MemberSummary, member_id_of
+from schema.types.enum_map import EnumMap
 
-# The domain's reason codes, exposed as the GraphQL enum (GOODWILL, CORRECTION, ...).
-strawberry.enum(AdjustmentReason, name="AdjustmentReason", description="Why points were adjusted; OTHER needs a note.")
+
+@strawberry.enum(name="AdjustmentReason", description="Why points were adjusted; OTHER needs a note.")
+class AdjustmentReason(Enum):
+    GOODWILL = "goodwill"
+    CORRECTION = "correction"
+    MISSED_PURCHASE = "missed_purchase"
+    FRAUD = "fraud"
+    OTHER = "other"
+
+
+# Both ways: taken as the input's reason code, shown on the adjustment.
+ADJUSTMENT_REASONS = EnumMap(
+    adjustments.AdjustmentReason,
+    AdjustmentReason,
+    {
+        adjustments.AdjustmentReason.GOODWILL: AdjustmentReason.GOODWILL,
+        adjustments.AdjustmentReason.CORRECTION: AdjustmentReason.CORRECTION,
+        adjustments.AdjustmentReason.MISSED_PURCHASE: AdjustmentReason.MISSED_PURCHASE,
+        adjustments.AdjustmentReason.FRAUD: AdjustmentReason.FRAUD,
+        adjustments.AdjustmentReason.OTHER: AdjustmentReason.OTHER,
+    },
+)
 
 
 @strawberry.enum
@@ -56,7 +78,7 @@ class PointsAdjustment:
     def from_result(cls, result: Adjustment) -> PointsAdjustment:
         return cls(
             amount=result.amount,
-            reason_code=AdjustmentReason(result.reason),
+            reason_code=ADJUSTMENT_REASONS.to_api(adjustments.AdjustmentReason(result.reason)),
             note=result.note,
             available_before=result.available_before,
             available_after=result.available_after,
@@ -78,7 +100,7 @@ async def points_adjust(info: StaffInfo, input: PointsAdjustInput) -> PointsAdju
             actor,
             member_id_of(input.member),
             input.amount,
-            reason=input.reason_code,
+            reason=ADJUSTMENT_REASONS.to_domain(input.reason_code),
             note=input.note or "",
             idempotency_key=input.idempotency_key,
             store_code=input.store_code,
