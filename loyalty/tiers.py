@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from loyalty import clock, events, sql
-from loyalty.models import Member, Program, Tier, TierPeriod
+from loyalty.models import Member, Program, QualifyingCredit, Tier, TierPeriod
 from loyalty.program import tiers_of
 
 ROLLING_PERIOD = timedelta(days=365)
@@ -45,9 +45,11 @@ def next_period_end(program: Program, at: datetime) -> datetime:
     return period_end(program, period_end(program, at))
 
 
-_QUALIFYING_TOTALS = (
+_QUALIFYING_TOTALS = sql.statement(
+    "tiers.qualifying_totals",
+    QualifyingCredit,
     'SELECT "member_id", SUM("amount") AS "total" FROM "qualifying_credit"'
-    ' WHERE "occurred_at" >= ? AND "occurred_at" < ? AND "member_id" IN ({ids}) GROUP BY "member_id"'
+    ' WHERE "occurred_at" >= ? AND "occurred_at" < ? AND "member_id" IN ({ids}) GROUP BY "member_id"',
 )
 
 
