@@ -45,10 +45,11 @@ def next_period_end(program: Program, at: datetime) -> datetime:
     return period_end(program, period_end(program, at))
 
 
+# The sum cast back to the column's type: PostgreSQL widens SUM(bigint) to numeric (a Decimal), the ORM does not.
 _QUALIFYING_TOTALS = sql.statement(
     "tiers.qualifying_totals",
     QualifyingCredit,
-    'SELECT "member_id", SUM("amount") AS "total" FROM "qualifying_credit"'
+    'SELECT "member_id", CAST(SUM("amount") AS BIGINT) AS "total" FROM "qualifying_credit"'
     ' WHERE "occurred_at" >= ? AND "occurred_at" < ? AND "member_id" IN ({ids}) GROUP BY "member_id"',
 )
 
