@@ -54,7 +54,7 @@ def _application_packages() -> list[str]:
     """The packages `pip install` ships (pyproject.toml), those that exist yet."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     patterns = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
-    return [name for name in (p.removesuffix("*") for p in patterns) if (ROOT / name / "__init__.py").exists()]
+    return [name for name in (p.removesuffix("*") for p in patterns) if (ROOT / name).is_dir()]
 
 
 def _import_the_application() -> None:
@@ -538,3 +538,24 @@ def test_a_table_is_not_described_before_tortoise_has_started() -> None:
     assert run.stderr.strip().splitlines()[-1] == (
         "RuntimeError: Member: its table is known only once Tortoise has started"
     )
+
+
+PRIVATE_TORTOISE = re.compile(
+    r"\._meta\b|\b(_init_from_db|fields_map|fields_db_projection|db_fields|db_table|to_python_value|to_db_value)\b"
+)
+
+
+def test_private_tortoise_api_is_used_only_in_loyalty_sql() -> None:
+    # given the application's source (bench/ to be added once bench/seed.py describes tables with `sql.table`)
+    sources = [path for package in _application_packages() for path in sorted((ROOT / package).rglob("*.py"))]
+
+    # then only loyalty/sql.py reaches into Tortoise's internals
+    uses = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sources
+        if path != ROOT / "loyalty" / "sql.py"
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if PRIVATE_TORTOISE.search(line)
+    ]
+    assert uses == []
+    assert len(sources) > 50  # the walk found the application
