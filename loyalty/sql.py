@@ -18,10 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.fields.relational import ForeignKeyFieldInstance, OneToOneFieldInstance
 from tortoise.models import Model
 
 M = TypeVar("M", bound=Model)
@@ -131,24 +132,27 @@ def table(model: type[Model]) -> Table:
     meta = model._meta
     if not meta._inited:
         raise RuntimeError(f"{model.__name__}: its table is known only once Tortoise has started")
-    relations = {name: meta.fields_map[name] for name in (*meta.fk_fields, *meta.o2o_fields)}
-    sources = {field.source_field for field in relations.values()}
+    related = {name: cast(ForeignKeyFieldInstance[Model], meta.fields_map[name]) for name in meta.fk_fields}
+    related |= {name: cast(OneToOneFieldInstance[Model], meta.fields_map[name]) for name in meta.o2o_fields}
+    # A relation's column is that of the `<name>_id` field Tortoise adds for it at start-up.
+    backing = {name: field.source_field for name, field in related.items() if field.source_field}
 
     def column(name: str) -> str:
-        field = relations.get(name)
-        return meta.fields_db_projection[field.source_field if field else name]
+        return meta.fields_db_projection[backing.get(name, name)]
 
-    # Declared order, a foreign key's column where the relation is declared (Tortoise appends them at start-up).
-    names = [n for n in meta.fields_map if n in relations or (n in meta.fields_db_projection and n not in sources)]
-    unique = {(column(name),) for name in names if meta.fields_map[name].unique and not meta.fields_map[name].pk}
+    # In declared order, a relation's column where the relation is declared (the added fields come last).
+    names = [
+        n for n in meta.fields_map if n in related or (n in meta.fields_db_projection and n not in backing.values())
+    ]
+    unique: set[tuple[str, ...]] = {
+        (column(name),) for name in names if meta.fields_map[name].unique and not meta.fields_map[name].pk
+    }
     unique |= {tuple(column(name) for name in group) for group in meta.unique_together}
     return Table(
         name=meta.db_table,
         columns=tuple(column(name) for name in names),
         primary_key=meta.db_pk_column,
-        references=MappingProxyType(
-            {column(name): relations[name].related_model for name in names if name in relations}
-        ),
+        references=MappingProxyType({column(name): related[name].related_model for name in names if name in related}),
         unique=tuple(sorted(unique)),
     )
 
