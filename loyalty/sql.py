@@ -60,6 +60,7 @@ class Select(Statement, Generic[M]):
 
 
 _registry: dict[str, Statement] = {}
+S = TypeVar("S", bound=Statement)
 
 
 def statement(name: str, model: type[Model], text: str) -> Statement:
@@ -75,9 +76,6 @@ def select(name: str, model: type[M], rest: str) -> Select[M]:
 def registered() -> Mapping[str, Statement]:
     """Every registered statement by name (read-only)."""
     return MappingProxyType(_registry)
-
-
-S = TypeVar("S", bound=Statement)
 
 
 def _register(declared: S) -> S:
