@@ -11,14 +11,18 @@ from datetime import datetime
 from loyalty import sql
 from loyalty.models import EntryKind, LedgerEntry, LotStatus, PointsLot
 
-_EXPIRING_SOON = (
+_EXPIRING_SOON = sql.statement(
+    "activity.expiring_soon",
+    PointsLot,
     'SELECT "member_id", "expires_at", "remaining" FROM "points_lot"'
     ' WHERE "member_id" IN ({ids}) AND "status" = ? AND "remaining" > 0 AND "expires_at" <= ?'
-    ' ORDER BY "expires_at", "id"'
+    ' ORDER BY "expires_at", "id"',
 )
-_ACTIVITY = sql.Select(LedgerEntry, 'WHERE "member_id" = ? AND "kind" <> ? ORDER BY "id" DESC LIMIT ?')
-_ACTIVITY_BEFORE = sql.Select(
-    LedgerEntry, 'WHERE "member_id" = ? AND "kind" <> ? AND "id" < ? ORDER BY "id" DESC LIMIT ?'
+_ACTIVITY = sql.select("activity.page", LedgerEntry, 'WHERE "member_id" = ? AND "kind" <> ? ORDER BY "id" DESC LIMIT ?')
+_ACTIVITY_BEFORE = sql.select(
+    "activity.page_before",
+    LedgerEntry,
+    'WHERE "member_id" = ? AND "kind" <> ? AND "id" < ? ORDER BY "id" DESC LIMIT ?',
 )
 
 
@@ -30,9 +34,8 @@ async def points_expiring_soon(member_ids: Sequence[int], until: datetime) -> di
     rows = await sql.fetch(_EXPIRING_SOON, [LotStatus.AVAILABLE.value, until], ids=list(member_ids))
     totals: dict[int, dict[datetime, int]] = {member_id: {} for member_id in member_ids}
     for row in rows:
-        expires_at = PointsLot._meta.fields_map["expires_at"].to_python_value(row["expires_at"])
         by_expiry = totals[row["member_id"]]
-        by_expiry[expires_at] = by_expiry.get(expires_at, 0) + row["remaining"]
+        by_expiry[row["expires_at"]] = by_expiry.get(row["expires_at"], 0) + row["remaining"]
     return {member_id: list(by_expiry.items()) for member_id, by_expiry in totals.items()}
 
 

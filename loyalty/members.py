@@ -83,7 +83,7 @@ async def enroll_member(firebase_uid: str, *, email: str | None = None, display_
     raise RuntimeError("could not allocate a unique member number")
 
 
-_MEMBERS_BY_ID = sql.Select(Member, f'WHERE "id" IN ({sql.IDS})')
+_MEMBERS_BY_ID = sql.select("members.by_id", Member, f'WHERE "id" IN ({sql.IDS})')
 
 
 async def members_by_id(member_ids: Sequence[int]) -> dict[int, Member]:
@@ -91,7 +91,7 @@ async def members_by_id(member_ids: Sequence[int]) -> dict[int, Member]:
     return {member.id: member for member in await sql.fetch_models(_MEMBERS_BY_ID, ids=member_ids)}
 
 
-_MEMBER_BY_NUMBER = sql.Select(Member, 'WHERE "member_number" = ?')
+_MEMBER_BY_NUMBER = sql.select("members.by_number", Member, 'WHERE "member_number" = ?')
 
 
 async def member_by_number(member_number: str) -> Member | None:

@@ -166,7 +166,9 @@ async def _usage(
     return {(m, o): int(n) for m, o, n in rows}, {(m, o) for m, o in activated}
 
 
-_RUNNING_OFFERS = sql.Select(Offer, 'WHERE "active" = ? AND "valid_from" <= ? AND "valid_until" > ? ORDER BY "id"')
+_RUNNING_OFFERS = sql.select(
+    "offers.running", Offer, 'WHERE "active" = ? AND "valid_from" <= ? AND "valid_until" > ? ORDER BY "id"'
+)
 
 
 async def offers_for_members(members: Sequence[Member], program: Program, at: datetime) -> dict[int, list[MemberOffer]]:

@@ -2,43 +2,170 @@
 
 Building a Tortoise queryset costs about 0.4 ms of CPU per query, several times what SQLite or PostgreSQL need to
 answer these indexed reads (bench/README.md). These statements are written once, in portable SQL with `?`
-placeholders, and rewritten to `$n` once for PostgreSQL. Rows become models through the model's own field
-conversions, so callers get exactly what the ORM would have returned. Writes stay on the ORM.
+placeholders, and rewritten to `$n` once for PostgreSQL. Values come back through the model's own field conversions,
+so callers get exactly what the ORM would have returned. Writes stay on the ORM.
+
+Each statement is declared beside its caller with `select` (every column of a model, read as models) or `statement`
+(a hand-written SELECT, read as rows), under a unique name. Only declared statements run, and
+tests/loyalty/test_sql.py runs every one of them against its ORM equivalent on both engines. This module is also the
+one place that uses Tortoise's private API (`_meta`, `_init_from_db`): `table` describes a model's table to code
+that needs its columns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Generic, TypeVar
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar, cast
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.fields.relational import ForeignKeyFieldInstance, OneToOneFieldInstance
 from tortoise.models import Model
 
 M = TypeVar("M", bound=Model)
 IDS = "{ids}"  # where a statement takes a list of ids: expanded to one placeholder per id
 
 
-@dataclass(frozen=True)
-class Select(Generic[M]):
-    """`SELECT` every column of `model` `FROM` its table, then `rest` (the WHERE and ORDER BY clauses).
+@dataclass(frozen=True, eq=False)
+class Statement:
+    """A registered hand-written statement: `declared` is its whole text; columns named like a field of `model`
+    come back as that field's Python type. Made by `statement`, never directly."""
 
-    Rendered at first use: Tortoise adds the foreign-key columns (`tier_id`, ...) to a model only at start-up.
+    name: str
+    model: type[Model]
+    declared: str
+
+    @property
+    def text(self) -> str:
+        """The statement as it runs (before `{ids}` expansion and placeholder numbering)."""
+        return self.declared
+
+
+@dataclass(frozen=True, eq=False)
+class Select(Statement, Generic[M]):
+    """`SELECT` every column of `model` `FROM` its table, then `declared` (the WHERE and ORDER BY clauses).
+
+    Made by `select`. Rendered at first use: Tortoise adds the foreign-key columns (`tier_id`, ...) to a model only
+    at start-up.
     """
 
     model: type[M]
-    rest: str
 
-    def __str__(self) -> str:
-        return _render(self.model, self.rest)
+    @property
+    def text(self) -> str:
+        return _render(self.model, self.declared)
+
+
+_registry: dict[str, Statement] = {}
+S = TypeVar("S", bound=Statement)
+
+
+def statement(name: str, model: type[Model], text: str) -> Statement:
+    """Register the hand-written `SELECT` `text` under `name`; its columns named like `model`'s fields are typed."""
+    return _register(Statement(name, model, _checked(name, text)))
+
+
+def select(name: str, model: type[M], rest: str) -> Select[M]:
+    """Register under `name` a read of whole `model` rows: every column, then `rest` (WHERE, ORDER BY, LIMIT)."""
+    return _register(Select(name, model, _checked(name, rest)))
+
+
+def registered() -> Mapping[str, Statement]:
+    """Every registered statement by name (read-only)."""
+    return MappingProxyType(_registry)
+
+
+def _register(declared: S) -> S:
+    if declared.name in _registry:
+        raise ValueError(f"a statement named {declared.name!r} is already registered")
+    _registry[declared.name] = declared
+    return declared
+
+
+def _checked(name: str, text: str) -> str:
+    """`text`, if placeholder numbering cannot change its meaning: `?` and `{ids}` only where values go.
+
+    A `?` inside a string literal, a comment or a second statement would be renumbered to `$n` on PostgreSQL, and a
+    literal is a value that belongs in the parameters anyway. Double-quoted identifiers are fine (without `?`).
+    """
+    quoted = False
+    for index, char in enumerate(text):
+        if char == '"':
+            quoted = not quoted  # an escaped `""` inside an identifier closes and reopens it
+        elif quoted:
+            if char == "?":
+                raise ValueError(f"statement {name!r}: a ? inside a quoted identifier")
+        elif char == "'":
+            raise ValueError(f"statement {name!r}: a string literal (pass values as parameters)")
+        elif text.startswith(("--", "/*"), index):
+            raise ValueError(f"statement {name!r}: a comment")
+        elif char == ";":
+            raise ValueError(f"statement {name!r}: a ; (one statement only)")
+        elif char == "$":
+            raise ValueError(f"statement {name!r}: a $ (write ? placeholders; no dollar-quoted strings)")
+    if quoted:
+        raise ValueError(f"statement {name!r}: an unterminated quoted identifier")
+    if text.count(IDS) > 1:
+        raise ValueError(f"statement {name!r}: more than one {IDS} list")
+    return text
+
+
+@dataclass(frozen=True)
+class Table:
+    """A model's table as SQL sees it, for code that writes rows in bulk past the ORM (bench/seed.py)."""
+
+    name: str
+    columns: tuple[str, ...]  # every column, in the order the model declares its fields
+    primary_key: str
+    references: Mapping[str, type[Model]]  # foreign-key (and one-to-one) column -> the model it points at
+    unique: tuple[tuple[str, ...], ...]  # the unique columns and column groups, primary key aside
+
+
+@lru_cache(maxsize=64)
+def table(model: type[Model]) -> Table:
+    """`model`'s table (after start-up, which adds the foreign-key columns)."""
+    meta = model._meta
+    if not meta._inited:
+        raise RuntimeError(f"{model.__name__}: its table is known only once Tortoise has started")
+    related = {name: cast(ForeignKeyFieldInstance[Model], meta.fields_map[name]) for name in meta.fk_fields}
+    related |= {name: cast(OneToOneFieldInstance[Model], meta.fields_map[name]) for name in meta.o2o_fields}
+    # A relation's column is that of the `<name>_id` field Tortoise adds for it at start-up.
+    backing = {name: field.source_field for name, field in related.items() if field.source_field}
+
+    def column(name: str) -> str:
+        return meta.fields_db_projection[backing.get(name, name)]
+
+    # In declared order, a relation's column where the relation is declared (the added fields come last).
+    names = [
+        n for n in meta.fields_map if n in related or (n in meta.fields_db_projection and n not in backing.values())
+    ]
+    unique: set[tuple[str, ...]] = {
+        (column(name),) for name in names if meta.fields_map[name].unique and not meta.fields_map[name].pk
+    }
+    unique |= {tuple(column(name) for name in group) for group in meta.unique_together}
+    return Table(
+        name=meta.db_table,
+        columns=tuple(column(name) for name in names),
+        primary_key=meta.db_pk_column,
+        references=MappingProxyType({column(name): related[name].related_model for name in names if name in related}),
+        unique=tuple(sorted(unique)),
+    )
 
 
 @lru_cache(maxsize=64)
 def _render(model: type[Model], rest: str) -> str:
-    columns = ", ".join(f'"{column}"' for column in sorted(model._meta.db_fields))
-    return f'SELECT {columns} FROM "{model._meta.db_table}" {rest}'  # noqa: S608 - names from the model, no input
+    described = table(model)
+    columns = ", ".join(f'"{column}"' for column in described.columns)
+    return f'SELECT {columns} FROM "{described.name}" {rest}'  # noqa: S608 - names from the model, no input
+
+
+@lru_cache(maxsize=64)
+def _converters(model: type[Model]) -> Mapping[str, Callable[[Any], Any]]:
+    meta = model._meta
+    return {column: meta.fields_map[name].to_python_value for name, column in meta.fields_db_projection.items()}
 
 
 @lru_cache(maxsize=512)
@@ -50,15 +177,13 @@ def _engine_sql(sql: str, id_count: int, postgres: bool) -> str:
     return parts[0] + "".join(f"${number}{part}" for number, part in enumerate(parts[1:], start=1))
 
 
-async def fetch(
-    sql: str | Select[Any],
-    params: Sequence[Any] = (),
-    *,
-    ids: Sequence[int] = (),
-    conn: BaseDBAsyncClient | None = None,
+async def _execute(
+    declared: Statement, params: Sequence[Any], ids: Sequence[int], conn: BaseDBAsyncClient | None
 ) -> list[dict[str, Any]]:
-    """The rows of `sql` as dicts; `ids` fill the statement's `{ids}` list, `params` its other placeholders."""
-    text = str(sql)
+    """The rows of a registered statement as the driver returns them."""
+    if not isinstance(declared, Statement) or _registry.get(declared.name) is not declared:
+        raise LookupError(f"not a registered statement: {declared!r} (declare it with sql.statement or sql.select)")
+    text = declared.text
     if IDS in text and not ids:
         return []  # `IN ()` is an error on PostgreSQL, and nothing matches anyway
     client = conn or connections.get("default")
@@ -74,12 +199,31 @@ def _values(sql: str, ids: Sequence[int], params: Sequence[Any]) -> list[Any]:
     return [*params[:before], *ids, *params[before:]]
 
 
+async def fetch(
+    declared: Statement,
+    params: Sequence[Any] = (),
+    *,
+    ids: Sequence[int] = (),
+    conn: BaseDBAsyncClient | None = None,
+) -> list[dict[str, Any]]:
+    """The rows of `declared` as dicts, columns named like a field of its model converted to that field's type.
+
+    `ids` fill the statement's `{ids}` list, `params` its other placeholders.
+    """
+    rows = await _execute(declared, params, ids, conn)
+    converters = _converters(declared.model)
+    return [
+        {column: converters[column](value) if column in converters else value for column, value in row.items()}
+        for row in rows
+    ]
+
+
 async def fetch_models(
-    select: Select[M],
+    declared: Select[M],
     params: Sequence[Any] = (),
     *,
     ids: Sequence[int] = (),
     conn: BaseDBAsyncClient | None = None,
 ) -> list[M]:
-    """The rows of `select` as model instances, exactly as the ORM would build them."""
-    return [select.model._init_from_db(**row) for row in await fetch(select, params, ids=ids, conn=conn)]
+    """The rows of `declared` as model instances, exactly as the ORM would build them."""
+    return [declared.model._init_from_db(**row) for row in await _execute(declared, params, ids, conn)]

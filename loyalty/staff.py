@@ -188,7 +188,7 @@ async def authenticate_staff(email: str, password: str) -> Actor:
     return staff_actor(staff)
 
 
-_ACTIVE_STAFF = sql.Select(StaffUser, 'WHERE "id" = ? AND "active" = ?')
+_ACTIVE_STAFF = sql.select("staff.active_by_id", StaffUser, 'WHERE "id" = ? AND "active" = ?')
 
 
 async def actor_for_staff(staff_id: int) -> Actor | None:

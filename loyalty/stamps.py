@@ -94,7 +94,7 @@ async def add_stamps(
     return outcomes
 
 
-_ACTIVE_CARDS = sql.Select(StampCard, 'WHERE "active" = ? ORDER BY "id"')
+_ACTIVE_CARDS = sql.select("stamps.active_cards", StampCard, 'WHERE "active" = ? ORDER BY "id"')
 
 
 async def stamp_cards_for_members(member_ids: Sequence[int]) -> dict[int, list[StampCardProgress]]:

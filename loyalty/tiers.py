@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from loyalty import clock, events, sql
-from loyalty.models import Member, Program, Tier, TierPeriod
+from loyalty.models import Member, Program, QualifyingCredit, Tier, TierPeriod
 from loyalty.program import tiers_of
 
 ROLLING_PERIOD = timedelta(days=365)
@@ -45,9 +45,12 @@ def next_period_end(program: Program, at: datetime) -> datetime:
     return period_end(program, period_end(program, at))
 
 
-_QUALIFYING_TOTALS = (
-    'SELECT "member_id", SUM("amount") AS "total" FROM "qualifying_credit"'
-    ' WHERE "occurred_at" >= ? AND "occurred_at" < ? AND "member_id" IN ({ids}) GROUP BY "member_id"'
+# The sum cast back to the column's type: PostgreSQL widens SUM(bigint) to numeric (a Decimal), the ORM does not.
+_QUALIFYING_TOTALS = sql.statement(
+    "tiers.qualifying_totals",
+    QualifyingCredit,
+    'SELECT "member_id", CAST(SUM("amount") AS BIGINT) AS "total" FROM "qualifying_credit"'
+    ' WHERE "occurred_at" >= ? AND "occurred_at" < ? AND "member_id" IN ({ids}) GROUP BY "member_id"',
 )
 
 

@@ -1,19 +1,87 @@
-"""The hand-written hot reads (`loyalty.sql`) must return exactly what the ORM returns, on both engines."""
+"""The hand-written hot reads (`loyalty.sql`) must return exactly what the ORM returns, on both engines.
 
-from datetime import date, timedelta
+Every registered statement has a case in `CASES`: rows it must find, edge rows its WHERE must leave out, and the
+ORM queryset it stands in for.
+"""
 
+import importlib
+import pkgutil
+import re
+import subprocess
+import sys
+import tomllib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tortoise.functions import Sum
 from tortoise.models import Model
 
-from loyalty import activity, sql
+from loyalty import activity, ledger, sql
 from loyalty.clock import FrozenClock
 from loyalty.members import members_by_id
-from loyalty.models import EntryKind, LedgerEntry, Member, Program, Tier
+from loyalty.models import (
+    EntryKind,
+    LedgerEntry,
+    LotStatus,
+    Member,
+    Offer,
+    OfferBenefit,
+    PointsLot,
+    Program,
+    Purchase,
+    QualifyingCredit,
+    Refund,
+    Reward,
+    RewardKind,
+    StaffRole,
+    StaffUser,
+    StampCard,
+    Tier,
+)
+from loyalty.tiers import period_end, period_start
 from tests.loyalty import ledger_helpers
-from tests.loyalty.ledger_helpers import give_available, new_member, purchase
+from tests.loyalty.ledger_helpers import credit_points, give_available, new_member, purchase, redeem_points
+
+ROOT = Path(__file__).resolve().parents[2]
+ONE_TICK = timedelta(microseconds=1)  # the finest step both engines store
+
+
+def _application_packages() -> list[str]:
+    """The packages `pip install` ships (pyproject.toml), those that exist yet."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    return [name for name in (p.removesuffix("*") for p in patterns) if (ROOT / name).is_dir()]
+
+
+def _import_the_application() -> None:
+    # A statement registers when its module loads: with every module loaded, `sql.registered()` is complete.
+    for package in _application_packages():
+        for module in pkgutil.walk_packages(importlib.import_module(package).__path__, f"{package}."):
+            importlib.import_module(module.name)
+
+
+_import_the_application()
+
+# A statement of the tests' own: `{ids}` between other placeholders (and a quote inside an identifier: no literal).
+_IDS_BETWEEN = sql.statement(
+    "tests.ids_between_parameters",
+    Member,
+    """SELECT "id" FROM "member" AS "member's" WHERE "member_number" <> ? AND "id" IN ({ids}) AND "id" > ?"""
+    ' ORDER BY "id"',
+)
 
 
 def _values(instance: Model) -> dict[str, object]:
-    return {name: getattr(instance, name) for name in sorted(instance._meta.fields_db_projection)}
+    return {column: getattr(instance, column) for column in sql.table(type(instance)).columns}
+
+
+def _typed(row: Mapping[str, object]) -> dict[str, tuple[type, object]]:
+    # With the type: 5 == Decimal(5) and "available" == LotStatus.AVAILABLE, but a caller sees the difference.
+    return {column: (type(value), value) for column, value in row.items()}
 
 
 async def test_members_by_id_builds_the_same_members_as_the_orm(program: Program, clock: FrozenClock) -> None:
@@ -57,11 +125,437 @@ async def test_fetch_fills_an_id_list_between_other_parameters(program: Program)
     members = [await new_member(f"uid-ids-{i}") for i in range(4)]
     ids = [m.id for m in members]
 
-    rows = await sql.fetch(
-        'SELECT "id" FROM "member" WHERE "member_number" <> ? AND "id" IN ({ids}) AND "id" > ? ORDER BY "id"',
-        [members[1].member_number, ids[0]],
-        ids=ids[:3],
-    )
+    rows = await sql.fetch(_IDS_BETWEEN, [members[1].member_number, ids[0]], ids=ids[:3])
 
     assert [row["id"] for row in rows] == [ids[2]]  # ids[0] is not > ids[0], ids[1] has the excluded number
-    assert await sql.fetch('SELECT "id" FROM "member" WHERE "id" IN ({ids})', ids=[]) == []
+    assert await sql.fetch(_IDS_BETWEEN, [members[1].member_number, ids[0]], ids=[]) == []
+
+
+# --- every registered statement against its ORM equivalent ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """One execution of a statement: its parameters, the ORM's equivalent, and what it must return."""
+
+    orm: Awaitable[Sequence[Any]]  # a queryset (models, for `sql.select`) or a values query (rows)
+    expected: list[Any]  # the ids of the models, or the exact rows
+    params: Sequence[Any] = ()
+    ids: Sequence[int] = ()
+
+
+Case = Callable[[Program, FrozenClock], Awaitable[list[Run]]]
+CASES: dict[str, Case] = {}
+
+
+def case(name: str) -> Callable[[Case], Case]:
+    def register(seed: Case) -> Case:
+        CASES[name] = seed
+        return seed
+
+    return register
+
+
+async def _members(program: Program, clock: FrozenClock) -> tuple[Member, Member, Member]:
+    """A member with every kind of column filled in, one with the defaults and NULLs, and a third."""
+    full = await new_member("uid-full")
+    gold = await Tier.get(program_id=program.id, name="Gold")
+    await Member.filter(id=full.id).update(
+        phone="+4915100000001",
+        display_name="Ann Full",
+        birthday=date(1990, 2, 28),
+        interests=["coffee", "books"],
+        marketing_consent=True,
+        marketing_consent_at=clock.now() - timedelta(days=3),
+        timezone="Europe/Berlin",
+        manual_tier_id=gold.id,
+        manual_tier_until=clock.now() + timedelta(days=30, microseconds=7),
+        last_purchase_at=clock.now() - timedelta(hours=5),
+    )
+    return await Member.get(id=full.id), await new_member("uid-plain"), await new_member("uid-third")
+
+
+@case("members.by_id")
+async def _members_by_id(program: Program, clock: FrozenClock) -> list[Run]:
+    full, plain, third = await _members(program, clock)
+    asked = [plain.id, full.id, plain.id, third.id + 1]  # a duplicate, and an id nobody has; not the third
+    return [Run(orm=Member.filter(id__in=asked), expected=[full.id, plain.id], ids=asked)]
+
+
+@case("members.by_number")
+async def _members_by_number(program: Program, clock: FrozenClock) -> list[Run]:
+    full, plain, _ = await _members(program, clock)
+    unknown = "0" * len(full.member_number)
+    return [
+        Run(orm=Member.filter(member_number=number), expected=expected, params=[number])
+        for number, expected in ((full.member_number, [full.id]), (plain.member_number, [plain.id]), (unknown, []))
+    ]
+
+
+async def _ledger(clock: FrozenClock) -> tuple[Member, dict[str, int]]:
+    """A member's entries of four kinds, maturing among them, oldest first; another member's entry in between."""
+    member = await new_member("uid-ledger")
+    other = await new_member("uid-ledger-other")
+    await purchase(member.id, "R1", 1_000, clock.now())
+    earn = await LedgerEntry.get(member_id=member.id, kind=EntryKind.EARN)
+    await give_available(other.id, 5)
+    adjustment = await credit_points(member.id, 300, kind=EntryKind.ADJUSTMENT, idempotency_key="a1")
+    clock.advance(timedelta(days=15))  # past the return window
+    await ledger.settle_member_if_due(await Member.get(id=member.id))
+    mature = await LedgerEntry.get(member_id=member.id, kind=EntryKind.MATURE)
+    redeem = await redeem_points(member.id, 50, idempotency_key="r1")
+    return member, {"earn": earn.id, "adjustment": adjustment, "mature": mature.id, "redeem": redeem.entry_id}
+
+
+@case("activity.page")
+async def _activity_page(program: Program, clock: FrozenClock) -> list[Run]:
+    member, entry = await _ledger(clock)
+    newest = LedgerEntry.filter(member_id=member.id).exclude(kind=EntryKind.MATURE).order_by("-id")
+    mature = EntryKind.MATURE.value
+    return [
+        Run(orm=newest.limit(2), expected=[entry["redeem"], entry["adjustment"]], params=[member.id, mature, 2]),
+        Run(
+            orm=newest.limit(10),
+            expected=[entry["redeem"], entry["adjustment"], entry["earn"]],
+            params=[member.id, mature, 10],
+        ),
+    ]
+
+
+@case("activity.page_before")
+async def _activity_page_before(program: Program, clock: FrozenClock) -> list[Run]:
+    member, entry = await _ledger(clock)
+    newest = LedgerEntry.filter(member_id=member.id).exclude(kind=EntryKind.MATURE).order_by("-id")
+    mature = EntryKind.MATURE.value
+    return [
+        # `before` itself is left out (the cursor is the last entry of the page before)
+        Run(
+            orm=newest.filter(id__lt=entry["redeem"]).limit(10),
+            expected=[entry["adjustment"], entry["earn"]],
+            params=[member.id, mature, entry["redeem"], 10],
+        ),
+        Run(
+            orm=newest.filter(id__lt=entry["adjustment"]).limit(1),
+            expected=[entry["earn"]],
+            params=[member.id, mature, entry["adjustment"], 1],
+        ),
+        Run(orm=newest.filter(id__lt=entry["earn"]), expected=[], params=[member.id, mature, entry["earn"], 10]),
+    ]
+
+
+async def _available_lot(member_id: int, points: int, expires_at: datetime | None, key: str) -> PointsLot:
+    """A lot credited through the ledger, its expiry then moved (expiry is not part of the balances)."""
+    await give_available(member_id, points, key=key)
+    lot = await PointsLot.filter(member_id=member_id).order_by("-id").first()
+    assert lot is not None
+    await PointsLot.filter(id=lot.id).update(expires_at=expires_at)
+    return lot
+
+
+@case("activity.expiring_soon")
+async def _expiring_soon(program: Program, clock: FrozenClock) -> list[Run]:
+    ann, bob, cid = (await new_member("uid-ann"), await new_member("uid-bob"), await new_member("uid-cid"))
+    until = clock.now() + timedelta(days=30)
+    # spent: available, inside the window, nothing left
+    await _available_lot(ann.id, 10, until - timedelta(days=5), "spent")
+    await redeem_points(ann.id, 10, idempotency_key="spend")
+    await _available_lot(ann.id, 40, until, "at-until")  # on the boundary: in
+    await _available_lot(ann.id, 25, until - timedelta(days=1), "soon")
+    await _available_lot(ann.id, 15, until, "at-until-too")  # the same expiry: after the first, by id
+    await _available_lot(ann.id, 60, until + ONE_TICK, "later")  # just past the window
+    await _available_lot(ann.id, 70, None, "never")  # does not expire
+    await purchase(ann.id, "R-pending", 2_000, clock.now())  # pending: not spendable, so not "expiring"
+    await PointsLot.filter(member_id=ann.id, status=LotStatus.PENDING).update(expires_at=until - timedelta(days=2))
+    await PointsLot.create(
+        member_id=ann.id,
+        amount=9,
+        remaining=9,
+        status=LotStatus.EXPIRED,
+        created_at=clock.now(),
+        available_at=clock.now(),
+        expires_at=until - timedelta(days=3),
+    )
+    await _available_lot(bob.id, 7, until - timedelta(hours=12), "bob")
+    await _available_lot(cid.id, 8, until - timedelta(hours=1), "cid")  # not asked for
+    asked = [ann.id, bob.id]
+    orm = (
+        PointsLot.filter(member_id__in=asked, status=LotStatus.AVAILABLE, remaining__gt=0, expires_at__lte=until)
+        .order_by("expires_at", "id")
+        .values("member_id", "expires_at", "remaining")
+    )
+    expected = [
+        {"member_id": ann.id, "expires_at": until - timedelta(days=1), "remaining": 25},
+        {"member_id": bob.id, "expires_at": until - timedelta(hours=12), "remaining": 7},
+        {"member_id": ann.id, "expires_at": until, "remaining": 40},
+        {"member_id": ann.id, "expires_at": until, "remaining": 15},
+    ]
+    return [Run(orm=orm, expected=expected, params=[LotStatus.AVAILABLE.value, until], ids=asked)]
+
+
+@case("tiers.qualifying_totals")
+async def _qualifying_totals(program: Program, clock: FrozenClock) -> list[Run]:
+    ann, bob, cid, dan = [await new_member(f"uid-q-{name}") for name in ("ann", "bob", "cid", "dan")]
+    start, end = period_start(program, clock.now()), period_end(program, clock.now())
+    for member, amount, occurred_at in (
+        (ann, 100, start),  # the period's first moment: in
+        (ann, 50, end - ONE_TICK),
+        (ann, -30, clock.now()),  # a refund
+        (ann, 1_000, end),  # the next period's first moment: out
+        (ann, 2_000, start - ONE_TICK),  # the last period: out
+        (bob, 70, clock.now()),
+        (cid, 500, clock.now()),  # not asked for
+    ):
+        await QualifyingCredit.create(member_id=member.id, amount=amount, occurred_at=occurred_at)
+    asked = [ann.id, bob.id, dan.id]  # dan has no credits: no row
+    orm = (
+        QualifyingCredit.filter(occurred_at__gte=start, occurred_at__lt=end, member_id__in=asked)
+        .annotate(total=Sum("amount"))
+        .group_by("member_id")
+        .values("member_id", "total")
+    )
+    expected = [{"member_id": ann.id, "total": 120}, {"member_id": bob.id, "total": 70}]
+    return [Run(orm=orm, expected=expected, params=[start, end], ids=asked)]
+
+
+@case("offers.running")
+async def _running_offers(program: Program, clock: FrozenClock) -> list[Run]:
+    at = clock.now()
+
+    async def offer(name: str, valid_from: datetime, valid_until: datetime, **fields: Any) -> Offer:
+        benefit = fields.pop("benefit", OfferBenefit.BONUS_POINTS)
+        return await Offer.create(name=name, benefit=benefit, valid_from=valid_from, valid_until=valid_until, **fields)
+
+    starts_now = await offer("starts now", at, at + timedelta(days=1))
+    await offer("ends now", at - timedelta(days=10), at)
+    await offer("switched off", at - timedelta(days=1), at + timedelta(days=1), active=False)
+    await offer("starts later", at + ONE_TICK, at + timedelta(days=1))
+    everything = await offer(
+        "every column",
+        at - timedelta(days=1),
+        at + timedelta(days=1, microseconds=3),
+        benefit=OfferBenefit.FREE_ITEM,
+        description="A coffee on us",
+        value=0,
+        sku="COF-1",
+        per_member_limit=2,
+        requires_activation=True,
+        tier_names=["Gold"],
+        min_tier_rank=2,
+        lifecycle_stages=["active", "lapsing"],
+        birthday_month=True,
+        interests=["coffee"],
+        min_spend=1_500,
+        priority=5,
+    )
+    orm = Offer.filter(active=True, valid_from__lte=at, valid_until__gt=at).order_by("id")
+    return [Run(orm=orm, expected=[starts_now.id, everything.id], params=[True, at, at])]
+
+
+@case("stamps.active_cards")
+async def _active_stamp_cards(program: Program, clock: FrozenClock) -> list[Run]:
+    coffee = await Reward.create(name="Coffee", kind=RewardKind.FREE_PRODUCT, points_cost=0, sku="COF-1")
+    items = await StampCard.create(name="Coffee card", stamps_required=5, reward=coffee, match_category="coffee")
+    await StampCard.create(name="Retired", stamps_required=3, reward=coffee, active=False)
+    visits = await StampCard.create(
+        name="Visits", description="Ten visits", stamps_required=10, counts="visits", min_spend=500, reward=coffee
+    )
+    return [Run(orm=StampCard.filter(active=True).order_by("id"), expected=[items.id, visits.id], params=[True])]
+
+
+@case("staff.active_by_id")
+async def _active_staff(program: Program, clock: FrozenClock) -> list[Run]:
+    async def staff(email: str, role: StaffRole = StaffRole.CASHIER, **fields: Any) -> StaffUser:
+        return await StaffUser.create(
+            email=email, password_hash="not-a-hash", role=role, created_at=clock.now(), **fields
+        )
+
+    cashier = await staff("cashier@example.com", store_codes=["S1", "S2"], last_login_at=clock.now())
+    gone = await staff("gone@example.com", active=False)
+    manager = await staff("manager@example.com", role=StaffRole.MANAGER, display_name="Mia")
+    return [
+        Run(orm=StaffUser.filter(id=staff_id, active=True), expected=expected, params=[staff_id, True])
+        for staff_id, expected in ((cashier.id, [cashier.id]), (manager.id, [manager.id]), (gone.id, []))
+    ]
+
+
+@case("tests.ids_between_parameters")
+async def _ids_between_parameters(program: Program, clock: FrozenClock) -> list[Run]:
+    members = [await new_member(f"uid-between-{i}") for i in range(4)]
+    ids = [m.id for m in members]
+    excluded = members[1].member_number
+    orm = Member.filter(id__in=ids[:3], id__gt=ids[0]).exclude(member_number=excluded).order_by("id").values("id")
+    return [Run(orm=orm, expected=[{"id": ids[2]}], params=[excluded, ids[0]], ids=ids[:3])]
+
+
+def _order_free(rows: list[Any]) -> list[Any]:
+    return sorted(rows, key=lambda row: repr(sorted(row.items()) if isinstance(row, dict) else row))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+async def test_each_statement_returns_what_its_orm_equivalent_returns(
+    name: str, program: Program, clock: FrozenClock
+) -> None:
+    # given rows the statement must find and rows its WHERE must leave out
+    declared = sql.registered()[name]
+    runs = await CASES[name](program, clock)
+    # (without ORDER BY the order is the engine's to choose)
+    arranged: Callable[[list[Any]], list[Any]] = (lambda rows: rows) if "ORDER BY" in declared.text else _order_free
+
+    for run in runs:
+        # when it runs, and its ORM equivalent
+        rows = await sql.fetch(declared, run.params, ids=run.ids)
+        orm = list(await run.orm)
+
+        # then the same rows in the same order, with the same values of the same types
+        if isinstance(declared, sql.Select):
+            models = await sql.fetch_models(declared, run.params, ids=run.ids)
+            assert arranged([m.id for m in models]) == arranged([m.id for m in orm]) == arranged(run.expected)
+            assert arranged([_typed(_values(m)) for m in models]) == arranged([_typed(_values(m)) for m in orm])
+            assert arranged([_typed(row) for row in rows]) == arranged([_typed(_values(m)) for m in orm])
+        else:
+            assert arranged([_typed(row) for row in rows]) == arranged([_typed(row) for row in orm])
+            assert arranged(rows) == arranged(run.expected)
+
+
+def test_every_registered_statement_has_a_case() -> None:
+    # given every module of the application imported (at the top of this file)
+    # then each registered statement has a case above, and each case a statement
+    assert sorted(sql.registered()) == sorted(CASES)
+    assert {"members.by_id", "offers.running", "staff.active_by_id"} <= set(CASES)  # the walk found the domain's
+
+
+# --- declaring and running statements -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        ("""SELECT "id" FROM "member" WHERE "email" = 'who?' AND "id" = ?""", "a string literal"),
+        ("""SELECT "id" FROM "member" WHERE "timezone" = 'UTC'""", "a string literal"),
+        ('SELECT "id" FROM "member" WHERE "id" = ? -- by id', "a comment"),
+        ('SELECT "id" FROM "member" /* by id? */ WHERE "id" = ?', "a comment"),
+        ('SELECT "id" FROM "member" WHERE "id" = ?; DELETE FROM "member"', "a ;"),
+        ('SELECT "id" FROM "member" WHERE "id" = $1', "a $"),
+        ('SELECT "id" FROM "member" WHERE "email" = $$who?$$', "a $"),
+        ('SELECT "id" AS "which?" FROM "member" WHERE "id" = ?', "a ? inside a quoted identifier"),
+        ('SELECT "id" FROM "member', "an unterminated quoted identifier"),
+        ('SELECT "id" FROM "member" WHERE "id" IN ({ids}) OR "tier_id" IN ({ids})', "more than one {ids} list"),
+    ],
+)
+def test_a_statement_whose_placeholders_could_be_misnumbered_is_refused(text: str, refusal: str) -> None:
+    # when a statement with a literal, a comment, a second statement or a stray placeholder is declared
+    with pytest.raises(ValueError, match=re.escape(f"statement 'tests.refused': {refusal}")):
+        sql.statement("tests.refused", Member, text)
+
+    # then it is refused at once, and nothing is registered
+    assert "tests.refused" not in sql.registered()
+
+
+def test_a_select_is_checked_like_a_statement() -> None:
+    # when the clauses after a whole-row select hold a literal
+    with pytest.raises(ValueError, match=re.escape("statement 'tests.refused': a string literal")):
+        sql.select("tests.refused", Member, """WHERE "timezone" = 'UTC'""")
+
+    # then nothing is registered
+    assert "tests.refused" not in sql.registered()
+
+
+def test_a_name_is_registered_once() -> None:
+    # given the statement registered as "members.by_id"
+    first = sql.registered()["members.by_id"]
+
+    # when another statement is declared under that name
+    with pytest.raises(ValueError, match=re.escape("a statement named 'members.by_id' is already registered")):
+        sql.select("members.by_id", Member, 'WHERE "member_number" = ?')
+
+    # then the first one stays
+    assert sql.registered()["members.by_id"] is first
+
+
+async def test_only_registered_statements_run(program: Program) -> None:
+    # given a member, and statements that did not go through `sql.statement` / `sql.select`
+    member = await new_member("uid-unregistered")
+    stray = sql.Statement("tests.stray", Member, 'SELECT "id" FROM "member"')
+    forged = sql.Select("members.by_id", Member, 'WHERE "id" IN ({ids})')  # a registered name, not its statement
+    text: Any = 'SELECT "id" FROM "member"'
+
+    # when they are run, then they are refused before reaching the database
+    with pytest.raises(LookupError, match=re.escape("not a registered statement: Statement(name='tests.stray'")):
+        await sql.fetch(stray)
+    with pytest.raises(LookupError, match=re.escape("not a registered statement: Select(name='members.by_id'")):
+        await sql.fetch_models(forged, ids=[member.id])
+    with pytest.raises(LookupError, match=re.escape("not a registered statement: 'SELECT")):
+        await sql.fetch(text)
+    assert "tests.stray" not in sql.registered()
+
+
+async def test_table_describes_a_models_columns_keys_and_references(db: str) -> None:
+    # when the tables of a ledger model and of a member are described
+    entries, purchases, members = sql.table(LedgerEntry), sql.table(Purchase), sql.table(Member)
+
+    # then in the order the models declare their fields, foreign keys where their relation is declared
+    assert entries == sql.Table(
+        name="ledger_entry",
+        columns=(
+            "id",
+            "member_id",
+            "kind",
+            "delta_available",
+            "delta_pending",
+            "delta_lifetime",
+            "unrecovered",
+            "description",
+            "lot_id",
+            "purchase_id",
+            "reverses_id",
+            "created_at",
+        ),
+        primary_key="id",
+        references={"member_id": Member, "lot_id": PointsLot, "purchase_id": Purchase, "reverses_id": LedgerEntry},
+        unique=(("reverses_id",),),
+    )
+    assert list(entries.references) == ["member_id", "lot_id", "purchase_id", "reverses_id"]
+    assert (purchases.unique, sql.table(Refund).unique) == (
+        (("store_code", "receipt_id"),),
+        (("purchase_id", "refund_id"),),
+    )
+    assert (members.unique, dict(members.references)) == (
+        (("firebase_uid",), ("member_number",)),
+        {"tier_id": Tier, "manual_tier_id": Tier},
+    )
+    assert members.columns[12:16] == ("tier_id", "tier_since", "tier_held_until", "manual_tier_id")
+
+
+def test_a_table_is_not_described_before_tortoise_has_started() -> None:
+    # given a fresh process, the models imported but Tortoise not started
+    script = "from loyalty import sql\nfrom loyalty.models import Member\nsql.table(Member)"
+
+    # when a table is described
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False)
+
+    # then it is refused (its foreign-key columns are not known yet), not described without them
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        "RuntimeError: Member: its table is known only once Tortoise has started"
+    )
+
+
+PRIVATE_TORTOISE = re.compile(
+    r"\._meta\b|\b(_init_from_db|fields_map|fields_db_projection|db_fields|db_table|to_python_value|to_db_value)\b"
+)
+
+
+def test_private_tortoise_api_is_used_only_in_loyalty_sql() -> None:
+    # given the application's source (bench/ to be added once bench/seed.py describes tables with `sql.table`)
+    sources = [path for package in _application_packages() for path in sorted((ROOT / package).rglob("*.py"))]
+
+    # then only loyalty/sql.py reaches into Tortoise's internals
+    uses = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sources
+        if path != ROOT / "loyalty" / "sql.py"
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if PRIVATE_TORTOISE.search(line)
+    ]
+    assert uses == []
+    assert len(sources) > 50  # the walk found the application
