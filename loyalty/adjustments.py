@@ -75,7 +75,7 @@ async def adjust_member_points(
         raise InvalidInput(f"a note has at most {MAX_NOTE} characters", field="note")
     if not idempotency_key.strip():
         # The scoped key below is never empty, so `run_idempotent` cannot catch a blank client key.
-        raise InvalidInput("an idempotency key is required", field="idempotencyKey")
+        raise InvalidInput("an idempotency key is required", field="idempotency_key")
     if store_code is None and len(actor.store_codes) == 1:
         store_code = actor.store_codes[0]
     actor.require(StaffRole.CASHIER, store_code)

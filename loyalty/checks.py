@@ -1,6 +1,7 @@
 """Input checks shared by the domain's entry points: whole numbers, references, idempotency keys, business times.
 
-Each raises `InvalidInput` naming the field at fault, before anything is written.
+Each raises `InvalidInput` naming the field at fault (the domain's snake_case name) before anything is written;
+messages name it in words ("store code", not `storeCode`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ MAX_MONEY = MAX_POINTS * 100  # minor units
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
+def _label(field: str) -> str:
+    return field.replace("_", " ")
+
+
 def is_whole(value: object, low: int, high: int) -> bool:
     """True for an `int` in [low, high]; `bool` is an `int` subclass, and `True` must not pass as 1."""
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
@@ -25,10 +30,10 @@ def check_amount(value: int, field: str, *, allow_zero: bool = False, high: int 
     """A whole number of at least 1 (or 0 with `allow_zero`) and at most `high`."""
     low = 0 if allow_zero else 1
     if not is_whole(value, low, high):
-        raise InvalidInput(f"{field} must be a whole number of at least {low}", field=field)
+        raise InvalidInput(f"{_label(field)} must be a whole number of at least {low}", field=field)
 
 
-def check_idempotency_key(idempotency_key: str, field: str = "idempotencyKey") -> None:
+def check_idempotency_key(idempotency_key: str, field: str = "idempotency_key") -> None:
     """A non-blank client key.
 
     Scoped keys such as f"{member_id}:{key}" are never empty themselves, so `run_idempotent`'s own check cannot catch
@@ -42,17 +47,17 @@ def check_reference(value: str, field: str, max_length: int) -> None:
     """A required reference (store code, receipt or refund id) that fits its column.
 
     Over-long values used to reach the model and fail with Tortoise's `ValidationError` (not a `DomainError`, so the
-    API showed a fault instead of a userError) after the idempotency record was written.
+    API showed a fault instead of a refusal) after the idempotency record was written.
     """
     if not value:
-        raise InvalidInput(f"{field} is required", field=field)
+        raise InvalidInput(f"{_label(field)} is required", field=field)
     if len(value) > max_length:
-        raise InvalidInput(f"{field} must be at most {max_length} characters", field=field)
+        raise InvalidInput(f"{_label(field)} must be at most {max_length} characters", field=field)
 
 
-def check_occurred_at(occurred_at: datetime, field: str = "occurredAt") -> None:
+def check_occurred_at(occurred_at: datetime, field: str = "occurred_at") -> None:
     """A timezone-aware business time that is not in the future (beyond the tills' clock skew)."""
     if occurred_at.tzinfo is None:
-        raise InvalidInput(f"{field} needs a timezone", field=field)
+        raise InvalidInput("the occurrence time needs a timezone", field=field)
     if occurred_at > clock.now() + FUTURE_TOLERANCE:
-        raise InvalidInput(f"{field} is in the future", field=field)
+        raise InvalidInput("the occurrence time is in the future", field=field)

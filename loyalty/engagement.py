@@ -65,9 +65,9 @@ def _local_periods(at: datetime, zone: ZoneInfo) -> dict[str, tuple[datetime, da
 
 def _check(event_type: str, external_id: str, occurred_at: datetime) -> None:
     if not event_type or len(event_type) > _EVENT_TYPE_LIMIT:
-        raise UnknownEventType(f"no active engagement rule for event type {event_type!r}", field="eventType")
+        raise UnknownEventType(f"no active engagement rule for event type {event_type!r}", field="event_type")
     if not external_id or len(external_id) > _EXTERNAL_ID_LIMIT:
-        raise InvalidInput(f"externalId must be 1 to {_EXTERNAL_ID_LIMIT} characters", field="externalId")
+        raise InvalidInput(f"an external id has 1 to {_EXTERNAL_ID_LIMIT} characters", field="external_id")
     check_occurred_at(occurred_at)
 
 
@@ -80,7 +80,7 @@ async def record_engagement(
     async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
         rule = await EngagementRule.get_or_none(event_type=event_type, active=True).using_db(conn)
         if rule is None:
-            raise UnknownEventType(f"no active engagement rule for event type {event_type!r}", field="eventType")
+            raise UnknownEventType(f"no active engagement rule for event type {event_type!r}", field="event_type")
         # The member lock serializes this member's events, so two concurrent ones cannot both take the last slot.
         member = await ledger.lock_member(conn, member_id)
         periods = _local_periods(occurred_at, ZoneInfo(member.timezone))
@@ -96,7 +96,7 @@ async def record_engagement(
                 .count()
             )
             if used >= limit:
-                raise LimitReached(f"{event_type} earns at most {limit} times per {period}", field="occurredAt")
+                raise LimitReached(f"{event_type} earns at most {limit} times per {period}", field="occurred_at")
         if rule.points > 0:
             await ledger.credit_available(
                 conn,

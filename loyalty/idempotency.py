@@ -42,7 +42,7 @@ async def run_idempotent(
     Raises `DuplicateIdempotencyKey` when the key was used with a different `request`.
     """
     if not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidInput(f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters", field="idempotencyKey")
+        raise InvalidInput(f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters", field="idempotency_key")
     digest = request_hash(request)
     existing = await IdempotencyRecord.get_or_none(scope=scope, key=key)
     if existing is None:
@@ -62,7 +62,7 @@ async def run_idempotent(
             existing = await IdempotencyRecord.get(scope=scope, key=key)
     if existing.request_hash != digest:
         raise DuplicateIdempotencyKey(
-            "this idempotency key was already used with a different request", field="idempotencyKey"
+            "this idempotency key was already used with a different request", field="idempotency_key"
         )
     assert existing.response is not None  # written in the same transaction as the record
     return existing.response

@@ -104,7 +104,7 @@ async def get_member(member_id: int) -> Member:
     """The member with this id, or `MemberNotFound`."""
     member = (await members_by_id([member_id])).get(member_id)
     if member is None:
-        raise MemberNotFound("no such member", field="member")
+        raise MemberNotFound("no such member", field="member_id")
     return member
 
 
@@ -121,7 +121,7 @@ class ProfileChanges:
 
 def _validate(changes: ProfileChanges, today: date) -> None:
     if changes.display_name is not None and not 1 <= len(changes.display_name.strip()) <= 100:
-        raise InvalidInput("name must be 1 to 100 characters", field="displayName")
+        raise InvalidInput("name must be 1 to 100 characters", field="display_name")
     if changes.birthday is not None and not date(1900, 1, 1) <= changes.birthday <= today:
         raise InvalidInput("birthday must be a past date after 1900", field="birthday")
     if changes.interests is not None:
@@ -143,7 +143,7 @@ async def update_profile(member_id: int, changes: ProfileChanges) -> Member:
     async with in_transaction() as conn:
         member = await Member.filter(id=member_id).using_db(conn).select_for_update().first()
         if member is None:
-            raise MemberNotFound("no such member", field="member")
+            raise MemberNotFound("no such member", field="member_id")
         changed: list[str] = []
         if changes.display_name is not None:
             member.display_name = changes.display_name.strip()

@@ -139,11 +139,11 @@ def _targets(offer: Offer, member: Member, tier: Tier | None, stage: LifecycleSt
 def _refusal(offer: Offer, member: Member, program: Program, at: datetime, used: int) -> DomainError | None:
     """Why `offer` does not apply to `member` at `at` (having used it `used` times), or None if it does."""
     if not offer.active or not offer.valid_from <= at < offer.valid_until:
-        return OfferNotApplicable("this offer is not running now", field="offerId")
+        return OfferNotApplicable("this offer is not running now", field="offer_id")
     if not _targets(offer, member, _member_tier(program, member), lifecycle_stage(member, program, at), at):
-        return OfferNotApplicable("this offer is not for this member", field="offerId")
+        return OfferNotApplicable("this offer is not for this member", field="offer_id")
     if used >= offer.per_member_limit:
-        return OfferLimitReached("the member has used this offer as often as it allows", field="offerId")
+        return OfferLimitReached("the member has used this offer as often as it allows", field="offer_id")
     return None
 
 
@@ -214,11 +214,11 @@ async def activate_offer(member_id: int, offer_id: int) -> MemberOffer:
     program = await cached_program()
     offer = await Offer.get_or_none(id=offer_id)
     if offer is None:
-        raise OfferNotFound("no such offer", field="offerId")
+        raise OfferNotFound("no such offer", field="offer_id")
     uses, activated = await _usage(None, [member.id], [offer.id])
     used = uses.get((member.id, offer.id), 0)
     if _refusal(offer, member, program, at, used) is not None:
-        raise OfferNotFound("no such offer", field="offerId")
+        raise OfferNotFound("no such offer", field="offer_id")
     if (member.id, offer.id) not in activated:
         try:
             async with in_transaction() as conn:
@@ -263,13 +263,13 @@ def _discount(offer: Offer, purchase_total: int | None) -> int | None:
 
 def _check_redeem_input(store_code: str, purchase_total: int | None, idempotency_key: str) -> None:
     if not 1 <= len(store_code.strip()) <= 32:
-        raise InvalidInput("storeCode must be 1 to 32 characters", field="storeCode")
+        raise InvalidInput("a store code has 1 to 32 characters", field="store_code")
     if purchase_total is not None and (
         isinstance(purchase_total, bool) or not 0 <= purchase_total <= MAX_PURCHASE_TOTAL
     ):
-        raise InvalidInput("purchaseTotal must be a non-negative amount in minor units", field="purchaseTotal")
+        raise InvalidInput("the purchase total must be a non-negative amount in minor units", field="purchase_total")
     if not idempotency_key.strip():
-        raise InvalidInput("an idempotency key is required", field="idempotencyKey")
+        raise InvalidInput("an idempotency key is required", field="idempotency_key")
 
 
 async def redeem_offer(
@@ -296,7 +296,7 @@ async def redeem_offer(
         member = await lock_member(conn, member_id)
         offer = await Offer.get_or_none(id=offer_id).using_db(conn)
         if offer is None:
-            raise OfferNotFound("no such offer", field="offerId")
+            raise OfferNotFound("no such offer", field="offer_id")
         program = await load_program(conn)
         uses, activated = await _usage(conn, [member.id], [offer.id])
         used = uses.get((member.id, offer.id), 0)
@@ -305,9 +305,9 @@ async def redeem_offer(
             raise refusal
         is_activated = (member.id, offer.id) in activated
         if offer.requires_activation and not is_activated:
-            raise NotActivated("the member has not activated this offer in the app", field="offerId")
+            raise NotActivated("the member has not activated this offer in the app", field="offer_id")
         if offer.min_spend is not None and (purchase_total is None or purchase_total < offer.min_spend):
-            raise MinSpendNotMet(f"this offer needs a purchase of at least {offer.min_spend}", field="purchaseTotal")
+            raise MinSpendNotMet(f"this offer needs a purchase of at least {offer.min_spend}", field="purchase_total")
         balance_before = member.points_available
         redemption = await OfferRedemption.create(
             offer_id=offer.id, member_id=member.id, store_code=store_code, redeemed_at=at, using_db=conn

@@ -106,8 +106,8 @@ class PurchaseRecorded:
 def check_request(request: PurchaseRequest) -> None:
     """Validate a receipt before anything is written (`InvalidInput`, `LinesTotalMismatch`)."""
     check_amount(request.total, "total", allow_zero=True)
-    check_reference(request.store_code, "storeCode", _STORE_CODE_LIMIT)
-    check_reference(request.receipt_id, "receiptId", _REFERENCE_LIMIT)
+    check_reference(request.store_code, "store_code", _STORE_CODE_LIMIT)
+    check_reference(request.receipt_id, "receipt_id", _REFERENCE_LIMIT)
     check_occurred_at(request.occurred_at)
     if not request.lines or len(request.lines) > MAX_LINES:
         raise InvalidInput(f"a receipt has 1 to {MAX_LINES} lines", field="lines")
@@ -248,7 +248,7 @@ async def preview_purchase(request: PurchaseRequest) -> EarnBreakdown:
         raise CurrencyMismatch(f"the program runs in {program.currency}, not {request.currency}", field="currency")
     member = await Member.get_or_none(id=request.member_id)
     if member is None:
-        raise MemberNotFound("no such member", field="member")
+        raise MemberNotFound("no such member", field="member_id")
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
     return compute_points(program, tier, request.lines, await active_rules(request.occurred_at))
 
@@ -279,9 +279,9 @@ def _check_refund(
     *, store_code: str, receipt_id: str, refund_id: str, amount: int | None, lines: Sequence[LineRefund] | None
 ) -> dict[str, Any]:
     """Validate a refund request (raises `InvalidInput`); returns its idempotency request document."""
-    check_reference(store_code, "storeCode", _STORE_CODE_LIMIT)
-    check_reference(receipt_id, "receiptId", _REFERENCE_LIMIT)
-    check_reference(refund_id, "refundId", _REFERENCE_LIMIT)
+    check_reference(store_code, "store_code", _STORE_CODE_LIMIT)
+    check_reference(receipt_id, "receipt_id", _REFERENCE_LIMIT)
+    check_reference(refund_id, "refund_id", _REFERENCE_LIMIT)
     if (amount is None) == (lines is None):
         raise InvalidInput("refund either an amount or lines", field="amount")
     if amount is not None:
@@ -329,7 +329,7 @@ async def _refund_lines(conn: BaseDBAsyncClient, purchase: Purchase, lines: Sequ
 
 def _not_the_members_receipt(store_code: str, receipt_id: str) -> PurchaseNotFound:
     """The refusal when a refund names a member and the receipt is not theirs (or does not exist)."""
-    return PurchaseNotFound(f"this member has no receipt {receipt_id} in store {store_code}", field="receiptId")
+    return PurchaseNotFound(f"this member has no receipt {receipt_id} in store {store_code}", field="receipt_id")
 
 
 async def _refund(
@@ -347,7 +347,7 @@ async def _refund(
     if member_id is not None and (purchase is None or purchase.member_id != member_id):
         raise _not_the_members_receipt(store_code, receipt_id)
     if purchase is None:
-        raise PurchaseNotFound("no purchase with this receipt in this store", field="receiptId")
+        raise PurchaseNotFound("no purchase with this receipt in this store", field="receipt_id")
     program = await load_program(conn)
     member = await ledger.lock_member(conn, purchase.member_id)
     purchase = await Purchase.filter(id=purchase.id).using_db(conn).select_for_update().first()

@@ -185,7 +185,7 @@ async def _take_stock(conn: BaseDBAsyncClient, reward: Reward) -> None:
         .update(stock=F("stock") - 1)
     )
     if taken != 1:
-        raise OutOfStock("this reward is out of stock", field="rewardId")
+        raise OutOfStock("this reward is out of stock", field="reward_id")
 
 
 async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str) -> int:
@@ -200,17 +200,17 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
         member = await lock_member(conn, member_id)
         reward = await Reward.get_or_none(id=reward_id).using_db(conn)
         if reward is None:
-            raise RewardNotFound("no such reward", field="rewardId")
+            raise RewardNotFound("no such reward", field="reward_id")
         program = await load_program(conn)
         used = (await _used(member.id, [reward.id], conn)).get(reward.id, 0)
         # Stock and points are enforced by the conditional writes below, not by this snapshot.
         reason = _unavailable(reward, member, program, used)
         if reason == Unavailable.NOT_AVAILABLE:
-            raise RewardNotAvailable("this reward is not available now", field="rewardId")
+            raise RewardNotAvailable("this reward is not available now", field="reward_id")
         if reason == Unavailable.NOT_ELIGIBLE:
-            raise NotEligible("this reward is for a higher tier", field="rewardId")
+            raise NotEligible("this reward is for a higher tier", field="reward_id")
         if reason == Unavailable.LIMIT_REACHED:
-            raise LimitReached(f"this reward can be redeemed {reward.per_member_limit} times", field="rewardId")
+            raise LimitReached(f"this reward can be redeemed {reward.per_member_limit} times", field="reward_id")
         await _take_stock(conn, reward)
         entry = None
         if reward.points_cost > 0:
@@ -219,7 +219,7 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
             except InsufficientPoints as error:  # point the app at its own input, and say how far off it is
                 raise InsufficientPoints(
                     f"this reward costs {reward.points_cost} points; {member.points_available} are available",
-                    field="rewardId",
+                    field="reward_id",
                 ) from error
         voucher = await issue_voucher(conn, member.id, reward=reward, points_cost=reward.points_cost, entry=entry)
         if reward.kind == RewardKind.DONATION:
@@ -227,7 +227,7 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
         return {"voucher_id": voucher.id}
 
     if not isinstance(idempotency_key, str) or not idempotency_key.strip():
-        raise InvalidInput("an idempotency key is required", field="idempotencyKey")
+        raise InvalidInput("an idempotency key is required", field="idempotency_key")
     result = await run_idempotent("reward_redeem", f"{member_id}:{idempotency_key}", {"reward": reward_id}, action)
     return int(result["voucher_id"])
 

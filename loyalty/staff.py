@@ -103,7 +103,7 @@ def _check_role(role: StaffRole | str) -> StaffRole:
 def _check_store_code(store_code: str) -> str:
     code = store_code.strip()
     if not code or len(code) > MAX_STORE_CODE:
-        raise InvalidInput(f"a store code has 1 to {MAX_STORE_CODE} characters", field="storeCode")
+        raise InvalidInput(f"a store code has 1 to {MAX_STORE_CODE} characters", field="store_code")
     return code
 
 
@@ -149,7 +149,7 @@ async def create_staff(
     staff_role = _check_role(role)
     stores = sorted({_check_store_code(code) for code in store_codes})
     if len(display_name.strip()) > 100:
-        raise InvalidInput("a display name has at most 100 characters", field="displayName")
+        raise InvalidInput("a display name has at most 100 characters", field="display_name")
     password_hash = await asyncio.to_thread(_hasher.hash, password)
     try:
         return await StaffUser.create(
@@ -219,7 +219,7 @@ async def actor_for_subject(subject: str) -> Actor | None:
 async def deactivate_staff(staff_id: int) -> None:
     """Disable a staff account: its sign-ins and its unexpired access tokens are refused from now on."""
     if not await StaffUser.filter(id=staff_id).update(active=False):
-        raise NotFound("no such staff account", field="staff")
+        raise NotFound("no such staff account", field="staff_id")
 
 
 # --- API keys ------------------------------------------------------------------------------------
@@ -278,4 +278,4 @@ async def authenticate_api_key(raw_key: str) -> Actor:
 async def revoke_api_key(key_id: int) -> None:
     """Revoke an API key: every later request with it is refused."""
     if not await ApiKey.filter(id=key_id).update(active=False):
-        raise NotFound("no such API key", field="apiKey")
+        raise NotFound("no such API key", field="key_id")
