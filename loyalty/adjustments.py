@@ -11,7 +11,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from loyalty import clock
 from loyalty.actors import Actor, Forbidden
 from loyalty.audit import record_audit
-from loyalty.checks import MAX_POINTS
+from loyalty.checks import MAX_POINTS, check_idempotency_key, check_store_code, check_text, is_whole
 from loyalty.errors import InvalidInput
 from loyalty.idempotency import run_idempotent
 from loyalty.ledger import credit_available, debit_available, lock_member, settle
@@ -66,16 +66,15 @@ async def adjust_member_points(
     needed (`Forbidden`). `OTHER` needs a note (`NoteRequired`). A debit beyond the balance is `InsufficientPoints`;
     an unknown member `MemberNotFound`. Idempotent per member and key; nothing is written on any error.
     """
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0 or abs(amount) > MAX_POINTS:
+    if not is_whole(amount, -MAX_POINTS, MAX_POINTS) or amount == 0:
         raise InvalidInput("amount must be a non-zero whole number of points", field="amount")
     note = note.strip()
     if reason == AdjustmentReason.OTHER and not note:
         raise NoteRequired("reason OTHER needs a note", field="note")
-    if len(note) > MAX_NOTE:
-        raise InvalidInput(f"a note has at most {MAX_NOTE} characters", field="note")
-    if not idempotency_key.strip():
-        # The scoped key below is never empty, so `run_idempotent` cannot catch a blank client key.
-        raise InvalidInput("an idempotency key is required", field="idempotency_key")
+    check_text(note, "note", MAX_NOTE, required=False, label="a note")
+    check_idempotency_key(idempotency_key)
+    if store_code is not None:
+        check_store_code(store_code)
     if store_code is None and len(actor.store_codes) == 1:
         store_code = actor.store_codes[0]
     actor.require(StaffRole.CASHIER, store_code)

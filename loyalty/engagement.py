@@ -23,8 +23,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from loyalty import clock, ledger
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
-from loyalty.checks import check_occurred_at
-from loyalty.errors import DomainError, InvalidInput
+from loyalty.checks import check_occurred_at, check_text
+from loyalty.errors import DomainError
 from loyalty.idempotency import run_idempotent
 from loyalty.models import EngagementEvent, EngagementRule, EntryKind
 from loyalty.program import load_program
@@ -66,8 +66,7 @@ def _local_periods(at: datetime, zone: ZoneInfo) -> dict[str, tuple[datetime, da
 def _check(event_type: str, external_id: str, occurred_at: datetime) -> None:
     if not event_type or len(event_type) > _EVENT_TYPE_LIMIT:
         raise UnknownEventType(f"no active engagement rule for event type {event_type!r}", field="event_type")
-    if not external_id or len(external_id) > _EXTERNAL_ID_LIMIT:
-        raise InvalidInput(f"an external id has 1 to {_EXTERNAL_ID_LIMIT} characters", field="external_id")
+    check_text(external_id, "external_id", _EXTERNAL_ID_LIMIT, label="an external id")
     check_occurred_at(occurred_at)
 
 

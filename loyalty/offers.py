@@ -31,6 +31,7 @@ from tortoise.transactions import in_transaction
 from loyalty import clock, events, sql
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
+from loyalty.checks import check_amount, check_idempotency_key, check_store_code, check_text
 from loyalty.errors import DomainError, InvalidInput, NotFound
 from loyalty.idempotency import run_idempotent
 from loyalty.ledger import credit_available, lock_member
@@ -48,8 +49,6 @@ from loyalty.models import (
     Tier,
 )
 from loyalty.program import cached_program, load_program
-
-MAX_PURCHASE_TOTAL = 10**14  # minor units; anything larger is a typo at the till
 
 
 class OfferNotFound(NotFound):
@@ -261,17 +260,6 @@ def _discount(offer: Offer, purchase_total: int | None) -> int | None:
     return None
 
 
-def _check_redeem_input(store_code: str, purchase_total: int | None, idempotency_key: str) -> None:
-    if not 1 <= len(store_code.strip()) <= 32:
-        raise InvalidInput("a store code has 1 to 32 characters", field="store_code")
-    if purchase_total is not None and (
-        isinstance(purchase_total, bool) or not 0 <= purchase_total <= MAX_PURCHASE_TOTAL
-    ):
-        raise InvalidInput("the purchase total must be a non-negative amount in minor units", field="purchase_total")
-    if not idempotency_key.strip():
-        raise InvalidInput("an idempotency key is required", field="idempotency_key")
-
-
 async def redeem_offer(
     actor: Actor,
     *,
@@ -289,7 +277,10 @@ async def redeem_offer(
     points are credited in the same transaction; other benefits are returned for the till to apply.
     """
     actor.require(StaffRole.CASHIER, store_code)
-    _check_redeem_input(store_code, purchase_total, idempotency_key)
+    check_store_code(store_code)
+    if purchase_total is not None:
+        check_amount(purchase_total, "purchase_total", allow_zero=True)
+    check_idempotency_key(idempotency_key)
 
     async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
         at = clock.now()
@@ -392,9 +383,7 @@ async def apply_offer_config(specs: list[dict[str, Any]]) -> int:
     """
     now = clock.now()
     for spec in specs:
-        name = spec.get("name")
-        if not isinstance(name, str) or not 1 <= len(name) <= 100:
-            raise InvalidInput("offer config: every offer needs a name of 1 to 100 characters", field="name")
+        name = check_text(spec.get("name"), "name", 100, label="offer config: a name")
         try:
             benefit = OfferBenefit(spec.get("benefit"))
             stages = [LifecycleStage(s).value for s in spec.get("lifecycle_stages", [])]

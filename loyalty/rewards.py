@@ -35,6 +35,7 @@ from tortoise.expressions import F, Q
 from tortoise.functions import Count, Sum
 
 from loyalty import clock, events
+from loyalty.checks import MAX_POINTS, check_idempotency_key, check_text, is_whole
 from loyalty.errors import DomainError, InsufficientPoints, InvalidInput, NotFound
 from loyalty.idempotency import run_idempotent
 from loyalty.ledger import debit_available, lock_member
@@ -226,8 +227,7 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
             await _fulfill_donation(conn, voucher, reward)
         return {"voucher_id": voucher.id}
 
-    if not isinstance(idempotency_key, str) or not idempotency_key.strip():
-        raise InvalidInput("an idempotency key is required", field="idempotency_key")
+    check_idempotency_key(idempotency_key)
     result = await run_idempotent("reward_redeem", f"{member_id}:{idempotency_key}", {"reward": reward_id}, action)
     return int(result["voucher_id"])
 
@@ -272,15 +272,13 @@ async def apply_reward_config(specs: list[dict[str, Any]]) -> int:
     """
     tiers = {t.name: t for t in await Tier.all()}
     for order, spec in enumerate(specs):
-        name = spec.get("name")
-        if not isinstance(name, str) or not 1 <= len(name) <= 100:
-            raise InvalidInput("reward config: every reward needs a name of 1 to 100 characters", field="name")
+        name = check_text(spec.get("name"), "name", 100, label="reward config: a name")
         try:
             kind = RewardKind(spec.get("kind"))
         except ValueError as exc:
             raise InvalidInput(f"reward config {name!r}: {exc}", field="kind") from exc
         cost = spec.get("points_cost")
-        if not isinstance(cost, int) or isinstance(cost, bool) or cost <= 0:
+        if not is_whole(cost, 1, MAX_POINTS):
             raise InvalidInput(
                 f"reward config {name!r}: points_cost must be a positive whole number", field="points_cost"
             )

@@ -21,6 +21,7 @@ from tortoise.transactions import in_transaction
 from loyalty import clock, events, throttle
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
+from loyalty.checks import check_store_code
 from loyalty.errors import DomainError, InvalidInput, NotFound
 from loyalty.ledger import locked_member, reverse_debit
 from loyalty.models import LedgerEntry, Offer, Reward, StampCard, Voucher, VoucherStatus
@@ -37,7 +38,6 @@ _ALIASES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 THROTTLE_SCOPE = "voucher_code"
 THROTTLE_LIMIT = 5
 THROTTLE_WINDOW = timedelta(minutes=15)
-MAX_STORE_CODE = 32  # Voucher.redeemed_store
 
 
 class VoucherNotFound(NotFound):
@@ -313,8 +313,7 @@ async def redeem_voucher(actor: Actor, *, code: str, store_code: str, member_id:
     Raises InvalidInput (store code), TooManyAttempts, InvalidCode, AlreadyRedeemed, AlreadyCancelled or
     VoucherExpired.
     """
-    if not 1 <= len(store_code) <= MAX_STORE_CODE:
-        raise InvalidInput(f"store code must be 1 to {MAX_STORE_CODE} characters", field="store_code")
+    check_store_code(store_code)
     subjects = throttle_subjects(actor, member_id)
     for subject in subjects:
         await throttle.check_throttle(THROTTLE_SCOPE, subject, THROTTLE_LIMIT, THROTTLE_WINDOW)

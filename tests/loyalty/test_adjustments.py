@@ -179,6 +179,19 @@ async def test_a_cashier_cannot_adjust_in_another_store(member: Member) -> None:
     await _nothing_written(member)
 
 
+@pytest.mark.parametrize("store_code", ["", "  ", "S" * 33])
+async def test_a_store_code_that_fits_no_store_is_refused(member: Member, store_code: str) -> None:
+    # when a manager (every store) names a blank or over-long store code
+    with pytest.raises(InvalidInput) as refused:
+        await adjust_member_points(
+            MANAGER, member.id, 10, reason=AdjustmentReason.GOODWILL, idempotency_key="k", store_code=store_code
+        )
+
+    # then it is refused before the audit entry could fail on its column
+    assert (refused.value.code, refused.value.field) == ("INVALID", "store_code")
+    await _nothing_written(member)
+
+
 async def test_a_retry_replays_the_first_result_and_moves_points_once(member: Member) -> None:
     first = await adjust_member_points(CASHIER, member.id, 40, reason=AdjustmentReason.GOODWILL, idempotency_key="k1")
 
