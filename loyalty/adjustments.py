@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -13,7 +13,7 @@ from loyalty.actors import Actor, Forbidden
 from loyalty.audit import record_audit
 from loyalty.checks import MAX_POINTS, check_idempotency_key, check_store_code, check_text, is_whole
 from loyalty.errors import InvalidInput
-from loyalty.idempotency import run_idempotent
+from loyalty.idempotency import idempotent
 from loyalty.ledger import credit_available, debit_available, lock_member, settle
 from loyalty.models import EntryKind, StaffRole
 from loyalty.program import load_program
@@ -43,11 +43,11 @@ class Adjustment:
     audit_id: int
     member_id: int
     amount: int
-    reason: str
+    reason: AdjustmentReason
     note: str
     available_before: int
     available_after: int
-    created_at: str  # ISO 8601, UTC
+    created_at: datetime
 
 
 async def adjust_member_points(
@@ -80,7 +80,7 @@ async def adjust_member_points(
     actor.require(StaffRole.CASHIER, store_code)
     description = f"{reason.value}: {note}" if note else reason.value
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+    async def action(conn: BaseDBAsyncClient) -> Adjustment:
         program = await load_program(conn)
         if abs(amount) > program.adjustment_cap and not actor.has_role(StaffRole.MANAGER):
             raise Forbidden(f"adjustments above {program.adjustment_cap} points need a manager", field="amount")
@@ -106,18 +106,16 @@ async def adjust_member_points(
             after={**after, "amount": amount},
             reason=description,
         )
-        return asdict(
-            Adjustment(
-                entry_id=entry.id,
-                audit_id=audit.id,
-                member_id=member.id,
-                amount=amount,
-                reason=reason.value,
-                note=note,
-                available_before=before["points_available"],
-                available_after=after["points_available"],
-                created_at=clock.now().isoformat(),
-            )
+        return Adjustment(
+            entry_id=entry.id,
+            audit_id=audit.id,
+            member_id=member.id,
+            amount=amount,
+            reason=reason,
+            note=note,
+            available_before=before["points_available"],
+            available_after=after["points_available"],
+            created_at=clock.now(),
         )
 
     request = {
@@ -128,4 +126,4 @@ async def adjust_member_points(
         "store": store_code,
         "actor": f"{actor.kind}:{actor.id}",
     }
-    return Adjustment(**await run_idempotent("points_adjust", f"{member_id}:{idempotency_key}", request, action))
+    return await idempotent("points_adjust", f"{member_id}:{idempotency_key}", request, Adjustment, action)

@@ -13,7 +13,7 @@ description names the event type (the ledger's entry kinds are fixed).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,7 +25,7 @@ from loyalty.actors import Actor
 from loyalty.audit import record_audit
 from loyalty.checks import check_occurred_at, check_text
 from loyalty.errors import DomainError
-from loyalty.idempotency import run_idempotent
+from loyalty.idempotency import idempotent
 from loyalty.models import EngagementEvent, EngagementRule, EntryKind
 from loyalty.program import load_program
 
@@ -76,7 +76,7 @@ async def record_engagement(
     """Credit the points of an engagement event by its rule, within the member's limits; audited."""
     _check(event_type, external_id, occurred_at)
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+    async def action(conn: BaseDBAsyncClient) -> EngagementResult:
         rule = await EngagementRule.get_or_none(event_type=event_type, active=True).using_db(conn)
         if rule is None:
             raise UnknownEventType(f"no active engagement rule for event type {event_type!r}", field="event_type")
@@ -122,9 +122,9 @@ async def record_engagement(
             target=f"engagement:{event.id}",
             after={"event_type": event_type, "external_id": external_id, "points": rule.points},
         )
-        return asdict(EngagementResult(event.id, member.id, event_type, rule.points))
+        return EngagementResult(event.id, member.id, event_type, rule.points)
 
     request = {"member": member_id, "occurred_at": occurred_at.astimezone(UTC).isoformat()}
     # Hashed: type and external id together may exceed the idempotency key's 128 characters.
     key = hashlib.sha256(f"{event_type}\0{external_id}".encode()).hexdigest()
-    return EngagementResult(**await run_idempotent("engagement", key, request, action))
+    return await idempotent("engagement", key, request, EngagementResult, action)

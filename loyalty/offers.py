@@ -18,7 +18,7 @@ Most relevant first: offers the member activated, then higher `priority`, then e
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,7 +33,7 @@ from loyalty.actors import Actor
 from loyalty.audit import record_audit
 from loyalty.checks import check_amount, check_idempotency_key, check_store_code, check_text
 from loyalty.errors import DomainError, InvalidInput, NotFound
-from loyalty.idempotency import run_idempotent
+from loyalty.idempotency import idempotent
 from loyalty.ledger import credit_available, lock_member
 from loyalty.members import get_member
 from loyalty.models import (
@@ -282,7 +282,7 @@ async def redeem_offer(
         check_amount(purchase_total, "purchase_total", allow_zero=True)
     check_idempotency_key(idempotency_key)
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+    async def action(conn: BaseDBAsyncClient) -> OfferRedemptionResult:
         at = clock.now()
         member = await lock_member(conn, member_id)
         offer = await Offer.get_or_none(id=offer_id).using_db(conn)
@@ -346,17 +346,10 @@ async def redeem_offer(
                 "points": credited,
             },
         )
-        return {**asdict(result), "benefit": offer.benefit.value, "redeemed_at": at.isoformat()}
+        return result
 
     request = {"member": member_id, "offer": offer_id, "store": store_code, "purchase_total": purchase_total}
-    data = await run_idempotent("offer_redeem", f"{member_id}:{idempotency_key}", request, action)
-    return OfferRedemptionResult(
-        **{
-            **data,
-            "benefit": OfferBenefit(data["benefit"]),
-            "redeemed_at": datetime.fromisoformat(data["redeemed_at"]),
-        }
-    )
+    return await idempotent("offer_redeem", f"{member_id}:{idempotency_key}", request, OfferRedemptionResult, action)
 
 
 # --- configuration --------------------------------------------------------------------------------

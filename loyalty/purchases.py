@@ -23,7 +23,7 @@ from loyalty import clock, events, ledger
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
 from loyalty.checks import check_amount, check_occurred_at, check_store_code, check_text
-from loyalty.earning import EarnBreakdown, LineInput, LinePoints, active_rules, compute_points
+from loyalty.earning import EarnBreakdown, LineInput, active_rules, compute_points
 from loyalty.errors import (
     CurrencyMismatch,
     DomainError,
@@ -32,7 +32,7 @@ from loyalty.errors import (
     PurchaseNotFound,
     RefundExceedsPurchase,
 )
-from loyalty.idempotency import run_idempotent
+from loyalty.idempotency import idempotent
 from loyalty.models import Member, Purchase, PurchaseLine, QualifyingCredit, Refund, TierMetric
 from loyalty.program import load_program
 from loyalty.stamps import StampOutcome, add_stamps
@@ -86,19 +86,10 @@ class PurchaseRecorded:
     purchase_id: int
     member_id: int
     points: int
-    available_at: str
+    available_at: datetime
     tier: str
     breakdown: EarnBreakdown
     stamps: list[StampOutcome]
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PurchaseRecorded:
-        """Rebuild the answer stored by the idempotency record."""
-        breakdown = dict(data["breakdown"])
-        breakdown["lines"] = [LinePoints(**line) for line in breakdown["lines"]]
-        return cls(
-            **{**data, "breakdown": EarnBreakdown(**breakdown), "stamps": [StampOutcome(**s) for s in data["stamps"]]}
-        )
 
 
 def check_request(request: PurchaseRequest) -> None:
@@ -202,7 +193,7 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRe
         purchase_id=purchase.id,
         member_id=member.id,
         points=points,
-        available_at=available_at.isoformat(),
+        available_at=available_at,
         tier=new_tier.name,
         breakdown=breakdown,
         stamps=stamps,
@@ -213,7 +204,7 @@ async def record_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseRec
     """Record a receipt and credit its points, stamps and stamp-card vouchers; idempotent per (store, receipt)."""
     check_request(request)
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+    async def action(conn: BaseDBAsyncClient) -> PurchaseRecorded:
         recorded = await _earn(conn, request)
         await record_audit(
             actor,
@@ -224,10 +215,10 @@ async def record_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseRec
             target=f"purchase:{recorded.purchase_id}",
             after={"receipt_id": request.receipt_id, "total": request.total, "points": recorded.points},
         )
-        return asdict(recorded)
+        return recorded
 
     key = purchase_key(request.store_code, request.receipt_id)
-    return PurchaseRecorded.from_json(await run_idempotent("purchase", key, _request_document(request), action))
+    return await idempotent("purchase", key, _request_document(request), PurchaseRecorded, action)
 
 
 async def preview_purchase(request: PurchaseRequest) -> EarnBreakdown:
@@ -428,7 +419,7 @@ async def refund_purchase(
         store_code=store_code, receipt_id=receipt_id, refund_id=refund_id, amount=amount, lines=lines
     )
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+    async def action(conn: BaseDBAsyncClient) -> RefundResult:
         result = await _refund(
             conn,
             store_code=store_code,
@@ -447,9 +438,9 @@ async def refund_purchase(
             target=f"purchase:{result.purchase_id}",
             after={"refund_id": refund_id, "amount": result.amount, "points_reversed": result.points_reversed},
         )
-        return asdict(result)
+        return result
 
-    result = RefundResult(**await run_idempotent("refund", refund_key(store_code, refund_id), request, action))
+    result = await idempotent("refund", refund_key(store_code, refund_id), request, RefundResult, action)
     if member_id is not None and result.member_id != member_id:  # a replayed refund of another member's receipt
         raise _not_the_members_receipt(store_code, receipt_id)
     return result

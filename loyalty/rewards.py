@@ -37,7 +37,7 @@ from tortoise.functions import Count, Sum
 from loyalty import clock, events
 from loyalty.checks import MAX_POINTS, check_idempotency_key, check_text, is_whole
 from loyalty.errors import DomainError, InsufficientPoints, InvalidInput, NotFound
-from loyalty.idempotency import run_idempotent
+from loyalty.idempotency import idempotent
 from loyalty.ledger import debit_available, lock_member
 from loyalty.models import Member, Program, Reward, RewardKind, Tier, Voucher, VoucherStatus
 from loyalty.program import load_program
@@ -189,6 +189,13 @@ async def _take_stock(conn: BaseDBAsyncClient, reward: Reward) -> None:
         raise OutOfStock("this reward is out of stock", field="reward_id")
 
 
+@dataclass(frozen=True)
+class _Issued:
+    """A redemption's answer, as stored for replays."""
+
+    voucher_id: int
+
+
 async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str) -> int:
     """Spend the member's points on a reward and issue its voucher; returns the voucher id.
 
@@ -197,7 +204,7 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
     OutOfStock or InsufficientPoints, and then nothing was written.
     """
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+    async def action(conn: BaseDBAsyncClient) -> _Issued:
         member = await lock_member(conn, member_id)
         reward = await Reward.get_or_none(id=reward_id).using_db(conn)
         if reward is None:
@@ -225,11 +232,11 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
         voucher = await issue_voucher(conn, member.id, reward=reward, points_cost=reward.points_cost, entry=entry)
         if reward.kind == RewardKind.DONATION:
             await _fulfill_donation(conn, voucher, reward)
-        return {"voucher_id": voucher.id}
+        return _Issued(voucher.id)
 
     check_idempotency_key(idempotency_key)
-    result = await run_idempotent("reward_redeem", f"{member_id}:{idempotency_key}", {"reward": reward_id}, action)
-    return int(result["voucher_id"])
+    issued = await idempotent("reward_redeem", f"{member_id}:{idempotency_key}", {"reward": reward_id}, _Issued, action)
+    return issued.voucher_id
 
 
 async def _fulfill_donation(conn: BaseDBAsyncClient, voucher: Voucher, reward: Reward) -> None:

@@ -56,11 +56,11 @@ class PointsAdjustment:
     def from_result(cls, result: Adjustment) -> PointsAdjustment:
         return cls(
             amount=result.amount,
-            reason_code=AdjustmentReason(result.reason),
+            reason_code=result.reason,
             note=result.note,
             available_before=result.available_before,
             available_after=result.available_after,
-            created_at=datetime.fromisoformat(result.created_at),
+            created_at=result.created_at,
         )
 
 
