@@ -25,6 +25,7 @@ from admin.session import FlashKind, SessionConfig
 from admin.summary import member_summary
 from loyalty import clock
 from loyalty.actors import Actor
+from loyalty.checks import MAX_MONEY
 from loyalty.earning import LineInput
 from loyalty.errors import DomainError, InvalidInput
 from loyalty.lookup import find_member
@@ -37,7 +38,6 @@ from loyalty.vouchers import display_code, redeem_voucher
 
 LINE_ROWS = 3  # receipt lines on the purchase form; blank rows are ignored
 MAX_FIELD = 254
-MAX_AMOUNT = 10**14  # minor units: anything larger is a typo at the till
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -84,7 +84,7 @@ def _money(text: str, exponent: int, label: str) -> int:
     except ArithmeticError:  # not a number (InvalidOperation), or beyond Decimal's exponent range (Overflow)
         minor = Decimal("NaN")
     # Bounded before int(): "9e99999" must not become a hundred-thousand-digit number.
-    if not minor.is_finite() or not 0 <= minor <= MAX_AMOUNT or minor != minor.to_integral_value():
+    if not minor.is_finite() or not 0 <= minor <= MAX_MONEY or minor != minor.to_integral_value():
         raise InvalidInput(f"{label} must be an amount like {_money_text(1250, exponent, '').strip()}")
     return int(minor)
 

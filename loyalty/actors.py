@@ -37,7 +37,7 @@ class Actor:
         if not self.has_role(role):
             raise Forbidden(f"this needs the {role.value} role")
         if not self.may_act_in(store_code):
-            raise Forbidden(f"not allowed in store {store_code}", field="storeCode")
+            raise Forbidden(f"not allowed in store {store_code}", field="store_code")
 
 
 # klubb itself, for what no person or integration does: seeding the demo program, imports, periodic jobs.

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from loyalty import clock
 from loyalty.actors import Actor, Forbidden
 from loyalty.audit import record_audit
-from loyalty.checks import MAX_POINTS
+from loyalty.checks import MAX_POINTS, check_idempotency_key, check_store_code, check_text, is_whole
 from loyalty.errors import InvalidInput
-from loyalty.idempotency import run_idempotent
+from loyalty.idempotency import idempotent
 from loyalty.ledger import credit_available, debit_available, lock_member, settle
 from loyalty.models import EntryKind, StaffRole
 from loyalty.program import load_program
@@ -43,11 +43,11 @@ class Adjustment:
     audit_id: int
     member_id: int
     amount: int
-    reason: str
+    reason: AdjustmentReason
     note: str
     available_before: int
     available_after: int
-    created_at: str  # ISO 8601, UTC
+    created_at: datetime
 
 
 async def adjust_member_points(
@@ -66,22 +66,21 @@ async def adjust_member_points(
     needed (`Forbidden`). `OTHER` needs a note (`NoteRequired`). A debit beyond the balance is `InsufficientPoints`;
     an unknown member `MemberNotFound`. Idempotent per member and key; nothing is written on any error.
     """
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0 or abs(amount) > MAX_POINTS:
+    if not is_whole(amount, -MAX_POINTS, MAX_POINTS) or amount == 0:
         raise InvalidInput("amount must be a non-zero whole number of points", field="amount")
     note = note.strip()
     if reason == AdjustmentReason.OTHER and not note:
         raise NoteRequired("reason OTHER needs a note", field="note")
-    if len(note) > MAX_NOTE:
-        raise InvalidInput(f"a note has at most {MAX_NOTE} characters", field="note")
-    if not idempotency_key.strip():
-        # The scoped key below is never empty, so `run_idempotent` cannot catch a blank client key.
-        raise InvalidInput("an idempotency key is required", field="idempotencyKey")
+    check_text(note, "note", MAX_NOTE, required=False, label="a note")
+    check_idempotency_key(idempotency_key)
+    if store_code is not None:
+        check_store_code(store_code)
     if store_code is None and len(actor.store_codes) == 1:
         store_code = actor.store_codes[0]
     actor.require(StaffRole.CASHIER, store_code)
     description = f"{reason.value}: {note}" if note else reason.value
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+    async def action(conn: BaseDBAsyncClient) -> Adjustment:
         program = await load_program(conn)
         if abs(amount) > program.adjustment_cap and not actor.has_role(StaffRole.MANAGER):
             raise Forbidden(f"adjustments above {program.adjustment_cap} points need a manager", field="amount")
@@ -107,18 +106,16 @@ async def adjust_member_points(
             after={**after, "amount": amount},
             reason=description,
         )
-        return asdict(
-            Adjustment(
-                entry_id=entry.id,
-                audit_id=audit.id,
-                member_id=member.id,
-                amount=amount,
-                reason=reason.value,
-                note=note,
-                available_before=before["points_available"],
-                available_after=after["points_available"],
-                created_at=clock.now().isoformat(),
-            )
+        return Adjustment(
+            entry_id=entry.id,
+            audit_id=audit.id,
+            member_id=member.id,
+            amount=amount,
+            reason=reason,
+            note=note,
+            available_before=before["points_available"],
+            available_after=after["points_available"],
+            created_at=clock.now(),
         )
 
     request = {
@@ -129,4 +126,4 @@ async def adjust_member_points(
         "store": store_code,
         "actor": f"{actor.kind}:{actor.id}",
     }
-    return Adjustment(**await run_idempotent("points_adjust", f"{member_id}:{idempotency_key}", request, action))
+    return await idempotent("points_adjust", f"{member_id}:{idempotency_key}", request, Adjustment, action)

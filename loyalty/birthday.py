@@ -8,13 +8,13 @@ jobs at once, credits once. Members without a birthday are skipped; with `birthd
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from loyalty import clock, ledger
-from loyalty.idempotency import run_idempotent
+from loyalty.idempotency import idempotent
 from loyalty.models import EntryKind, Member
 from loyalty.program import load_program
 
@@ -46,11 +46,18 @@ async def grant_birthday_points(batch_size: int = 500) -> int:
         last_id = rows[-1][0]
 
 
+@dataclass(frozen=True)
+class _Credited:
+    """A grant's answer, as stored for replays."""
+
+    entry_id: int
+
+
 async def _grant(member_id: int, year: int, points: int) -> bool:
     """Credit one member's birthday points for `year`; False if they already had them."""
     ran = False
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+    async def action(conn: BaseDBAsyncClient) -> _Credited:
         nonlocal ran
         ran = True
         member = await ledger.lock_member(conn, member_id)
@@ -58,8 +65,9 @@ async def _grant(member_id: int, year: int, points: int) -> bool:
         entry = await ledger.credit_available(
             conn, member, program, points, kind=EntryKind.BIRTHDAY, description=f"birthday {year}"
         )
-        return {"entry_id": entry.id}
+        return _Credited(entry.id)
 
     # The amount is not part of the request: a program change mid-year must not grant a second time.
-    await run_idempotent("birthday", f"{member_id}:birthday:{year}", {"member": member_id, "year": year}, action)
+    request = {"member": member_id, "year": year}
+    await idempotent("birthday", f"{member_id}:birthday:{year}", request, _Credited, action)
     return ran

@@ -34,6 +34,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 
 from loyalty import clock
+from loyalty.checks import check_text
 from loyalty.errors import InvalidInput
 from loyalty.models import BonusRule, Campaign, Program, Tier
 
@@ -164,10 +165,7 @@ def compute_points(
 
 
 def _config_name(spec: dict[str, Any], kind: str) -> str:
-    name = spec.get("name")
-    if not isinstance(name, str) or not 1 <= len(name) <= 100:
-        raise InvalidInput(f"{kind} config: every entry needs a name of 1 to 100 characters", field="name")
-    return name
+    return check_text(spec.get("name"), "name", 100, label=f"{kind} config: a name")
 
 
 async def apply_earning_config(campaigns: list[dict[str, Any]], bonus_rules: list[dict[str, Any]]) -> int:

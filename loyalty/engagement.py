@@ -13,7 +13,7 @@ description names the event type (the ledger's entry kinds are fixed).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,9 +23,9 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from loyalty import clock, ledger
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
-from loyalty.checks import check_occurred_at
-from loyalty.errors import DomainError, InvalidInput
-from loyalty.idempotency import run_idempotent
+from loyalty.checks import check_occurred_at, check_text
+from loyalty.errors import DomainError
+from loyalty.idempotency import idempotent
 from loyalty.models import EngagementEvent, EngagementRule, EntryKind
 from loyalty.program import load_program
 
@@ -65,9 +65,8 @@ def _local_periods(at: datetime, zone: ZoneInfo) -> dict[str, tuple[datetime, da
 
 def _check(event_type: str, external_id: str, occurred_at: datetime) -> None:
     if not event_type or len(event_type) > _EVENT_TYPE_LIMIT:
-        raise UnknownEventType(f"no active engagement rule for event type {event_type!r}", field="eventType")
-    if not external_id or len(external_id) > _EXTERNAL_ID_LIMIT:
-        raise InvalidInput(f"externalId must be 1 to {_EXTERNAL_ID_LIMIT} characters", field="externalId")
+        raise UnknownEventType(f"no active engagement rule for event type {event_type!r}", field="event_type")
+    check_text(external_id, "external_id", _EXTERNAL_ID_LIMIT, label="an external id")
     check_occurred_at(occurred_at)
 
 
@@ -77,10 +76,10 @@ async def record_engagement(
     """Credit the points of an engagement event by its rule, within the member's limits; audited."""
     _check(event_type, external_id, occurred_at)
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+    async def action(conn: BaseDBAsyncClient) -> EngagementResult:
         rule = await EngagementRule.get_or_none(event_type=event_type, active=True).using_db(conn)
         if rule is None:
-            raise UnknownEventType(f"no active engagement rule for event type {event_type!r}", field="eventType")
+            raise UnknownEventType(f"no active engagement rule for event type {event_type!r}", field="event_type")
         # The member lock serializes this member's events, so two concurrent ones cannot both take the last slot.
         member = await ledger.lock_member(conn, member_id)
         periods = _local_periods(occurred_at, ZoneInfo(member.timezone))
@@ -96,7 +95,7 @@ async def record_engagement(
                 .count()
             )
             if used >= limit:
-                raise LimitReached(f"{event_type} earns at most {limit} times per {period}", field="occurredAt")
+                raise LimitReached(f"{event_type} earns at most {limit} times per {period}", field="occurred_at")
         if rule.points > 0:
             await ledger.credit_available(
                 conn,
@@ -123,9 +122,9 @@ async def record_engagement(
             target=f"engagement:{event.id}",
             after={"event_type": event_type, "external_id": external_id, "points": rule.points},
         )
-        return asdict(EngagementResult(event.id, member.id, event_type, rule.points))
+        return EngagementResult(event.id, member.id, event_type, rule.points)
 
     request = {"member": member_id, "occurred_at": occurred_at.astimezone(UTC).isoformat()}
     # Hashed: type and external id together may exceed the idempotency key's 128 characters.
     key = hashlib.sha256(f"{event_type}\0{external_id}".encode()).hexdigest()
-    return EngagementResult(**await run_idempotent("engagement", key, request, action))
+    return await idempotent("engagement", key, request, EngagementResult, action)

@@ -1,4 +1,8 @@
-"""Typed domain failures. Each has a stable `code` that the API maps to a userError code."""
+"""Typed domain failures. Each has a stable `code` (the API's error code) and may name the input at fault.
+
+`field` is the domain's own name of that input: the parameter or attribute, snake_case (`receipt_id`,
+`idempotency_key`). The API layers translate it into their own names.
+"""
 
 from __future__ import annotations
 

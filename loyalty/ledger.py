@@ -55,7 +55,7 @@ async def lock_member(conn: BaseDBAsyncClient, member_id: int) -> Member:
     """Lock and return the member row inside the transaction `conn`."""
     member = await Member.filter(id=member_id).using_db(conn).select_for_update().first()
     if member is None:
-        raise MemberNotFound("no such member", field="member")
+        raise MemberNotFound("no such member", field="member_id")
     return member
 
 
@@ -335,9 +335,9 @@ async def reverse_debit(conn: BaseDBAsyncClient, member: Member, entry_id: int) 
     """
     original = await LedgerEntry.get_or_none(id=entry_id, member_id=member.id, kind=EntryKind.REDEEM).using_db(conn)
     if original is None:
-        raise NotFound("no such redemption", field="entryId")
+        raise NotFound("no such redemption", field="entry_id")
     if await LedgerEntry.filter(reverses_id=entry_id).using_db(conn).exists():
-        raise AlreadyReversed("this redemption was already cancelled", field="entryId")
+        raise AlreadyReversed("this redemption was already cancelled", field="entry_id")
     amount = -original.delta_available
     reversal = await _post(conn, member, EntryKind.REVERSAL, available=amount, reverses_id=original.id)
     for allocation in await LotAllocation.filter(entry_id=original.id).using_db(conn):

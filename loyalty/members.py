@@ -12,6 +12,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from loyalty import clock, events, sql
+from loyalty.checks import check_text
 from loyalty.errors import InvalidInput, MemberNotFound
 from loyalty.models import Member
 from loyalty.program import load_program, tiers_of
@@ -104,7 +105,7 @@ async def get_member(member_id: int) -> Member:
     """The member with this id, or `MemberNotFound`."""
     member = (await members_by_id([member_id])).get(member_id)
     if member is None:
-        raise MemberNotFound("no such member", field="member")
+        raise MemberNotFound("no such member", field="member_id")
     return member
 
 
@@ -120,15 +121,15 @@ class ProfileChanges:
 
 
 def _validate(changes: ProfileChanges, today: date) -> None:
-    if changes.display_name is not None and not 1 <= len(changes.display_name.strip()) <= 100:
-        raise InvalidInput("name must be 1 to 100 characters", field="displayName")
+    if changes.display_name is not None:
+        check_text(changes.display_name.strip(), "display_name", 100, label="name")
     if changes.birthday is not None and not date(1900, 1, 1) <= changes.birthday <= today:
         raise InvalidInput("birthday must be a past date after 1900", field="birthday")
     if changes.interests is not None:
         if len(changes.interests) > MAX_INTERESTS:
             raise InvalidInput(f"at most {MAX_INTERESTS} interests", field="interests")
-        if any(not 1 <= len(i.strip()) <= 40 for i in changes.interests):
-            raise InvalidInput("each interest must be 1 to 40 characters", field="interests")
+        for interest in changes.interests:
+            check_text(interest.strip(), "interests", 40, label="each interest")
     if changes.timezone is not None:
         try:
             ZoneInfo(changes.timezone)
@@ -143,7 +144,7 @@ async def update_profile(member_id: int, changes: ProfileChanges) -> Member:
     async with in_transaction() as conn:
         member = await Member.filter(id=member_id).using_db(conn).select_for_update().first()
         if member is None:
-            raise MemberNotFound("no such member", field="member")
+            raise MemberNotFound("no such member", field="member_id")
         changed: list[str] = []
         if changes.display_name is not None:
             member.display_name = changes.display_name.strip()

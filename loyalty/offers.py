@@ -18,7 +18,7 @@ Most relevant first: offers the member activated, then higher `priority`, then e
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,8 +31,9 @@ from tortoise.transactions import in_transaction
 from loyalty import clock, events, sql
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
+from loyalty.checks import check_amount, check_idempotency_key, check_store_code, check_text
 from loyalty.errors import DomainError, InvalidInput, NotFound
-from loyalty.idempotency import run_idempotent
+from loyalty.idempotency import idempotent
 from loyalty.ledger import credit_available, lock_member
 from loyalty.members import get_member
 from loyalty.models import (
@@ -48,8 +49,6 @@ from loyalty.models import (
     Tier,
 )
 from loyalty.program import cached_program, load_program
-
-MAX_PURCHASE_TOTAL = 10**14  # minor units; anything larger is a typo at the till
 
 
 class OfferNotFound(NotFound):
@@ -139,11 +138,11 @@ def _targets(offer: Offer, member: Member, tier: Tier | None, stage: LifecycleSt
 def _refusal(offer: Offer, member: Member, program: Program, at: datetime, used: int) -> DomainError | None:
     """Why `offer` does not apply to `member` at `at` (having used it `used` times), or None if it does."""
     if not offer.active or not offer.valid_from <= at < offer.valid_until:
-        return OfferNotApplicable("this offer is not running now", field="offerId")
+        return OfferNotApplicable("this offer is not running now", field="offer_id")
     if not _targets(offer, member, _member_tier(program, member), lifecycle_stage(member, program, at), at):
-        return OfferNotApplicable("this offer is not for this member", field="offerId")
+        return OfferNotApplicable("this offer is not for this member", field="offer_id")
     if used >= offer.per_member_limit:
-        return OfferLimitReached("the member has used this offer as often as it allows", field="offerId")
+        return OfferLimitReached("the member has used this offer as often as it allows", field="offer_id")
     return None
 
 
@@ -216,11 +215,11 @@ async def activate_offer(member_id: int, offer_id: int) -> MemberOffer:
     program = await cached_program()
     offer = await Offer.get_or_none(id=offer_id)
     if offer is None:
-        raise OfferNotFound("no such offer", field="offerId")
+        raise OfferNotFound("no such offer", field="offer_id")
     uses, activated = await _usage(None, [member.id], [offer.id])
     used = uses.get((member.id, offer.id), 0)
     if _refusal(offer, member, program, at, used) is not None:
-        raise OfferNotFound("no such offer", field="offerId")
+        raise OfferNotFound("no such offer", field="offer_id")
     if (member.id, offer.id) not in activated:
         try:
             async with in_transaction() as conn:
@@ -263,17 +262,6 @@ def _discount(offer: Offer, purchase_total: int | None) -> int | None:
     return None
 
 
-def _check_redeem_input(store_code: str, purchase_total: int | None, idempotency_key: str) -> None:
-    if not 1 <= len(store_code.strip()) <= 32:
-        raise InvalidInput("storeCode must be 1 to 32 characters", field="storeCode")
-    if purchase_total is not None and (
-        isinstance(purchase_total, bool) or not 0 <= purchase_total <= MAX_PURCHASE_TOTAL
-    ):
-        raise InvalidInput("purchaseTotal must be a non-negative amount in minor units", field="purchaseTotal")
-    if not idempotency_key.strip():
-        raise InvalidInput("an idempotency key is required", field="idempotencyKey")
-
-
 async def redeem_offer(
     actor: Actor,
     *,
@@ -291,14 +279,17 @@ async def redeem_offer(
     points are credited in the same transaction; other benefits are returned for the till to apply.
     """
     actor.require(StaffRole.CASHIER, store_code)
-    _check_redeem_input(store_code, purchase_total, idempotency_key)
+    check_store_code(store_code)
+    if purchase_total is not None:
+        check_amount(purchase_total, "purchase_total", allow_zero=True)
+    check_idempotency_key(idempotency_key)
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+    async def action(conn: BaseDBAsyncClient) -> OfferRedemptionResult:
         at = clock.now()
         member = await lock_member(conn, member_id)
         offer = await Offer.get_or_none(id=offer_id).using_db(conn)
         if offer is None:
-            raise OfferNotFound("no such offer", field="offerId")
+            raise OfferNotFound("no such offer", field="offer_id")
         program = await load_program(conn)
         uses, activated = await _usage(conn, [member.id], [offer.id])
         used = uses.get((member.id, offer.id), 0)
@@ -307,9 +298,9 @@ async def redeem_offer(
             raise refusal
         is_activated = (member.id, offer.id) in activated
         if offer.requires_activation and not is_activated:
-            raise NotActivated("the member has not activated this offer in the app", field="offerId")
+            raise NotActivated("the member has not activated this offer in the app", field="offer_id")
         if offer.min_spend is not None and (purchase_total is None or purchase_total < offer.min_spend):
-            raise MinSpendNotMet(f"this offer needs a purchase of at least {offer.min_spend}", field="purchaseTotal")
+            raise MinSpendNotMet(f"this offer needs a purchase of at least {offer.min_spend}", field="purchase_total")
         balance_before = member.points_available
         redemption = await OfferRedemption.create(
             offer_id=offer.id, member_id=member.id, store_code=store_code, redeemed_at=at, using_db=conn
@@ -357,17 +348,10 @@ async def redeem_offer(
                 "points": credited,
             },
         )
-        return {**asdict(result), "benefit": offer.benefit.value, "redeemed_at": at.isoformat()}
+        return result
 
     request = {"member": member_id, "offer": offer_id, "store": store_code, "purchase_total": purchase_total}
-    data = await run_idempotent("offer_redeem", f"{member_id}:{idempotency_key}", request, action)
-    return OfferRedemptionResult(
-        **{
-            **data,
-            "benefit": OfferBenefit(data["benefit"]),
-            "redeemed_at": datetime.fromisoformat(data["redeemed_at"]),
-        }
-    )
+    return await idempotent("offer_redeem", f"{member_id}:{idempotency_key}", request, OfferRedemptionResult, action)
 
 
 # --- configuration --------------------------------------------------------------------------------
@@ -394,9 +378,7 @@ async def apply_offer_config(specs: list[dict[str, Any]]) -> int:
     """
     now = clock.now()
     for spec in specs:
-        name = spec.get("name")
-        if not isinstance(name, str) or not 1 <= len(name) <= 100:
-            raise InvalidInput("offer config: every offer needs a name of 1 to 100 characters", field="name")
+        name = check_text(spec.get("name"), "name", 100, label="offer config: a name")
         try:
             benefit = OfferBenefit(spec.get("benefit"))
             stages = [LifecycleStage(s).value for s in spec.get("lifecycle_stages", [])]

@@ -22,8 +22,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from loyalty import clock, events, ledger
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
-from loyalty.checks import MAX_MONEY, check_amount, check_occurred_at, check_reference, is_whole
-from loyalty.earning import EarnBreakdown, LineInput, LinePoints, active_rules, compute_points
+from loyalty.checks import check_amount, check_occurred_at, check_store_code, check_text
+from loyalty.earning import EarnBreakdown, LineInput, active_rules, compute_points
 from loyalty.errors import (
     CurrencyMismatch,
     DomainError,
@@ -32,7 +32,7 @@ from loyalty.errors import (
     PurchaseNotFound,
     RefundExceedsPurchase,
 )
-from loyalty.idempotency import run_idempotent
+from loyalty.idempotency import idempotent
 from loyalty.models import Member, Purchase, PurchaseLine, QualifyingCredit, Refund, TierMetric
 from loyalty.program import load_program
 from loyalty.stamps import StampOutcome, add_stamps
@@ -40,9 +40,7 @@ from loyalty.tiers import evaluate_tier
 
 MAX_LINES = 500
 _TEXT_LIMIT = 64  # PurchaseLine.sku / category column size
-# Column sizes of Purchase.store_code / receipt_id and Refund.refund_id.
-_STORE_CODE_LIMIT = 32
-_REFERENCE_LIMIT = 64
+_REFERENCE_LIMIT = 64  # Purchase.receipt_id / Refund.refund_id column size
 
 
 class LinesTotalMismatch(DomainError):
@@ -88,38 +86,25 @@ class PurchaseRecorded:
     purchase_id: int
     member_id: int
     points: int
-    available_at: str
+    available_at: datetime
     tier: str
     breakdown: EarnBreakdown
     stamps: list[StampOutcome]
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PurchaseRecorded:
-        """Rebuild the answer stored by the idempotency record."""
-        breakdown = dict(data["breakdown"])
-        breakdown["lines"] = [LinePoints(**line) for line in breakdown["lines"]]
-        return cls(
-            **{**data, "breakdown": EarnBreakdown(**breakdown), "stamps": [StampOutcome(**s) for s in data["stamps"]]}
-        )
 
 
 def check_request(request: PurchaseRequest) -> None:
     """Validate a receipt before anything is written (`InvalidInput`, `LinesTotalMismatch`)."""
     check_amount(request.total, "total", allow_zero=True)
-    check_reference(request.store_code, "storeCode", _STORE_CODE_LIMIT)
-    check_reference(request.receipt_id, "receiptId", _REFERENCE_LIMIT)
+    check_store_code(request.store_code)
+    check_text(request.receipt_id, "receipt_id", _REFERENCE_LIMIT)
     check_occurred_at(request.occurred_at)
     if not request.lines or len(request.lines) > MAX_LINES:
         raise InvalidInput(f"a receipt has 1 to {MAX_LINES} lines", field="lines")
     for line in request.lines:
-        if not is_whole(line.quantity, 1, MAX_MONEY):
-            raise InvalidInput("a line's quantity must be a whole number of at least 1", field="lines")
-        if not is_whole(line.amount, 0, MAX_MONEY):
-            raise InvalidInput("a line's amount cannot be negative", field="lines")
-        if not line.sku or len(line.sku) > _TEXT_LIMIT or len(line.category) > _TEXT_LIMIT:
-            raise InvalidInput(
-                f"a line needs a sku; sku and category have at most {_TEXT_LIMIT} characters", field="lines"
-            )
+        check_amount(line.quantity, "lines", label="a line's quantity")
+        check_amount(line.amount, "lines", allow_zero=True, label="a line's amount")
+        check_text(line.sku, "lines", _TEXT_LIMIT, label="a line's sku")
+        check_text(line.category, "lines", _TEXT_LIMIT, required=False, label="a line's category")
     sold = sum(line.amount for line in request.lines if not line.voided)
     if sold != request.total:
         raise LinesTotalMismatch(f"the lines that are not voided add up to {sold}, not {request.total}", field="total")
@@ -208,7 +193,7 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRe
         purchase_id=purchase.id,
         member_id=member.id,
         points=points,
-        available_at=available_at.isoformat(),
+        available_at=available_at,
         tier=new_tier.name,
         breakdown=breakdown,
         stamps=stamps,
@@ -219,7 +204,7 @@ async def record_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseRec
     """Record a receipt and credit its points, stamps and stamp-card vouchers; idempotent per (store, receipt)."""
     check_request(request)
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+    async def action(conn: BaseDBAsyncClient) -> PurchaseRecorded:
         recorded = await _earn(conn, request)
         await record_audit(
             actor,
@@ -230,10 +215,10 @@ async def record_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseRec
             target=f"purchase:{recorded.purchase_id}",
             after={"receipt_id": request.receipt_id, "total": request.total, "points": recorded.points},
         )
-        return asdict(recorded)
+        return recorded
 
     key = purchase_key(request.store_code, request.receipt_id)
-    return PurchaseRecorded.from_json(await run_idempotent("purchase", key, _request_document(request), action))
+    return await idempotent("purchase", key, _request_document(request), PurchaseRecorded, action)
 
 
 async def preview_purchase(request: PurchaseRequest) -> EarnBreakdown:
@@ -248,7 +233,7 @@ async def preview_purchase(request: PurchaseRequest) -> EarnBreakdown:
         raise CurrencyMismatch(f"the program runs in {program.currency}, not {request.currency}", field="currency")
     member = await Member.get_or_none(id=request.member_id)
     if member is None:
-        raise MemberNotFound("no such member", field="member")
+        raise MemberNotFound("no such member", field="member_id")
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
     return compute_points(program, tier, request.lines, await active_rules(request.occurred_at))
 
@@ -279,9 +264,9 @@ def _check_refund(
     *, store_code: str, receipt_id: str, refund_id: str, amount: int | None, lines: Sequence[LineRefund] | None
 ) -> dict[str, Any]:
     """Validate a refund request (raises `InvalidInput`); returns its idempotency request document."""
-    check_reference(store_code, "storeCode", _STORE_CODE_LIMIT)
-    check_reference(receipt_id, "receiptId", _REFERENCE_LIMIT)
-    check_reference(refund_id, "refundId", _REFERENCE_LIMIT)
+    check_store_code(store_code)
+    check_text(receipt_id, "receipt_id", _REFERENCE_LIMIT)
+    check_text(refund_id, "refund_id", _REFERENCE_LIMIT)
     if (amount is None) == (lines is None):
         raise InvalidInput("refund either an amount or lines", field="amount")
     if amount is not None:
@@ -293,8 +278,8 @@ def _check_refund(
     if len({line.line_no for line in lines}) != len(lines):
         raise InvalidInput("each line may be named once", field="lines")
     for line in lines:
-        check_amount(line.line_no, "lines")
-        check_amount(line.quantity, "lines")
+        check_amount(line.line_no, "lines", label="a line number")
+        check_amount(line.quantity, "lines", label="a quantity")
     return {"receipt_id": receipt_id, "lines": sorted([line.line_no, line.quantity] for line in lines)}
 
 
@@ -329,7 +314,7 @@ async def _refund_lines(conn: BaseDBAsyncClient, purchase: Purchase, lines: Sequ
 
 def _not_the_members_receipt(store_code: str, receipt_id: str) -> PurchaseNotFound:
     """The refusal when a refund names a member and the receipt is not theirs (or does not exist)."""
-    return PurchaseNotFound(f"this member has no receipt {receipt_id} in store {store_code}", field="receiptId")
+    return PurchaseNotFound(f"this member has no receipt {receipt_id} in store {store_code}", field="receipt_id")
 
 
 async def _refund(
@@ -347,7 +332,7 @@ async def _refund(
     if member_id is not None and (purchase is None or purchase.member_id != member_id):
         raise _not_the_members_receipt(store_code, receipt_id)
     if purchase is None:
-        raise PurchaseNotFound("no purchase with this receipt in this store", field="receiptId")
+        raise PurchaseNotFound("no purchase with this receipt in this store", field="receipt_id")
     program = await load_program(conn)
     member = await ledger.lock_member(conn, purchase.member_id)
     purchase = await Purchase.filter(id=purchase.id).using_db(conn).select_for_update().first()
@@ -434,7 +419,7 @@ async def refund_purchase(
         store_code=store_code, receipt_id=receipt_id, refund_id=refund_id, amount=amount, lines=lines
     )
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+    async def action(conn: BaseDBAsyncClient) -> RefundResult:
         result = await _refund(
             conn,
             store_code=store_code,
@@ -453,9 +438,9 @@ async def refund_purchase(
             target=f"purchase:{result.purchase_id}",
             after={"refund_id": refund_id, "amount": result.amount, "points_reversed": result.points_reversed},
         )
-        return asdict(result)
+        return result
 
-    result = RefundResult(**await run_idempotent("refund", refund_key(store_code, refund_id), request, action))
+    result = await idempotent("refund", refund_key(store_code, refund_id), request, RefundResult, action)
     if member_id is not None and result.member_id != member_id:  # a replayed refund of another member's receipt
         raise _not_the_members_receipt(store_code, receipt_id)
     return result

@@ -35,8 +35,9 @@ from tortoise.expressions import F, Q
 from tortoise.functions import Count, Sum
 
 from loyalty import clock, events
+from loyalty.checks import MAX_POINTS, check_idempotency_key, check_text, is_whole
 from loyalty.errors import DomainError, InsufficientPoints, InvalidInput, NotFound
-from loyalty.idempotency import run_idempotent
+from loyalty.idempotency import idempotent
 from loyalty.ledger import debit_available, lock_member
 from loyalty.models import Member, Program, Reward, RewardKind, Tier, Voucher, VoucherStatus
 from loyalty.program import load_program
@@ -185,7 +186,14 @@ async def _take_stock(conn: BaseDBAsyncClient, reward: Reward) -> None:
         .update(stock=F("stock") - 1)
     )
     if taken != 1:
-        raise OutOfStock("this reward is out of stock", field="rewardId")
+        raise OutOfStock("this reward is out of stock", field="reward_id")
+
+
+@dataclass(frozen=True)
+class _Issued:
+    """A redemption's answer, as stored for replays."""
+
+    voucher_id: int
 
 
 async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str) -> int:
@@ -196,21 +204,21 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
     OutOfStock or InsufficientPoints, and then nothing was written.
     """
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+    async def action(conn: BaseDBAsyncClient) -> _Issued:
         member = await lock_member(conn, member_id)
         reward = await Reward.get_or_none(id=reward_id).using_db(conn)
         if reward is None:
-            raise RewardNotFound("no such reward", field="rewardId")
+            raise RewardNotFound("no such reward", field="reward_id")
         program = await load_program(conn)
         used = (await _used(member.id, [reward.id], conn)).get(reward.id, 0)
         # Stock and points are enforced by the conditional writes below, not by this snapshot.
         reason = _unavailable(reward, member, program, used)
         if reason == Unavailable.NOT_AVAILABLE:
-            raise RewardNotAvailable("this reward is not available now", field="rewardId")
+            raise RewardNotAvailable("this reward is not available now", field="reward_id")
         if reason == Unavailable.NOT_ELIGIBLE:
-            raise NotEligible("this reward is for a higher tier", field="rewardId")
+            raise NotEligible("this reward is for a higher tier", field="reward_id")
         if reason == Unavailable.LIMIT_REACHED:
-            raise LimitReached(f"this reward can be redeemed {reward.per_member_limit} times", field="rewardId")
+            raise LimitReached(f"this reward can be redeemed {reward.per_member_limit} times", field="reward_id")
         await _take_stock(conn, reward)
         entry = None
         if reward.points_cost > 0:
@@ -219,17 +227,16 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
             except InsufficientPoints as error:  # point the app at its own input, and say how far off it is
                 raise InsufficientPoints(
                     f"this reward costs {reward.points_cost} points; {member.points_available} are available",
-                    field="rewardId",
+                    field="reward_id",
                 ) from error
         voucher = await issue_voucher(conn, member.id, reward=reward, points_cost=reward.points_cost, entry=entry)
         if reward.kind == RewardKind.DONATION:
             await _fulfill_donation(conn, voucher, reward)
-        return {"voucher_id": voucher.id}
+        return _Issued(voucher.id)
 
-    if not isinstance(idempotency_key, str) or not idempotency_key.strip():
-        raise InvalidInput("an idempotency key is required", field="idempotencyKey")
-    result = await run_idempotent("reward_redeem", f"{member_id}:{idempotency_key}", {"reward": reward_id}, action)
-    return int(result["voucher_id"])
+    check_idempotency_key(idempotency_key)
+    issued = await idempotent("reward_redeem", f"{member_id}:{idempotency_key}", {"reward": reward_id}, _Issued, action)
+    return issued.voucher_id
 
 
 async def _fulfill_donation(conn: BaseDBAsyncClient, voucher: Voucher, reward: Reward) -> None:
@@ -272,15 +279,13 @@ async def apply_reward_config(specs: list[dict[str, Any]]) -> int:
     """
     tiers = {t.name: t for t in await Tier.all()}
     for order, spec in enumerate(specs):
-        name = spec.get("name")
-        if not isinstance(name, str) or not 1 <= len(name) <= 100:
-            raise InvalidInput("reward config: every reward needs a name of 1 to 100 characters", field="name")
+        name = check_text(spec.get("name"), "name", 100, label="reward config: a name")
         try:
             kind = RewardKind(spec.get("kind"))
         except ValueError as exc:
             raise InvalidInput(f"reward config {name!r}: {exc}", field="kind") from exc
         cost = spec.get("points_cost")
-        if not isinstance(cost, int) or isinstance(cost, bool) or cost <= 0:
+        if not is_whole(cost, 1, MAX_POINTS):
             raise InvalidInput(
                 f"reward config {name!r}: points_cost must be a positive whole number", field="points_cost"
             )

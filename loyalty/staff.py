@@ -21,6 +21,7 @@ from tortoise.exceptions import IntegrityError
 
 from loyalty import clock, sql
 from loyalty.actors import Actor
+from loyalty.checks import check_store_code, check_text
 from loyalty.errors import DomainError, InvalidInput, NotFound
 from loyalty.models import ApiKey, StaffRole, StaffUser
 from loyalty.throttle import claim_attempt, clear
@@ -35,7 +36,6 @@ _PREFIX_HEX = 12  # fits ApiKey.prefix (16)
 _SECRET_HEX = 64  # 256 bits
 # Writing last_used_at on every request of a busy till would turn each read into a write; a minute is precise enough.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
-MAX_STORE_CODE = 32
 _SUBJECT_PREFIX = "staff:"  # keeps staff ids apart from member ids in token subjects
 
 _hasher = PasswordHasher()
@@ -100,13 +100,6 @@ def _check_role(role: StaffRole | str) -> StaffRole:
         raise InvalidInput(f"role must be one of {', '.join(r.value for r in StaffRole)}", field="role") from None
 
 
-def _check_store_code(store_code: str) -> str:
-    code = store_code.strip()
-    if not code or len(code) > MAX_STORE_CODE:
-        raise InvalidInput(f"a store code has 1 to {MAX_STORE_CODE} characters", field="storeCode")
-    return code
-
-
 def staff_actor(staff: StaffUser) -> Actor:
     """The Actor of a staff account."""
     return Actor(
@@ -147,9 +140,8 @@ async def create_staff(
     _check_email(address)
     _check_password(password)
     staff_role = _check_role(role)
-    stores = sorted({_check_store_code(code) for code in store_codes})
-    if len(display_name.strip()) > 100:
-        raise InvalidInput("a display name has at most 100 characters", field="displayName")
+    stores = sorted({check_store_code(code.strip()) for code in store_codes})
+    check_text(display_name.strip(), "display_name", 100, required=False)
     password_hash = await asyncio.to_thread(_hasher.hash, password)
     try:
         return await StaffUser.create(
@@ -219,7 +211,7 @@ async def actor_for_subject(subject: str) -> Actor | None:
 async def deactivate_staff(staff_id: int) -> None:
     """Disable a staff account: its sign-ins and its unexpired access tokens are refused from now on."""
     if not await StaffUser.filter(id=staff_id).update(active=False):
-        raise NotFound("no such staff account", field="staff")
+        raise NotFound("no such staff account", field="staff_id")
 
 
 # --- API keys ------------------------------------------------------------------------------------
@@ -231,10 +223,9 @@ def _digest(secret: str) -> str:
 
 async def create_api_key(name: str, role: StaffRole | str, store_code: str | None = None) -> tuple[ApiKey, str]:
     """Create an integration key; returns the row and the raw key `kbk_<prefix>_<secret>` (shown only once)."""
-    if not 1 <= len(name.strip()) <= 100:
-        raise InvalidInput("a key name has 1 to 100 characters", field="name")
+    check_text(name.strip(), "name", 100, label="a key name")
     key_role = _check_role(role)
-    store = _check_store_code(store_code) if store_code is not None else None
+    store = check_store_code(store_code.strip()) if store_code is not None else None
     for _ in range(3):
         prefix, secret = secrets.token_hex(_PREFIX_HEX // 2), secrets.token_hex(_SECRET_HEX // 2)
         try:
@@ -278,4 +269,4 @@ async def authenticate_api_key(raw_key: str) -> Actor:
 async def revoke_api_key(key_id: int) -> None:
     """Revoke an API key: every later request with it is refused."""
     if not await ApiKey.filter(id=key_id).update(active=False):
-        raise NotFound("no such API key", field="apiKey")
+        raise NotFound("no such API key", field="key_id")

@@ -22,6 +22,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from loyalty import clock, sql
+from loyalty.checks import check_text, is_whole
 from loyalty.earning import LineInput
 from loyalty.errors import InvalidInput
 from loyalty.models import Program, Reward, StampCard, StampProgress
@@ -134,11 +135,9 @@ async def apply_stamp_card_config(specs: list[dict[str, Any]]) -> int:
     Returns how many were written.
     """
     for spec in specs:
-        name = spec.get("name")
+        name = check_text(spec.get("name"), "name", 100, label="stamp card config: a name")
         required = spec.get("stamps_required")
-        if not isinstance(name, str) or not 1 <= len(name) <= 100:
-            raise InvalidInput("stamp card config: every card needs a name of 1 to 100 characters", field="name")
-        if not isinstance(required, int) or isinstance(required, bool) or not 1 <= required <= 100:
+        if not is_whole(required, 1, 100):
             raise InvalidInput(f"stamp card config {name!r}: stamps_required must be 1 to 100", field="stamps_required")
         if spec.get("counts", "items") not in ("items", "visits"):
             raise InvalidInput(f"stamp card config {name!r}: counts is `items` or `visits`", field="counts")

@@ -21,6 +21,7 @@ from tortoise.transactions import in_transaction
 from loyalty import clock, events, throttle
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
+from loyalty.checks import check_store_code
 from loyalty.errors import DomainError, InvalidInput, NotFound
 from loyalty.ledger import locked_member, reverse_debit
 from loyalty.models import LedgerEntry, Offer, Reward, StampCard, Voucher, VoucherStatus
@@ -37,7 +38,6 @@ _ALIASES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 THROTTLE_SCOPE = "voucher_code"
 THROTTLE_LIMIT = 5
 THROTTLE_WINDOW = timedelta(minutes=15)
-MAX_STORE_CODE = 32  # Voucher.redeemed_store
 
 
 class VoucherNotFound(NotFound):
@@ -240,7 +240,7 @@ async def get_member_voucher(member_id: int, voucher_id: int) -> Voucher:
     """The member's own voucher; another member's id raises `VoucherNotFound` like a missing one."""
     voucher = await Voucher.get_or_none(id=voucher_id, member_id=member_id)
     if voucher is None:
-        raise VoucherNotFound("no such voucher", field="voucherId")
+        raise VoucherNotFound("no such voucher", field="voucher_id")
     return voucher
 
 
@@ -268,9 +268,9 @@ async def cancel_voucher(member_id: int, voucher_id: int) -> Voucher:
     async with locked_member(member_id) as (conn, member):
         voucher = await Voucher.get_or_none(id=voucher_id, member_id=member_id).using_db(conn)
         if voucher is None:
-            raise VoucherNotFound("no such voucher", field="voucherId")
+            raise VoucherNotFound("no such voucher", field="voucher_id")
         if voucher.ledger_entry_id is None:
-            raise NotCancellable("only vouchers bought with points can be cancelled", field="voucherId")
+            raise NotCancellable("only vouchers bought with points can be cancelled", field="voucher_id")
         # Conditional: a till may be redeeming this voucher right now; exactly one of the two wins.
         cancelled = (
             await Voucher.filter(id=voucher.id, status=VoucherStatus.ACTIVE, expires_at__gt=at)
@@ -278,7 +278,7 @@ async def cancel_voucher(member_id: int, voucher_id: int) -> Voucher:
             .update(status=VoucherStatus.CANCELLED, cancelled_at=at)
         )
         if cancelled != 1:
-            raise _refusal(await Voucher.get(id=voucher.id).using_db(conn), at, "voucherId")
+            raise _refusal(await Voucher.get(id=voucher.id).using_db(conn), at, "voucher_id")
         await reverse_debit(conn, member, voucher.ledger_entry_id)
         if voucher.reward_id is not None:
             await Reward.filter(id=voucher.reward_id).using_db(conn).update(stock=F("stock") + 1)  # NULL stays NULL
@@ -313,8 +313,7 @@ async def redeem_voucher(actor: Actor, *, code: str, store_code: str, member_id:
     Raises InvalidInput (store code), TooManyAttempts, InvalidCode, AlreadyRedeemed, AlreadyCancelled or
     VoucherExpired.
     """
-    if not 1 <= len(store_code) <= MAX_STORE_CODE:
-        raise InvalidInput(f"store code must be 1 to {MAX_STORE_CODE} characters", field="storeCode")
+    check_store_code(store_code)
     subjects = throttle_subjects(actor, member_id)
     for subject in subjects:
         await throttle.check_throttle(THROTTLE_SCOPE, subject, THROTTLE_LIMIT, THROTTLE_WINDOW)

@@ -28,7 +28,7 @@ class UnknownEventType(InvalidInput):
     """An event type the endpoint subscribes to is not one of `loyalty.events.EVENT_TYPES`."""
 
     code = "UNKNOWN_EVENT_TYPE"
-    field = "eventTypes"
+    field = "event_types"
 
 
 class WebhookEndpointNotFound(NotFound):
@@ -106,7 +106,7 @@ async def deactivate_webhook_endpoint(endpoint_id: int) -> WebhookEndpoint:
     async with in_transaction() as conn:
         endpoint = await WebhookEndpoint.filter(id=endpoint_id).using_db(conn).select_for_update().first()
         if endpoint is None:
-            raise WebhookEndpointNotFound(f"no webhook endpoint {endpoint_id}", field="id")
+            raise WebhookEndpointNotFound(f"no webhook endpoint {endpoint_id}", field="endpoint_id")
         if endpoint.active:
             endpoint.active = False
             await endpoint.save(using_db=conn, update_fields=["active"])

@@ -1,15 +1,18 @@
 """userErrors: business failures are returned in payloads (Shopify style), never as top-level errors.
 
-Each mutation has its own error type with its own code enum (Saleor style), all implementing `UserError`.
+Each mutation has its own error type with its own code enum (Saleor style), all implementing `UserError`. A
+`DomainError` names the input at fault by the domain's own (snake_case) name; `input_path` turns that into the path of
+the GraphQL input field.
 """
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.utils.str_converters import to_camel_case
 
 from loyalty.errors import DomainError
 
@@ -26,10 +29,25 @@ def user_error_type(name: str, codes: type[Enum]) -> Any:
     return strawberry.type(type(name, (UserError,), namespace), name=name)
 
 
+# Inputs named otherwise than the domain's parameter. Mutations take the member as a global id called `member` (the
+# domain's `member_id`); the member endpoint's errors keep that path too, as they always had.
+INPUT_NAMES: Final = {"member_id": "member"}
+
+
+def input_path(field: str | None) -> list[str] | None:
+    """The path of the mutation input a domain field names: `["input", "receiptId"]` for `receipt_id`.
+
+    camelCase as the schemas' default name converter (`auto_camel_case`) names the input fields, except `INPUT_NAMES`.
+    """
+    if field is None:
+        return None
+    return ["input", INPUT_NAMES.get(field) or to_camel_case(field)]
+
+
 def to_user_error(error_type: Any, codes: type[Enum], error: DomainError) -> Any:
     """Map a domain failure onto a mutation's error type (unknown codes fall back to INVALID)."""
     code = codes[error.code] if error.code in codes.__members__ else codes["INVALID"]
-    return error_type(code=code, message=error.message, field=["input", error.field] if error.field else None)
+    return error_type(code=code, message=error.message, field=input_path(error.field))
 
 
 class PublicError(GraphQLError):

@@ -39,7 +39,7 @@ async def offer_activate(info: Info, input: OfferActivateInput) -> OfferActivate
     try:
         offer_id = offer_pk(input.offer_id)
         if offer_id is None:
-            raise OfferNotFound("no such offer", field="offerId")
+            raise OfferNotFound("no such offer", field="offer_id")
         item = await activate_offer(member_id, offer_id)
     except DomainError as error:
         return OfferActivatePayload(

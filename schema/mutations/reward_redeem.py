@@ -58,7 +58,7 @@ async def reward_redeem(info: Info, input: RewardRedeemInput) -> RewardRedeemPay
     try:
         reward_id = decode_id(input.reward_id, "Reward")
         if reward_id is None:  # garbage or the id of another type: as unknown as a missing reward
-            raise RewardNotFound("no such reward", field="rewardId")
+            raise RewardNotFound("no such reward", field="reward_id")
         voucher_id = await redeem_reward(member_id, reward_id, idempotency_key=input.idempotency_key)
     except DomainError as error:
         return RewardRedeemPayload(

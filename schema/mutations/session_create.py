@@ -18,4 +18,4 @@ async def session_create(info: Info, input: SessionCreateInput) -> SessionPayloa
     try:
         return SessionPayload.issued(await info.context.sessions.create(input.firebase_id_token))
     except SessionRefused as error:
-        return SessionPayload.refused(error, "firebaseIdToken")
+        return SessionPayload.refused(error, "firebase_id_token")

@@ -18,4 +18,4 @@ async def session_refresh(info: Info, input: SessionRefreshInput) -> SessionPayl
     try:
         return SessionPayload.issued(await info.context.sessions.refresh(input.refresh_token))
     except SessionRefused as error:
-        return SessionPayload.refused(error, "refreshToken")
+        return SessionPayload.refused(error, "refresh_token")

@@ -46,7 +46,7 @@ async def voucher_cancel(info: Info, input: VoucherCancelInput) -> VoucherCancel
     try:
         voucher_id = decode_id(input.voucher_id, "Voucher")
         if voucher_id is None:
-            raise VoucherNotFound("no such voucher", field="voucherId")
+            raise VoucherNotFound("no such voucher", field="voucher_id")
         voucher = await cancel_voucher(member_id, voucher_id)
     except DomainError as error:
         return VoucherCancelPayload(

@@ -44,7 +44,7 @@ def member_id_of(global_id: str) -> int:
     """The member id in a mutation's `member` input; `MemberNotFound` (a userError) when it is not a member's id."""
     member_id = member_pk(global_id)
     if member_id is None:
-        raise MemberNotFound("no such member", field="member")
+        raise MemberNotFound("no such member", field="member_id")
     return member_id
 
 

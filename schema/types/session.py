@@ -7,7 +7,7 @@ from enum import Enum
 
 import strawberry
 
-from schema.errors import user_error_type
+from schema.errors import input_path, user_error_type
 from schema.ports import IssuedSession, SessionRefused
 from schema.types.member import Member
 
@@ -45,11 +45,12 @@ class SessionPayload:
 
     @classmethod
     def refused(cls, error: SessionRefused, field: str) -> SessionPayload:
+        """The refusal, naming the input at fault by its Python name (`refresh_token`)."""
         code = SessionErrorCode[error.code] if error.code in SessionErrorCode.__members__ else SessionErrorCode.INVALID
         return cls(
             access_token=None,
             access_token_expires_at=None,
             refresh_token=None,
             member=None,
-            user_errors=[SessionUserError(code=code, message=error.message, field=["input", field])],
+            user_errors=[SessionUserError(code=code, message=error.message, field=input_path(field))],
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from loyalty.actors import Actor
 from loyalty.checks import MAX_POINTS, check_amount, check_idempotency_key
 from loyalty.earning import LineInput
 from loyalty.errors import InvalidInput
-from loyalty.idempotency import run_idempotent
+from loyalty.idempotency import idempotent
 from loyalty.members import enroll_member
 from loyalty.models import (
     EntryKind,
@@ -77,6 +77,11 @@ async def refund_purchase(**refund: Any) -> purchases.RefundResult:
     return await purchases.refund_purchase(TILL, **refund)
 
 
+@dataclass(frozen=True)
+class Credit:
+    entry_id: int
+
+
 async def credit_points(
     member_id: int, amount: int, *, kind: EntryKind, idempotency_key: str, description: str = ""
 ) -> int:
@@ -86,16 +91,15 @@ async def credit_points(
     """
     check_idempotency_key(idempotency_key)
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+    async def action(conn: BaseDBAsyncClient) -> Credit:
         member = await ledger.lock_member(conn, member_id)
         entry = await ledger.credit_available(
             conn, member, await load_program(conn), amount, kind=kind, description=description
         )
-        return {"entry_id": entry.id}
+        return Credit(entry.id)
 
     request = {"member": member_id, "amount": amount, "kind": kind.value}
-    result = await run_idempotent(kind.value, f"{member_id}:{idempotency_key}", request, action)
-    return int(result["entry_id"])
+    return (await idempotent(kind.value, f"{member_id}:{idempotency_key}", request, Credit, action)).entry_id
 
 
 @dataclass(frozen=True)
@@ -121,13 +125,13 @@ async def redeem_points(
     check_amount(amount, "amount", high=MAX_POINTS)
     check_idempotency_key(idempotency_key)
 
-    async def action(conn: BaseDBAsyncClient) -> dict[str, Any]:
+    async def action(conn: BaseDBAsyncClient) -> Redemption:
         member = await ledger.lock_member(conn, member_id)
         entry = await ledger.debit_available(conn, member, amount, kind=kind, description=description)
-        return asdict(Redemption(entry.id, amount, member.points_available))
+        return Redemption(entry.id, amount, member.points_available)
 
     request = {"member": member_id, "amount": amount, "kind": kind.value}
-    return Redemption(**await run_idempotent(kind.value, f"{member_id}:{idempotency_key}", request, action))
+    return await idempotent(kind.value, f"{member_id}:{idempotency_key}", request, Redemption, action)
 
 
 async def cancel_redemption(member_id: int, entry_id: int) -> int:

@@ -130,7 +130,7 @@ async def test_an_unknown_member_is_refused(member: Member) -> None:
     with pytest.raises(MemberNotFound) as refused:
         await adjust_member_points(MANAGER, member.id + 1, 10, reason=AdjustmentReason.GOODWILL, idempotency_key="k")
 
-    assert (refused.value.code, refused.value.field) == ("MEMBER_NOT_FOUND", "member")
+    assert (refused.value.code, refused.value.field) == ("MEMBER_NOT_FOUND", "member_id")
     await _nothing_written(member)
 
 
@@ -155,8 +155,8 @@ async def test_other_needs_a_note(member: Member) -> None:
         (10**13, "", "k", "amount"),
         (True, "", "k", "amount"),
         (10, "n" * 201, "k", "note"),
-        (10, "", "  ", "idempotencyKey"),
-        (10, "", "k" * 200, "idempotencyKey"),
+        (10, "", "  ", "idempotency_key"),
+        (10, "", "k" * 200, "idempotency_key"),
     ],
 )
 async def test_bad_input_is_refused(member: Member, amount: int, note: str, key: str, field: str) -> None:
@@ -175,7 +175,20 @@ async def test_a_cashier_cannot_adjust_in_another_store(member: Member) -> None:
             CASHIER, member.id, 10, reason=AdjustmentReason.GOODWILL, idempotency_key="k", store_code="S2"
         )
 
-    assert refused.value.field == "storeCode"
+    assert refused.value.field == "store_code"
+    await _nothing_written(member)
+
+
+@pytest.mark.parametrize("store_code", ["", "  ", "S" * 33])
+async def test_a_store_code_that_fits_no_store_is_refused(member: Member, store_code: str) -> None:
+    # when a manager (every store) names a blank or over-long store code
+    with pytest.raises(InvalidInput) as refused:
+        await adjust_member_points(
+            MANAGER, member.id, 10, reason=AdjustmentReason.GOODWILL, idempotency_key="k", store_code=store_code
+        )
+
+    # then it is refused before the audit entry could fail on its column
+    assert (refused.value.code, refused.value.field) == ("INVALID", "store_code")
     await _nothing_written(member)
 
 

@@ -289,7 +289,7 @@ async def test_only_an_offer_that_applies_now_can_be_activated(anna: Member, clo
     with pytest.raises(offers.OfferNotFound) as refused:
         await offers.activate_offer(anna.id, offer.id)
 
-    assert (refused.value.code, refused.value.field) == ("OFFER_NOT_FOUND", "offerId")
+    assert (refused.value.code, refused.value.field) == ("OFFER_NOT_FOUND", "offer_id")
     assert await written() == before
 
 
@@ -383,7 +383,7 @@ async def test_an_offer_that_needs_activation_is_redeemable_once_activated(anna:
     with pytest.raises(offers.NotActivated) as refused:
         await redeem(anna, offer)
 
-    assert (refused.value.code, refused.value.field) == ("NOT_ACTIVATED", "offerId")
+    assert (refused.value.code, refused.value.field) == ("NOT_ACTIVATED", "offer_id")
     assert await written() == before
     await offers.activate_offer(anna.id, offer.id)
     assert (await redeem(anna, offer)).activated is True
@@ -397,7 +397,7 @@ async def test_a_purchase_below_min_spend_is_refused(anna: Member, total: int | 
     with pytest.raises(offers.MinSpendNotMet) as refused:
         await redeem(anna, offer, purchase_total=total)
 
-    assert (refused.value.code, refused.value.field) == ("MIN_SPEND_NOT_MET", "purchaseTotal")
+    assert (refused.value.code, refused.value.field) == ("MIN_SPEND_NOT_MET", "purchase_total")
     assert await written() == before
 
 
@@ -437,7 +437,7 @@ async def test_an_offer_that_does_not_apply_now_is_refused_at_the_till(
     with pytest.raises(error) as refused:
         await redeem(anna, offer)
 
-    assert (refused.value.code, refused.value.field) == ("OFFER_NOT_APPLICABLE", "offerId")
+    assert (refused.value.code, refused.value.field) == ("OFFER_NOT_APPLICABLE", "offer_id")
     assert await written() == before
 
 
@@ -460,12 +460,12 @@ async def test_unknown_offer_and_unknown_member_are_refused(anna: Member) -> Non
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
-        ({"store_code": ""}, "storeCode"),
-        ({"store_code": "S" * 33}, "storeCode"),
-        ({"purchase_total": -1}, "purchaseTotal"),
-        ({"purchase_total": True}, "purchaseTotal"),
-        ({"idempotency_key": "  "}, "idempotencyKey"),
-        ({"idempotency_key": "k" * 200}, "idempotencyKey"),
+        ({"store_code": ""}, "store_code"),
+        ({"store_code": "S" * 33}, "store_code"),
+        ({"purchase_total": -1}, "purchase_total"),
+        ({"purchase_total": True}, "purchase_total"),
+        ({"idempotency_key": "  "}, "idempotency_key"),
+        ({"idempotency_key": "k" * 200}, "idempotency_key"),
     ],
 )
 async def test_bad_input_is_refused_and_nothing_is_written(anna: Member, fields: dict[str, Any], field: str) -> None:

@@ -107,7 +107,7 @@ async def test_a_missing_or_oversized_idempotency_key_is_invalid(program: Progra
     with pytest.raises(InvalidInput) as raised:
         await rewards.redeem_reward(member.id, coffee.id, idempotency_key=key)
 
-    assert raised.value.field == "idempotencyKey"
+    assert raised.value.field == "idempotency_key"
     assert await written(member.id) == (100, 1, 0, 2)
 
 
@@ -119,7 +119,7 @@ async def test_exactly_enough_points_redeem_and_one_short_is_insufficient(progra
     with pytest.raises(InsufficientPoints) as raised:
         await rewards.redeem_reward(poor.id, coffee.id, idempotency_key="k")
 
-    assert (raised.value.message, raised.value.field) == ("this reward costs 25 points; 24 are available", "rewardId")
+    assert (raised.value.message, raised.value.field) == ("this reward costs 25 points; 24 are available", "reward_id")
 
     assert await written(poor.id) == (24, 1, 0, 2)
     assert (await Reward.get(id=coffee.id)).stock == 4  # the refused redemption's unit was put back

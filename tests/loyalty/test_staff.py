@@ -95,8 +95,8 @@ async def test_an_email_is_taken_whatever_its_case(db: str) -> None:
         ("not-an-email", "cashier", [], "email"),
         ("a b@example.com", "cashier", [], "email"),
         ("a@example.com", "owner", [], "role"),
-        ("a@example.com", "cashier", [" "], "storeCode"),
-        ("a@example.com", "cashier", ["S" * 33], "storeCode"),
+        ("a@example.com", "cashier", [" "], "store_code"),
+        ("a@example.com", "cashier", ["S" * 33], "store_code"),
     ],
 )
 async def test_bad_account_input_is_refused(db: str, email: str, role: str, stores: list[str], field: str) -> None:

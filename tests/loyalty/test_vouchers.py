@@ -159,12 +159,12 @@ async def test_cancel_refusals_have_precise_codes_and_write_nothing(program: Pro
         failures[name] = (raised.value.code, raised.value.field)
 
     assert failures == {
-        "redeemed": ("ALREADY_REDEEMED", "voucherId"),
-        "cancelled": ("ALREADY_CANCELLED", "voucherId"),
-        "expired": ("VOUCHER_EXPIRED", "voucherId"),
-        "foreign": ("VOUCHER_NOT_FOUND", "voucherId"),
-        "missing": ("VOUCHER_NOT_FOUND", "voucherId"),
-        "free": ("NOT_CANCELLABLE", "voucherId"),
+        "redeemed": ("ALREADY_REDEEMED", "voucher_id"),
+        "cancelled": ("ALREADY_CANCELLED", "voucher_id"),
+        "expired": ("VOUCHER_EXPIRED", "voucher_id"),
+        "foreign": ("VOUCHER_NOT_FOUND", "voucher_id"),
+        "missing": ("VOUCHER_NOT_FOUND", "voucher_id"),
+        "free": ("NOT_CANCELLABLE", "voucher_id"),
     }
     assert (await lot_remaining(member.id), (await Member.get(id=member.id)).points_available) == before
     assert (await Voucher.get(id=foreign)).status == VoucherStatus.ACTIVE

@@ -109,7 +109,7 @@ async def test_unknown_event_type_is_a_typed_error_and_writes_nothing(db: str) -
     with pytest.raises(UnknownEventType) as raised:
         await create_webhook_endpoint("https://example.com/hook", [events.POINTS_EARNED, "points.stolen"])
 
-    assert (raised.value.code, raised.value.field) == ("UNKNOWN_EVENT_TYPE", "eventTypes")
+    assert (raised.value.code, raised.value.field) == ("UNKNOWN_EVENT_TYPE", "event_types")
     assert "'points.stolen'" in raised.value.message
     assert await WebhookEndpoint.all().count() == 0
 

@@ -84,7 +84,7 @@ async def offer_redeem(info: StaffInfo, input: OfferRedeemInput) -> OfferRedeemP
         member_id = member_id_of(input.member)
         offer_id = offer_pk(input.offer_id)
         if offer_id is None:
-            raise OfferNotFound("no such offer", field="offerId")
+            raise OfferNotFound("no such offer", field="offer_id")
         result = await redeem_offer(
             actor,
             member_id=member_id,

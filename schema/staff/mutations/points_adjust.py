@@ -78,11 +78,11 @@ class PointsAdjustment:
     def from_result(cls, result: Adjustment) -> PointsAdjustment:
         return cls(
             amount=result.amount,
-            reason_code=ADJUSTMENT_REASONS.to_api(adjustments.AdjustmentReason(result.reason)),
+            reason_code=ADJUSTMENT_REASONS.to_api(result.reason),
             note=result.note,
             available_before=result.available_before,
             available_after=result.available_after,
-            created_at=datetime.fromisoformat(result.created_at),
+            created_at=result.created_at,
         )
 
 

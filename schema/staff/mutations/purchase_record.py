@@ -63,7 +63,7 @@ async def purchase_record(info: StaffInfo, input: PurchaseRecordInput) -> Purcha
             store_code=input.store_code,
             receipt_id=input.receipt_id,
             points=recorded.points,
-            available_at=datetime.fromisoformat(recorded.available_at),
+            available_at=recorded.available_at,
             tier=recorded.tier,
             earning=EarningBreakdown.from_domain(recorded.breakdown),
             stamps=[StampsAdded.from_domain(s) for s in recorded.stamps],
