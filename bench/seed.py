@@ -51,6 +51,7 @@ from typing import Any
 
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.fields.relational import ForeignKeyFieldInstance, OneToOneFieldInstance
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
@@ -706,6 +707,9 @@ async def seed(database_url: str, members: int, config: dict[str, Any]) -> Total
         return totals
     finally:
         await disconnect()
+        # Tortoise caches each model's SQL per connection name: the next database seeded in this process (SQLite,
+        # then PostgreSQL) is "default" too and must not get the last one's dialect.
+        EXECUTOR_CACHE.clear()
 
 
 # --- verification ----------------------------------------------------------------------------------
