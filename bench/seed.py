@@ -1,9 +1,26 @@
-"""Seed a benchmark database: 10,000 members with ~50 ledger entries each, consistent with the ledger invariants.
+"""Seed a benchmark database: 10,000 members with ~50 ledger entries each, made by the real services.
 
-Each member's history (purchases, maturing lots, redemptions, birthday credits, expiries, tier changes) is simulated
-in memory with the same rules as `loyalty.ledger` and `loyalty.tiers`, then written with raw `executemany` inside one
-transaction. Nothing matures, expires or needs a tier evaluation within `SAFE_MARGIN` of the seeding time, so reads
-during the benchmark never settle a member.
+The seeder has no rules of its own. Under a frozen business clock (`loyalty.clock.FrozenClock`), `TEMPLATES`
+template members live through `HISTORY_DAYS` of business time using the production entry points only: they enroll,
+give a birthday, shop (receipts with lines: stamp cards, bonus rules, campaigns, gift cards, voided lines), return
+purchases by amount or by lines, show offers at the till, redeem rewards, hand in, cancel or forget their vouchers,
+and now and then get a goodwill adjustment. Every night the jobs run (maturing and expiry, tier evaluation, birthday
+points, voucher expiry, outbox dispatch), and every `PROGRAM_REFRESH_DAYS` the program (`demo/program.toml`
+through `loyalty.seeding.seed_from_config`, without its demo members and logins) is applied again, as a program
+team running `klubb seed` for a new round of offers and campaigns would. The history ends at the seeding's "now".
+
+Then the templates' rows are cloned in bulk until there are `--members` members. Cloned are the rows of every table
+that references a member, directly or through another such table (found through the models' foreign keys, with
+every column the models have), with primary keys shifted by a per-table offset, foreign keys remapped alike, and
+fresh unique or secret values: member number (random, with its Luhn digit), Firebase uid, email, display name, card
+secret, voucher codes, receipt and refund ids. Timestamps are copied unchanged. Rows go in with raw `executemany`,
+one transaction per batch of about `BATCH_MEMBERS` members. Not cloned: idempotency records, outbox events and the
+audit log, the bookkeeping of the templates' requests (their stored answers and snapshots name the templates' rows).
+
+Nothing matures, expires or falls due for tier evaluation within `SAFE_MARGIN` of the seeding time (no credit is
+made whose lot would mature or expire then; each template is checked), so reads during the benchmark never settle a
+member. After seeding, every member is checked by SQL aggregates and a random sample through the ORM; any failure
+aborts.
 
     python -m bench.seed                     # var/bench.sqlite3, reused while SEED_VERSION and the data are current
     python -m bench.seed --force             # re-seed the SQLite file
@@ -14,626 +31,671 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import functools
+import graphlib
 import hashlib
 import heapq
 import json
 import os
 import random
+import secrets
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from loyalty import clock
-from loyalty.db import connect, disconnect, is_postgres, migrate
-from loyalty.members import luhn_check_digit
+from tortoise import Tortoise, connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.models import Model
+from tortoise.transactions import in_transaction
+
+from loyalty import clock, sql
+from loyalty.actors import Actor
+from loyalty.adjustments import AdjustmentReason, adjust_member_points
+from loyalty.birthday import grant_birthday_points
+from loyalty.db import connect, disconnect, migrate
+from loyalty.earning import LineInput
+from loyalty.jobs import evaluate_due_tiers
+from loyalty.ledger import expire_due_points
+from loyalty.members import ProfileChanges, enroll_member, get_member, new_member_number, update_profile
 from loyalty.models import (
-    EntryKind,
+    AuditLog,
     LedgerEntry,
     LotAllocation,
     LotStatus,
     Member,
     PointsLot,
     Program,
-    Purchase,
-    QualifyingCredit,
-    Tier,
+    RewardKind,
+    StaffRole,
+    VoucherStatus,
 )
-from loyalty.program import apply_program_config, tiers_of
-from loyalty.tiers import earned_tier, next_period_end, period_end, period_start
+from loyalty.offers import activate_offer, offers_for, redeem_offer
+from loyalty.program import load_program
+from loyalty.purchases import LineRefund, PurchaseRequest, record_purchase, refund_purchase
+from loyalty.rewards import catalog, redeem_reward
+from loyalty.seeding import seed_from_config
+from loyalty.staff import create_staff, staff_actor
+from loyalty.vouchers import (
+    barcode_value,
+    cancel_voucher,
+    expire_vouchers,
+    get_member_voucher,
+    member_vouchers,
+    new_code,
+    redeem_voucher,
+)
+from worker.dispatch import dispatch_pending
 
 # Bump when the generated data changes: a cached database of another version is re-seeded.
-SEED_VERSION = 2
+SEED_VERSION = 3
 MEMBERS = 10_000
+TEMPLATES = 40
+HISTORY_DAYS = 730
 RANDOM_SEED = 20261123
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM_FILE = Path("demo/program.toml")  # paths are relative to the checkout (main() changes into it)
 SQLITE_PATH = Path("var/bench.sqlite3")
 # Nothing matures, expires or falls due for tier evaluation this soon after seeding...
 SAFE_MARGIN = timedelta(days=2)
+# ...counted from the end of seeding, which comes this long after the end of the history at the latest...
+SEED_SLACK = timedelta(hours=6)
 # ...and a cached database is only reused while that stays true for at least this long.
 REUSE_MARGIN = timedelta(hours=1)
 BATCH_MEMBERS = 1_000
 SAMPLE_MEMBERS = 100
-REWARD_PRICES = (50, 100, 150, 200, 300, 500, 1000)
-BIRTHDAY_POINTS = 100
+NIGHTLY_HOUR = 3  # UTC: when the jobs run every night
+# The program team re-applies the program file this often, for a new round of offers and campaigns.
+PROGRAM_REFRESH_DAYS = 60
+STAFF_EMAIL = "bench-seed@example.com"
+TIMEZONE = "Europe/Stockholm"
+DAY = timedelta(days=1)
 STORES = tuple(f"STO{i:02d}" for i in range(1, 21))
 FIRST_NAMES = ("Anna", "Bo", "Cecilia", "David", "Elin", "Filip", "Greta", "Hugo", "Ida", "Johan", "Karin", "Lars")
 LAST_NAMES = ("Andersson", "Berg", "Carlsson", "Dahl", "Ek", "Falk", "Gustafsson", "Holm", "Isaksson", "Johansson")
-
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "member": (
-        "id",
-        "firebase_uid",
-        "member_number",
-        "email",
-        "phone",
-        "display_name",
-        "birthday",
-        "interests",
-        "marketing_consent",
-        "marketing_consent_at",
-        "timezone",
-        "card_secret",
-        "tier_id",
-        "tier_since",
-        "tier_held_until",
-        "manual_tier_id",
-        "manual_tier_until",
-        "points_available",
-        "points_pending",
-        "lifetime_earned",
-        "next_settle_at",
-        "created_at",
-        "updated_at",
-    ),
-    "purchase": (
-        "id",
-        "member_id",
-        "store_code",
-        "receipt_id",
-        "occurred_at",
-        "currency",
-        "total",
-        "points_earned",
-        "qualifying_value",
-        "refunded_total",
-        "points_reversed",
-        "created_at",
-    ),
-    "points_lot": (
-        "id",
-        "member_id",
-        "amount",
-        "remaining",
-        "status",
-        "created_at",
-        "available_at",
-        "expires_at",
-        "purchase_id",
-    ),
-    "ledger_entry": (
-        "id",
-        "member_id",
-        "kind",
-        "delta_available",
-        "delta_pending",
-        "delta_lifetime",
-        "unrecovered",
-        "description",
-        "lot_id",
-        "purchase_id",
-        "reverses_id",
-        "created_at",
-    ),
-    "lot_allocation": ("id", "entry_id", "lot_id", "amount"),
-    "qualifying_credit": ("id", "member_id", "amount", "occurred_at", "purchase_id"),
-}
-# Member columns filled from the simulation when the model has them (newer schema versions).
-if "last_purchase_at" in Member._meta.fields_db_projection.values():
-    COLUMNS["member"] = (*COLUMNS["member"], "last_purchase_at")
-# Foreign keys point backwards in this order.
-TABLE_ORDER = ("member", "purchase", "points_lot", "ledger_entry", "lot_allocation", "qualifying_credit")
+# Member tables left out of the clones: the audit log's snapshots name the template's receipts and rows.
+NOT_CLONED: tuple[type[Model], ...] = (AuditLog,)
 
 
 class SeedError(RuntimeError):
-    """The seeded data break a ledger invariant (a bug in the seeder, never to be ignored)."""
-
-
-def points_for_amount(program: Program, amount_minor: int, multiplier: Decimal) -> int:
-    """Points for a spend: minor units x earn rate x multiplier, floored to whole points."""
-    major = Decimal(amount_minor) / (Decimal(10) ** program.currency_exponent)
-    return int((major * Decimal(program.earn_rate) * multiplier).to_integral_value(rounding=ROUND_FLOOR))
-
-
-def sqlite_datetime(value: datetime) -> str:
-    # Exactly what Tortoise writes for a DatetimeField on SQLite: "2026-11-23 01:46:15.342278+00:00".
-    return value.isoformat(" ", "microseconds")
-
-
-@dataclass
-class Lot:
-    id: int
-    amount: int
-    created_at: datetime
-    available_at: datetime
-    expires_at: datetime | None
-    purchase_id: int | None
-    status: LotStatus
-    remaining: int = 0
-
-    def __post_init__(self) -> None:
-        self.remaining = self.amount
-
-    def spend_order(self) -> tuple[bool, datetime | None, int]:
-        # loyalty.ledger._spend_order: earliest expiry first, never-expiring last, then oldest.
-        return (self.expires_at is None, self.expires_at, self.id)
-
-
-@dataclass
-class Ids:
-    member: int = 0
-    purchase: int = 0
-    points_lot: int = 0
-    ledger_entry: int = 0
-    lot_allocation: int = 0
-    qualifying_credit: int = 0
-
-    def next(self, table: str) -> int:
-        value = getattr(self, table) + 1
-        setattr(self, table, value)
-        return value
-
-
-@dataclass
-class Rows:
-    tables: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: {t: [] for t in TABLE_ORDER})
-
-    def count(self) -> int:
-        return sum(len(rows) for rows in self.tables.values())
+    """The seeded data break a ledger invariant or the safety margin (a bug in the seeder, never to be ignored)."""
 
 
 @dataclass
 class Totals:
-    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLE_ORDER, 0))
-    tiers: dict[str, int] = field(default_factory=dict)
-    entry_kinds: dict[str, int] = field(default_factory=dict)
-    valid_until: datetime | None = None
+    templates: int
+    rows: dict[str, int]
+    tiers: dict[str, int]
+    entry_kinds: dict[str, int]
+    valid_until: datetime | None
+    history_seconds: float
+    clone_seconds: float
 
 
-class MemberSimulation:
-    """One member's history, replayed in time order with the rules of `loyalty.ledger` and `loyalty.tiers`."""
+# --- the templates' history, through the services ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How a kind of member shops; each template draws its own figures around these."""
+
+    basket: int  # typical basket, minor units
+    purchases: tuple[int, int]
+    redemptions: tuple[int, int]
+    enrolled_days_ago: tuple[float, float]
+    lapsed_days_ago: tuple[float, float] | None = None  # stops shopping this many days before the end
+
+
+HEAVY = Profile(12_000, (40, 50), (8, 14), (400, 700))  # reaches Gold
+MEDIUM = Profile(4_500, (20, 27), (4, 12), (200, 700))  # about Silver
+LIGHT = Profile(2_000, (17, 27), (4, 12), (90, 720))
+OCCASIONAL = Profile(1_200, (17, 27), (4, 12), (90, 720))  # stays in the entry tier
+LAPSED = Profile(2_500, (12, 20), (2, 6), (560, 720), lapsed_days_ago=(200, 400))
+NEW = Profile(2_500, (1, 3), (0, 1), (3, 25))
+REFUND_SHARE = 0.08  # of purchases, returned within 40 days
+OFFER_SHARE = 0.15  # of purchases, with an offer shown at the till
+STAMP_VOUCHER_USE = 0.7  # chance a stamp-card voucher is handed in at a visit
+BIRTHDAY_SHARE = 0.7
+CONSENT_SHARE = 0.6
+GOODWILL_SHARE = 0.1
+
+
+def profile_of(index: int) -> Profile:
+    # Fixed by position, so that any number of templates from 3 up has a Gold, a Silver and an entry-tier member.
+    if index % 20 == 0:
+        return HEAVY
+    if index % 4 == 1:
+        return MEDIUM
+    if index % 10 in (3, 8):
+        return LAPSED
+    if index % 10 == 7:
+        return NEW
+    if index % 4 == 2:
+        return OCCASIONAL
+    return LIGHT
+
+
+Action = Callable[[], Awaitable[None]]
+
+
+class History:
+    """The business timeline: actions in time order under the frozen clock, the nightly jobs in between."""
 
     def __init__(
-        self, sim: Seeder, member_id: int, rng: random.Random, now: datetime, fmt: Callable[[datetime], Any]
-    ) -> None:
-        self.sim = sim
-        self.program = sim.program
-        self.tiers = sim.tiers
-        self.id = member_id
-        self.rng = rng
-        self.now = now
-        self.fmt = fmt
-        self.available = self.pending = self.lifetime = 0
-        self.lots: list[Lot] = []
-        self.credits: list[tuple[datetime, int]] = []
-        self.tier_rank = 0
-        self.tier_since: datetime | None = None
-        self.held_until: datetime | None = None
-        self.updated_at = now
-        self.queue: list[tuple[datetime, int, str, Any]] = []
-        self.seq = 0
-        self.purchases = 0
-        self.last_purchase: datetime | None = None
-
-    # --- time ---------------------------------------------------------------------------------------
-
-    def random_time(self, start: datetime, end: datetime) -> datetime:
-        span = (end - start).total_seconds()
-        return start + timedelta(seconds=self.rng.uniform(0, span))
-
-    def too_close(self, due: datetime | None) -> bool:
-        return due is not None and self.now < due <= self.now + SAFE_MARGIN
-
-    def safe_credit_time(self, at: datetime, available_after: timedelta) -> datetime:
-        """Move a credit back in time so that its lot neither matures nor expires right after seeding."""
-        expiry = timedelta(days=self.program.expiry_days) if self.program.expiry_days else None
-        for _ in range(3):
-            matures = at + available_after
-            expires = matures + expiry if expiry else None
-            if not (self.too_close(matures) or self.too_close(expires)):
-                break
-            at -= SAFE_MARGIN + timedelta(hours=1)
-        return at
-
-    def schedule(self, at: datetime, kind: str, data: Any = None) -> None:
-        self.seq += 1
-        heapq.heappush(self.queue, (at, self.seq, kind, data))
-
-    # --- writing rows -------------------------------------------------------------------------------
-
-    def post(
         self,
-        kind: EntryKind,
-        at: datetime,
-        *,
-        available: int = 0,
-        pending: int = 0,
-        lifetime: int = 0,
-        lot_id: int | None = None,
-        purchase_id: int | None = None,
-        description: str = "",
-    ) -> int:
-        entry_id = self.sim.ids.next("ledger_entry")
-        self.available += available
-        self.pending += pending
-        self.lifetime += lifetime
-        self.updated_at = at
-        self.sim.rows.tables["ledger_entry"].append(
-            (
-                entry_id,
-                self.id,
-                kind.value,
-                available,
-                pending,
-                lifetime,
-                0,
-                description,
-                lot_id,
-                purchase_id,
-                None,
-                self.fmt(at),
-            )
+        frozen: clock.FrozenClock,
+        end: datetime,
+        config: dict[str, Any],
+        program: Program,
+        actor: Actor,
+    ) -> None:
+        self.clock = frozen
+        self.start = frozen.now()
+        self.end = end
+        self.config = config
+        self.currency = program.currency
+        self.actor = actor
+        pending = timedelta(days=program.pending_days)
+        lifetime = timedelta(days=program.expiry_days) if program.expiry_days else None
+        # How long after it is credited a lot matures or expires: a purchase's lot at the end of the return window
+        # and a lifetime later; a direct credit (birthday, offer bonus, goodwill) a lifetime later.
+        self.due_after = (pending, *((pending + lifetime, lifetime) if lifetime else ()))
+        self.queue: list[tuple[datetime, int, Action]] = []
+        self.seq = 0
+        night = self.start.replace(hour=NIGHTLY_HOUR, minute=0, second=0, microsecond=0) + DAY
+        while night < end:
+            self.at(night, self.nightly)
+            night += DAY
+        refresh = self.start + PROGRAM_REFRESH_DAYS * DAY
+        while refresh < end:
+            self.at(refresh, self.apply_program)
+            refresh += PROGRAM_REFRESH_DAYS * DAY
+
+    def credit_allowed(self, at: datetime) -> bool:
+        """False if a lot credited at `at` would mature or expire within the safety margin after seeding."""
+        limit = self.end + SAFE_MARGIN + SEED_SLACK
+        return not any(self.end < at + after <= limit for after in self.due_after)
+
+    def credit_time(self, rng: random.Random, first: datetime, last: datetime) -> datetime | None:
+        """A random moment in [first, last] at which a credit is allowed (None if ten draws found none)."""
+        if last <= first:
+            return None
+        for _ in range(10):
+            at = first + (last - first) * rng.random()
+            if self.credit_allowed(at):
+                return at
+        return None
+
+    def at(self, when: datetime, action: Action) -> None:
+        """Run `action` at `when`, if that is before the end of the history (later plans do not happen)."""
+        if when < self.clock.now():
+            raise SeedError(f"an action planned for {when} would run in the past (now {self.clock.now()})")
+        if when < self.end:
+            self.seq += 1
+            heapq.heappush(self.queue, (when, self.seq, action))
+
+    async def apply_program(self) -> None:
+        await apply_program(self.config)
+
+    async def nightly(self) -> None:
+        await expire_due_points()
+        await evaluate_due_tiers()
+        # Birthday points are a lot that expires a lifetime later: skipped on the nights that would fall due
+        # right after seeding (the job credits on any later night of the birthday month).
+        if self.credit_allowed(clock.now()):
+            await grant_birthday_points()
+        await expire_vouchers()
+        await dispatch_pending()  # as the embedded worker would: there are no webhook endpoints
+
+    async def run(self) -> None:
+        while self.queue:
+            when, _, action = heapq.heappop(self.queue)
+            self.clock.set(when)
+            await action()
+        self.clock.set(self.end)
+        await self.apply_program()  # the offers and campaigns running during the benchmark
+        await self.nightly()
+
+
+class TemplateMember:
+    """One template member: what it does and when, drawn from its own random stream."""
+
+    def __init__(self, index: int, history: History) -> None:
+        self.index = index
+        self.history = history
+        self.rng = random.Random(RANDOM_SEED * 1_000 + index)
+        self.profile = profile_of(index)
+        self.home_store = self.rng.choice(STORES)
+        self.spend = self.profile.basket * self.rng.lognormvariate(0, 0.3)
+        self.member_id = 0
+        self.receipts = 0
+        self.redemptions = 0
+
+    def plan(self) -> None:
+        """Schedule the enrollment and everything the member will do."""
+        rng, history, profile = self.rng, self.history, self.profile
+        end = history.end
+        active_until = end
+        if profile.lapsed_days_ago:
+            active_until = end - rng.uniform(*profile.lapsed_days_ago) * DAY
+        enrolled = max(history.start + DAY, end - rng.uniform(*profile.enrolled_days_ago) * DAY)
+        history.at(enrolled, self.enroll)
+        for _ in range(rng.randint(*profile.purchases)):
+            at = history.credit_time(rng, enrolled + timedelta(hours=1), active_until)
+            if at is not None:
+                history.at(at, self.purchase)
+        for _ in range(rng.randint(*profile.redemptions)):
+            history.at(enrolled + (min(end, active_until + 30 * DAY) - enrolled) * rng.random(), self.redeem)
+        if rng.random() < GOODWILL_SHARE:
+            at = history.credit_time(rng, enrolled + 30 * DAY, active_until)
+            if at is not None:
+                history.at(at, self.goodwill)
+
+    async def enroll(self) -> None:
+        rng = self.rng
+        name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+        member, _ = await enroll_member(
+            f"bench:template:{self.index}", email=f"bench-template{self.index}@example.com", display_name=name
         )
-        return entry_id
-
-    def take(self, entry_id: int, lots: list[Lot], amount: int) -> int:
-        taken = 0
-        for lot in lots:
-            if taken == amount:
-                break
-            take = min(lot.remaining, amount - taken)
-            if take <= 0:
-                continue
-            lot.remaining -= take
-            self.sim.rows.tables["lot_allocation"].append((self.sim.ids.next("lot_allocation"), entry_id, lot.id, take))
-            taken += take
-        return taken
-
-    def new_lot(self, amount: int, at: datetime, available_at: datetime, purchase_id: int | None) -> Lot:
-        expires_at = available_at + timedelta(days=self.program.expiry_days) if self.program.expiry_days else None
-        status = LotStatus.PENDING if available_at > at else LotStatus.AVAILABLE
-        lot = Lot(self.sim.ids.next("points_lot"), amount, at, available_at, expires_at, purchase_id, status)
-        self.lots.append(lot)
-        if status == LotStatus.PENDING:
-            self.schedule(available_at, "mature", lot)
-        elif expires_at is not None:
-            self.schedule(expires_at, "expire", lot)
-        return lot
-
-    # --- events -------------------------------------------------------------------------------------
-
-    def purchase(self, at: datetime, total: int) -> None:
-        tier = self.tiers[self.tier_rank]
-        base = points_for_amount(self.program, total, Decimal(1))
-        points = points_for_amount(self.program, total, Decimal(tier.multiplier))
-        qualifying = base if self.program.tier_metric == "points" else total
-        purchase_id = self.sim.ids.next("purchase")
-        self.purchases += 1
-        self.last_purchase = at
-        self.sim.rows.tables["purchase"].append(
-            (
-                purchase_id,
-                self.id,
-                self.rng.choice(STORES),
-                f"B{self.id}-{self.purchases}",
-                self.fmt(at),
-                self.program.currency,
-                total,
-                points,
-                qualifying,
-                0,
-                0,
-                self.fmt(at),
-            )
-        )
-        if points:
-            lot = self.new_lot(points, at, at + timedelta(days=self.program.pending_days), purchase_id)
-            if lot.status == LotStatus.PENDING:
-                self.post(EntryKind.EARN, at, pending=points, lifetime=points, lot_id=lot.id, purchase_id=purchase_id)
-            else:
-                self.post(EntryKind.EARN, at, available=points, lifetime=points, lot_id=lot.id, purchase_id=purchase_id)
-        if qualifying:
-            self.credits.append((at, qualifying))
-            self.sim.rows.tables["qualifying_credit"].append(
-                (self.sim.ids.next("qualifying_credit"), self.id, qualifying, self.fmt(at), purchase_id)
-            )
-        self.evaluate_tier(at)
-
-    def credit(self, at: datetime, amount: int, kind: EntryKind, description: str) -> None:
-        lot = self.new_lot(amount, at, at, None)
-        self.post(kind, at, available=amount, lifetime=amount, lot_id=lot.id, description=description)
-
-    def mature(self, at: datetime, lot: Lot) -> None:
-        lot.status = LotStatus.AVAILABLE
-        if lot.remaining:
-            self.post(
-                EntryKind.MATURE, at, available=lot.remaining, pending=-lot.remaining, lot_id=lot.id, description=""
-            )
-        if lot.expires_at is not None:
-            self.schedule(lot.expires_at, "expire", lot)
-
-    def expire(self, at: datetime, lot: Lot) -> None:
-        if lot.status != LotStatus.AVAILABLE:
-            return
-        lot.status = LotStatus.EXPIRED
-        if lot.remaining:
-            amount = lot.remaining
-            entry_id = self.post(EntryKind.EXPIRE, at, available=-amount, lot_id=lot.id)
-            self.take(entry_id, [lot], amount)
-
-    def redeem(self, at: datetime) -> None:
-        affordable = [price for price in REWARD_PRICES if price <= self.available]
-        if not affordable:
-            return
-        amount = self.rng.choice(affordable)
-        entry_id = self.post(EntryKind.REDEEM, at, available=-amount, description=f"Reward for {amount} points")
-        lots = sorted(
-            (lot for lot in self.lots if lot.status == LotStatus.AVAILABLE and lot.remaining > 0),
-            key=Lot.spend_order,
-        )
-        if self.take(entry_id, lots, amount) != amount:
-            raise SeedError(f"member {self.id}: balance {self.available + amount} not backed by lots")
-
-    def qualifying_value(self, at: datetime) -> int:
-        start = period_start(self.program, at)
-        return sum(amount for occurred, amount in self.credits if start <= occurred <= at)
-
-    def evaluate_tier(self, at: datetime) -> None:
-        # loyalty.tiers.evaluate_tier (no manual tiers in the bench data).
-        value = self.qualifying_value(at)
-        current = self.tier_rank
-        earned = earned_tier(self.tiers, value)
-        held_until = self.held_until
-        rank = current
-        if earned.rank >= current:
-            rank = earned.rank
-            hold = next_period_end(self.program, at)
-            held_until = hold if held_until is None or earned.rank > current else max(held_until, hold)
-        elif held_until is None or at >= held_until:
-            rank = current - 1
-            held_until = period_end(self.program, at)
-        if rank != current:
-            self.tier_since = at
-            self.updated_at = at
-        self.tier_rank = rank
-        if held_until != self.held_until:
-            self.held_until = held_until
-            # The nightly `evaluate-tiers` job picks the member up once the hold has ended.
-            self.schedule(held_until, "tier", held_until)
-
-    # --- the whole history --------------------------------------------------------------------------
-
-    def run(self) -> None:
-        rng, now = self.rng, self.now
-        enrolled = now - timedelta(days=rng.uniform(60, 900), seconds=rng.uniform(0, 86400))
-        self.tier_since = enrolled
-        pending_after = timedelta(days=self.program.pending_days)
-        # Spend level: a median of €25 per purchase, a long tail of big spenders (Silver and Gold).
-        typical = 2500 * rng.lognormvariate(0, 0.75)
-        for _ in range(rng.randint(17, 27)):
-            at = self.safe_credit_time(self.random_time(enrolled, now), pending_after)
-            enrolled = min(enrolled, at)
-            total = max(100, int(typical * rng.lognormvariate(0, 0.5)))
-            self.schedule(at, "purchase", total)
-        for _ in range(rng.randint(4, 12)):
-            self.schedule(self.random_time(enrolled + timedelta(days=20), now), "redeem")
-        birthday: date | None = None
-        if rng.random() < 0.7:
+        self.member_id = member.id
+        birthday = None
+        if rng.random() < BIRTHDAY_SHARE:
             birthday = date(rng.randint(1950, 2005), rng.randint(1, 12), rng.randint(1, 28))
-            for year in range(enrolled.year, now.year + 1):
-                at = datetime(year, birthday.month, birthday.day, 6, tzinfo=UTC) + timedelta(
-                    seconds=rng.uniform(0, 3600)
-                )
-                if enrolled < at <= now and self.sim.birthday_points:
-                    at = self.safe_credit_time(at, timedelta(0))
-                    self.schedule(at, "birthday")
-        while self.queue and self.queue[0][0] <= now:
-            at, _, kind, data = heapq.heappop(self.queue)
-            if kind == "purchase":
-                self.purchase(at, data)
-            elif kind == "redeem":
-                self.redeem(at)
-            elif kind == "birthday":
-                self.credit(at, self.sim.birthday_points, EntryKind.BIRTHDAY, "Happy birthday!")
-            elif kind == "mature":
-                self.mature(at, data)
-            elif kind == "expire":
-                self.expire(at, data)
-            elif kind == "tier" and data == self.held_until:
-                self.evaluate_tier(at)
-        self.emit_member(enrolled, birthday)
+        changes = ProfileChanges(birthday=birthday, timezone=TIMEZONE, marketing_consent=rng.random() < CONSENT_SHARE)
+        await update_profile(member.id, changes)
 
-    def next_settle_at(self) -> datetime | None:
-        # loyalty.ledger._schedule_next_settle.
-        candidates = [lot.available_at for lot in self.lots if lot.status == LotStatus.PENDING]
-        candidates += [
-            lot.expires_at
-            for lot in self.lots
-            if lot.status == LotStatus.AVAILABLE and lot.remaining > 0 and lot.expires_at is not None
+    def basket(self) -> list[LineInput]:
+        """A receipt's lines: sometimes coffee (the stamp card), beans (a bonus rule), a gift card (earns
+        nothing), a voided mis-scan; always the shopping itself, last."""
+        rng = self.rng
+        lines = []
+        if rng.random() < 0.4:
+            cups = rng.randint(1, 3)
+            lines.append(LineInput("COFFEE-REG", "coffee", cups, 350 * cups))
+        if rng.random() < 0.1:
+            lines.append(LineInput("BEANS-500", "coffee-beans", 1, 1290))
+        if rng.random() < 0.03:
+            lines.append(LineInput("GIFTCARD-50", "giftcard", 1, 5000))
+        if rng.random() < 0.05:
+            lines.append(LineInput("MISSCAN", "groceries", 1, 199, voided=True))
+        amount = max(100, int(self.spend * rng.lognormvariate(0, 0.5)))
+        lines.append(LineInput(f"SKU-{rng.randint(1, 500):03d}", "groceries", rng.randint(1, 4), amount))
+        return lines
+
+    async def purchase(self) -> None:
+        rng, history = self.rng, self.history
+        self.receipts += 1
+        receipt = f"T{self.index:03d}-{self.receipts:03d}"
+        store = self.home_store if rng.random() < 0.8 else rng.choice(STORES)
+        lines = self.basket()
+        await self.hand_in_stamp_vouchers(store)
+        discount = await self.show_offer(store, receipt, sum(line.amount for line in lines if not line.voided))
+        if discount:
+            lines[-1] = dataclasses.replace(lines[-1], amount=max(0, lines[-1].amount - discount))
+        total = sum(line.amount for line in lines if not line.voided)
+        request = PurchaseRequest(self.member_id, store, receipt, clock.now(), history.currency, total, tuple(lines))
+        await record_purchase(history.actor, request)
+        if total and rng.random() < REFUND_SHARE:
+            refund = functools.partial(self.refund, store, receipt, tuple(lines), total)
+            history.at(clock.now() + rng.uniform(1, 40) * DAY, refund)
+
+    async def hand_in_stamp_vouchers(self, store: str) -> None:
+        for voucher in await member_vouchers(self.member_id, limit=10, status=VoucherStatus.ACTIVE):
+            if voucher.stamp_card_id is not None and self.rng.random() < STAMP_VOUCHER_USE:
+                await self.use_voucher(voucher.id, store)
+
+    async def show_offer(self, store: str, receipt: str, total: int) -> int:
+        """Sometimes the member shows the most relevant offer at the till (clipping it first if it needs that);
+        returns the discount the till gives."""
+        if self.rng.random() >= OFFER_SHARE:
+            return 0
+        member = await get_member(self.member_id)
+        usable = [
+            item
+            for item in await offers_for(member, clock.now())
+            if item.offer.min_spend is None or total >= item.offer.min_spend
         ]
-        return min(candidates) if candidates else None
-
-    def emit_member(self, enrolled: datetime, birthday: date | None) -> None:
-        rng, fmt = self.rng, self.fmt
-        for lot in self.lots:
-            self.sim.rows.tables["points_lot"].append(
-                (
-                    lot.id,
-                    self.id,
-                    lot.amount,
-                    lot.remaining,
-                    lot.status.value,
-                    fmt(lot.created_at),
-                    fmt(lot.available_at),
-                    fmt(lot.expires_at) if lot.expires_at else None,
-                    lot.purchase_id,
-                )
-            )
-        next_settle = self.next_settle_at()
-        for due in (next_settle, self.held_until):
-            if due is not None and due <= self.now + SAFE_MARGIN:
-                raise SeedError(f"member {self.id} falls due at {due}, within the safety margin")
-            if due is not None and (self.sim.totals.valid_until is None or due < self.sim.totals.valid_until):
-                self.sim.totals.valid_until = due
-        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        consent = rng.random() < 0.6
-        body = str(100_000_000 + (self.id * 7919) % 900_000_000)
-        tier = self.tiers[self.tier_rank]
-        self.sim.totals.tiers[tier.name] = self.sim.totals.tiers.get(tier.name, 0) + 1
-        row = (
-            self.id,
-            f"bench:{self.id}",
-            body + luhn_check_digit(body),
-            f"bench{self.id}@example.com",
-            f"+4670{self.id:07d}" if rng.random() < 0.5 else None,
-            f"{first} {last}",
-            self.sim.fmt_date(birthday) if birthday else None,
-            "[]",
-            consent,
-            fmt(enrolled) if consent else None,
-            "Europe/Stockholm",
-            f"{rng.getrandbits(160):040x}",
-            tier.id,
-            fmt(self.tier_since) if self.tier_since else None,
-            fmt(self.held_until) if self.held_until else None,
-            None,
-            None,
-            self.available,
-            self.pending,
-            self.lifetime,
-            fmt(next_settle) if next_settle else None,
-            fmt(enrolled),
-            fmt(self.updated_at),
+        if not usable:
+            return 0
+        offer = usable[0].offer
+        if offer.requires_activation and not usable[0].activated:
+            await activate_offer(self.member_id, offer.id)
+        result = await redeem_offer(
+            self.history.actor,
+            member_id=self.member_id,
+            offer_id=offer.id,
+            store_code=store,
+            purchase_total=total,
+            idempotency_key=f"{receipt}:offer",
         )
-        if "last_purchase_at" in COLUMNS["member"]:
-            row = (*row, fmt(self.last_purchase) if self.last_purchase else None)
-        self.sim.rows.tables["member"].append(row)
+        return result.discount or 0
+
+    async def refund(self, store: str, receipt: str, lines: Sequence[LineInput], total: int) -> None:
+        rng, actor = self.rng, self.history.actor
+        refund_id = f"{receipt}-R"
+        if rng.random() < 0.5:
+            amount = rng.randint(max(1, total // 4), total)
+            await refund_purchase(actor, store_code=store, receipt_id=receipt, refund_id=refund_id, amount=amount)
+            return
+        line_no, line = rng.choice([(no, line) for no, line in enumerate(lines, start=1) if not line.voided])
+        returned = [LineRefund(line_no, rng.randint(1, line.quantity))]
+        await refund_purchase(actor, store_code=store, receipt_id=receipt, refund_id=refund_id, lines=returned)
+
+    async def redeem(self) -> None:
+        """Spend points on a reward the member can take now; then use the voucher at a till, cancel it, or let it
+        expire."""
+        rng, history = self.rng, self.history
+        member = await get_member(self.member_id)
+        items = await catalog(member, await load_program(), limit=100)
+        # Not rewards with a limited stock: their clones would hold vouchers the stock never paid for.
+        rewards = [item.reward for item in items if item.unavailable is None and item.reward.stock is None]
+        if not rewards:
+            return
+        reward = rng.choice(rewards)
+        self.redemptions += 1
+        voucher_id = await redeem_reward(self.member_id, reward.id, idempotency_key=f"redeem-{self.redemptions}")
+        if reward.kind == RewardKind.DONATION:
+            return  # fulfilled at once
+        voucher = await get_member_voucher(self.member_id, voucher_id)
+        now = clock.now()
+        room = min(25 * DAY, voucher.expires_at - now - timedelta(hours=1))  # while it is valid
+        if room <= timedelta(0):
+            return
+        choice = rng.random()
+        if choice < 0.65:
+            history.at(now + room * rng.random(), functools.partial(self.use_voucher, voucher_id, self.home_store))
+        elif choice < 0.75:
+            history.at(now + min(room, 10 * DAY) * rng.random(), functools.partial(self.cancel_voucher, voucher_id))
+
+    async def use_voucher(self, voucher_id: int, store: str) -> None:
+        voucher = await get_member_voucher(self.member_id, voucher_id)
+        await redeem_voucher(
+            self.history.actor, code=barcode_value(voucher.code), store_code=store, member_id=self.member_id
+        )
+
+    async def cancel_voucher(self, voucher_id: int) -> None:
+        await cancel_voucher(self.member_id, voucher_id)
+
+    async def goodwill(self) -> None:
+        await adjust_member_points(
+            self.history.actor,
+            self.member_id,
+            50,
+            reason=AdjustmentReason.GOODWILL,
+            idempotency_key=f"goodwill-{self.index}",
+            store_code=self.home_store,
+        )
 
 
-class Seeder:
-    def __init__(self, program: Program, tiers: list[Tier], now: datetime, *, postgres: bool) -> None:
-        self.program = program
-        self.tiers = tiers
-        self.now = now
-        self.postgres = postgres
-        self.fmt: Callable[[datetime], Any] = (lambda value: value) if postgres else sqlite_datetime
-        self.fmt_date: Callable[[date], Any] = (lambda value: value) if postgres else date.isoformat
-        # The program's yearly birthday points where it has them (0 = no birthday reward), else a default.
-        self.birthday_points = int(getattr(program, "birthday_points", BIRTHDAY_POINTS) or 0)
-        self.ids = Ids()
-        self.rows = Rows()
-        self.totals = Totals()
-
-    def batches(self, members: int) -> Iterator[Rows]:
-        rng = random.Random(RANDOM_SEED)
-        for start in range(0, members, BATCH_MEMBERS):
-            self.rows = Rows()
-            for _ in range(start, min(members, start + BATCH_MEMBERS)):
-                MemberSimulation(self, self.ids.next("member"), rng, self.now, self.fmt).run()
-            for table, rows in self.rows.tables.items():
-                self.totals.rows[table] += len(rows)
-            for row in self.rows.tables["ledger_entry"]:
-                self.totals.entry_kinds[row[2]] = self.totals.entry_kinds.get(row[2], 0) + 1
-            yield self.rows
+async def make_history(end: datetime, config: dict[str, Any], templates: int, days: int) -> None:
+    """Apply the program and live the templates' last `days` days up to `end` under a frozen clock."""
+    frozen = clock.FrozenClock(end - days * DAY)
+    previous = clock.use_clock(frozen)
+    try:
+        history = History(frozen, end, config, await _program(config), await _seeding_staff())
+        for index in range(templates):
+            TemplateMember(index, history).plan()
+        await history.run()
+    finally:
+        clock.use_clock(previous)
+    limit = end + SAFE_MARGIN + SEED_SLACK
+    for member in await Member.all().order_by("id"):
+        for name, due in (("next_settle_at", member.next_settle_at), ("tier_held_until", member.tier_held_until)):
+            if due is not None and due <= limit:
+                hint = " (a tier period ends then: seed after it)" if name == "tier_held_until" else ""
+                raise SeedError(f"template member {member.id}: {name} {due} is within the safety margin{hint}")
 
 
-MODELS = {
-    "member": Member,
-    "purchase": Purchase,
-    "points_lot": PointsLot,
-    "ledger_entry": LedgerEntry,
-    "lot_allocation": LotAllocation,
-    "qualifying_credit": QualifyingCredit,
-}
+async def apply_program(config: dict[str, Any]) -> None:
+    # The demo's members and logins are not bench data: the templates are the members, and bench/run.py creates
+    # its own cashier.
+    await seed_from_config({key: value for key, value in config.items() if key not in ("members", "staff")})
 
 
-def extra_columns(table: str, postgres: bool) -> dict[str, Any]:
-    """Columns the models have beyond COLUMNS, with the value every row gets (NULL or the field's default).
-
-    Model defaults live in Python, not in the schema, so a column added later would otherwise break the raw INSERT.
-    """
-    meta = MODELS[table]._meta
-    extras: dict[str, Any] = {}
-    for name, column in meta.fields_db_projection.items():
-        if column in COLUMNS[table]:
-            continue
-        field = meta.fields_map[name]
-        if field.default is None and not field.null:
-            raise SeedError(f"{table}.{column} has no default: bench/seed.py must learn to fill it")
-        value = field.default() if callable(field.default) else field.default
-        value = None if value is None else field.to_db_value(value, None)
-        if isinstance(value, Decimal) and not postgres:
-            value = str(value)
-        extras[column] = value
-    return extras
+async def _program(config: dict[str, Any]) -> Program:
+    await apply_program(config)
+    return await load_program()
 
 
-def insert_sql(table: str, postgres: bool, extras: dict[str, Any] | None = None) -> str:
-    columns = (*COLUMNS[table], *(extras or {}))
-    marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1)) if postgres else ", ".join("?" * len(columns))
-    names = ", ".join(f'"{c}"' for c in columns)
-    return f'INSERT INTO "{table}" ({names}) VALUES ({marks})'  # noqa: S608 - table and columns are constants
+async def _seeding_staff() -> Actor:
+    """The admin who works every till of the history."""
+    staff = await create_staff(STAFF_EMAIL, secrets.token_urlsafe(24), StaffRole.ADMIN, display_name="Bench seeding")
+    return staff_actor(staff)
+
+
+# --- cloning the templates' rows -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table whose rows belong to members, as the models describe it (`loyalty.sql.table`)."""
+
+    name: str
+    columns: tuple[str, ...]
+    references: dict[str, str]  # foreign-key column -> the cloned table it points into
+    unique: tuple[tuple[str, ...], ...]  # column sets kept unique besides the primary key
+
+
+def _describe(model: type[Model], owned: set[type[Model]]) -> Table:
+    table = sql.table(model)
+    if table.primary_key != "id":
+        raise SeedError(f"{table.name}: bench/seed.py clones tables whose primary key is `id`")
+    return Table(
+        name=table.name,
+        columns=table.columns,
+        references={column: sql.table(target).name for column, target in table.references.items() if target in owned},
+        unique=table.unique,
+    )
+
+
+def cloned_tables() -> list[Table]:
+    """Every table that references a member, directly or through another such table, parents first."""
+    models = [model for model in Tortoise.apps["loyalty"].values() if model not in NOT_CLONED]
+    targets = {model: set(sql.table(model).references.values()) for model in models}
+    owned: set[type[Model]] = {Member}
+    while more := {m for m in models if m not in owned and targets[m] & owned}:
+        owned |= more
+    # In the models' order, so that the tables come out in the same order every time.
+    parents = {m: (targets[m] & owned) - {m} for m in models if m in owned}
+    return [_describe(model, owned) for model in graphlib.TopologicalSorter(parents).static_order()]
+
+
+# A clone's value of a column, from the template's value, the clone row's id and the clone's round (1, 2, ...).
+Fresh = Callable[[Any, int, int], Any]
+
+
+def fresh_values(template_numbers: set[str], rng: random.Random) -> dict[tuple[str, str], Fresh]:
+    """The columns each clone needs its own value in: unique keys, secrets, and what tells members apart."""
+    used = set(template_numbers)
+
+    def member_number(_value: Any, _member_id: int, _round: int) -> str:
+        number = new_member_number()
+        while number in used:
+            number = new_member_number()
+        used.add(number)
+        return number
+
+    return {
+        ("member", "firebase_uid"): lambda _v, member_id, _k: f"bench:{member_id}",
+        ("member", "member_number"): member_number,
+        ("member", "email"): lambda _v, member_id, _k: f"bench{member_id}@example.com",
+        ("member", "display_name"): lambda _v, _id, _k: f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+        ("member", "card_secret"): lambda _v, _id, _k: secrets.token_hex(20),  # as enroll_member draws it
+        ("purchase", "receipt_id"): lambda receipt, _id, k: f"{receipt}.{k}",
+        ("refund", "refund_id"): lambda refund, _id, k: f"{refund}.{k}",
+        ("voucher", "code"): lambda _v, _id, _k: new_code(),
+    }
+
+
+def row_cloner(
+    table: Table, spans: dict[str, int], fresh: dict[tuple[str, str], Fresh]
+) -> Callable[[tuple[Any, ...], int], list[Any]]:
+    """A function (template row, round k) -> the k-th clone's row: ids and references moved by k x the table's span."""
+    index = {column: i for i, column in enumerate(table.columns)}
+    id_at, span = index["id"], spans[table.name]
+    shifts = [(index[column], spans[target]) for column, target in table.references.items()]
+    fills = [(index[column], rule) for (name, column), rule in fresh.items() if name == table.name]
+
+    def clone(row: tuple[Any, ...], k: int) -> list[Any]:
+        out = list(row)
+        out[id_at] += k * span
+        for i, step in shifts:
+            if out[i] is not None:
+                out[i] += k * step
+        for i, rule in fills:
+            out[i] = rule(out[i], out[id_at], k)
+        return out
+
+    return clone
+
+
+def insert_sql(table: Table, postgres: bool) -> str:
+    count = len(table.columns)
+    marks = ", ".join(f"${i}" for i in range(1, count + 1)) if postgres else ", ".join("?" * count)
+    names = ", ".join(f'"{c}"' for c in table.columns)
+    return f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'  # noqa: S608 - names come from the models
+
+
+async def _read(conn: BaseDBAsyncClient, table: Table) -> list[tuple[Any, ...]]:
+    names = ", ".join(f'"{c}"' for c in table.columns)
+    _, rows = await conn.execute_query(f'SELECT {names} FROM "{table.name}" ORDER BY "id"')  # noqa: S608 - models
+    return [tuple(row) for row in rows]
+
+
+def _owners(tables: list[Table], rows: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[int]]:
+    """Per table, the template member each row belongs to (following its references up to the member)."""
+    owners: dict[str, list[int]] = {}
+    ids: dict[str, dict[int, int]] = {}
+    for table in tables:
+        index = {column: i for i, column in enumerate(table.columns)}
+        # The direct member reference first: it is there whenever the row has one.
+        references = sorted(table.references.items(), key=lambda item: item[1] != "member")
+        owners[table.name], ids[table.name] = [], {}
+        for row in rows[table.name]:
+            if table.name == "member":
+                owner = row[index["id"]]
+            else:
+                found = next(((c, target) for c, target in references if row[index[c]] is not None), None)
+                if found is None:
+                    raise SeedError(f"{table.name} row {row[index['id']]} belongs to no member")
+                owner = ids[found[1]][row[index[found[0]]]]
+            owners[table.name].append(owner)
+            ids[table.name][row[index["id"]]] = owner
+    return owners
+
+
+async def clone_templates(members: int) -> list[Table]:
+    """Copy the template members' rows until there are `members` members (ids 1..members); returns the tables."""
+    conn = connections.get("default")
+    postgres = conn.capabilities.dialect == "postgres"
+    tables = cloned_tables()
+    rows = {table.name: await _read(conn, table) for table in tables}
+    templates = len(rows["member"])
+    # Clone k of template member m becomes member m + k x templates: the ids tile 1..members (bench/run.py uses them).
+    member_columns = next(table for table in tables if table.name == "member").columns
+    if [row[member_columns.index("id")] for row in rows["member"]] != list(range(1, templates + 1)):
+        raise SeedError("the template members must have the ids 1..n: seed an empty database")
+    numbers = {row[member_columns.index("member_number")] for row in rows["member"]}
+    fresh = fresh_values(numbers, random.Random(RANDOM_SEED))
+    for table in tables:
+        for columns in table.unique if rows[table.name] else ():
+            if not any(c in table.references or (table.name, c) in fresh for c in columns):
+                raise SeedError(f"{table.name}{columns} is unique: bench/seed.py must give each clone a fresh value")
+    # Rows come ordered by id: a table's span is its last template row's id.
+    spans = {t.name: rows[t.name][-1][t.columns.index("id")] if rows[t.name] else 0 for t in tables}
+    owners = _owners(tables, rows)
+    cloners = {table.name: row_cloner(table, spans, fresh) for table in tables}
+    rounds = -(-members // templates)
+    per_batch = max(1, BATCH_MEMBERS // templates)
+    for first in range(1, rounds, per_batch):
+        batch = range(first, min(rounds, first + per_batch))
+        async with in_transaction() as tx:
+            for table in tables:
+                clone = cloners[table.name]
+                out = [
+                    clone(row, k)
+                    for k in batch
+                    for row, owner in zip(rows[table.name], owners[table.name], strict=True)
+                    if owner + k * templates <= members
+                ]
+                if out:
+                    await tx.execute_many(insert_sql(table, postgres), out)
+    if postgres:
+        for table in tables:
+            # Past the inserted ids, so that the server's own inserts get new ones.
+            await conn.execute_script(
+                f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "  # noqa: S608 - model names
+                f'COALESCE((SELECT MAX(id) FROM "{table.name}"), 1), '
+                f'(SELECT MAX(id) IS NOT NULL FROM "{table.name}"));'
+            )
+    await conn.execute_script("ANALYZE;")
+    return tables
+
+
+async def count_totals(tables: list[Table], templates: int, history_seconds: float, clone_seconds: float) -> Totals:
+    conn = connections.get("default")
+    rows: dict[str, int] = {}
+    for table in tables:
+        rows[table.name] = (await conn.execute_query_dict(f'SELECT COUNT(*) AS n FROM "{table.name}"'))[0]["n"]  # noqa: S608
+    tiers = await conn.execute_query_dict(
+        "SELECT t.name AS name, COUNT(*) AS n FROM member m JOIN tier t ON t.id = m.tier_id GROUP BY t.name"
+    )
+    kinds = await conn.execute_query_dict("SELECT kind, COUNT(*) AS n FROM ledger_entry GROUP BY kind")
+    dues = [
+        due
+        for name in ("next_settle_at", "tier_held_until")
+        for due in await Member.filter(**{f"{name}__isnull": False})
+        .order_by(name)
+        .limit(1)
+        .values_list(name, flat=True)
+    ]
+    return Totals(
+        templates=templates,
+        rows=rows,
+        tiers={row["name"]: row["n"] for row in tiers},
+        entry_kinds={row["kind"]: row["n"] for row in kinds},
+        valid_until=min(dues, default=None),
+        history_seconds=round(history_seconds, 1),
+        clone_seconds=round(clone_seconds, 1),
+    )
+
+
+async def populate(
+    members: int, config: dict[str, Any], *, templates: int = TEMPLATES, days: int = HISTORY_DAYS
+) -> Totals:
+    """Live `days` of the templates' history through the services up to the business clock's now, then clone them
+    until there are `members` members. Runs on the connected, empty database."""
+    templates = min(templates, members)
+    started = time.perf_counter()
+    print(f"bench db: {templates} template members live {days} days through the services ...", flush=True)
+    await make_history(clock.now(), config, templates, days)
+    lived = time.perf_counter()
+    print(f"bench db: history made in {lived - started:.1f}s; cloning to {members} members ...", flush=True)
+    tables = await clone_templates(members)
+    return await count_totals(tables, templates, lived - started, time.perf_counter() - lived)
 
 
 async def seed(database_url: str, members: int, config: dict[str, Any]) -> Totals:
-    """Migrate `database_url` (which must hold no members), apply the program and write the members."""
-    from tortoise import connections
-    from tortoise.transactions import in_transaction
-
-    postgres = is_postgres(database_url)
+    """Migrate `database_url` (which must hold no members), seed it and verify it."""
     await migrate(database_url)
-    await disconnect()
     await connect(database_url)
     try:
         if await Member.exists():
             raise SeedError(f"{database_url} already has members: seed an empty database")
-        program = await apply_program_config(config)
-        tiers = tiers_of(program)
-        now = clock.now()
-        seeder = Seeder(program, tiers, now, postgres=postgres)
-        extras = {table: extra_columns(table, postgres) for table in TABLE_ORDER}
-        for table, columns in extras.items():
-            if columns:
-                print(f"bench db: {table}: filling {sorted(columns)} with model defaults")
-        async with in_transaction() as conn:
-            for rows in seeder.batches(members):
-                for table in TABLE_ORDER:
-                    batch = rows.tables[table]
-                    if extras[table]:
-                        tail = tuple(extras[table].values())
-                        batch = [(*row, *tail) for row in batch]
-                    if batch:
-                        await conn.execute_many(insert_sql(table, postgres, extras[table]), batch)
-        if postgres:
-            db = connections.get("default")
-            for table in TABLE_ORDER:
-                await db.execute_script(
-                    f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "  # noqa: S608 - constants
-                    f'(SELECT COALESCE(MAX(id), 1) FROM "{table}"));'
-                )
-            await db.execute_script("ANALYZE;")
-        else:
-            await connections.get("default").execute_script("ANALYZE;")
-        await verify(now, members)
-        return seeder.totals
+        totals = await populate(members, config)
+        await verify(clock.now(), members)
+        return totals
     finally:
         await disconnect()
+        # Tortoise caches each model's SQL per connection name: the next database seeded in this process (SQLite,
+        # then PostgreSQL) is "default" too and must not get the last one's dialect.
+        EXECUTOR_CACHE.clear()
 
 
 # --- verification ----------------------------------------------------------------------------------
@@ -670,8 +732,8 @@ async def verify(now: datetime, members: int) -> None:
     count = await Member.all().count()
     if count != members:
         raise SeedError(f"expected {members} members, found {count}")
-    for name, sql in INVARIANT_QUERIES.items():
-        bad = await db.execute_query_dict(sql)
+    for name, query in INVARIANT_QUERIES.items():
+        bad = await db.execute_query_dict(query)
         if bad:
             raise SeedError(f"invariant broken ({name}): {bad}")
     due = await Member.filter(next_settle_at__lte=now + SAFE_MARGIN).count()
@@ -768,6 +830,9 @@ def run_seed(database_url: str, members: int) -> dict[str, Any]:
         "members": members,
         "seeded_at": clock.now().isoformat(),
         "seconds": round(seconds, 1),
+        "templates": totals.templates,
+        "history_seconds": totals.history_seconds,
+        "clone_seconds": totals.clone_seconds,
         "valid_until": totals.valid_until.isoformat() if totals.valid_until else None,
         "rows": totals.rows,
         "tiers": totals.tiers,
@@ -775,8 +840,8 @@ def run_seed(database_url: str, members: int) -> dict[str, Any]:
     }
     print(
         f"bench db: seeded and verified {database_url} in {seconds:.1f}s: "
-        + ", ".join(f"{n} {t}" for t, n in totals.rows.items())
-        + f"; tiers {totals.tiers}"
+        + ", ".join(f"{n} {t}" for t, n in totals.rows.items() if n)
+        + f"; tiers {totals.tiers}; entries {totals.entry_kinds}"
     )
     return meta
 
