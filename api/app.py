@@ -24,6 +24,7 @@ from loyalty.db import connect, disconnect
 from schema.member_schema import build_member_schema
 from schema.staff.schema import build_staff_schema
 from worker.runner import run_embedded
+from worker.schedule import Schedule
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes, and the embedded outbox worker."""
     settings = settings or get_settings()
     settings.check_safe()
+    jobs = Schedule.of(settings.job_intervals)
     tokens = TokenService(settings)
     sessions = MemberSignIn(settings=settings, tokens=tokens, verifier=FirebaseVerifier(settings))
     limits = {
@@ -50,7 +52,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # collector's generations keeps every full collection from re-scanning it (~8 % of a home request's CPU).
         gc.freeze()
         stop = asyncio.Event()
-        worker = asyncio.create_task(run_embedded(settings, stop)) if settings.embedded_worker else None
+        worker = asyncio.create_task(run_embedded(settings, stop, jobs=jobs)) if settings.embedded_worker else None
         try:
             yield
         finally:

@@ -148,8 +148,12 @@ def effective_status(voucher: Voucher, at: datetime) -> VoucherStatus:
     return voucher.status
 
 
-async def _mark_expired(conn: BaseDBAsyncClient, voucher_ids: list[int], at: datetime) -> int:
-    """Persist EXPIRED for those of `voucher_ids` still ACTIVE and due; emits `voucher.expired`; returns how many."""
+async def mark_expired(conn: BaseDBAsyncClient, voucher_ids: list[int], at: datetime) -> int:
+    """Persist EXPIRED for those of `voucher_ids` still ACTIVE and due; emits `voucher.expired`; returns how many.
+
+    Expired vouchers give no points back: the points were spent when the voucher was issued. The job
+    `loyalty.jobs.expire_vouchers` runs this for every due voucher; a redemption attempt does it for its own.
+    """
     expired = 0
     for voucher_id, member_id in await Voucher.filter(id__in=voucher_ids).using_db(conn).values_list("id", "member_id"):
         # Row by row and conditional, so two jobs running at once emit each event once.
@@ -161,27 +165,6 @@ async def _mark_expired(conn: BaseDBAsyncClient, voucher_ids: list[int], at: dat
             await events.emit(conn, events.VOUCHER_EXPIRED, member_id=member_id, payload={"voucher_id": voucher_id})
             expired += 1
     return expired
-
-
-async def expire_vouchers(batch_size: int = 500) -> int:
-    """The voucher expiry job: mark every ACTIVE voucher past `expires_at` EXPIRED. Idempotent; returns the count.
-
-    Reads do not need it (they show `effective_status`); it keeps the status column and the events current.
-    Expired vouchers give no points back: the points were spent when the voucher was issued.
-    """
-    expired = 0
-    while True:
-        at = clock.now()
-        ids = list(
-            await Voucher.filter(status=VoucherStatus.ACTIVE, expires_at__lte=at)
-            .order_by("id")
-            .limit(batch_size)
-            .values_list("id", flat=True)
-        )
-        if not ids:
-            return expired
-        async with in_transaction() as conn:
-            expired += await _mark_expired(conn, ids, at)
 
 
 # --- the member's vouchers ---------------------------------------------------------------------------
@@ -353,5 +336,5 @@ async def redeem_voucher(actor: Actor, *, code: str, store_code: str, member_id:
             return voucher
         current = await Voucher.get(id=voucher.id).using_db(conn)
         if effective_status(current, at) == VoucherStatus.EXPIRED:
-            await _mark_expired(conn, [voucher.id], at)  # lazily, so the job has less to do
+            await mark_expired(conn, [voucher.id], at)  # lazily, so the job has less to do
     raise _refusal(current, at, "code")
