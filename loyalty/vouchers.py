@@ -23,7 +23,7 @@ from loyalty.actors import Actor
 from loyalty.audit import record_audit
 from loyalty.errors import DomainError, InvalidInput, NotFound
 from loyalty.ledger import locked_member, reverse_debit
-from loyalty.models import LedgerEntry, Offer, Reward, StampCard, Voucher, VoucherStatus
+from loyalty.models import LedgerEntry, Offer, Reward, StaffRole, StampCard, Voucher, VoucherStatus
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 CODE_LENGTH = 16
@@ -278,7 +278,7 @@ async def cancel_voucher(member_id: int, voucher_id: int) -> Voucher:
 # --- redeeming at the checkout ------------------------------------------------------------------------
 
 
-def throttle_subjects(actor: Actor, member_id: int | None) -> list[str]:
+def _throttle_subjects(actor: Actor, member_id: int | None) -> list[str]:
     """Who a wrong code counts against: the staff session or API key, and the member when the till knows them."""
     return [f"{actor.kind}:{actor.id}", *([f"member:{member_id}"] if member_id is not None else [])]
 
@@ -287,18 +287,19 @@ async def redeem_voucher(actor: Actor, *, code: str, store_code: str, member_id:
     """Redeem a voucher at a till: single-use, even under concurrent redemptions. Audited.
 
     `code` is the typed code or the scanned barcode value. With `member_id`, a voucher of another member is
-    refused like an unknown code. Wrong codes are throttled per subject (`throttle_subjects`): after
+    refused like an unknown code. Wrong codes are throttled per subject (`_throttle_subjects`): after
     `THROTTLE_LIMIT` within `THROTTLE_WINDOW` every attempt is refused with TooManyAttempts, even a right code.
     The failures are recorded outside any transaction, so they stay. Two requests that run truly in parallel
     can both pass the check before either records its failure: the bound is then the limit plus the
     number of parallel requests, still nothing against a 2⁸⁰ code space.
 
-    Raises InvalidInput (store code), TooManyAttempts, InvalidCode, AlreadyRedeemed, AlreadyCancelled or
-    VoucherExpired.
+    Raises Forbidden (the actor needs the cashier role in `store_code`; checked before any attempt is counted),
+    InvalidInput (store code), TooManyAttempts, InvalidCode, AlreadyRedeemed, AlreadyCancelled or VoucherExpired.
     """
+    actor.require(StaffRole.CASHIER, store_code)
     if not 1 <= len(store_code) <= MAX_STORE_CODE:
         raise InvalidInput(f"store code must be 1 to {MAX_STORE_CODE} characters", field="storeCode")
-    subjects = throttle_subjects(actor, member_id)
+    subjects = _throttle_subjects(actor, member_id)
     for subject in subjects:
         await throttle.check_throttle(THROTTLE_SCOPE, subject, THROTTLE_LIMIT, THROTTLE_WINDOW)
     normalized = normalize_code(code)
