@@ -24,13 +24,14 @@ from loyalty.db import connect, disconnect
 from schema.member_schema import build_member_schema
 from schema.staff.schema import build_staff_schema
 from worker.runner import run_embedded
+from worker.schedule import Schedule
 
 
-async def run_embedded_worker(settings: Settings, stop: asyncio.Event) -> None:
-    """The outbox drainer inside the API process when `settings.embedded_worker` (the SQLite default), until `stop`;
-    otherwise nothing (`klubb worker` processes drain the outbox)."""
+async def run_embedded_worker(settings: Settings, stop: asyncio.Event, jobs: Schedule | None = None) -> None:
+    """The outbox drainer (and the periodic `jobs`) inside the API process when `settings.embedded_worker` (the
+    SQLite default), until `stop`; otherwise nothing (`klubb worker` processes drain the outbox)."""
     if settings.embedded_worker:
-        await run_embedded(settings.worker_config(), stop)
+        await run_embedded(settings.worker_config(), stop, jobs=jobs)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes, and the embedded outbox worker."""
     settings = settings or get_settings()
     settings.check_safe()
+    jobs = Schedule.of(settings.job_intervals)
     tokens = TokenService(settings)
     sessions = MemberSignIn(settings=settings, tokens=tokens, verifier=FirebaseVerifier(settings))
     limits = {
@@ -57,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # collector's generations keeps every full collection from re-scanning it (~8 % of a home request's CPU).
         gc.freeze()
         stop = asyncio.Event()
-        worker = asyncio.create_task(run_embedded_worker(settings, stop))
+        worker = asyncio.create_task(run_embedded_worker(settings, stop, jobs))
         try:
             yield
         finally:

@@ -6,11 +6,14 @@ import asyncio
 import tomllib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from api.settings import get_settings
+
+if TYPE_CHECKING:
+    from worker.schedule import Schedule
 
 app = typer.Typer(help="klubb: the loyalty backend.", no_args_is_help=True, add_completion=False)
 T = TypeVar("T")
@@ -52,33 +55,6 @@ def seed(
     config = tomllib.loads(file.read_text())
     summary = run_with_db(lambda: seed_from_config(config))
     typer.echo(summary)
-
-
-@app.command("expire-points")
-def expire_points() -> None:
-    """Mature pending points and expire due points (idempotent; safe alongside traffic)."""
-    from loyalty.ledger import expire_due_points
-
-    count = run_with_db(expire_due_points)
-    typer.echo(f"settled {count} members")
-
-
-@app.command("evaluate-tiers")
-def evaluate_tiers() -> None:
-    """Re-evaluate members whose tier hold has ended (downgrade one tier at a time)."""
-    from loyalty.jobs import evaluate_due_tiers
-
-    count = run_with_db(evaluate_due_tiers)
-    typer.echo(f"evaluated {count} members")
-
-
-@app.command("birthday-rewards")
-def birthday_rewards() -> None:
-    """Credit the birthday points to members in their birthday month, once a year (idempotent; run daily)."""
-    from loyalty.birthday import grant_birthday_points
-
-    count = run_with_db(grant_birthday_points)
-    typer.echo(f"credited {count} members")
 
 
 @app.command()
@@ -158,13 +134,16 @@ def worker(
     batch_size: Annotated[int, typer.Option(min=1, max=500, help="deliveries leased at a time")] = 20,
     poll_seconds: Annotated[float, typer.Option(min=0.05, help="idle polling interval")] = 1.0,
 ) -> None:
-    """Drain the outbox (webhook deliveries) until SIGTERM/SIGINT; safe to run several at once on PostgreSQL."""
+    """Drain the outbox (webhook deliveries) and run the periodic jobs on their schedule until SIGTERM/SIGINT; safe
+    to run several at once on PostgreSQL. With --once: drain the outbox once (the jobs: `klubb jobs run`)."""
     import logging
     import signal
 
     from worker.runner import drain_once, make_client, run_forever
 
-    config = get_settings().worker_config()
+    settings = get_settings()
+    config = settings.worker_config()
+    jobs = job_schedule(settings.job_intervals)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise here
 
@@ -176,12 +155,66 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_forever(config, stop, poll_seconds, batch_size=batch_size)
+        await run_forever(config, stop, poll_seconds, batch_size=batch_size, jobs=jobs)
         return 0
 
     attempts = run_with_db(job)
     if once:
         typer.echo(f"made {attempts} delivery attempts")
+
+
+jobs_app = typer.Typer(help="Periodic jobs (`klubb worker` runs them on a schedule).", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+def job_schedule(intervals: dict[str, float]) -> Schedule:
+    """The worker's job schedule from KLUBB_JOB_INTERVALS; a wrong setting ends the command with its message."""
+    from worker.schedule import Schedule
+
+    try:
+        return Schedule.of(intervals)
+    except ValueError as exc:
+        typer.echo(f"error: KLUBB_JOB_INTERVALS: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@jobs_app.command("list")
+def jobs_list() -> None:
+    """List the periodic jobs: name, how often the worker runs it (KLUBB_JOB_INTERVALS), what it does."""
+    from loyalty.jobs import JOBS
+
+    intervals = {job.name: seconds for job, seconds in job_schedule(get_settings().job_intervals).entries}
+    for job in JOBS:
+        every = f"every {intervals[job.name]:g} s" if job.name in intervals else "off"
+        typer.echo(f"{job.name}\t{every}\t{job.description}")
+
+
+@jobs_app.command("run")
+def jobs_run(
+    names: Annotated[list[str] | None, typer.Argument(help="jobs to run, in this order (default: every job)")] = None,
+) -> None:
+    """Run periodic jobs once, now (idempotent: safe alongside traffic, the worker and each other)."""
+    from loyalty.errors import DomainError
+    from loyalty.jobs import get_jobs
+
+    try:
+        selected = get_jobs(names or [])
+    except DomainError as exc:
+        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+
+    async def run_all() -> bool:
+        ok = True
+        for job in selected:
+            try:
+                typer.echo(job.report(await job.run()))
+            except Exception as exc:  # the next job may well succeed: run it, and exit non-zero at the end
+                typer.echo(f"{job.name} failed: {type(exc).__name__}: {exc}", err=True)
+                ok = False
+        return ok
+
+    if not run_with_db(run_all):
+        raise typer.Exit(1)
 
 
 webhook_app = typer.Typer(help="Webhook endpoints that receive domain events.", no_args_is_help=True)
@@ -325,12 +358,3 @@ def apikey_create(
         err=True,
     )
     typer.echo(raw)
-
-
-@app.command("expire-vouchers")
-def expire_vouchers() -> None:
-    """Mark vouchers past their expiry EXPIRED (idempotent; reads already show them expired)."""
-    from loyalty.vouchers import expire_vouchers as job
-
-    count = run_with_db(job)
-    typer.echo(f"expired {count} vouchers")

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0
     webhook_retry_hours: int = 24
     worker_lease_seconds: float = 60.0  # claim lease; must exceed webhook_timeout_seconds
+    # Periodic jobs (run by every outbox worker): seconds between runs by job name, as JSON; 0 turns a job off.
+    job_intervals: dict[str, float] = Field(default_factory=dict)
 
     program_file: str = "demo/program.toml"
 

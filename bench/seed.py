@@ -55,14 +55,11 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import clock, sql
+from loyalty import clock, jobs, sql
 from loyalty.actors import Actor
 from loyalty.adjustments import AdjustmentReason, adjust_member_points
-from loyalty.birthday import grant_birthday_points
 from loyalty.db import connect, disconnect, migrate
 from loyalty.earning import LineInput
-from loyalty.jobs import evaluate_due_tiers
-from loyalty.ledger import expire_due_points
 from loyalty.members import ProfileChanges, enroll_member, get_member, new_member_number, update_profile
 from loyalty.models import (
     AuditLog,
@@ -85,7 +82,6 @@ from loyalty.staff import create_staff, staff_actor
 from loyalty.vouchers import (
     barcode_value,
     cancel_voucher,
-    expire_vouchers,
     get_member_voucher,
     member_vouchers,
     new_code,
@@ -244,13 +240,13 @@ class History:
         await apply_program(self.config)
 
     async def nightly(self) -> None:
-        await expire_due_points()
-        await evaluate_due_tiers()
+        await jobs.expire_points()
+        await jobs.evaluate_tiers()
         # Birthday points are a lot that expires a lifetime later: skipped on the nights that would fall due
         # right after seeding (the job credits on any later night of the birthday month).
         if self.credit_allowed(clock.now()):
-            await grant_birthday_points()
-        await expire_vouchers()
+            await jobs.birthday_rewards()
+        await jobs.expire_vouchers()
         await dispatch_pending()  # as the embedded worker would: there are no webhook endpoints
 
     async def run(self) -> None:

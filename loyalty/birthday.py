@@ -1,49 +1,38 @@
-"""The birthday job: in their birthday month, members get the program's birthday points once a year.
+"""Birthday points: in their birthday month, members get the program's birthday points once a year.
 
 The month and the year are the member's own (`Member.timezone`): a Stockholm member born in March is credited from
 00:00 on 1 March Stockholm time. Month-based, so a 29 February birthday is simply February, leap year or not.
 Each grant runs under the idempotency key `birthday:{year}` of the member, so running the job twice, or two
 jobs at once, credits once. Members without a birthday are skipped; with `birthday_points = 0` nothing is done.
+The job that visits every member is `loyalty.jobs.birthday_rewards`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from loyalty import clock, ledger
+from loyalty import ledger
 from loyalty.idempotency import idempotent
 from loyalty.models import EntryKind, Member
 from loyalty.program import load_program
 
 
-async def grant_birthday_points(batch_size: int = 500) -> int:
-    """Credit `Program.birthday_points` to every member in their birthday month not yet credited this year.
+async def grant_birthday_points(member: Member, at: datetime, points: int) -> bool:
+    """Credit `points` birthday points to `member` if `at` is in their birthday month (in their timezone) and they
+    have not had this year's yet; True if this call credited them.
 
-    Returns how many members this run credited (0 on a second run).
+    `member` need not be locked: the credit locks it, under the member's idempotency key for the year.
     """
-    program = await load_program()
-    if program.birthday_points <= 0:
-        return 0
-    now = clock.now()
-    granted = 0
-    last_id = 0
-    while True:
-        rows = (
-            await Member.filter(birthday__isnull=False, id__gt=last_id)
-            .order_by("id")
-            .limit(batch_size)
-            .values_list("id", "birthday", "timezone")
-        )
-        if not rows:
-            return granted
-        for member_id, birthday, timezone in rows:
-            local = now.astimezone(ZoneInfo(timezone))
-            if local.month == birthday.month and await _grant(member_id, local.year, program.birthday_points):
-                granted += 1
-        last_id = rows[-1][0]
+    if member.birthday is None:
+        return False
+    local = at.astimezone(ZoneInfo(member.timezone))
+    if local.month != member.birthday.month:
+        return False
+    return await _grant(member.id, local.year, points)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from loyalty.audit import record_audit
 from loyalty.checks import check_occurred_at, check_text
 from loyalty.errors import DomainError
 from loyalty.idempotency import idempotent
-from loyalty.models import EngagementEvent, EngagementRule, EntryKind
+from loyalty.models import EngagementEvent, EngagementRule, EntryKind, StaffRole
 from loyalty.program import load_program
 
 _EVENT_TYPE_LIMIT = 32  # EngagementRule.event_type / EngagementEvent.event_type
@@ -73,7 +73,11 @@ def _check(event_type: str, external_id: str, occurred_at: datetime) -> None:
 async def record_engagement(
     actor: Actor, member_id: int, *, event_type: str, external_id: str, occurred_at: datetime
 ) -> EngagementResult:
-    """Credit the points of an engagement event by its rule, within the member's limits; audited."""
+    """Credit the points of an engagement event by its rule, within the member's limits; audited.
+
+    The actor needs the cashier role (`Forbidden`); engagement is bound to no store.
+    """
+    actor.require(StaffRole.CASHIER)
     _check(event_type, external_id, occurred_at)
 
     async def action(conn: BaseDBAsyncClient) -> EngagementResult:

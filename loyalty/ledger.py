@@ -8,7 +8,8 @@ points and a reversal gives back exactly what was taken.
 
 Features call these primitives inside their own transaction (`locked_member` / `lock_member`): purchases and
 refunds (`loyalty.purchases`), rewards and vouchers, offers, engagement, birthdays and adjustments. What the member
-app reads of the ledger (activity, expiring soon) is in `loyalty.activity`.
+app reads of the ledger (activity, expiring soon) is in `loyalty.activity`; the job that settles every due member
+is `loyalty.jobs.expire_points`.
 """
 
 from __future__ import annotations
@@ -230,34 +231,18 @@ async def _schedule_next_settle(conn: BaseDBAsyncClient, member: Member) -> None
     await Member.filter(id=member.id).using_db(conn).update(next_settle_at=member.next_settle_at)
 
 
+def is_settle_due(member: Member, at: datetime) -> bool:
+    """True if a lot of `member` matures or expires by `at`: `settle` has something to do."""
+    return member.next_settle_at is not None and member.next_settle_at <= at
+
+
 async def settle_member_if_due(member: Member) -> Member:
     """Bring a member's balances up to date before showing them (a no-op unless a lot is due)."""
-    if member.next_settle_at is None or member.next_settle_at > clock.now():
+    if not is_settle_due(member, clock.now()):
         return member
     async with locked_member(member.id) as (conn, locked):
         await settle(conn, locked)
         return locked
-
-
-async def expire_due_points(batch_size: int = 500) -> int:
-    """The expiry job: settle every member with a due lot. Safe to run twice and alongside earns.
-
-    Returns the number of members settled.
-    """
-    settled = 0
-    while True:
-        due_ids = (
-            await Member.filter(next_settle_at__lte=clock.now())
-            .order_by("next_settle_at", "id")
-            .limit(batch_size)
-            .values_list("id", flat=True)
-        )
-        if not due_ids:
-            return settled
-        for member_id in due_ids:
-            async with locked_member(member_id) as (conn, member):
-                await settle(conn, member)
-            settled += 1
 
 
 async def credit_earned(

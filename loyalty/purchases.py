@@ -33,7 +33,7 @@ from loyalty.errors import (
     RefundExceedsPurchase,
 )
 from loyalty.idempotency import idempotent
-from loyalty.models import Member, Purchase, PurchaseLine, QualifyingCredit, Refund, TierMetric
+from loyalty.models import Member, Purchase, PurchaseLine, QualifyingCredit, Refund, StaffRole, TierMetric
 from loyalty.program import load_program
 from loyalty.stamps import StampOutcome, add_stamps
 from loyalty.tiers import evaluate_tier
@@ -201,7 +201,11 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRe
 
 
 async def record_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseRecorded:
-    """Record a receipt and credit its points, stamps and stamp-card vouchers; idempotent per (store, receipt)."""
+    """Record a receipt and credit its points, stamps and stamp-card vouchers; idempotent per (store, receipt).
+
+    The actor needs the cashier role in the receipt's store (`Forbidden`).
+    """
+    actor.require(StaffRole.CASHIER, request.store_code)
     check_request(request)
 
     async def action(conn: BaseDBAsyncClient) -> PurchaseRecorded:
@@ -413,8 +417,10 @@ async def refund_purchase(
     value goes back in proportion to the money refunded. Stamps stay (see `loyalty.stamps`).
 
     With `member_id` (the checkout console: the member on screen) another member's receipt is `PurchaseNotFound`,
-    also when the refund id replays an earlier refund.
+    also when the refund id replays an earlier refund. The actor needs the cashier role in the receipt's store
+    (`Forbidden`).
     """
+    actor.require(StaffRole.CASHIER, store_code)
     request = _check_refund(
         store_code=store_code, receipt_id=receipt_id, refund_id=refund_id, amount=amount, lines=lines
     )

@@ -24,7 +24,7 @@ from loyalty.audit import record_audit
 from loyalty.checks import check_store_code
 from loyalty.errors import DomainError, InvalidInput, NotFound
 from loyalty.ledger import locked_member, reverse_debit
-from loyalty.models import LedgerEntry, Offer, Reward, StampCard, Voucher, VoucherStatus
+from loyalty.models import LedgerEntry, Offer, Reward, StaffRole, StampCard, Voucher, VoucherStatus
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 CODE_LENGTH = 16
@@ -148,8 +148,12 @@ def effective_status(voucher: Voucher, at: datetime) -> VoucherStatus:
     return voucher.status
 
 
-async def _mark_expired(conn: BaseDBAsyncClient, voucher_ids: list[int], at: datetime) -> int:
-    """Persist EXPIRED for those of `voucher_ids` still ACTIVE and due; emits `voucher.expired`; returns how many."""
+async def mark_expired(conn: BaseDBAsyncClient, voucher_ids: list[int], at: datetime) -> int:
+    """Persist EXPIRED for those of `voucher_ids` still ACTIVE and due; emits `voucher.expired`; returns how many.
+
+    Expired vouchers give no points back: the points were spent when the voucher was issued. The job
+    `loyalty.jobs.expire_vouchers` runs this for every due voucher; a redemption attempt does it for its own.
+    """
     expired = 0
     for voucher_id, member_id in await Voucher.filter(id__in=voucher_ids).using_db(conn).values_list("id", "member_id"):
         # Row by row and conditional, so two jobs running at once emit each event once.
@@ -161,27 +165,6 @@ async def _mark_expired(conn: BaseDBAsyncClient, voucher_ids: list[int], at: dat
             await events.emit(conn, events.VOUCHER_EXPIRED, member_id=member_id, payload={"voucher_id": voucher_id})
             expired += 1
     return expired
-
-
-async def expire_vouchers(batch_size: int = 500) -> int:
-    """The voucher expiry job: mark every ACTIVE voucher past `expires_at` EXPIRED. Idempotent; returns the count.
-
-    Reads do not need it (they show `effective_status`); it keeps the status column and the events current.
-    Expired vouchers give no points back: the points were spent when the voucher was issued.
-    """
-    expired = 0
-    while True:
-        at = clock.now()
-        ids = list(
-            await Voucher.filter(status=VoucherStatus.ACTIVE, expires_at__lte=at)
-            .order_by("id")
-            .limit(batch_size)
-            .values_list("id", flat=True)
-        )
-        if not ids:
-            return expired
-        async with in_transaction() as conn:
-            expired += await _mark_expired(conn, ids, at)
 
 
 # --- the member's vouchers ---------------------------------------------------------------------------
@@ -295,7 +278,7 @@ async def cancel_voucher(member_id: int, voucher_id: int) -> Voucher:
 # --- redeeming at the checkout ------------------------------------------------------------------------
 
 
-def throttle_subjects(actor: Actor, member_id: int | None) -> list[str]:
+def _throttle_subjects(actor: Actor, member_id: int | None) -> list[str]:
     """Who a wrong code counts against: the staff session or API key, and the member when the till knows them."""
     return [f"{actor.kind}:{actor.id}", *([f"member:{member_id}"] if member_id is not None else [])]
 
@@ -304,17 +287,18 @@ async def redeem_voucher(actor: Actor, *, code: str, store_code: str, member_id:
     """Redeem a voucher at a till: single-use, even under concurrent redemptions. Audited.
 
     `code` is the typed code or the scanned barcode value. With `member_id`, a voucher of another member is
-    refused like an unknown code. Wrong codes are throttled per subject (`throttle_subjects`): after
+    refused like an unknown code. Wrong codes are throttled per subject (`_throttle_subjects`): after
     `THROTTLE_LIMIT` within `THROTTLE_WINDOW` every attempt is refused with TooManyAttempts, even a right code.
     The failures are recorded outside any transaction, so they stay. Two requests that run truly in parallel
     can both pass the check before either records its failure: the bound is then the limit plus the
     number of parallel requests, still nothing against a 2⁸⁰ code space.
 
-    Raises InvalidInput (store code), TooManyAttempts, InvalidCode, AlreadyRedeemed, AlreadyCancelled or
-    VoucherExpired.
+    Raises Forbidden (the actor needs the cashier role in `store_code`; checked before any attempt is counted),
+    InvalidInput (store code), TooManyAttempts, InvalidCode, AlreadyRedeemed, AlreadyCancelled or VoucherExpired.
     """
+    actor.require(StaffRole.CASHIER, store_code)
     check_store_code(store_code)
-    subjects = throttle_subjects(actor, member_id)
+    subjects = _throttle_subjects(actor, member_id)
     for subject in subjects:
         await throttle.check_throttle(THROTTLE_SCOPE, subject, THROTTLE_LIMIT, THROTTLE_WINDOW)
     normalized = normalize_code(code)
@@ -352,5 +336,5 @@ async def redeem_voucher(actor: Actor, *, code: str, store_code: str, member_id:
             return voucher
         current = await Voucher.get(id=voucher.id).using_db(conn)
         if effective_status(current, at) == VoucherStatus.EXPIRED:
-            await _mark_expired(conn, [voucher.id], at)  # lazily, so the job has less to do
+            await mark_expired(conn, [voucher.id], at)  # lazily, so the job has less to do
     raise _refusal(current, at, "code")

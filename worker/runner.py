@@ -10,6 +10,7 @@ import httpx
 
 from worker.config import WorkerConfig
 from worker.dispatch import dispatch_pending
+from worker.schedule import Schedule, running
 from worker.webhooks import claim_due, deliver
 
 log = logging.getLogger("klubb.worker")
@@ -68,14 +69,16 @@ async def run_forever(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     grace_seconds: float | None = None,
+    jobs: Schedule | None = None,
 ) -> None:
-    """Drain until `stop` is set, polling every `poll_seconds` when idle; errors are logged and retried.
+    """Drain until `stop` is set, polling every `poll_seconds` when idle; errors are logged and retried. Runs the
+    periodic `jobs` alongside (`worker.schedule`).
 
     When `stop` is set mid-drain, in-flight attempts get `grace_seconds` (default: the webhook timeout) to finish and
     record; after that they are abandoned and their leases expire, so another worker delivers them again.
     """
     grace = config.webhook_timeout_seconds if grace_seconds is None else grace_seconds
-    async with make_client() as client:
+    async with make_client() as client, running(jobs, stop):
         while not stop.is_set():
             drain = asyncio.create_task(drain_once(config, client, batch_size=batch_size, stop=stop))
             stopped = asyncio.create_task(stop.wait())
@@ -104,7 +107,7 @@ async def run_forever(
                     await asyncio.wait_for(stop.wait(), poll_seconds)
 
 
-async def run_embedded(config: WorkerConfig, stop: asyncio.Event) -> None:
+async def run_embedded(config: WorkerConfig, stop: asyncio.Event, *, jobs: Schedule | None = None) -> None:
     """The in-process drainer for the API lifespan (embedded default): never dies, stops promptly on `stop`.
 
     The ORM must already be initialized by the lifespan.
@@ -112,7 +115,7 @@ async def run_embedded(config: WorkerConfig, stop: asyncio.Event) -> None:
     log.info("embedded outbox worker started")
     while not stop.is_set():
         try:
-            await run_forever(config, stop, grace_seconds=min(config.webhook_timeout_seconds, 5.0))
+            await run_forever(config, stop, grace_seconds=min(config.webhook_timeout_seconds, 5.0), jobs=jobs)
         except Exception:
             # run_forever already survives drain errors; this covers e.g. failing to build the HTTP client.
             log.exception("embedded outbox worker crashed; restarting in 1 s")

@@ -5,30 +5,14 @@ Plain (not async) tests: the commands run their own event loop with `asyncio.run
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from tortoise.backends.base.executor import EXECUTOR_CACHE
 from typer.testing import CliRunner
 
 from api import cli
-from api.settings import Settings
 from loyalty import staff
 from loyalty.actors import Actor
 from loyalty.models import StaffRole, StaffUser
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_password_hashing: None) -> Iterator[None]:
-    """A migrated SQLite file of its own: the CLI connects and disconnects the ORM itself."""
-    monkeypatch.setattr(cli, "get_settings", lambda: Settings(database_url=f"sqlite://{tmp_path / 'cli.sqlite3'}"))
-    EXECUTOR_CACHE.clear()  # Tortoise caches SQL per connection name, and other tests may have run PostgreSQL's
-    assert CliRunner().invoke(cli.app, ["migrate"]).exit_code == 0
-    yield
-    EXECUTOR_CACHE.clear()
 
 
 def test_staff_create_prompts_for_the_password_twice(cli_db: None) -> None:

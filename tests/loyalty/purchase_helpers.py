@@ -52,8 +52,11 @@ def receipt(
     )
 
 
-async def buy(member_id: int, receipt_id: str, lines: list[LineInput], **kwargs: Any) -> purchases.PurchaseRecorded:
-    return await purchases.record_purchase(CASHIER, receipt(member_id, receipt_id, lines, **kwargs))
+async def buy(
+    member_id: int, receipt_id: str, lines: list[LineInput], *, actor: Actor = CASHIER, **kwargs: Any
+) -> purchases.PurchaseRecorded:
+    """`record_purchase` of a `receipt`, by the S1 cashier unless another `actor` is given."""
+    return await purchases.record_purchase(actor, receipt(member_id, receipt_id, lines, **kwargs))
 
 
 async def set_tier(member: Member, name: str) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from loyalty.birthday import grant_birthday_points
+from loyalty import jobs
 from loyalty.clock import FrozenClock
 from loyalty.models import EntryKind, LedgerEntry, Member, Program
 from tests.loyalty.ledger_helpers import balances, configure, new_member
@@ -27,8 +27,8 @@ async def test_members_in_their_birthday_month_get_the_points_once(program: Prog
     unknown = await _born("uid-unknown", None)
 
     # when the job runs twice
-    first = await grant_birthday_points()
-    second = await grant_birthday_points()
+    first = await jobs.birthday_rewards()
+    second = await jobs.birthday_rewards()
 
     # then only the March member is credited, once, immediately available
     assert (first, second) == (1, 0)
@@ -47,7 +47,7 @@ async def test_the_birthday_month_starts_in_the_members_own_timezone(program: Pr
     london = await _born("uid-utc", date(1985, 3, 10), "Europe/London")
 
     # when
-    assert await grant_birthday_points() == 1
+    assert await jobs.birthday_rewards() == 1
 
     # then
     assert await balances(stockholm.id) == (50, 0, 50)
@@ -63,17 +63,17 @@ async def test_a_29_february_birthday_is_celebrated_in_february_of_a_non_leap_ye
     clock.set(datetime(2027, 2, 10, 9, 0, tzinfo=UTC))
 
     # when / then
-    assert await grant_birthday_points() == 1
+    assert await jobs.birthday_rewards() == 1
     assert await balances(leap.id) == (75, 0, 75)
 
 
 async def test_the_next_year_brings_the_next_birthday_points(program: Program, clock: FrozenClock) -> None:
     await configure(birthday_points=100)
     member = await _born("uid-march", date(1990, 3, 2))
-    await grant_birthday_points()
+    await jobs.birthday_rewards()
 
     clock.set(datetime(2027, 3, 1, tzinfo=UTC))
-    assert await grant_birthday_points() == 1
+    assert await jobs.birthday_rewards() == 1
 
     assert await balances(member.id) == (200, 0, 200)
 
@@ -81,7 +81,7 @@ async def test_the_next_year_brings_the_next_birthday_points(program: Program, c
 async def test_a_program_without_birthday_points_credits_nothing(program: Program, clock: FrozenClock) -> None:
     member = await _born("uid-march", date(1990, 3, 2))
 
-    assert await grant_birthday_points() == 0
+    assert await jobs.birthday_rewards() == 0
     assert await LedgerEntry.filter(member_id=member.id).count() == 0
 
 
@@ -92,7 +92,7 @@ async def test_concurrent_job_runs_credit_each_member_once(program: Program, clo
     members = [await _born(f"uid-{i}", date(1990, 3, 1 + i)) for i in range(10)]
 
     # when three jobs run at once
-    counts = await asyncio.gather(*(grant_birthday_points(batch_size=3) for _ in range(3)))
+    counts = await asyncio.gather(*(jobs.birthday_rewards(batch_size=3) for _ in range(3)))
 
     # then
     assert sum(counts) == 10

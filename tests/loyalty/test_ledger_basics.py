@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from loyalty import ledger
+from loyalty import jobs
 from loyalty.clock import FrozenClock
 from loyalty.errors import InsufficientPoints
 from loyalty.members import enroll_member
@@ -21,7 +21,7 @@ async def _member_with_available(clock: FrozenClock, points: int) -> Member:
         total=points * 100,
     )
     clock.advance(timedelta(days=15))
-    await ledger.expire_due_points()
+    await jobs.expire_points()
     return await Member.get(id=member.id)
 
 
@@ -35,7 +35,7 @@ async def test_earn_is_pending_until_the_return_window_ends(program: Program, cl
     member = await Member.get(id=member.id)
     assert (result.points, member.points_pending, member.points_available) == (123, 123, 0)
     clock.advance(timedelta(days=14))
-    await ledger.expire_due_points()
+    await jobs.expire_points()
     member = await Member.get(id=member.id)
     assert (member.points_pending, member.points_available, member.lifetime_earned) == (0, 123, 123)
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from loyalty import ledger
+from loyalty import jobs, ledger
 from loyalty.clock import FrozenClock
 from loyalty.errors import RefundExceedsPurchase
 from loyalty.members import get_member
@@ -33,8 +33,8 @@ async def test_expiry_job_run_twice_deducts_once(program: Program, clock: Frozen
     clock.advance(366 * DAY)
 
     # when the job runs twice
-    first = await ledger.expire_due_points()
-    second = await ledger.expire_due_points()
+    first = await jobs.expire_points()
+    second = await jobs.expire_points()
 
     # then
     assert (first, second) == (1, 0)
@@ -55,7 +55,7 @@ async def test_expiry_job_run_concurrently_deducts_once_per_lot(program: Program
 
     # when four expiry jobs run at once on separate connections (and an earn for one member races them)
     await asyncio.gather(
-        *(ledger.expire_due_points(batch_size=5) for _ in range(4)),
+        *(jobs.expire_points(batch_size=5) for _ in range(4)),
         purchase(members[0].id, "R1", 1_000, clock.now()),
     )
 
@@ -93,10 +93,10 @@ async def test_expiry_does_not_deduct_points_that_repaid_a_negative_balance(
 
     # when the 30-point lot expires, then the 90-point lot
     clock.advance(364 * DAY)
-    await ledger.expire_due_points()
+    await jobs.expire_points()
     after_first = await balances(member.id)
     clock.advance(DAY)
-    await ledger.expire_due_points()
+    await jobs.expire_points()
 
     # then the 30 (all debt repayment) cost nothing; of the 90, 70 had repaid debt and only 20 were balance
     assert after_first == (20, 0, 120)
@@ -136,7 +136,7 @@ async def test_refund_takes_the_points_back(program: Program, clock: FrozenClock
     assert (result.points_reversed, result.points_recovered, result.unrecovered) == (100, 100, 0)
     assert await balances(member.id) == (50, 0, 50)
     clock.advance(15 * DAY)
-    await ledger.expire_due_points()
+    await jobs.expire_points()
     assert await balances(member.id) == (50, 0, 50)
     assert await lots(member.id) == [(50, 50, "available"), (100, 0, "void")]
 
@@ -207,7 +207,7 @@ async def test_expiry_never_takes_points_that_were_already_spent(program: Progra
     # when 150 are spent, then A's expiry passes
     await ledger_helpers.redeem_points(member.id, 150, idempotency_key="k1")
     clock.advance(265 * DAY)
-    await ledger.expire_due_points()
+    await jobs.expire_points()
 
     # then A had nothing left to expire (the job leaves an empty lot as it is), B keeps its 50
     assert await balances(member.id) == (50, 0, 200)
@@ -216,7 +216,7 @@ async def test_expiry_never_takes_points_that_were_already_spent(program: Progra
 
     # and when B's expiry passes only its remainder goes
     clock.advance(100 * DAY)
-    await ledger.expire_due_points()
+    await jobs.expire_points()
     assert await balances(member.id) == (0, 0, 200)
     expiry = await LedgerEntry.get(member_id=member.id, kind=EntryKind.EXPIRE)
     assert expiry.delta_available == -50

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from loyalty import ledger
+from loyalty import jobs
 from loyalty.clock import FrozenClock
 from loyalty.errors import (
     AlreadyReversed,
@@ -42,7 +42,7 @@ async def test_points_stay_pending_until_exactly_available_at(program: Program, 
 
     # when the job runs one second before the end of the return window
     clock.advance(14 * DAY - SECOND)
-    await ledger.expire_due_points()
+    await jobs.expire_points()
     # then the points are still pending and cannot be spent
     assert await balances(member.id) == (0, 50, 50)
     with pytest.raises(InsufficientPoints):
@@ -50,7 +50,7 @@ async def test_points_stay_pending_until_exactly_available_at(program: Program, 
 
     # when the clock reaches available_at exactly
     clock.advance(SECOND)
-    await ledger.expire_due_points()
+    await jobs.expire_points()
     # then they are available
     assert await balances(member.id) == (50, 0, 50)
     assert await entry_kinds(member.id) == [EntryKind.EARN, EntryKind.MATURE]
@@ -93,12 +93,12 @@ async def test_points_expire_exactly_at_expires_at(program: Program, clock: Froz
 
     # when one second before
     clock.advance(365 * DAY - SECOND)
-    assert await ledger.expire_due_points() == 0
+    assert await jobs.expire_points() == 0
     assert await balances(member.id) == (80, 0, 80)
 
     # when exactly at expires_at
     clock.advance(SECOND)
-    assert await ledger.expire_due_points() == 1
+    assert await jobs.expire_points() == 1
 
     # then
     assert await balances(member.id) == (0, 0, 80)
@@ -116,13 +116,13 @@ async def test_the_expiry_clock_starts_when_the_lot_becomes_available(program: P
 
     # when a year after the purchase
     clock.set(t0 + 366 * DAY)
-    await ledger.expire_due_points()
+    await jobs.expire_points()
     # then still there
     assert await balances(member.id) == (50, 0, 50)
 
     # when a year after it became available
     clock.set(t0 + 379 * DAY)
-    await ledger.expire_due_points()
+    await jobs.expire_points()
     # then expired
     assert await balances(member.id) == (0, 0, 50)
 
@@ -135,7 +135,7 @@ async def test_program_without_expiry_never_expires_points(program: Program, clo
 
     # when
     clock.advance(3_650 * DAY)
-    await ledger.expire_due_points()
+    await jobs.expire_points()
 
     # then
     assert (await PointsLot.get(member_id=member.id)).expires_at is None
@@ -340,7 +340,7 @@ async def test_cancel_after_the_lot_expired_gives_points_back_that_expire_at_onc
     await give_available(member.id, 100)
     redemption = await ledger_helpers.redeem_points(member.id, 60, idempotency_key="k1")
     clock.advance(365 * DAY)
-    await ledger.expire_due_points()
+    await jobs.expire_points()
     assert await balances(member.id) == (0, 0, 100)
 
     # when the redemption is cancelled

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from loyalty import ledger
+from loyalty import jobs
 from loyalty.clock import FrozenClock
 from loyalty.errors import AlreadyReversed, InsufficientPoints, RefundExceedsPurchase
 from loyalty.members import enroll_member
@@ -286,7 +286,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule()
     def run_expiry_job(self) -> None:
-        self.run(ledger.expire_due_points())
+        self.run(jobs.expire_points())
         self.model.settle(self.now())
 
     @rule(hours=st.integers(1, 24 * 5))

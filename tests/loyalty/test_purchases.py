@@ -13,7 +13,7 @@ from loyalty import purchases
 from loyalty.clock import FrozenClock
 from loyalty.errors import CurrencyMismatch, DomainError, DuplicateIdempotencyKey, InvalidInput, MemberNotFound
 from loyalty.models import AuditLog, Member, OutboxEvent, Program, Purchase, PurchaseLine
-from tests.loyalty.ledger_helpers import balances, new_member
+from tests.loyalty.ledger_helpers import TILL, balances, new_member
 from tests.loyalty.purchase_helpers import CASHIER, all_counts, buy, line, receipt
 
 
@@ -93,7 +93,7 @@ async def test_the_same_receipt_with_other_content_is_refused(program: Program, 
 async def test_the_same_receipt_id_in_another_store_is_another_purchase(program: Program, clock: FrozenClock) -> None:
     member = await new_member("uid-buy")
     await buy(member.id, "R1", [line("A", 1_000)], store_code="S1")
-    await buy(member.id, "R1", [line("A", 1_000)], store_code="S2")
+    await buy(member.id, "R1", [line("A", 1_000)], store_code="S2", actor=TILL)
     assert await Purchase.all().count() == 2
 
 

@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from loyalty import tiers
+from loyalty import jobs, tiers
 from loyalty.clock import FrozenClock
-from loyalty.jobs import evaluate_due_tiers
 from loyalty.models import Member, OutboxEvent, Program, Tier
 from loyalty.program import load_program
 from tests.loyalty import ledger_helpers
@@ -109,18 +108,18 @@ async def test_tier_holds_until_the_end_of_the_next_period_then_drops(program: P
 
     # when the evaluation runs through 2027, up to one second before the hold ends
     clock.set(Y2027 + DAY)
-    assert await evaluate_due_tiers() == 0
+    assert await jobs.evaluate_tiers() == 0
     clock.set(Y2028 - timedelta(seconds=1))
-    assert await evaluate_due_tiers() == 0
+    assert await jobs.evaluate_tiers() == 0
     assert await _tier_name(member.id) == "Silver"
 
     # when the hold ends
     clock.set(Y2028)
-    assert await evaluate_due_tiers() == 1
+    assert await jobs.evaluate_tiers() == 1
 
     # then one tier down, and the job is idempotent
     assert await _tier_name(member.id) == "Member"
-    assert await evaluate_due_tiers() == 0
+    assert await jobs.evaluate_tiers() == 0
     assert await _tier_events(member.id) == [("Member", "Silver", "up"), ("Silver", "Member", "down")]
 
 
@@ -132,13 +131,13 @@ async def test_downgrade_moves_one_tier_at_a_time(program: Program, clock: Froze
 
     # when the hold ends with no qualifying activity: Gold -> Silver, held to the end of that period
     clock.set(Y2028)
-    await evaluate_due_tiers()
+    await jobs.evaluate_tiers()
     assert await _tier_name(member.id) == "Silver"
     assert (await Member.get(id=member.id)).tier_held_until == Y2029
 
     # and a period later: Silver -> Member
     clock.set(Y2029)
-    await evaluate_due_tiers()
+    await jobs.evaluate_tiers()
     assert await _tier_name(member.id) == "Member"
     assert [e[2] for e in await _tier_events(member.id)] == ["up", "down", "down"]
 
@@ -155,7 +154,7 @@ async def test_requalifying_in_the_next_period_extends_the_hold(program: Program
     # then held until the end of 2028, and the 2028 evaluation keeps Silver
     assert (await Member.get(id=member.id)).tier_held_until == Y2029
     clock.set(Y2028)
-    assert await evaluate_due_tiers() == 0
+    assert await jobs.evaluate_tiers() == 0
     assert await _tier_name(member.id) == "Silver"
 
 
@@ -175,12 +174,12 @@ async def test_manual_tier_is_a_floor_until_its_end_date(program: Program, clock
 
     # when the manual tier ends: one tier down, then the next at the end of the period
     clock.set(until - timedelta(seconds=1))
-    assert await evaluate_due_tiers() == 0
+    assert await jobs.evaluate_tiers() == 0
     clock.set(until)
-    assert await evaluate_due_tiers() == 1
+    assert await jobs.evaluate_tiers() == 1
     assert await _tier_name(member.id) == "Silver"
     clock.set(Y2027)
-    await evaluate_due_tiers()
+    await jobs.evaluate_tiers()
     assert await _tier_name(member.id) == "Member"
 
 
@@ -194,13 +193,13 @@ async def test_manual_floor_keeps_the_tier_through_a_due_evaluation(program: Pro
 
     # when the evaluation runs at the end of the hold
     clock.set(Y2028)
-    await evaluate_due_tiers()
+    await jobs.evaluate_tiers()
 
     # then the floor keeps Silver until its end date, after which the member drops
     assert await _tier_name(member.id) == "Silver"
     assert (await Member.get(id=member.id)).tier_held_until == until
     clock.set(until)
-    await evaluate_due_tiers()
+    await jobs.evaluate_tiers()
     assert await _tier_name(member.id) == "Member"
 
 
@@ -277,7 +276,7 @@ async def test_rolling_12_months_counts_the_last_365_days(program: Program, cloc
     assert await _qualifying(member.id) == 600
     clock.set(t0 + 365 * DAY + timedelta(seconds=1))
     assert await _qualifying(member.id) == 0
-    assert await evaluate_due_tiers() == 1
+    assert await jobs.evaluate_tiers() == 1
     assert await _tier_name(member.id) == "Member"
 
 
@@ -336,7 +335,7 @@ async def test_concurrent_tier_evaluations_downgrade_one_tier_only(program: Prog
     clock.set(Y2028)
 
     # when three evaluation jobs run at once
-    await asyncio.gather(*(evaluate_due_tiers() for _ in range(3)))
+    await asyncio.gather(*(jobs.evaluate_tiers() for _ in range(3)))
 
     # then exactly one step down
     assert await _tier_name(member.id) == "Silver"

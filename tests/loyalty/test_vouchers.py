@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from tortoise.transactions import in_transaction
 
-from loyalty import rewards, vouchers
+from loyalty import jobs, rewards, vouchers
 from loyalty.actors import Actor
 from loyalty.clock import FrozenClock
 from loyalty.errors import DomainError, InvalidInput
@@ -201,8 +201,8 @@ async def test_the_expiry_job_marks_due_vouchers_once_and_keeps_the_points_spent
     later = await rewards.redeem_reward(member.id, coffee.id, idempotency_key="b")
     clock.advance(timedelta(days=1))
 
-    assert await vouchers.expire_vouchers() == 1
-    assert await vouchers.expire_vouchers() == 0
+    assert await jobs.expire_vouchers() == 1
+    assert await jobs.expire_vouchers() == 0
 
     assert (await Voucher.get(id=due)).status == VoucherStatus.EXPIRED
     assert (await Voucher.get(id=later)).status == VoucherStatus.ACTIVE

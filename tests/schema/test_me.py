@@ -6,7 +6,7 @@ import base64
 from datetime import timedelta
 from typing import Any
 
-from loyalty import card, ledger
+from loyalty import card, jobs
 from loyalty.clock import FrozenClock
 from loyalty.models import Member
 from tests.loyalty import ledger_helpers
@@ -29,7 +29,7 @@ async def test_home_query_returns_every_field(anna: Member, as_member: Any, cloc
     clock.advance(timedelta(days=-30))
     await _earn(anna, "R1", 60_000, clock)
     clock.advance(timedelta(days=30))
-    await ledger.expire_due_points()
+    await jobs.expire_points()
     await _earn(anna, "R2", 5_000, clock)
     await ledger_helpers.redeem_points(anna.id, 100, idempotency_key="k1")
     anna = await Member.get(id=anna.id)

@@ -9,7 +9,7 @@ import pytest
 from loyalty.actors import Actor
 from loyalty.clock import FrozenClock
 from loyalty.models import AuditLog, Member
-from tests.loyalty.ledger_helpers import balances
+from tests.loyalty.ledger_helpers import TILL, balances
 from tests.loyalty.purchase_helpers import all_counts, buy, line
 from tests.schema.staff.conftest import run_staff
 
@@ -93,7 +93,7 @@ async def test_bad_refunds_get_a_precise_user_error_and_write_nothing(
 
 
 async def test_a_cashier_cannot_refund_in_another_store(anna: Member, cashier: Actor, clock: FrozenClock) -> None:
-    await buy(anna.id, "R1", [line("A", 3_000)], store_code="S2")
+    await buy(anna.id, "R1", [line("A", 3_000)], store_code="S2", actor=TILL)
     before = await all_counts()
 
     result = await run_staff(REFUND, cashier, _input(storeCode="S2", amount=100))
