@@ -140,6 +140,7 @@ def worker(
     import signal
 
     from worker.runner import drain_once, make_client, run_forever
+    from worker.webhooks import WebhookConsumer
 
     settings = get_settings()
     config = settings.worker_config()
@@ -148,15 +149,16 @@ def worker(
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise here
 
     async def job() -> int:
-        if once:
-            async with make_client() as client:
-                return await drain_once(config, client, batch_size=batch_size)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_forever(config, stop, poll_seconds, batch_size=batch_size, jobs=jobs)
-        return 0
+        async with make_client() as client:
+            consumers = [WebhookConsumer(config, client, batch_size=batch_size)]
+            if once:
+                return await drain_once(consumers)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await run_forever(consumers, stop, poll_seconds, grace_seconds=config.webhook_timeout_seconds, jobs=jobs)
+            return 0
 
     attempts = run_with_db(job)
     if once:

@@ -247,7 +247,7 @@ class History:
         if self.credit_allowed(clock.now()):
             await jobs.birthday_rewards()
         await jobs.expire_vouchers()
-        await dispatch_pending()  # as the embedded worker would: there are no webhook endpoints
+        await dispatch_pending([])  # as the embedded worker would: there are no webhook endpoints
 
     async def run(self) -> None:
         while self.queue:

@@ -1,21 +1,21 @@
-"""The drain loop: dispatch outbox events, then deliver what is due, until told to stop."""
+"""The drain loop: dispatch outbox events to the consumers, then let them deliver what is due, until told to stop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 import httpx
 
 from worker.config import WorkerConfig
+from worker.consumers import Consumer
 from worker.dispatch import dispatch_pending
 from worker.schedule import Schedule, running
-from worker.webhooks import claim_due, deliver
+from worker.webhooks import WebhookConsumer
 
 log = logging.getLogger("klubb.worker")
-
-DEFAULT_BATCH_SIZE = 20  # deliveries leased (and attempted concurrently) at a time by one worker
 
 
 def make_client() -> httpx.AsyncClient:
@@ -23,70 +23,48 @@ def make_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(follow_redirects=False, trust_env=False)
 
 
-async def drain_once(
-    config: WorkerConfig,
-    client: httpx.AsyncClient,
-    *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    stop: asyncio.Event | None = None,
-) -> int:
-    """Dispatch new events, then attempt every delivery due now; returns the number of attempts made.
+def outbox_consumers(config: WorkerConfig, client: httpx.AsyncClient) -> list[Consumer]:
+    """The consumers `worker` itself provides (webhooks); the composition root adds those of other packages."""
+    return [WebhookConsumer(config, client)]
 
-    Deliveries are leased `batch_size` at a time and attempted concurrently. Stops between batches once `stop` is set.
+
+async def drain_once(consumers: Sequence[Consumer], *, stop: asyncio.Event | None = None) -> int:
+    """Dispatch new events to every consumer, then let each attempt what is due; returns the attempts made.
+
+    Stops between batches once `stop` is set.
     """
-    await dispatch_pending()
+    await dispatch_pending(consumers)
     attempts = 0
-    while stop is None or not stop.is_set():
-        claims = await claim_due(batch_size, config.claim_lease_seconds)
-        if not claims:
+    for consumer in consumers:
+        if stop is not None and stop.is_set():
             break
-        results = await asyncio.gather(
-            *(
-                deliver(
-                    client,
-                    claim,
-                    timeout_seconds=config.webhook_timeout_seconds,
-                    retry_hours=config.webhook_retry_hours,
-                )
-                for claim in claims
-            ),
-            return_exceptions=True,  # one failing delivery must not abandon its siblings mid-flight
-        )
-        for claim, result in zip(claims, results, strict=True):
-            if isinstance(result, Exception):
-                # Its lease expires and the delivery is retried; the attempt itself may or may not have happened.
-                log.error("webhook delivery %s crashed", claim.delivery.id, exc_info=result)
-            elif isinstance(result, BaseException):
-                raise result
-        attempts += len(claims)
+        attempts += await consumer.deliver_due(stop)
     return attempts
 
 
 async def run_forever(
-    config: WorkerConfig,
+    consumers: Sequence[Consumer],
     stop: asyncio.Event,
     poll_seconds: float = 1.0,
     *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    grace_seconds: float | None = None,
+    grace_seconds: float,
     jobs: Schedule | None = None,
 ) -> None:
     """Drain until `stop` is set, polling every `poll_seconds` when idle; errors are logged and retried. Runs the
     periodic `jobs` alongside (`worker.schedule`).
 
-    When `stop` is set mid-drain, in-flight attempts get `grace_seconds` (default: the webhook timeout) to finish and
-    record; after that they are abandoned and their leases expire, so another worker delivers them again.
+    When `stop` is set mid-drain, in-flight attempts get `grace_seconds` to finish and record; after that they are
+    abandoned and their leases expire, so another worker delivers them again.
     """
-    grace = config.webhook_timeout_seconds if grace_seconds is None else grace_seconds
-    async with make_client() as client, running(jobs, stop):
+    async with running(jobs, stop):
         while not stop.is_set():
-            drain = asyncio.create_task(drain_once(config, client, batch_size=batch_size, stop=stop))
+            drain = asyncio.create_task(drain_once(consumers, stop=stop))
             stopped = asyncio.create_task(stop.wait())
             try:
                 await asyncio.wait({drain, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 if not drain.done():
                     # Stop requested mid-drain: let in-flight attempts finish and record, within the grace period.
-                    await asyncio.wait({drain}, timeout=grace)
+                    await asyncio.wait({drain}, timeout=grace_seconds)
                     if not drain.done():
                         drain.cancel()
                         await asyncio.wait({drain})
@@ -107,7 +85,13 @@ async def run_forever(
                     await asyncio.wait_for(stop.wait(), poll_seconds)
 
 
-async def run_embedded(config: WorkerConfig, stop: asyncio.Event, *, jobs: Schedule | None = None) -> None:
+async def run_embedded(
+    config: WorkerConfig,
+    stop: asyncio.Event,
+    *,
+    extra_consumers: Sequence[Consumer] = (),
+    jobs: Schedule | None = None,
+) -> None:
     """The in-process drainer for the API lifespan (embedded default): never dies, stops promptly on `stop`.
 
     The ORM must already be initialized by the lifespan.
@@ -115,7 +99,10 @@ async def run_embedded(config: WorkerConfig, stop: asyncio.Event, *, jobs: Sched
     log.info("embedded outbox worker started")
     while not stop.is_set():
         try:
-            await run_forever(config, stop, grace_seconds=min(config.webhook_timeout_seconds, 5.0), jobs=jobs)
+            async with make_client() as client:
+                consumers = [*outbox_consumers(config, client), *extra_consumers]
+                grace = min(config.webhook_timeout_seconds, 5.0)
+                await run_forever(consumers, stop, grace_seconds=grace, jobs=jobs)
         except Exception:
             # run_forever already survives drain errors; this covers e.g. failing to build the HTTP client.
             log.exception("embedded outbox worker crashed; restarting in 1 s")

@@ -1,4 +1,5 @@
-"""Webhook delivery: Stripe-style signatures, claiming due deliveries under a lease, one attempt and its record."""
+"""Webhooks, the first outbox consumer: a delivery per matching endpoint, Stripe-style signatures, claiming due
+deliveries under a lease, one attempt and its record."""
 
 from __future__ import annotations
 
@@ -7,17 +8,20 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from loyalty import clock
 from loyalty.models import DeliveryStatus, OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from worker.config import WorkerConfig
 
 log = logging.getLogger("klubb.worker.webhooks")
 
@@ -29,6 +33,7 @@ BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
 MAX_ERROR_LENGTH = 500  # WebhookAttempt.error / WebhookDelivery.last_error columns
 MAX_RESPONSE_BYTES = 64 * 1024
+DEFAULT_BATCH_SIZE = 20  # deliveries leased (and attempted concurrently) at a time by one worker
 
 
 # --- signing -------------------------------------------------------------------------------------------------------
@@ -103,6 +108,31 @@ def backoff(attempt: int) -> timedelta:
     if attempt >= 8:  # 30 s * 2**7 = 64 min > cap; also keeps the exponent small
         return BACKOFF_CAP
     return min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_CAP)
+
+
+# --- fan-out --------------------------------------------------------------------------------------------------------
+
+
+def endpoint_matches(endpoint: WebhookEndpoint, event_type: str) -> bool:
+    """An endpoint with an empty `event_types` list receives every event."""
+    return not endpoint.event_types or event_type in endpoint.event_types
+
+
+async def fan_out(conn: BaseDBAsyncClient, events: Sequence[OutboxEvent], now: datetime) -> None:
+    """One delivery per (active endpoint, matching event), inside the dispatch transaction.
+
+    The unique (endpoint, event) constraint with ignore_conflicts makes a repeated fan-out harmless. An endpoint only
+    receives events dispatched after it was created.
+    """
+    endpoints = await WebhookEndpoint.filter(active=True).using_db(conn)
+    deliveries = [
+        WebhookDelivery(endpoint_id=endpoint.id, event_id=event.id, next_attempt_at=now, created_at=now)
+        for event in events
+        for endpoint in endpoints
+        if endpoint_matches(endpoint, event.type)
+    ]
+    if deliveries:
+        await WebhookDelivery.bulk_create(deliveries, ignore_conflicts=True, using_db=conn)
 
 
 # --- claiming ------------------------------------------------------------------------------------------------------
@@ -298,3 +328,47 @@ async def record_attempt(
         next_attempt_at=next_attempt_at,
         recorded=updated == 1,
     )
+
+
+# --- the consumer ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookConsumer:
+    """Webhooks as an outbox consumer (`worker.consumers.Consumer`), delivering over `client`."""
+
+    config: WorkerConfig
+    client: httpx.AsyncClient
+    batch_size: int = DEFAULT_BATCH_SIZE
+    name: str = "webhooks"
+
+    async def fan_out(self, conn: BaseDBAsyncClient, events: Sequence[OutboxEvent], now: datetime) -> None:
+        await fan_out(conn, events, now)
+
+    async def deliver_due(self, stop: asyncio.Event | None) -> int:
+        """Attempt every delivery due now, `batch_size` leased and attempted concurrently at a time."""
+        attempts = 0
+        while stop is None or not stop.is_set():
+            claims = await claim_due(self.batch_size, self.config.claim_lease_seconds)
+            if not claims:
+                break
+            results = await asyncio.gather(
+                *(
+                    deliver(
+                        self.client,
+                        claim,
+                        timeout_seconds=self.config.webhook_timeout_seconds,
+                        retry_hours=self.config.webhook_retry_hours,
+                    )
+                    for claim in claims
+                ),
+                return_exceptions=True,  # one failing delivery must not abandon its siblings mid-flight
+            )
+            for claim, result in zip(claims, results, strict=True):
+                if isinstance(result, Exception):
+                    # Its lease expires and the delivery is retried; the attempt itself may or may not have happened.
+                    log.error("webhook delivery %s crashed", claim.delivery.id, exc_info=result)
+                elif isinstance(result, BaseException):
+                    raise result
+            attempts += len(claims)
+        return attempts

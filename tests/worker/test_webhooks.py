@@ -23,7 +23,7 @@ from loyalty.webhooks import (
 )
 from tests.worker.conftest import Receiver, emit_event
 from worker.dispatch import dispatch_pending
-from worker.runner import drain_once, make_client
+from worker.runner import drain_once, make_client, outbox_consumers
 from worker.webhooks import backoff, claim_due, record_attempt, sign, verify_signature
 
 
@@ -33,7 +33,13 @@ def _settings(db: str, **overrides: object) -> Settings:
 
 async def _drain(settings: Settings) -> int:
     async with make_client() as client:
-        return await drain_once(settings.worker_config(), client)
+        return await drain_once(outbox_consumers(settings.worker_config(), client))
+
+
+async def _dispatch() -> int:
+    """Fan the outbox out to the worker's consumers without delivering anything."""
+    async with make_client() as client:
+        return await dispatch_pending(outbox_consumers(Settings().worker_config(), client))
 
 
 async def _attempt_log(delivery_id: int) -> list[tuple[int | None, str]]:
@@ -132,7 +138,7 @@ async def test_create_list_and_deactivate_endpoints(db: str, clock: FrozenClock)
         clock.now(),
     )
     await emit_event(events.POINTS_EARNED)
-    await dispatch_pending()
+    await _dispatch()
 
     await deactivate_webhook_endpoint(second.id)
     await deactivate_webhook_endpoint(second.id)  # idempotent
@@ -315,7 +321,7 @@ async def test_deliveries_of_an_endpoint_deactivated_after_dispatch_are_not_sent
 ) -> None:
     endpoint, _ = await create_webhook_endpoint(receiver.url())
     event = await emit_event(events.POINTS_EARNED)
-    await dispatch_pending()
+    await _dispatch()
     # as if a dispatch had raced deactivate_webhook_endpoint and created the delivery after it
     await WebhookEndpoint.filter(id=endpoint.id).update(active=False)
 
@@ -334,7 +340,7 @@ async def test_deliveries_of_an_endpoint_deactivated_after_dispatch_are_not_sent
 async def test_a_claim_is_exclusive_until_its_lease_expires(db: str, clock: FrozenClock) -> None:
     await create_webhook_endpoint("http://127.0.0.1:9/hook")
     event = await emit_event(events.POINTS_EARNED)
-    await dispatch_pending()
+    await _dispatch()
 
     first = await claim_due(10, lease_seconds=60)
     assert [c.event.id for c in first] == [event.id]
