@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Self
 
 import strawberry
-from strawberry import relay
 
 from loyalty import clock, models
 from loyalty.errors import MemberNotFound
 from loyalty.ledger import settle_member_if_due
 from loyalty.lookup import find_member
 from loyalty.models import StaffRole
+from schema.global_ids import MEMBER
 from schema.staff.context import StaffInfo
 from schema.types.member import Points, TierProgress
 from schema.types.offer import Offer
@@ -23,26 +23,10 @@ from schema.types.pagination import page_size
 from schema.types.stamp_card import StampCardProgress
 from schema.types.voucher import Voucher
 
-MEMBER_TYPE = "Member"  # the member's global id is the same on both endpoints
-
-
-def member_global_id(member_id: int) -> strawberry.ID:
-    """The member's global id (`Member:<pk>`, base64), as the member app's `me.id`."""
-    return strawberry.ID(relay.to_base64(MEMBER_TYPE, member_id))
-
-
-def member_pk(global_id: str) -> int | None:
-    """The primary key in a member's global id; None for anything else (malformed, another type)."""
-    try:
-        type_name, key = relay.from_base64(global_id)
-    except ValueError:
-        return None
-    return int(key) if type_name == MEMBER_TYPE and key.isascii() and key.isdigit() and len(key) < 12 else None
-
 
 def member_id_of(global_id: str) -> int:
     """The member id in a mutation's `member` input; `MemberNotFound` (a userError) when it is not a member's id."""
-    member_id = member_pk(global_id)
+    member_id = MEMBER.decode(global_id)
     if member_id is None:
         raise MemberNotFound("no such member", field="member")
     return member_id
@@ -60,7 +44,11 @@ class MemberSummaryCore:
     @classmethod
     def from_model(cls, member: models.Member) -> Self:
         return cls(
-            id=member_global_id(member.id), member_number=member.member_number, name=member.display_name, model=member
+            # The same global id as the member app's `me.id`.
+            id=strawberry.ID(MEMBER.encode(member.id)),
+            member_number=member.member_number,
+            name=member.display_name,
+            model=member,
         )
 
     @strawberry.field

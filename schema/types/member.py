@@ -13,6 +13,7 @@ from loyalty.offers import lifecycle_stage
 from loyalty.program import cached_program
 from loyalty.tiers import tier_progress
 from schema.context import Info
+from schema.global_ids import ACTIVITY_ENTRY, MEMBER
 from schema.loaders import Loaders
 from schema.types.activity import ActivityConnection
 from schema.types.offer import LifecycleStage, OfferConnection, decode_offer_cursor
@@ -125,11 +126,8 @@ class Member(relay.Node):
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Member | None]:
         # A member can refetch only themselves; any other id resolves like a missing one.
         member_id = info.context.require_member()
-        result: list[Member | None] = []
-        for node_id in node_ids:
-            member = await info.context.loaders.member.load(member_id) if node_id == str(member_id) else None
-            result.append(cls.from_model(member) if member else None)
-        return result
+        member = await info.context.loaders.member.load(member_id) if member_id in MEMBER.keys(node_ids) else None
+        return MEMBER.pick({member_id: cls.from_model(member)} if member else {}, node_ids)
 
     @strawberry.field
     async def card(self) -> MemberCard:
@@ -153,7 +151,7 @@ class Member(relay.Node):
     @strawberry.field(description="Points activity, newest first.")
     async def activity(self, info: Info, first: int = 20, after: str | None = None) -> ActivityConnection:
         size = page_size(first)
-        before = decode_cursor("activity", after)
+        before = decode_cursor("activity", after, ACTIVITY_ENTRY.key_range)
         entries = await info.context.loaders.activity.load((self.model.id, size + 1, before))
         return ActivityConnection.from_page(entries, size)
 

@@ -13,6 +13,7 @@ from loyalty import models, rewards
 from loyalty.program import cached_program, tiers_of
 from schema.context import Info
 from schema.errors import BadRequest
+from schema.global_ids import REWARD, KeyRange
 from schema.types.pagination import decode_cursor, encode_cursor
 
 RewardKind = strawberry.enum(
@@ -76,11 +77,10 @@ class Reward(relay.Node):
         if member is None:
             return [None for _ in node_ids]
         program = await cached_program()
-        ids = [int(i) for i in node_ids if i.isdigit()]
-        items = await info.context.loaders.reward_items(member).load_many(ids)
-        visible = {i: item for i, item in zip(ids, items, strict=True) if item and item.unavailable != NOT_AVAILABLE}
+        items = await info.context.loaders.reward_items(member).load_many(REWARD.keys(node_ids))
         names = tier_names(program)
-        return [cls.from_item(visible[int(i)], names) if i.isdigit() and int(i) in visible else None for i in node_ids]
+        visible = {i.reward.id: cls.from_item(i, names) for i in items if i and i.unavailable != NOT_AVAILABLE}
+        return REWARD.pick(visible, node_ids)
 
 
 def tier_names(program: models.Program) -> dict[int, str]:
@@ -89,6 +89,7 @@ def tier_names(program: models.Program) -> dict[int, str]:
 
 _INT = 2**32  # every part of the catalog key is a 32-bit integer column
 _OFFSET = 2**31  # sort order and cost may be negative in the column type
+_POSITIONS = KeyRange(0, _INT**3 - 1)
 
 
 def _position(reward: models.Reward) -> int:
@@ -99,12 +100,12 @@ def _position(reward: models.Reward) -> int:
 
 
 def _decode_position(cursor: str | None) -> tuple[int, int, int] | None:
-    position = decode_cursor("reward", cursor)
+    position = decode_cursor("reward", cursor, _POSITIONS)
     if position is None:
         return None
     shifted, reward_id = divmod(position, _INT)
     sort_order, cost = divmod(shifted, _INT)
-    if sort_order >= _INT:
+    if reward_id not in REWARD.key_range:  # a forged id part must not reach the (32-bit) column
         raise BadRequest("`after` is not a cursor from this list")
     return (sort_order - _OFFSET, cost - _OFFSET, reward_id)
 

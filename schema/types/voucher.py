@@ -14,6 +14,7 @@ from loyalty.errors import InvalidInput
 from loyalty.program import cached_program
 from schema.context import Info
 from schema.errors import BadRequest
+from schema.global_ids import VOUCHER
 from schema.types.pagination import decode_cursor, encode_cursor, page_size
 from schema.types.reward import Reward, tier_names
 
@@ -69,9 +70,9 @@ class Voucher(relay.Node):
     ) -> list[Voucher | None]:
         # Only the signed-in member's vouchers: someone else's id looks exactly like a missing one.
         member_id = info.context.require_member()
-        ids = [int(i) for i in node_ids if i.isdigit()]
-        found = {v.id: v for v in await models.Voucher.filter(id__in=ids, member_id=member_id)}
-        return [cls.from_model(found[int(i)]) if i.isdigit() and int(i) in found else None for i in node_ids]
+        ids = VOUCHER.keys(node_ids)
+        found = await models.Voucher.filter(id__in=ids, member_id=member_id) if ids else []
+        return VOUCHER.pick({v.id: cls.from_model(v) for v in found}, node_ids)
 
 
 # Two cursor kinds, one per part of the list (see `loyalty.vouchers.voucher_page`); both carry a voucher id.
@@ -88,7 +89,7 @@ def decode_voucher_cursor(cursor: str | None) -> vouchers.VoucherKey | None:
         return None
     for phase, kind in enumerate(_CURSOR_KINDS):
         try:
-            voucher_id = decode_cursor(kind, cursor)
+            voucher_id = decode_cursor(kind, cursor, VOUCHER.key_range)
         except BadRequest:
             continue
         assert voucher_id is not None
