@@ -35,8 +35,8 @@ class MemberSummary:
     stamp_cards: list[StampCardProgress]
 
 
-async def _voucher_lines(member_id: int) -> list[VoucherLine]:
-    vouchers = await member_vouchers(member_id, limit=MAX_VOUCHERS, status=VoucherStatus.ACTIVE)
+async def _voucher_lines(member_id: int, at: datetime) -> list[VoucherLine]:
+    vouchers = await member_vouchers(member_id, at=at, limit=MAX_VOUCHERS, status=VoucherStatus.ACTIVE)
     # What each voucher is for: its reward, else the offer or stamp card that issued it (three queries at most).
     rewards = await Reward.in_bulk({v.reward_id for v in vouchers if v.reward_id is not None}, "id")
     offers = await Offer.in_bulk({v.offer_id for v in vouchers if v.offer_id is not None}, "id")
@@ -50,15 +50,15 @@ async def _voucher_lines(member_id: int) -> list[VoucherLine]:
 
 async def member_summary(member_id: int) -> MemberSummary:
     """Who the member is, their tier progress and points, and what they can use now. Raises `MemberNotFound`."""
-    member = await settle_member_if_due(await get_member(member_id))
-    program = await cached_program()
     at = clock.now()
+    member = await settle_member_if_due(await get_member(member_id), at)
+    program = await cached_program()
     value = await qualifying_value(member.id, program, at)
     return MemberSummary(
         member=member,
         program=program,
         tier=tier_progress(member, program, value, at),
         offers=await offers_for(member, at),
-        vouchers=await _voucher_lines(member.id),
+        vouchers=await _voucher_lines(member.id, at),
         stamp_cards=await stamp_cards_for(member.id),
     )

@@ -197,7 +197,7 @@ class Console:
     async def lookup(self, request: Request, actor: Actor) -> Response:
         # A POST: a scanned card code is single-use, so looking it up changes state (and stays out of URLs and logs).
         query = _text(await request.form(), "query")
-        member = await find_member(query, clock.now()) if query else None
+        member = await find_member(query, await cached_program(), clock.now()) if query else None
         if member is None:
             return self.redirect(
                 request,

@@ -15,7 +15,6 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.schema.config import StrawberryConfig
 
 from loyalty.ledger import settle_member_if_due
-from loyalty.program import cached_program
 from schema.context import Info
 from schema.errors import NotAuthenticated, is_public
 from schema.global_ids import NODE_TYPES, split_global_id
@@ -52,12 +51,12 @@ class Query:
         member = await info.context.loaders.member.load(member_id)
         if member is None:  # deleted since the token was issued
             raise NotAuthenticated("this member no longer exists")
-        member = await settle_member_if_due(member)
+        member = await settle_member_if_due(member, info.context.now)
         return Member.from_model(member)
 
     @strawberry.field(description="The loyalty program: name, currency and tiers.")
-    async def program(self) -> Program:
-        return Program.from_model(await cached_program())
+    async def program(self, info: Info) -> Program:
+        return Program.from_model(await info.context.program())
 
     @strawberry.field(
         description="The reward catalog: everything you can see, in catalog order, each saying whether you can "
@@ -68,7 +67,7 @@ class Query:
         member = await info.context.loaders.member.load(info.context.require_member())
         if member is None:
             raise NotAuthenticated("this member no longer exists")
-        return await RewardConnection.load(await settle_member_if_due(member), size, after)
+        return await RewardConnection.load(info, await settle_member_if_due(member, info.context.now), size, after)
 
 
 @strawberry.type

@@ -59,4 +59,6 @@ async def reward_redeem(info: Info, input: RewardRedeemInput) -> RewardRedeemPay
         )
     member = await models.Member.get(id=member_id)
     voucher = await models.Voucher.get(id=voucher_id)
-    return RewardRedeemPayload(voucher=Voucher.from_model(voucher), member=Member.from_model(member), user_errors=[])
+    return RewardRedeemPayload(
+        voucher=Voucher.from_model(voucher, info.context.now), member=Member.from_model(member), user_errors=[]
+    )

@@ -55,4 +55,6 @@ async def voucher_cancel(info: Info, input: VoucherCancelInput) -> VoucherCancel
             user_errors=[to_user_error(VoucherCancelUserError, VoucherCancelErrorCode, error)],
         )
     member = await models.Member.get(id=member_id)
-    return VoucherCancelPayload(voucher=Voucher.from_model(voucher), member=Member.from_model(member), user_errors=[])
+    return VoucherCancelPayload(
+        voucher=Voucher.from_model(voucher, info.context.now), member=Member.from_model(member), user_errors=[]
+    )

@@ -10,7 +10,7 @@ from typing import Self
 
 import strawberry
 
-from loyalty import clock, models
+from loyalty import models
 from loyalty.errors import MemberNotFound
 from loyalty.ledger import settle_member_if_due
 from loyalty.lookup import find_member
@@ -52,12 +52,12 @@ class MemberSummaryCore:
         )
 
     @strawberry.field
-    async def points(self) -> Points:
-        return await Points.of(self.model)
+    def points(self) -> Points:
+        return Points.of(self.model)
 
     @strawberry.field(description="The current tier and how far the member is from the next one.")
     async def tier(self, info: StaffInfo) -> TierProgress:
-        return await TierProgress.of(self.model, info.context.loaders)
+        return await TierProgress.of(self.model, info.context)
 
 
 @strawberry.type
@@ -75,7 +75,7 @@ class MemberSummaryBenefits:
     async def active_vouchers(self, info: StaffInfo, first: int = 20) -> list[Voucher]:
         size = page_size(first)
         page = await info.context.loaders.vouchers.load((self.model.id, size, None, models.VoucherStatus.ACTIVE))
-        return [Voucher.from_model(voucher) for _, voucher in page]
+        return [Voucher.from_model(voucher, info.context.now) for _, voucher in page]
 
     @strawberry.field(description="Progress on every active stamp card.")
     async def stamp_cards(self, info: StaffInfo) -> list[StampCardProgress]:
@@ -98,7 +98,7 @@ class MemberLookupQuery:
     )
     async def member_lookup(self, info: StaffInfo, query: str) -> MemberSummary | None:
         info.context.require(StaffRole.CASHIER)
-        member = await find_member(query, clock.now())
+        member = await find_member(query, await info.context.program(), info.context.now)
         if member is None:
             return None
-        return MemberSummary.from_model(await settle_member_if_due(member))
+        return MemberSummary.from_model(await settle_member_if_due(member, info.context.now))

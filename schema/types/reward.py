@@ -10,7 +10,7 @@ import strawberry
 from strawberry import relay
 
 from loyalty import models, rewards
-from loyalty.program import cached_program, tiers_of
+from loyalty.program import tiers_of
 from schema.context import Info
 from schema.errors import BadRequest
 from schema.global_ids import REWARD, KeyRange
@@ -76,9 +76,8 @@ class Reward(relay.Node):
         member = await info.context.loaders.member.load(info.context.require_member())
         if member is None:
             return [None for _ in node_ids]
-        program = await cached_program()
         items = await info.context.loaders.reward_items(member).load_many(REWARD.keys(node_ids))
-        names = tier_names(program)
+        names = tier_names(await info.context.program())
         visible = {i.reward.id: cls.from_item(i, names) for i in items if i and i.unavailable != NOT_AVAILABLE}
         return REWARD.pick(visible, node_ids)
 
@@ -113,9 +112,11 @@ def _decode_position(cursor: str | None) -> tuple[int, int, int] | None:
 @strawberry.type(name="RewardConnection")
 class RewardConnection(relay.Connection[Reward]):
     @classmethod
-    async def load(cls, member: models.Member, size: int, after: str | None) -> RewardConnection:
-        program = await cached_program()
-        items = await rewards.catalog(member, program, limit=size + 1, after=_decode_position(after))
+    async def load(cls, info: Info, member: models.Member, size: int, after: str | None) -> RewardConnection:
+        """A page of the catalog as `member` sees it at the request's instant."""
+        program = await info.context.program()
+        position = _decode_position(after)
+        items = await rewards.catalog(member, program, info.context.now, limit=size + 1, after=position)
         names = tier_names(program)
         edges = [
             relay.Edge(node=Reward.from_item(item, names), cursor=encode_cursor("reward", _position(item.reward)))
