@@ -22,12 +22,14 @@ from starlette.templating import Jinja2Templates
 
 from admin import session
 from admin.session import FlashKind, SessionConfig
-from admin.summary import member_summary
 from loyalty import clock
 from loyalty.actors import Actor
+from loyalty.checkout import checkout_summary
 from loyalty.earning import LineInput
 from loyalty.errors import DomainError, InvalidInput
+from loyalty.ledger import settle_member_if_due
 from loyalty.lookup import find_member
+from loyalty.members import get_member
 from loyalty.models import OfferBenefit, Program, StaffRole
 from loyalty.offers import redeem_offer
 from loyalty.program import cached_program
@@ -60,6 +62,7 @@ def _money_filter(amount: int, program: Program) -> str:
 
 
 templates.env.filters["money"] = _money_filter
+templates.env.filters["voucher_code"] = display_code
 
 
 # --- form fields ----------------------------------------------------------------------------------
@@ -207,7 +210,9 @@ class Console:
         return self.redirect(request, f"/members/{member.id}")
 
     async def member_page(self, request: Request, actor: Actor) -> Response:
-        summary = await member_summary(request.path_params["member_id"])
+        at = clock.now()  # the page shows the member as of one instant
+        member = await settle_member_if_due(await get_member(request.path_params["member_id"]), at)
+        summary = await checkout_summary(member, await cached_program(), at)
         return self.render(
             request,
             "member.html",
@@ -217,7 +222,7 @@ class Console:
             # A fresh key per rendered offer form: a double tap redeems once.
             offer_keys={item.offer.id: uuid.uuid4().hex for item in summary.offers},
             # A suggestion the cashier may overwrite with the till's number; unique, so a busy second cannot collide.
-            receipt_id=f"R-{clock.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}",
+            receipt_id=f"R-{at:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}",
         )
 
     # --- checkout actions -------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from strawberry.dataloader import DataLoader
 
-from loyalty import offers, rewards, stamps, vouchers
+from loyalty import checkout, offers, rewards, stamps, vouchers
 from loyalty.activity import activity_page, points_expiring_soon
 from loyalty.members import members_by_id
 from loyalty.models import LedgerEntry, Member, Program, Voucher, VoucherStatus
@@ -43,6 +43,7 @@ class Loaders:
         self.member = DataLoader(_members)
         self.activity = DataLoader(_activity)
         self.vouchers = DataLoader(self._vouchers)
+        self.usable_vouchers = DataLoader(self._usable_vouchers)  # (member id, limit): what the checkout lists
         self.stamp_cards = DataLoader(_stamp_cards)
         self.offers = DataLoader(self._offers, cache_key_fn=lambda member: member.id)
         # Per member id: the qualifying value in the tier period containing `now`.
@@ -58,6 +59,9 @@ class Loaders:
             await vouchers.voucher_page(member_id, at=self._now, limit=limit, after=after, status=status)
             for member_id, limit, after, status in keys
         ]
+
+    async def _usable_vouchers(self, keys: Sequence[tuple[int, int]]) -> list[list[checkout.CheckoutVoucher]]:
+        return [await checkout.usable_vouchers(member_id, self._now, limit) for member_id, limit in keys]
 
     async def _offers(self, members: Sequence[Member]) -> list[list[offers.MemberOffer]]:
         # The offers that apply now to each member, most relevant first: a constant number of queries.

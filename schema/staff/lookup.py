@@ -1,7 +1,9 @@
 """memberLookup: the checkout finds a member (card scan, member number, phone, email) and sees a summary.
 
-`MemberSummary` is what the cashier sees in one glance: who, points, tier progress, and usable offers, vouchers and
-stamp cards. Related data loads through per-request DataLoaders, so the lookup's SQL statement count stays constant.
+`MemberSummary` is what the cashier sees in one glance: the checkout read model (`loyalty.checkout`: who, points,
+tier progress, and usable offers, vouchers and stamp cards), as the console shows it too. Each part loads when asked,
+through the request's DataLoaders over the read model's functions, so the lookup's SQL statement count stays constant
+and a lookup that asks for points only reads the member.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from loyalty.lookup import find_member
 from loyalty.models import StaffRole
 from schema.global_ids import MEMBER
 from schema.staff.context import StaffInfo
+from schema.staff.vouchers import UsableVoucher
 from schema.types.member import Points, TierProgress
 from schema.types.offer import Offer
 from schema.types.pagination import page_size
 from schema.types.stamp_card import StampCardProgress
-from schema.types.voucher import Voucher
 
 
 def member_id_of(global_id: str) -> int:
@@ -71,11 +73,10 @@ class MemberSummaryBenefits:
         items = await info.context.loaders.offers.load(self.model)
         return [Offer.from_member_offer(item) for item in items[: page_size(first)]]
 
-    @strawberry.field(description="Usable vouchers, soonest expiry first.")
-    async def active_vouchers(self, info: StaffInfo, first: int = 20) -> list[Voucher]:
-        size = page_size(first)
-        page = await info.context.loaders.vouchers.load((self.model.id, size, None, models.VoucherStatus.ACTIVE))
-        return [Voucher.from_model(voucher, info.context.now) for _, voucher in page]
+    @strawberry.field(description="Usable vouchers, soonest expiry first, with what each is for.")
+    async def active_vouchers(self, info: StaffInfo, first: int = 20) -> list[UsableVoucher]:
+        items = await info.context.loaders.usable_vouchers.load((self.model.id, page_size(first)))
+        return [UsableVoucher.from_domain(item, info.context.now) for item in items]
 
     @strawberry.field(description="Progress on every active stamp card.")
     async def stamp_cards(self, info: StaffInfo) -> list[StampCardProgress]:
