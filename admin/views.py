@@ -26,12 +26,13 @@ from loyalty import clock
 from loyalty.actors import Actor
 from loyalty.checkout import checkout_summary
 from loyalty.earning import LineInput
-from loyalty.errors import DomainError, InvalidInput
+from loyalty.errors import DomainError, InvalidInput, MemberNotFound
+from loyalty.keys import primary_keys
 from loyalty.ledger import settle_member_if_due
 from loyalty.lookup import find_member
 from loyalty.members import get_member
-from loyalty.models import OfferBenefit, Program, StaffRole
-from loyalty.offers import redeem_offer
+from loyalty.models import Member, Offer, OfferBenefit, Program, StaffRole
+from loyalty.offers import OfferNotFound, redeem_offer
 from loyalty.program import cached_program
 from loyalty.purchases import PurchaseRequest, record_purchase, refund_purchase
 from loyalty.staff import authenticate_staff
@@ -40,6 +41,8 @@ from loyalty.vouchers import display_code, redeem_voucher
 LINE_ROWS = 3  # receipt lines on the purchase form; blank rows are ignored
 MAX_FIELD = 254
 MAX_AMOUNT = 10**14  # minor units: anything larger is a typo at the till
+_MEMBER_IDS = primary_keys(Member)
+_OFFER_IDS = primary_keys(Offer)
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -100,6 +103,15 @@ def _quantity(text: str) -> int:
     return int(text)
 
 
+def _check_path_ids(request: Request) -> None:
+    """A member or offer id in the URL that its table cannot hold is a miss, before it reaches a query (on
+    PostgreSQL it would be a database error)."""
+    if request.path_params.get("member_id", 1) not in _MEMBER_IDS:
+        raise MemberNotFound("no such member", field="member")
+    if request.path_params.get("offer_id", 1) not in _OFFER_IDS:
+        raise OfferNotFound("no such offer", field="offerId")
+
+
 def _store(form: FormData, actor: Actor) -> str:
     """The store the action happens in, checked against the staff member's stores (cashier or above)."""
     store_code = _required(form, "store", "The store")
@@ -155,6 +167,7 @@ class Console:
             actor = current.actor
             try:
                 actor.require(StaffRole.CASHIER)
+                _check_path_ids(request)
                 response = await handler(request, actor)
             except DomainError as error:
                 target = back.format(**request.path_params)

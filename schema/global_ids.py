@@ -6,8 +6,8 @@ same string). Decoding is strict about the key and lenient about the wrapping:
 - the key is canonical ASCII digits: no sign, spaces, underscores or leading zeros (`Reward:007` is refused rather
   than read as 7, so every object has exactly one id), never another script's digits (`str.isdigit()` accepts `²`
   and Arabic-Indic digits, and `int()` reads some of them);
-- the key fits the model's primary-key column (32-bit `IntField` or 64-bit `BigIntField` on PostgreSQL) and is at
-  least 1, so a key no row can have never reaches the database;
+- the key fits the model's primary-key column (`loyalty.keys`: 32-bit `IntField` or 64-bit `BigIntField` on
+  PostgreSQL) and is at least 1, so a key no row can have never reaches the database;
 - missing or extra `=` padding is accepted, as strawberry's `relay.GlobalID` accepts extra padding;
 - anything else (not base64, not UTF-8, no colon, another type's id) decodes to None, which every caller answers
   like a missing object: `node(id:)` with null, a mutation with its `*_NOT_FOUND` userError.
@@ -26,41 +26,10 @@ from typing import TypeVar
 from tortoise.models import Model
 
 from loyalty import models
+from loyalty.keys import KeyRange, primary_keys
 
 T = TypeVar("T")
 MAX_ENCODED = 200  # far above any id or cursor we issue: longer input is not decoded at all
-
-
-@dataclass(frozen=True)
-class KeyRange:
-    """The integers a key may take; `parse` reads one in canonical decimal, or None."""
-
-    low: int
-    high: int
-
-    def parse(self, text: str) -> int | None:
-        """`text` as an integer of this range if it is canonical decimal: ASCII digits, no leading zero, and a `-`
-        only before a negative number of a range that has them. Else None."""
-        negative = text.startswith("-") and self.low < 0
-        digits = text[1:] if negative else text
-        if not (digits.isascii() and digits.isdigit()) or (digits.startswith("0") and (negative or digits != "0")):
-            return None
-        if len(digits) > len(str(max(-self.low, self.high))):  # bounded before int() reads thousands of digits
-            return None
-        value = int(text)
-        return value if value in self else None
-
-    def __contains__(self, value: int) -> bool:
-        return self.low <= value <= self.high
-
-
-INT32 = KeyRange(-(2**31), 2**31 - 1)
-INT64 = KeyRange(-(2**63), 2**63 - 1)
-
-
-def primary_keys(model: type[Model]) -> KeyRange:
-    """The keys a row of `model` can have: 1 up to its primary-key column's maximum."""
-    return KeyRange(1, model.describe()["pk_field"]["constraints"]["le"])
 
 
 def unbase64(text: str, *, urlsafe: bool = False) -> str | None:

@@ -10,9 +10,10 @@ import strawberry
 from strawberry import relay
 
 from loyalty import models
+from loyalty.keys import INT64, KeyRange
 from loyalty.offers import MemberOffer, relevance_key
 from schema.context import Info
-from schema.global_ids import INT64, OFFER, KeyRange
+from schema.global_ids import OFFER
 from schema.types.pagination import decode_cursor_key, encode_cursor
 
 OfferBenefit = strawberry.enum(

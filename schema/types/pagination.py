@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 
+from loyalty.keys import KeyRange
 from schema.errors import BadRequest
-from schema.global_ids import KeyRange, unbase64
+from schema.global_ids import unbase64
 
 MAX_PAGE = 100
 

@@ -10,10 +10,11 @@ import strawberry
 from strawberry import relay
 
 from loyalty import models, rewards
+from loyalty.keys import KeyRange
 from loyalty.program import tiers_of
 from schema.context import Info
 from schema.errors import BadRequest
-from schema.global_ids import REWARD, KeyRange
+from schema.global_ids import REWARD
 from schema.types.pagination import decode_cursor, encode_cursor
 
 RewardKind = strawberry.enum(

@@ -259,6 +259,26 @@ async def test_lookup_by_email_and_an_unknown_member(http: httpx.AsyncClient, ca
     assert "no such member" in (await http.get("/admin/lookup")).text
 
 
+async def test_an_id_no_row_can_have_is_no_such_member_or_offer(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
+    # Given ids above the 32-bit primary-key columns (a database error on PostgreSQL if they reached a query)
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+
+    # When the cashier opens such a member, and redeems such an offer for Anna
+    missing = await http.get(f"/admin/members/{2**31}")
+    missing_page = await http.get("/admin/lookup")
+    offer = await _post(http, member_page, f"{member_page}/offers/{2**31}", {"store": "S1", "idempotency_key": "k"})
+
+    # Then they are misses like unknown ids, and nothing was written
+    assert missing.headers["location"] == "/admin/lookup"
+    assert "no such member" in missing_page.text
+    assert offer.headers["location"] == member_page
+    assert "no such offer" in (await http.get(member_page)).text
+    assert await AuditLog.all().count() == 0
+
+
 # --- checkout actions ------------------------------------------------------------------------------
 
 
