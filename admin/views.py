@@ -107,9 +107,9 @@ def _check_path_ids(request: Request) -> None:
     """A member or offer id in the URL that its table cannot hold is a miss, before it reaches a query (on
     PostgreSQL it would be a database error)."""
     if request.path_params.get("member_id", 1) not in _MEMBER_IDS:
-        raise MemberNotFound("no such member", field="member")
+        raise MemberNotFound("no such member")
     if request.path_params.get("offer_id", 1) not in _OFFER_IDS:
-        raise OfferNotFound("no such offer", field="offerId")
+        raise OfferNotFound("no such offer")
 
 
 def _store(form: FormData, actor: Actor) -> str:
