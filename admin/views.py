@@ -22,15 +22,18 @@ from starlette.templating import Jinja2Templates
 
 from admin import session
 from admin.session import FlashKind, SessionConfig
-from admin.summary import member_summary
 from loyalty import clock
 from loyalty.actors import Actor
+from loyalty.checkout import checkout_summary
 from loyalty.checks import MAX_MONEY
 from loyalty.earning import LineInput
-from loyalty.errors import DomainError, InvalidInput
+from loyalty.errors import DomainError, InvalidInput, MemberNotFound
+from loyalty.keys import primary_keys
+from loyalty.ledger import settle_member_if_due
 from loyalty.lookup import find_member
-from loyalty.models import OfferBenefit, Program, StaffRole
-from loyalty.offers import redeem_offer
+from loyalty.members import get_member
+from loyalty.models import Member, Offer, OfferBenefit, Program, StaffRole
+from loyalty.offers import OfferNotFound, redeem_offer
 from loyalty.program import cached_program
 from loyalty.purchases import PurchaseRequest, record_purchase, refund_purchase
 from loyalty.staff import authenticate_staff
@@ -38,6 +41,8 @@ from loyalty.vouchers import display_code, redeem_voucher
 
 LINE_ROWS = 3  # receipt lines on the purchase form; blank rows are ignored
 MAX_FIELD = 254
+_MEMBER_IDS = primary_keys(Member)
+_OFFER_IDS = primary_keys(Offer)
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -60,6 +65,7 @@ def _money_filter(amount: int, program: Program) -> str:
 
 
 templates.env.filters["money"] = _money_filter
+templates.env.filters["voucher_code"] = display_code
 
 
 # --- form fields ----------------------------------------------------------------------------------
@@ -95,6 +101,15 @@ def _quantity(text: str) -> int:
     if not text.isascii() or not text.isdigit():
         raise InvalidInput("a quantity is a whole number", field="lines")
     return int(text)
+
+
+def _check_path_ids(request: Request) -> None:
+    """A member or offer id in the URL that its table cannot hold is a miss, before it reaches a query (on
+    PostgreSQL it would be a database error)."""
+    if request.path_params.get("member_id", 1) not in _MEMBER_IDS:
+        raise MemberNotFound("no such member")
+    if request.path_params.get("offer_id", 1) not in _OFFER_IDS:
+        raise OfferNotFound("no such offer")
 
 
 def _store(form: FormData, actor: Actor) -> str:
@@ -152,6 +167,7 @@ class Console:
             actor = current.actor
             try:
                 actor.require(StaffRole.CASHIER)
+                _check_path_ids(request)
                 response = await handler(request, actor)
             except DomainError as error:
                 target = back.format(**request.path_params)
@@ -197,7 +213,7 @@ class Console:
     async def lookup(self, request: Request, actor: Actor) -> Response:
         # A POST: a scanned card code is single-use, so looking it up changes state (and stays out of URLs and logs).
         query = _text(await request.form(), "query")
-        member = await find_member(query, clock.now()) if query else None
+        member = await find_member(query, await cached_program(), clock.now()) if query else None
         if member is None:
             return self.redirect(
                 request,
@@ -207,7 +223,9 @@ class Console:
         return self.redirect(request, f"/members/{member.id}")
 
     async def member_page(self, request: Request, actor: Actor) -> Response:
-        summary = await member_summary(request.path_params["member_id"])
+        at = clock.now()  # the page shows the member as of one instant
+        member = await settle_member_if_due(await get_member(request.path_params["member_id"]), at)
+        summary = await checkout_summary(member, await cached_program(), at)
         return self.render(
             request,
             "member.html",
@@ -217,7 +235,7 @@ class Console:
             # A fresh key per rendered offer form: a double tap redeems once.
             offer_keys={item.offer.id: uuid.uuid4().hex for item in summary.offers},
             # A suggestion the cashier may overwrite with the till's number; unique, so a busy second cannot collide.
-            receipt_id=f"R-{clock.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}",
+            receipt_id=f"R-{at:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}",
         )
 
     # --- checkout actions -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from strawberry.asgi import GraphQL
 from api.auth import AuthError
 from api.auth.member_sign_in import member_id_from_authorization
 from api.auth.tokens import TokenService
+from loyalty import clock
 from schema.context import Context
 from schema.ports import SessionIssuer
 
@@ -38,9 +39,10 @@ class MemberGraphQL(OrjsonGraphQL[Context]):
         self.sessions = sessions
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
+        now = clock.now()  # the request's one instant: its token is checked at it and its response reads as of it
         try:
-            member_id = member_id_from_authorization(request.headers.get("authorization"), self.tokens)
+            member_id = member_id_from_authorization(request.headers.get("authorization"), self.tokens, now)
         except AuthError as error:
             # A bad or expired token is an HTTP 401, so the app knows to refresh.
             raise HTTPException(401, error.message) from error
-        return Context(request=request, response=response, member_id=member_id, sessions=self.sessions)
+        return Context(request=request, response=response, member_id=member_id, sessions=self.sessions, now=now)

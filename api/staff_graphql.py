@@ -16,6 +16,7 @@ from api.auth import AuthError
 from api.auth.staff_sign_in import StaffSignIn, actor_from_headers
 from api.auth.tokens import TokenService
 from api.graphql import OrjsonGraphQL
+from loyalty import clock
 from schema.staff.context import StaffContext
 
 
@@ -28,8 +29,11 @@ class StaffGraphQL(OrjsonGraphQL[StaffContext]):
         self.staff_sessions = StaffSignIn(tokens)
 
     async def get_context(self, request: Request, response: Response) -> StaffContext:  # type: ignore[override]
+        now = clock.now()  # the request's one instant, as on the member endpoint
         try:
-            actor = await actor_from_headers(request.headers, self.tokens)
+            actor = await actor_from_headers(request.headers, self.tokens, now)
         except AuthError as error:
             raise HTTPException(401, error.message) from error
-        return StaffContext(request=request, response=response, actor=actor, staff_sessions=self.staff_sessions)
+        return StaffContext(
+            request=request, response=response, actor=actor, staff_sessions=self.staff_sessions, now=now
+        )

@@ -342,7 +342,7 @@ class TemplateMember:
             history.at(clock.now() + rng.uniform(1, 40) * DAY, refund)
 
     async def hand_in_stamp_vouchers(self, store: str) -> None:
-        for voucher in await member_vouchers(self.member_id, limit=10, status=VoucherStatus.ACTIVE):
+        for voucher in await member_vouchers(self.member_id, at=clock.now(), limit=10, status=VoucherStatus.ACTIVE):
             if voucher.stamp_card_id is not None and self.rng.random() < STAMP_VOUCHER_USE:
                 await self.use_voucher(voucher.id, store)
 
@@ -388,7 +388,7 @@ class TemplateMember:
         expire."""
         rng, history = self.rng, self.history
         member = await get_member(self.member_id)
-        items = await catalog(member, await load_program(), limit=100)
+        items = await catalog(member, await load_program(), clock.now(), limit=100)
         # Not rewards with a limited stock: their clones would hold vouchers the stock never paid for.
         rewards = [item.reward for item in items if item.unavailable is None and item.reward.stock is None]
         if not rewards:

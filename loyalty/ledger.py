@@ -161,9 +161,12 @@ async def _debit_lots(conn: BaseDBAsyncClient, member: Member, entry: LedgerEntr
 # --- settling: pending lots mature, available lots expire -------------------------------------------
 
 
-async def settle(conn: BaseDBAsyncClient, member: Member) -> None:
-    """Mature due pending lots and expire due available lots of a locked member (idempotent)."""
-    at = clock.now()
+async def settle(conn: BaseDBAsyncClient, member: Member, at: datetime | None = None) -> None:
+    """Mature pending lots and expire available lots of a locked member that are due at `at` (default: now).
+
+    Idempotent. A read passes its request's instant, so what it shows is settled as of the moment it shows.
+    """
+    at = at or clock.now()
     due = await PointsLot.filter(member_id=member.id, status=LotStatus.PENDING, available_at__lte=at).using_db(conn)
     for lot in sorted(due, key=lambda lot: (lot.available_at, lot.id)):
         await PointsLot.filter(id=lot.id).using_db(conn).update(status=LotStatus.AVAILABLE)
@@ -236,12 +239,12 @@ def is_settle_due(member: Member, at: datetime) -> bool:
     return member.next_settle_at is not None and member.next_settle_at <= at
 
 
-async def settle_member_if_due(member: Member) -> Member:
-    """Bring a member's balances up to date before showing them (a no-op unless a lot is due)."""
-    if not is_settle_due(member, clock.now()):
+async def settle_member_if_due(member: Member, at: datetime) -> Member:
+    """Bring a member's balances up to date as of `at` before showing them (a no-op unless a lot is due then)."""
+    if not is_settle_due(member, at):
         return member
     async with locked_member(member.id) as (conn, locked):
-        await settle(conn, locked)
+        await settle(conn, locked, at)
         return locked
 
 

@@ -14,8 +14,7 @@ from tortoise.queryset import QuerySet
 
 from loyalty.card import CODE_DIGITS, card_code_window
 from loyalty.members import MEMBER_NUMBER_DIGITS, is_valid_member_number, member_by_number
-from loyalty.models import CardCodeUse, Member
-from loyalty.program import cached_program
+from loyalty.models import CardCodeUse, Member, Program
 
 _PHONE_PUNCTUATION = str.maketrans("", "", " -()./")
 
@@ -32,11 +31,11 @@ async def _single(query: QuerySet[Member]) -> Member | None:
     return found[0] if len(found) == 1 else None
 
 
-async def _use_card_code(member_number: str, code: str, at: datetime) -> Member | None:
+async def _use_card_code(member_number: str, code: str, program: Program, at: datetime) -> Member | None:
     member = await member_by_number(member_number)
     if member is None:
         return None
-    window = card_code_window(member, code, at, (await cached_program()).card_code_seconds)
+    window = card_code_window(member, code, at, program.card_code_seconds)
     if window is None:
         return None
     # The use is recorded with its window, so a code that comes round again later is not mistaken for a reuse.
@@ -47,8 +46,8 @@ async def _use_card_code(member_number: str, code: str, at: datetime) -> Member 
     return member
 
 
-async def find_member(query: str, at: datetime) -> Member | None:
-    """The one member that `query` designates at `at`, or None.
+async def find_member(query: str, program: Program, at: datetime) -> Member | None:
+    """The one member that `query` designates at `at` (card codes rotate as `program` says), or None.
 
     - 10 digits with a valid Luhn check digit: the member number (else a phone number);
     - 16 digits: a card barcode (member number + the rotating code), consumed on success;
@@ -61,7 +60,7 @@ async def find_member(query: str, at: datetime) -> Member | None:
     digits = text.isascii() and text.isdigit()  # str.isdigit() alone accepts other scripts' digits
     if digits and len(text) == MEMBER_NUMBER_DIGITS + CODE_DIGITS:
         number, code = text[:MEMBER_NUMBER_DIGITS], text[MEMBER_NUMBER_DIGITS:]
-        return await _use_card_code(number, code, at) if is_valid_member_number(number) else None
+        return await _use_card_code(number, code, program, at) if is_valid_member_number(number) else None
     if digits and is_valid_member_number(text):
         member = await member_by_number(text)
         if member is not None:

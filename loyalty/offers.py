@@ -192,14 +192,6 @@ async def offers_for(member: Member, at: datetime) -> list[MemberOffer]:
     return (await offers_for_members([member], await cached_program(), at))[member.id]
 
 
-async def active_offers_for(member_id: int, at: datetime) -> list[MemberOffer]:
-    """The offers that apply to a member at `at`, most relevant first: for the checkout's member summary.
-
-    Raises `MemberNotFound`.
-    """
-    return await offers_for(await get_member(member_id), at)
-
-
 # --- activation by the member ---------------------------------------------------------------------
 
 

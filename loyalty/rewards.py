@@ -113,8 +113,8 @@ def _tier_rank(program: Program, tier_id: int | None) -> int:
     return next((t.rank for t in program.tiers if t.id == tier_id), 0)
 
 
-def _unavailable(reward: Reward, member: Member, program: Program, used: int) -> Unavailable | None:
-    if not is_visible(reward, clock.now()):
+def _unavailable(reward: Reward, member: Member, program: Program, used: int, at: datetime) -> Unavailable | None:
+    if not is_visible(reward, at):
         return Unavailable.NOT_AVAILABLE
     if reward.min_tier_id is not None and _tier_rank(program, member.tier_id) < _tier_rank(program, reward.min_tier_id):
         return Unavailable.NOT_ELIGIBLE
@@ -148,19 +148,19 @@ async def _used(member_id: int, reward_ids: list[int], conn: BaseDBAsyncClient |
     return {reward_id: int(n) for reward_id, n in rows}
 
 
-async def _items(member: Member, program: Program, rewards: list[Reward]) -> list[CatalogItem]:
+async def _items(member: Member, program: Program, at: datetime, rewards: list[Reward]) -> list[CatalogItem]:
     used = await _used(member.id, [r.id for r in rewards])
-    return [CatalogItem(r, _unavailable(r, member, program, used.get(r.id, 0))) for r in rewards]
+    return [CatalogItem(r, _unavailable(r, member, program, used.get(r.id, 0), at)) for r in rewards]
 
 
 async def catalog(
-    member: Member, program: Program, *, limit: int, after: tuple[int, int, int] | None = None
+    member: Member, program: Program, at: datetime, *, limit: int, after: tuple[int, int, int] | None = None
 ) -> list[CatalogItem]:
-    """Up to `limit` rewards the member can see, in catalog order, after the keyset `after`.
+    """Up to `limit` rewards the member can see at `at`, in catalog order, after the keyset `after`.
 
     Two queries whatever the page size: the rewards, and the member's voucher counts for them.
     """
-    query = Reward.filter(_visible(clock.now()))
+    query = Reward.filter(_visible(at))
     if after is not None:
         sort_order, cost, reward_id = after
         query = query.filter(
@@ -169,13 +169,15 @@ async def catalog(
             | Q(sort_order=sort_order, points_cost=cost, id__gt=reward_id)
         )
     rewards = await query.order_by("sort_order", "points_cost", "id").limit(limit)
-    return await _items(member, program, rewards)
+    return await _items(member, program, at, rewards)
 
 
-async def catalog_items(member: Member, program: Program, reward_ids: list[int]) -> dict[int, CatalogItem]:
-    """The rewards among `reward_ids` with the member's availability (hidden ones as NOT_AVAILABLE)."""
+async def catalog_items(
+    member: Member, program: Program, at: datetime, reward_ids: list[int]
+) -> dict[int, CatalogItem]:
+    """The rewards among `reward_ids` with the member's availability at `at` (hidden ones as NOT_AVAILABLE)."""
     rewards = await Reward.filter(id__in=reward_ids)
-    return {item.reward.id: item for item in await _items(member, program, rewards)}
+    return {item.reward.id: item for item in await _items(member, program, at, rewards)}
 
 
 async def _take_stock(conn: BaseDBAsyncClient, reward: Reward) -> None:
@@ -212,7 +214,7 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
         program = await load_program(conn)
         used = (await _used(member.id, [reward.id], conn)).get(reward.id, 0)
         # Stock and points are enforced by the conditional writes below, not by this snapshot.
-        reason = _unavailable(reward, member, program, used)
+        reason = _unavailable(reward, member, program, used, clock.now())
         if reason == Unavailable.NOT_AVAILABLE:
             raise RewardNotAvailable("this reward is not available now", field="reward_id")
         if reason == Unavailable.NOT_ELIGIBLE:

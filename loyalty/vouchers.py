@@ -179,22 +179,31 @@ class VoucherKey:
 
 
 async def member_vouchers(
-    member_id: int, *, limit: int, after: VoucherKey | None = None, status: VoucherStatus | None = None
+    member_id: int,
+    *,
+    at: datetime,
+    limit: int,
+    after: VoucherKey | None = None,
+    status: VoucherStatus | None = None,
 ) -> list[Voucher]:
     """A page of the member's vouchers in `voucher_page` order (without the positions)."""
-    return [voucher for _, voucher in await voucher_page(member_id, limit=limit, after=after, status=status)]
+    return [voucher for _, voucher in await voucher_page(member_id, at=at, limit=limit, after=after, status=status)]
 
 
 async def voucher_page(
-    member_id: int, *, limit: int, after: VoucherKey | None = None, status: VoucherStatus | None = None
+    member_id: int,
+    *,
+    at: datetime,
+    limit: int,
+    after: VoucherKey | None = None,
+    status: VoucherStatus | None = None,
 ) -> list[tuple[VoucherKey, Voucher]]:
-    """A page of the member's vouchers, each with its position: usable ones first, soonest expiry first; then the
-    others, newest first.
+    """A page of the member's vouchers as of `at`, each with its position: usable ones first, soonest expiry first;
+    then the others, newest first.
 
     With `status`, only vouchers of that effective status (EXPIRED includes ACTIVE vouchers past their expiry).
     Raises InvalidInput for a position that is not one of the member's vouchers.
     """
-    at = clock.now()
     live = Q(status=VoucherStatus.ACTIVE, expires_at__gt=at)
     page: list[Voucher] = []
     if status in (None, VoucherStatus.ACTIVE) and (after is None or after.phase == 0):

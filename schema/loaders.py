@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from strawberry.dataloader import DataLoader
 
-from loyalty import clock, offers, rewards, stamps, vouchers
+from loyalty import checkout, offers, rewards, stamps, vouchers
 from loyalty.activity import activity_page, points_expiring_soon
 from loyalty.members import members_by_id
-from loyalty.models import (
-    LedgerEntry,
-    Member,
-    Program,
-    Voucher,
-    VoucherStatus,
-)
-from loyalty.program import cached_program
-from loyalty.tiers import period_end, period_start, qualifying_values
+from loyalty.models import LedgerEntry, Member, Program, Voucher, VoucherStatus
+from loyalty.tiers import qualifying_values
 
 ActivityKey = tuple[int, int, int | None]  # (member id, page size + 1, entries before this id)
 # (member id, page size + 1, after this position, status filter)
@@ -35,69 +28,61 @@ async def _activity(keys: Sequence[ActivityKey]) -> list[list[LedgerEntry]]:
     return [await activity_page(member_id, limit, before) for member_id, limit, before in keys]
 
 
-async def _vouchers(keys: Sequence[VoucherPageKey]) -> list[list[tuple[vouchers.VoucherKey, Voucher]]]:
-    # As for activity: one page per distinct key, in practice one per request.
-    return [
-        await vouchers.voucher_page(member_id, limit=limit, after=after, status=status)
-        for member_id, limit, after, status in keys
-    ]
-
-
-async def _offers(members: Sequence[Member]) -> list[list[offers.MemberOffer]]:
-    # The offers that apply now to each member, most relevant first: a constant number of queries.
-    by_member = await offers.offers_for_members(members, await cached_program(), clock.now())
-    return [by_member[m.id] for m in members]
-
-
 async def _stamp_cards(member_ids: Sequence[int]) -> list[list[stamps.StampCardProgress]]:
     by_member = await stamps.stamp_cards_for_members(member_ids)
     return [by_member[i] for i in member_ids]
 
 
 class Loaders:
-    """Created fresh for each request in `get_context`."""
+    """Created fresh for each request by its context, with the request's instant `now` and program snapshot
+    `program`: every loader reads as of that one instant, so none is keyed on the clock."""
 
-    def __init__(self) -> None:
+    def __init__(self, now: datetime, program: Callable[[], Awaitable[Program]]) -> None:
+        self._now = now
+        self._program = program
         self.member = DataLoader(_members)
         self.activity = DataLoader(_activity)
-        self.vouchers = DataLoader(_vouchers)
+        self.vouchers = DataLoader(self._vouchers)
+        self.usable_vouchers = DataLoader(self._usable_vouchers)  # (member id, limit): what the checkout lists
         self.stamp_cards = DataLoader(_stamp_cards)
-        self.offers = DataLoader(_offers, cache_key_fn=lambda member: member.id)
+        self.offers = DataLoader(self._offers, cache_key_fn=lambda member: member.id)
+        # Per member id: the qualifying value in the tier period containing `now`.
+        self.qualifying_value = DataLoader(self._qualifying_values)
+        # Per member id: (expiry time, points) of available points expiring within the program's warning window
+        # from `now`, soonest first.
+        self.expiring_points = DataLoader(self._expiring_points)
         self._reward_items: dict[int, DataLoader[int, rewards.CatalogItem | None]] = {}
-        self._qualifying: dict[tuple[datetime, datetime], DataLoader[int, int]] = {}
-        self._expiring: dict[datetime, DataLoader[int, list[tuple[datetime, int]]]] = {}
 
-    def qualifying_value(self, program: Program) -> DataLoader[int, int]:
-        """Qualifying value per member in the current tier period."""
-        at = clock.now()
-        window = (period_start(program, at), period_end(program, at))
-        if window not in self._qualifying:
+    async def _vouchers(self, keys: Sequence[VoucherPageKey]) -> list[list[tuple[vouchers.VoucherKey, Voucher]]]:
+        # As for activity: one page per distinct key, in practice one per request.
+        return [
+            await vouchers.voucher_page(member_id, at=self._now, limit=limit, after=after, status=status)
+            for member_id, limit, after, status in keys
+        ]
 
-            async def load(member_ids: Sequence[int]) -> list[int]:
-                totals = await qualifying_values(member_ids, program, at)
-                return [totals[i] for i in member_ids]
+    async def _usable_vouchers(self, keys: Sequence[tuple[int, int]]) -> list[list[checkout.CheckoutVoucher]]:
+        return [await checkout.usable_vouchers(member_id, self._now, limit) for member_id, limit in keys]
 
-            self._qualifying[window] = DataLoader(load)
-        return self._qualifying[window]
+    async def _offers(self, members: Sequence[Member]) -> list[list[offers.MemberOffer]]:
+        # The offers that apply now to each member, most relevant first: a constant number of queries.
+        by_member = await offers.offers_for_members(members, await self._program(), self._now)
+        return [by_member[m.id] for m in members]
 
-    def expiring_points(self, days: int) -> DataLoader[int, list[tuple[datetime, int]]]:
-        """Per member, (expiry time, points) of available points expiring within `days`, soonest first."""
-        until = clock.now() + timedelta(days=days)
-        if until not in self._expiring:
+    async def _qualifying_values(self, member_ids: Sequence[int]) -> list[int]:
+        totals = await qualifying_values(member_ids, await self._program(), self._now)
+        return [totals[i] for i in member_ids]
 
-            async def load(member_ids: Sequence[int]) -> list[list[tuple[datetime, int]]]:
-                by_member = await points_expiring_soon(member_ids, until)
-                return [by_member[i] for i in member_ids]
-
-            self._expiring[until] = DataLoader(load)
-        return self._expiring[until]
+    async def _expiring_points(self, member_ids: Sequence[int]) -> list[list[tuple[datetime, int]]]:
+        until = self._now + timedelta(days=(await self._program()).expiring_soon_days)
+        by_member = await points_expiring_soon(member_ids, until)
+        return [by_member[i] for i in member_ids]
 
     def reward_items(self, member: Member) -> DataLoader[int, rewards.CatalogItem | None]:
         """Rewards by id with `member`'s availability (a voucher's reward, a refetched reward)."""
         if member.id not in self._reward_items:
 
             async def load(reward_ids: Sequence[int]) -> list[rewards.CatalogItem | None]:
-                items = await rewards.catalog_items(member, await cached_program(), list(reward_ids))
+                items = await rewards.catalog_items(member, await self._program(), self._now, list(reward_ids))
                 return [items.get(i) for i in reward_ids]
 
             self._reward_items[member.id] = DataLoader(load)

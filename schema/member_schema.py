@@ -15,9 +15,9 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.schema.config import StrawberryConfig
 
 from loyalty.ledger import settle_member_if_due
-from loyalty.program import cached_program
 from schema.context import Info
 from schema.errors import NotAuthenticated, is_public
+from schema.global_ids import NODE_TYPES, split_global_id
 from schema.mutations.offer_activate import OfferActivatePayload, offer_activate
 from schema.mutations.profile_update import ProfileUpdatePayload, profile_update
 from schema.mutations.reward_redeem import RewardRedeemPayload, reward_redeem
@@ -36,12 +36,14 @@ from schema.types.session import SessionPayload
 @strawberry.type
 class Query:
     @strawberry.field(description="Refetch an object by its global id (yours only).")
-    async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
-        # A plain resolver rather than relay.node(): its field extension cannot be applied to two schemas.
-        try:
-            return await id.resolve_node(info, required=False)
-        except (KeyError, ValueError):  # an id of an unknown type or with a non-numeric key
+    async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
+        # A plain resolver rather than relay.node(): its field extension cannot be applied to two schemas. The id
+        # is a plain ID, decoded here, so a malformed one is answered like a missing object, not with an error.
+        parts = split_global_id(id)
+        node_type = NODE_TYPES.get(parts[0]) if parts else None
+        if parts is None or node_type is None or node_type.key(parts[1]) is None:
             return None
+        return await relay.GlobalID(node_type.name, parts[1]).resolve_node(info, required=False)
 
     @strawberry.field(description="The signed-in member.")
     async def me(self, info: Info) -> Member:
@@ -49,12 +51,12 @@ class Query:
         member = await info.context.loaders.member.load(member_id)
         if member is None:  # deleted since the token was issued
             raise NotAuthenticated("this member no longer exists")
-        member = await settle_member_if_due(member)
+        member = await settle_member_if_due(member, info.context.now)
         return Member.from_model(member)
 
     @strawberry.field(description="The loyalty program: name, currency and tiers.")
-    async def program(self) -> Program:
-        return Program.from_model(await cached_program())
+    async def program(self, info: Info) -> Program:
+        return Program.from_model(await info.context.program())
 
     @strawberry.field(
         description="The reward catalog: everything you can see, in catalog order, each saying whether you can "
@@ -65,7 +67,7 @@ class Query:
         member = await info.context.loaders.member.load(info.context.require_member())
         if member is None:
             raise NotAuthenticated("this member no longer exists")
-        return await RewardConnection.load(await settle_member_if_due(member), size, after)
+        return await RewardConnection.load(info, await settle_member_if_due(member, info.context.now), size, after)
 
 
 @strawberry.type

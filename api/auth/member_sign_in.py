@@ -8,6 +8,7 @@ serves the schema's session mutations (`schema.ports.SessionIssuer`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from api.auth import AuthError, AuthUnavailable
 from api.auth.bearer import bearer_token
@@ -46,15 +47,15 @@ async def refresh_session(refresh_token: str, *, tokens: TokenService, settings:
     return IssuedSession(access.token, access.expires_at, new_refresh, member)
 
 
-def member_id_from_authorization(header_value: str | None, tokens: TokenService) -> int | None:
-    """The member id in an `Authorization: Bearer <access token>` header; None when there is no header.
+def member_id_from_authorization(header_value: str | None, tokens: TokenService, at: datetime) -> int | None:
+    """The member id in an `Authorization: Bearer <access token>` header valid at `at`; None without a header.
 
     Raises `InvalidToken` (malformed header, bad token) or `TokenExpired`.
     """
     token = bearer_token(header_value)
     if token is None:
         return None
-    subject = tokens.verify(token, MEMBER_AUDIENCE).subject
+    subject = tokens.verify(token, MEMBER_AUDIENCE, at).subject
     if not subject.isascii() or not subject.isdigit():
         raise InvalidToken()
     return int(subject)

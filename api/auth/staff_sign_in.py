@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from api.auth import InvalidToken
 from api.auth.bearer import bearer_token
@@ -32,8 +33,8 @@ class StaffSignIn:
         return IssuedStaffSession(access.token, access.expires_at, actor)
 
 
-async def actor_from_headers(headers: Mapping[str, str], tokens: TokenService) -> Actor | None:
-    """The staff member or integration the request authenticates as; None without credentials.
+async def actor_from_headers(headers: Mapping[str, str], tokens: TokenService, at: datetime) -> Actor | None:
+    """The staff member or integration the request authenticates as at `at`; None without credentials.
 
     Raises `InvalidToken` / `TokenExpired` for a bad, expired or member token, an unknown, revoked or malformed API
     key, a deactivated account, or both kinds of credentials at once.
@@ -49,7 +50,7 @@ async def actor_from_headers(headers: Mapping[str, str], tokens: TokenService) -
     token = bearer_token(authorization)
     if token is None:
         return None
-    actor = await actor_for_subject(tokens.verify(token, STAFF_AUDIENCE).subject)
+    actor = await actor_for_subject(tokens.verify(token, STAFF_AUDIENCE, at).subject)
     if actor is None:
         raise InvalidToken("this staff account is no longer active")
     return actor

@@ -189,10 +189,11 @@ class TokenService:
         token = jwt.encode(payload, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
         return IssuedToken(token=token, expires_at=expires_at)
 
-    def verify(self, token: str, audience: str) -> Claims:
-        """The claims of a token we signed for `audience`; `InvalidToken` or `TokenExpired` otherwise."""
+    def verify(self, token: str, audience: str, at: datetime | None = None) -> Claims:
+        """The claims of a token we signed for `audience`, valid at `at` (default: now); `InvalidToken` or
+        `TokenExpired` otherwise."""
         payload = self._verified_payload(token, audience)
-        now = clock.now().timestamp()
+        now = (at or clock.now()).timestamp()
         expires = _numeric_date(payload, "exp")
         issued = _numeric_date(payload, "iat")
         subject, token_id = payload.get("sub"), payload.get("jti")

@@ -10,7 +10,8 @@ from loyalty.errors import DomainError
 from loyalty.offers import OfferNotFound, activate_offer
 from schema.context import Info
 from schema.errors import to_user_error, user_error_type
-from schema.types.offer import Offer, offer_pk
+from schema.global_ids import OFFER
+from schema.types.offer import Offer
 
 
 @strawberry.enum
@@ -37,7 +38,7 @@ class OfferActivatePayload:
 async def offer_activate(info: Info, input: OfferActivateInput) -> OfferActivatePayload:
     member_id = info.context.require_member()
     try:
-        offer_id = offer_pk(input.offer_id)
+        offer_id = OFFER.decode(input.offer_id)
         if offer_id is None:
             raise OfferNotFound("no such offer", field="offer_id")
         item = await activate_offer(member_id, offer_id)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from enum import Enum
 
 import strawberry
-from strawberry import relay
 
 from loyalty import models
 from loyalty.errors import DomainError
 from loyalty.rewards import RewardNotFound, redeem_reward
 from schema.context import Info
 from schema.errors import to_user_error, user_error_type
+from schema.global_ids import REWARD
 from schema.types.member import Member
 from schema.types.voucher import Voucher
 
@@ -44,19 +44,10 @@ class RewardRedeemPayload:
     user_errors: list[RewardRedeemUserError]  # type: ignore[valid-type]
 
 
-def decode_id(value: str, type_name: str) -> int | None:
-    """The database id inside a global id of `type_name`; None for anything else."""
-    try:
-        global_id = relay.GlobalID.from_id(value)
-    except ValueError:
-        return None
-    return int(global_id.node_id) if global_id.type_name == type_name and global_id.node_id.isdigit() else None
-
-
 async def reward_redeem(info: Info, input: RewardRedeemInput) -> RewardRedeemPayload:
     member_id = info.context.require_member()
     try:
-        reward_id = decode_id(input.reward_id, "Reward")
+        reward_id = REWARD.decode(input.reward_id)
         if reward_id is None:  # garbage or the id of another type: as unknown as a missing reward
             raise RewardNotFound("no such reward", field="reward_id")
         voucher_id = await redeem_reward(member_id, reward_id, idempotency_key=input.idempotency_key)
@@ -68,4 +59,6 @@ async def reward_redeem(info: Info, input: RewardRedeemInput) -> RewardRedeemPay
         )
     member = await models.Member.get(id=member_id)
     voucher = await models.Voucher.get(id=voucher_id)
-    return RewardRedeemPayload(voucher=Voucher.from_model(voucher), member=Member.from_model(member), user_errors=[])
+    return RewardRedeemPayload(
+        voucher=Voucher.from_model(voucher, info.context.now), member=Member.from_model(member), user_errors=[]
+    )

@@ -11,7 +11,7 @@ from loyalty.errors import DomainError
 from loyalty.vouchers import VoucherNotFound, cancel_voucher
 from schema.context import Info
 from schema.errors import to_user_error, user_error_type
-from schema.mutations.reward_redeem import decode_id
+from schema.global_ids import VOUCHER
 from schema.types.member import Member
 from schema.types.voucher import Voucher
 
@@ -44,7 +44,7 @@ class VoucherCancelPayload:
 async def voucher_cancel(info: Info, input: VoucherCancelInput) -> VoucherCancelPayload:
     member_id = info.context.require_member()
     try:
-        voucher_id = decode_id(input.voucher_id, "Voucher")
+        voucher_id = VOUCHER.decode(input.voucher_id)
         if voucher_id is None:
             raise VoucherNotFound("no such voucher", field="voucher_id")
         voucher = await cancel_voucher(member_id, voucher_id)
@@ -55,4 +55,6 @@ async def voucher_cancel(info: Info, input: VoucherCancelInput) -> VoucherCancel
             user_errors=[to_user_error(VoucherCancelUserError, VoucherCancelErrorCode, error)],
         )
     member = await models.Member.get(id=member_id)
-    return VoucherCancelPayload(voucher=Voucher.from_model(voucher), member=Member.from_model(member), user_errors=[])
+    return VoucherCancelPayload(
+        voucher=Voucher.from_model(voucher, info.context.now), member=Member.from_model(member), user_errors=[]
+    )

@@ -1,16 +1,17 @@
-"""The staff request context: the acting staff member or integration, and DataLoaders."""
+"""The staff request context: the acting staff member or integration, with the request's instant, program and
+DataLoaders (`RequestContext`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from strawberry.types import Info as StrawberryInfo
 
 from loyalty.actors import Actor
 from loyalty.models import StaffRole
+from schema.context import RequestContext
 from schema.errors import NotAuthenticated, PublicError
-from schema.loaders import Loaders
 from schema.staff.ports import StaffSessionIssuer
 
 
@@ -20,11 +21,10 @@ class NotAllowed(PublicError):
 
 
 @dataclass
-class StaffContext:
+class StaffContext(RequestContext):
     request: Any
     response: Any
     actor: Actor | None
-    loaders: Loaders = field(default_factory=Loaders)
     # Staff sign-in (`staffSessionCreate`) is served by the API layer, which owns password checks and tokens.
     staff_sessions: StaffSessionIssuer | None = None
 

@@ -1,7 +1,9 @@
 """memberLookup: the checkout finds a member (card scan, member number, phone, email) and sees a summary.
 
-`MemberSummary` is what the cashier sees in one glance: who, points, tier progress, and usable offers, vouchers and
-stamp cards. Related data loads through per-request DataLoaders, so the lookup's SQL statement count stays constant.
+`MemberSummary` is what the cashier sees in one glance: the checkout read model (`loyalty.checkout`: who, points,
+tier progress, and usable offers, vouchers and stamp cards), as the console shows it too. Each part loads when asked,
+through the request's DataLoaders over the read model's functions, so the lookup's SQL statement count stays constant
+and a lookup that asks for points only reads the member.
 """
 
 from __future__ import annotations
@@ -9,40 +11,24 @@ from __future__ import annotations
 from typing import Self
 
 import strawberry
-from strawberry import relay
 
-from loyalty import clock, models
+from loyalty import models
 from loyalty.errors import MemberNotFound
 from loyalty.ledger import settle_member_if_due
 from loyalty.lookup import find_member
 from loyalty.models import StaffRole
+from schema.global_ids import MEMBER
 from schema.staff.context import StaffInfo
+from schema.staff.vouchers import UsableVoucher
 from schema.types.member import Points, TierProgress
 from schema.types.offer import Offer
 from schema.types.pagination import page_size
 from schema.types.stamp_card import StampCardProgress
-from schema.types.voucher import Voucher
-
-MEMBER_TYPE = "Member"  # the member's global id is the same on both endpoints
-
-
-def member_global_id(member_id: int) -> strawberry.ID:
-    """The member's global id (`Member:<pk>`, base64), as the member app's `me.id`."""
-    return strawberry.ID(relay.to_base64(MEMBER_TYPE, member_id))
-
-
-def member_pk(global_id: str) -> int | None:
-    """The primary key in a member's global id; None for anything else (malformed, another type)."""
-    try:
-        type_name, key = relay.from_base64(global_id)
-    except ValueError:
-        return None
-    return int(key) if type_name == MEMBER_TYPE and key.isascii() and key.isdigit() and len(key) < 12 else None
 
 
 def member_id_of(global_id: str) -> int:
     """The member id in a mutation's `member` input; `MemberNotFound` (a userError) when it is not a member's id."""
-    member_id = member_pk(global_id)
+    member_id = MEMBER.decode(global_id)
     if member_id is None:
         raise MemberNotFound("no such member", field="member_id")
     return member_id
@@ -60,16 +46,20 @@ class MemberSummaryCore:
     @classmethod
     def from_model(cls, member: models.Member) -> Self:
         return cls(
-            id=member_global_id(member.id), member_number=member.member_number, name=member.display_name, model=member
+            # The same global id as the member app's `me.id`.
+            id=strawberry.ID(MEMBER.encode(member.id)),
+            member_number=member.member_number,
+            name=member.display_name,
+            model=member,
         )
 
     @strawberry.field
-    async def points(self) -> Points:
-        return await Points.of(self.model)
+    def points(self) -> Points:
+        return Points.of(self.model)
 
     @strawberry.field(description="The current tier and how far the member is from the next one.")
     async def tier(self, info: StaffInfo) -> TierProgress:
-        return await TierProgress.of(self.model, info.context.loaders)
+        return await TierProgress.of(self.model, info.context)
 
 
 @strawberry.type
@@ -83,11 +73,10 @@ class MemberSummaryBenefits:
         items = await info.context.loaders.offers.load(self.model)
         return [Offer.from_member_offer(item) for item in items[: page_size(first)]]
 
-    @strawberry.field(description="Usable vouchers, soonest expiry first.")
-    async def active_vouchers(self, info: StaffInfo, first: int = 20) -> list[Voucher]:
-        size = page_size(first)
-        page = await info.context.loaders.vouchers.load((self.model.id, size, None, models.VoucherStatus.ACTIVE))
-        return [Voucher.from_model(voucher) for _, voucher in page]
+    @strawberry.field(description="Usable vouchers, soonest expiry first, with what each is for.")
+    async def active_vouchers(self, info: StaffInfo, first: int = 20) -> list[UsableVoucher]:
+        items = await info.context.loaders.usable_vouchers.load((self.model.id, page_size(first)))
+        return [UsableVoucher.from_domain(item, info.context.now) for item in items]
 
     @strawberry.field(description="Progress on every active stamp card.")
     async def stamp_cards(self, info: StaffInfo) -> list[StampCardProgress]:
@@ -110,7 +99,7 @@ class MemberLookupQuery:
     )
     async def member_lookup(self, info: StaffInfo, query: str) -> MemberSummary | None:
         info.context.require(StaffRole.CASHIER)
-        member = await find_member(query, clock.now())
+        member = await find_member(query, await info.context.program(), info.context.now)
         if member is None:
             return None
-        return MemberSummary.from_model(await settle_member_if_due(member))
+        return MemberSummary.from_model(await settle_member_if_due(member, info.context.now))

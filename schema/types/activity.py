@@ -11,6 +11,7 @@ from strawberry import relay
 
 from loyalty import models
 from schema.context import Info
+from schema.global_ids import ACTIVITY_ENTRY
 from schema.types.enum_map import EnumMap
 from schema.types.pagination import encode_cursor
 
@@ -82,9 +83,9 @@ class ActivityEntry(relay.Node):
     ) -> list[ActivityEntry | None]:
         # Only the signed-in member's entries: someone else's id looks exactly like a missing one.
         member_id = info.context.require_member()
-        ids = [int(i) for i in node_ids if i.isdigit()]
-        found = {e.id: e for e in await models.LedgerEntry.filter(id__in=ids, member_id=member_id)}
-        return [cls.from_model(found[int(i)]) if i.isdigit() and int(i) in found else None for i in node_ids]
+        ids = ACTIVITY_ENTRY.keys(node_ids)
+        entries = await models.LedgerEntry.filter(id__in=ids, member_id=member_id) if ids else []
+        return ACTIVITY_ENTRY.pick({e.id: cls.from_model(e) for e in entries}, node_ids)
 
 
 @strawberry.type(name="ActivityConnection")

@@ -8,12 +8,11 @@ from datetime import date, datetime
 import strawberry
 from strawberry import relay
 
-from loyalty import card, clock, models
+from loyalty import card, models, tiers
 from loyalty.offers import lifecycle_stage
-from loyalty.program import cached_program
 from loyalty.tiers import tier_progress
-from schema.context import Info
-from schema.loaders import Loaders
+from schema.context import Info, RequestContext
+from schema.global_ids import ACTIVITY_ENTRY, MEMBER
 from schema.types.activity import ActivityConnection
 from schema.types.offer import LIFECYCLE_STAGES, LifecycleStage, OfferConnection, decode_offer_cursor
 from schema.types.pagination import decode_cursor, page_size
@@ -42,23 +41,20 @@ class Points:
     pending: int = strawberry.field(description="Earned, spendable once the return window ends.")
     lifetime_earned: int
     member_id: strawberry.Private[int]
-    expiring_days: strawberry.Private[int]
 
     @classmethod
-    async def of(cls, member: models.Member) -> Points:
+    def of(cls, member: models.Member) -> Points:
         """The member's cached balances (equal to the ledger sums)."""
-        program = await cached_program()
         return cls(
             available=member.points_available,
             pending=member.points_pending,
             lifetime_earned=member.lifetime_earned,
             member_id=member.id,
-            expiring_days=program.expiring_soon_days,
         )
 
     @strawberry.field(description="Available points expiring within the program's warning window, soonest first.")
     async def expiring_soon(self, info: Info) -> list[ExpiringPoints]:
-        expiring = await info.context.loaders.expiring_points(self.expiring_days).load(self.member_id)
+        expiring = await info.context.loaders.expiring_points.load(self.member_id)
         return [ExpiringPoints(amount=amount, expires_at=at) for at, amount in expiring]
 
 
@@ -75,11 +71,13 @@ class TierProgress:
     needed_to_keep: int = strawberry.field(description="Qualifying value still needed this period to keep the tier.")
 
     @classmethod
-    async def of(cls, member: models.Member, loaders: Loaders) -> TierProgress:
-        """The member's tier progress now (the qualifying value goes through the request's DataLoader)."""
-        program = await cached_program()
-        value = await loaders.qualifying_value(program).load(member.id)
-        progress = tier_progress(member, program, value, clock.now())
+    async def of(cls, member: models.Member, context: RequestContext) -> TierProgress:
+        """The member's tier progress as of the request (the qualifying value goes through its DataLoader)."""
+        value = await context.loaders.qualifying_value.load(member.id)
+        return cls.from_domain(tier_progress(member, await context.program(), value, context.now))
+
+    @classmethod
+    def from_domain(cls, progress: tiers.TierProgress) -> TierProgress:
         return cls(
             current=Tier.from_model(progress.current),
             next=Tier.from_model(progress.next) if progress.next else None,
@@ -125,16 +123,13 @@ class Member(relay.Node):
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Member | None]:
         # A member can refetch only themselves; any other id resolves like a missing one.
         member_id = info.context.require_member()
-        result: list[Member | None] = []
-        for node_id in node_ids:
-            member = await info.context.loaders.member.load(member_id) if node_id == str(member_id) else None
-            result.append(cls.from_model(member) if member else None)
-        return result
+        member = await info.context.loaders.member.load(member_id) if member_id in MEMBER.keys(node_ids) else None
+        return MEMBER.pick({member_id: cls.from_model(member)} if member else {}, node_ids)
 
     @strawberry.field
-    async def card(self) -> MemberCard:
-        program = await cached_program()
-        code = card.card_code(self.model, clock.now(), program.card_code_seconds)
+    async def card(self, info: Info) -> MemberCard:
+        program = await info.context.program()
+        code = card.card_code(self.model, info.context.now, program.card_code_seconds)
         return MemberCard(
             barcode_value=code.barcode_value,
             barcode_format=card.BARCODE_FORMAT,
@@ -143,17 +138,17 @@ class Member(relay.Node):
         )
 
     @strawberry.field
-    async def points(self) -> Points:
-        return await Points.of(self.model)
+    def points(self) -> Points:
+        return Points.of(self.model)
 
     @strawberry.field
     async def tier(self, info: Info) -> TierProgress:
-        return await TierProgress.of(self.model, info.context.loaders)
+        return await TierProgress.of(self.model, info.context)
 
     @strawberry.field(description="Points activity, newest first.")
     async def activity(self, info: Info, first: int = 20, after: str | None = None) -> ActivityConnection:
         size = page_size(first)
-        before = decode_cursor("activity", after)
+        before = decode_cursor("activity", after, ACTIVITY_ENTRY.key_range)
         entries = await info.context.loaders.activity.load((self.model.id, size + 1, before))
         return ActivityConnection.from_page(entries, size)
 
@@ -167,8 +162,8 @@ class Member(relay.Node):
         return OfferConnection.from_ranked(await info.context.loaders.offers.load(self.model), size, after_key)
 
     @strawberry.field(description="New, active, lapsing or lapsed: decides which offers you get.")
-    async def lifecycle_stage(self) -> LifecycleStage:
-        stage = lifecycle_stage(self.model, await cached_program(), clock.now())
+    async def lifecycle_stage(self, info: Info) -> LifecycleStage:
+        stage = lifecycle_stage(self.model, await info.context.program(), info.context.now)
         return LIFECYCLE_STAGES.to_api(stage)
 
     @strawberry.field(

@@ -9,9 +9,11 @@ from enum import Enum
 import strawberry
 from strawberry import relay
 
-from loyalty import clock, models
-from loyalty.offers import MemberOffer, offers_for, relevance_key
+from loyalty import models
+from loyalty.keys import INT64, KeyRange
+from loyalty.offers import MemberOffer, relevance_key
 from schema.context import Info
+from schema.global_ids import OFFER
 from schema.types.enum_map import EnumMap
 from schema.types.pagination import decode_cursor_key, encode_cursor
 
@@ -62,16 +64,8 @@ LIFECYCLE_STAGES = EnumMap(
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-CursorKey = tuple[int, int, int, int]
-
-
-def offer_pk(global_id: str) -> int | None:
-    """The primary key in an offer's global id; None for anything else (malformed, another type)."""
-    try:
-        type_name, key = relay.from_base64(global_id)
-    except ValueError:
-        return None
-    return int(key) if type_name == "Offer" and key.isascii() and key.isdigit() and len(key) < 12 else None
+CursorKey = tuple[int, int, int, int]  # see `relevance_key`: activated (0 or 1), priority, end, id
+_ACTIVATED = KeyRange(0, 1)
 
 
 @strawberry.type(name="Offer")
@@ -113,10 +107,8 @@ class Offer(relay.Node):
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Offer | None]:
         # Only offers that apply to the signed-in member now: any other id looks exactly like a missing one.
         member = await info.context.loaders.member.load(info.context.require_member())
-        applying = {i.offer.id: i for i in await offers_for(member, clock.now())} if member else {}
-        return [
-            cls.from_member_offer(applying[int(i)]) if i.isdigit() and int(i) in applying else None for i in node_ids
-        ]
+        applying = await info.context.loaders.offers.load(member) if member else []
+        return OFFER.pick({i.offer.id: cls.from_member_offer(i) for i in applying}, node_ids)
 
 
 def _cursor_key(item: MemberOffer) -> CursorKey:
@@ -126,7 +118,7 @@ def _cursor_key(item: MemberOffer) -> CursorKey:
 
 def decode_offer_cursor(cursor: str | None) -> CursorKey | None:
     """The ranking key inside an opaque offers cursor: the next page starts after it, even if that offer is gone."""
-    key = decode_cursor_key("offer", cursor, 4)
+    key = decode_cursor_key("offer", cursor, _ACTIVATED, INT64, INT64, OFFER.key_range)
     return None if key is None else (key[0], key[1], key[2], key[3])
 
 

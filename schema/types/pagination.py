@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
+from loyalty.keys import KeyRange
 from schema.errors import BadRequest
+from schema.global_ids import unbase64
 
 MAX_PAGE = 100
 
@@ -21,20 +22,31 @@ def encode_cursor(kind: str, *key: int) -> str:
     return base64.urlsafe_b64encode(":".join([kind, *map(str, key)]).encode()).decode()
 
 
-def decode_cursor_key(kind: str, cursor: str | None, length: int) -> tuple[int, ...] | None:
-    """The `length` integers inside an opaque cursor of this `kind`; a malformed cursor is a bad request."""
+def decode_cursor_key(kind: str, cursor: str | None, *ranges: KeyRange) -> tuple[int, ...] | None:
+    """The integers inside an opaque cursor of this `kind`, one in each of `ranges`.
+
+    A malformed cursor, another list's, or one whose integers are out of range or not canonical decimal (the rules
+    of `schema.global_ids`) is a bad request.
+    """
     if cursor is None:
         return None
-    try:
-        prefix, *parts = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-        if prefix != kind or len(parts) != length:
-            raise ValueError(cursor)
-        return tuple(int(part) for part in parts)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadRequest("`after` is not a cursor from this list") from exc
+    prefix, *parts = (unbase64(cursor, urlsafe=True) or "").split(":")
+    if prefix != kind or len(parts) != len(ranges):
+        raise _not_a_cursor()
+    key = []
+    for keys, part in zip(ranges, parts, strict=True):
+        value = keys.parse(part)
+        if value is None:
+            raise _not_a_cursor()
+        key.append(value)
+    return tuple(key)
 
 
-def decode_cursor(kind: str, cursor: str | None) -> int | None:
+def _not_a_cursor() -> BadRequest:
+    return BadRequest("`after` is not a cursor from this list")
+
+
+def decode_cursor(kind: str, cursor: str | None, keys: KeyRange) -> int | None:
     """The single integer key inside an opaque cursor of this `kind`."""
-    key = decode_cursor_key(kind, cursor, 1)
+    key = decode_cursor_key(kind, cursor, keys)
     return None if key is None else key[0]

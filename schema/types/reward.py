@@ -10,9 +10,11 @@ import strawberry
 from strawberry import relay
 
 from loyalty import models, rewards
-from loyalty.program import cached_program, tiers_of
+from loyalty.keys import KeyRange
+from loyalty.program import tiers_of
 from schema.context import Info
 from schema.errors import BadRequest
+from schema.global_ids import REWARD
 from schema.types.enum_map import EnumMap
 from schema.types.pagination import decode_cursor, encode_cursor
 
@@ -115,12 +117,10 @@ class Reward(relay.Node):
         member = await info.context.loaders.member.load(info.context.require_member())
         if member is None:
             return [None for _ in node_ids]
-        program = await cached_program()
-        ids = [int(i) for i in node_ids if i.isdigit()]
-        items = await info.context.loaders.reward_items(member).load_many(ids)
-        visible = {i: item for i, item in zip(ids, items, strict=True) if item and item.unavailable != NOT_AVAILABLE}
-        names = tier_names(program)
-        return [cls.from_item(visible[int(i)], names) if i.isdigit() and int(i) in visible else None for i in node_ids]
+        items = await info.context.loaders.reward_items(member).load_many(REWARD.keys(node_ids))
+        names = tier_names(await info.context.program())
+        visible = {i.reward.id: cls.from_item(i, names) for i in items if i and i.unavailable != NOT_AVAILABLE}
+        return REWARD.pick(visible, node_ids)
 
 
 def tier_names(program: models.Program) -> dict[int, str]:
@@ -129,6 +129,7 @@ def tier_names(program: models.Program) -> dict[int, str]:
 
 _INT = 2**32  # every part of the catalog key is a 32-bit integer column
 _OFFSET = 2**31  # sort order and cost may be negative in the column type
+_POSITIONS = KeyRange(0, _INT**3 - 1)
 
 
 def _position(reward: models.Reward) -> int:
@@ -139,12 +140,12 @@ def _position(reward: models.Reward) -> int:
 
 
 def _decode_position(cursor: str | None) -> tuple[int, int, int] | None:
-    position = decode_cursor("reward", cursor)
+    position = decode_cursor("reward", cursor, _POSITIONS)
     if position is None:
         return None
     shifted, reward_id = divmod(position, _INT)
     sort_order, cost = divmod(shifted, _INT)
-    if sort_order >= _INT:
+    if reward_id not in REWARD.key_range:  # a forged id part must not reach the (32-bit) column
         raise BadRequest("`after` is not a cursor from this list")
     return (sort_order - _OFFSET, cost - _OFFSET, reward_id)
 
@@ -152,9 +153,11 @@ def _decode_position(cursor: str | None) -> tuple[int, int, int] | None:
 @strawberry.type(name="RewardConnection")
 class RewardConnection(relay.Connection[Reward]):
     @classmethod
-    async def load(cls, member: models.Member, size: int, after: str | None) -> RewardConnection:
-        program = await cached_program()
-        items = await rewards.catalog(member, program, limit=size + 1, after=_decode_position(after))
+    async def load(cls, info: Info, member: models.Member, size: int, after: str | None) -> RewardConnection:
+        """A page of the catalog as `member` sees it at the request's instant."""
+        program = await info.context.program()
+        position = _decode_position(after)
+        items = await rewards.catalog(member, program, info.context.now, limit=size + 1, after=position)
         names = tier_names(program)
         edges = [
             relay.Edge(node=Reward.from_item(item, names), cursor=encode_cursor("reward", _position(item.reward)))

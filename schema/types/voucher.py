@@ -9,11 +9,11 @@ from enum import Enum
 import strawberry
 from strawberry import relay
 
-from loyalty import clock, models, vouchers
+from loyalty import models, vouchers
 from loyalty.errors import InvalidInput
-from loyalty.program import cached_program
 from schema.context import Info
 from schema.errors import BadRequest
+from schema.global_ids import VOUCHER
 from schema.types.enum_map import EnumMap
 from schema.types.pagination import decode_cursor, encode_cursor, page_size
 from schema.types.reward import Reward, tier_names
@@ -54,13 +54,14 @@ class Voucher(relay.Node):
     model: strawberry.Private[models.Voucher]
 
     @classmethod
-    def from_model(cls, voucher: models.Voucher) -> Voucher:
+    def from_model(cls, voucher: models.Voucher, now: datetime) -> Voucher:
+        """The voucher as of the request's instant `now` (an ACTIVE one past its expiry shows EXPIRED)."""
         return cls(
             id=voucher.id,
             code=vouchers.display_code(voucher.code),
             barcode_value=vouchers.barcode_value(voucher.code),
             barcode_format=vouchers.BARCODE_FORMAT,
-            status=VOUCHER_STATUSES.to_api(vouchers.effective_status(voucher, clock.now())),
+            status=VOUCHER_STATUSES.to_api(vouchers.effective_status(voucher, now)),
             points_cost=voucher.points_cost,
             issued_at=voucher.issued_at,
             expires_at=voucher.expires_at,
@@ -78,7 +79,7 @@ class Voucher(relay.Node):
         if member is None:
             return None
         item = await info.context.loaders.reward_items(member).load(self.model.reward_id)
-        return Reward.from_item(item, tier_names(await cached_program())) if item else None
+        return Reward.from_item(item, tier_names(await info.context.program())) if item else None
 
     @classmethod
     async def resolve_nodes(
@@ -86,9 +87,9 @@ class Voucher(relay.Node):
     ) -> list[Voucher | None]:
         # Only the signed-in member's vouchers: someone else's id looks exactly like a missing one.
         member_id = info.context.require_member()
-        ids = [int(i) for i in node_ids if i.isdigit()]
-        found = {v.id: v for v in await models.Voucher.filter(id__in=ids, member_id=member_id)}
-        return [cls.from_model(found[int(i)]) if i.isdigit() and int(i) in found else None for i in node_ids]
+        ids = VOUCHER.keys(node_ids)
+        found = await models.Voucher.filter(id__in=ids, member_id=member_id) if ids else []
+        return VOUCHER.pick({v.id: cls.from_model(v, info.context.now) for v in found}, node_ids)
 
 
 # Two cursor kinds, one per part of the list (see `loyalty.vouchers.voucher_page`); both carry a voucher id.
@@ -105,7 +106,7 @@ def decode_voucher_cursor(cursor: str | None) -> vouchers.VoucherKey | None:
         return None
     for phase, kind in enumerate(_CURSOR_KINDS):
         try:
-            voucher_id = decode_cursor(kind, cursor)
+            voucher_id = decode_cursor(kind, cursor, VOUCHER.key_range)
         except BadRequest:
             continue
         assert voucher_id is not None
@@ -127,11 +128,15 @@ class VoucherConnection(relay.Connection[Voucher]):
             page = await info.context.loaders.vouchers.load((member_id, size + 1, key, wanted))
         except InvalidInput as error:  # a cursor of a voucher that is not this member's
             raise BadRequest(error.message) from error
-        return cls.from_page(page, size)
+        return cls.from_page(page, size, info.context.now)
 
     @classmethod
-    def from_page(cls, page: list[tuple[vouchers.VoucherKey, models.Voucher]], size: int) -> VoucherConnection:
-        edges = [relay.Edge(node=Voucher.from_model(v), cursor=encode_voucher_cursor(key)) for key, v in page[:size]]
+    def from_page(
+        cls, page: list[tuple[vouchers.VoucherKey, models.Voucher]], size: int, now: datetime
+    ) -> VoucherConnection:
+        edges = [
+            relay.Edge(node=Voucher.from_model(v, now), cursor=encode_voucher_cursor(key)) for key, v in page[:size]
+        ]
         return cls(
             edges=edges,
             page_info=relay.PageInfo(

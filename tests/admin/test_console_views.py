@@ -13,14 +13,29 @@ from tortoise.transactions import in_transaction
 
 from api.app import create_app
 from api.settings import Environment
+from loyalty.actors import Actor
 from loyalty.card import card_code
 from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member
-from loyalty.models import AuditLog, EntryKind, Member, Offer, OfferBenefit, Program, Purchase, StaffUser, Voucher
+from loyalty.models import (
+    AuditLog,
+    EntryKind,
+    Member,
+    Offer,
+    OfferBenefit,
+    Program,
+    Purchase,
+    Reward,
+    RewardKind,
+    StaffRole,
+    StaffUser,
+    Voucher,
+)
 from loyalty.staff import create_staff, deactivate_staff
 from loyalty.vouchers import display_code, issue_voucher
 from tests.conftest import START, app_settings
 from tests.loyalty import ledger_helpers
+from tests.schema.staff.conftest import run_staff
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -244,6 +259,26 @@ async def test_lookup_by_email_and_an_unknown_member(http: httpx.AsyncClient, ca
     assert "no such member" in (await http.get("/admin/lookup")).text
 
 
+async def test_an_id_no_row_can_have_is_no_such_member_or_offer(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
+    # Given ids above the 32-bit primary-key columns (a database error on PostgreSQL if they reached a query)
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+
+    # When the cashier opens such a member, and redeems such an offer for Anna
+    missing = await http.get(f"/admin/members/{2**31}")
+    missing_page = await http.get("/admin/lookup")
+    offer = await _post(http, member_page, f"{member_page}/offers/{2**31}", {"store": "S1", "idempotency_key": "k"})
+
+    # Then they are misses like unknown ids, and nothing was written
+    assert missing.headers["location"] == "/admin/lookup"
+    assert "no such member" in missing_page.text
+    assert offer.headers["location"] == member_page
+    assert "no such offer" in (await http.get(member_page)).text
+    assert await AuditLog.all().count() == 0
+
+
 # --- checkout actions ------------------------------------------------------------------------------
 
 
@@ -322,6 +357,33 @@ async def test_a_voucher_is_redeemed_once_and_leaves_the_list(
     assert (await Voucher.get(id=voucher.id)).redeemed_store == "S1"
     assert "already been redeemed" in (await http.get(member_page)).text
     assert await AuditLog.filter(action="voucher.redeem").count() == 1
+
+
+async def test_the_member_page_lists_the_vouchers_as_the_staff_api_does(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
+    # Given a 5 EUR voucher, expiring first, and a voucher from nowhere
+    five_off = await Reward.create(
+        name="5 EUR off", kind=RewardKind.AMOUNT_OFF, points_cost=50, value=500, voucher_valid_days=5
+    )
+    async with in_transaction() as conn:
+        by_reward = await issue_voucher(conn, anna.id, reward=five_off)
+        plain = await issue_voucher(conn, anna.id)
+    await _sign_in(http)
+
+    # When the cashier opens the member, and an integration looks the member up
+    page = await http.get(f"/admin/members/{anna.id}")
+    till = Actor(kind="staff", id=cass.id, role=StaffRole.CASHIER, store_codes=("S1",))
+    api = await run_staff(
+        "query($q: String!) { memberLookup(query: $q) { activeVouchers { name code } } }",
+        till,
+        {"q": anna.member_number},
+    )
+
+    # Then both name them alike (the one read model, `loyalty.checkout`)
+    shown = re.findall(r"<li><span>([^<]+)</span><code>([^<]+)</code>", page.text)
+    assert shown == [(v["name"], v["code"]) for v in api.data["memberLookup"]["activeVouchers"]]
+    assert shown == [("5 EUR off", display_code(by_reward.code)), ("Voucher", display_code(plain.code))]
 
 
 async def test_another_members_voucher_is_an_invalid_code(

@@ -114,7 +114,7 @@ async def test_balance_is_updated_after_expiry(program: Program, clock: FrozenCl
     clock.advance(355 * DAY)
 
     # when the read path settles the member (no job ran)
-    shown = await ledger.settle_member_if_due(await get_member(member.id))
+    shown = await ledger.settle_member_if_due(await get_member(member.id), clock.now())
 
     # then the balance shown and the balance stored both lost exactly the expired lot
     assert shown.points_available == 20

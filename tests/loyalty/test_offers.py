@@ -244,17 +244,6 @@ async def test_most_relevant_first_activated_then_priority_then_ending_soonest_t
     assert (await offer_names(bo))[-1] == "activated"
 
 
-async def test_active_offers_for_is_the_checkout_summary(anna: Member) -> None:
-    await new_offer(name="A", priority=1)
-    await new_offer(name="B", priority=2)
-
-    summary = await offers.active_offers_for(anna.id, START)
-
-    assert [(i.offer.name, i.activated, i.remaining_uses) for i in summary] == [("B", False, 1), ("A", False, 1)]
-    with pytest.raises(MemberNotFound):
-        await offers.active_offers_for(999_999, START)
-
-
 # --- activation -----------------------------------------------------------------------------------
 
 

@@ -226,7 +226,7 @@ async def test_the_catalog_lists_visible_rewards_in_order_with_the_reason_each_i
     await rewards.redeem_reward(member.id, once.id, idempotency_key="k")
     member = await Member.get(id=member.id)
 
-    items = await rewards.catalog(member, await load_program(), limit=10)
+    items = await rewards.catalog(member, await load_program(), clock.now(), limit=10)
 
     assert [(i.reward.id, i.unavailable) for i in items] == [
         (gold.id, rewards.Unavailable.NOT_ELIGIBLE),
@@ -237,13 +237,13 @@ async def test_the_catalog_lists_visible_rewards_in_order_with_the_reason_each_i
     ]
 
 
-async def test_the_catalog_pages_by_keyset(program: Program) -> None:
+async def test_the_catalog_pages_by_keyset(program: Program, clock: FrozenClock) -> None:
     member = await member_with("u1", 0)
     made = [await reward(name=f"R{i}", points_cost=cost) for i, cost in enumerate([50, 25, 25, 100, 60])]
     program_ = await load_program()
 
-    first = await rewards.catalog(member, program_, limit=2)
-    rest = await rewards.catalog(member, program_, limit=10, after=rewards.catalog_key(first[-1].reward))
+    first = await rewards.catalog(member, program_, clock.now(), limit=2)
+    rest = await rewards.catalog(member, program_, clock.now(), limit=10, after=rewards.catalog_key(first[-1].reward))
 
     assert [i.reward.id for i in first + rest] == [made[1].id, made[2].id, made[0].id, made[4].id, made[3].id]
 

@@ -201,7 +201,7 @@ async def _ledger(clock: FrozenClock) -> tuple[Member, dict[str, int]]:
     await give_available(other.id, 5)
     adjustment = await credit_points(member.id, 300, kind=EntryKind.ADJUSTMENT, idempotency_key="a1")
     clock.advance(timedelta(days=15))  # past the return window
-    await ledger.settle_member_if_due(await Member.get(id=member.id))
+    await ledger.settle_member_if_due(await Member.get(id=member.id), clock.now())
     mature = await LedgerEntry.get(member_id=member.id, kind=EntryKind.MATURE)
     redeem = await redeem_points(member.id, 50, idempotency_key="r1")
     return member, {"earn": earn.id, "adjustment": adjustment, "mature": mature.id, "redeem": redeem.entry_id}

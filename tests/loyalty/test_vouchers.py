@@ -235,7 +235,7 @@ async def test_the_list_shows_usable_vouchers_by_expiry_then_the_rest_newest_fir
 
     pages, after = [], None
     while True:
-        page = await vouchers.voucher_page(member.id, limit=2, after=after)
+        page = await vouchers.voucher_page(member.id, at=clock.now(), limit=2, after=after)
         pages.append([v.id for _, v in page])
         if len(page) < 2:
             break
@@ -243,7 +243,7 @@ async def test_the_list_shows_usable_vouchers_by_expiry_then_the_rest_newest_fir
 
     assert [i for p in pages for i in p] == [v_new.id, v_long.id, v_mid.id, v_expired.id, v_used.id, v_short.id]
     by_status = {
-        status: [v.id for v in await vouchers.member_vouchers(member.id, limit=10, status=status)]
+        status: [v.id for v in await vouchers.member_vouchers(member.id, at=clock.now(), limit=10, status=status)]
         for status in VoucherStatus
     }
     assert by_status == {
@@ -253,4 +253,4 @@ async def test_the_list_shows_usable_vouchers_by_expiry_then_the_rest_newest_fir
         VoucherStatus.EXPIRED: [v_expired.id, v_short.id],
     }
     with pytest.raises(InvalidInput):  # a position that is not one of this member's vouchers
-        await vouchers.member_vouchers(member.id, limit=10, after=vouchers.VoucherKey(0, 10**6))
+        await vouchers.member_vouchers(member.id, at=clock.now(), limit=10, after=vouchers.VoucherKey(0, 10**6))

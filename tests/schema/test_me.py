@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from loyalty import card, jobs
+from loyalty import clock as business_clock
 from loyalty.clock import FrozenClock
-from loyalty.models import Member
+from loyalty.models import Member, Program, TierPeriod
+from loyalty.program import forget_cached_program
+from tests.conftest import START
 from tests.loyalty import ledger_helpers
+from tests.loyalty.test_offers import new_offer
 from tests.schema.conftest import HOME_QUERY, SQLCounter
 
 
@@ -189,3 +193,94 @@ async def test_home_query_sql_count_does_not_grow_with_activity(
 
     assert len(result["data"]["me"]["activity"]["edges"]) == 10
     assert len(sql_counter.statements) == with_one == 4, sql_counter.statements
+
+
+class TickingClock(FrozenClock):
+    """A clock that moves a day on from every reading it gives, and records the readings."""
+
+    def __init__(self, at: datetime) -> None:
+        super().__init__(at)
+        self.readings: list[datetime] = []
+
+    def now(self) -> datetime:
+        reading = super().now()
+        self.readings.append(reading)
+        self.advance(timedelta(days=1))
+        return reading
+
+
+async def test_a_response_reads_one_instant(anna: Member, as_member: Any, clock: FrozenClock) -> None:
+    # Given a rolling tier period, so the period's end is a year from the instant it is read at
+    await Program.filter(id=1).update(tier_period=TierPeriod.ROLLING_12_MONTHS)
+    forget_cached_program()
+    at = START + timedelta(days=400)  # the request's instant
+    # ... a purchase exactly a rolling year before it (qualifying then, not a day later; its points expire 14 days
+    # after it), 100 points expiring exactly at the expiring-soon cut-off and 20 an hour after it
+    clock.set(at - timedelta(days=365))
+    await _earn(anna, "R1", 10_000, clock)
+    clock.set(at - timedelta(days=365 - 30))
+    await ledger_helpers.give_available(anna.id, 100, key="at-cut-off")
+    clock.advance(timedelta(hours=1))
+    await ledger_helpers.give_available(anna.id, 20, key="after-cut-off")
+    # ... an offer that ends an hour after the instant and one that starts an hour after it
+    await new_offer(name="ends", valid_from=at - timedelta(days=1), valid_until=at + timedelta(hours=1))
+    await new_offer(name="starts", valid_from=at + timedelta(hours=1), valid_until=at + timedelta(days=9))
+    clock.set(at)
+    await jobs.expire_points()  # the purchase's points matured: nothing left to settle on the read
+    anna_client = as_member(anna)
+    query = (
+        "{ me { card { code codeExpiresAt } points { expiringSoon { amount expiresAt } }"
+        " tier { qualifyingValue periodEndsAt } offers { edges { node { name } } } } }"
+    )
+
+    # When the app asks for all of them and every clock reading moves time on by a day
+    ticking = TickingClock(at)
+    business_clock.use_clock(ticking)
+    try:
+        result = await anna_client.execute(query)
+    finally:
+        business_clock.use_clock(clock)
+
+    # Then the clock was read once, and every time in the response derives from that reading
+    code = card.card_code(anna, at, 60)
+    assert ticking.readings == [at]
+    assert result == {
+        "data": {
+            "me": {
+                "card": {"code": code.code, "codeExpiresAt": _iso(code.expires_at)},
+                "points": {
+                    "expiringSoon": [
+                        {"amount": 100, "expiresAt": _iso(at + timedelta(days=14))},
+                        {"amount": 100, "expiresAt": _iso(at + timedelta(days=30))},
+                    ]
+                },
+                "tier": {"qualifyingValue": 100, "periodEndsAt": _iso(at + timedelta(days=365))},
+                "offers": {"edges": [{"node": {"name": "ends"}}]},
+            }
+        }
+    }
+
+
+async def test_the_program_is_read_once_per_request_and_only_when_needed(
+    anna: Member, as_member: Any, sql_counter: SQLCounter
+) -> None:
+    # Given the program is not in the process's cache
+    client = as_member(anna)
+    forget_cached_program()
+    sql_counter.statements.clear()
+
+    # When a request needs nothing of it, and one needs it in five fields
+    trivial = await client.execute("{ __typename }")
+    trivial_statements = list(sql_counter.statements)
+    forget_cached_program()
+    result = await client.execute(
+        "{ program { name } me { card { code } lifecycleStage tier { current { name } } points { expiringSoon {"
+        " amount } } } }"
+    )
+
+    # Then the first read nothing and the second read the program once
+    assert trivial == {"data": {"__typename": "Query"}}
+    assert trivial_statements == []
+    assert result["data"]["program"] == {"name": "Test Club"}
+    assert result["data"]["me"]["tier"] == {"current": {"name": "Member"}}
+    assert len([s for s in sql_counter.statements if 'FROM "program"' in s]) == 1, sql_counter.statements

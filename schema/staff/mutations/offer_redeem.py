@@ -12,9 +12,10 @@ from loyalty.errors import DomainError
 from loyalty.models import StaffRole
 from loyalty.offers import MemberOffer, OfferNotFound, OfferRedemptionResult, redeem_offer
 from schema.errors import to_user_error, user_error_type
+from schema.global_ids import OFFER
 from schema.staff.context import StaffInfo
 from schema.staff.lookup import MemberSummary, member_id_of
-from schema.types.offer import OFFER_BENEFITS, Offer, OfferBenefit, offer_pk
+from schema.types.offer import OFFER_BENEFITS, Offer, OfferBenefit
 
 
 @strawberry.enum
@@ -82,7 +83,7 @@ async def offer_redeem(info: StaffInfo, input: OfferRedeemInput) -> OfferRedeemP
     actor = info.context.require(StaffRole.CASHIER, input.store_code)
     try:
         member_id = member_id_of(input.member)
-        offer_id = offer_pk(input.offer_id)
+        offer_id = OFFER.decode(input.offer_id)
         if offer_id is None:
             raise OfferNotFound("no such offer", field="offer_id")
         result = await redeem_offer(

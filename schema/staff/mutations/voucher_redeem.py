@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import Enum
 
 import strawberry
 
-from loyalty import models
+from loyalty.checkout import describe_vouchers
 from loyalty.errors import DomainError
 from loyalty.models import StaffRole
-from loyalty.vouchers import display_code, redeem_voucher
+from loyalty.vouchers import redeem_voucher
 from schema.errors import to_user_error, user_error_type
 from schema.staff.context import StaffInfo
 from schema.staff.lookup import MemberSummary, member_id_of
+from schema.staff.vouchers import CheckoutVoucher
 
 
 @strawberry.enum
@@ -39,33 +39,6 @@ class VoucherRedeemInput:
     )
 
 
-@strawberry.type(description="A redeemed voucher: what to apply to the basket.")
-class CheckoutVoucher:
-    code: str
-    kind: str | None = strawberry.field(
-        description="free_product, amount_off, percent_off, cashback, donation, experience; null: offer/stamp card."
-    )
-    name: str
-    value: int = strawberry.field(description="amount_off, cashback: minor units to apply; percent_off: percent.")
-    sku: str | None
-    redeemed_at: datetime
-    store_code: str
-
-    @classmethod
-    def from_model(cls, voucher: models.Voucher, reward: models.Reward | None) -> CheckoutVoucher:
-        assert voucher.redeemed_at is not None  # set by the redemption
-        assert voucher.redeemed_store is not None
-        return cls(
-            code=display_code(voucher.code),
-            kind=reward.kind.value if reward else None,
-            name=reward.name if reward else "Voucher",
-            value=reward.value if reward else 0,
-            sku=reward.sku if reward else None,
-            redeemed_at=voucher.redeemed_at,
-            store_code=voucher.redeemed_store,
-        )
-
-
 @strawberry.type
 class VoucherRedeemPayload:
     voucher: CheckoutVoucher | None
@@ -84,10 +57,10 @@ async def voucher_redeem(info: StaffInfo, input: VoucherRedeemInput) -> VoucherR
             member=None,
             user_errors=[to_user_error(VoucherRedeemUserError, VoucherRedeemErrorCode, error)],
         )
-    reward = await models.Reward.get_or_none(id=voucher.reward_id) if voucher.reward_id is not None else None
+    [redeemed] = await describe_vouchers([voucher])
     member = await info.context.loaders.member.load(voucher.member_id)
     return VoucherRedeemPayload(
-        voucher=CheckoutVoucher.from_model(voucher, reward),
+        voucher=CheckoutVoucher.from_domain(redeemed),
         member=MemberSummary.from_model(member) if member is not None else None,
         user_errors=[],
     )

@@ -106,9 +106,9 @@ async def test_refresh_uses_the_configured_lifetime(
 async def test_authorization_header_gives_the_member_id(tokens: TokenService) -> None:
     token = tokens.issue("42", MEMBER_AUDIENCE).token
 
-    assert member_id_from_authorization(None, tokens) is None
-    assert member_id_from_authorization(f"Bearer {token}", tokens) == 42
-    assert member_id_from_authorization(f"bearer  {token} ", tokens) == 42
+    assert member_id_from_authorization(None, tokens, START) is None
+    assert member_id_from_authorization(f"Bearer {token}", tokens, START) == 42
+    assert member_id_from_authorization(f"bearer  {token} ", tokens, START) == 42
 
 
 @pytest.mark.parametrize(
@@ -118,19 +118,30 @@ async def test_authorization_header_gives_the_member_id(tokens: TokenService) ->
 )
 async def test_malformed_authorization_header_is_refused(tokens: TokenService, header: str) -> None:
     with pytest.raises(InvalidToken) as refused:
-        member_id_from_authorization(header, tokens)
+        member_id_from_authorization(header, tokens, START)
     assert refused.value.code == "INVALID_TOKEN"
+
+
+async def test_the_token_is_checked_at_the_requests_instant(tokens: TokenService, settings: Settings) -> None:
+    # given a token issued at START (the business clock stays there)
+    token = tokens.issue("42", MEMBER_AUDIENCE).token
+    expiry = START + timedelta(seconds=settings.access_token_seconds)
+
+    # then it authorizes a request up to its expiry, and not a request at that instant
+    assert member_id_from_authorization(f"Bearer {token}", tokens, expiry - timedelta(seconds=1)) == 42
+    with pytest.raises(TokenExpired):
+        member_id_from_authorization(f"Bearer {token}", tokens, expiry)
 
 
 async def test_staff_token_is_not_a_member_authorization(tokens: TokenService) -> None:
     staff = tokens.issue("1", STAFF_AUDIENCE).token
 
     with pytest.raises(InvalidToken):
-        member_id_from_authorization(f"Bearer {staff}", tokens)
+        member_id_from_authorization(f"Bearer {staff}", tokens, START)
 
 
 async def test_non_numeric_subject_is_refused(tokens: TokenService) -> None:
     token = tokens.issue("staff:1", MEMBER_AUDIENCE).token
 
     with pytest.raises(InvalidToken):
-        member_id_from_authorization(f"Bearer {token}", tokens)
+        member_id_from_authorization(f"Bearer {token}", tokens, START)

@@ -227,3 +227,44 @@ async def test_the_summary_shows_offers_vouchers_and_stamp_cards_with_a_constant
         10,
     ]
     assert len(sql_counter.statements) == with_one, sql_counter.statements
+
+
+async def test_the_summary_says_what_each_voucher_is_for(anna: Member, cashier: Actor, clock: FrozenClock) -> None:
+    # given a 5 EUR voucher and a voucher from nowhere (what a cashier may issue by hand)
+    five_off = await Reward.create(
+        name="5 EUR off", kind=RewardKind.AMOUNT_OFF, points_cost=50, value=500, voucher_valid_days=5
+    )
+    async with in_transaction() as conn:
+        by_reward = await vouchers.issue_voucher(conn, anna.id, reward=five_off)
+        plain = await vouchers.issue_voucher(conn, anna.id)
+
+    result = await run_staff(
+        "query($q: String!) { memberLookup(query: $q) { activeVouchers {"
+        " id code name kind value sku status expiresAt } } }",
+        cashier,
+        {"q": anna.member_number},
+    )
+
+    assert result.errors is None, result.errors
+    assert result.data["memberLookup"]["activeVouchers"] == [
+        {
+            "id": relay.to_base64("Voucher", by_reward.id),
+            "code": vouchers.display_code(by_reward.code),
+            "name": "5 EUR off",
+            "kind": "amount_off",
+            "value": 500,
+            "sku": None,
+            "status": "ACTIVE",
+            "expiresAt": (clock.now() + timedelta(days=5)).isoformat(),
+        },
+        {
+            "id": relay.to_base64("Voucher", plain.id),
+            "code": vouchers.display_code(plain.code),
+            "name": "Voucher",
+            "kind": None,
+            "value": 0,
+            "sku": None,
+            "status": "ACTIVE",
+            "expiresAt": (clock.now() + timedelta(days=30)).isoformat(),
+        },
+    ]

@@ -13,8 +13,8 @@ from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member
 from loyalty.models import AuditLog, Member, Program, Reward, RewardKind, StaffRole, ThrottleEvent, Voucher
 from loyalty.models import VoucherStatus as Status
+from schema.global_ids import MEMBER
 from schema.staff.context import StaffContext
-from schema.staff.lookup import member_global_id
 from schema.staff.schema import build_staff_schema
 from tests.schema.staff.conftest import run_staff
 
@@ -36,7 +36,7 @@ async def issue(member: Member, reward: Reward | None = None) -> Voucher:
 
 
 async def redeem(actor: Actor | None, code: str, store: str = "S1", member: Member | None = None) -> Any:
-    variables = {"input": {"code": code, "storeCode": store, "member": member_global_id(member.id) if member else None}}
+    variables = {"input": {"code": code, "storeCode": store, "member": MEMBER.encode(member.id) if member else None}}
     result = await run_staff(REDEEM, actor, variables)
     assert result.errors is None, result.errors
     return result.data["voucherRedeem"]

@@ -1,0 +1,109 @@
+"""The checkout summary: what the till shows about a member in one glance, for the staff API and the console.
+
+Who the member is and their points (the member row's balances), their tier progress, the offers that apply to them,
+their usable vouchers with what each is for, and their stamp cards: all as of one instant with one program.
+`checkout_summary` reads everything in a constant number of queries (the console always shows everything); the
+staff API's `MemberSummary` reads the same parts field by field through its DataLoaders (`tier_progress` over
+`qualifying_values`, `offers_for_members`, `usable_vouchers`, `stamp_cards_for_members`), so a lookup that asks for
+points only pays for points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from tortoise.models import Model
+
+from loyalty.models import Member, Offer, OfferBenefit, Program, Reward, RewardKind, StampCard, Voucher, VoucherStatus
+from loyalty.offers import MemberOffer, offers_for_members
+from loyalty.stamps import StampCardProgress, stamp_cards_for_members
+from loyalty.tiers import TierProgress, qualifying_values, tier_progress
+from loyalty.vouchers import member_vouchers
+
+M = TypeVar("M", bound=Model)
+MAX_VOUCHERS = 20  # what a till lists; a member with more sees them all in the app
+# An offer's voucher gives what a reward of this kind gives (bonus points are credited, never a voucher).
+_OFFER_KINDS = {
+    OfferBenefit.AMOUNT_OFF: RewardKind.AMOUNT_OFF,
+    OfferBenefit.PERCENT_OFF: RewardKind.PERCENT_OFF,
+    OfferBenefit.FREE_ITEM: RewardKind.FREE_PRODUCT,
+}
+
+
+@dataclass(frozen=True)
+class CheckoutVoucher:
+    """A voucher and what it is for, for the cashier to apply."""
+
+    voucher: Voucher
+    # Its reward (a stamp card's voucher carries the card's reward), else the offer or stamp card that gave it.
+    name: str
+    kind: RewardKind | None  # what it gives; None: a voucher with nothing to apply but its name
+    value: int  # AMOUNT_OFF, CASHBACK, DONATION: minor units; PERCENT_OFF: percent; else 0
+    sku: str | None  # the free product
+
+
+@dataclass(frozen=True)
+class CheckoutSummary:
+    member: Member
+    program: Program
+    tier: TierProgress
+    offers: list[MemberOffer]  # most relevant first
+    vouchers: list[CheckoutVoucher]  # usable ones, soonest expiry first, at most MAX_VOUCHERS
+    stamp_cards: list[StampCardProgress]
+
+
+def _what_for(voucher: Voucher, reward: Reward | None, offer: Offer | None, card: StampCard | None) -> CheckoutVoucher:
+    if reward is not None:
+        return CheckoutVoucher(voucher, reward.name, reward.kind, reward.value, reward.sku)
+    if offer is not None:
+        kind = _OFFER_KINDS.get(offer.benefit)
+        return CheckoutVoucher(voucher, offer.name, kind, offer.value if kind else 0, offer.sku)
+    return CheckoutVoucher(voucher, card.name if card is not None else "Voucher", None, 0, None)
+
+
+async def _by_id(model: type[M], ids: set[int]) -> dict[int, M]:
+    return await model.in_bulk(ids, "id") if ids else {}
+
+
+async def describe_vouchers(vouchers: Sequence[Voucher]) -> list[CheckoutVoucher]:
+    """Each voucher with what it is for: one query per kind of source among them (one in practice, three at most)."""
+    rewards = await _by_id(Reward, {v.reward_id for v in vouchers if v.reward_id is not None})
+    rest = [v for v in vouchers if v.reward_id is None]
+    offers = await _by_id(Offer, {v.offer_id for v in rest if v.offer_id is not None})
+    cards = await _by_id(
+        StampCard, {v.stamp_card_id for v in rest if v.offer_id is None and v.stamp_card_id is not None}
+    )
+    return [
+        _what_for(
+            v,
+            rewards.get(v.reward_id) if v.reward_id is not None else None,
+            offers.get(v.offer_id) if v.offer_id is not None else None,
+            cards.get(v.stamp_card_id) if v.stamp_card_id is not None else None,
+        )
+        for v in vouchers
+    ]
+
+
+async def usable_vouchers(member_id: int, at: datetime, limit: int) -> list[CheckoutVoucher]:
+    """The member's vouchers usable at `at`, soonest expiry first, with what each is for (two queries)."""
+    return await describe_vouchers(await member_vouchers(member_id, at=at, limit=limit, status=VoucherStatus.ACTIVE))
+
+
+async def checkout_summary(member: Member, program: Program, at: datetime) -> CheckoutSummary:
+    """Everything the till shows about `member` at `at`, in at most ten queries however much there is to show.
+
+    `member` is as the caller settled it (`ledger.settle_member_if_due`), so its balances are current at `at`.
+    """
+    qualifying = await qualifying_values([member.id], program, at)
+    offers = await offers_for_members([member], program, at)
+    return CheckoutSummary(
+        member=member,
+        program=program,
+        tier=tier_progress(member, program, qualifying[member.id], at),
+        offers=offers[member.id],
+        vouchers=await usable_vouchers(member.id, at, MAX_VOUCHERS),
+        stamp_cards=(await stamp_cards_for_members([member.id]))[member.id],
+    )
