@@ -1,0 +1,1 @@
+"""The GraphQL layer: the member schema (`member_schema`) and the staff schema (`staff/`), thin over `loyalty`."""
