@@ -21,7 +21,7 @@ from api.graphql import MemberGraphQL
 from api.settings import Settings, get_settings
 from api.staff_graphql import StaffGraphQL
 from loyalty.db import connect, disconnect
-from schema.member_schema import build_member_schema
+from schema.member_schema import QueryLimits, build_member_schema
 from schema.staff.schema import build_staff_schema
 from worker.runner import run_embedded
 from worker.schedule import Schedule
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     jobs = Schedule.of(settings.job_intervals)
     tokens = TokenService(settings)
     sessions = MemberSignIn(settings=settings, tokens=tokens, verifier=FirebaseVerifier(settings))
-    limits = {
+    limits: QueryLimits = {
         "production": settings.production,
         "max_depth": settings.graphql_max_depth,
         "max_aliases": settings.graphql_max_aliases,

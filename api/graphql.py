@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.schema import BaseSchema
 
 from api.auth import AuthError
 from api.auth.member_sign_in import member_id_from_authorization
@@ -23,7 +25,7 @@ ContextT = TypeVar("ContextT")
 class OrjsonGraphQL(GraphQL[ContextT, None]):
     """What both endpoints share: orjson responses, POST only, GraphiQL only when asked (never in production)."""
 
-    def __init__(self, schema: Any, *, graphiql: bool) -> None:
+    def __init__(self, schema: BaseSchema, *, graphiql: bool) -> None:
         super().__init__(schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=False)
 
     def encode_json(self, data: object) -> bytes:
@@ -33,12 +35,13 @@ class OrjsonGraphQL(GraphQL[ContextT, None]):
 class MemberGraphQL(OrjsonGraphQL[Context]):
     """/graphql: the member app's endpoint. Only member-audience access tokens are accepted."""
 
-    def __init__(self, schema: Any, *, tokens: TokenService, sessions: SessionIssuer, graphiql: bool) -> None:
+    def __init__(self, schema: BaseSchema, *, tokens: TokenService, sessions: SessionIssuer, graphiql: bool) -> None:
         super().__init__(schema, graphiql=graphiql)
         self.tokens = tokens
         self.sessions = sessions
 
-    async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
+    # The view's signature takes websockets too; only HTTP reaches it (both routes are HTTP routes).
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         now = clock.now()  # the request's one instant: its token is checked at it and its response reads as of it
         try:
             member_id = member_id_from_authorization(request.headers.get("authorization"), self.tokens, now)

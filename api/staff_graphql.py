@@ -6,11 +6,11 @@ The actor is rebuilt from the database on every request, so a deactivated accoun
 
 from __future__ import annotations
 
-from typing import Any
-
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.schema import BaseSchema
 
 from api.auth import AuthError
 from api.auth.staff_sign_in import StaffSignIn, actor_from_headers
@@ -23,12 +23,12 @@ from schema.staff.context import StaffContext
 class StaffGraphQL(OrjsonGraphQL[StaffContext]):
     """/staff/graphql: checkout and back-office operations for staff and integrations."""
 
-    def __init__(self, schema: Any, *, tokens: TokenService, graphiql: bool) -> None:
+    def __init__(self, schema: BaseSchema, *, tokens: TokenService, graphiql: bool) -> None:
         super().__init__(schema, graphiql=graphiql)
         self.tokens = tokens
         self.staff_sessions = StaffSignIn(tokens)
 
-    async def get_context(self, request: Request, response: Response) -> StaffContext:  # type: ignore[override]
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> StaffContext:
         now = clock.now()  # the request's one instant, as on the member endpoint
         try:
             actor = await actor_from_headers(request.headers, self.tokens, now)

@@ -576,9 +576,11 @@ def main(argv: list[str] | None = None) -> int:
 
     env = server_env(database_url)
     os.environ.update({k: env[k] for k in ("KLUBB_JWT_DEV_KEY_FILE", "KLUBB_ACCESS_TOKEN_SECONDS")})
-    from api.settings import Settings
+    from api.settings import Environment, Settings
 
-    settings = Settings(environment="development", jwt_dev_key_file=str(KEY_FILE), access_token_seconds=TOKEN_SECONDS)
+    settings = Settings(
+        environment=Environment.DEVELOPMENT, jwt_dev_key_file=str(KEY_FILE), access_token_seconds=TOKEN_SECONDS
+    )
     ctx = BenchContext(
         settings, database_url, list(range(1, members + 1)), args.tokens, random.Random(seed.RANDOM_SEED)
     )

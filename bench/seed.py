@@ -643,13 +643,11 @@ async def count_totals(tables: list[Table], templates: int, history_seconds: flo
         "SELECT t.name AS name, COUNT(*) AS n FROM member m JOIN tier t ON t.id = m.tier_id GROUP BY t.name"
     )
     kinds = await conn.execute_query_dict("SELECT kind, COUNT(*) AS n FROM ledger_entry GROUP BY kind")
-    dues = [
-        due
+    # values(), not values_list(flat=True), which tortoise types as tuples.
+    dues: list[datetime] = [
+        row[name]
         for name in ("next_settle_at", "tier_held_until")
-        for due in await Member.filter(**{f"{name}__isnull": False})
-        .order_by(name)
-        .limit(1)
-        .values_list(name, flat=True)
+        for row in await Member.filter(**{f"{name}__isnull": False}).order_by(name).limit(1).values(name)
     ]
     return Totals(
         templates=templates,
@@ -762,7 +760,7 @@ async def verify_member(member_id: int) -> None:
     for lot in lots:
         if not 0 <= lot.remaining <= lot.amount or lot.remaining != lot.amount - taken.get(lot.id, 0):
             raise SeedError(f"lot {lot.id}: remaining {lot.remaining} of {lot.amount}, allocations {taken.get(lot.id)}")
-    candidates = [lot.available_at for lot in lots if lot.status == LotStatus.PENDING]
+    candidates: list[datetime | None] = [lot.available_at for lot in lots if lot.status == LotStatus.PENDING]
     candidates += [lot.expires_at for lot in lots if lot.status == LotStatus.AVAILABLE and lot.remaining > 0]
     expected = min((c for c in candidates if c is not None), default=None)
     if member.next_settle_at != expected:

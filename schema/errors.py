@@ -8,7 +8,7 @@ the GraphQL input field.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Final
+from typing import Final, Protocol, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -23,10 +23,16 @@ class UserError:
     field: list[str] | None = strawberry.field(description="Path to the input field at fault, e.g. [input, amount].")
 
 
-def user_error_type(name: str, codes: type[Enum]) -> Any:
-    """Declare `<name>` implementing UserError with `code: <codes>!`."""
-    namespace = {"__annotations__": {"code": codes}}
-    return strawberry.type(type(name, (UserError,), namespace), name=name)
+CodeT = TypeVar("CodeT", bound=Enum)
+CodeT_contra = TypeVar("CodeT_contra", bound=Enum, contravariant=True)
+UserErrorT_co = TypeVar("UserErrorT_co", bound=UserError, covariant=True)
+
+
+class UserErrorType(Protocol[CodeT_contra, UserErrorT_co]):
+    """A mutation's error type: a strawberry type beside its mutation, implementing UserError with its own code
+    enum (`class RewardRedeemUserError(UserError): code: RewardRedeemErrorCode`)."""
+
+    def __call__(self, *, code: CodeT_contra, message: str, field: list[str] | None) -> UserErrorT_co: ...
 
 
 # Inputs named otherwise than the domain's parameter. Mutations take the member as a global id called `member` (the
@@ -44,7 +50,9 @@ def input_path(field: str | None) -> list[str] | None:
     return ["input", INPUT_NAMES.get(field) or to_camel_case(field)]
 
 
-def to_user_error(error_type: Any, codes: type[Enum], error: DomainError) -> Any:
+def to_user_error(
+    error_type: UserErrorType[CodeT, UserErrorT_co], codes: type[CodeT], error: DomainError
+) -> UserErrorT_co:
     """Map a domain failure onto a mutation's error type (unknown codes fall back to INVALID)."""
     code = codes[error.code] if error.code in codes.__members__ else codes["INVALID"]
     return error_type(code=code, message=error.message, field=input_path(error.field))

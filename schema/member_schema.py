@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 import strawberry
 from graphql import ValidationRule
@@ -90,21 +90,25 @@ class Mutation:
     )
 
 
-def query_limits(
-    *,
-    production: bool,
-    max_depth: int,
-    max_aliases: int,
-    max_tokens: int,
-    extra_rules: Sequence[type[ValidationRule]] = (),
-) -> list[Callable[[], Any]]:
+class QueryLimits(TypedDict, total=False):
+    """What both schemas are built with: `build_member_schema(**limits)`, `build_staff_schema(**limits)`."""
+
+    production: Required[bool]
+    max_depth: int  # default 12
+    max_aliases: int  # default 30
+    max_tokens: int  # default 2000
+
+
+def query_limits(limits: QueryLimits, extra_rules: Sequence[type[ValidationRule]] = ()) -> list[Callable[[], Any]]:
     """Extensions every schema gets: parser/validation caches and query limits; in production also no
     introspection and masked unexpected errors."""
+    production = limits["production"]
+    max_tokens = limits.get("max_tokens", 2000)
     # The rule classes are made once per schema: ValidationCache keys on them, so rules made per request
     # (e.g. `lambda: QueryDepthLimiter(...)`) would make every request miss the cache and re-validate.
     rules = [
-        depth_limit_rule(max_depth, should_ignore=None),
-        alias_limit_rule(max_aliases),
+        depth_limit_rule(limits.get("max_depth", 12), should_ignore=None),
+        alias_limit_rule(limits.get("max_aliases", 30)),
         *extra_rules,
         *([NoSchemaIntrospectionCustomRule] if production else []),
     ]
@@ -119,21 +123,16 @@ def query_limits(
     return extensions
 
 
-def build_member_schema(
-    *, production: bool, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 2000
-) -> strawberry.Schema:
+def build_member_schema(**limits: Unpack[QueryLimits]) -> strawberry.Schema:
     """The member schema. Production accepts only the app's trusted documents, refuses introspection, gives no
     field suggestions and masks unexpected errors."""
+    production = limits["production"]
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         types=[ActivityEntry],
         extensions=query_limits(
-            production=production,
-            max_depth=max_depth,
-            max_aliases=max_aliases,
-            max_tokens=max_tokens,
-            extra_rules=[trusted_documents_rule(load_trusted_hashes())] if production else [],
+            limits, extra_rules=[trusted_documents_rule(load_trusted_hashes())] if production else []
         ),
         config=StrawberryConfig(disable_field_suggestions=production),
     )

@@ -24,7 +24,10 @@ from loyalty.models import OutboxEvent
 
 
 class Consumer(Protocol):
-    name: str
+    @property  # read-only, so a frozen dataclass's field satisfies it
+    def name(self) -> str:
+        """A short name for the consumer, e.g. "webhooks"."""
+        ...
 
     async def fan_out(self, conn: BaseDBAsyncClient, events: Sequence[OutboxEvent], now: datetime) -> None:
         """Inside the dispatch transaction `conn`: record this consumer's work for `events` (safe to repeat)."""

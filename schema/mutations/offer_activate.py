@@ -9,7 +9,7 @@ import strawberry
 from loyalty.errors import DomainError
 from loyalty.offers import OfferNotFound, activate_offer
 from schema.context import Info
-from schema.errors import to_user_error, user_error_type
+from schema.errors import UserError, to_user_error
 from schema.global_ids import OFFER
 from schema.types.offer import Offer
 
@@ -21,7 +21,9 @@ class OfferActivateErrorCode(Enum):
     MEMBER_NOT_FOUND = "MEMBER_NOT_FOUND"
 
 
-OfferActivateUserError = user_error_type("OfferActivateUserError", OfferActivateErrorCode)
+@strawberry.type
+class OfferActivateUserError(UserError):
+    code: OfferActivateErrorCode
 
 
 @strawberry.input
@@ -32,7 +34,7 @@ class OfferActivateInput:
 @strawberry.type
 class OfferActivatePayload:
     offer: Offer | None = strawberry.field(description="The offer, activated. Activating it again changes nothing.")
-    user_errors: list[OfferActivateUserError]  # type: ignore[valid-type]
+    user_errors: list[OfferActivateUserError]
 
 
 async def offer_activate(info: Info, input: OfferActivateInput) -> OfferActivatePayload:

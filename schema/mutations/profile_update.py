@@ -10,7 +10,7 @@ import strawberry
 from loyalty.errors import DomainError
 from loyalty.members import ProfileChanges, update_profile
 from schema.context import Info
-from schema.errors import to_user_error, user_error_type
+from schema.errors import UserError, to_user_error
 from schema.types.member import Member
 
 
@@ -20,7 +20,9 @@ class ProfileUpdateErrorCode(Enum):
     MEMBER_NOT_FOUND = "MEMBER_NOT_FOUND"
 
 
-ProfileUpdateUserError = user_error_type("ProfileUpdateUserError", ProfileUpdateErrorCode)
+@strawberry.type
+class ProfileUpdateUserError(UserError):
+    code: ProfileUpdateErrorCode
 
 
 @strawberry.input
@@ -37,7 +39,7 @@ class ProfileUpdateInput:
 @strawberry.type
 class ProfileUpdatePayload:
     member: Member | None
-    user_errors: list[ProfileUpdateUserError]  # type: ignore[valid-type]
+    user_errors: list[ProfileUpdateUserError]
 
 
 async def profile_update(info: Info, input: ProfileUpdateInput) -> ProfileUpdatePayload:

@@ -10,7 +10,7 @@ from loyalty import models
 from loyalty.errors import DomainError
 from loyalty.rewards import RewardNotFound, redeem_reward
 from schema.context import Info
-from schema.errors import to_user_error, user_error_type
+from schema.errors import UserError, to_user_error
 from schema.global_ids import REWARD
 from schema.types.member import Member
 from schema.types.voucher import Voucher
@@ -28,7 +28,9 @@ class RewardRedeemErrorCode(Enum):
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
-RewardRedeemUserError = user_error_type("RewardRedeemUserError", RewardRedeemErrorCode)
+@strawberry.type
+class RewardRedeemUserError(UserError):
+    code: RewardRedeemErrorCode
 
 
 @strawberry.input
@@ -41,7 +43,7 @@ class RewardRedeemInput:
 class RewardRedeemPayload:
     voucher: Voucher | None
     member: Member | None = strawberry.field(description="With the new balance.")
-    user_errors: list[RewardRedeemUserError]  # type: ignore[valid-type]
+    user_errors: list[RewardRedeemUserError]
 
 
 async def reward_redeem(info: Info, input: RewardRedeemInput) -> RewardRedeemPayload:

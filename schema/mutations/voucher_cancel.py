@@ -10,7 +10,7 @@ from loyalty import models
 from loyalty.errors import DomainError
 from loyalty.vouchers import VoucherNotFound, cancel_voucher
 from schema.context import Info
-from schema.errors import to_user_error, user_error_type
+from schema.errors import UserError, to_user_error
 from schema.global_ids import VOUCHER
 from schema.types.member import Member
 from schema.types.voucher import Voucher
@@ -26,7 +26,9 @@ class VoucherCancelErrorCode(Enum):
     NOT_CANCELLABLE = "NOT_CANCELLABLE"
 
 
-VoucherCancelUserError = user_error_type("VoucherCancelUserError", VoucherCancelErrorCode)
+@strawberry.type
+class VoucherCancelUserError(UserError):
+    code: VoucherCancelErrorCode
 
 
 @strawberry.input
@@ -38,7 +40,7 @@ class VoucherCancelInput:
 class VoucherCancelPayload:
     voucher: Voucher | None
     member: Member | None = strawberry.field(description="With the points given back.")
-    user_errors: list[VoucherCancelUserError]  # type: ignore[valid-type]
+    user_errors: list[VoucherCancelUserError]
 
 
 async def voucher_cancel(info: Info, input: VoucherCancelInput) -> VoucherCancelPayload:

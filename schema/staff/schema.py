@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 
-from schema.member_schema import query_limits
+from schema.member_schema import QueryLimits, query_limits
 from schema.staff.actor import StaffActor
 from schema.staff.context import StaffInfo
 from schema.staff.lookup import MemberLookupQuery
@@ -44,15 +46,11 @@ class Mutation(
     pass
 
 
-def build_staff_schema(
-    *, production: bool, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 2000
-) -> strawberry.Schema:
+def build_staff_schema(**limits: Unpack[QueryLimits]) -> strawberry.Schema:
     """The staff schema (no trusted-document allow-list: the console and integrations send their own queries)."""
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        extensions=query_limits(
-            production=production, max_depth=max_depth, max_aliases=max_aliases, max_tokens=max_tokens
-        ),
-        config=StrawberryConfig(disable_field_suggestions=production),
+        extensions=query_limits(limits),
+        config=StrawberryConfig(disable_field_suggestions=limits["production"]),
     )

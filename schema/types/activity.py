@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 
@@ -13,6 +13,7 @@ from loyalty import models
 from schema.context import Info
 from schema.global_ids import ACTIVITY_ENTRY
 from schema.types.enum_map import EnumMap
+from schema.types.node import VisibleNode
 from schema.types.pagination import encode_cursor
 
 
@@ -58,7 +59,7 @@ _DESCRIPTIONS = {
 
 
 @strawberry.type(name="ActivityEntry")
-class ActivityEntry(relay.Node):
+class ActivityEntry(VisibleNode):
     id: relay.NodeID[int]
     kind: ActivityKind
     points: int = strawberry.field(description="Change of the member's points (available and pending).")
@@ -78,9 +79,7 @@ class ActivityEntry(relay.Node):
         )
 
     @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[ActivityEntry | None]:
+    async def resolve_visible(cls, info: Info, node_ids: Sequence[str]) -> list[ActivityEntry | None]:
         # Only the signed-in member's entries: someone else's id looks exactly like a missing one.
         member_id = info.context.require_member()
         ids = ACTIVITY_ENTRY.keys(node_ids)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import date, datetime
 
 import strawberry
@@ -14,6 +14,7 @@ from loyalty.tiers import tier_progress
 from schema.context import Info, RequestContext
 from schema.global_ids import ACTIVITY_ENTRY, MEMBER
 from schema.types.activity import ActivityConnection
+from schema.types.node import VisibleNode
 from schema.types.offer import LIFECYCLE_STAGES, LifecycleStage, OfferConnection, decode_offer_cursor
 from schema.types.pagination import decode_cursor, page_size
 from schema.types.program import Tier
@@ -92,7 +93,7 @@ class TierProgress:
 
 
 @strawberry.type(name="Member")
-class Member(relay.Node):
+class Member(VisibleNode):
     id: relay.NodeID[int]
     member_number: str
     display_name: str
@@ -120,7 +121,7 @@ class Member(relay.Node):
         )
 
     @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Member | None]:
+    async def resolve_visible(cls, info: Info, node_ids: Sequence[str]) -> list[Member | None]:
         # A member can refetch only themselves; any other id resolves like a missing one.
         member_id = info.context.require_member()
         member = await info.context.loaders.member.load(member_id) if member_id in MEMBER.keys(node_ids) else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
@@ -15,6 +15,7 @@ from loyalty.offers import MemberOffer, relevance_key
 from schema.context import Info
 from schema.global_ids import OFFER
 from schema.types.enum_map import EnumMap
+from schema.types.node import VisibleNode
 from schema.types.pagination import decode_cursor_key, encode_cursor
 
 
@@ -69,7 +70,7 @@ _ACTIVATED = KeyRange(0, 1)
 
 
 @strawberry.type(name="Offer")
-class Offer(relay.Node):
+class Offer(VisibleNode):
     id: relay.NodeID[int]
     name: str
     description: str
@@ -104,7 +105,7 @@ class Offer(relay.Node):
         )
 
     @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Offer | None]:
+    async def resolve_visible(cls, info: Info, node_ids: Sequence[str]) -> list[Offer | None]:
         # Only offers that apply to the signed-in member now: any other id looks exactly like a missing one.
         member = await info.context.loaders.member.load(info.context.require_member())
         applying = await info.context.loaders.offers.load(member) if member else []

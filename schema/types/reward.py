@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 
@@ -16,6 +16,7 @@ from schema.context import Info
 from schema.errors import BadRequest
 from schema.global_ids import REWARD
 from schema.types.enum_map import EnumMap
+from schema.types.node import VisibleNode
 from schema.types.pagination import decode_cursor, encode_cursor
 
 
@@ -71,7 +72,7 @@ UNAVAILABLE_REASONS = EnumMap(
 
 
 @strawberry.type(name="Reward")
-class Reward(relay.Node):
+class Reward(VisibleNode):
     id: relay.NodeID[int]
     name: str
     description: str
@@ -112,7 +113,7 @@ class Reward(relay.Node):
         )
 
     @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Reward | None]:
+    async def resolve_visible(cls, info: Info, node_ids: Sequence[str]) -> list[Reward | None]:
         # Only rewards the member can see in the catalog; others resolve like missing ones.
         member = await info.context.loaders.member.load(info.context.require_member())
         if member is None:

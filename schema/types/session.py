@@ -7,7 +7,7 @@ from enum import Enum
 
 import strawberry
 
-from schema.errors import input_path, user_error_type
+from schema.errors import UserError, input_path
 from schema.ports import IssuedSession, SessionRefused
 from schema.types.member import Member
 
@@ -22,7 +22,9 @@ class SessionErrorCode(Enum):
     REFRESH_TOKEN_REUSED = "REFRESH_TOKEN_REUSED"  # noqa: S105
 
 
-SessionUserError = user_error_type("SessionUserError", SessionErrorCode)
+@strawberry.type
+class SessionUserError(UserError):
+    code: SessionErrorCode
 
 
 @strawberry.type(description="Send `accessToken` as a Bearer token; trade `refreshToken` for new tokens before expiry.")
@@ -31,7 +33,7 @@ class SessionPayload:
     access_token_expires_at: datetime | None
     refresh_token: str | None
     member: Member | None
-    user_errors: list[SessionUserError]  # type: ignore[valid-type]
+    user_errors: list[SessionUserError]
 
     @classmethod
     def issued(cls, session: IssuedSession) -> SessionPayload:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from loyalty import stamps
+from loyalty import stamps as loyalty_stamps  # not `stamps`: the field `stamps` shadows that in the class body
 
 
 @strawberry.type(description="Collect `stampsRequired` stamps for a voucher; surplus stamps carry over.")
@@ -16,7 +16,7 @@ class StampCardProgress:
     completed: int = strawberry.field(description="How many times you have filled this card.")
 
     @classmethod
-    def from_domain(cls, progress: stamps.StampCardProgress) -> StampCardProgress:
+    def from_domain(cls, progress: loyalty_stamps.StampCardProgress) -> StampCardProgress:
         return cls(
             name=progress.name,
             description=progress.description,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 
@@ -15,6 +15,7 @@ from schema.context import Info
 from schema.errors import BadRequest
 from schema.global_ids import VOUCHER
 from schema.types.enum_map import EnumMap
+from schema.types.node import VisibleNode
 from schema.types.pagination import decode_cursor, encode_cursor, page_size
 from schema.types.reward import Reward, tier_names
 
@@ -41,7 +42,7 @@ VOUCHER_STATUSES = EnumMap(
 
 
 @strawberry.type(name="Voucher")
-class Voucher(relay.Node):
+class Voucher(VisibleNode):
     id: relay.NodeID[int]
     code: str = strawberry.field(description="For the cashier to type, grouped: XXXX-XXXX-XXXX-XXXX.")
     barcode_value: str = strawberry.field(description="What the till scans.")
@@ -82,9 +83,7 @@ class Voucher(relay.Node):
         return Reward.from_item(item, tier_names(await info.context.program())) if item else None
 
     @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Voucher | None]:
+    async def resolve_visible(cls, info: Info, node_ids: Sequence[str]) -> list[Voucher | None]:
         # Only the signed-in member's vouchers: someone else's id looks exactly like a missing one.
         member_id = info.context.require_member()
         ids = VOUCHER.keys(node_ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -404,7 +405,7 @@ async def test_purchase_rejects_invalid_input_and_writes_nothing(
 ) -> None:
     # given
     member = await new_member("uid-rules")
-    args: dict[str, object] = {
+    args: dict[str, Any] = {
         "store_code": "S1",
         "receipt_id": "R1",
         "occurred_at": clock.now(),
@@ -417,7 +418,7 @@ async def test_purchase_rejects_invalid_input_and_writes_nothing(
 
     # when / then
     with pytest.raises(error):
-        await ledger_helpers.earn_for_purchase(member.id, **args)  # type: ignore[arg-type]
+        await ledger_helpers.earn_for_purchase(member.id, **args)
     assert await row_counts() == before
     assert await balances(member.id) == (0, 0, 0)
 
@@ -449,7 +450,7 @@ async def test_refund_rejects_invalid_input_and_writes_nothing(
     before = await row_counts()
     args: dict[str, object] = {"store_code": "S1", "receipt_id": "R1", "refund_id": "F1", "amount": 1_000, **changes}
     with pytest.raises(InvalidInput):
-        await ledger_helpers.refund_purchase(**args)  # type: ignore[arg-type]
+        await ledger_helpers.refund_purchase(**args)
     assert await row_counts() == before
 
 

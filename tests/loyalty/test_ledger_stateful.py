@@ -325,7 +325,7 @@ class LedgerMachine(RuleBasedStateMachine):
         lots = (
             await PointsLot.filter(member_id=self.member_id).order_by("id").values_list("amount", "remaining", "status")
         )
-        return member, lots  # type: ignore[return-value]
+        return member, lots
 
 
 @pytest.mark.slow

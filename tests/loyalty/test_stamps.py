@@ -26,7 +26,7 @@ async def test_items_card_completes_with_surplus_and_issues_one_voucher_per_comp
     assert (voucher.member_id, voucher.stamp_card_id, voucher.reward_id, voucher.status) == (
         member.id,
         card.id,
-        card.reward_id,  # type: ignore[attr-defined]
+        card.reward_id,
         VoucherStatus.ACTIVE,
     )
 

@@ -26,12 +26,9 @@ async def _tier_name(member_id: int) -> str:
 
 
 async def _tier_events(member_id: int) -> list[tuple[str | None, str, str]]:
-    payloads = (
-        await OutboxEvent.filter(member_id=member_id, type="tier.changed")
-        .order_by("id")
-        .values_list("payload", flat=True)
-    )
-    return [(p["from"], p["to"], p["direction"]) for p in payloads]  # type: ignore[index]
+    # values(), not values_list(flat=True), which tortoise types as tuples.
+    rows = await OutboxEvent.filter(member_id=member_id, type="tier.changed").order_by("id").values("payload")
+    return [(row["payload"]["from"], row["payload"]["to"], row["payload"]["direction"]) for row in rows]
 
 
 async def _qualifying(member_id: int) -> int:

@@ -2,12 +2,13 @@
 what the API does not show is listed as hidden. A new domain value fails here until someone decides which it is."""
 
 from collections import Counter
-from enum import Enum
+from enum import Enum, EnumMeta
 from typing import Any
 
 import pytest
 import strawberry
 from graphql import GraphQLEnumType, build_schema
+from strawberry.types.enum import StrawberryEnumDefinition
 
 from loyalty.models import EntryKind
 from schema.member_schema import build_member_schema
@@ -54,14 +55,20 @@ def map_problems(enum_map: EnumMap[Any, Any]) -> list[str]:
     return problems
 
 
-def _api_enums(schema: strawberry.Schema) -> dict[str, type[Enum]]:
+def _api_enums(schema: strawberry.Schema) -> dict[str, EnumMeta]:
     """The schema's enums but the mutations' error codes (declared with their mutation, not behind a domain enum)."""
     names = [
         t.name
         for t in build_schema(str(schema)).type_map.values()
         if isinstance(t, GraphQLEnumType) and not t.name.startswith("__") and not t.name.endswith("ErrorCode")
     ]
-    return {name: schema.get_type_by_name(name).wrapped_cls for name in names}  # type: ignore[union-attr]
+    return {name: _enum_definition(schema, name).wrapped_cls for name in names}
+
+
+def _enum_definition(schema: strawberry.Schema, name: str) -> StrawberryEnumDefinition:
+    definition = schema.get_type_by_name(name)
+    assert isinstance(definition, StrawberryEnumDefinition)
+    return definition
 
 
 def test_every_domain_value_is_shown_or_hidden_on_purpose() -> None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 from enum import Enum
 
 import pytest
+import strawberry
 
 from loyalty.errors import InvalidInput, MemberNotFound
-from schema.errors import input_path, to_user_error, user_error_type
+from schema.errors import UserError, input_path, to_user_error
 
 
 class _Codes(Enum):
     INVALID = "INVALID"
 
 
-_ErrorType = user_error_type("TestUserError", _Codes)
+@strawberry.type
+class _ErrorType(UserError):
+    code: _Codes
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ import hashlib
 import hmac
 import sys
 from datetime import timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -27,8 +28,8 @@ from worker.runner import drain_once, make_client, outbox_consumers
 from worker.webhooks import backoff, claim_due, record_attempt, sign, verify_signature
 
 
-def _settings(db: str, **overrides: object) -> Settings:
-    return Settings(database_url=db, **overrides)  # type: ignore[arg-type]
+def _settings(db: str, **overrides: Any) -> Settings:
+    return Settings(database_url=db, **overrides)
 
 
 async def _drain(settings: Settings) -> int:
@@ -146,7 +147,7 @@ async def test_create_list_and_deactivate_endpoints(db: str, clock: FrozenClock)
     assert [(e.id, e.active) for e in await list_webhook_endpoints()] == [(first.id, True), (second.id, False)]
     assert [e.id for e in await list_webhook_endpoints(include_inactive=False)] == [first.id]
     deliveries = await WebhookDelivery.all().order_by("endpoint_id")
-    assert [(d.endpoint_id, d.status, d.last_error) for d in deliveries] == [  # type: ignore[attr-defined]
+    assert [(d.endpoint_id, d.status, d.last_error) for d in deliveries] == [
         (first.id, DeliveryStatus.PENDING, ""),
         (second.id, DeliveryStatus.FAILED, "endpoint deactivated"),
     ]

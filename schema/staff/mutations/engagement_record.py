@@ -10,7 +10,7 @@ import strawberry
 from loyalty.engagement import record_engagement
 from loyalty.errors import DomainError
 from loyalty.models import StaffRole
-from schema.errors import to_user_error, user_error_type
+from schema.errors import UserError, to_user_error
 from schema.staff.context import StaffInfo
 from schema.staff.lookup import MemberSummary, member_id_of
 
@@ -24,7 +24,9 @@ class EngagementRecordErrorCode(Enum):
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
-EngagementRecordUserError = user_error_type("EngagementRecordUserError", EngagementRecordErrorCode)
+@strawberry.type
+class EngagementRecordUserError(UserError):
+    code: EngagementRecordErrorCode
 
 
 @strawberry.input
@@ -45,7 +47,7 @@ class EngagementRecorded:
 class EngagementRecordPayload:
     engagement: EngagementRecorded | None
     member: MemberSummary | None
-    user_errors: list[EngagementRecordUserError]  # type: ignore[valid-type]
+    user_errors: list[EngagementRecordUserError]
 
 
 async def engagement_record(info: StaffInfo, input: EngagementRecordInput) -> EngagementRecordPayload:

@@ -11,7 +11,7 @@ from loyalty import models
 from loyalty.errors import DomainError
 from loyalty.models import StaffRole
 from loyalty.offers import MemberOffer, OfferNotFound, OfferRedemptionResult, redeem_offer
-from schema.errors import to_user_error, user_error_type
+from schema.errors import UserError, to_user_error
 from schema.global_ids import OFFER
 from schema.staff.context import StaffInfo
 from schema.staff.lookup import MemberSummary, member_id_of
@@ -30,7 +30,9 @@ class OfferRedeemErrorCode(Enum):
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
-OfferRedeemUserError = user_error_type("OfferRedeemUserError", OfferRedeemErrorCode)
+@strawberry.type
+class OfferRedeemUserError(UserError):
+    code: OfferRedeemErrorCode
 
 
 @strawberry.input
@@ -76,7 +78,7 @@ class CheckoutOffer:
 class OfferRedeemPayload:
     redemption: CheckoutOffer | None
     member: MemberSummary | None
-    user_errors: list[OfferRedeemUserError]  # type: ignore[valid-type]
+    user_errors: list[OfferRedeemUserError]
 
 
 async def offer_redeem(info: StaffInfo, input: OfferRedeemInput) -> OfferRedeemPayload:

@@ -11,7 +11,7 @@ from loyalty import adjustments
 from loyalty.adjustments import Adjustment, adjust_member_points
 from loyalty.errors import DomainError
 from loyalty.models import StaffRole
-from schema.errors import to_user_error, user_error_type
+from schema.errors import UserError, to_user_error
 from schema.staff.context import StaffInfo
 from schema.staff.lookup import MemberSummary, member_id_of
 from schema.types.enum_map import EnumMap
@@ -50,7 +50,9 @@ class PointsAdjustErrorCode(Enum):
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
-PointsAdjustUserError = user_error_type("PointsAdjustUserError", PointsAdjustErrorCode)
+@strawberry.type
+class PointsAdjustUserError(UserError):
+    code: PointsAdjustErrorCode
 
 
 @strawberry.input
@@ -90,7 +92,7 @@ class PointsAdjustment:
 class PointsAdjustPayload:
     adjustment: PointsAdjustment | None
     member: MemberSummary | None
-    user_errors: list[PointsAdjustUserError]  # type: ignore[valid-type]
+    user_errors: list[PointsAdjustUserError]
 
 
 async def points_adjust(info: StaffInfo, input: PointsAdjustInput) -> PointsAdjustPayload:

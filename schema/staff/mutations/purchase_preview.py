@@ -13,7 +13,7 @@ import strawberry
 from loyalty.errors import DomainError
 from loyalty.models import StaffRole
 from loyalty.purchases import preview_purchase
-from schema.errors import to_user_error, user_error_type
+from schema.errors import UserError, to_user_error
 from schema.staff.context import StaffInfo
 from schema.staff.earning_types import EarningBreakdown, PurchaseRecordInput
 from schema.staff.lookup import member_id_of
@@ -27,13 +27,15 @@ class PurchasePreviewErrorCode(Enum):
     LINES_TOTAL_MISMATCH = "LINES_TOTAL_MISMATCH"
 
 
-PurchasePreviewUserError = user_error_type("PurchasePreviewUserError", PurchasePreviewErrorCode)
+@strawberry.type
+class PurchasePreviewUserError(UserError):
+    code: PurchasePreviewErrorCode
 
 
 @strawberry.type
 class PurchasePreviewPayload:
     earning: EarningBreakdown | None
-    user_errors: list[PurchasePreviewUserError]  # type: ignore[valid-type]
+    user_errors: list[PurchasePreviewUserError]
 
 
 async def purchase_preview(info: StaffInfo, input: PurchaseRecordInput) -> PurchasePreviewPayload:

@@ -10,7 +10,7 @@ import strawberry
 from loyalty.errors import DomainError
 from loyalty.models import StaffRole
 from loyalty.purchases import record_purchase
-from schema.errors import to_user_error, user_error_type
+from schema.errors import UserError, to_user_error
 from schema.staff.context import StaffInfo
 from schema.staff.earning_types import EarningBreakdown, PurchaseRecordInput, StampsAdded
 from schema.staff.lookup import MemberSummary, member_id_of
@@ -25,7 +25,9 @@ class PurchaseRecordErrorCode(Enum):
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
-PurchaseRecordUserError = user_error_type("PurchaseRecordUserError", PurchaseRecordErrorCode)
+@strawberry.type
+class PurchaseRecordUserError(UserError):
+    code: PurchaseRecordErrorCode
 
 
 @strawberry.type(description="A recorded purchase and what it earned.")
@@ -43,7 +45,7 @@ class RecordedPurchase:
 class PurchaseRecordPayload:
     purchase: RecordedPurchase | None
     member: MemberSummary | None
-    user_errors: list[PurchaseRecordUserError]  # type: ignore[valid-type]
+    user_errors: list[PurchaseRecordUserError]
 
 
 async def purchase_record(info: StaffInfo, input: PurchaseRecordInput) -> PurchaseRecordPayload:

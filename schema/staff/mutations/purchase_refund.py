@@ -9,7 +9,7 @@ import strawberry
 from loyalty.errors import DomainError
 from loyalty.models import StaffRole
 from loyalty.purchases import LineRefund, refund_purchase
-from schema.errors import to_user_error, user_error_type
+from schema.errors import UserError, to_user_error
 from schema.staff.context import StaffInfo
 from schema.staff.lookup import MemberSummary
 
@@ -22,7 +22,9 @@ class PurchaseRefundErrorCode(Enum):
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
-PurchaseRefundUserError = user_error_type("PurchaseRefundUserError", PurchaseRefundErrorCode)
+@strawberry.type
+class PurchaseRefundUserError(UserError):
+    code: PurchaseRefundErrorCode
 
 
 @strawberry.input(description="Refund `quantity` items of receipt line `lineNo` (1-based).")
@@ -52,7 +54,7 @@ class PurchaseRefundResult:
 class PurchaseRefundPayload:
     refund: PurchaseRefundResult | None
     member: MemberSummary | None
-    user_errors: list[PurchaseRefundUserError]  # type: ignore[valid-type]
+    user_errors: list[PurchaseRefundUserError]
 
 
 async def purchase_refund(info: StaffInfo, input: PurchaseRefundInput) -> PurchaseRefundPayload:

@@ -12,7 +12,7 @@ from enum import Enum
 import strawberry
 
 from loyalty.errors import DomainError
-from schema.errors import to_user_error, user_error_type
+from schema.errors import UserError, to_user_error
 from schema.staff.actor import StaffActor
 from schema.staff.context import StaffInfo
 from schema.staff.ports import StaffSessionIssuer
@@ -25,7 +25,9 @@ class StaffSessionCreateErrorCode(Enum):
     TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
 
 
-StaffSessionCreateUserError = user_error_type("StaffSessionCreateUserError", StaffSessionCreateErrorCode)
+@strawberry.type
+class StaffSessionCreateUserError(UserError):
+    code: StaffSessionCreateErrorCode
 
 
 @strawberry.input
@@ -41,7 +43,7 @@ class StaffSessionCreatePayload:
     access_token: str | None
     access_token_expires_at: datetime | None
     staff: StaffActor | None
-    user_errors: list[StaffSessionCreateUserError]  # type: ignore[valid-type]
+    user_errors: list[StaffSessionCreateUserError]
 
 
 async def staff_session_create(info: StaffInfo, input: StaffSessionCreateInput) -> StaffSessionCreatePayload:

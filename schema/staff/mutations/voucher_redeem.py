@@ -10,7 +10,7 @@ from loyalty.checkout import describe_vouchers
 from loyalty.errors import DomainError
 from loyalty.models import StaffRole
 from loyalty.vouchers import redeem_voucher
-from schema.errors import to_user_error, user_error_type
+from schema.errors import UserError, to_user_error
 from schema.staff.context import StaffInfo
 from schema.staff.lookup import MemberSummary, member_id_of
 from schema.staff.vouchers import CheckoutVoucher
@@ -27,7 +27,9 @@ class VoucherRedeemErrorCode(Enum):
     MEMBER_NOT_FOUND = "MEMBER_NOT_FOUND"
 
 
-VoucherRedeemUserError = user_error_type("VoucherRedeemUserError", VoucherRedeemErrorCode)
+@strawberry.type
+class VoucherRedeemUserError(UserError):
+    code: VoucherRedeemErrorCode
 
 
 @strawberry.input
@@ -43,7 +45,7 @@ class VoucherRedeemInput:
 class VoucherRedeemPayload:
     voucher: CheckoutVoucher | None
     member: MemberSummary | None
-    user_errors: list[VoucherRedeemUserError]  # type: ignore[valid-type]
+    user_errors: list[VoucherRedeemUserError]
 
 
 async def voucher_redeem(info: StaffInfo, input: VoucherRedeemInput) -> VoucherRedeemPayload:
