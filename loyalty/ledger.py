@@ -321,7 +321,7 @@ async def reverse_debit(conn: BaseDBAsyncClient, member: Member, entry_id: int) 
     Points whose lot has expired meanwhile expire again at once. A redemption is reversed at most once
     (`AlreadyReversed`); an entry that is not this member's redemption is `NotFound`.
     """
-    original = await LedgerEntry.get_or_none(id=entry_id, member_id=member.id, kind=EntryKind.REDEEM).using_db(conn)
+    original = await LedgerEntry.get_or_none(id=entry_id, member_id=member.id, kind=EntryKind.REDEEM, using_db=conn)
     if original is None:
         raise NotFound("no such redemption", field="entry_id")
     if await LedgerEntry.filter(reverses_id=entry_id).using_db(conn).exists():

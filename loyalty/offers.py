@@ -279,7 +279,7 @@ async def redeem_offer(
     async def action(conn: BaseDBAsyncClient) -> OfferRedemptionResult:
         at = clock.now()
         member = await lock_member(conn, member_id)
-        offer = await Offer.get_or_none(id=offer_id).using_db(conn)
+        offer = await Offer.get_or_none(id=offer_id, using_db=conn)
         if offer is None:
             raise OfferNotFound("no such offer", field="offer_id")
         program = await load_program(conn)

@@ -208,7 +208,7 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
 
     async def action(conn: BaseDBAsyncClient) -> _Issued:
         member = await lock_member(conn, member_id)
-        reward = await Reward.get_or_none(id=reward_id).using_db(conn)
+        reward = await Reward.get_or_none(id=reward_id, using_db=conn)
         if reward is None:
             raise RewardNotFound("no such reward", field="reward_id")
         program = await load_program(conn)
