@@ -283,7 +283,7 @@ async def apply_reward_config(specs: list[dict[str, Any]]) -> int:
     for order, spec in enumerate(specs):
         name = check_text(spec.get("name"), "name", 100, label="reward config: a name")
         try:
-            kind = RewardKind(spec.get("kind"))
+            kind = RewardKind(spec.get("kind", ""))
         except ValueError as exc:
             raise InvalidInput(f"reward config {name!r}: {exc}", field="kind") from exc
         cost = spec.get("points_cost")
