@@ -81,7 +81,7 @@ async def record_engagement(
     _check(event_type, external_id, occurred_at)
 
     async def action(conn: BaseDBAsyncClient) -> EngagementResult:
-        rule = await EngagementRule.get_or_none(event_type=event_type, active=True).using_db(conn)
+        rule = await EngagementRule.get_or_none(event_type=event_type, active=True, using_db=conn)
         if rule is None:
             raise UnknownEventType(f"no active engagement rule for event type {event_type!r}", field="event_type")
         # The member lock serializes this member's events, so two concurrent ones cannot both take the last slot.

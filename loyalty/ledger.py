@@ -189,9 +189,9 @@ async def settle(conn: BaseDBAsyncClient, member: Member, at: datetime | None = 
             await PointsLot.filter(member_id=member.id, status=LotStatus.AVAILABLE)
             .using_db(conn)
             .annotate(total=Sum("remaining"))
-            .values_list("total", flat=True)
+            .values("total")
         )
-        debt = max(0, int((held[0] if held else 0) or 0) - member.points_available)
+        debt = max(0, int((held[0]["total"] if held else 0) or 0) - member.points_available)
     for lot in sorted(expired, key=_spend_order):
         await PointsLot.filter(id=lot.id).using_db(conn).update(status=LotStatus.EXPIRED)
         if lot.remaining:
@@ -221,15 +221,15 @@ async def _schedule_next_settle(conn: BaseDBAsyncClient, member: Member) -> None
         await PointsLot.filter(member_id=member.id, status=LotStatus.PENDING)
         .using_db(conn)
         .annotate(at=Min("available_at"))
-        .values_list("at", flat=True)
+        .values("at")
     )
     expiring = (
         await PointsLot.filter(member_id=member.id, status=LotStatus.AVAILABLE, remaining__gt=0)
         .using_db(conn)
         .annotate(at=Min("expires_at"))
-        .values_list("at", flat=True)
+        .values("at")
     )
-    candidates = [t for t in (*pending, *expiring) if t is not None]
+    candidates: list[datetime] = [row["at"] for row in (*pending, *expiring) if row["at"] is not None]
     member.next_settle_at = min(candidates) if candidates else None
     await Member.filter(id=member.id).using_db(conn).update(next_settle_at=member.next_settle_at)
 
@@ -321,7 +321,7 @@ async def reverse_debit(conn: BaseDBAsyncClient, member: Member, entry_id: int) 
     Points whose lot has expired meanwhile expire again at once. A redemption is reversed at most once
     (`AlreadyReversed`); an entry that is not this member's redemption is `NotFound`.
     """
-    original = await LedgerEntry.get_or_none(id=entry_id, member_id=member.id, kind=EntryKind.REDEEM).using_db(conn)
+    original = await LedgerEntry.get_or_none(id=entry_id, member_id=member.id, kind=EntryKind.REDEEM, using_db=conn)
     if original is None:
         raise NotFound("no such redemption", field="entry_id")
     if await LedgerEntry.filter(reverses_id=entry_id).using_db(conn).exists():

@@ -279,7 +279,7 @@ async def redeem_offer(
     async def action(conn: BaseDBAsyncClient) -> OfferRedemptionResult:
         at = clock.now()
         member = await lock_member(conn, member_id)
-        offer = await Offer.get_or_none(id=offer_id).using_db(conn)
+        offer = await Offer.get_or_none(id=offer_id, using_db=conn)
         if offer is None:
             raise OfferNotFound("no such offer", field="offer_id")
         program = await load_program(conn)
@@ -372,7 +372,7 @@ async def apply_offer_config(specs: list[dict[str, Any]]) -> int:
     for spec in specs:
         name = check_text(spec.get("name"), "name", 100, label="offer config: a name")
         try:
-            benefit = OfferBenefit(spec.get("benefit"))
+            benefit = OfferBenefit(spec.get("benefit", ""))
             stages = [LifecycleStage(s).value for s in spec.get("lifecycle_stages", [])]
         except ValueError as exc:
             raise InvalidInput(f"offer config {name!r}: {exc}", field="offers") from exc

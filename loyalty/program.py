@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
@@ -15,6 +15,8 @@ from loyalty.models import Program, Tier, TierMetric, TierPeriod
 PROGRAM_ID = 1
 _CACHE_SECONDS = 5.0
 _cache: tuple[float, Program] | None = None
+
+T = TypeVar("T")
 
 
 async def load_program(conn: BaseDBAsyncClient | None = None) -> Program:
@@ -46,10 +48,17 @@ def tiers_of(program: Program) -> list[Tier]:
     return sorted(program.tiers, key=lambda t: t.rank)
 
 
-def _require(data: dict[str, Any], key: str, kind: type) -> Any:
+def _require(data: dict[str, Any], key: str, kind: type[T]) -> T:
     value = data.get(key)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise InvalidInput(f"program config: `{key}` must be a {kind.__name__}", field=key)
+    return value
+
+
+def _require_number(data: dict[str, Any], key: str) -> int | float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"program config: `{key}` must be a number", field=key)
     return value
 
 
@@ -101,7 +110,7 @@ async def apply_program_config(config: dict[str, Any]) -> Program:
         "name": _require(section, "name", str),
         "currency": currency,
         "currency_exponent": section.get("currency_exponent", 2),
-        "earn_rate": Decimal(str(_require(section, "earn_rate", int | float))),
+        "earn_rate": Decimal(str(_require_number(section, "earn_rate"))),
         "pending_days": section.get("pending_days", 14),
         "expiry_days": section.get("expiry_days"),
         "expiring_soon_days": section.get("expiring_soon_days", 30),

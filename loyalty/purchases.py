@@ -332,7 +332,7 @@ async def _refund(
     member_id: int | None,
 ) -> RefundResult:
     """Claw back a refund's points inside the caller's transaction (see `refund_purchase`)."""
-    purchase = await Purchase.get_or_none(store_code=store_code, receipt_id=receipt_id).using_db(conn)
+    purchase = await Purchase.get_or_none(store_code=store_code, receipt_id=receipt_id, using_db=conn)
     if member_id is not None and (purchase is None or purchase.member_id != member_id):
         raise _not_the_members_receipt(store_code, receipt_id)
     if purchase is None:

@@ -208,7 +208,7 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
 
     async def action(conn: BaseDBAsyncClient) -> _Issued:
         member = await lock_member(conn, member_id)
-        reward = await Reward.get_or_none(id=reward_id).using_db(conn)
+        reward = await Reward.get_or_none(id=reward_id, using_db=conn)
         if reward is None:
             raise RewardNotFound("no such reward", field="reward_id")
         program = await load_program(conn)
@@ -283,7 +283,7 @@ async def apply_reward_config(specs: list[dict[str, Any]]) -> int:
     for order, spec in enumerate(specs):
         name = check_text(spec.get("name"), "name", 100, label="reward config: a name")
         try:
-            kind = RewardKind(spec.get("kind"))
+            kind = RewardKind(spec.get("kind", ""))
         except ValueError as exc:
             raise InvalidInput(f"reward config {name!r}: {exc}", field="kind") from exc
         cost = spec.get("points_cost")

@@ -258,7 +258,7 @@ async def cancel_voucher(member_id: int, voucher_id: int) -> Voucher:
     """
     at = clock.now()
     async with locked_member(member_id) as (conn, member):
-        voucher = await Voucher.get_or_none(id=voucher_id, member_id=member_id).using_db(conn)
+        voucher = await Voucher.get_or_none(id=voucher_id, member_id=member_id, using_db=conn)
         if voucher is None:
             raise VoucherNotFound("no such voucher", field="voucher_id")
         if voucher.ledger_entry_id is None:
@@ -270,7 +270,7 @@ async def cancel_voucher(member_id: int, voucher_id: int) -> Voucher:
             .update(status=VoucherStatus.CANCELLED, cancelled_at=at)
         )
         if cancelled != 1:
-            raise _refusal(await Voucher.get(id=voucher.id).using_db(conn), at, "voucher_id")
+            raise _refusal(await Voucher.get(id=voucher.id, using_db=conn), at, "voucher_id")
         await reverse_debit(conn, member, voucher.ledger_entry_id)
         if voucher.reward_id is not None:
             await Reward.filter(id=voucher.reward_id).using_db(conn).update(stock=F("stock") + 1)  # NULL stays NULL
@@ -343,7 +343,7 @@ async def redeem_voucher(actor: Actor, *, code: str, store_code: str, member_id:
             )
             voucher.status, voucher.redeemed_at, voucher.redeemed_store = VoucherStatus.REDEEMED, at, store_code
             return voucher
-        current = await Voucher.get(id=voucher.id).using_db(conn)
+        current = await Voucher.get(id=voucher.id, using_db=conn)
         if effective_status(current, at) == VoucherStatus.EXPIRED:
             await mark_expired(conn, [voucher.id], at)  # lazily, so the job has less to do
     raise _refusal(current, at, "code")

@@ -1,4 +1,9 @@
-"""Tortoise models of the `loyalty` app. Import models from here."""
+"""Tortoise models of the `loyalty` app. Import models from here.
+
+Each foreign key `x` is typed (`fields.ForeignKeyRelation[...]`, or `ForeignKeyNullableRelation` with `null=True`)
+and followed by a bare annotation of its `x_id` column: Tortoise adds that field itself at start-up, and an
+annotation without a value is no field, so the schema (and the migrations) stay as they are.
+"""
 
 from loyalty.models.earning import BonusRule, Campaign, EngagementEvent, EngagementRule, PurchaseLine
 from loyalty.models.identity import RefreshToken
@@ -14,15 +19,7 @@ from loyalty.models.ledger import (
     Refund,
 )
 from loyalty.models.members import Member
-from loyalty.models.offers import (
-    LifecycleStage,
-    Offer,
-    OfferActivation,
-    OfferBenefit,
-    OfferRedemption,
-    StampCard,
-    StampProgress,
-)
+from loyalty.models.offers import LifecycleStage, Offer, OfferActivation, OfferBenefit, OfferRedemption
 from loyalty.models.outbox import (
     DeliveryStatus,
     OutboxEvent,
@@ -31,7 +28,7 @@ from loyalty.models.outbox import (
     WebhookEndpoint,
 )
 from loyalty.models.program import Program, Tier, TierMetric, TierPeriod
-from loyalty.models.rewards import Reward, RewardKind, Voucher, VoucherStatus
+from loyalty.models.rewards import Reward, RewardKind, StampCard, StampProgress, Voucher, VoucherStatus
 from loyalty.models.staff import ApiKey, AuditLog, CardCodeUse, StaffRole, StaffUser, ThrottleEvent
 
 __all__ = [

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from loyalty.models.ledger import Purchase
+    from loyalty.models.members import Member
 
 
 class Campaign(Model):
@@ -13,7 +19,7 @@ class Campaign(Model):
     multiplier = fields.DecimalField(max_digits=6, decimal_places=3)
     starts_at = fields.DatetimeField()
     ends_at = fields.DatetimeField()
-    tier_names = fields.JSONField(default=list)  # empty = every tier
+    tier_names: fields.JSONField[list[str]] = fields.JSONField(default=list)  # empty = every tier
     active = fields.BooleanField(default=True)
 
     class Meta:
@@ -38,7 +44,10 @@ class BonusRule(Model):
 
 class PurchaseLine(Model):
     id = fields.BigIntField(primary_key=True)
-    purchase = fields.ForeignKeyField("loyalty.Purchase", related_name=False, on_delete=fields.CASCADE)
+    purchase: fields.ForeignKeyRelation[Purchase] = fields.ForeignKeyField(
+        "loyalty.Purchase", related_name=False, on_delete=fields.CASCADE
+    )
+    purchase_id: int
     line_no = fields.SmallIntField()
     sku = fields.CharField(max_length=64)
     category = fields.CharField(max_length=64, default="")
@@ -68,7 +77,10 @@ class EngagementRule(Model):
 
 class EngagementEvent(Model):
     id = fields.BigIntField(primary_key=True)
-    member = fields.ForeignKeyField("loyalty.Member", related_name=False, on_delete=fields.RESTRICT)
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
+        "loyalty.Member", related_name=False, on_delete=fields.RESTRICT
+    )
+    member_id: int
     event_type = fields.CharField(max_length=32)
     external_id = fields.CharField(max_length=128)
     occurred_at = fields.DatetimeField()

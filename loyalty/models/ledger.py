@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from loyalty.models.members import Member
 
 
 class LotStatus(StrEnum):
@@ -29,14 +33,20 @@ class EntryKind(StrEnum):
 
 class PointsLot(Model):
     id = fields.IntField(primary_key=True)
-    member = fields.ForeignKeyField("loyalty.Member", related_name=False, on_delete=fields.RESTRICT)
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
+        "loyalty.Member", related_name=False, on_delete=fields.RESTRICT
+    )
+    member_id: int
     amount = fields.BigIntField()
     remaining = fields.BigIntField()
     status = fields.CharEnumField(LotStatus, max_length=16)
     created_at = fields.DatetimeField()
     available_at = fields.DatetimeField()
     expires_at = fields.DatetimeField(null=True)
-    purchase = fields.ForeignKeyField("loyalty.Purchase", related_name=False, null=True, on_delete=fields.RESTRICT)
+    purchase: fields.ForeignKeyNullableRelation[Purchase] = fields.ForeignKeyField(
+        "loyalty.Purchase", related_name=False, null=True, on_delete=fields.RESTRICT
+    )
+    purchase_id: int | None
 
     class Meta:
         table = "points_lot"
@@ -51,7 +61,10 @@ class LedgerEntry(Model):
     # One change of a member's points. Never updated, never deleted.
 
     id = fields.BigIntField(primary_key=True)
-    member = fields.ForeignKeyField("loyalty.Member", related_name=False, on_delete=fields.RESTRICT)
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
+        "loyalty.Member", related_name=False, on_delete=fields.RESTRICT
+    )
+    member_id: int
     kind = fields.CharEnumField(EntryKind, max_length=24)
     delta_available = fields.BigIntField(default=0)
     delta_pending = fields.BigIntField(default=0)
@@ -59,11 +72,18 @@ class LedgerEntry(Model):
     # Points a debit should have taken but could not (refund clawback beyond the balance).
     unrecovered = fields.BigIntField(default=0)
     description = fields.CharField(max_length=200, default="")
-    lot = fields.ForeignKeyField("loyalty.PointsLot", related_name=False, null=True, on_delete=fields.RESTRICT)
-    purchase = fields.ForeignKeyField("loyalty.Purchase", related_name=False, null=True, on_delete=fields.RESTRICT)
-    reverses = fields.ForeignKeyField(
+    lot: fields.ForeignKeyNullableRelation[PointsLot] = fields.ForeignKeyField(
+        "loyalty.PointsLot", related_name=False, null=True, on_delete=fields.RESTRICT
+    )
+    lot_id: int | None
+    purchase: fields.ForeignKeyNullableRelation[Purchase] = fields.ForeignKeyField(
+        "loyalty.Purchase", related_name=False, null=True, on_delete=fields.RESTRICT
+    )
+    purchase_id: int | None
+    reverses: fields.ForeignKeyNullableRelation[LedgerEntry] = fields.ForeignKeyField(
         "loyalty.LedgerEntry", related_name=False, null=True, unique=True, on_delete=fields.RESTRICT
     )
+    reverses_id: int | None
     created_at = fields.DatetimeField()
 
     class Meta:
@@ -75,8 +95,14 @@ class LotAllocation(Model):
     # How many points a debit entry took from one lot (or, for a reversal, gave back).
 
     id = fields.BigIntField(primary_key=True)
-    entry = fields.ForeignKeyField("loyalty.LedgerEntry", related_name=False, on_delete=fields.RESTRICT)
-    lot = fields.ForeignKeyField("loyalty.PointsLot", related_name=False, on_delete=fields.RESTRICT)
+    entry: fields.ForeignKeyRelation[LedgerEntry] = fields.ForeignKeyField(
+        "loyalty.LedgerEntry", related_name=False, on_delete=fields.RESTRICT
+    )
+    entry_id: int
+    lot: fields.ForeignKeyRelation[PointsLot] = fields.ForeignKeyField(
+        "loyalty.PointsLot", related_name=False, on_delete=fields.RESTRICT
+    )
+    lot_id: int
     amount = fields.BigIntField()
 
     class Meta:
@@ -85,7 +111,10 @@ class LotAllocation(Model):
 
 class Purchase(Model):
     id = fields.IntField(primary_key=True)
-    member = fields.ForeignKeyField("loyalty.Member", related_name=False, on_delete=fields.RESTRICT)
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
+        "loyalty.Member", related_name=False, on_delete=fields.RESTRICT
+    )
+    member_id: int
     store_code = fields.CharField(max_length=32)
     receipt_id = fields.CharField(max_length=64)
     occurred_at = fields.DatetimeField()
@@ -104,7 +133,10 @@ class Purchase(Model):
 
 class Refund(Model):
     id = fields.IntField(primary_key=True)
-    purchase = fields.ForeignKeyField("loyalty.Purchase", related_name=False, on_delete=fields.RESTRICT)
+    purchase: fields.ForeignKeyRelation[Purchase] = fields.ForeignKeyField(
+        "loyalty.Purchase", related_name=False, on_delete=fields.RESTRICT
+    )
+    purchase_id: int
     refund_id = fields.CharField(max_length=64)
     amount = fields.BigIntField()
     points_reversed = fields.BigIntField()
@@ -121,10 +153,16 @@ class QualifyingCredit(Model):
     # Tier qualification, kept apart from the spendable balance so that redeeming never drops a tier.
 
     id = fields.BigIntField(primary_key=True)
-    member = fields.ForeignKeyField("loyalty.Member", related_name=False, on_delete=fields.RESTRICT)
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
+        "loyalty.Member", related_name=False, on_delete=fields.RESTRICT
+    )
+    member_id: int
     amount = fields.BigIntField()  # negative for refunds
     occurred_at = fields.DatetimeField()
-    purchase = fields.ForeignKeyField("loyalty.Purchase", related_name=False, null=True, on_delete=fields.RESTRICT)
+    purchase: fields.ForeignKeyNullableRelation[Purchase] = fields.ForeignKeyField(
+        "loyalty.Purchase", related_name=False, null=True, on_delete=fields.RESTRICT
+    )
+    purchase_id: int | None
 
     class Meta:
         table = "qualifying_credit"
@@ -138,7 +176,7 @@ class IdempotencyRecord(Model):
     scope = fields.CharField(max_length=64)
     key = fields.CharField(max_length=128)
     request_hash = fields.CharField(max_length=64)
-    response = fields.JSONField(null=True)
+    response: fields.JSONField[dict[str, Any] | None] = fields.JSONField(null=True)
     created_at = fields.DatetimeField()
 
     class Meta:

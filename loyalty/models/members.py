@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from loyalty.models.program import Tier
 
 
 class Member(Model):
@@ -14,16 +19,22 @@ class Member(Model):
     phone = fields.CharField(max_length=32, null=True, db_index=True)
     display_name = fields.CharField(max_length=100, default="")
     birthday = fields.DateField(null=True)
-    interests = fields.JSONField(default=list)
+    interests: fields.JSONField[list[str]] = fields.JSONField(default=list)
     marketing_consent = fields.BooleanField(default=False)
     marketing_consent_at = fields.DatetimeField(null=True)
     timezone = fields.CharField(max_length=64, default="UTC")
     card_secret = fields.CharField(max_length=64)
 
-    tier = fields.ForeignKeyField("loyalty.Tier", related_name=False, null=True, on_delete=fields.RESTRICT)
+    tier: fields.ForeignKeyNullableRelation[Tier] = fields.ForeignKeyField(
+        "loyalty.Tier", related_name=False, null=True, on_delete=fields.RESTRICT
+    )
+    tier_id: int | None
     tier_since = fields.DatetimeField(null=True)
     tier_held_until = fields.DatetimeField(null=True)
-    manual_tier = fields.ForeignKeyField("loyalty.Tier", related_name=False, null=True, on_delete=fields.RESTRICT)
+    manual_tier: fields.ForeignKeyNullableRelation[Tier] = fields.ForeignKeyField(
+        "loyalty.Tier", related_name=False, null=True, on_delete=fields.RESTRICT
+    )
+    manual_tier_id: int | None
     manual_tier_until = fields.DatetimeField(null=True)
 
     # Cached balances; the ledger is the truth and an invariant test checks they agree.

@@ -1,11 +1,16 @@
-"""Personalized offers (targeted, optionally activated by the member) and stamp cards."""
+"""Personalized offers (targeted, optionally activated by the member)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from loyalty.models.ledger import Purchase
+    from loyalty.models.members import Member
 
 
 class OfferBenefit(StrEnum):
@@ -34,11 +39,11 @@ class Offer(Model):
     per_member_limit = fields.IntField(default=1)
     requires_activation = fields.BooleanField(default=False)
     # Targeting; an empty list or NULL means "anyone".
-    tier_names = fields.JSONField(default=list)
+    tier_names: fields.JSONField[list[str]] = fields.JSONField(default=list)
     min_tier_rank = fields.SmallIntField(null=True)  # early access for top tiers
-    lifecycle_stages = fields.JSONField(default=list)
+    lifecycle_stages: fields.JSONField[list[str]] = fields.JSONField(default=list)
     birthday_month = fields.BooleanField(default=False)
-    interests = fields.JSONField(default=list)
+    interests: fields.JSONField[list[str]] = fields.JSONField(default=list)
     min_spend = fields.BigIntField(null=True)  # minimum purchase total, minor units
     priority = fields.IntField(default=0)
     active = fields.BooleanField(default=True)
@@ -49,8 +54,14 @@ class Offer(Model):
 
 class OfferActivation(Model):
     id = fields.IntField(primary_key=True)
-    offer = fields.ForeignKeyField("loyalty.Offer", related_name=False, on_delete=fields.CASCADE)
-    member = fields.ForeignKeyField("loyalty.Member", related_name=False, on_delete=fields.CASCADE)
+    offer: fields.ForeignKeyRelation[Offer] = fields.ForeignKeyField(
+        "loyalty.Offer", related_name=False, on_delete=fields.CASCADE
+    )
+    offer_id: int
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
+        "loyalty.Member", related_name=False, on_delete=fields.CASCADE
+    )
+    member_id: int
     activated_at = fields.DatetimeField()
 
     class Meta:
@@ -60,42 +71,21 @@ class OfferActivation(Model):
 
 class OfferRedemption(Model):
     id = fields.IntField(primary_key=True)
-    offer = fields.ForeignKeyField("loyalty.Offer", related_name=False, on_delete=fields.RESTRICT)
-    member = fields.ForeignKeyField("loyalty.Member", related_name=False, on_delete=fields.RESTRICT)
+    offer: fields.ForeignKeyRelation[Offer] = fields.ForeignKeyField(
+        "loyalty.Offer", related_name=False, on_delete=fields.RESTRICT
+    )
+    offer_id: int
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
+        "loyalty.Member", related_name=False, on_delete=fields.RESTRICT
+    )
+    member_id: int
     store_code = fields.CharField(max_length=32)
-    purchase = fields.ForeignKeyField("loyalty.Purchase", related_name=False, null=True, on_delete=fields.RESTRICT)
+    purchase: fields.ForeignKeyNullableRelation[Purchase] = fields.ForeignKeyField(
+        "loyalty.Purchase", related_name=False, null=True, on_delete=fields.RESTRICT
+    )
+    purchase_id: int | None
     redeemed_at = fields.DatetimeField()
 
     class Meta:
         table = "offer_redemption"
         indexes = (("offer_id", "member_id"),)
-
-
-class StampCard(Model):
-    # Buy `stamps_required` qualifying items (or make that many qualifying visits) -> a voucher for `reward`.
-    id = fields.IntField(primary_key=True)
-    name = fields.CharField(max_length=100)
-    description = fields.CharField(max_length=500, default="")
-    stamps_required = fields.SmallIntField()
-    counts = fields.CharField(max_length=8, default="items")  # items | visits
-    match_category = fields.CharField(max_length=64, null=True)
-    match_sku = fields.CharField(max_length=64, null=True)
-    min_spend = fields.BigIntField(null=True)  # for visits: minimum purchase total
-    reward = fields.ForeignKeyField("loyalty.Reward", related_name=False, on_delete=fields.RESTRICT)
-    active = fields.BooleanField(default=True)
-
-    class Meta:
-        table = "stamp_card"
-
-
-class StampProgress(Model):
-    id = fields.IntField(primary_key=True)
-    member = fields.ForeignKeyField("loyalty.Member", related_name=False, on_delete=fields.CASCADE)
-    card = fields.ForeignKeyField("loyalty.StampCard", related_name=False, on_delete=fields.CASCADE)
-    stamps = fields.SmallIntField(default=0)
-    completed = fields.IntField(default=0)
-    updated_at = fields.DatetimeField()
-
-    class Meta:
-        table = "stamp_progress"
-        unique_together = (("member_id", "card_id"),)

@@ -35,7 +35,7 @@ class Program(Model):
     card_code_seconds = fields.IntField(default=60)
     timezone = fields.CharField(max_length=64, default="UTC")
     # Line categories that never earn (gift cards, deposits).
-    excluded_categories = fields.JSONField(default=list)
+    excluded_categories: fields.JSONField[list[str]] = fields.JSONField(default=list)
     birthday_points = fields.IntField(default=0)
     # Lifecycle: new for `new_member_days` after enrollment; lapsing/lapsed after that many days without a purchase.
     new_member_days = fields.IntField(default=30)
@@ -55,11 +55,12 @@ class Tier(Model):
     program: fields.ForeignKeyRelation[Program] = fields.ForeignKeyField(
         "loyalty.Program", related_name="tiers", on_delete=fields.CASCADE
     )
+    program_id: int
     name = fields.CharField(max_length=64)
     rank = fields.SmallIntField()  # 0 = entry tier, higher is better
     threshold = fields.BigIntField()  # qualifying value needed in one period
     multiplier = fields.DecimalField(max_digits=6, decimal_places=3, default=1)
-    benefits = fields.JSONField(default=list)
+    benefits: fields.JSONField[list[str]] = fields.JSONField(default=list)
 
     class Meta:
         table = "tier"

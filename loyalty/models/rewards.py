@@ -1,11 +1,18 @@
-"""The reward catalog and the vouchers members get for rewards, offers and completed stamp cards."""
+"""The reward catalog, stamp cards (which earn a reward), and the vouchers for rewards, offers and full stamp cards."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from loyalty.models.ledger import LedgerEntry
+    from loyalty.models.members import Member
+    from loyalty.models.offers import Offer
+    from loyalty.models.program import Tier
 
 
 class RewardKind(StrEnum):
@@ -26,7 +33,10 @@ class Reward(Model):
     value = fields.IntField(default=0)
     sku = fields.CharField(max_length=64, null=True)  # the product, for free_product
     cause = fields.CharField(max_length=100, null=True)  # for donation
-    min_tier = fields.ForeignKeyField("loyalty.Tier", related_name=False, null=True, on_delete=fields.RESTRICT)
+    min_tier: fields.ForeignKeyNullableRelation[Tier] = fields.ForeignKeyField(
+        "loyalty.Tier", related_name=False, null=True, on_delete=fields.RESTRICT
+    )
+    min_tier_id: int | None
     stock = fields.IntField(null=True)  # remaining; NULL = unlimited
     per_member_limit = fields.IntField(null=True)
     valid_from = fields.DatetimeField(null=True)
@@ -39,6 +49,45 @@ class Reward(Model):
         table = "reward"
 
 
+class StampCard(Model):
+    # Buy `stamps_required` qualifying items (or make that many qualifying visits) -> a voucher for `reward`.
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=100)
+    description = fields.CharField(max_length=500, default="")
+    stamps_required = fields.SmallIntField()
+    counts = fields.CharField(max_length=8, default="items")  # items | visits
+    match_category = fields.CharField(max_length=64, null=True)
+    match_sku = fields.CharField(max_length=64, null=True)
+    min_spend = fields.BigIntField(null=True)  # for visits: minimum purchase total
+    reward: fields.ForeignKeyRelation[Reward] = fields.ForeignKeyField(
+        "loyalty.Reward", related_name=False, on_delete=fields.RESTRICT
+    )
+    reward_id: int
+    active = fields.BooleanField(default=True)
+
+    class Meta:
+        table = "stamp_card"
+
+
+class StampProgress(Model):
+    id = fields.IntField(primary_key=True)
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
+        "loyalty.Member", related_name=False, on_delete=fields.CASCADE
+    )
+    member_id: int
+    card: fields.ForeignKeyRelation[StampCard] = fields.ForeignKeyField(
+        "loyalty.StampCard", related_name=False, on_delete=fields.CASCADE
+    )
+    card_id: int
+    stamps = fields.SmallIntField(default=0)
+    completed = fields.IntField(default=0)
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "stamp_progress"
+        unique_together = (("member_id", "card_id"),)
+
+
 class VoucherStatus(StrEnum):
     ACTIVE = "active"
     REDEEMED = "redeemed"
@@ -48,16 +97,29 @@ class VoucherStatus(StrEnum):
 
 class Voucher(Model):
     id = fields.IntField(primary_key=True)
-    member = fields.ForeignKeyField("loyalty.Member", related_name=False, on_delete=fields.RESTRICT)
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
+        "loyalty.Member", related_name=False, on_delete=fields.RESTRICT
+    )
+    member_id: int
     code = fields.CharField(max_length=32, unique=True)
     status = fields.CharEnumField(VoucherStatus, max_length=16, default=VoucherStatus.ACTIVE)
-    reward = fields.ForeignKeyField("loyalty.Reward", related_name=False, null=True, on_delete=fields.RESTRICT)
-    offer = fields.ForeignKeyField("loyalty.Offer", related_name=False, null=True, on_delete=fields.RESTRICT)
-    stamp_card = fields.ForeignKeyField("loyalty.StampCard", related_name=False, null=True, on_delete=fields.RESTRICT)
+    reward: fields.ForeignKeyNullableRelation[Reward] = fields.ForeignKeyField(
+        "loyalty.Reward", related_name=False, null=True, on_delete=fields.RESTRICT
+    )
+    reward_id: int | None
+    offer: fields.ForeignKeyNullableRelation[Offer] = fields.ForeignKeyField(
+        "loyalty.Offer", related_name=False, null=True, on_delete=fields.RESTRICT
+    )
+    offer_id: int | None
+    stamp_card: fields.ForeignKeyNullableRelation[StampCard] = fields.ForeignKeyField(
+        "loyalty.StampCard", related_name=False, null=True, on_delete=fields.RESTRICT
+    )
+    stamp_card_id: int | None
     # The redemption entry that paid for it, so cancelling returns exactly those points.
-    ledger_entry = fields.ForeignKeyField(
+    ledger_entry: fields.ForeignKeyNullableRelation[LedgerEntry] = fields.ForeignKeyField(
         "loyalty.LedgerEntry", related_name=False, null=True, on_delete=fields.RESTRICT
     )
+    ledger_entry_id: int | None
     points_cost = fields.IntField(default=0)
     issued_at = fields.DatetimeField()
     expires_at = fields.DatetimeField()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from loyalty.models.members import Member
 
 
 class StaffRole(StrEnum):
@@ -21,7 +25,7 @@ class StaffUser(Model):
     display_name = fields.CharField(max_length=100, default="")
     role = fields.CharEnumField(StaffRole, max_length=16)
     # Stores this account may act in; empty = every store.
-    store_codes = fields.JSONField(default=list)
+    store_codes: fields.JSONField[list[str]] = fields.JSONField(default=list)
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField()
     last_login_at = fields.DatetimeField(null=True)
@@ -53,10 +57,13 @@ class AuditLog(Model):
     actor_id = fields.IntField()
     action = fields.CharField(max_length=64)
     store_code = fields.CharField(max_length=32, null=True)
-    member = fields.ForeignKeyField("loyalty.Member", related_name=False, null=True, on_delete=fields.RESTRICT)
+    member: fields.ForeignKeyNullableRelation[Member] = fields.ForeignKeyField(
+        "loyalty.Member", related_name=False, null=True, on_delete=fields.RESTRICT
+    )
+    member_id: int | None
     target = fields.CharField(max_length=100, default="")
-    before = fields.JSONField(null=True)
-    after = fields.JSONField(null=True)
+    before: fields.JSONField[dict[str, Any] | None] = fields.JSONField(null=True)
+    after: fields.JSONField[dict[str, Any] | None] = fields.JSONField(null=True)
     reason = fields.CharField(max_length=200, default="")
     created_at = fields.DatetimeField()
 
@@ -80,7 +87,10 @@ class ThrottleEvent(Model):
 class CardCodeUse(Model):
     # A rotating card code accepted once at a till; the unique key makes it single-use.
     id = fields.BigIntField(primary_key=True)
-    member = fields.ForeignKeyField("loyalty.Member", related_name=False, on_delete=fields.CASCADE)
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
+        "loyalty.Member", related_name=False, on_delete=fields.CASCADE
+    )
+    member_id: int
     code = fields.CharField(max_length=16)
     used_at = fields.DatetimeField()
 

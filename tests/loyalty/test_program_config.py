@@ -50,6 +50,7 @@ async def test_the_adjustment_cap_is_configurable(db: str) -> None:
         ({"birthday_points": -5}, "birthday_points"),
         ({"currency": "eur"}, "currency"),
         ({"excluded_categories": "gift_card"}, "excluded_categories"),
+        ({"earn_rate": "1.5"}, "earn_rate"),
     ],
 )
 async def test_bad_values_are_refused_and_nothing_is_written(db: str, change: dict[str, Any], field: str) -> None:
