@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from api.auth.tokens import TokenService
 from api.settings import Environment, Settings
 from loyalty import clock as business_clock
+from loyalty import program as program_config
 from loyalty import staff
 from loyalty.db import connect, disconnect, migrate
 from loyalty.models import Program
@@ -80,6 +82,13 @@ async def _truncate_all(url: str) -> None:
             + "".join(f"DELETE FROM {t};" for t in tables)
             + "DELETE FROM sqlite_sequence;PRAGMA foreign_keys=ON;"
         )
+
+
+@pytest.fixture(autouse=True)
+def steady_program_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The program's read cache lasts the whole test (every configuration change and every test still drop it): on a
+    slow machine its few seconds of wall-clock life would otherwise add statements to the SQL budgets."""
+    monkeypatch.setattr(program_config, "_CACHE_SECONDS", math.inf)
 
 
 @pytest.fixture
