@@ -903,3 +903,30 @@ async def test_the_member_page_reads_money_in_the_programs_currency(
 
     assert "min. spend €25.00" in page.text
     assert "Purchase total (EUR)" in page.text
+
+
+@pytest.mark.parametrize("store", ["S 1", "Ström", "a;b=c", 'q"uote', "x" * 32])
+async def test_any_store_code_the_domain_accepts_round_trips_through_the_session(
+    http: httpx.AsyncClient, anna: Member, store: str
+) -> None:
+    await create_staff("mia@example.com", PASSWORD, "manager", [], "Mia")
+    await _sign_in(http, "mia@example.com")
+    member_page = f"/admin/members/{anna.id}"
+
+    await _post(http, member_page, "/admin/store", {"store": store, "back": f"/members/{anna.id}"})
+    await _post(http, member_page, f"{member_page}/purchases", _purchase())
+
+    assert (await Purchase.get(receipt_id="R-1")).store_code == store
+
+
+@pytest.mark.parametrize("store", ["x" * 33, "", "   "])
+async def test_a_store_code_the_domain_refuses_is_not_picked(http: httpx.AsyncClient, anna: Member, store: str) -> None:
+    await create_staff("mia@example.com", PASSWORD, "manager", [], "Mia")
+    await _sign_in(http, "mia@example.com")
+    member_page = f"/admin/members/{anna.id}"
+
+    picked = await _post(http, member_page, "/admin/store", {"store": store, "back": f"/members/{anna.id}"})
+
+    assert picked.headers["location"] == "/admin/lookup"
+    assert "klubb_console_store" not in http.cookies
+    assert 'class="flash error"' in (await http.get("/admin/lookup")).text
