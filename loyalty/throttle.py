@@ -55,10 +55,11 @@ class Claim:
 
 
 def _subject_key(subject: str) -> str:
-    # Long subjects (an email may have 254 characters) are stored as their digest, which is as good for counting.
-    if len(subject) <= MAX_SUBJECT:
+    # Long subjects (an email may have 254 characters) and any but printable ASCII (whatever a sign-in form was sent:
+    # NUL bytes, lone surrogates, which PostgreSQL refuses) are stored as their digest, as good for counting.
+    if len(subject) <= MAX_SUBJECT and subject.isascii() and subject.isprintable():
         return subject
-    return "sha256:" + hashlib.sha256(subject.encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _check_scope(scope: str) -> str:

@@ -202,6 +202,18 @@ async def test_long_subjects_are_stored_as_a_digest(db: str) -> None:
     assert len(stored.subject) == len("sha256:") + 64
 
 
+@pytest.mark.parametrize("subject", ["a\x00@example.com", "\ud800@example.com", "ä@example.com", "a\n@example.com"])
+async def test_subjects_with_any_characters_are_counted_by_their_digest(db: str, subject: str) -> None:
+    # Whatever a sign-in form was sent; PostgreSQL refuses NUL bytes and lone surrogates in text.
+    for _ in range(5):
+        await claim("login", [subject], 5, WINDOW)
+
+    assert await outcome([subject]) == "refused"
+    assert await outcome(["a@example.com"]) == "ok"
+    stored = await ThrottleCounter.get(subject__startswith="sha256:")
+    assert (len(stored.subject), stored.attempts) == (len("sha256:") + 64, 5)
+
+
 async def test_a_bad_scope_is_a_programming_error(db: str) -> None:
     with pytest.raises(ValueError, match="scope"):
         await claim("", ["a@example.com"], 5, WINDOW)
