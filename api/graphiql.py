@@ -38,7 +38,7 @@ GRAPHIQL_PAGE: Final = f"""<!doctype html>
     <script src="{ASSETS_PATH}/react-dom.js"></script>
     <script src="{ASSETS_PATH}/graphiql.js"></script>
     <script>
-      // The endpoint that served this page (/graphql or /staff/graphql); put a bearer token in the Headers tab.
+      /* The endpoint that served this page (/graphql or /staff/graphql); a bearer token goes in the Headers tab. */
       const fetcher = GraphiQL.createFetcher({{ url: window.location.pathname }});
       ReactDOM.createRoot(document.getElementById("graphiql")).render(
         React.createElement(GraphiQL, {{ fetcher, defaultEditorToolsVisibility: true }})

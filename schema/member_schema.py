@@ -98,7 +98,7 @@ class QueryLimits(TypedDict, total=False):
     max_depth: int  # default 12
     max_aliases: int  # default 30
     max_tokens: int  # default 2000
-    max_fields: int  # default 200: fields selected with fragments expanded
+    max_fields: int  # default 300: fields selected with fragments expanded (introspection takes 230)
 
 
 def query_limits(
@@ -111,7 +111,7 @@ def query_limits(
     unexpected errors."""
     production = limits["production"]
     max_tokens = limits.get("max_tokens", 2000)
-    max_fields = limits.get("max_fields", 200)
+    max_fields = limits.get("max_fields", 300)
     # The rule classes are made once per schema: ValidationCache keys on them, so rules made per request
     # (e.g. `lambda: QueryDepthLimiter(...)`) would make every request miss the cache and re-validate.
     rules = [
