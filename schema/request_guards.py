@@ -139,7 +139,7 @@ class RequestErrorCodes(SchemaExtension):
         for error in getattr(self.execution_context.result, "errors", None) or ():
             if error.extensions and "code" in error.extensions:
                 continue
-            if any(error is other for other in refused):
-                error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"}
-            elif error.path is None and type(error.original_error) is GraphQLError:
+            if error.path is None and type(error.original_error) is GraphQLError:  # a variable's value refused
                 error.extensions = {**(error.extensions or {}), "code": "BAD_USER_INPUT"}
+            elif any(error is other for other in refused):
+                error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"}

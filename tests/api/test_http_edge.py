@@ -65,6 +65,10 @@ MALFORMED = {
         "the request body is not valid JSON: depth limit exceeded: line 1 column 1026 (char 1025)",
     ),
     "NaN": (b'{"query": "{ a }", "variables": {"x": NaN}}', None),
+    "a lone surrogate": (
+        b'{"query": "{ a }", "variables": {"x": "\\ud800"}}',
+        "the request body is not valid JSON: no low surrogate in string: line 1 column 40 (char 39)",
+    ),
     "no query": (b"{}", "the request body has no `query`"),
     "a null query": (b'{"query": null}', "the request body has no `query`"),
     "a query that is not a string": (b'{"query": 42}', "`query` must be a string"),
@@ -486,3 +490,35 @@ async def test_a_full_introspection_fits_the_field_limit_outside_production(
     assert response.status_code == 200
     assert "errors" not in response.json()
     assert response.json()["data"]["__schema"]["queryType"] == {"name": "Query", "kind": "OBJECT"}
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+async def test_a_bad_token_is_a_401_with_a_coded_json_body(
+    http: httpx.AsyncClient, program: Program, path: str
+) -> None:
+    response = await http.post(path, json={"query": "{ __typename }"}, headers={"authorization": "Bearer not.a.jwt"})
+
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["extensions"] == {"code": "UNAUTHENTICATED"}
+    assert list(response.json()) == ["errors"]
+
+
+async def test_production_shows_a_variable_of_the_wrong_type_coded_rather_than_masked(
+    production: httpx.AsyncClient, program: Program
+) -> None:
+    # graphql-core refuses it before any resolver runs: safe to show, and the client needs to know what was wrong
+    response = await production.post(
+        "/staff/graphql",
+        json={"query": "query($q: String!) { memberLookup(query: $q) { id } }", "variables": {"q": 5}},
+    )
+
+    assert response.json() == {
+        "data": None,
+        "errors": [
+            {
+                "message": "Variable '$q' has invalid value: String cannot represent a non string value: 5",
+                "locations": [{"line": 1, "column": 7}],
+                "extensions": {"code": "BAD_USER_INPUT"},
+            }
+        ],
+    }
