@@ -10,11 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
+from strawberry.types import ExecutionResult
 
 from api.auth import AuthError
 from api.auth.member_sign_in import member_id_from_authorization
 from api.auth.tokens import TokenService
+from api.unavailable import raise_if_unavailable
 from loyalty import clock
 from schema.context import Context
 from schema.ports import SessionIssuer
@@ -30,6 +33,12 @@ class OrjsonGraphQL(GraphQL[ContextT, None]):
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # A resolver that lost the database is a 503 for the whole request (ServiceUnavailableMiddleware), not an
+        # error entry carrying the driver's text (or a masked "Unexpected error." the app cannot tell apart).
+        raise_if_unavailable(result.errors)
+        return await super().process_result(request, result)
 
 
 class MemberGraphQL(OrjsonGraphQL[Context]):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from asyncpg.exceptions import InterfaceError
+from tortoise.exceptions import DBConnectionError
+
 DEFAULT_DATABASE_URL = "sqlite://klubb.sqlite3"
 
 
@@ -33,11 +36,49 @@ def is_postgres(database_url: str) -> bool:
     return database_url.startswith(("postgres://", "postgresql://", "asyncpg://", "psycopg://"))
 
 
+# SQLSTATE classes and codes that mean "the database is not there right now", not "this statement was wrong":
+# connection exceptions (08xxx), administrator/crash shutdown and "cannot connect now" during a restart (57P01-03),
+# too many connections (53300).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+# asyncpg's own (client-side) errors for a connection that died under it; no SQLSTATE of their own.
+_UNAVAILABLE_INTERFACE_MESSAGES = ("connection is closed", "connection was closed", "the server closed")
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """True when `error` (or what caused it) says the database cannot be reached or is restarting: a fault worth
+    retrying in a moment (the API's 503), not a bug. Tortoise re-raises driver errors under its own types, so the
+    whole cause chain is checked."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):  # refused, reset, unreachable, DNS failure, connect timeout
+            return True
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        if isinstance(current, DBConnectionError):
+            return True
+        if isinstance(current, InterfaceError) and any(
+            text in str(current) for text in _UNAVAILABLE_INTERFACE_MESSAGES
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 async def connect(database_url: str) -> None:
     """Initialize Tortoise for this process (visible to every task: the server's lifespan runs apart)."""
     from tortoise import Tortoise
 
     await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+
+
+async def ping() -> None:
+    """One round trip to the database (the readiness check); raises if it cannot be reached."""
+    from tortoise import connections
+
+    await connections.get("default").execute_query("SELECT 1")
 
 
 async def disconnect() -> None:

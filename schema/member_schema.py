@@ -16,7 +16,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from loyalty.ledger import settle_member_if_due
 from schema.context import Info
-from schema.errors import NotAuthenticated, is_public
+from schema.errors import LoggedSchema, NotAuthenticated, is_public
 from schema.global_ids import NODE_TYPES, split_global_id
 from schema.mutations.offer_activate import OfferActivatePayload, offer_activate
 from schema.mutations.profile_update import ProfileUpdatePayload, profile_update
@@ -127,7 +127,7 @@ def build_member_schema(**limits: Unpack[QueryLimits]) -> strawberry.Schema:
     """The member schema. Production accepts only the app's trusted documents, refuses introspection, gives no
     field suggestions and masks unexpected errors."""
     production = limits["production"]
-    return strawberry.Schema(
+    return LoggedSchema(
         query=Query,
         mutation=Mutation,
         types=[ActivityEntry],
