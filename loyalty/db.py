@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
-from asyncpg.exceptions import InterfaceError
+from asyncpg.exceptions import InterfaceError, InternalClientError
 from tortoise.exceptions import DBConnectionError
 
 DEFAULT_DATABASE_URL = "sqlite://klubb.sqlite3"
@@ -40,8 +41,19 @@ def is_postgres(database_url: str) -> bool:
 # connection exceptions (08xxx), administrator/crash shutdown and "cannot connect now" during a restart (57P01-03),
 # too many connections (53300).
 _UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
-# asyncpg's own (client-side) errors for a connection that died under it; no SQLSTATE of their own.
-_UNAVAILABLE_INTERFACE_MESSAGES = ("connection is closed", "connection was closed", "the server closed")
+# asyncpg's own (client-side) errors for a connection that died under it; no SQLSTATE of their own. When PostgreSQL
+# restarts it sends each idle connection a FATAL error before closing it; asyncpg, expecting nothing, puts the
+# connection's protocol in its error-consuming state (2) until the close arrives. A statement that takes the
+# connection from the pool in between fails with "cannot switch to state N; another operation (2) is in progress"
+# (no second task is involved), and one whose connection the pool reclaims on the close with "released back to the
+# pool". Both mean "the server dropped us", as `tests/api/test_database_restart.py` shows.
+_UNAVAILABLE_INTERFACE_MESSAGES = (
+    "connection is closed",
+    "connection was closed",
+    "the server closed",
+    "another operation (2) is in progress",
+    "connection has been released back to the pool",
+)
 
 
 def database_unavailable(error: BaseException) -> bool:
@@ -59,7 +71,7 @@ def database_unavailable(error: BaseException) -> bool:
             return True
         if isinstance(current, DBConnectionError):
             return True
-        if isinstance(current, InterfaceError) and any(
+        if isinstance(current, InterfaceError | InternalClientError) and any(
             text in str(current) for text in _UNAVAILABLE_INTERFACE_MESSAGES
         ):
             return True
@@ -67,10 +79,50 @@ def database_unavailable(error: BaseException) -> bool:
     return False
 
 
+_transaction_start_fixed = False
+
+
+def _undo_failed_transaction_start() -> None:
+    """Make a pooled transaction whose start fails leave nothing behind (Tortoise 1.1.9 leaves two things).
+
+    `TransactionContextPooled.__aenter__` takes a pooled connection and makes the transaction the current task's
+    connection, then sends BEGIN. If BEGIN fails (PostgreSQL restarted and the pooled connection is dead but not yet
+    seen closed, or the task is cancelled), `__aexit__` never runs: the connection is never given back to the pool, and
+    the task keeps the dead transaction as its connection. Every later statement of that task (a job's loop, the
+    worker) then runs on that connection: "connection has been released back to the pool", or asyncpg's "another
+    operation is in progress" once the pool hands the connection to another task. Undo both, as `__aexit__` would.
+    """
+    from tortoise import connections
+    from tortoise.backends.base.client import TransactionContextPooled
+
+    global _transaction_start_fixed
+    if _transaction_start_fixed:
+        return
+    start = TransactionContextPooled.__aenter__
+
+    async def enter(self: TransactionContextPooled) -> Any:
+        try:
+            return await start(self)
+        except BaseException:
+            token = getattr(self, "token", None)  # unset if the failure came before it
+            if token is not None:
+                connections.reset(token)
+            pool, connection = self.client._parent._pool, self.client._connection
+            if pool is not None and connection is not None:
+                with contextlib.suppress(Exception):  # already released when the driver saw it close
+                    await pool.release(connection)
+            self.client._connection = None
+            raise
+
+    setattr(TransactionContextPooled, "__aenter__", enter)  # noqa: B010 (mypy refuses a method assignment)
+    _transaction_start_fixed = True
+
+
 async def connect(database_url: str) -> None:
     """Initialize Tortoise for this process (visible to every task: the server's lifespan runs apart)."""
     from tortoise import Tortoise
 
+    _undo_failed_transaction_start()
     await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
 
 

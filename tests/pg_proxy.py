@@ -20,6 +20,9 @@ class PgProxy:
     target: tuple[str, int]
     port: int = 0
     connections: int = 0  # connections accepted so far
+    # Drop a connection when the client next writes to it (not before): the driver still believes it open, so the
+    # failure lands on its next statement, e.g. inside a transaction's BEGIN.
+    drop_on_write: bool = False
     _server: asyncio.Server | None = None
     _transports: set[asyncio.StreamWriter] = field(default_factory=set)
 
@@ -44,6 +47,7 @@ class PgProxy:
         await asyncio.sleep(0)
 
     async def restore(self) -> None:
+        self.drop_on_write = False
         if self._server is None:
             await self.start()
 
@@ -59,6 +63,9 @@ class PgProxy:
         async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError):
                 while data := await reader.read(65536):
+                    if self.drop_on_write and writer is server_writer:
+                        client_writer.transport.abort()
+                        break
                     writer.write(data)
                     await writer.drain()
             writer.transport.abort()

@@ -203,11 +203,26 @@ def test_what_counts_as_unavailable() -> None:
     assert database_unavailable(asyncpg.exceptions.CannotConnectNowError("the database system is starting up"))
     assert database_unavailable(asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"))
     assert database_unavailable(asyncpg.exceptions.InterfaceError("cannot perform operation: connection is closed"))
+    # the two ways asyncpg reports a pooled connection PostgreSQL dropped while it sat idle (see loyalty/db.py)
+    assert database_unavailable(
+        asyncpg.exceptions.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
+    )
+    assert database_unavailable(
+        asyncpg.exceptions.InterfaceError(
+            "cannot call Connection.fetch(): connection has been released back to the pool"
+        )
+    )
     wrapped = RuntimeError("wrapped")
     wrapped.__cause__ = ConnectionResetError()
     assert database_unavailable(wrapped)
     # a statement's own error, or a bug, is not an outage
     assert not database_unavailable(asyncpg.exceptions.UniqueViolationError("duplicate key"))
-    assert not database_unavailable(asyncpg.exceptions.InterfaceError("another operation is in progress"))
+    # two tasks on one connection (state 12, a statement, in progress) would be a bug: not an outage
+    assert not database_unavailable(
+        asyncpg.exceptions.InterfaceError("cannot perform operation: another operation is in progress")
+    )
+    assert not database_unavailable(
+        asyncpg.exceptions.InternalClientError("cannot switch to state 15; another operation (12) is in progress")
+    )
     assert not database_unavailable(ValueError("bug"))
     assert orjson.loads(orjson.dumps(UNAVAILABLE)) == UNAVAILABLE
