@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TypeVar
 
 import orjson
@@ -23,6 +24,7 @@ from schema.context import Context
 from schema.ports import SessionIssuer
 
 ContextT = TypeVar("ContextT")
+log = logging.getLogger("klubb.auth")
 
 
 class OrjsonGraphQL(GraphQL[ContextT, None]):
@@ -55,6 +57,7 @@ class MemberGraphQL(OrjsonGraphQL[Context]):
         try:
             member_id = member_id_from_authorization(request.headers.get("authorization"), self.tokens, now)
         except AuthError as error:
-            # A bad or expired token is an HTTP 401, so the app knows to refresh.
+            # A bad or expired token is an HTTP 401, so the app knows to refresh; expected, so one line.
+            log.info("member request refused [%s]: %s", error.code, error.message)
             raise HTTPException(401, error.message) from error
         return Context(request=request, response=response, member_id=member_id, sessions=self.sessions, now=now)

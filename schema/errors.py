@@ -13,6 +13,7 @@ from typing import Final, Protocol, TypeVar
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 from strawberry.utils.logging import StrawberryLogger
 from strawberry.utils.str_converters import to_camel_case
@@ -84,6 +85,20 @@ class BadRequest(PublicError):
 def is_public(error: GraphQLError) -> bool:
     """True for errors safe to show clients: our PublicErrors and GraphQL validation errors."""
     return isinstance(error.original_error, PublicError) or error.original_error is None
+
+
+class MaskFaults(MaskErrors):
+    """Production's masking of errors that are not public: the client reads "Unexpected error.", but the masked
+    error keeps its cause (never serialized), so the fault is still logged with its traceback and an unreachable
+    database still answers 503 (strawberry's MaskErrors drops the cause before either sees it)."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda error: not is_public(error))
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.original_error = error.original_error
+        return masked
 
 
 class LoggedSchema(strawberry.Schema):

@@ -9,14 +9,14 @@ import strawberry
 from graphql import ValidationRule
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import relay
-from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as alias_limit_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_limit_rule
 from strawberry.schema.config import StrawberryConfig
 
 from loyalty.ledger import settle_member_if_due
 from schema.context import Info
-from schema.errors import LoggedSchema, NotAuthenticated, is_public
+from schema.errors import LoggedSchema, MaskFaults, NotAuthenticated
 from schema.global_ids import NODE_TYPES, split_global_id
 from schema.mutations.offer_activate import OfferActivatePayload, offer_activate
 from schema.mutations.profile_update import ProfileUpdatePayload, profile_update
@@ -119,7 +119,7 @@ def query_limits(limits: QueryLimits, extra_rules: Sequence[type[ValidationRule]
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
     ]
     if production:
-        extensions.append(lambda: MaskErrors(should_mask_error=lambda error: not is_public(error)))
+        extensions.append(MaskFaults)
     return extensions
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from api.app import create_app, run_embedded_worker
 from api.auth.tokens import MEMBER_AUDIENCE, TokenService
-from api.settings import Settings
+from api.settings import Environment, Settings
 from loyalty import events
 from loyalty.db import database_unavailable
 from loyalty.members import enroll_member
@@ -24,6 +24,7 @@ from loyalty.staff import create_api_key, create_staff
 from loyalty.webhooks import create_webhook_endpoint
 from tests.conftest import app_settings
 from tests.pg_proxy import PgProxy, proxied_database
+from tests.schema.conftest import HOME_QUERY
 from tests.worker.conftest import Receiver, emit_event
 from tests.worker.conftest import receiver as receiver  # the fixture
 
@@ -226,3 +227,22 @@ def test_what_counts_as_unavailable() -> None:
     )
     assert not database_unavailable(ValueError("bug"))
     assert orjson.loads(orjson.dumps(UNAVAILABLE)) == UNAVAILABLE
+
+
+async def test_production_answers_503_too(
+    proxy: PgProxy, db: str, tmp_path: Path, anna: Member, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given the production app (errors masked, trusted documents only) and a signed-in member
+    settings = app_settings(db, tmp_path, Environment.PRODUCTION)
+    token = TokenService(settings).issue(str(anna.id), MEMBER_AUDIENCE).token
+    transport = httpx.ASGITransport(app=create_app(settings))
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
+        # when the database is unreachable
+        await proxy.cut()
+        home = await http.post("/graphql", json={"query": HOME_QUERY}, headers={"authorization": f"Bearer {token}"})
+        sign_in = await http.post("/staff/graphql", json={"query": STAFF_SIGN_IN})
+
+    # then the masked errors still answer 503, not "Unexpected error."
+    assert_unavailable(home)
+    assert_unavailable(sign_in)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(("klubb", "strawberry"))]
