@@ -18,7 +18,7 @@ from api.settings import Environment, Settings
 from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member
 from loyalty.models import Member, Program, StaffRole
-from loyalty.staff import create_api_key, create_staff, revoke_api_key, token_subject
+from loyalty.staff import create_api_key, create_staff, new_session_id, revoke_api_key, token_subject
 from tests.conftest import app_settings
 from tests.schema.conftest import HOME_QUERY
 
@@ -109,7 +109,7 @@ async def test_staff_refusals_are_one_line_each(
     revoked, revoked_raw = await create_api_key("old POS", StaffRole.CASHIER)
     await revoke_api_key(revoked.id)
     cass = await create_staff("cass@example.com", "till-password-1", StaffRole.CASHIER, ["S1"])
-    cass_token = TokenService(settings).issue(token_subject(cass), STAFF_AUDIENCE).token
+    cass_token = TokenService(settings).issue(token_subject(cass), STAFF_AUDIENCE, new_session_id()).token
     caplog.set_level(logging.INFO)
     member_id = relay.to_base64("Member", anna.id)
 
