@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -28,7 +29,11 @@ ISSUER_PREFIX = "https://securetoken.google.com/"
 # Tolerated difference between Google's clock (or the emulator's) and ours for `iat`.
 IAT_LEEWAY_SECONDS = 60
 MAX_TOKEN_LENGTH = 8192
+# How long fetching Google's signing certificates may take (firebase-admin's default is 120 s, which would hold a
+# sign-in and a worker thread for two minutes while Google is unreachable).
+CERT_FETCH_TIMEOUT_SECONDS = 10.0
 _app_lock = threading.Lock()
+log = logging.getLogger("klubb.auth")
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,8 @@ def firebase_app(project_id: str) -> firebase_admin.App:
         try:
             return firebase_admin.get_app(name)
         except ValueError:
-            return firebase_admin.initialize_app(AnonymousCredentials(), {"projectId": project_id}, name=name)
+            options = {"projectId": project_id, "httpTimeout": CERT_FETCH_TIMEOUT_SECONDS}
+            return firebase_admin.initialize_app(AnonymousCredentials(), options, name=name)
 
 
 def _claim_time(claims: dict[str, Any], name: str) -> float:
@@ -96,9 +102,18 @@ class FirebaseVerifier:
             raise InvalidFirebaseToken()
         try:
             claims = auth.verify_id_token(id_token, app=self._app)
-        except auth.CertificateFetchError:
+        except auth.CertificateFetchError as error:  # network error, timeout, non-200 from the certificate endpoint
+            log.warning("Firebase signing keys could not be fetched: %s", error)
             raise AuthUnavailable() from None
-        except (auth.InvalidIdTokenError, ValueError):
+        except auth.InvalidIdTokenError as error:
+            # firebase-admin reports every ValueError of google-auth's verify_token as a bad token, including a
+            # certificate response that is not JSON. The token itself was already decoded (firebase-admin parses it
+            # before fetching), so an undecodable body here is Google's (or the network's) fault, not the member's.
+            if isinstance(error.cause, UnicodeDecodeError | json.JSONDecodeError):
+                log.warning("Firebase signing keys could not be read: %s", error.cause)
+                raise AuthUnavailable() from None
+            raise InvalidFirebaseToken() from None
+        except ValueError:
             raise InvalidFirebaseToken() from None
         # firebase-admin skips every time check for emulator tokens, so check expiry ourselves (in both modes).
         now = clock.now().timestamp()
