@@ -222,7 +222,7 @@ async def record_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseRec
         return recorded
 
     key = purchase_key(request.store_code, request.receipt_id)
-    return await idempotent("purchase", key, _request_document(request), PurchaseRecorded, action)
+    return await idempotent("purchase", key, _request_document(request), PurchaseRecorded, action, field="receipt_id")
 
 
 async def preview_purchase(request: PurchaseRequest) -> EarnBreakdown:
@@ -446,7 +446,9 @@ async def refund_purchase(
         )
         return result
 
-    result = await idempotent("refund", refund_key(store_code, refund_id), request, RefundResult, action)
+    result = await idempotent(
+        "refund", refund_key(store_code, refund_id), request, RefundResult, action, field="refund_id"
+    )
     if member_id is not None and result.member_id != member_id:  # a replayed refund of another member's receipt
         raise _not_the_members_receipt(store_code, receipt_id)
     return result

@@ -148,7 +148,13 @@ async def test_the_same_receipt_with_other_content_is_a_user_error(
         RECORD, cashier, {"input": _input(anna, clock, total=2_000, lines=[{"sku": "A", "amount": 2_000}])}
     )
 
-    assert [e["code"] for e in result.data["purchaseRecord"]["userErrors"]] == ["IDEMPOTENCY_KEY_REUSED"]
+    assert result.data["purchaseRecord"]["userErrors"] == [
+        {
+            "code": "IDEMPOTENCY_KEY_REUSED",
+            "field": ["input", "receiptId"],
+            "message": "this receipt id was already used with a different request",
+        }
+    ]
     assert await all_counts() == before
 
 

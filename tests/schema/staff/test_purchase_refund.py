@@ -92,6 +92,26 @@ async def test_bad_refunds_get_a_precise_user_error_and_write_nothing(
     assert await all_counts() == before
 
 
+async def test_a_refund_id_reused_for_another_refund_points_at_refund_id(
+    anna: Member, cashier: Actor, clock: FrozenClock
+) -> None:
+    # given refund F1 of 10.00 EUR
+    await buy(anna.id, "R1", [line("A", 3_000)])
+    await run_staff(REFUND, cashier, _input(amount=1_000))
+    before = await all_counts()
+
+    # when F1 is sent again for another amount
+    result = await run_staff(REFUND, cashier, _input(amount=2_000))
+
+    # then the error names the input that carries the key
+    assert result.data["purchaseRefund"] == {
+        "refund": None,
+        "member": None,
+        "userErrors": [{"code": "IDEMPOTENCY_KEY_REUSED", "field": ["input", "refundId"]}],
+    }
+    assert await all_counts() == before
+
+
 async def test_a_cashier_cannot_refund_in_another_store(anna: Member, cashier: Actor, clock: FrozenClock) -> None:
     await buy(anna.id, "R1", [line("A", 3_000)], store_code="S2", actor=TILL)
     before = await all_counts()
