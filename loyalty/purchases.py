@@ -4,7 +4,8 @@
 the purchase and its lines, the points by the earning rules (`loyalty.earning`) credited through the ledger core
 (`loyalty.ledger`), the qualifying credit and tier re-evaluation, `Member.last_purchase_at`, stamps and stamp-card
 vouchers (`loyalty.stamps`), the outbox events and the audit entry. A retry returns the first answer; the same
-receipt with other content is `IDEMPOTENCY_KEY_REUSED`.
+receipt with other content is `IDEMPOTENCY_KEY_REUSED`. Receipts above the program's sanity limits (per receipt,
+per member and day) are refused before anything is written.
 
 `refund_purchase` claws a refund's points back in proportion to the money refunded (by amount, cumulatively over the
 purchase) or to the quantity returned (by lines), never more than the purchase earned; idempotent per (store, refund).
@@ -16,8 +17,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.functions import Sum
 
 from loyalty import clock, events, ledger
 from loyalty.actors import Actor
@@ -33,7 +36,17 @@ from loyalty.errors import (
     RefundExceedsPurchase,
 )
 from loyalty.idempotency import idempotent
-from loyalty.models import Member, Purchase, PurchaseLine, QualifyingCredit, Refund, StaffRole, TierMetric
+from loyalty.models import (
+    Member,
+    Program,
+    Purchase,
+    PurchaseLine,
+    QualifyingCredit,
+    Refund,
+    StaffRole,
+    TierMetric,
+)
+from loyalty.money import format_money
 from loyalty.program import load_program
 from loyalty.stamps import StampOutcome, add_stamps
 from loyalty.tiers import evaluate_tier
@@ -45,6 +58,14 @@ _REFERENCE_LIMIT = 64  # Purchase.receipt_id / Refund.refund_id column size
 
 class LinesTotalMismatch(DomainError):
     code = "LINES_TOTAL_MISMATCH"
+
+
+class PurchaseTotalTooLarge(DomainError):
+    code = "PURCHASE_TOTAL_TOO_LARGE"
+
+
+class DailyPurchaseLimitExceeded(DomainError):
+    code = "DAILY_PURCHASE_LIMIT_EXCEEDED"
 
 
 def _store_key(store_code: str, reference: str) -> str:
@@ -110,6 +131,50 @@ def check_request(request: PurchaseRequest) -> None:
         raise LinesTotalMismatch(f"the lines that are not voided add up to {sold}, not {request.total}", field="total")
 
 
+def local_day(program: Program, at: datetime) -> tuple[datetime, datetime]:
+    """The calendar day containing `at` in the program's timezone, as a UTC [start, end) pair."""
+    zone = ZoneInfo(program.timezone)
+    start = at.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    # Aware arithmetic is wall-clock: midnight to midnight, 23 or 25 hours on a day with a DST change.
+    end = start + timedelta(days=1)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+async def check_limits(program: Program, request: PurchaseRequest, conn: BaseDBAsyncClient | None = None) -> None:
+    """Refuse a receipt above the program's sanity limits (`PurchaseTotalTooLarge`, `DailyPurchaseLimitExceeded`).
+
+    The daily limit counts the member's receipts of the receipt's day in the program's timezone, net of refunds
+    (a mistyped receipt that was refunded does not block the right one; its points went back with it). Called with
+    the member locked, so concurrent receipts of one member cannot pass it together.
+    """
+
+    def money(minor: int) -> str:
+        return format_money(minor, program.currency, program.currency_exponent)
+
+    if request.total > program.max_purchase_total:
+        raise PurchaseTotalTooLarge(
+            f"a receipt may total at most {money(program.max_purchase_total)}, not {money(request.total)}",
+            field="total",
+        )
+    start, end = local_day(program, request.occurred_at)
+    rows = (
+        await Purchase.filter(member_id=request.member_id, occurred_at__gte=start, occurred_at__lt=end)
+        .using_db(conn)
+        .annotate(bought=Sum("total"), refunded=Sum("refunded_total"))
+        .values("bought", "refunded")
+    )
+    # PostgreSQL sums bigints as numeric (a Decimal); no rows sum to NULL.
+    spent = int(rows[0]["bought"] or 0) - int(rows[0]["refunded"] or 0) if rows else 0
+    if spent + request.total > program.max_daily_purchase_total:
+        day = request.occurred_at.astimezone(ZoneInfo(program.timezone)).date().isoformat()
+        left = max(0, program.max_daily_purchase_total - spent)
+        raise DailyPurchaseLimitExceeded(
+            f"this member's purchases on {day} may total at most {money(program.max_daily_purchase_total)};"
+            f" {money(left)} of it is left",
+            field="total",
+        )
+
+
 def _request_document(request: PurchaseRequest) -> dict[str, Any]:
     return {
         "member": request.member_id,
@@ -131,6 +196,7 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRe
     if request.currency != program.currency:
         raise CurrencyMismatch(f"the program runs in {program.currency}, not {request.currency}", field="currency")
     member = await ledger.lock_member(conn, request.member_id)
+    await check_limits(program, request, conn)
     await ledger.settle(conn, member)
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
     breakdown = compute_points(program, tier, request.lines, await active_rules(request.occurred_at, conn))
@@ -203,7 +269,9 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRe
 async def record_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseRecorded:
     """Record a receipt and credit its points, stamps and stamp-card vouchers; idempotent per (store, receipt).
 
-    The actor needs the cashier role in the receipt's store (`Forbidden`).
+    Refused: `InvalidInput`, `LinesTotalMismatch`, `CurrencyMismatch`, `MemberNotFound`, the sanity limits
+    (`PurchaseTotalTooLarge`, `DailyPurchaseLimitExceeded`, see `check_limits`), `DuplicateIdempotencyKey` (field
+    `receipt_id`). The actor needs the cashier role in the receipt's store (`Forbidden`).
     """
     actor.require(StaffRole.CASHIER, request.store_code)
     check_request(request)
@@ -229,7 +297,8 @@ async def preview_purchase(request: PurchaseRequest) -> EarnBreakdown:
     """What `record_purchase` would credit for this receipt now, writing nothing.
 
     Uses the member's current tier (a purchase that lifts the member into a higher tier earns at the old tier's
-    multiplier, as `record_purchase` does). Validates like `record_purchase`, except for idempotency.
+    multiplier, as `record_purchase` does). Validates like `record_purchase` (the sanity limits included), except
+    for idempotency.
     """
     check_request(request)
     program = await load_program()
@@ -238,6 +307,7 @@ async def preview_purchase(request: PurchaseRequest) -> EarnBreakdown:
     member = await Member.get_or_none(id=request.member_id)
     if member is None:
         raise MemberNotFound("no such member", field="member_id")
+    await check_limits(program, request)
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
     return compute_points(program, tier, request.lines, await active_rules(request.occurred_at))
 
