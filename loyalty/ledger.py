@@ -69,9 +69,13 @@ async def _post(
     pending: int = 0,
     lifetime: int = 0,
     allow_overdraw: bool = False,
+    occurred_at: datetime | None = None,
     **entry_fields: Any,
 ) -> LedgerEntry:
-    """Append an entry and move the cached balances by its deltas, refusing to overdraw the balance."""
+    """Append an entry and move the cached balances by its deltas, refusing to overdraw the balance.
+
+    `occurred_at` is when it happened in business terms (a purchase's receipt time); by default, now.
+    """
     query = Member.filter(id=member.id)
     if available < 0 and not allow_overdraw:
         query = query.filter(points_available__gte=-available)
@@ -93,6 +97,7 @@ async def _post(
         delta_pending=pending,
         delta_lifetime=lifetime,
         created_at=clock.now(),
+        occurred_at=occurred_at or clock.now(),
         using_db=conn,
         **entry_fields,
     )
@@ -271,6 +276,8 @@ async def credit_earned(
         lifetime=points,
         lot_id=lot.id,
         purchase=purchase,
+        # The member's activity shows the purchase when it was made, not when the till sent it.
+        occurred_at=purchase.occurred_at,
     )
 
 
