@@ -49,7 +49,7 @@ from loyalty.models import (
 from loyalty.money import format_money
 from loyalty.program import load_program
 from loyalty.stamps import StampOutcome, add_stamps
-from loyalty.tiers import evaluate_tier
+from loyalty.tiers import evaluate_tier, undo_unfounded_upgrade
 
 MAX_LINES = 500
 _TEXT_LIMIT = 64  # PurchaseLine.sku / category column size
@@ -324,6 +324,9 @@ class RefundResult:
     amount: int  # money refunded, minor units (computed from the lines for a refund by lines)
     purchase_id: int
     member_id: int
+    # The tier the refund took the member down from and to (`tiers.undo_unfounded_upgrade`); None if it stayed.
+    tier_from: str | None = None
+    tier_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -445,6 +448,7 @@ async def _refund(
         using_db=conn,
     )
     await Purchase.filter(id=purchase.id).using_db(conn).update(refunded_total=refunded, points_reversed=reversed_total)
+    tier_from = tier_to = None
     if qualifying_back:
         await QualifyingCredit.create(
             member_id=member.id,
@@ -453,6 +457,10 @@ async def _refund(
             purchase_id=purchase.id,
             using_db=conn,
         )
+        tier_before = next((t.name for t in program.tiers if t.id == member.tier_id), None)
+        lowered = await undo_unfounded_upgrade(conn, member, program)
+        if lowered is not None:
+            tier_from, tier_to = tier_before, lowered.name
     await events.emit(
         conn,
         events.POINTS_REFUNDED,
@@ -464,7 +472,9 @@ async def _refund(
             "unrecovered": unrecovered,
         },
     )
-    return RefundResult(refund.id, to_reverse, recovered, unrecovered, amount, purchase.id, member.id)
+    return RefundResult(
+        refund.id, to_reverse, recovered, unrecovered, amount, purchase.id, member.id, tier_from, tier_to
+    )
 
 
 async def refund_purchase(
@@ -484,7 +494,9 @@ async def refund_purchase(
     quantity. Either way never more than the purchase earned and not yet reversed (`RefundExceedsPurchase` for more
     money or items than were bought). Points come from the purchase's own lots first, then other available points;
     below zero only where the program allows it; what cannot be recovered is recorded on the entry. Qualifying
-    value goes back in proportion to the money refunded. Stamps stay (see `loyalty.stamps`).
+    value goes back in proportion to the money refunded, and an upgrade it no longer supports is undone at once
+    (`tiers.undo_unfounded_upgrade`: `tier.changed`, the audit entry's tier before and after). Stamps stay (see
+    `loyalty.stamps`).
 
     With `member_id` (the checkout console: the member on screen) another member's receipt is `PurchaseNotFound`,
     also when the refund id replays an earlier refund. The actor needs the cashier role in the receipt's store
@@ -512,7 +524,13 @@ async def refund_purchase(
             store_code=store_code,
             member_id=result.member_id,
             target=f"purchase:{result.purchase_id}",
-            after={"refund_id": refund_id, "amount": result.amount, "points_reversed": result.points_reversed},
+            before={"tier": result.tier_from} if result.tier_to else None,
+            after={
+                "refund_id": refund_id,
+                "amount": result.amount,
+                "points_reversed": result.points_reversed,
+                **({"tier": result.tier_to} if result.tier_to else {}),
+            },
         )
         return result
 
