@@ -492,3 +492,18 @@ async def test_a_discount_offer_asks_for_the_purchase_total(
 
     assert "this offer needs a purchase of at least 1500" in too_little.text
     assert "Offer redeemed: take 2.00 EUR off." in (await http.get(member_page)).text
+
+
+async def test_a_purchase_above_the_sanity_limits_shows_the_limit_in_money(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
+    # Given the default limits (10,000.00 EUR a receipt, 25,000.00 EUR a member and day) and a cashier who typed
+    # 2^31 cents
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+
+    response = await _post(http, member_page, f"{member_page}/purchases", _purchase(amount="21474836.48"))
+
+    assert response.headers["location"] == member_page
+    assert "a receipt may total at most €10,000.00, not €21,474,836.48" in (await http.get(member_page)).text
+    assert await Purchase.all().count() == 0
