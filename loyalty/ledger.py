@@ -355,12 +355,19 @@ async def reverse_debit(conn: BaseDBAsyncClient, member: Member, entry_id: int) 
 
 
 async def claw_back_purchase(
-    conn: BaseDBAsyncClient, member: Member, program: Program, purchase: Purchase, points: int
+    conn: BaseDBAsyncClient,
+    member: Member,
+    program: Program,
+    purchase: Purchase,
+    points: int,
+    *,
+    occurred_at: datetime | None = None,
 ) -> tuple[int, int]:
     """Take back `points` a purchase earned, from a member locked in the caller's transaction (a refund).
 
     From the purchase's own pending lots first, then its available lots, then other available lots; below zero only
-    where the program allows it. Returns (points recovered, points that could not be recovered).
+    where the program allows it. `occurred_at`: when the refund happened, if the till said (default: now). Returns
+    (points recovered, points that could not be recovered).
     """
     own = await PointsLot.filter(purchase_id=purchase.id, remaining__gt=0).using_db(conn)
     own_pending = [lot for lot in own if lot.status == LotStatus.PENDING]
@@ -380,6 +387,7 @@ async def claw_back_purchase(
         allow_overdraw=True,
         unrecovered=unrecovered,
         purchase_id=purchase.id,
+        occurred_at=occurred_at,
     )
     await _take_from_lots(conn, entry, own_pending, from_pending)
     await _take_from_lots(conn, entry, own_available + others, from_available)

@@ -338,17 +338,28 @@ class LineRefund:
 
 
 def _check_refund(
-    *, store_code: str, receipt_id: str, refund_id: str, amount: int | None, lines: Sequence[LineRefund] | None
+    *,
+    store_code: str,
+    receipt_id: str,
+    refund_id: str,
+    amount: int | None,
+    lines: Sequence[LineRefund] | None,
+    occurred_at: datetime | None,
 ) -> dict[str, Any]:
     """Validate a refund request (raises `InvalidInput`); returns its idempotency request document."""
     check_store_code(store_code)
     check_text(receipt_id, "receipt_id", _REFERENCE_LIMIT)
     check_text(refund_id, "refund_id", _REFERENCE_LIMIT)
+    # Only when given: the documents (and so the hashes) of refunds without a time stay as they were.
+    when: dict[str, Any] = {}
+    if occurred_at is not None:
+        check_occurred_at(occurred_at)
+        when = {"occurred_at": occurred_at.astimezone(UTC).isoformat()}
     if (amount is None) == (lines is None):
         raise InvalidInput("refund either an amount or lines", field="amount")
     if amount is not None:
         check_amount(amount, "amount")
-        return {"receipt_id": receipt_id, "amount": amount}
+        return {"receipt_id": receipt_id, "amount": amount, **when}
     assert lines is not None
     if not lines:
         raise InvalidInput("name at least one line to refund", field="lines")
@@ -357,7 +368,7 @@ def _check_refund(
     for line in lines:
         check_amount(line.line_no, "lines", label="a line number")
         check_amount(line.quantity, "lines", label="a quantity")
-    return {"receipt_id": receipt_id, "lines": sorted([line.line_no, line.quantity] for line in lines)}
+    return {"receipt_id": receipt_id, "lines": sorted([line.line_no, line.quantity] for line in lines), **when}
 
 
 async def _refund_lines(conn: BaseDBAsyncClient, purchase: Purchase, lines: Sequence[LineRefund]) -> tuple[int, int]:
@@ -403,6 +414,7 @@ async def _refund(
     amount: int | None,
     lines: Sequence[LineRefund] | None,
     member_id: int | None,
+    occurred_at: datetime | None,
 ) -> RefundResult:
     """Claw back a refund's points inside the caller's transaction (see `refund_purchase`)."""
     purchase = await Purchase.get_or_none(store_code=store_code, receipt_id=receipt_id, using_db=conn)
@@ -414,6 +426,8 @@ async def _refund(
     member = await ledger.lock_member(conn, purchase.member_id)
     purchase = await Purchase.filter(id=purchase.id).using_db(conn).select_for_update().first()
     assert purchase is not None
+    if occurred_at is not None and occurred_at < purchase.occurred_at:
+        raise InvalidInput("a refund cannot happen before its purchase", field="occurred_at")
     if lines is not None:
         amount, line_points = await _refund_lines(conn, purchase, lines)
     assert amount is not None
@@ -436,7 +450,9 @@ async def _refund(
         )
     recovered = unrecovered = 0
     if to_reverse:
-        recovered, unrecovered = await ledger.claw_back_purchase(conn, member, program, purchase, to_reverse)
+        recovered, unrecovered = await ledger.claw_back_purchase(
+            conn, member, program, purchase, to_reverse, occurred_at=occurred_at
+        )
     refund = await Refund.create(
         purchase_id=purchase.id,
         refund_id=refund_id,
@@ -486,6 +502,7 @@ async def refund_purchase(
     amount: int | None = None,
     lines: Sequence[LineRefund] | None = None,
     member_id: int | None = None,
+    occurred_at: datetime | None = None,
 ) -> RefundResult:
     """Refund a purchase by amount or by lines and claw back its points; idempotent per (store, refund).
 
@@ -498,13 +515,21 @@ async def refund_purchase(
     (`tiers.undo_unfounded_upgrade`: `tier.changed`, the audit entry's tier before and after). Stamps stay (see
     `loyalty.stamps`).
 
+    `occurred_at` (optional) is when the goods came back, if the till sends it: the member's activity shows the
+    clawback then (default: when it is recorded); not in the future, not before the purchase (`InvalidInput`).
+
     With `member_id` (the checkout console: the member on screen) another member's receipt is `PurchaseNotFound`,
     also when the refund id replays an earlier refund. The actor needs the cashier role in the receipt's store
     (`Forbidden`).
     """
     actor.require(StaffRole.CASHIER, store_code)
     request = _check_refund(
-        store_code=store_code, receipt_id=receipt_id, refund_id=refund_id, amount=amount, lines=lines
+        store_code=store_code,
+        receipt_id=receipt_id,
+        refund_id=refund_id,
+        amount=amount,
+        lines=lines,
+        occurred_at=occurred_at,
     )
 
     async def action(conn: BaseDBAsyncClient) -> RefundResult:
@@ -516,6 +541,7 @@ async def refund_purchase(
             amount=amount,
             lines=lines,
             member_id=member_id,
+            occurred_at=occurred_at,
         )
         await record_audit(
             actor,

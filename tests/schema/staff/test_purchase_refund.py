@@ -70,6 +70,9 @@ async def test_a_refund_by_amount(anna: Member, cashier: Actor, clock: FrozenClo
         ({"amount": -5}, "INVALID", "amount"),
         ({"receiptId": "nope", "amount": 100}, "PURCHASE_NOT_FOUND", "receiptId"),
         ({"refundId": "", "amount": 100}, "INVALID", "refundId"),
+        ({"amount": 100, "occurredAt": "2026-03-02T12:10:00+00:00"}, "INVALID", "occurredAt"),  # the future
+        ({"amount": 100, "occurredAt": "2026-03-02T11:59:59+00:00"}, "INVALID", "occurredAt"),  # before the purchase
+        ({"amount": 100, "occurredAt": "2026-03-02T12:00:00"}, "INVALID", "occurredAt"),  # no timezone
     ],
 )
 async def test_bad_refunds_get_a_precise_user_error_and_write_nothing(
