@@ -159,7 +159,7 @@ async def evaluate_tier(conn: BaseDBAsyncClient, member: Member, program: Progra
         await _store_standing(conn, member, new_tier, held_until, (upgraded_at, before_id, before_held))
         if changed:
             previous = next((t for t in tiers if t.id == previous_id), None)
-            await _emit_tier_changed(conn, member, previous, new_tier, value, "qualification")
+            await _emit_tier_changed(conn, member, previous, new_tier, value, "evaluation")
     return new_tier
 
 

@@ -52,7 +52,7 @@ async def test_a_full_refund_inside_the_window_undoes_the_upgrade(program: Progr
     assert (result.tier_from, result.tier_to) == ("Silver", "Member")
     assert await _standing(member.id) == ("Member", before.tier_held_until)
     assert await _tier_events(member.id) == [
-        ("Member", "Silver", "up", "qualification"),
+        ("Member", "Silver", "up", "evaluation"),
         ("Silver", "Member", "down", "refund"),
     ]
     audit = await AuditLog.get(action="purchase.refund")
@@ -113,7 +113,7 @@ async def test_a_refund_after_the_hold_ended_leaves_the_tier_to_the_evaluation(
     assert await _standing(member.id) == ("Silver", Y2028)
     assert await jobs.evaluate_tiers() == 1
     assert (await _standing(member.id))[0] == "Member"
-    assert [e[3] for e in await _tier_events(member.id)] == ["qualification", "qualification"]
+    assert [e[3] for e in await _tier_events(member.id)] == ["evaluation", "evaluation"]
 
 
 async def test_refunding_a_purchase_that_did_not_lift_the_tier_keeps_it(program: Program, clock: FrozenClock) -> None:
