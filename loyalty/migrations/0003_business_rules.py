@@ -4,7 +4,7 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('loyalty', '0001_initial')]
+    dependencies = [('loyalty', '0002_throttles')]
 
     initial = False
 
