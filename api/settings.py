@@ -73,8 +73,6 @@ class Settings(BaseSettings):
     # Periodic jobs (run by every outbox worker): seconds between runs by job name, as JSON; 0 turns a job off.
     job_intervals: dict[str, float] = Field(default_factory=dict)
 
-    program_file: str = "demo/program.toml"
-
     @property
     def production(self) -> bool:
         return self.environment == Environment.PRODUCTION

@@ -131,4 +131,4 @@ async def record_engagement(
     request = {"member": member_id, "occurred_at": occurred_at.astimezone(UTC).isoformat()}
     # Hashed: type and external id together may exceed the idempotency key's 128 characters.
     key = hashlib.sha256(f"{event_type}\0{external_id}".encode()).hexdigest()
-    return await idempotent("engagement", key, request, EngagementResult, action)
+    return await idempotent("engagement", key, request, EngagementResult, action, field="external_id")
