@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,7 +47,6 @@ from loyalty.models import (
     StaffRole,
     TierMetric,
 )
-from loyalty.money import format_money
 from loyalty.program import load_program
 from loyalty.stamps import StampOutcome, add_stamps
 from loyalty.tiers import evaluate_tier, undo_unfounded_upgrade
@@ -72,9 +71,32 @@ class LinesTotalMismatch(DomainError):
 class PurchaseTotalTooLarge(DomainError):
     code = "PURCHASE_TOTAL_TOO_LARGE"
 
+    def __init__(self, *, limit: int, total: int) -> None:
+        super().__init__(f"a receipt may total at most {limit}, not {total}", field="total")
+        self.limit = limit
+        self.total = total
+
+    def describe(self, money: MoneyText) -> str:
+        return f"a receipt may total at most {money(self.limit)}, not {money(self.total)}"
+
 
 class DailyPurchaseLimitExceeded(DomainError):
     code = "DAILY_PURCHASE_LIMIT_EXCEEDED"
+
+    def __init__(self, *, day: date, limit: int, left: int) -> None:
+        super().__init__(
+            f"this member's purchases on {day.isoformat()} may total at most {limit}; {left} of it is left",
+            field="total",
+        )
+        self.day = day
+        self.limit = limit
+        self.left = left
+
+    def describe(self, money: MoneyText) -> str:
+        return (
+            f"this member's purchases on {self.day.isoformat()} may total at most {money(self.limit)};"
+            f" {money(self.left)} of it is left"
+        )
 
 
 def _store_key(store_code: str, reference: str) -> str:
@@ -156,15 +178,8 @@ async def check_limits(program: Program, request: PurchaseRequest, conn: BaseDBA
     (a mistyped receipt that was refunded does not block the right one; its points went back with it). Called with
     the member locked, so concurrent receipts of one member cannot pass it together.
     """
-
-    def money(minor: int) -> str:
-        return format_money(minor, program.currency, exponent=program.currency_exponent)
-
     if request.total > program.max_purchase_total:
-        raise PurchaseTotalTooLarge(
-            f"a receipt may total at most {money(program.max_purchase_total)}, not {money(request.total)}",
-            field="total",
-        )
+        raise PurchaseTotalTooLarge(limit=program.max_purchase_total, total=request.total)
     start, end = local_day(program, request.occurred_at)
     rows = (
         await Purchase.filter(member_id=request.member_id, occurred_at__gte=start, occurred_at__lt=end)
@@ -175,12 +190,10 @@ async def check_limits(program: Program, request: PurchaseRequest, conn: BaseDBA
     # PostgreSQL sums bigints as numeric (a Decimal); no rows sum to NULL.
     spent = int(rows[0]["bought"] or 0) - int(rows[0]["refunded"] or 0) if rows else 0
     if spent + request.total > program.max_daily_purchase_total:
-        day = request.occurred_at.astimezone(ZoneInfo(program.timezone)).date().isoformat()
-        left = max(0, program.max_daily_purchase_total - spent)
         raise DailyPurchaseLimitExceeded(
-            f"this member's purchases on {day} may total at most {money(program.max_daily_purchase_total)};"
-            f" {money(left)} of it is left",
-            field="total",
+            day=request.occurred_at.astimezone(ZoneInfo(program.timezone)).date(),
+            limit=program.max_daily_purchase_total,
+            left=max(0, program.max_daily_purchase_total - spent),
         )
 
 

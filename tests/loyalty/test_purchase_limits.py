@@ -11,10 +11,15 @@ from loyalty import purchases
 from loyalty.clock import FrozenClock
 from loyalty.errors import DomainError, InvalidInput
 from loyalty.models import Program, Purchase
+from loyalty.money import format_money
 from loyalty.program import load_program
 from tests.conftest import TEST_PROGRAM
 from tests.loyalty.ledger_helpers import balances, configure, new_member
 from tests.loyalty.purchase_helpers import CASHIER, all_counts, buy, line, receipt
+
+
+def euros(minor: int) -> str:
+    return format_money(minor, "EUR", exponent=2)
 
 
 async def _limits(per_receipt: int = 10_000, per_day: int = 25_000) -> None:
@@ -33,7 +38,7 @@ async def test_the_default_limits_refuse_a_typo_of_two_to_the_31_cents(program: 
         await buy(member.id, "R1", [line("A", 2**31)])
 
     # then nothing is minted or written
-    assert (refused.value.code, refused.value.field, refused.value.message) == (
+    assert (refused.value.code, refused.value.field, refused.value.describe(euros)) == (
         "PURCHASE_TOTAL_TOO_LARGE",
         "total",
         "a receipt may total at most €10,000.00, not €21,474,836.48",
@@ -54,7 +59,10 @@ async def test_a_receipt_exactly_at_the_limit_passes_and_one_cent_more_is_refuse
         await buy(member.id, "R2", [line("A", 6_000), line("B", 4_001)])
 
     assert recorded.points == 100
-    assert refused.value.message == "a receipt may total at most €100.00, not €100.01"
+    assert refused.value.describe(euros) == "a receipt may total at most €100.00, not €100.01"
+    # the APIs' message keeps minor units; the amounts are typed for whoever words them
+    assert refused.value.message == "a receipt may total at most 10000, not 10001"
+    assert (refused.value.limit, refused.value.total) == (10_000, 10_001)
     assert await all_counts() == before
 
 
@@ -72,7 +80,7 @@ async def test_a_members_receipts_of_one_day_may_reach_the_daily_limit_but_not_p
     with pytest.raises(purchases.DailyPurchaseLimitExceeded) as refused:
         await buy(member.id, "R4", [line("A", 1)])
 
-    assert (refused.value.code, refused.value.field, refused.value.message) == (
+    assert (refused.value.code, refused.value.field, refused.value.describe(euros)) == (
         "DAILY_PURCHASE_LIMIT_EXCEEDED",
         "total",
         "this member's purchases on 2026-03-02 may total at most €250.00; €0.00 of it is left",
@@ -99,11 +107,14 @@ async def test_the_day_is_the_programs_local_day_of_the_receipt(program: Program
     # then 1 March is full, 2 March has 150.00 left
     with pytest.raises(purchases.DailyPurchaseLimitExceeded) as full:
         await buy(member.id, "A3", [line("A", 1)], at=datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
-    assert full.value.message == "this member's purchases on 2026-03-01 may total at most €250.00; €0.00 of it is left"
+    assert (
+        full.value.describe(euros)
+        == "this member's purchases on 2026-03-01 may total at most €250.00; €0.00 of it is left"
+    )
     await buy(member.id, "B2", [line("A", 10_000)])
     with pytest.raises(purchases.DailyPurchaseLimitExceeded) as nearly:
         await buy(member.id, "B3", [line("A", 5_001)])
-    assert nearly.value.message.endswith("€50.00 of it is left")
+    assert nearly.value.describe(euros).endswith("€50.00 of it is left")
     assert await Purchase.filter(member_id=member.id).count() == 5
 
 
@@ -137,7 +148,7 @@ async def test_preview_reports_the_same_refusals(program: Program, clock: Frozen
             await purchases.preview_purchase(request)
         refusals.append(refused.value)
 
-    assert [(e.code, e.field, e.message) for e in refusals] == [
+    assert [(e.code, e.field, e.describe(euros)) for e in refusals] == [
         ("PURCHASE_TOTAL_TOO_LARGE", "total", "a receipt may total at most €100.00, not €100.01"),
         (
             "DAILY_PURCHASE_LIMIT_EXCEEDED",
