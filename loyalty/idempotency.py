@@ -22,7 +22,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from loyalty import clock
-from loyalty.checks import check_text
+from loyalty.checks import check_code
 from loyalty.errors import DuplicateIdempotencyKey
 from loyalty.models import IdempotencyRecord
 
@@ -64,7 +64,7 @@ async def idempotent(
     Raises `DuplicateIdempotencyKey` when the key was used with a different `request`, and `InvalidInput` for a key
     that is empty or longer than `MAX_KEY_LENGTH`; an error in `action` rolls back its effects and the record.
     """
-    check_text(key, "idempotency_key", MAX_KEY_LENGTH, label="an idempotency key")
+    check_code(key, "idempotency_key", MAX_KEY_LENGTH, label="an idempotency key")
     adapter = _adapter(result_type)
     digest = request_hash(request)
     existing = await IdempotencyRecord.get_or_none(scope=scope, key=key)

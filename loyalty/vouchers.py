@@ -311,7 +311,9 @@ async def redeem_voucher(actor: Actor, *, code: str, store_code: str, member_id:
     for subject in subjects:
         await throttle.check_throttle(THROTTLE_SCOPE, subject, THROTTLE_LIMIT, THROTTLE_WINDOW)
     normalized = normalize_code(code)
-    voucher = await Voucher.get_or_none(code=normalized) if len(normalized) == CODE_LENGTH else None
+    # Only a code we could have issued reaches the database (a NUL among 16 characters would be a database error).
+    issuable = len(normalized) == CODE_LENGTH and normalized.isascii() and normalized.isalnum()
+    voucher = await Voucher.get_or_none(code=normalized) if issuable else None
     if voucher is None or (member_id is not None and voucher.member_id != member_id):
         for subject in subjects:
             await throttle.record_failure(THROTTLE_SCOPE, subject)
