@@ -59,7 +59,7 @@ from loyalty import vouchers
 from loyalty.card import card_code
 from loyalty.checks import is_clean_text
 from loyalty.members import enroll_member
-from loyalty.models import EngagementRule, LedgerEntry, Program, Reward, RewardKind, ThrottleEvent
+from loyalty.models import EngagementRule, LedgerEntry, Program, Reward, RewardKind, ThrottleCounter
 from loyalty.refresh_tokens import start_session
 from loyalty.staff import create_staff
 from schema.global_ids import ACTIVITY_ENTRY, MEMBER, OFFER, REWARD, VOUCHER
@@ -75,7 +75,7 @@ PASSWORD = "correct horse battery"
 MAX_DEPTH = 4  # how deep nested fields with arguments are looked for (the schemas nest them at most 3 deep)
 # Per schema: about 20 seconds each on PostgreSQL. Set KLUBB_HOSTILE_EXAMPLES higher for a longer hunt.
 EXAMPLES = int(os.environ.get("KLUBB_HOSTILE_EXAMPLES", "120"))
-NOT_WRITTEN_ON_PURPOSE = {ThrottleEvent._meta.db_table}
+NOT_WRITTEN_ON_PURPOSE = {ThrottleCounter._meta.db_table}
 
 HOSTILE_TEXT = [
     "",
