@@ -451,8 +451,11 @@ async def drive(world: World, ops: list[Operation], error_log: ErrorLog) -> None
         )
         after = await snapshot()
         context = f"{operation.schema} {operation.name} {variables!r}: {response.text[:2000]}"
-        assert response.status_code == 200, context
         answer = response.json()
+        if response.status_code == 400:  # the HTTP edge refuses a lone surrogate in JSON, coded
+            assert [e["extensions"]["code"] for e in answer["errors"]] == ["BAD_REQUEST"], context
+        else:
+            assert response.status_code == 200, context
         unhandled = [e for e in answer.get("errors", []) if "path" in e and "code" not in e.get("extensions", {})]
         assert unhandled == [], context
         assert error_log.records == [], context
