@@ -22,7 +22,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from loyalty import clock
-from loyalty.checks import check_text
+from loyalty.checks import check_code
 from loyalty.errors import DuplicateIdempotencyKey
 from loyalty.models import IdempotencyRecord
 
@@ -68,7 +68,7 @@ async def idempotent(
     `field` is the domain name of the input that carries the key (`receipt_id` for a purchase), which both errors
     name, so the API points at the input the caller must change.
     """
-    check_text(key, field, MAX_KEY_LENGTH, label="an idempotency key")
+    check_code(key, field, MAX_KEY_LENGTH, label="an idempotency key")
     adapter = _adapter(result_type)
     digest = request_hash(request)
     existing = await IdempotencyRecord.get_or_none(scope=scope, key=key)

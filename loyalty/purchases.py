@@ -25,7 +25,7 @@ from tortoise.functions import Sum
 from loyalty import clock, events, ledger
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
-from loyalty.checks import check_amount, check_occurred_at, check_store_code, check_text
+from loyalty.checks import MAX_REFERENCE, check_amount, check_code, check_occurred_at, check_store_code
 from loyalty.earning import EarnBreakdown, LineInput, active_rules, compute_points
 from loyalty.errors import (
     CurrencyMismatch,
@@ -52,8 +52,9 @@ from loyalty.stamps import StampOutcome, add_stamps
 from loyalty.tiers import evaluate_tier, undo_unfounded_upgrade
 
 MAX_LINES = 500
-_TEXT_LIMIT = 64  # PurchaseLine.sku / category column size
-_REFERENCE_LIMIT = 64  # Purchase.receipt_id / Refund.refund_id column size
+# Items on one receipt line: a typo guard far above any basket, well inside the quantity columns (32-bit) and
+# the stamp counts a line's quantity adds to.
+MAX_QUANTITY = 10_000
 
 
 class LinesTotalMismatch(DomainError):
@@ -148,15 +149,17 @@ def check_request(request: PurchaseRequest) -> None:
     """Validate a receipt before anything is written (`InvalidInput`, `LinesTotalMismatch`)."""
     check_amount(request.total, "total", allow_zero=True)
     check_store_code(request.store_code)
-    check_text(request.receipt_id, "receipt_id", _REFERENCE_LIMIT)
+    check_code(request.receipt_id, "receipt_id", MAX_REFERENCE)
+    check_code(request.currency, "currency", 3)
     check_occurred_at(request.occurred_at)
     if not request.lines or len(request.lines) > MAX_LINES:
         raise InvalidInput(f"a receipt has 1 to {MAX_LINES} lines", field="lines")
     for line in request.lines:
-        check_amount(line.quantity, "lines", label="a line's quantity")
+        check_amount(line.quantity, "lines", high=MAX_QUANTITY, label="a line's quantity")
         check_amount(line.amount, "lines", allow_zero=True, label="a line's amount")
-        check_text(line.sku, "lines", _TEXT_LIMIT, label="a line's sku")
-        check_text(line.category, "lines", _TEXT_LIMIT, required=False, label="a line's category")
+        check_code(line.sku, "lines", MAX_REFERENCE, label="a line's sku")
+        if line.category:
+            check_code(line.category, "lines", MAX_REFERENCE, label="a line's category")
     sold = sum(line.amount for line in request.lines if not line.voided)
     if sold != request.total:
         raise LinesTotalMismatch(lines_total=sold, total=request.total)
@@ -370,8 +373,8 @@ def _check_refund(
 ) -> dict[str, Any]:
     """Validate a refund request (raises `InvalidInput`); returns its idempotency request document."""
     check_store_code(store_code)
-    check_text(receipt_id, "receipt_id", _REFERENCE_LIMIT)
-    check_text(refund_id, "refund_id", _REFERENCE_LIMIT)
+    check_code(receipt_id, "receipt_id", MAX_REFERENCE)
+    check_code(refund_id, "refund_id", MAX_REFERENCE)
     # Only when given: the documents (and so the hashes) of refunds without a time stay as they were.
     when: dict[str, Any] = {}
     if occurred_at is not None:
@@ -388,8 +391,8 @@ def _check_refund(
     if len({line.line_no for line in lines}) != len(lines):
         raise InvalidInput("each line may be named once", field="lines")
     for line in lines:
-        check_amount(line.line_no, "lines", label="a line number")
-        check_amount(line.quantity, "lines", label="a quantity")
+        check_amount(line.line_no, "lines", high=MAX_LINES, label="a line number")  # a smallint column
+        check_amount(line.quantity, "lines", high=MAX_QUANTITY, label="a quantity")
     return {"receipt_id": receipt_id, "lines": sorted([line.line_no, line.quantity] for line in lines), **when}
 
 

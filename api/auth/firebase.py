@@ -23,6 +23,7 @@ from google.auth.credentials import AnonymousCredentials
 from api.auth.errors import AuthUnavailable, InvalidFirebaseToken
 from api.settings import Settings, UnsafeSettings, get_settings
 from loyalty import clock
+from loyalty.checks import MAX_EMAIL
 
 EMULATOR_HOST_ENV = "FIREBASE_AUTH_EMULATOR_HOST"
 ISSUER_PREFIX = "https://securetoken.google.com/"
@@ -32,6 +33,7 @@ MAX_TOKEN_LENGTH = 8192
 # How long fetching Google's signing certificates may take (firebase-admin's default is 120 s, which would hold a
 # sign-in and a worker thread for two minutes while Google is unreachable).
 CERT_FETCH_TIMEOUT_SECONDS = 10.0
+MAX_UID_LENGTH = 128
 _app_lock = threading.Lock()
 log = logging.getLogger("klubb.auth")
 
@@ -98,7 +100,7 @@ class FirebaseVerifier:
 
     def verify_sync(self, id_token: str) -> FirebaseIdentity:
         """Blocking form of `verify`."""
-        if not isinstance(id_token, str) or not id_token or len(id_token) > MAX_TOKEN_LENGTH:
+        if not isinstance(id_token, str) or not id_token or len(id_token) > MAX_TOKEN_LENGTH or not id_token.isascii():
             raise InvalidFirebaseToken()
         try:
             claims = auth.verify_id_token(id_token, app=self._app)
@@ -122,11 +124,14 @@ class FirebaseVerifier:
         if _claim_time(claims, "exp") <= now:
             raise InvalidFirebaseToken("Firebase ID token expired")
         uid = claims.get("uid")
-        if not isinstance(uid, str) or not uid:
+        # Firebase uids are 1 to 128 printable characters; an emulator token can claim anything.
+        if not isinstance(uid, str) or not uid or len(uid) > MAX_UID_LENGTH or not uid.isprintable():
             raise InvalidFirebaseToken()
         email = claims.get("email")
-        # Only a verified address becomes the member's email: staff look members up by it.
-        verified_email = email if isinstance(email, str) and claims.get("email_verified") is True else None
+        # Only a verified address becomes the member's email: staff look members up by it. One that cannot be
+        # stored (too long, control characters) is left out rather than refusing the sign-in.
+        usable = isinstance(email, str) and len(email) <= MAX_EMAIL and email.isprintable()
+        verified_email = email if usable and claims.get("email_verified") is True else None
         name = claims.get("name")
         return FirebaseIdentity(uid=uid, email=verified_email, name=name if isinstance(name, str) else "")
 
