@@ -3,39 +3,14 @@ message on the page, nothing written, never a database error."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
 import pytest
 
-from api.app import create_app
-from loyalty.members import enroll_member
-from loyalty.models import Member, Program, Purchase, Refund, StaffUser
-from loyalty.staff import create_staff
-from tests.admin.test_console_views import PASSWORD, _post, _purchase, _sign_in
-from tests.conftest import app_settings
+from loyalty.models import Member, Purchase, Refund, StaffUser
+from tests.admin.test_console_views import _post, _purchase, _sign_in
 from tests.loyalty.purchase_helpers import buy, line
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
-
-@pytest.fixture
-async def http(db: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(app_settings(db, tmp_path)))  # the `db` fixture holds the connection
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
-
-
-@pytest.fixture
-async def cass(program: Program) -> StaffUser:
-    return await create_staff("cass@example.com", PASSWORD, "cashier", ["S1"], "Cass")
-
-
-@pytest.fixture
-async def anna(program: Program) -> Member:
-    member, _ = await enroll_member("anna", email="anna@example.com", display_name="Anna")
-    return member
 
 
 async def test_signing_in_with_a_nul_in_the_email_is_a_wrong_email_or_password(

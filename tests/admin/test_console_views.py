@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member
 from loyalty.models import (
     AuditLog,
-    EntryKind,
     Member,
     Offer,
     OfferBenefit,
@@ -35,34 +33,14 @@ from loyalty.models import (
 from loyalty.program import forget_cached_program
 from loyalty.staff import create_staff, deactivate_staff
 from loyalty.vouchers import display_code, issue_voucher
+from tests.admin.conftest import PASSWORD
 from tests.conftest import START, app_settings
-from tests.loyalty import ledger_helpers
 from tests.schema.staff.conftest import run_staff
 
-PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
-
-@pytest.fixture
-async def http(db: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(app_settings(db, tmp_path)))  # the `db` fixture holds the connection
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
-
-
-@pytest.fixture
-async def cass(program: Program) -> StaffUser:
-    return await create_staff("cass@example.com", PASSWORD, "cashier", ["S1"], "Cass")
-
-
-@pytest.fixture
-async def anna(program: Program) -> Member:
-    member, _ = await enroll_member("anna", email="anna@example.com", display_name="Anna Andersson")
-    await ledger_helpers.credit_points(member.id, 300, kind=EntryKind.ADJUSTMENT, idempotency_key="seed")
-    return await Member.get(id=member.id)
 
 
 def _csrf(page: httpx.Response) -> str:
