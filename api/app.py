@@ -21,6 +21,7 @@ from api.graphql import MemberGraphQL
 from api.settings import Settings, get_settings
 from api.staff_graphql import StaffGraphQL
 from loyalty.db import connect, disconnect
+from schema.compiler import CompiledDocuments
 from schema.member_schema import QueryLimits, build_member_schema
 from schema.staff.schema import build_staff_schema
 from worker.runner import run_embedded
@@ -49,7 +50,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         "max_tokens": settings.graphql_max_tokens,
     }
     graphiql = not settings.production
-    member_graphql = MemberGraphQL(build_member_schema(**limits), tokens=tokens, sessions=sessions, graphiql=graphiql)
+    member_schema = build_member_schema(**limits)
+    compiled = CompiledDocuments(member_schema) if settings.compiled_execution else None
+    member_graphql = MemberGraphQL(
+        member_schema, tokens=tokens, sessions=sessions, graphiql=graphiql, compiled=compiled
+    )
     staff_graphql = StaffGraphQL(build_staff_schema(**limits), tokens=tokens, graphiql=graphiql)
 
     @contextlib.asynccontextmanager

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 2000
+    # Run the member app's trusted queries through their compiled plans (schema/compiler.py); off: all via strawberry.
+    compiled_execution: bool = True
 
     # Outbox: drain in the API process (embedded default); production runs `klubb worker` instead.
     embedded_worker: bool = True

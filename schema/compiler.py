@@ -1,0 +1,572 @@
+"""Compiled execution of the trusted documents: the member app's queries without graphql-core's executor.
+
+At start-up each operation of `mobile-client-mock/operations/` is parsed and validated exactly as strawberry would
+for a request (its own parse and validation hooks: the schema's limits and rules) and turned into a plan: the
+selection, with its fragments inlined and its fields collected per object type, each field bound to its
+`GraphQLField`, its resolver and a completer for its return type. A request whose query text is one of them runs
+the plan: the same strawberry resolvers (so the same DataLoaders, `loyalty` reads, authentication and
+authorization), called directly with a `GraphQLResolveInfo`; plain attributes are read with `getattr`, as
+strawberry's default resolver does. What is skipped is the generic machinery around them (field collection and
+lookups per request, per-field info objects for plain fields, extension hooks), which is most of a request's CPU.
+
+The semantics are graphql-core's, step by step (`graphql.execution.executor`): variables are coerced by its
+`get_variable_values` (same errors), arguments by `get_argument_values`, leaves by `coerce_output_value`; a field
+error nulls the nearest nullable parent and is reported once with its path; errors then go through the schema's
+`_process_errors` (logging, suggestions removed) and the schema's `MaskErrors`. Anything the plan does not cover
+(mutations and subscriptions, abstract return types, introspection, `@defer`/`@stream`, a schema extension it does
+not know) is not compiled and runs through strawberry: never a different answer. `tests/schema/
+test_compiled_differential.py` runs every trusted document through both paths and compares the JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path as FilePath
+from typing import Any
+
+import strawberry
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLIncludeDirective,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+    GraphQLSkipDirective,
+    GraphQLString,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    VariableNode,
+    is_abstract_type,
+    is_leaf_type,
+    located_error,
+)
+from graphql.execution.values import VariableValues, get_argument_values, get_directive_values, get_variable_values
+from graphql.language import Visitor, visit
+from graphql.pyutils import Path, Undefined, gather_with_cancel, inspect, is_awaitable, is_iterable
+from graphql.type.definition import GraphQLResolveInfoHelpers
+from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType as StrawberryOperationType
+
+from schema.trusted_documents import OPERATIONS_DIR
+
+logger = logging.getLogger(__name__)
+
+# The schema extensions whose effect the compiled path reproduces: caches and limits act on parsing and validation
+# (done once, at compile time, through the same hooks) and MaskErrors is applied to the result. Any other extension
+# might hook into execution, so a schema with one is not compiled.
+KNOWN_EXTENSIONS = (ParserCache, ValidationCache, AddValidationRules, MaxTokensLimiter, MaskErrors)
+
+
+class Unsupported(Exception):
+    """The document uses something the plan does not cover; it runs through strawberry."""
+
+
+# --- Completers: one per return type, as graphql-core's `complete_value` branches on it. ---
+
+
+class _Completer:
+    def complete(self, run: _Run, f: _Field, path: Path, value: Any) -> Any:
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
+class _NonNull(_Completer):
+    inner: _Completer
+
+    def complete(self, run: _Run, f: _Field, path: Path, value: Any) -> Any:
+        completed = self.inner.complete(run, f, path, value)
+        if completed is None:  # an awaitable (object or list still completing) is never null
+            raise TypeError(f"Cannot return null for non-nullable field {f.parent_type.name}.{f.name}.")
+        return completed
+
+
+@dataclass(eq=False)
+class _Leaf(_Completer):
+    type: Any  # GraphQLScalarType | GraphQLEnumType
+
+    def complete(self, run: _Run, f: _Field, path: Path, value: Any) -> Any:
+        if value is None or value is Undefined:
+            return None
+        coerced = self.type.coerce_output_value(value)
+        if coerced is Undefined or coerced is None:
+            raise TypeError(
+                f"Expected `{inspect(self.type)}.coerce_output_value({inspect(value)})` to return non-nullable"
+                f" value, returned: {inspect(coerced)}"
+            )
+        return coerced
+
+
+@dataclass(eq=False)
+class _List(_Completer):
+    inner: _Completer
+    item_type: GraphQLOutputType
+
+    def complete(self, run: _Run, f: _Field, path: Path, value: Any) -> Any:
+        if value is None or value is Undefined:
+            return None
+        if not is_iterable(value):
+            raise GraphQLError(f"Expected Iterable, but did not find one for field '{f.parent_type.name}.{f.name}'.")
+        results: list[Any] = []
+        pending: list[int] = []
+        for index, item in enumerate(value):
+            item_path = path.add_key(index, None)
+            if is_awaitable(item):
+                results.append(run.complete_awaitable(self.inner, f, self.item_type, item_path, item))
+                pending.append(index)
+                continue
+            try:
+                if isinstance(item, Exception):
+                    raise item
+                completed = self.inner.complete(run, f, item_path, item)
+                if is_awaitable(completed):
+                    completed = run.await_completed(completed, f, self.item_type, item_path)
+                    pending.append(index)
+                results.append(completed)
+            except Exception as raw_error:
+                run.field_error(raw_error, f, self.item_type, item_path)
+                results.append(None)
+        if not pending:
+            return results
+        return run.gather_into(results, pending)
+
+
+@dataclass(eq=False)
+class _Object(_Completer):
+    type: GraphQLObjectType
+    fields: list[_Field]
+
+    def complete(self, run: _Run, f: _Field | None, path: Path | None, value: Any) -> Any:
+        if value is None or value is Undefined:
+            return None
+        is_type_of = self.type.is_type_of
+        # strawberry's is_type_of reads only the value, not the info
+        if is_type_of is not None and not is_type_of(value, None):  # type: ignore[arg-type]
+            nodes = f.nodes if f is not None else None
+            raise GraphQLError(f"Expected value of type '{self.type.name}' but got: {inspect(value)}.", nodes)
+        return run.execute_fields(self, value, path)
+
+
+# --- Fields ---
+
+
+@dataclass(eq=False)
+class _Field:
+    key: str  # the response key: the alias, else the name
+    name: str
+    nodes: list[FieldNode]
+    parent_type: GraphQLObjectType
+    definition: GraphQLField | None  # None for __typename
+    return_type: GraphQLOutputType
+    completer: _Completer
+    # How the value is read: `attribute` for strawberry's plain fields (its default resolver is getattr), else the
+    # field's resolver with `arguments` (None: they reference variables and are coerced per request).
+    attribute: str | None = None
+    arguments: dict[str, Any] | None = field(default_factory=dict)
+
+    def read(self, run: _Run, source: Any, path: Path) -> Any:
+        if self.definition is None:
+            return self.parent_type.name
+        if self.attribute is not None:
+            return getattr(source, self.attribute)
+        arguments = self.arguments
+        if arguments is None:
+            arguments = get_argument_values(self.definition, self.nodes[0], run.variables)
+        assert self.definition.resolve is not None
+        return self.definition.resolve(source, run.info(self, path), **arguments)
+
+
+class _Run:
+    """One execution of a plan: graphql-core's `Executor` reduced to what a compiled plan needs."""
+
+    __slots__ = ("background", "context", "errors", "nulled", "operation", "variables")
+
+    def __init__(self, operation: CompiledOperation, context: Any, variables: VariableValues) -> None:
+        self.operation = operation
+        self.context = context
+        self.variables = variables
+        self.errors: list[GraphQLError] = []
+        self.nulled: set[Path | None] = set()
+        self.background: list[Awaitable[Any]] = []
+
+    def info(self, f: _Field, path: Path) -> GraphQLResolveInfo:
+        assert f.definition is not None
+        op = self.operation
+        return GraphQLResolveInfo(
+            f.name,
+            f.nodes,
+            f.return_type,
+            f.parent_type,
+            path,
+            op.schema,
+            op.fragments,
+            None,
+            op.definition,
+            self.variables,
+            self.context,
+            is_awaitable,
+            None,
+            _HELPERS,
+        )
+
+    def execute_fields(self, plan: _Object, source: Any, path: Path | None) -> Any:
+        results: dict[str, Any] = {}
+        pending: list[str] = []
+        type_name = plan.type.name
+        try:
+            for f in plan.fields:
+                value = self.execute_field(f, source, Path(path, f.key, type_name))
+                results[f.key] = value
+                if is_awaitable(value):
+                    pending.append(f.key)
+        except Exception:
+            if pending:  # let the fields already started settle (they may fail too), as graphql-core does
+                self.background.append(gather_with_cancel(*(results[key] for key in pending)))
+            raise
+        if not pending:
+            return results
+        return self._gather_fields(results, pending)
+
+    async def _gather_fields(self, results: dict[str, Any], pending: list[str]) -> dict[str, Any]:
+        if len(pending) == 1:
+            results[pending[0]] = await results[pending[0]]
+        else:
+            values = await gather_with_cancel(*(results[key] for key in pending))
+            results.update(zip(pending, values, strict=True))
+        return results
+
+    async def gather_into(self, results: list[Any], pending: list[int]) -> list[Any]:
+        if len(pending) == 1:
+            results[pending[0]] = await results[pending[0]]
+        else:
+            values = await gather_with_cancel(*(results[index] for index in pending))
+            for index, value in zip(pending, values, strict=True):
+                results[index] = value
+        return results
+
+    def execute_field(self, f: _Field, source: Any, path: Path) -> Any:
+        try:
+            value = f.read(self, source, path)
+            if is_awaitable(value):
+                return self.complete_awaitable(f.completer, f, f.return_type, path, value)
+            if isinstance(value, Exception):
+                raise value
+            completed = f.completer.complete(self, f, path, value)
+            if is_awaitable(completed):
+                return self.await_completed(completed, f, f.return_type, path)
+            return completed
+        except Exception as raw_error:
+            self.field_error(raw_error, f, f.return_type, path)
+            return None
+
+    async def complete_awaitable(
+        self, completer: _Completer, f: _Field, return_type: GraphQLOutputType, path: Path, value: Awaitable[Any]
+    ) -> Any:
+        try:
+            resolved = await value
+            if isinstance(resolved, Exception):
+                raise resolved
+            completed = completer.complete(self, f, path, resolved)
+            if is_awaitable(completed):
+                completed = await completed
+        except Exception as raw_error:
+            self.field_error(raw_error, f, return_type, path)
+            return None
+        return completed
+
+    async def await_completed(
+        self, completed: Awaitable[Any], f: _Field, return_type: GraphQLOutputType, path: Path
+    ) -> Any:
+        try:
+            return await completed
+        except Exception as raw_error:
+            self.field_error(raw_error, f, return_type, path)
+            return None
+
+    def field_error(self, raw_error: Exception, f: _Field, return_type: GraphQLOutputType, path: Path) -> None:
+        """graphql-core's `handle_field_error`: a non-null position passes the error up to its parent; a nullable
+        one becomes null and keeps the error (once: not under a position already nulled)."""
+        error = located_error(raw_error, f.nodes, path.as_list())
+        if isinstance(return_type, GraphQLNonNull):
+            raise error
+        self.add_error(error, path)
+
+    def add_error(self, error: GraphQLError, path: Path | None) -> None:
+        position: Path | None = path
+        while position is not None:
+            if position in self.nulled:
+                return
+            position = position.prev
+        if None in self.nulled:
+            return
+        self.nulled.add(path)
+        self.errors.append(error)
+
+
+async def _gather(values: Sequence[Awaitable[Any]]) -> list[Any]:
+    return await gather_with_cancel(*values)
+
+
+_HELPERS = GraphQLResolveInfoHelpers(gather=_gather, track=lambda values: None)
+
+
+# --- Plans ---
+
+
+@dataclass(eq=False)
+class CompiledOperation:
+    """One trusted query, compiled. `execute` answers like `schema.execute` would (same data, same errors)."""
+
+    name: str | None
+    schema: Any  # graphql.GraphQLSchema
+    strawberry_schema: strawberry.Schema
+    document: DocumentNode
+    definition: OperationDefinitionNode
+    fragments: dict[str, FragmentDefinitionNode]
+    mask: MaskErrors | None
+    # The variables @skip/@include read: the plan depends on their values, so one is built per combination.
+    condition_variables: tuple[str, ...]
+    _plans: dict[tuple[Any, ...], _Object] = field(default_factory=dict)
+
+    def plan(self, variables: VariableValues) -> _Object:
+        key = tuple(variables.coerced.get(name) for name in self.condition_variables)
+        plan = self._plans.get(key)
+        if plan is None:
+            root = self.schema.query_type
+            plan = _Object(root, _compile_fields(self, root, [self.definition.selection_set], variables))
+            self._plans[key] = plan
+        return plan
+
+    async def execute(self, context: Any, raw_variables: Mapping[str, Any] | None) -> ExecutionResult:
+        coerced = get_variable_values(
+            self.schema, self.definition.variable_definitions or (), dict(raw_variables or {})
+        )
+        if isinstance(coerced, list):  # bad variables: the errors graphql-core gives, and no execution
+            return self._result(None, coerced)
+        run = _Run(self, context, coerced)
+        try:
+            data = run.execute_fields(self.plan(coerced), None, None)
+            if is_awaitable(data):
+                data = await data
+        except GraphQLError as error:  # a null bubbled up to the root: no data
+            run.add_error(error, None)
+            data = None
+        for pending in run.background:  # settled before answering; their errors are under a nulled position
+            with contextlib.suppress(Exception):  # already reported at the position it nulled
+                await pending
+        return self._result(data, run.errors)
+
+    def _result(self, data: dict[str, Any] | None, errors: list[GraphQLError]) -> ExecutionResult:
+        if errors:
+            self.strawberry_schema._process_errors(errors)  # logs them; no suggestions when the schema hides them
+            if self.mask is not None:
+                errors = self.mask._process_errors(errors)
+        return ExecutionResult(data=data, errors=errors or None)
+
+
+def _compile_fields(
+    op: CompiledOperation, parent: GraphQLObjectType, selection_sets: Iterable[SelectionSetNode], variables: Any
+) -> list[_Field]:
+    grouped: dict[str, list[FieldNode]] = {}
+    visited: set[str] = set()
+    for selection_set in selection_sets:
+        _collect(op, parent, selection_set, variables, grouped, visited)
+    return [_compile_field(op, parent, key, nodes, variables) for key, nodes in grouped.items()]
+
+
+def _collect(
+    op: CompiledOperation,
+    runtime_type: GraphQLObjectType,
+    selection_set: SelectionSetNode,
+    variables: Any,
+    grouped: dict[str, list[FieldNode]],
+    visited: set[str],
+) -> None:
+    """The spec's CollectFields (graphql-core's `collect_fields`) for one object type."""
+    for selection in selection_set.selections:
+        if any(d.name.value in ("defer", "stream") for d in selection.directives or ()):
+            raise Unsupported("@defer/@stream")
+        if not _included(selection, variables):
+            continue
+        if isinstance(selection, FieldNode):
+            key = selection.alias.value if selection.alias else selection.name.value
+            grouped.setdefault(key, []).append(selection)
+        elif isinstance(selection, InlineFragmentNode):
+            condition = selection.type_condition.name.value if selection.type_condition else None
+            if _condition_matches(op, condition, runtime_type):
+                _collect(op, runtime_type, selection.selection_set, variables, grouped, visited)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in visited:
+                continue
+            visited.add(name)
+            fragment = op.fragments.get(name)
+            if fragment is not None and _condition_matches(op, fragment.type_condition.name.value, runtime_type):
+                _collect(op, runtime_type, fragment.selection_set, variables, grouped, visited)
+
+
+def _included(node: Any, variables: Any) -> bool:
+    skip = get_directive_values(GraphQLSkipDirective, node, variables)
+    if skip and skip["if"] is True:
+        return False
+    include = get_directive_values(GraphQLIncludeDirective, node, variables)
+    return not (include and include["if"] is False)
+
+
+def _condition_matches(op: CompiledOperation, condition: str | None, runtime_type: GraphQLObjectType) -> bool:
+    if condition is None:
+        return True
+    condition_type = op.schema.get_type(condition)
+    if condition_type is runtime_type:
+        return True
+    return bool(is_abstract_type(condition_type) and op.schema.is_sub_type(condition_type, runtime_type))
+
+
+def _compile_field(
+    op: CompiledOperation, parent: GraphQLObjectType, key: str, nodes: list[FieldNode], variables: Any
+) -> _Field:
+    name = nodes[0].name.value
+    if name == "__typename":
+        return _Field(key, name, nodes, parent, None, GraphQLNonNull(GraphQLString), _NonNull(_Leaf(GraphQLString)))
+    if name.startswith("__"):
+        raise Unsupported(f"introspection field {name}")
+    definition = parent.fields[name]
+    completer = _completer(op, definition.type, nodes, variables)
+    compiled = _Field(key, name, nodes, parent, definition, definition.type, completer)
+    strawberry_field = (definition.extensions or {}).get("strawberry-definition")
+    if getattr(definition.resolve, "_is_default", False) and strawberry_field is not None:
+        # strawberry's resolver for a plain field: `getattr(source, python_name)`, no info, no arguments
+        compiled.attribute = strawberry_field.python_name
+    elif definition.resolve is None:
+        raise Unsupported(f"{parent.name}.{name} has no resolver")
+    elif not _uses_variables(nodes[0]):
+        compiled.arguments = get_argument_values(definition, nodes[0], variables)
+    else:
+        compiled.arguments = None
+    return compiled
+
+
+def _completer(op: CompiledOperation, type_: Any, nodes: list[FieldNode], variables: Any) -> _Completer:
+    if isinstance(type_, GraphQLNonNull):
+        return _NonNull(_completer(op, type_.of_type, nodes, variables))
+    if isinstance(type_, GraphQLList):
+        return _List(_completer(op, type_.of_type, nodes, variables), type_.of_type)
+    if is_leaf_type(type_):
+        return _Leaf(type_)
+    if isinstance(type_, GraphQLObjectType):
+        selections = [node.selection_set for node in nodes if node.selection_set]
+        return _Object(type_, _compile_fields(op, type_, selections, variables))
+    raise Unsupported(f"abstract type {type_}")
+
+
+def _uses_variables(node: FieldNode) -> bool:
+    found = False
+
+    class Finder(Visitor):
+        def enter_variable(self, *_: Any) -> None:
+            nonlocal found
+            found = True
+
+    for argument in node.arguments or ():
+        visit(argument, Finder())
+    return found
+
+
+def _condition_variables(document: DocumentNode) -> tuple[str, ...]:
+    names: list[str] = []
+
+    class Finder(Visitor):
+        def enter_directive(self, node: Any, *_: Any) -> None:
+            if node.name.value in ("skip", "include"):
+                for argument in node.arguments or ():
+                    if isinstance(argument.value, VariableNode) and argument.value.name.value not in names:
+                        names.append(argument.value.name.value)
+
+    visit(document, Finder())
+    return tuple(names)
+
+
+def compile_operation(schema: strawberry.Schema, query: str) -> CompiledOperation:
+    """Compile one query document; `Unsupported` (or the validation errors, as `Unsupported`) if it cannot be."""
+    extensions = schema.get_extensions(sync=True)
+    unknown = [type(e).__name__ for e in extensions if not isinstance(e, KNOWN_EXTENSIONS)]
+    if unknown:
+        raise Unsupported(f"schema extensions {unknown} may act on execution")
+    document = _validated(schema, query, extensions)
+    definitions = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(definitions) != 1 or definitions[0].operation != OperationType.QUERY:
+        raise Unsupported("only documents with one query are compiled (mutations run through strawberry)")
+    definition = definitions[0]
+    op = CompiledOperation(
+        name=definition.name.value if definition.name else None,
+        schema=schema._schema,
+        strawberry_schema=schema,
+        document=document,
+        definition=definition,
+        fragments={d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)},
+        mask=next((e for e in extensions if isinstance(e, MaskErrors)), None),
+        condition_variables=_condition_variables(document),
+    )
+    if not op.condition_variables:  # the one plan there is: built now, so an unsupported part shows at start-up
+        op.plan(_NO_VARIABLES)
+    return op
+
+
+_NO_VARIABLES = VariableValues({}, {})
+
+
+def _validated(schema: strawberry.Schema, query: str, extensions: list[Any]) -> DocumentNode:
+    """The document parsed and validated by strawberry's own pre-execution steps (parser and validation hooks of
+    the schema's extensions: token limit, depth and alias limits, trusted documents, no introspection)."""
+    context = schema._create_execution_context(query=query, allowed_operation_types={StrawberryOperationType.QUERY})
+    for extension in extensions:
+        extension.execution_context = context
+    runner = schema.create_extensions_runner(context, extensions)
+    try:
+        with runner.operation():
+            errors = schema._prepare_operation_sync(context, runner)
+    except Exception as error:  # the operation is not a query
+        raise Unsupported(str(error)) from error
+    if errors is not None or context.graphql_document is None:
+        raise Unsupported(f"does not validate: {errors and errors.errors}")
+    return context.graphql_document
+
+
+class CompiledDocuments:
+    """The trusted queries compiled for one schema, found by their exact text (the app sends the files as they
+    are; any other spelling of a document simply runs through strawberry)."""
+
+    def __init__(self, schema: strawberry.Schema, directory: FilePath = OPERATIONS_DIR) -> None:
+        self.operations: dict[str, CompiledOperation] = {}
+        self.not_compiled: dict[str, str] = {}  # file name: why
+        for path in sorted(directory.glob("*.graphql")):
+            text = path.read_text()
+            try:
+                self.operations[text] = compile_operation(schema, text)
+            except Unsupported as reason:
+                self.not_compiled[path.name] = str(reason)
+        logger.debug("compiled %d trusted documents; through strawberry: %s", len(self.operations), self.not_compiled)
+
+    def get(self, query: str | None, operation_name: str | None, variables: object) -> CompiledOperation | None:
+        """The compiled operation for this request, or None to run it through strawberry (another document, an
+        operation name that is not the document's, variables that are not an object)."""
+        if query is None:
+            return None
+        operation = self.operations.get(query)
+        if operation is None or (operation_name is not None and operation_name != operation.name):
+            return None
+        if variables is not None and not isinstance(variables, dict):
+            return None
+        return operation
