@@ -121,23 +121,27 @@ class _List(_Completer):
             raise GraphQLError(f"Expected Iterable, but did not find one for field '{f.parent_type.name}.{f.name}'.")
         results: list[Any] = []
         pending: list[int] = []
-        for index, item in enumerate(value):
-            item_path = path.add_key(index, None)
-            if is_awaitable(item):
-                results.append(run.complete_awaitable(self.inner, f, self.item_type, item_path, item))
-                pending.append(index)
-                continue
-            try:
-                if isinstance(item, Exception):
-                    raise item
-                completed = self.inner.complete(run, f, item_path, item)
-                if is_awaitable(completed):
-                    completed = run.await_completed(completed, f, self.item_type, item_path)
+        try:
+            for index, item in enumerate(value):
+                item_path = path.add_key(index, None)
+                if is_awaitable(item):
+                    results.append(run.complete_awaitable(self.inner, f, self.item_type, item_path, item))
                     pending.append(index)
-                results.append(completed)
-            except Exception as raw_error:
-                run.field_error(raw_error, f, self.item_type, item_path)
-                results.append(None)
+                    continue
+                try:
+                    if isinstance(item, Exception):
+                        raise item
+                    completed = self.inner.complete(run, f, item_path, item)
+                    if is_awaitable(completed):
+                        completed = run.await_completed(completed, f, self.item_type, item_path)
+                        pending.append(index)
+                    results.append(completed)
+                except Exception as raw_error:
+                    run.field_error(raw_error, f, self.item_type, item_path)
+                    results.append(None)
+        except Exception:
+            run.settle([results[index] for index in pending])
+            raise
         if not pending:
             return results
         return run.gather_into(results, pending)
@@ -221,6 +225,12 @@ class _Run:
             _HELPERS,
         )
 
+    def settle(self, started: list[Awaitable[Any]]) -> None:
+        """Let what was already started under a position that failed finish (it may fail too) before answering,
+        as graphql-core's `settle_in_background` does; its errors are under the nulled position, so not reported."""
+        if started:
+            self.background.append(gather_with_cancel(*started))
+
     def execute_fields(self, plan: _Object, source: Any, path: Path | None) -> Any:
         results: dict[str, Any] = {}
         pending: list[str] = []
@@ -232,8 +242,7 @@ class _Run:
                 if is_awaitable(value):
                     pending.append(f.key)
         except Exception:
-            if pending:  # let the fields already started settle (they may fail too), as graphql-core does
-                self.background.append(gather_with_cancel(*(results[key] for key in pending)))
+            self.settle([results[key] for key in pending])
             raise
         if not pending:
             return results
