@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
@@ -56,6 +56,7 @@ from graphql.execution.values import VariableValues, get_argument_values, get_di
 from graphql.language import Visitor, visit
 from graphql.pyutils import Path, Undefined, gather_with_cancel, inspect, is_awaitable, is_iterable
 from graphql.type.definition import GraphQLResolveInfoHelpers
+from strawberry import relay
 from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType as StrawberryOperationType
@@ -124,7 +125,7 @@ class _List(_Completer):
         try:
             for index, item in enumerate(value):
                 item_path = path.add_key(index, None)
-                if is_awaitable(item):
+                if _is_awaitable(item):
                     results.append(run.complete_awaitable(self.inner, f, self.item_type, item_path, item))
                     pending.append(index)
                     continue
@@ -132,7 +133,7 @@ class _List(_Completer):
                     if isinstance(item, Exception):
                         raise item
                     completed = self.inner.complete(run, f, item_path, item)
-                    if is_awaitable(completed):
+                    if _is_awaitable(completed):
                         completed = run.await_completed(completed, f, self.item_type, item_path)
                         pending.append(index)
                     results.append(completed)
@@ -179,12 +180,21 @@ class _Field:
     # field's resolver with `arguments` (None: they reference variables and are coerced per request).
     attribute: str | None = None
     arguments: dict[str, Any] | None = field(default_factory=dict)
+    # A plain attribute completed as a scalar or enum: never awaitable, so run inline (see `_Run.execute_fields`).
+    leaf: bool = False
+    # A getter registered for this field's resolver (`FAST_GETTERS`): the same value without the resolver's
+    # wrapping; it returns NotImplemented for a source it does not cover, which then goes to the resolver.
+    getter: Callable[[Any], Any] | None = None
 
     def read(self, run: _Run, source: Any, path: Path) -> Any:
         if self.definition is None:
             return self.parent_type.name
         if self.attribute is not None:
             return getattr(source, self.attribute)
+        if self.getter is not None:
+            value = self.getter(source)
+            if value is not NotImplemented:
+                return value
         arguments = self.arguments
         if arguments is None:
             arguments = get_argument_values(self.definition, self.nodes[0], run.variables)
@@ -237,9 +247,19 @@ class _Run:
         type_name = plan.type.name
         try:
             for f in plan.fields:
+                if f.leaf:  # the common case, inline; the path is only made for an error
+                    try:
+                        value = getattr(source, f.attribute)  # type: ignore[arg-type]
+                        if isinstance(value, Exception):
+                            raise value
+                        results[f.key] = f.completer.complete(self, f, path, value)  # type: ignore[arg-type]
+                    except Exception as raw_error:
+                        results[f.key] = None
+                        self.field_error(raw_error, f, f.return_type, Path(path, f.key, type_name))
+                    continue
                 value = self.execute_field(f, source, Path(path, f.key, type_name))
                 results[f.key] = value
-                if is_awaitable(value):
+                if _is_awaitable(value):
                     pending.append(f.key)
         except Exception:
             self.settle([results[key] for key in pending])
@@ -268,12 +288,12 @@ class _Run:
     def execute_field(self, f: _Field, source: Any, path: Path) -> Any:
         try:
             value = f.read(self, source, path)
-            if is_awaitable(value):
+            if _is_awaitable(value):
                 return self.complete_awaitable(f.completer, f, f.return_type, path, value)
             if isinstance(value, Exception):
                 raise value
             completed = f.completer.complete(self, f, path, value)
-            if is_awaitable(completed):
+            if _is_awaitable(completed):
                 return self.await_completed(completed, f, f.return_type, path)
             return completed
         except Exception as raw_error:
@@ -322,6 +342,41 @@ class _Run:
             return
         self.nulled.add(path)
         self.errors.append(error)
+
+
+# Values that are never awaitable, checked first: graphql-core's `is_awaitable` is the costlier general test.
+_PLAIN_TYPES = frozenset({dict, list, str, int, float, bool, type(None)})
+
+
+def _is_awaitable(value: Any) -> bool:
+    return type(value) not in _PLAIN_TYPES and is_awaitable(value)
+
+
+def _node_id(schema: strawberry.Schema, parent: GraphQLObjectType) -> Callable[[Any], Any] | None:
+    """relay's `Node.id` without its resolver's wrapping, for node types that keep relay's own `resolve_id` and
+    `resolve_typename`: the GlobalID of the parent type's name and the NodeID attribute."""
+    definition = schema.get_type_by_name(parent.name)
+    origin = getattr(definition, "origin", None)
+    if origin is None or not issubclass(origin, relay.Node):
+        return None
+    if origin.resolve_id.__func__ is not relay.Node.resolve_id.__func__:  # type: ignore[attr-defined]
+        return None
+    if origin.resolve_typename.__func__ is not relay.Node.resolve_typename.__func__:  # type: ignore[attr-defined]
+        return None
+    type_name, attribute = parent.name, origin.resolve_id_attr()
+
+    def get(source: Any) -> Any:
+        if type(source) is not origin:
+            return NotImplemented
+        return relay.GlobalID(type_name=type_name, node_id=str(getattr(source, attribute)))
+
+    return get
+
+
+# Fast getters by the strawberry resolver function they stand for: (schema, parent type) -> getter or None.
+FAST_GETTERS: dict[Any, Callable[[strawberry.Schema, GraphQLObjectType], Callable[[Any], Any] | None]] = {
+    relay.Node.__dict__["_id"].__func__: _node_id,
+}
 
 
 async def _gather(values: Sequence[Awaitable[Any]]) -> list[Any]:
@@ -458,7 +513,15 @@ def _compile_field(
     if getattr(definition.resolve, "_is_default", False) and strawberry_field is not None:
         # strawberry's resolver for a plain field: `getattr(source, python_name)`, no info, no arguments
         compiled.attribute = strawberry_field.python_name
-    elif definition.resolve is None:
+        leaf = completer.inner if isinstance(completer, _NonNull) else completer
+        compiled.leaf = isinstance(leaf, _Leaf)
+        return compiled
+    if strawberry_field is not None and strawberry_field.base_resolver is not None:
+        wrapped = getattr(strawberry_field.base_resolver.wrapped_func, "__func__", None)
+        make_getter = FAST_GETTERS.get(wrapped)
+        if make_getter is not None and not strawberry_field.extensions and not strawberry_field.permission_classes:
+            compiled.getter = make_getter(op.strawberry_schema, parent)
+    if definition.resolve is None:
         raise Unsupported(f"{parent.name}.{name} has no resolver")
     elif not _uses_variables(nodes[0]):
         compiled.arguments = get_argument_values(definition, nodes[0], variables)

@@ -48,7 +48,7 @@ QUERIES = [
     for name, text in DOCUMENTS.items()
     if any(getattr(d, "operation", None) == OperationType.QUERY for d in parse(text).definitions)
 ]
-EXAMPLES = int(os.environ.get("KLUBB_DIFFERENTIAL_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("KLUBB_DIFFERENTIAL_EXAMPLES", "30"))
 
 # What a history is made of: (step, size, days the clock moves on before it).
 STEPS = (
@@ -137,7 +137,7 @@ class History:
                 voucher = await Voucher.filter(member_id=member_id).order_by("-id").first()
                 if voucher is not None and name == "cancel_voucher":
                     await vouchers.cancel_voucher(member_id, voucher.id)
-                elif voucher is not None and voucher.status == VoucherStatus.ISSUED:
+                elif voucher is not None and voucher.status == VoucherStatus.ACTIVE:
                     await Voucher.filter(id=voucher.id).update(
                         status=VoucherStatus.REDEEMED, redeemed_at=self.clock.now()
                     )
