@@ -33,9 +33,11 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLBoolean,
     GraphQLError,
     GraphQLField,
     GraphQLIncludeDirective,
+    GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -56,6 +58,7 @@ from graphql.execution.values import VariableValues, get_argument_values, get_di
 from graphql.language import Visitor, visit
 from graphql.pyutils import Path, Undefined, gather_with_cancel, inspect, is_awaitable, is_iterable
 from graphql.type.definition import GraphQLResolveInfoHelpers
+from graphql.type.scalars import GRAPHQL_MAX_INT, GRAPHQL_MIN_INT
 from strawberry import relay
 from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.types import ExecutionResult
@@ -94,11 +97,22 @@ class _NonNull(_Completer):
         return completed
 
 
+# graphql-core's own String, Boolean and Int give back a value of exactly their Python type unchanged (an int in
+# the 32-bit range): checked first, the common case skips the call. Any other value takes the scalar's function.
+_IDENTITY = {id(GraphQLString): str, id(GraphQLBoolean): bool, id(GraphQLInt): int}
+_INT_RANGE = range(GRAPHQL_MIN_INT, GRAPHQL_MAX_INT + 1)
+
+
 @dataclass(eq=False)
 class _Leaf(_Completer):
     type: Any  # GraphQLScalarType | GraphQLEnumType
 
+    def __post_init__(self) -> None:
+        self.identity = _IDENTITY.get(id(self.type))
+
     def complete(self, run: _Run, f: _Field, path: Path, value: Any) -> Any:
+        if type(value) is self.identity and (self.identity is not int or value in _INT_RANGE):
+            return value
         if value is None or value is Undefined:
             return None
         coerced = self.type.coerce_output_value(value)
@@ -205,11 +219,12 @@ class _Field:
 class _Run:
     """One execution of a plan: graphql-core's `Executor` reduced to what a compiled plan needs."""
 
-    __slots__ = ("background", "context", "errors", "nulled", "operation", "variables")
+    __slots__ = ("background", "context", "errors", "nulled", "operation", "root_value", "variables")
 
-    def __init__(self, operation: CompiledOperation, context: Any, variables: VariableValues) -> None:
+    def __init__(self, operation: CompiledOperation, context: Any, variables: VariableValues, root_value: Any) -> None:
         self.operation = operation
         self.context = context
+        self.root_value = root_value
         self.variables = variables
         self.errors: list[GraphQLError] = []
         self.nulled: set[Path | None] = set()
@@ -226,7 +241,7 @@ class _Run:
             path,
             op.schema,
             op.fragments,
-            None,
+            self.root_value,
             op.definition,
             self.variables,
             self.context,
@@ -413,15 +428,17 @@ class CompiledOperation:
             self._plans[key] = plan
         return plan
 
-    async def execute(self, context: Any, raw_variables: Mapping[str, Any] | None) -> ExecutionResult:
+    async def execute(
+        self, context: Any, raw_variables: Mapping[str, Any] | None, root_value: Any = None
+    ) -> ExecutionResult:
         coerced = get_variable_values(
             self.schema, self.definition.variable_definitions or (), dict(raw_variables or {})
         )
         if isinstance(coerced, list):  # bad variables: the errors graphql-core gives, and no execution
             return self._result(None, coerced)
-        run = _Run(self, context, coerced)
+        run = _Run(self, context, coerced, root_value)
         try:
-            data = run.execute_fields(self.plan(coerced), None, None)
+            data = run.execute_fields(self.plan(coerced), root_value, None)
             if is_awaitable(data):
                 data = await data
         except GraphQLError as error:  # a null bubbled up to the root: no data

@@ -43,6 +43,11 @@ class Color(enum.Enum):
 @strawberry.type
 class Leaf:
     n: int
+    # Leaves at the edges of their scalar: beyond 32 bits, a bool where an Int is declared, an int for a String.
+    big: int | None = 2**31
+    small: int = -(2**31)
+    truthy: int = True
+    number_text: str = 12  # type: ignore[assignment]
 
     @strawberry.field
     def name(self) -> str:
@@ -107,6 +112,7 @@ TOY_DOCUMENTS = [
     "query F { boom box(ns: [1]) { leaves { n } } }",
     # two errors, the second under the position the first nulled: reported once
     "query G { box(ns: [13, 7], first: 2) { leaves { later name } } }",
+    "query I { box(ns: [1]) { leaves { big small truthy numberText } } }",
     # directives, literal and from variables (the plan depends on their values)
     """query H($yes: Boolean!, $no: Boolean = false, $ns: [Int!]!, $first: Int) {
        box(ns: $ns, first: $first) { leaves { n @include(if: $yes) name @skip(if: $yes) ...F @include(if: $no)
@@ -165,7 +171,7 @@ async def test_errors_are_masked_as_the_schema_masks_them() -> None:
 
 
 async def test_bad_variables_give_graphql_cores_errors_and_run_nothing() -> None:
-    result = await _same(TOY, TOY_DOCUMENTS[7], {"yes": "no", "ns": [1]})
+    result = await _same(TOY, TOY_DOCUMENTS[8], {"yes": "no", "ns": [1]})
     assert result == {
         "data": None,
         "errors": [
@@ -256,9 +262,9 @@ def used_plans(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     used: list[str | None] = []
     original = compiler.CompiledOperation.execute
 
-    async def spy(self: compiler.CompiledOperation, context: Any, variables: Any) -> Any:
+    async def spy(self: compiler.CompiledOperation, context: Any, variables: Any, root_value: Any = None) -> Any:
         used.append(self.name)
-        return await original(self, context, variables)
+        return await original(self, context, variables, root_value)
 
     monkeypatch.setattr(compiler.CompiledOperation, "execute", spy)
     return used
