@@ -65,7 +65,7 @@ class MemberGraphQL(OrjsonGraphQL[Context]):
         if self.compiled is not None and request_adapter.method == "POST":
             operation = self.compiled.get(request_data.query, request_data.operation_name, request_data.variables)
             if operation is not None:
-                return await operation.execute(context, request_data.variables, root_value)
+                return await operation.execute(context, request_data.variables, root_value, request_data.operation_name)
         return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
 
     # The view's signature takes websockets too; only HTTP reaches it (both routes are HTTP routes).

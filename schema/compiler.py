@@ -11,10 +11,11 @@ lookups per request, per-field info objects for plain fields, extension hooks), 
 
 The semantics are graphql-core's, step by step (`graphql.execution.executor`): variables are coerced by its
 `get_variable_values` (same errors), arguments by `get_argument_values`, leaves by `coerce_output_value`; a field
-error nulls the nearest nullable parent and is reported once with its path; errors then go through the schema's
-`_process_errors` (logging, suggestions removed) and the schema's `MaskErrors`. Anything the plan does not cover
-(mutations and subscriptions, abstract return types, introspection, `@defer`/`@stream`, a schema extension it does
-not know) is not compiled and runs through strawberry: never a different answer. `tests/schema/
+error nulls the nearest nullable parent and is reported once with its path. The plan runs inside the schema's own
+extension hooks as strawberry runs graphql-core (operation and execution hooks per request, so masking, error codes
+and logging see the same result; parsing and validation hooks once, at compile time). Anything the plan does not
+cover (mutations and subscriptions, abstract return types, introspection, `@defer`/`@stream`, an extension with a
+`resolve` hook) is not compiled and runs through strawberry: never a different answer. `tests/schema/
 test_compiled_differential.py` runs every trusted document through both paths and compares the JSON.
 """
 
@@ -54,24 +55,23 @@ from graphql import (
     is_leaf_type,
     located_error,
 )
+from graphql import (
+    ExecutionResult as GraphQLExecutionResult,
+)
 from graphql.execution.values import VariableValues, get_argument_values, get_directive_values, get_variable_values
 from graphql.language import Visitor, visit
 from graphql.pyutils import Path, Undefined, gather_with_cancel, inspect, is_awaitable, is_iterable
 from graphql.type.definition import GraphQLResolveInfoHelpers
 from graphql.type.scalars import GRAPHQL_MAX_INT, GRAPHQL_MIN_INT
 from strawberry import relay
-from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from schema.trusted_documents import OPERATIONS_DIR
 
 logger = logging.getLogger(__name__)
-
-# The schema extensions whose effect the compiled path reproduces: caches and limits act on parsing and validation
-# (done once, at compile time, through the same hooks) and MaskErrors is applied to the result. Any other extension
-# might hook into execution, so a schema with one is not compiled.
-KNOWN_EXTENSIONS = (ParserCache, ValidationCache, AddValidationRules, MaxTokensLimiter, MaskErrors)
 
 
 class Unsupported(Exception):
@@ -414,7 +414,7 @@ class CompiledOperation:
     document: DocumentNode
     definition: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
-    mask: MaskErrors | None
+    text: str
     # The variables @skip/@include read: the plan depends on their values, so one is built per combination.
     condition_variables: tuple[str, ...]
     _plans: dict[tuple[Any, ...], _Object] = field(default_factory=dict)
@@ -429,13 +429,51 @@ class CompiledOperation:
         return plan
 
     async def execute(
-        self, context: Any, raw_variables: Mapping[str, Any] | None, root_value: Any = None
+        self,
+        context: Any,
+        raw_variables: Mapping[str, Any] | None,
+        root_value: Any = None,
+        operation_name: str | None = None,
     ) -> ExecutionResult:
+        """The plan run inside the schema's own extension hooks, as `strawberry.Schema.execute` runs graphql-core:
+        the operation and execution hooks per request (error masking, codes, logging see the same result), the
+        parsing and validation hooks once, at compile time."""
+        schema = self.strawberry_schema
+        execution_context = schema._create_execution_context(
+            query=self.text,
+            allowed_operation_types=_QUERIES_ONLY,
+            variable_values=dict(raw_variables) if raw_variables is not None else None,
+            context_value=context,
+            root_value=root_value,
+            operation_name=operation_name,
+        )
+        extensions = schema.get_extensions()
+        for extension in extensions:
+            extension.execution_context = execution_context
+        runner = schema.create_extensions_runner(execution_context, extensions)
+        try:
+            async with runner.operation():
+                execution_context.graphql_document = self.document
+                async with runner.executing():
+                    result = await self._run(context, raw_variables, root_value)
+                    execution_context.result = result
+                    if result.errors:
+                        execution_context.pre_execution_errors = result.errors
+                        schema._process_errors(result.errors, execution_context)  # before any hook masks them
+        except Exception as error:  # as strawberry: an error outside any field is the result's one error
+            located = error if isinstance(error, GraphQLError) else GraphQLError(str(error), original_error=error)
+            failed = PreExecutionError(data=None, errors=[located])
+            return await schema._handle_execution_result(execution_context, failed, runner)
+        return await schema._handle_execution_result(execution_context, result, runner, skip_process_errors=True)
+
+    async def _run(
+        self, context: Any, raw_variables: Mapping[str, Any] | None, root_value: Any
+    ) -> GraphQLExecutionResult:
         coerced = get_variable_values(
             self.schema, self.definition.variable_definitions or (), dict(raw_variables or {})
         )
         if isinstance(coerced, list):  # bad variables: the errors graphql-core gives, and no execution
-            return self._result(None, coerced)
+            return GraphQLExecutionResult(None, coerced)
         run = _Run(self, context, coerced, root_value)
         try:
             data = run.execute_fields(self.plan(coerced), root_value, None)
@@ -447,14 +485,10 @@ class CompiledOperation:
         for pending in run.background:  # settled before answering; their errors are under a nulled position
             with contextlib.suppress(Exception):  # already reported at the position it nulled
                 await pending
-        return self._result(data, run.errors)
+        return GraphQLExecutionResult(data, run.errors or None)
 
-    def _result(self, data: dict[str, Any] | None, errors: list[GraphQLError]) -> ExecutionResult:
-        if errors:
-            self.strawberry_schema._process_errors(errors)  # logs them; no suggestions when the schema hides them
-            if self.mask is not None:
-                errors = self.mask._process_errors(errors)
-        return ExecutionResult(data=data, errors=errors or None)
+
+_QUERIES_ONLY = frozenset({StrawberryOperationType.QUERY})
 
 
 def _compile_fields(
@@ -590,9 +624,10 @@ def _condition_variables(document: DocumentNode) -> tuple[str, ...]:
 def compile_operation(schema: strawberry.Schema, query: str) -> CompiledOperation:
     """Compile one query document; `Unsupported` (or the validation errors, as `Unsupported`) if it cannot be."""
     extensions = schema.get_extensions(sync=True)
-    unknown = [type(e).__name__ for e in extensions if not isinstance(e, KNOWN_EXTENSIONS)]
-    if unknown:
-        raise Unsupported(f"schema extensions {unknown} may act on execution")
+    # A `resolve` hook wraps every field's resolver (middleware), which the plan does not run: not compiled.
+    middleware = [type(e).__name__ for e in extensions if type(e).resolve is not SchemaExtension.resolve]
+    if middleware:
+        raise Unsupported(f"schema extensions with a resolve hook: {middleware}")
     document = _validated(schema, query, extensions)
     definitions = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if len(definitions) != 1 or definitions[0].operation != OperationType.QUERY:
@@ -605,7 +640,7 @@ def compile_operation(schema: strawberry.Schema, query: str) -> CompiledOperatio
         document=document,
         definition=definition,
         fragments={d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)},
-        mask=next((e for e in extensions if isinstance(e, MaskErrors)), None),
+        text=query,
         condition_variables=_condition_variables(document),
     )
     if not op.condition_variables:  # the one plan there is: built now, so an unsupported part shows at start-up

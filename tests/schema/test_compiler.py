@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import httpx
 import orjson
 import pytest
 import strawberry
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.http import process_result
 
 from api.app import create_app
@@ -200,12 +201,34 @@ def test_what_the_plan_does_not_cover_is_not_compiled() -> None:
         compile_operation(build_member_schema(production=True), "{ program { name } }")
 
 
-def test_a_schema_extension_the_compiler_does_not_know_turns_it_off() -> None:
-    class Spy(strawberry.extensions.SchemaExtension):
-        pass
+class Stamp(SchemaExtension):
+    """Acts on the operation: codes every error and adds a result extension, as the project's own extensions do."""
 
-    compiled = CompiledDocuments(strawberry.Schema(query=ToyQuery, extensions=[Spy]), OPERATIONS_DIR)
+    def on_operation(self) -> Iterator[None]:
+        yield
+        for error in getattr(self.execution_context.result, "errors", None) or ():
+            error.extensions = {**(error.extensions or {}), "code": "STAMPED"}
+
+    def get_results(self) -> dict[str, Any]:
+        return {"stamped": True}
+
+
+class Middleware(SchemaExtension):
+    def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+        return _next(root, info, *args, **kwargs)
+
+
+async def test_the_schemas_operation_hooks_act_on_the_compiled_result_too() -> None:
+    schema = strawberry.Schema(query=ToyQuery, extensions=[Stamp, MaskErrors])
+    for query in TOY_DOCUMENTS:
+        result = await _same(schema, query, {"yes": True, "ns": [13, 7]})
+        assert result["extensions"] == {"stamped": True}
+
+
+def test_an_extension_that_wraps_resolvers_turns_compilation_off() -> None:
+    compiled = CompiledDocuments(strawberry.Schema(query=ToyQuery, extensions=[Middleware]), OPERATIONS_DIR)
     assert compiled.operations == {}
+    assert all("resolve hook" in reason for reason in compiled.not_compiled.values())
 
 
 # --- The member schema ---
@@ -262,9 +285,9 @@ def used_plans(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     used: list[str | None] = []
     original = compiler.CompiledOperation.execute
 
-    async def spy(self: compiler.CompiledOperation, context: Any, variables: Any, root_value: Any = None) -> Any:
+    async def spy(self: compiler.CompiledOperation, context: Any, variables: Any, *args: Any) -> Any:
         used.append(self.name)
-        return await original(self, context, variables, root_value)
+        return await original(self, context, variables, *args)
 
     monkeypatch.setattr(compiler.CompiledOperation, "execute", spy)
     return used
