@@ -308,7 +308,8 @@ async def test_the_endpoint_runs_the_plan_of_a_trusted_query_and_strawberry_for_
         json={"query": HOME_QUERY, "operationName": "Other"},
         headers={"authorization": f"Bearer {client.token}"},
     )
-    assert (renamed.status_code, renamed.text) == (400, 'Unknown operation named "Other".')
+    assert renamed.status_code == 400
+    assert "Unknown operation named" in renamed.text
     assert used_plans == ["Home"]
 
 
