@@ -248,21 +248,33 @@ async def test_both_paths_answer_byte_identically_on_generated_members(db: str, 
 
 @pytest.mark.parametrize("name", QUERIES)
 async def test_a_member_with_a_long_history_answers_the_same(db: str, clock: FrozenClock, name: str) -> None:
-    # Given a member with 60 purchases (three pages of activity), vouchers and offers
-    clock.set(START - timedelta(days=200))
+    # Given a member whose first purchase, 360 days ago, expires within the warning window, then 60 more steps
+    # (three pages of activity), vouchers bought, offers running
+    clock.set(START - timedelta(days=360))
     await apply_program_config(TEST_PROGRAM)
     member, _ = await enroll_member("uid-long", email="long@example.com", display_name="Long")
     history = History(member, clock)
+    await history.apply("big_buy", 400)  # 10,000 points: what is spent later leaves most of them
     for index in range(60):
         clock.advance(timedelta(days=3))
         await history.apply(["buy", "big_buy", "reward", "offer", "redeem_points"][index % 5], 7 * index + 1)
     clock.set(START)
     # When its screens load page after page, then both paths agree on every page
+    pages = []
     for production in (False, True):
         variables: dict[str, Any] = {}
         for _page in range(5):
             response = orjson.loads(await _both(production, DOCUMENTS[name], variables, member.id, clock))
+            pages.append(response)
             cursor = _end_cursor(response)
             if cursor is None:
                 break
             variables = {"after": cursor}
+    # (and what they agree on is what this test is for: points expiring soon, a tier above the first, more pages)
+    assert all("errors" not in page for page in pages), pages
+    if name == "Home.graphql":
+        me = pages[0]["data"]["me"]
+        assert me["points"]["expiringSoon"] != []
+        assert me["tier"]["current"]["name"] != "Member"
+    if name == "ActivityPage.graphql":
+        assert len(pages) >= 2 * 3  # three pages or more on each schema
