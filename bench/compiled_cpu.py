@@ -1,7 +1,8 @@
-"""CPU per Home execution, strawberry vs the compiled plan, in one process on one bench member (not a timed test).
+"""CPU per execution of a trusted query (Home unless `--operation`), strawberry vs the compiled plan, in one
+process on one bench member (not a timed test).
 
     .venv/bin/python -m bench.seed                      # var/bench.sqlite3, if not there yet
-    .venv/bin/python -m bench.compiled_cpu [--database-url sqlite://var/bench.sqlite3] [--runs 2000]
+    .venv/bin/python -m bench.compiled_cpu [--database-url sqlite://var/bench.sqlite3] [--runs 2000] [--operation Home]
 
 Both paths run the same request (same member, same instant, fresh DataLoaders each time, as a request has) and are
 encoded with orjson; `time.process_time` over `--runs` executions each, alternating rounds so that both see the
@@ -27,10 +28,9 @@ from schema.context import Context
 from schema.member_schema import build_member_schema
 from schema.trusted_documents import OPERATIONS_DIR
 
-HOME = (OPERATIONS_DIR / "Home.graphql").read_text()
 
-
-async def measure(database_url: str, runs: int, rounds: int) -> dict[str, float]:
+async def measure(database_url: str, runs: int, rounds: int, operation_name: str = "Home") -> dict[str, float]:
+    query = (OPERATIONS_DIR / f"{operation_name}.graphql").read_text()
     await connect(database_url)
     try:
         # The member with the longest history: the bench's heaviest home screen.
@@ -39,7 +39,7 @@ async def measure(database_url: str, runs: int, rounds: int) -> dict[str, float]
         )
         member_id = int(rows[0]["member_id"])
         schema = build_member_schema(production=False)
-        operation = CompiledDocuments(schema).get(HOME, None, None)
+        operation = CompiledDocuments(schema).get(query, None, None)
         assert operation is not None
         now = clock.now()
 
@@ -60,7 +60,7 @@ async def measure(database_url: str, runs: int, rounds: int) -> dict[str, float]
 
         def strawberry_home(make: Callable[[], Context]) -> Callable[[], Awaitable[bytes]]:
             async def run() -> bytes:
-                return orjson.dumps(process_result(await schema.execute(HOME, context_value=make())))
+                return orjson.dumps(process_result(await schema.execute(query, context_value=make())))
 
             return run
 
@@ -97,10 +97,11 @@ def main() -> None:
     parser.add_argument("--database-url", default="sqlite://var/bench.sqlite3")
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--operation", default="Home", help="a query of mobile-client-mock/operations/")
     args = parser.parse_args()
-    figures = asyncio.run(measure(args.database_url, args.runs, args.rounds))
+    figures = asyncio.run(measure(args.database_url, args.runs, args.rounds, args.operation))
     for name, micros in figures.items():
-        print(f"{name:>22}: {micros:6,.0f} µs per home")
+        print(f"{name:>22}: {micros:6,.0f} µs per {args.operation}")
     print(f"{'with reads':>22}: {figures['strawberry'] / figures['compiled']:.1f}x less CPU compiled")
     ratio = figures["strawberry, pre-loaded"] / figures["compiled, pre-loaded"]
     print(f"{'pre-loaded':>22}: {ratio:.1f}x less CPU compiled")
