@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DB := sqlite://var/demo.sqlite3
+# GraphiQL's browser assets (React, GraphiQL), pinned in package-lock.json and served by klubb itself (api/graphiql.py)
+NODE_ASSETS := node_modules/.package-lock.json
 
 .PHONY: install demo test lint bench clean
 
@@ -12,7 +14,12 @@ $(BIN)/klubb: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-install: $(BIN)/klubb
+$(NODE_ASSETS): package.json package-lock.json
+	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+install: $(BIN)/klubb $(NODE_ASSETS)
 
 demo: install
 	mkdir -p var
@@ -35,4 +42,4 @@ bench: install
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) node_modules var .pytest_cache .ruff_cache .mypy_cache

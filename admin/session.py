@@ -2,8 +2,8 @@
 
 The session cookie holds a staff access token (`staff:<id>`, the staff audience), the same kind of token the staff
 GraphQL API accepts; the actor is rebuilt from the database on every request, so a deactivation takes effect at once.
-Tokens are short-lived: a request in the second half of a token's life gets a fresh one, so a till in use stays
-signed in and an abandoned one is signed out.
+Tokens are short-lived: a request in the second half of a token's life gets a fresh one in the same session (`sid`,
+what wrong voucher codes are counted against), so a till in use stays signed in and an abandoned one is signed out.
 
 CSRF: a random token in its own HttpOnly cookie must come back in each form's hidden `csrf` field (double submit),
 on top of SameSite=Strict cookies. It is renewed at sign-in, so it is per session.
@@ -48,11 +48,14 @@ class ClaimsLike(Protocol):
     @property
     def expires_at(self) -> datetime: ...
 
+    @property
+    def session_id(self) -> str | None: ...
+
 
 class TokenCodec(Protocol):
     """What the console needs of the API's token service (`api.auth.tokens.TokenService` fits)."""
 
-    def issue(self, subject: str, audience: str) -> IssuedTokenLike: ...
+    def issue(self, subject: str, audience: str, session_id: str | None = None) -> IssuedTokenLike: ...
 
     def verify(self, token: str, audience: str) -> ClaimsLike: ...
 
@@ -98,7 +101,7 @@ def _delete_cookie(config: SessionConfig, request: Request, response: Response, 
 
 def start_session(config: SessionConfig, request: Request, response: Response, actor: Actor) -> None:
     """Sign `actor` in: a new session token and a new CSRF token."""
-    issued = config.tokens.issue(token_subject(actor), config.audience)
+    issued = config.tokens.issue(token_subject(actor), config.audience, actor.session_id)
     _set_cookie(config, request, response, SESSION_COOKIE, issued.token)
     set_csrf_cookie(config, request, response, new_csrf_token())
 
@@ -123,7 +126,7 @@ async def current_session(config: SessionConfig, request: Request) -> Session | 
         claims = config.tokens.verify(token, config.audience)
     except config.token_error:
         return None
-    actor = await actor_for_subject(claims.subject)
+    actor = await actor_for_subject(claims.subject, claims.session_id)
     return Session(actor, claims) if actor is not None else None
 
 
@@ -131,7 +134,7 @@ def renew_if_ageing(config: SessionConfig, request: Request, response: Response,
     """Re-issue the session token once half its lifetime has passed (sliding expiry while the till is in use)."""
     lifetime = session.claims.expires_at - session.claims.issued_at
     if session.claims.expires_at - clock.now() < lifetime / 2:
-        issued = config.tokens.issue(token_subject(session.actor), config.audience)
+        issued = config.tokens.issue(token_subject(session.actor), config.audience, session.actor.session_id)
         _set_cookie(config, request, response, SESSION_COOKIE, issued.token)
 
 

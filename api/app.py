@@ -17,6 +17,8 @@ from api.auth import AuthError
 from api.auth.firebase import FirebaseVerifier
 from api.auth.member_sign_in import MemberSignIn
 from api.auth.tokens import STAFF_AUDIENCE, TokenService
+from api.graphiql import ASSETS_PATH as GRAPHIQL_ASSETS
+from api.graphiql import graphiql_asset
 from api.graphql import MemberGraphQL
 from api.settings import Settings, get_settings
 from api.staff_graphql import StaffGraphQL
@@ -48,14 +50,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
         "max_depth": settings.graphql_max_depth,
         "max_aliases": settings.graphql_max_aliases,
         "max_tokens": settings.graphql_max_tokens,
+        "max_fields": settings.graphql_max_fields,
     }
     graphiql = not settings.production
     member_schema = build_member_schema(**limits)
-    compiled = CompiledDocuments(member_schema) if settings.compiled_execution else None
     member_graphql = MemberGraphQL(
-        member_schema, tokens=tokens, sessions=sessions, graphiql=graphiql, compiled=compiled
+        member_schema,
+        tokens=tokens,
+        sessions=sessions,
+        graphiql=graphiql,
+        max_body_bytes=settings.graphql_max_body_bytes,
+        compiled=CompiledDocuments(member_schema) if settings.compiled_execution else None,
     )
-    staff_graphql = StaffGraphQL(build_staff_schema(**limits), tokens=tokens, graphiql=graphiql)
+    staff_graphql = StaffGraphQL(
+        build_staff_schema(**limits),
+        tokens=tokens,
+        graphiql=graphiql,
+        max_body_bytes=settings.staff_graphql_max_body_bytes,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -84,6 +96,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/staff/graphql", staff_graphql, methods=["GET", "POST"]),
             Route("/healthz", health),
             Route("/.well-known/jwks.json", jwks),
+            # GraphiQL's own assets (no CDN), where GraphiQL is served at all
+            *([Route(f"{GRAPHIQL_ASSETS}/{{name}}", graphiql_asset)] if graphiql else []),
             Mount(
                 "/admin",
                 create_console(

@@ -1,22 +1,34 @@
-"""The GraphQL HTTP views: orjson responses, per-request context, bearer-token authentication."""
+"""The GraphQL HTTP views: a bounded JSON body, orjson, per-request context, bearer-token authentication.
+
+Everything that is wrong with a request before GraphQL sees it is an HTTP error with a JSON body of GraphQL's shape
+(`{"errors": [{"message", "extensions": {"code"}}]}`), never a 500: a body over the size limit is a 413 (checked
+while it is read, so a chunked body without Content-Length is cut off too), another content type than JSON a 415,
+and a body that is not JSON, not an object, or whose `query`, `variables`, `operationName` or `extensions` have the
+wrong type a 400. A document that does not parse (a syntax error, more tokens than the limit, nested deeper than
+graphql-core's parser allows) is a 400 as well, with GraphQL's usual error body.
+"""
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
 import orjson
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLSyntaxError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
 
 from api.auth import AuthError
 from api.auth.member_sign_in import member_id_from_authorization
 from api.auth.tokens import TokenService
+from api.graphiql import GRAPHIQL_PAGE
 from loyalty import clock
 from schema.compiler import CompiledDocuments
 from schema.context import Context
@@ -24,15 +36,145 @@ from schema.ports import SessionIssuer
 
 ContextT = TypeVar("ContextT")
 
+# The code each HTTP refusal carries in its JSON body.
+HTTP_ERROR_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+class BodyTooLarge(Exception):
+    """The request body grew past the endpoint's limit while it was read."""
+
+
+def http_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": HTTP_ERROR_CODES.get(status, "BAD_REQUEST")}}]},
+        status_code=status,
+    )
+
+
+def capped_receive(receive: Receive, limit: int) -> Receive:
+    """`receive`, raising BodyTooLarge as soon as the body's bytes so far exceed `limit`."""
+    received = 0
+
+    async def wrapped() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge
+        return message
+
+    return wrapped
+
+
+def request_data(data: Any) -> GraphQLRequestData:
+    """The GraphQL request a decoded JSON body holds, or a 400 saying what is wrong with it."""
+    if isinstance(data, list):
+        raise HTTPException(400, "batched requests are not supported: send one JSON object per request")
+    if not isinstance(data, dict):
+        raise HTTPException(400, "the request body must be a JSON object with a `query` string")
+    query = data.get("query")
+    if query is None:
+        raise HTTPException(400, "the request body has no `query`")
+    if not isinstance(query, str):
+        raise HTTPException(400, "`query` must be a string")
+    variables = data.get("variables")
+    if not isinstance(variables, dict | None):
+        raise HTTPException(400, "`variables` must be an object or null")
+    operation_name = data.get("operationName")
+    if not isinstance(operation_name, str | None):
+        raise HTTPException(400, "`operationName` must be a string or null")
+    extensions = data.get("extensions")
+    if not isinstance(extensions, dict | None):
+        raise HTTPException(400, "`extensions` must be an object or null")
+    return GraphQLRequestData(
+        query=query, variables=variables, operation_name=operation_name, extensions=extensions, protocol="http"
+    )
+
 
 class OrjsonGraphQL(GraphQL[ContextT, None]):
-    """What both endpoints share: orjson responses, POST only, GraphiQL only when asked (never in production)."""
+    """What both endpoints share: a body of at most `max_body_bytes`, orjson, POST only, GraphiQL only when asked
+    (never in production)."""
 
-    def __init__(self, schema: BaseSchema, *, graphiql: bool) -> None:
+    def __init__(self, schema: BaseSchema, *, graphiql: bool, max_body_bytes: int) -> None:
         super().__init__(schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=False)
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        response: Response
+        request = Request(scope, capped_receive(receive, self.max_body_bytes))
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            response = http_error(413, f"the request body is larger than {self.max_body_bytes} bytes")
+        else:
+            try:
+                response = await self.run(request)
+            except HTTPException as error:
+                response = http_error(error.status_code, error.reason)
+            except BodyTooLarge:
+                response = http_error(413, f"the request body is larger than {self.max_body_bytes} bytes")
+        await response(scope, receive, send)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return Response(GRAPHIQL_PAGE, media_type="text/html")
+
+    def decode_json(self, data: str | bytes) -> object:
+        # orjson refuses what json.loads lets through or chokes on: invalid UTF-8, lone surrogates, NaN and
+        # Infinity, and nesting past 1024 levels (json.loads recurses into a RecursionError)
+        return orjson.loads(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return self.decode_json(data)
+        except orjson.JSONDecodeError as error:
+            raise HTTPException(400, f"the request body is not valid JSON: {error}") from error
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData | list[GraphQLRequestData]:
+        if request.method != "POST":  # GET: GraphiQL's page or a 405 (queries are POST only)
+            return await super().parse_http_body(request)
+        content_type, _ = parse_content_type(request.content_type or "")
+        if content_type != "application/json":
+            raise HTTPException(415, "send the request as `Content-Type: application/json`")
+        return request_data(self.parse_json(await request.get_body()))
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: ContextT,
+        root_value: None,
+        sub_response: Response,
+    ) -> Any:
+        result = await super().execute_operation(
+            request=request,
+            request_adapter=request_adapter,
+            sub_response=sub_response,
+            context=context,
+            root_value=root_value,
+            request_data=request_data,
+        )
+        # A document that does not parse is a malformed request: GraphQL's error body, coded, with HTTP 400
+        errors = result.errors if isinstance(result, ExecutionResult) else None
+        syntax_errors = [e for e in errors or () if isinstance(e, GraphQLSyntaxError)]
+        if syntax_errors:
+            for error in syntax_errors:
+                error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_PARSE_FAILED"}
+            sub_response.status_code = 400
+        return result
 
 
 class MemberGraphQL(OrjsonGraphQL[Context]):
@@ -45,9 +187,10 @@ class MemberGraphQL(OrjsonGraphQL[Context]):
         tokens: TokenService,
         sessions: SessionIssuer,
         graphiql: bool,
+        max_body_bytes: int,
         compiled: CompiledDocuments | None = None,
     ) -> None:
-        super().__init__(schema, graphiql=graphiql)
+        super().__init__(schema, graphiql=graphiql, max_body_bytes=max_body_bytes)
         self.tokens = tokens
         self.sessions = sessions
         self.compiled = compiled  # the trusted queries' plans (KLUBB_COMPILED_EXECUTION), None: all via strawberry

@@ -23,8 +23,8 @@ from schema.staff.context import StaffContext
 class StaffGraphQL(OrjsonGraphQL[StaffContext]):
     """/staff/graphql: checkout and back-office operations for staff and integrations."""
 
-    def __init__(self, schema: BaseSchema, *, tokens: TokenService, graphiql: bool) -> None:
-        super().__init__(schema, graphiql=graphiql)
+    def __init__(self, schema: BaseSchema, *, tokens: TokenService, graphiql: bool, max_body_bytes: int) -> None:
+        super().__init__(schema, graphiql=graphiql, max_body_bytes=max_body_bytes)
         self.tokens = tokens
         self.staff_sessions = StaffSignIn(tokens)
 

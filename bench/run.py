@@ -78,9 +78,10 @@ class BenchContext:
     def staff_token(self) -> str:
         """A staff-audience token of a bench cashier (created in the bench database before the server starts)."""
         from api.auth.tokens import STAFF_AUDIENCE, TokenService
+        from loyalty.staff import new_session_id
 
         staff_id = asyncio.run(_with_database(self.database_url, _bench_cashier))
-        return TokenService(self.settings).issue(f"staff:{staff_id}", STAFF_AUDIENCE).token
+        return TokenService(self.settings).issue(f"staff:{staff_id}", STAFF_AUDIENCE, new_session_id()).token
 
     def member_numbers(self) -> list[str]:
         """Member numbers of `tokens` randomly chosen members, for checkout lookups."""

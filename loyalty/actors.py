@@ -23,6 +23,16 @@ class Actor:
     role: StaffRole
     store_codes: tuple[str, ...] = field(default=())  # empty = every store
     name: str = ""
+    # A staff member's sign-in session (one till or browser: the `sid` of its access token); None otherwise.
+    session_id: str | None = None
+
+    @property
+    def attempt_subject(self) -> str:
+        """Who this actor's guesses count against: its session (tills sharing a login are counted apart), its API
+        key, or (for a staff actor without a session) its account."""
+        if self.kind == "staff" and self.session_id is not None:
+            return f"staff_session:{self.session_id}"
+        return f"{self.kind}:{self.id}"
 
     def has_role(self, role: StaffRole) -> bool:
         """True if this actor's role is `role` or above (cashier < manager < admin)."""

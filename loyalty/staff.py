@@ -24,7 +24,7 @@ from loyalty.actors import Actor
 from loyalty.checks import check_store_code, check_text
 from loyalty.errors import DomainError, InvalidInput, NotFound
 from loyalty.models import ApiKey, StaffRole, StaffUser
-from loyalty.throttle import claim_attempt, clear
+from loyalty.throttle import claim, clear
 
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 1024
@@ -36,6 +36,7 @@ _PREFIX_HEX = 12  # fits ApiKey.prefix (16)
 _SECRET_HEX = 64  # 256 bits
 # Writing last_used_at on every request of a busy till would turn each read into a write; a minute is precise enough.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+_SESSION_ID_HEX = 32  # 128 bits
 _SUBJECT_PREFIX = "staff:"  # keeps staff ids apart from member ids in token subjects
 
 _hasher = PasswordHasher()
@@ -100,15 +101,25 @@ def _check_role(role: StaffRole | str) -> StaffRole:
         raise InvalidInput(f"role must be one of {', '.join(r.value for r in StaffRole)}", field="role") from None
 
 
-def staff_actor(staff: StaffUser) -> Actor:
-    """The Actor of a staff account."""
+def staff_actor(staff: StaffUser, session_id: str | None = None) -> Actor:
+    """The Actor of a staff account, in its sign-in session `session_id` if it has one."""
     return Actor(
         kind="staff",
         id=staff.id,
         role=StaffRole(staff.role),
         store_codes=tuple(staff.store_codes),
         name=staff.display_name or staff.email,
+        session_id=session_id,
     )
+
+
+def new_session_id() -> str:
+    """A new staff session id (128 random bits): the `sid` of a sign-in's access tokens."""
+    return secrets.token_hex(_SESSION_ID_HEX // 2)
+
+
+def _is_session_id(value: str | None) -> bool:
+    return value is not None and _is_hex(value, _SESSION_ID_HEX)
 
 
 def api_key_actor(key: ApiKey) -> Actor:
@@ -157,7 +168,7 @@ async def create_staff(
 
 
 async def authenticate_staff(email: str, password: str) -> Actor:
-    """The Actor for a correct email and password of an active account.
+    """The Actor for a correct email and password of an active account, in a new session (`new_session_id`).
 
     Unknown emails, wrong passwords and disabled accounts all raise `InvalidCredentials` after the same argon2
     work. After `LOGIN_THROTTLE_LIMIT` failures for an email within `LOGIN_THROTTLE_WINDOW`, every attempt (even
@@ -165,7 +176,7 @@ async def authenticate_staff(email: str, password: str) -> Actor:
     """
     address = normalize_email(email)
     # Claimed before the password is checked: parallel guesses cannot slip past the limit while argon2 runs.
-    await claim_attempt(LOGIN_THROTTLE_SCOPE, address, LOGIN_THROTTLE_LIMIT, LOGIN_THROTTLE_WINDOW)
+    await claim(LOGIN_THROTTLE_SCOPE, [address], LOGIN_THROTTLE_LIMIT, LOGIN_THROTTLE_WINDOW)
     staff = await StaffUser.get_or_none(email=address)
     valid = len(password) <= PASSWORD_MAX_LENGTH and await _verify_password(
         staff.password_hash if staff is not None else await _dummy_hash(), password
@@ -177,17 +188,17 @@ async def authenticate_staff(email: str, password: str) -> Actor:
     if _hasher.check_needs_rehash(staff.password_hash):  # hashing parameters were raised since it was set
         changes["password_hash"] = await asyncio.to_thread(_hasher.hash, password)
     await StaffUser.filter(id=staff.id).update(**changes)
-    return staff_actor(staff)
+    return staff_actor(staff, new_session_id())
 
 
 _ACTIVE_STAFF = sql.select("staff.active_by_id", StaffUser, 'WHERE "id" = ? AND "active" = ?')
 
 
-async def actor_for_staff(staff_id: int) -> Actor | None:
+async def actor_for_staff(staff_id: int, session_id: str | None = None) -> Actor | None:
     """The Actor of an active staff account (one query, on every staff request), or None if it is gone or
     deactivated."""
     found = await sql.fetch_models(_ACTIVE_STAFF, [staff_id, True])
-    return staff_actor(found[0]) if found else None
+    return staff_actor(found[0], session_id) if found else None
 
 
 def token_subject(actor: Actor) -> str:
@@ -195,17 +206,19 @@ def token_subject(actor: Actor) -> str:
     return f"{_SUBJECT_PREFIX}{actor.id}"
 
 
-async def actor_for_subject(subject: str) -> Actor | None:
-    """The active staff account a token subject names (`token_subject`); None for any other subject."""
+async def actor_for_subject(subject: str, session_id: str | None) -> Actor | None:
+    """The active staff account a token subject names (`token_subject`), in the token's session (its `sid`);
+    None for any other subject, or without a well-formed session id (a token from before sessions had ids)."""
     staff_id = subject.removeprefix(_SUBJECT_PREFIX)
     if (
-        not subject.startswith(_SUBJECT_PREFIX)
+        not _is_session_id(session_id)
+        or not subject.startswith(_SUBJECT_PREFIX)
         or not staff_id.isascii()
         or not staff_id.isdigit()
         or len(staff_id) > 18
     ):
         return None
-    return await actor_for_staff(int(staff_id))
+    return await actor_for_staff(int(staff_id), session_id)
 
 
 async def deactivate_staff(staff_id: int) -> None:

@@ -288,34 +288,32 @@ async def cancel_voucher(member_id: int, voucher_id: int) -> Voucher:
 
 
 def _throttle_subjects(actor: Actor, member_id: int | None) -> list[str]:
-    """Who a wrong code counts against: the staff session or API key, and the member when the till knows them."""
-    return [f"{actor.kind}:{actor.id}", *([f"member:{member_id}"] if member_id is not None else [])]
+    """Who a code counts against: the staff session or API key, and the member when the till names one (so that
+    guesses from many tills at one member are bounded too)."""
+    return [actor.attempt_subject, *([f"member:{member_id}"] if member_id is not None else [])]
 
 
 async def redeem_voucher(actor: Actor, *, code: str, store_code: str, member_id: int | None = None) -> Voucher:
     """Redeem a voucher at a till: single-use, even under concurrent redemptions. Audited.
 
     `code` is the typed code or the scanned barcode value. With `member_id`, a voucher of another member is
-    refused like an unknown code. Wrong codes are throttled per subject (`_throttle_subjects`): after
-    `THROTTLE_LIMIT` within `THROTTLE_WINDOW` every attempt is refused with TooManyAttempts, even a right code.
-    The failures are recorded outside any transaction, so they stay. Two requests that run truly in parallel
-    can both pass the check before either records its failure: the bound is then the limit plus the
-    number of parallel requests, still nothing against a 2⁸⁰ code space.
+    refused like an unknown code. Guessing is throttled per subject (`_throttle_subjects`): each attempt is
+    counted before the code is looked up, and forgiven if the code is one of a voucher (of that member); after
+    `THROTTLE_LIMIT` wrong codes within `THROTTLE_WINDOW` every attempt is refused with TooManyAttempts, even a
+    right code, however many arrive at once.
 
     Raises Forbidden (the actor needs the cashier role in `store_code`; checked before any attempt is counted),
     InvalidInput (store code), TooManyAttempts, InvalidCode, AlreadyRedeemed, AlreadyCancelled or VoucherExpired.
     """
     actor.require(StaffRole.CASHIER, store_code)
     check_store_code(store_code)
-    subjects = _throttle_subjects(actor, member_id)
-    for subject in subjects:
-        await throttle.check_throttle(THROTTLE_SCOPE, subject, THROTTLE_LIMIT, THROTTLE_WINDOW)
+    claims = await throttle.claim(THROTTLE_SCOPE, _throttle_subjects(actor, member_id), THROTTLE_LIMIT, THROTTLE_WINDOW)
     normalized = normalize_code(code)
     voucher = await Voucher.get_or_none(code=normalized) if len(normalized) == CODE_LENGTH else None
     if voucher is None or (member_id is not None and voucher.member_id != member_id):
-        for subject in subjects:
-            await throttle.record_failure(THROTTLE_SCOPE, subject)
-        raise InvalidCode("no voucher with this code", field="code")
+        raise InvalidCode("no voucher with this code", field="code")  # the claimed attempt stays counted
+    # A code of a real voucher is no guess (even if it was used or has expired): it does not count.
+    await throttle.release(claims)
     at = clock.now()
     async with in_transaction() as conn:
         # The single-use guarantee: only one UPDATE can move the row from ACTIVE; the row count says who won.

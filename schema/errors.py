@@ -76,5 +76,9 @@ class BadRequest(PublicError):
 
 
 def is_public(error: GraphQLError) -> bool:
-    """True for errors safe to show clients: our PublicErrors and GraphQL validation errors."""
-    return isinstance(error.original_error, PublicError) or error.original_error is None
+    """True for errors safe to show clients: our PublicErrors, GraphQL validation errors, and graphql-core's own
+    refusals of a variable's value (no path: raised before any resolver ran)."""
+    original = error.original_error
+    return (
+        isinstance(original, PublicError) or original is None or (error.path is None and type(original) is GraphQLError)
+    )

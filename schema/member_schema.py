@@ -9,7 +9,7 @@ import strawberry
 from graphql import ValidationRule
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import relay
-from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache
 from strawberry.extensions.max_aliases import create_validator as alias_limit_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_limit_rule
 from strawberry.schema.config import StrawberryConfig
@@ -24,7 +24,8 @@ from schema.mutations.reward_redeem import RewardRedeemPayload, reward_redeem
 from schema.mutations.session_create import session_create
 from schema.mutations.session_refresh import session_refresh
 from schema.mutations.voucher_cancel import VoucherCancelPayload, voucher_cancel
-from schema.trusted_documents import load_trusted_hashes, trusted_documents_rule
+from schema.request_guards import BoundedValidation, HideSuggestions, RequestErrorCodes
+from schema.trusted_documents import TrustedDocuments, load_trusted_documents
 from schema.types.activity import ActivityEntry
 from schema.types.member import Member
 from schema.types.pagination import page_size
@@ -97,13 +98,20 @@ class QueryLimits(TypedDict, total=False):
     max_depth: int  # default 12
     max_aliases: int  # default 30
     max_tokens: int  # default 2000
+    max_fields: int  # default 300: fields selected with fragments expanded (introspection takes 230)
 
 
-def query_limits(limits: QueryLimits, extra_rules: Sequence[type[ValidationRule]] = ()) -> list[Callable[[], Any]]:
-    """Extensions every schema gets: parser/validation caches and query limits; in production also no
-    introspection and masked unexpected errors."""
+def query_limits(
+    limits: QueryLimits,
+    extra_rules: Sequence[type[ValidationRule]] = (),
+    first: Sequence[Callable[[], Any]] = (),
+) -> list[Callable[[], Any]]:
+    """Extensions every schema gets, after `first`: parser/validation caches and query limits (tokens, depth,
+    aliases, fields with fragments expanded); in production also no introspection, no suggestions and masked
+    unexpected errors."""
     production = limits["production"]
     max_tokens = limits.get("max_tokens", 2000)
+    max_fields = limits.get("max_fields", 300)
     # The rule classes are made once per schema: ValidationCache keys on them, so rules made per request
     # (e.g. `lambda: QueryDepthLimiter(...)`) would make every request miss the cache and re-validate.
     rules = [
@@ -113,26 +121,28 @@ def query_limits(limits: QueryLimits, extra_rules: Sequence[type[ValidationRule]
         *([NoSchemaIntrospectionCustomRule] if production else []),
     ]
     extensions: list[Callable[[], Any]] = [
+        *first,
         lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
+        lambda: BoundedValidation(max_fields=max_fields, maxsize=512),
         lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
+        RequestErrorCodes,
     ]
     if production:
         extensions.append(lambda: MaskErrors(should_mask_error=lambda error: not is_public(error)))
+        extensions.append(HideSuggestions)
     return extensions
 
 
 def build_member_schema(**limits: Unpack[QueryLimits]) -> strawberry.Schema:
-    """The member schema. Production accepts only the app's trusted documents, refuses introspection, gives no
-    field suggestions and masks unexpected errors."""
+    """The member schema. Production accepts only the app's trusted documents (refused by hash before parsing),
+    refuses introspection, gives no suggestions and masks unexpected errors."""
     production = limits["production"]
+    trusted = load_trusted_documents() if production else {}
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         types=[ActivityEntry],
-        extensions=query_limits(
-            limits, extra_rules=[trusted_documents_rule(load_trusted_hashes())] if production else []
-        ),
+        extensions=query_limits(limits, first=[lambda: TrustedDocuments(trusted)] if production else []),
         config=StrawberryConfig(disable_field_suggestions=production),
     )

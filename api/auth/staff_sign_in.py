@@ -29,7 +29,7 @@ class StaffSignIn:
 
     async def create(self, email: str, password: str) -> IssuedStaffSession:
         actor = await authenticate_staff(email, password)
-        access = self.tokens.issue(token_subject(actor), STAFF_AUDIENCE)
+        access = self.tokens.issue(token_subject(actor), STAFF_AUDIENCE, actor.session_id)
         return IssuedStaffSession(access.token, access.expires_at, actor)
 
 
@@ -50,7 +50,8 @@ async def actor_from_headers(headers: Mapping[str, str], tokens: TokenService, a
     token = bearer_token(authorization)
     if token is None:
         return None
-    actor = await actor_for_subject(tokens.verify(token, STAFF_AUDIENCE, at).subject)
+    claims = tokens.verify(token, STAFF_AUDIENCE, at)
+    actor = await actor_for_subject(claims.subject, claims.session_id)
     if actor is None:
         raise InvalidToken("this staff account is no longer active")
     return actor

@@ -52,6 +52,7 @@ class Claims:
     issued_at: datetime
     expires_at: datetime
     token_id: str
+    session_id: str | None = None  # `sid`: the staff sign-in session the token belongs to
 
 
 def generate_private_key() -> ec.EllipticCurvePrivateKey:
@@ -174,8 +175,9 @@ class TokenService:
                 self._public_keys.setdefault(jwk_thumbprint(previous), previous)
         self._verified_payload = lru_cache(maxsize=VERIFIED_TOKENS_KEPT)(self._check_signature)
 
-    def issue(self, subject: str, audience: str) -> IssuedToken:
-        """A signed token for `subject` (a member or staff id as a string) valid for `audience`."""
+    def issue(self, subject: str, audience: str, session_id: str | None = None) -> IssuedToken:
+        """A signed token for `subject` (a member or staff id as a string) valid for `audience`, in the sign-in
+        session `session_id` (the `sid` claim) if given."""
         issued_at = clock.now().replace(microsecond=0)
         expires_at = issued_at + self._lifetime
         payload = {
@@ -186,6 +188,8 @@ class TokenService:
             "exp": int(expires_at.timestamp()),
             "jti": uuid.uuid4().hex,
         }
+        if session_id is not None:
+            payload["sid"] = session_id
         token = jwt.encode(payload, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
         return IssuedToken(token=token, expires_at=expires_at)
 
@@ -196,8 +200,10 @@ class TokenService:
         now = (at or clock.now()).timestamp()
         expires = _numeric_date(payload, "exp")
         issued = _numeric_date(payload, "iat")
-        subject, token_id = payload.get("sub"), payload.get("jti")
+        subject, token_id, session_id = payload.get("sub"), payload.get("jti"), payload.get("sid")
         if not isinstance(subject, str) or not subject or not isinstance(token_id, str):
+            raise InvalidToken()
+        if session_id is not None and not isinstance(session_id, str):
             raise InvalidToken()
         if issued > now + IAT_LEEWAY_SECONDS:
             raise InvalidToken()
@@ -210,6 +216,7 @@ class TokenService:
             issued_at=datetime.fromtimestamp(issued, UTC),
             expires_at=datetime.fromtimestamp(expires, UTC),
             token_id=token_id,
+            session_id=session_id,
         )
 
     def _check_signature(self, token: str, audience: str) -> dict[str, Any]:

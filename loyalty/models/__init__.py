@@ -29,7 +29,7 @@ from loyalty.models.outbox import (
 )
 from loyalty.models.program import Program, Tier, TierMetric, TierPeriod
 from loyalty.models.rewards import Reward, RewardKind, StampCard, StampProgress, Voucher, VoucherStatus
-from loyalty.models.staff import ApiKey, AuditLog, CardCodeUse, StaffRole, StaffUser, ThrottleEvent
+from loyalty.models.staff import ApiKey, AuditLog, CardCodeUse, StaffRole, StaffUser, ThrottleCounter
 
 __all__ = [
     "ApiKey",
@@ -65,7 +65,7 @@ __all__ = [
     "StaffUser",
     "StampCard",
     "StampProgress",
-    "ThrottleEvent",
+    "ThrottleCounter",
     "Tier",
     "TierMetric",
     "TierPeriod",

@@ -72,16 +72,18 @@ class AuditLog(Model):
         indexes = (("member_id", "id"), ("actor_type", "actor_id", "id"))
 
 
-class ThrottleEvent(Model):
-    # A failed attempt (e.g. a wrong voucher code) counted against a subject within a window.
+class ThrottleCounter(Model):
+    # Attempts counted against a subject (a staff session, an email, a member) in the window its first attempt
+    # opened. One row per subject: the conditional updates on it are what make the throttle race-free.
     id = fields.BigIntField(primary_key=True)
     scope = fields.CharField(max_length=32)
     subject = fields.CharField(max_length=128)
-    created_at = fields.DatetimeField()
+    window_start = fields.DatetimeField()
+    attempts = fields.IntField()
 
     class Meta:
-        table = "throttle_event"
-        indexes = (("scope", "subject", "created_at"),)
+        table = "throttle_counter"
+        unique_together = (("scope", "subject"),)
 
 
 class CardCodeUse(Model):

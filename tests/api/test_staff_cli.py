@@ -29,8 +29,14 @@ def test_staff_create_prompts_for_the_password_twice(cli_db: None) -> None:
     async def sign_in() -> Actor:
         return await staff.authenticate_staff("max@example.com", PASSWORD)
 
-    assert cli.run_with_db(sign_in) == Actor(
-        kind="staff", id=1, role=StaffRole.MANAGER, store_codes=("S1", "S2"), name="Max"
+    signed_in = cli.run_with_db(sign_in)
+    assert signed_in == Actor(
+        kind="staff",
+        id=1,
+        role=StaffRole.MANAGER,
+        store_codes=("S1", "S2"),
+        name="Max",
+        session_id=signed_in.session_id,
     )
 
 

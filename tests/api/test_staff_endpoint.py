@@ -16,7 +16,7 @@ from api.settings import Environment, Settings
 from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member
 from loyalty.models import ApiKey, Program, StaffUser
-from loyalty.staff import create_api_key, create_staff, deactivate_staff, revoke_api_key
+from loyalty.staff import create_api_key, create_staff, deactivate_staff, new_session_id, revoke_api_key
 from tests.conftest import app_settings
 
 PASSWORD = "correct horse battery"
@@ -170,9 +170,30 @@ async def test_a_staff_token_is_refused_on_the_member_endpoint(http: httpx.Async
 async def test_a_staff_audience_token_must_name_an_existing_staff_account(
     http: httpx.AsyncClient, tokens: TokenService, cass: StaffUser, subject: str
 ) -> None:
-    token = tokens.issue(subject, STAFF_AUDIENCE).token
+    token = tokens.issue(subject, STAFF_AUDIENCE, new_session_id()).token
 
     assert (await _post(http, STAFF_ME, authorization=f"Bearer {token}")).status_code == 401
+
+
+@pytest.mark.parametrize("session_id", [None, "", "not-hex", "0" * 31, "0" * 33])
+async def test_a_staff_token_needs_a_well_formed_session_id(
+    http: httpx.AsyncClient, tokens: TokenService, cass: StaffUser, session_id: str | None
+) -> None:
+    # A control: the same subject in a well-formed session is accepted, so each refusal is the session id's.
+    good = tokens.issue(f"staff:{cass.id}", STAFF_AUDIENCE, "0" * 32).token
+    token = tokens.issue(f"staff:{cass.id}", STAFF_AUDIENCE, session_id).token
+
+    assert (await _post(http, STAFF_ME, authorization=f"Bearer {good}")).status_code == 200
+    assert (await _post(http, STAFF_ME, authorization=f"Bearer {token}")).status_code == 401
+
+
+async def test_each_sign_in_is_its_own_session(http: httpx.AsyncClient, tokens: TokenService, cass: StaffUser) -> None:
+    first = (await _sign_in(http, "cass@example.com", PASSWORD))["accessToken"]
+    second = (await _sign_in(http, "cass@example.com", PASSWORD))["accessToken"]
+
+    sessions = [tokens.verify(token, STAFF_AUDIENCE).session_id for token in (first, second)]
+    assert all(s is not None and len(s) == 32 for s in sessions)
+    assert sessions[0] != sessions[1]
 
 
 @pytest.mark.parametrize("header", ["Bearer", "Bearer not.a.jwt", "Basic Y2FzczpwYXNz", "token"])

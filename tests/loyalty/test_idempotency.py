@@ -14,7 +14,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from loyalty.clock import FrozenClock
 from loyalty.errors import DomainError, DuplicateIdempotencyKey, InvalidInput
 from loyalty.idempotency import MAX_KEY_LENGTH, idempotent, request_hash
-from loyalty.models import IdempotencyRecord, ThrottleEvent
+from loyalty.models import AuditLog, IdempotencyRecord
 
 STOCKHOLM_WINTER = timezone(timedelta(hours=1))
 
@@ -47,7 +47,7 @@ class Refused(DomainError):
 
 async def _effect(conn: BaseDBAsyncClient, now: datetime) -> int:
     """Something the action writes in its transaction, to see whether it stayed."""
-    return (await ThrottleEvent.create(scope="test", subject="s", created_at=now, using_db=conn)).id
+    return (await AuditLog.create(actor_type="test", actor_id=0, action="test", created_at=now, using_db=conn)).id
 
 
 def _answer(effect_id: int, now: datetime) -> Answer:
@@ -82,7 +82,7 @@ async def test_a_replay_answers_the_same_typed_result_as_the_first_call(db: str,
     assert (type(again.at), type(again.rate), type(again.kind), type(again.lines[0])) == (datetime, Decimal, Kind, Line)
     assert (again.at.utcoffset(), again.local_at.utcoffset()) == (timedelta(0), timedelta(hours=1))
     assert str(again.lines[1].share) == "12345678901234567890.01"
-    assert await ThrottleEvent.all().count() == 1
+    assert await AuditLog.all().count() == 1
     record = await IdempotencyRecord.get(scope="test", key="k1")
     assert record.response == {
         "effect_id": first.effect_id,
@@ -111,7 +111,7 @@ async def test_the_same_key_with_another_request_is_refused_and_runs_nothing(db:
         await idempotent("test", "k1", {"amount": 2}, Answer, action)
     assert (refused.value.code, refused.value.field) == ("IDEMPOTENCY_KEY_REUSED", "idempotency_key")
     assert runs == 1
-    assert (await ThrottleEvent.all().count(), await IdempotencyRecord.all().count()) == (1, 1)
+    assert (await AuditLog.all().count(), await IdempotencyRecord.all().count()) == (1, 1)
 
 
 async def test_the_same_key_in_another_scope_is_another_operation(db: str, clock: FrozenClock) -> None:
@@ -122,7 +122,7 @@ async def test_the_same_key_in_another_scope_is_another_operation(db: str, clock
     other = await idempotent("other", "k1", {"amount": 2}, Answer, action)
 
     assert other.effect_id != first.effect_id
-    assert await ThrottleEvent.all().count() == 2
+    assert await AuditLog.all().count() == 2
 
 
 async def test_a_failed_action_rolls_back_with_its_record_so_a_retry_runs_again(db: str, clock: FrozenClock) -> None:
@@ -137,14 +137,14 @@ async def test_a_failed_action_rolls_back_with_its_record_so_a_retry_runs_again(
 
     with pytest.raises(Refused):
         await idempotent("test", "k1", {"amount": 1}, Answer, action)
-    assert (await ThrottleEvent.all().count(), await IdempotencyRecord.all().count()) == (0, 0)
+    assert (await AuditLog.all().count(), await IdempotencyRecord.all().count()) == (0, 0)
 
     # when the same request is retried and succeeds
     refuse = False
     answer = await idempotent("test", "k1", {"amount": 1}, Answer, action)
 
     # then it ran, once
-    assert await ThrottleEvent.all().values_list("id", flat=True) == [answer.effect_id]
+    assert await AuditLog.all().values_list("id", flat=True) == [answer.effect_id]
     assert await IdempotencyRecord.all().count() == 1
 
 
@@ -201,7 +201,7 @@ async def test_concurrent_duplicates_on_their_own_connections_have_one_effect_an
     # then the action ran once and every caller got its answer
     assert runs == 1
     assert answers == [answers[0]] * callers
-    assert await ThrottleEvent.all().values_list("id", flat=True) == [answers[0].effect_id]
+    assert await AuditLog.all().values_list("id", flat=True) == [answers[0].effect_id]
     assert await IdempotencyRecord.all().count() == 1
 
 

@@ -235,6 +235,18 @@ async def test_staff_token_is_refused_for_the_member_audience(tokens: TokenServi
     assert refused.value.code == "INVALID_TOKEN"
 
 
+async def test_a_staff_token_carries_its_session_id(tokens: TokenService) -> None:
+    # given a staff token in a session, and a member token (no session)
+    staff_token = tokens.issue("staff:3", STAFF_AUDIENCE, "0123456789abcdef0123456789abcdef").token
+    member_token = tokens.issue("42", MEMBER_AUDIENCE).token
+
+    # then the session comes back as `sid`, and a token without one has none
+    assert tokens.verify(staff_token, STAFF_AUDIENCE).session_id == "0123456789abcdef0123456789abcdef"
+    assert jwt.decode(staff_token, options={"verify_signature": False})["sid"] == "0123456789abcdef0123456789abcdef"
+    assert tokens.verify(member_token, MEMBER_AUDIENCE).session_id is None
+    assert "sid" not in jwt.decode(member_token, options={"verify_signature": False})
+
+
 async def test_token_with_both_audiences_is_refused(settings: Settings, tokens: TokenService) -> None:
     token = _sign(settings, _claims(aud=[MEMBER_AUDIENCE, STAFF_AUDIENCE]))
 
@@ -322,8 +334,10 @@ async def test_token_missing_a_required_claim_is_refused(settings: Settings, tok
         {"sub": ""},
         {"sub": 42},
         {"iat": int(START.timestamp()) + 3600},
+        {"sid": 7},
+        {"sid": ["a"]},
     ],
-    ids=["exp-string", "exp-bool", "iat-string", "sub-empty", "sub-number", "iat-in-future"],
+    ids=["exp-string", "exp-bool", "iat-string", "sub-empty", "sub-number", "iat-in-future", "sid-number", "sid-list"],
 )
 async def test_malformed_claims_are_refused(
     settings: Settings, tokens: TokenService, overrides: dict[str, Any]
