@@ -24,6 +24,10 @@ def create_console(
     console = Console(SessionConfig(tokens, audience, token_error, secure_cookies))
     member = "/members/{member_id:int}"
     back = "/members/{member_id}"
+    voucher = f"{member}/vouchers/{{voucher_id:int}}"
+    offer = f"{member}/offers/{{offer_id:int}}"
+    receipt = f"{member}/receipts/{{purchase_id:int}}"
+    receipt_back = "/members/{member_id}/receipts/{purchase_id}"
     return Starlette(
         routes=[
             Route("/", console.home),
@@ -33,10 +37,15 @@ def create_console(
             Route("/lookup", console.staff_only(console.lookup_page), methods=["GET"]),
             Route("/lookup", console.staff_only(console.lookup), methods=["POST"]),
             Route(member, console.staff_only(console.member_page), methods=["GET"]),
+            Route("/store", console.staff_only(console.choose_store), methods=["POST"]),
             Route(f"{member}/purchases", console.staff_only(console.purchase, back=back), methods=["POST"]),
+            Route(f"{member}/purchases/preview", console.staff_only(console.preview, back=back), methods=["POST"]),
             Route(f"{member}/vouchers", console.staff_only(console.voucher, back=back), methods=["POST"]),
-            Route(f"{member}/offers/{{offer_id:int}}", console.staff_only(console.offer, back=back), methods=["POST"]),
-            Route(f"{member}/refunds", console.staff_only(console.refund, back=back), methods=["POST"]),
+            Route(f"{voucher}", console.staff_only(console.voucher_tap, back=back), methods=["POST"]),
+            Route(offer, console.staff_only(console.offer, back=back), methods=["POST"]),
+            Route(f"{offer}/activate", console.staff_only(console.activate, back=back), methods=["POST"]),
+            Route(receipt, console.staff_only(console.receipt_page, back=back), methods=["GET"]),
+            Route(f"{receipt}/refunds", console.staff_only(console.refund, back=receipt_back), methods=["POST"]),
             Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
         ]
     )

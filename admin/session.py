@@ -29,6 +29,7 @@ from loyalty.staff import actor_for_subject, token_subject
 SESSION_COOKIE = "klubb_console"
 CSRF_COOKIE = "klubb_console_csrf"
 FLASH_COOKIE = "klubb_console_flash"
+STORE_COOKIE = "klubb_console_store"
 CSRF_FIELD = "csrf"
 FlashKind = Literal["ok", "error"]
 
@@ -100,15 +101,17 @@ def _delete_cookie(config: SessionConfig, request: Request, response: Response, 
 
 
 def start_session(config: SessionConfig, request: Request, response: Response, actor: Actor) -> None:
-    """Sign `actor` in: a new session token and a new CSRF token."""
+    """Sign `actor` in: a new session token and a new CSRF token; the store is picked again."""
     issued = config.tokens.issue(token_subject(actor), config.audience, actor.session_id)
     _set_cookie(config, request, response, SESSION_COOKIE, issued.token)
     set_csrf_cookie(config, request, response, new_csrf_token())
+    _delete_cookie(config, request, response, STORE_COOKIE)
 
 
 def end_session(config: SessionConfig, request: Request, response: Response) -> None:
     _delete_cookie(config, request, response, SESSION_COOKIE)
     _delete_cookie(config, request, response, CSRF_COOKIE)
+    _delete_cookie(config, request, response, STORE_COOKIE)
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,19 @@ async def csrf_ok(request: Request) -> bool:
         return False
     # As bytes: compare_digest refuses non-ASCII str, and a forged field may hold anything.
     return hmac.compare_digest(expected.encode(), submitted.encode())
+
+
+# --- the store the till is in ----------------------------------------------------------------------
+
+
+def chosen_store(request: Request) -> str | None:
+    """The store picked for this console session (a preference only: every action still checks the actor's
+    stores, so a forged cookie buys nothing)."""
+    return request.cookies.get(STORE_COOKIE) or None
+
+
+def set_store(config: SessionConfig, request: Request, response: Response, store_code: str) -> None:
+    _set_cookie(config, request, response, STORE_COOKIE, store_code)
 
 
 # --- flash messages -------------------------------------------------------------------------------

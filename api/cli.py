@@ -89,10 +89,14 @@ def demo(
     if settings.production:
         typer.echo("`klubb demo` is for development only", err=True)
         raise typer.Exit(1)
+    from loyalty.seeding import demo_members
+
     config = tomllib.loads(file.read_text())
     base = f"http://{settings.host}:{settings.port}"
     env = f"KLUBB_DATABASE_URL={settings.database_url}"
-    members = ", ".join(m["email"] for m in config.get("members", []))
+    members = "\n".join(
+        f"    {m.name:<18} {m.email:<22} no. {m.member_number}  {m.describe()}" for m in run_with_db(demo_members)
+    )
     staff = "\n".join(
         f"    {s['role']:<8} {s['email']:<24} password {s['password']:<18} "
         f"stores: {', '.join(s.get('stores', [])) or 'all'}"
@@ -110,7 +114,9 @@ klubb demo: {settings.database_url}
   Staff logins (console and staffSessionCreate):
 {staff}
 
-  Demo members: {members}
+  Demo members (look one up at the till by email or number) and what each shows:
+{members}
+
   Sign in as one (emulator-mode Firebase token -> klubb access token):
 
     TOKEN=$({env} .venv/bin/klubb dev-token {config.get("members", [{}])[0].get("email", "anna@example.com")})

@@ -17,7 +17,20 @@ from typing import TypeVar
 
 from tortoise.models import Model
 
-from loyalty.models import Member, Offer, OfferBenefit, Program, Reward, RewardKind, StampCard, Voucher, VoucherStatus
+from loyalty.errors import PurchaseNotFound
+from loyalty.models import (
+    Member,
+    Offer,
+    OfferBenefit,
+    Program,
+    Purchase,
+    PurchaseLine,
+    Reward,
+    RewardKind,
+    StampCard,
+    Voucher,
+    VoucherStatus,
+)
 from loyalty.offers import MemberOffer, offers_for_members
 from loyalty.stamps import StampCardProgress, stamp_cards_for_members
 from loyalty.tiers import TierProgress, qualifying_values, tier_progress
@@ -25,6 +38,7 @@ from loyalty.vouchers import member_vouchers
 
 M = TypeVar("M", bound=Model)
 MAX_VOUCHERS = 20  # what a till lists; a member with more sees them all in the app
+RECENT_RECEIPTS = 10  # the receipts a till lists to start a return from
 # An offer's voucher gives what a reward of this kind gives (bonus points are credited, never a voucher).
 _OFFER_KINDS = {
     OfferBenefit.AMOUNT_OFF: RewardKind.AMOUNT_OFF,
@@ -46,6 +60,24 @@ class CheckoutVoucher:
 
 
 @dataclass(frozen=True)
+class Receipt:
+    """A purchase as the till starts a return from it: what was bought and what is left to refund."""
+
+    purchase: Purchase
+    lines: list[PurchaseLine]  # in receipt order
+
+    @property
+    def left_to_refund(self) -> int:
+        """Money not yet refunded, minor units."""
+        return int(self.purchase.total - self.purchase.refunded_total)
+
+    @property
+    def points_kept(self) -> int:
+        """The points the purchase earned and that no refund has taken back."""
+        return int(self.purchase.points_earned - self.purchase.points_reversed)
+
+
+@dataclass(frozen=True)
 class CheckoutSummary:
     member: Member
     program: Program
@@ -53,6 +85,7 @@ class CheckoutSummary:
     offers: list[MemberOffer]  # most relevant first
     vouchers: list[CheckoutVoucher]  # usable ones, soonest expiry first, at most MAX_VOUCHERS
     stamp_cards: list[StampCardProgress]
+    receipts: list[Receipt]  # the most recent first, at most RECENT_RECEIPTS
 
 
 def _what_for(voucher: Voucher, reward: Reward | None, offer: Offer | None, card: StampCard | None) -> CheckoutVoucher:
@@ -92,8 +125,29 @@ async def usable_vouchers(member_id: int, at: datetime, limit: int) -> list[Chec
     return await describe_vouchers(await member_vouchers(member_id, at=at, limit=limit, status=VoucherStatus.ACTIVE))
 
 
+async def _with_lines(purchases: list[Purchase]) -> list[Receipt]:
+    lines: dict[int, list[PurchaseLine]] = {p.id: [] for p in purchases}
+    if purchases:
+        for line in await PurchaseLine.filter(purchase_id__in=list(lines)).order_by("purchase_id", "line_no"):
+            lines[line.purchase_id].append(line)
+    return [Receipt(p, lines[p.id]) for p in purchases]
+
+
+async def recent_receipts(member_id: int, limit: int = RECENT_RECEIPTS) -> list[Receipt]:
+    """The member's latest receipts with their lines, the most recent first (two queries)."""
+    return await _with_lines(await Purchase.filter(member_id=member_id).order_by("-occurred_at", "-id").limit(limit))
+
+
+async def member_receipt(member_id: int, purchase_id: int) -> Receipt:
+    """One receipt of the member, to return from; another member's receipt is `PurchaseNotFound` like a missing one."""
+    purchase = await Purchase.get_or_none(id=purchase_id, member_id=member_id)
+    if purchase is None:
+        raise PurchaseNotFound("this member has no such receipt", field="receipt_id")
+    return (await _with_lines([purchase]))[0]
+
+
 async def checkout_summary(member: Member, program: Program, at: datetime) -> CheckoutSummary:
-    """Everything the till shows about `member` at `at`, in at most ten queries however much there is to show.
+    """Everything the till shows about `member` at `at`, in at most twelve queries however much there is to show.
 
     `member` is as the caller settled it (`ledger.settle_member_if_due`), so its balances are current at `at`.
     """
@@ -106,4 +160,5 @@ async def checkout_summary(member: Member, program: Program, at: datetime) -> Ch
         offers=offers[member.id],
         vouchers=await usable_vouchers(member.id, at, MAX_VOUCHERS),
         stamp_cards=(await stamp_cards_for_members([member.id]))[member.id],
+        receipts=await recent_receipts(member.id),
     )

@@ -6,6 +6,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+# Words an amount of the program's money (minor units) for a person: `loyalty.money.format_money` with the program.
+MoneyText = Callable[[int], str]
+
 
 class DomainError(Exception):
     """A business rule refused the operation; nothing was written."""
@@ -18,6 +23,14 @@ class DomainError(Exception):
         self.message = message
         if field is not None:
             self.field = field
+
+    def describe(self, money: MoneyText) -> str:
+        """The message for a person at a till, its amounts worded by `money` ("only €30.00 ... left").
+
+        `message` (what the APIs return) keeps amounts as plain minor units; a refusal that names amounts keeps
+        them as typed attributes and words them here, so no caller re-parses a message.
+        """
+        return self.message
 
 
 class InvalidInput(DomainError):
@@ -51,7 +64,19 @@ class DuplicateIdempotencyKey(DomainError):
 
 
 class RefundExceedsPurchase(DomainError):
+    """More money (`amount_left`: what is left to refund, minor units) or items than were bought and not yet
+    returned."""
+
     code = "REFUND_EXCEEDS_PURCHASE"
+
+    def __init__(self, message: str, *, field: str | None = None, amount_left: int | None = None) -> None:
+        super().__init__(message, field=field)
+        self.amount_left = amount_left
+
+    def describe(self, money: MoneyText) -> str:
+        if self.amount_left is None:
+            return self.message
+        return f"only {money(self.amount_left)} of this purchase is left to refund"
 
 
 class AlreadyReversed(DomainError):

@@ -32,7 +32,7 @@ from loyalty import clock, events, sql
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
 from loyalty.checks import check_amount, check_idempotency_key, check_store_code, check_text
-from loyalty.errors import DomainError, InvalidInput, NotFound
+from loyalty.errors import DomainError, InvalidInput, MoneyText, NotFound
 from loyalty.idempotency import idempotent
 from loyalty.ledger import credit_available, lock_member
 from loyalty.members import get_member
@@ -73,6 +73,13 @@ class NotActivated(DomainError):
 
 class MinSpendNotMet(DomainError):
     code = "MIN_SPEND_NOT_MET"
+
+    def __init__(self, *, min_spend: int) -> None:
+        super().__init__(f"this offer needs a purchase of at least {min_spend}", field="purchase_total")
+        self.min_spend = min_spend  # minor units
+
+    def describe(self, money: MoneyText) -> str:
+        return f"this offer needs a purchase of at least {money(self.min_spend)}"
 
 
 # --- lifecycle ------------------------------------------------------------------------------------
@@ -292,7 +299,7 @@ async def redeem_offer(
         if offer.requires_activation and not is_activated:
             raise NotActivated("the member has not activated this offer in the app", field="offer_id")
         if offer.min_spend is not None and (purchase_total is None or purchase_total < offer.min_spend):
-            raise MinSpendNotMet(f"this offer needs a purchase of at least {offer.min_spend}", field="purchase_total")
+            raise MinSpendNotMet(min_spend=offer.min_spend)
         balance_before = member.points_available
         redemption = await OfferRedemption.create(
             offer_id=offer.id, member_id=member.id, store_code=store_code, redeemed_at=at, using_db=conn

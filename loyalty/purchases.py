@@ -29,6 +29,7 @@ from loyalty.errors import (
     DomainError,
     InvalidInput,
     MemberNotFound,
+    MoneyText,
     PurchaseNotFound,
     RefundExceedsPurchase,
 )
@@ -45,6 +46,14 @@ _REFERENCE_LIMIT = 64  # Purchase.receipt_id / Refund.refund_id column size
 
 class LinesTotalMismatch(DomainError):
     code = "LINES_TOTAL_MISMATCH"
+
+    def __init__(self, *, lines_total: int, total: int) -> None:
+        super().__init__(f"the lines that are not voided add up to {lines_total}, not {total}", field="total")
+        self.lines_total = lines_total
+        self.total = total
+
+    def describe(self, money: MoneyText) -> str:
+        return f"the lines that are not voided add up to {money(self.lines_total)}, not {money(self.total)}"
 
 
 def _store_key(store_code: str, reference: str) -> str:
@@ -107,7 +116,7 @@ def check_request(request: PurchaseRequest) -> None:
         check_text(line.category, "lines", _TEXT_LIMIT, required=False, label="a line's category")
     sold = sum(line.amount for line in request.lines if not line.voided)
     if sold != request.total:
-        raise LinesTotalMismatch(f"the lines that are not voided add up to {sold}, not {request.total}", field="total")
+        raise LinesTotalMismatch(lines_total=sold, total=request.total)
 
 
 def _request_document(request: PurchaseRequest) -> dict[str, Any]:
@@ -345,9 +354,8 @@ async def _refund(
         amount, line_points = await _refund_lines(conn, purchase, lines)
     assert amount is not None
     if purchase.refunded_total + amount > purchase.total:
-        raise RefundExceedsPurchase(
-            f"only {purchase.total - purchase.refunded_total} of this purchase is left to refund", field="amount"
-        )
+        left = purchase.total - purchase.refunded_total
+        raise RefundExceedsPurchase(f"only {left} of this purchase is left to refund", field="amount", amount_left=left)
     await ledger.settle(conn, member)
     refunded = purchase.refunded_total + amount
     if lines is not None:

@@ -21,8 +21,9 @@ from tortoise.transactions import in_transaction
 from loyalty import clock, events, throttle
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
-from loyalty.checks import check_store_code
+from loyalty.checks import check_idempotency_key, check_store_code
 from loyalty.errors import DomainError, InvalidInput, NotFound
+from loyalty.idempotency import idempotent
 from loyalty.ledger import locked_member, reverse_debit
 from loyalty.models import LedgerEntry, Offer, Reward, StaffRole, StampCard, Voucher, VoucherStatus
 
@@ -316,32 +317,85 @@ async def redeem_voucher(actor: Actor, *, code: str, store_code: str, member_id:
     await throttle.release(claims)
     at = clock.now()
     async with in_transaction() as conn:
-        # The single-use guarantee: only one UPDATE can move the row from ACTIVE; the row count says who won.
-        redeemed = (
-            await Voucher.filter(id=voucher.id, status=VoucherStatus.ACTIVE, expires_at__gt=at)
-            .using_db(conn)
-            .update(status=VoucherStatus.REDEEMED, redeemed_at=at, redeemed_store=store_code)
-        )
-        if redeemed == 1:
-            await events.emit(
-                conn,
-                events.VOUCHER_REDEEMED,
-                member_id=voucher.member_id,
-                payload={"voucher_id": voucher.id, "store_code": store_code, "reward_id": voucher.reward_id},
-            )
-            await record_audit(
-                actor,
-                "voucher.redeem",
-                conn=conn,
-                store_code=store_code,
-                member_id=voucher.member_id,
-                target=f"voucher:{voucher.id}",
-                before={"status": VoucherStatus.ACTIVE.value},
-                after={"status": VoucherStatus.REDEEMED.value},
-            )
-            voucher.status, voucher.redeemed_at, voucher.redeemed_store = VoucherStatus.REDEEMED, at, store_code
+        if await _mark_redeemed(conn, actor, voucher, store_code, at):
             return voucher
-        current = await Voucher.get(id=voucher.id, using_db=conn)
-        if effective_status(current, at) == VoucherStatus.EXPIRED:
-            await mark_expired(conn, [voucher.id], at)  # lazily, so the job has less to do
-    raise _refusal(current, at, "code")
+        refusal = await _refusal_now(conn, voucher.id, at, "code")
+    raise refusal
+
+
+async def _mark_redeemed(
+    conn: BaseDBAsyncClient, actor: Actor, voucher: Voucher, store_code: str, at: datetime
+) -> bool:
+    """Move `voucher` from ACTIVE to REDEEMED if it still is and has not expired (event and audit too); True if
+    this call did. The single-use guarantee: only one UPDATE can move the row from ACTIVE; the row count says who
+    won."""
+    redeemed = (
+        await Voucher.filter(id=voucher.id, status=VoucherStatus.ACTIVE, expires_at__gt=at)
+        .using_db(conn)
+        .update(status=VoucherStatus.REDEEMED, redeemed_at=at, redeemed_store=store_code)
+    )
+    if redeemed != 1:
+        return False
+    await events.emit(
+        conn,
+        events.VOUCHER_REDEEMED,
+        member_id=voucher.member_id,
+        payload={"voucher_id": voucher.id, "store_code": store_code, "reward_id": voucher.reward_id},
+    )
+    await record_audit(
+        actor,
+        "voucher.redeem",
+        conn=conn,
+        store_code=store_code,
+        member_id=voucher.member_id,
+        target=f"voucher:{voucher.id}",
+        before={"status": VoucherStatus.ACTIVE.value},
+        after={"status": VoucherStatus.REDEEMED.value},
+    )
+    voucher.status, voucher.redeemed_at, voucher.redeemed_store = VoucherStatus.REDEEMED, at, store_code
+    return True
+
+
+async def _refusal_now(conn: BaseDBAsyncClient, voucher_id: int, at: datetime, field: str) -> DomainError:
+    """Why a voucher could not be redeemed at `at`; an expired one is marked so on the way."""
+    current = await Voucher.get(id=voucher_id, using_db=conn)
+    if effective_status(current, at) == VoucherStatus.EXPIRED:
+        await mark_expired(conn, [voucher_id], at)  # lazily, so the job has less to do
+    return _refusal(current, at, field)
+
+
+@dataclass(frozen=True)
+class VoucherRedemption:
+    """A voucher redeemed from the member's list at the till (`redeem_member_voucher`)."""
+
+    voucher_id: int
+    member_id: int
+    store_code: str
+    redeemed_at: datetime
+
+
+async def redeem_member_voucher(
+    actor: Actor, *, member_id: int, voucher_id: int, store_code: str, idempotency_key: str
+) -> VoucherRedemption:
+    """Redeem one of the member's listed vouchers by its id (the till's one-tap button); idempotent per member and
+    key, so a double tap redeems once and both taps answer alike. Audited like `redeem_voucher`.
+
+    No code is typed, so nothing is guessed and nothing is throttled: a voucher of another member, or no voucher,
+    is `VoucherNotFound`. Raises Forbidden (cashier in `store_code`), InvalidInput (store code, key),
+    VoucherNotFound, AlreadyRedeemed, AlreadyCancelled or VoucherExpired.
+    """
+    actor.require(StaffRole.CASHIER, store_code)
+    check_store_code(store_code)
+    check_idempotency_key(idempotency_key)
+    request = {"voucher": voucher_id, "store": store_code}
+
+    async def action(conn: BaseDBAsyncClient) -> VoucherRedemption:
+        voucher = await Voucher.get_or_none(id=voucher_id, member_id=member_id, using_db=conn)
+        if voucher is None:
+            raise VoucherNotFound("no such voucher", field="voucher_id")
+        at = clock.now()
+        if not await _mark_redeemed(conn, actor, voucher, store_code, at):
+            raise await _refusal_now(conn, voucher.id, at, "voucher_id")
+        return VoucherRedemption(voucher.id, member_id, store_code, at)
+
+    return await idempotent("voucher_redeem", f"{member_id}:{idempotency_key}", request, VoucherRedemption, action)

@@ -23,6 +23,7 @@ from loyalty.models import (
     Member,
     Offer,
     OfferBenefit,
+    OutboxEvent,
     Program,
     Purchase,
     Reward,
@@ -31,6 +32,7 @@ from loyalty.models import (
     StaffUser,
     Voucher,
 )
+from loyalty.program import forget_cached_program
 from loyalty.staff import create_staff, deactivate_staff
 from loyalty.vouchers import display_code, issue_voucher
 from tests.conftest import START, app_settings
@@ -103,8 +105,13 @@ def _set_cookies(response: httpx.Response) -> dict[str, str]:
         ("GET", "/admin/members/1"),
         ("POST", "/admin/members/1/purchases"),
         ("POST", "/admin/members/1/vouchers"),
+        ("POST", "/admin/members/1/purchases/preview"),
+        ("POST", "/admin/members/1/vouchers/1"),
         ("POST", "/admin/members/1/offers/1"),
-        ("POST", "/admin/members/1/refunds"),
+        ("POST", "/admin/members/1/offers/1/activate"),
+        ("GET", "/admin/members/1/receipts/1"),
+        ("POST", "/admin/members/1/receipts/1/refunds"),
+        ("POST", "/admin/store"),
         ("POST", "/admin/logout"),
     ],
 )
@@ -243,7 +250,7 @@ async def test_lookup_by_card_code_shows_the_summary_and_the_code_works_once(
     assert anna.member_number in page.text
     assert re.search(r'id="member-tier">Member<', page.text)
     assert re.search(r'id="points-available">300<', page.text)
-    assert "500 towards <strong>Silver</strong>" in page.text
+    assert "0 points of 500 points towards\n        <strong>Silver</strong>: 500 points to go" in page.text
     assert again.headers["location"] == "/admin/lookup"
     assert "No member found" in (await http.get("/admin/lookup")).text
 
@@ -276,6 +283,13 @@ async def test_an_id_no_row_can_have_is_no_such_member_or_offer(
     assert "no such member" in missing_page.text
     assert offer.headers["location"] == member_page
     assert "no such offer" in (await http.get(member_page)).text
+    receipt = await http.get(f"{member_page}/receipts/{2**31}")
+    receipt_page = await http.get(member_page)
+    refund = await _post(
+        http, member_page, f"{member_page}/receipts/{2**31}/refunds", {"refund_id": "F", "amount": "1"}
+    )
+    assert (receipt.headers["location"], refund.headers["location"]) == (member_page, f"{member_page}/receipts/{2**31}")
+    assert "this member has no such receipt" in receipt_page.text
     assert await AuditLog.all().count() == 0
 
 
@@ -303,20 +317,26 @@ async def test_a_purchase_is_recorded_pending_and_audited(
 
 
 async def test_a_cashier_of_another_store_is_refused(http: httpx.AsyncClient, cass: StaffUser, anna: Member) -> None:
+    # Given Cass, a cashier of S1 only
     await _sign_in(http)
     member_page = f"/admin/members/{anna.id}"
 
-    response = await _post(http, member_page, f"{member_page}/purchases", _purchase(store="S2"))
+    # When she tries to work in S2: by picking it, by forging the store cookie, by a store field in the form
+    picked = await _post(http, member_page, "/admin/store", {"store": "S2", "back": f"/members/{anna.id}"})
+    picked_page = await http.get(member_page)
+    http.cookies.set("klubb_console_store", "S2", path="/admin")
+    await _post(http, member_page, f"{member_page}/purchases", _purchase(store="S2"))
 
-    assert response.headers["location"] == member_page
-    assert await Purchase.all().count() == 0
-    assert "not allowed in store S2" in (await http.get(member_page)).text
+    # Then the pick is refused, and the purchase happens in her one store
+    assert picked.headers["location"] == "/admin/lookup"
+    assert "not allowed in store S2" in picked_page.text
+    assert await Purchase.all().values_list("store_code", flat=True) == ["S1"]
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"total": "40.00"}, "the lines that are not voided add up to 4200, not 4000"),
+        ({"total": "40.00"}, "the lines that are not voided add up to €42.00, not €40.00"),
         ({"total": "12.345"}, "The total must be an amount like 12.50"),
         ({"total": "9e99999"}, "The total must be an amount like 12.50"),
         ({"total": "9e999999"}, "The total must be an amount like 12.50"),
@@ -352,7 +372,7 @@ async def test_a_voucher_is_redeemed_once_and_leaves_the_list(
     page = await http.get(member_page)
     await _post(http, member_page, f"{member_page}/vouchers", {"store": "S1", "code": shown})
 
-    assert f"Voucher {shown} redeemed" in page.text
+    assert f"Voucher {shown} redeemed. Voucher: apply it to the basket." in page.text
     assert "No active vouchers." in page.text
     assert (await Voucher.get(id=voucher.id)).redeemed_store == "S1"
     assert "already been redeemed" in (await http.get(member_page)).text
@@ -381,7 +401,7 @@ async def test_the_member_page_lists_the_vouchers_as_the_staff_api_does(
     )
 
     # Then both name them alike (the one read model, `loyalty.checkout`)
-    shown = re.findall(r"<li><span>([^<]+)</span><code>([^<]+)</code>", page.text)
+    shown = re.findall(r"<li>\s*<span>([^<]+)</span><code>([^<]+)</code>", page.text)
     assert shown == [(v["name"], v["code"]) for v in api.data["memberLookup"]["activeVouchers"]]
     assert shown == [("5 EUR off", display_code(by_reward.code)), ("Voucher", display_code(plain.code))]
 
@@ -426,16 +446,18 @@ async def test_an_offer_is_redeemed_with_its_button(http: httpx.AsyncClient, cas
     assert "No offers for this member right now." in after.text
 
 
-async def test_a_return_claws_back_points(http: httpx.AsyncClient, cass: StaffUser, anna: Member) -> None:
+async def test_a_return_by_amount_from_the_receipt_claws_back_points(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
     await _sign_in(http)
     member_page = f"/admin/members/{anna.id}"
     await _post(http, member_page, f"{member_page}/purchases", _purchase(amount="40.00"))
+    receipt_page = f"{member_page}/receipts/{(await Purchase.get(receipt_id='R-1')).id}"
 
-    data = {"store": "S1", "receipt_id": "R-1", "refund_id": "F-1", "amount": "10"}
-    response = await _post(http, member_page, f"{member_page}/refunds", data)
+    response = await _post(http, receipt_page, f"{receipt_page}/refunds", {"refund_id": "F-1", "amount": "10"})
 
     assert response.headers["location"] == member_page
-    assert "Return processed: 10 points taken back." in (await http.get(member_page)).text
+    assert "Return F-1 processed: €10.00 refunded, 10 points taken back." in (await http.get(member_page)).text
     assert (await Member.get(id=anna.id)).points_pending == 30
     assert await AuditLog.filter(action="purchase.refund", actor_id=cass.id).count() == 1
 
@@ -446,25 +468,70 @@ async def test_a_return_of_another_members_receipt_is_refused(
     bob, _ = await enroll_member("bob", display_name="Bob")
     await _sign_in(http)
     await _post(http, f"/admin/members/{bob.id}", f"/admin/members/{bob.id}/purchases", _purchase())
+    bobs = await Purchase.get(receipt_id="R-1")
     member_page = f"/admin/members/{anna.id}"
 
-    data = {"store": "S1", "receipt_id": "R-1", "refund_id": "F-1", "amount": "10"}
-    await _post(http, member_page, f"{member_page}/refunds", data)
+    # Bob's receipt under Anna's page: neither its page nor a forged refund form reaches it
+    shown = await http.get(f"{member_page}/receipts/{bobs.id}")
+    await _post(http, member_page, f"{member_page}/receipts/{bobs.id}/refunds", {"refund_id": "F-1", "amount": "10"})
 
-    assert "this member has no receipt R-1 in store S1" in (await http.get(member_page)).text
+    assert shown.headers["location"] == member_page
+    assert "this member has no such receipt" in (await http.get(member_page)).text
     assert (await Member.get(id=bob.id)).points_pending == 42
+    assert await AuditLog.filter(action="purchase.refund").count() == 0
 
 
-async def test_staff_of_every_store_type_the_store(http: httpx.AsyncClient, anna: Member) -> None:
+async def test_staff_of_every_store_type_the_store_once(http: httpx.AsyncClient, anna: Member) -> None:
+    # Given Mia, a manager of every store, signed in: no store yet
     await create_staff("mia@example.com", PASSWORD, "manager", [], "Mia")
     await _sign_in(http, "mia@example.com")
     member_page = f"/admin/members/{anna.id}"
     page = await http.get(member_page)
-    assert 'id="purchase-store" name="store" required' in page.text
+    assert "Pick the store you are working in" in page.text
+    assert 'id="store-choice" name="store" required' in page.text
+    await _post(http, member_page, f"{member_page}/purchases", _purchase(receipt="R-0"))
+    assert "Pick the store you are working in first" in (await http.get(member_page)).text
 
-    await _post(http, member_page, f"{member_page}/purchases", _purchase(store="S7"))
+    # When she types S7 once, records two purchases, then changes to S8 for a third
+    picked = await _post(http, member_page, "/admin/store", {"store": "S7", "back": f"/members/{anna.id}"})
+    after = await http.get(member_page)
+    await _post(http, member_page, f"{member_page}/purchases", _purchase(receipt="R-1"))
+    await _post(http, member_page, f"{member_page}/purchases", _purchase(receipt="R-2"))
+    await _post(http, member_page, "/admin/store", {"store": "S8", "back": "https://evil.example/"})
+    await _post(http, member_page, f"{member_page}/purchases", _purchase(receipt="R-3"))
 
-    assert (await Purchase.get(receipt_id="R-1")).store_code == "S7"
+    # Then the store came from the session every time, and an outside address is never a way back
+    assert picked.headers["location"] == member_page
+    assert "Working in store S7." in after.text
+    assert "Mia · manager · store S7" in after.text
+    assert await Purchase.all().order_by("receipt_id").values_list("receipt_id", "store_code") == [
+        ("R-1", "S7"),
+        ("R-2", "S7"),
+        ("R-3", "S8"),
+    ]
+    assert "Mia · manager · store S8" in (await http.get("/admin/lookup")).text
+
+
+async def test_a_manager_of_several_stores_picks_one_of_them(http: httpx.AsyncClient, anna: Member) -> None:
+    await create_staff("max@example.com", PASSWORD, "manager", ["S1", "S2"], "Max")
+    await _sign_in(http, "max@example.com")
+    member_page = f"/admin/members/{anna.id}"
+    page = await http.get(member_page)
+    assert '<option value="S1">S1</option><option value="S2">S2</option>' in page.text
+
+    await _post(http, member_page, "/admin/store", {"store": "S2", "back": f"/members/{anna.id}"})
+    await _post(http, member_page, "/admin/store", {"store": "S3", "back": f"/members/{anna.id}"})
+    refused = await http.get("/admin/lookup")
+    await _post(http, member_page, f"{member_page}/purchases", _purchase())
+
+    assert "not allowed in store S3" in refused.text
+    assert '<option value="S2" selected>S2</option>' in (await http.get(member_page)).text
+    assert (await Purchase.get(receipt_id="R-1")).store_code == "S2"
+
+    # Signing out forgets the store
+    await _post(http, member_page, "/admin/logout", {})
+    await _sign_in(http, "max@example.com")
+    assert "Pick the store you are working in" in (await http.get(member_page)).text
 
 
 async def test_a_discount_offer_asks_for_the_purchase_total(
@@ -490,5 +557,376 @@ async def test_a_discount_offer_asks_for_the_purchase_total(
     too_little = await http.get(member_page)
     await http.post(f"{member_page}/offers/{offer.id}", data={**form, "purchase_total": "20.00"})
 
-    assert "this offer needs a purchase of at least 1500" in too_little.text
-    assert "Offer redeemed: take 2.00 EUR off." in (await http.get(member_page)).text
+    assert "this offer needs a purchase of at least €15.00" in too_little.text
+    assert "Offer redeemed: take €2.00 off the basket." in (await http.get(member_page)).text
+
+
+# --- receipts and returns ---------------------------------------------------------------------------
+
+
+def _receipt_rows(page: httpx.Response) -> list[list[str]]:
+    body = page.text.split('id="receipts"', 1)[1].split("</table>", 1)[0]
+    return [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body.split("<tbody>", 1)[1], re.S)
+    ]
+
+
+def _two_lines(receipt: str = "R-1") -> dict[str, str]:
+    return {"receipt_id": receipt, "total": "50.00", "sku0": "COFFEE", "quantity0": "2", "amount0": "20.00",
+            "sku1": "MUG", "quantity1": "1", "amount1": "30.00"}  # fmt: skip
+
+
+async def test_the_member_page_lists_recent_receipts_with_what_is_left_to_refund(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member, clock: FrozenClock
+) -> None:
+    # Given two receipts ten minutes apart, the first partly refunded
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+    await _post(http, member_page, f"{member_page}/purchases", _two_lines("R-1"))
+    first = await Purchase.get(receipt_id="R-1")
+    receipt_page = f"{member_page}/receipts/{first.id}"
+    await _post(http, receipt_page, f"{receipt_page}/refunds", {"refund_id": "F-1", "amount": "12.50"})
+    clock.advance(timedelta(minutes=10))
+    await _post(http, member_page, f"{member_page}/purchases", _purchase("S1", "R-2", "42.00"))
+
+    # When the cashier opens the member
+    page = await http.get(member_page)
+
+    # Then the receipts show newest first: store, time (program's zone), total, points kept, left to refund
+    assert _receipt_rows(page) == [
+        ["R-2", "S1", "02 Mar 2026 12:10", "€42.00", "42", "€42.00", "Return"],
+        ["R-1", "S1", "02 Mar 2026 12:00", "€50.00", "38", "€37.50", "Return"],
+    ]
+    assert f'href="{receipt_page}"' in page.text
+
+
+async def test_a_return_by_lines_starts_from_the_receipt_with_a_refund_id_filled_in(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+    await _post(http, member_page, f"{member_page}/purchases", _two_lines())
+    receipt_page = f"{member_page}/receipts/{(await Purchase.get(receipt_id='R-1')).id}"
+
+    # The receipt page: its lines, what is left, and a fresh refund id each time (editable)
+    page = await http.get(receipt_page)
+    again = await http.get(receipt_page)
+    refund_ids = [re.search(r'name="refund_id" required maxlength="64" value="([^"]+)"', p.text) for p in (page, again)]
+    assert all(refund_ids)
+    suggested = [m.group(1) for m in refund_ids if m]
+    assert re.fullmatch(r"RET-20260302-120000-[0-9a-f]{4}", suggested[0])
+    assert suggested[0] != suggested[1]
+    assert 'name="return1"' in page.text
+    assert 'name="return2"' in page.text
+    assert "€50.00</strong> left to refund" in page.text.replace('<strong id="left-to-refund">', "</strong>")
+
+    # When one of the two coffees comes back, under the suggested refund id
+    response = await http.post(
+        f"{receipt_page}/refunds",
+        data={"refund_id": suggested[0], "return1": "1", "return2": "", "amount": "", "csrf": _csrf(page)},
+    )
+
+    # Then €10.00 and its 10 points go back; the line shows one returned
+    assert response.headers["location"] == member_page
+    assert (
+        f"Return {suggested[0]} processed: €10.00 refunded, 10 points taken back." in (await http.get(member_page)).text
+    )
+    purchase = await Purchase.get(receipt_id="R-1")
+    assert (purchase.refunded_total, purchase.points_reversed) == (1000, 10)
+    assert "€40.00</strong> left to refund" in (await http.get(receipt_page)).text.replace(
+        '<strong id="left-to-refund">', "</strong>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"amount": "60.00"}, "only €50.00 of this purchase is left to refund"),
+        ({"return1": "3"}, "line 1: only 2 left to refund"),
+        ({"return1": "two"}, "a quantity is a whole number"),
+        ({"return1": "99999999999"}, "a quantity is a whole number"),
+        ({"return1": "1", "amount": "5"}, "Return items or refund an amount, not both."),
+        ({}, "Enter how many of which items come back, or an amount to refund."),
+        ({"amount": "5.001"}, "The amount must be an amount like 12.50"),
+        ({"amount": "1", "refund_id": ""}, "The refund id is required"),
+        ({"amount": "1", "refund_id": "x" * 65}, "refund_id"),
+    ],
+)
+async def test_a_refused_return_says_why_in_the_programs_money_and_writes_nothing(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member, form: dict[str, str], message: str
+) -> None:
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+    await _post(http, member_page, f"{member_page}/purchases", _two_lines())
+    receipt_page = f"{member_page}/receipts/{(await Purchase.get(receipt_id='R-1')).id}"
+
+    response = await _post(http, receipt_page, f"{receipt_page}/refunds", {"refund_id": "F-1", **form})
+
+    assert response.headers["location"] == receipt_page
+    page = (await http.get(receipt_page)).text
+    assert 'class="flash error"' in page
+    assert message in page
+    assert await AuditLog.filter(action="purchase.refund").count() == 0
+    purchase = await Purchase.get(receipt_id="R-1")
+    assert (purchase.refunded_total, purchase.points_reversed) == (0, 0)
+
+
+async def test_the_issues_example_only_the_rest_of_the_purchase_is_left_in_euros(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
+    # Given a 50.00 receipt of which 20.00 was refunded
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+    await _post(http, member_page, f"{member_page}/purchases", _two_lines())
+    receipt_page = f"{member_page}/receipts/{(await Purchase.get(receipt_id='R-1')).id}"
+    await _post(http, receipt_page, f"{receipt_page}/refunds", {"refund_id": "F-1", "amount": "20"})
+
+    await _post(http, receipt_page, f"{receipt_page}/refunds", {"refund_id": "F-2", "amount": "31"})
+
+    assert "only €30.00 of this purchase is left to refund" in (await http.get(receipt_page)).text
+
+
+# --- the purchase form: preview -------------------------------------------------------------------
+
+
+async def test_the_preview_says_what_the_purchase_will_earn_and_writes_nothing(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+    page = await http.get(member_page)
+    assert f'data-preview="{member_page}/purchases/preview"' in page.text
+    csrf = _csrf(page)
+
+    earns = await http.post(f"{member_page}/purchases/preview", data={**_two_lines(), "csrf": csrf})
+    wrong = await http.post(f"{member_page}/purchases/preview", data={**_two_lines(), "total": "49", "csrf": csrf})
+    forged = await http.post(f"{member_page}/purchases/preview", data=_two_lines())
+
+    assert (earns.status_code, earns.json()) == (
+        200,
+        {"ok": True, "points": 50, "text": "This purchase earns 50 points."},
+    )
+    assert earns.headers["cache-control"] == "no-store"
+    assert wrong.json() == {"ok": False, "text": "the lines that are not voided add up to €50.00, not €49.00"}
+    assert forged.status_code == 403
+    assert await Purchase.all().count() == 0
+    assert (await Member.get(id=anna.id)).points_pending == 0
+
+
+async def test_the_script_is_served_by_klubb_and_allowed_by_the_pages_policy(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
+    await _sign_in(http)
+    page = await http.get(f"/admin/members/{anna.id}")
+
+    script = await http.get("/admin/static/console.js")
+
+    assert '<script src="/admin/static/console.js" defer></script>' in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert (script.status_code, script.headers["content-type"].split(";")[0]) == (200, "text/javascript")
+    assert "purchase-preview" in script.text
+
+
+# --- one-tap vouchers and offers ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reward", "what"),
+    [
+        ({"kind": RewardKind.FREE_PRODUCT, "sku": "COFFEE", "name": "Free coffee"},
+         "Free coffee: hand over the item (SKU COFFEE)."),
+        ({"kind": RewardKind.AMOUNT_OFF, "value": 500, "name": "5 EUR off"}, "5 EUR off: take €5.00 off the basket."),
+        ({"kind": RewardKind.PERCENT_OFF, "value": 15, "name": "15% off"}, "15% off: take 15% off the basket."),
+        ({"kind": RewardKind.DONATION, "value": 100, "name": "Plant a tree"},
+         "Plant a tree: €1.00 is donated, nothing to take off."),
+    ],
+)  # fmt: skip
+async def test_a_listed_voucher_is_redeemed_with_one_tap_and_says_what_to_hand_over(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member, reward: dict[str, object], what: str
+) -> None:
+    # Given Anna's voucher for a reward
+    async with in_transaction() as conn:
+        voucher = await issue_voucher(conn, anna.id, reward=await Reward.create(points_cost=10, **reward))
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+    page = await http.get(member_page)
+    key = re.search(rf'vouchers/{voucher.id}" class="tap">\s*<input[^>]+>\s*<input type="hidden" '
+                    r'name="idempotency_key" value="([0-9a-f]+)"', page.text)  # fmt: skip
+    assert key is not None
+
+    # When the cashier taps its button twice
+    form = {"idempotency_key": key.group(1), "csrf": _csrf(page)}
+    first = await http.post(f"{member_page}/vouchers/{voucher.id}", data=form)
+    second = await http.post(f"{member_page}/vouchers/{voucher.id}", data=form)
+
+    # Then it is redeemed once, and both answers say what to hand over or take off
+    assert first.headers["location"] == second.headers["location"] == member_page
+    after = await http.get(member_page)
+    assert f"Voucher {display_code(voucher.code)} redeemed. {what}" in after.text
+    assert "No active vouchers." in after.text
+    assert await AuditLog.filter(action="voucher.redeem").count() == 1
+    assert (await Voucher.get(id=voucher.id)).redeemed_store == "S1"
+
+
+async def test_a_typed_voucher_code_also_says_what_to_take_off(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
+    five_off = await Reward.create(name="5 EUR off", kind=RewardKind.AMOUNT_OFF, points_cost=50, value=500)
+    async with in_transaction() as conn:
+        voucher = await issue_voucher(conn, anna.id, reward=five_off)
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+
+    await _post(http, member_page, f"{member_page}/vouchers", {"code": voucher.code})
+
+    shown = display_code(voucher.code)
+    assert f"Voucher {shown} redeemed. 5 EUR off: take €5.00 off the basket." in (await http.get(member_page)).text
+
+
+async def test_one_tap_on_another_members_voucher_or_a_reused_key_is_refused(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
+    bob, _ = await enroll_member("bob")
+    async with in_transaction() as conn:
+        bobs = await issue_voucher(conn, bob.id)
+        annas = await issue_voucher(conn, anna.id)
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+
+    await _post(http, member_page, f"{member_page}/vouchers/{bobs.id}", {"idempotency_key": "k1"})
+    foreign = await http.get(member_page)
+    await _post(http, member_page, f"{member_page}/vouchers/{2**31}", {"idempotency_key": "k2"})
+    too_big = await http.get(member_page)
+    await _post(http, member_page, f"{member_page}/vouchers/{annas.id}", {"idempotency_key": ""})
+    no_key = await http.get(member_page)
+
+    assert "no such voucher" in foreign.text
+    assert "no such voucher" in too_big.text
+    assert "The form key is required" in no_key.text
+    assert await Voucher.filter(status="active").count() == 2
+    assert await AuditLog.all().count() == 0
+
+
+async def test_an_offer_that_needs_activation_is_activated_with_one_tap_then_redeemed(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
+    offer = await Offer.create(
+        name="Clip me",
+        benefit=OfferBenefit.BONUS_POINTS,
+        value=25,
+        requires_activation=True,
+        valid_from=START - timedelta(days=1),
+        valid_until=START + timedelta(days=30),
+    )
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+    before = await http.get(member_page)
+    assert "not activated yet" in before.text
+    assert f'{member_page}/offers/{offer.id}/activate"' in before.text
+
+    await _post(http, member_page, f"{member_page}/offers/{offer.id}/activate", {})
+    await _post(http, member_page, f"{member_page}/offers/{offer.id}/activate", {})  # a double tap
+    activated = await http.get(member_page)
+    key = re.search(r'name="idempotency_key" value="([0-9a-f]+)"', activated.text)
+    assert key is not None
+    await http.post(
+        f"{member_page}/offers/{offer.id}", data={"idempotency_key": key.group(1), "csrf": _csrf(activated)}
+    )
+
+    assert "Offer activated: Clip me." in activated.text
+    assert " · activated" in activated.text
+    assert await OutboxEvent.filter(type="offer.activated").count() == 1
+    assert "Offer redeemed: 25 bonus points credited." in (await http.get(member_page)).text
+    assert (await Member.get(id=anna.id)).points_available == 325
+
+
+# --- the tier bar ---------------------------------------------------------------------------------
+
+
+def _tier(page: httpx.Response) -> tuple[str, str, str]:
+    text = re.search(r'<p id="tier-text">(.*?)</p>', page.text, re.S)
+    bar = re.search(r'<progress id="tier-bar" max="(\d+)" value="(\d+)"', page.text)
+    assert text is not None
+    assert bar is not None
+    return " ".join(re.sub(r"<[^>]+>", "", text.group(1)).split()), bar.group(2), bar.group(1)
+
+
+@pytest.mark.parametrize(
+    ("spent", "text", "value", "maximum"),
+    [
+        ("0", "0 points of 500 points towards Silver: 500 points to go", "0", "500"),
+        ("120", "120 points of 500 points towards Silver: 380 points to go", "120", "500"),
+        ("800", "800 points of 2000 points towards Gold: 1200 points to go", "800", "2000"),
+        ("2500", "Top tier: 2500 points this period", "1", "1"),
+    ],
+)
+async def test_the_tier_bar_shows_the_numbers_of_its_text(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member, spent: str, text: str, value: str, maximum: str
+) -> None:
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+    if spent != "0":
+        await _post(http, member_page, f"{member_page}/purchases", _purchase(amount=spent))
+
+    shown, bar_value, bar_max = _tier(await http.get(member_page))
+
+    assert (shown, bar_value, bar_max) == (text, value, maximum)
+    if maximum != "1":  # the text's two numbers are the bar's
+        assert re.findall(r"\d+", shown)[:2] == [bar_value, bar_max]
+
+
+async def test_on_spend_the_tier_bar_and_text_are_money(http: httpx.AsyncClient, cass: StaffUser, anna: Member) -> None:
+    await Program.all().update(tier_metric="spend")
+    forget_cached_program()
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+    await _post(http, member_page, f"{member_page}/purchases", _purchase(amount="1.20"))
+
+    assert _tier(await http.get(member_page)) == ("€1.20 of €5.00 towards Silver: €3.80 to go", "120", "500")
+
+
+async def test_the_member_page_reads_money_in_the_programs_currency(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
+    await Offer.create(
+        name="Big spender",
+        benefit=OfferBenefit.AMOUNT_OFF,
+        value=500,
+        min_spend=2500,
+        valid_from=START - timedelta(days=1),
+        valid_until=START + timedelta(days=30),
+    )
+    await _sign_in(http)
+
+    page = await http.get(f"/admin/members/{anna.id}")
+
+    assert "min. spend €25.00" in page.text
+    assert "Purchase total (EUR)" in page.text
+
+
+@pytest.mark.parametrize("store", ["S 1", "Ström", "a;b=c", 'q"uote', "x" * 32])
+async def test_any_store_code_the_domain_accepts_round_trips_through_the_session(
+    http: httpx.AsyncClient, anna: Member, store: str
+) -> None:
+    await create_staff("mia@example.com", PASSWORD, "manager", [], "Mia")
+    await _sign_in(http, "mia@example.com")
+    member_page = f"/admin/members/{anna.id}"
+
+    await _post(http, member_page, "/admin/store", {"store": store, "back": f"/members/{anna.id}"})
+    await _post(http, member_page, f"{member_page}/purchases", _purchase())
+
+    assert (await Purchase.get(receipt_id="R-1")).store_code == store
+
+
+@pytest.mark.parametrize("store", ["x" * 33, "", "   "])
+async def test_a_store_code_the_domain_refuses_is_not_picked(http: httpx.AsyncClient, anna: Member, store: str) -> None:
+    await create_staff("mia@example.com", PASSWORD, "manager", [], "Mia")
+    await _sign_in(http, "mia@example.com")
+    member_page = f"/admin/members/{anna.id}"
+
+    picked = await _post(http, member_page, "/admin/store", {"store": store, "back": f"/members/{anna.id}"})
+
+    assert picked.headers["location"] == "/admin/lookup"
+    assert "klubb_console_store" not in http.cookies
+    assert 'class="flash error"' in (await http.get("/admin/lookup")).text

@@ -25,7 +25,7 @@ from tortoise.transactions import in_transaction
 from loyalty.clock import now
 from loyalty.db import connect, disconnect, migrate
 from loyalty.members import enroll_member
-from loyalty.models import EntryKind, Member, Offer, OfferBenefit
+from loyalty.models import EntryKind, Member, Offer, OfferBenefit, Reward, RewardKind
 from loyalty.program import apply_program_config, forget_cached_program
 from loyalty.staff import create_staff
 from loyalty.vouchers import issue_voucher
@@ -62,7 +62,7 @@ def chromium() -> Path:
 
 
 async def _seed(database_url: str) -> Seeded:
-    """A program, a cashier of store S1, and a member with 300 points, an active voucher and a bonus offer."""
+    """A program, a cashier of store S1, and a member with 300 points, a free-coffee voucher and a bonus offer."""
     await migrate(database_url)
     await connect(database_url)
     try:
@@ -70,8 +70,9 @@ async def _seed(database_url: str) -> Seeded:
         await create_staff(STAFF_EMAIL, STAFF_PASSWORD, "cashier", ["S1"], "Cass Cashier")
         member, _ = await enroll_member("e2e-anna", email="anna@example.com", display_name="Anna Andersson")
         await ledger_helpers.credit_points(member.id, 300, kind=EntryKind.ADJUSTMENT, idempotency_key="e2e-seed")
+        coffee = await Reward.create(name="Free coffee", kind=RewardKind.FREE_PRODUCT, points_cost=25, sku="COFFEE")
         async with in_transaction() as conn:
-            voucher = await issue_voucher(conn, member.id)
+            voucher = await issue_voucher(conn, member.id, reward=coffee)
         offer = await Offer.create(
             name="Double coffee bonus",
             description="50 bonus points with any coffee",

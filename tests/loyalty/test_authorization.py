@@ -78,7 +78,8 @@ async def _member_with_purchase() -> dict[str, Any]:
 async def _member_with_voucher() -> dict[str, Any]:
     data = await _member()
     async with in_transaction() as conn:
-        data["code"] = (await vouchers.issue_voucher(conn, data["member"])).code
+        voucher = await vouchers.issue_voucher(conn, data["member"])
+    data["code"], data["voucher"] = voucher.code, voucher.id
     return data
 
 
@@ -192,6 +193,16 @@ CASES = [
         HERE,
         (ELSEWHERE, NO_RIGHTS),
         vouchers.InvalidCode,
+    ),
+    Case(
+        "loyalty.vouchers.redeem_member_voucher",
+        "a listed voucher in S1",
+        _member_with_voucher,
+        lambda actor, data: vouchers.redeem_member_voucher(
+            actor, member_id=data["member"], voucher_id=data["voucher"], store_code="S1", idempotency_key="k1"
+        ),
+        HERE,
+        (ELSEWHERE, MANAGER_ELSEWHERE, NO_RIGHTS),
     ),
     Case(
         "loyalty.offers.redeem_offer",

@@ -18,6 +18,8 @@ from loyalty.models import (
     Offer,
     OfferBenefit,
     Program,
+    Purchase,
+    PurchaseLine,
     Reward,
     RewardKind,
     StampCard,
@@ -164,6 +166,11 @@ async def test_the_summary_runs_the_same_queries_however_much_there_is_to_show(
         await StampProgress.create(member=member, card=card, stamps=1, updated_at=START)
         await _voucher(member, reward=reward)
         await _voucher(member, offer=offer)
+        purchase = await Purchase.create(
+            member=member, store_code="S1", receipt_id=f"R-{n}", occurred_at=START, currency="EUR", total=100,
+            points_earned=0, qualifying_value=0, created_at=START,
+        )  # fmt: skip
+        await PurchaseLine.create(purchase=purchase, line_no=1, sku="TEA", quantity=1, amount=100)
 
     await add_one_of_each(0)
     statements.clear()
@@ -177,10 +184,10 @@ async def test_the_summary_runs_the_same_queries_however_much_there_is_to_show(
     ten = await _summary(member)
 
     # Then the same statements ran: the member and the program (the caller's), qualifying value, running offers
-    # and their use, usable vouchers with their rewards and offers, stamp cards and progress
-    assert [len(one.offers), len(one.vouchers), len(one.stamp_cards)] == [1, 2, 1]
-    assert [len(ten.offers), len(ten.vouchers), len(ten.stamp_cards)] == [10, 20, 10]
-    assert len(statements) == with_one == 1 + 2 + 1 + 3 + 3 + 2, statements
+    # and their use, usable vouchers with their rewards and offers, stamp cards and progress, receipts and lines
+    assert [len(one.offers), len(one.vouchers), len(one.stamp_cards), len(one.receipts)] == [1, 2, 1, 1]
+    assert [len(ten.offers), len(ten.vouchers), len(ten.stamp_cards), len(ten.receipts)] == [10, 20, 10, 10]
+    assert len(statements) == with_one == 1 + 2 + 1 + 3 + 3 + 2 + 2, statements
 
 
 async def test_the_summary_lists_the_offers_that_apply_most_relevant_first(program: Program) -> None:

@@ -75,4 +75,4 @@ async def test_the_demo_seed_has_the_catalog_stamp_card_and_staff_and_can_run_tw
         ("manager@example.com", StaffRole.MANAGER),
     ]
     assert (await authenticate_staff("cashier@example.com", "demo-cashier-123")).store_codes == ("DEMO",)
-    assert await Member.all().count() == 3
+    assert await Member.all().count() == 5

@@ -254,3 +254,74 @@ async def test_the_list_shows_usable_vouchers_by_expiry_then_the_rest_newest_fir
     }
     with pytest.raises(InvalidInput):  # a position that is not one of this member's vouchers
         await vouchers.member_vouchers(member.id, at=clock.now(), limit=10, after=vouchers.VoucherKey(0, 10**6))
+
+
+# --- one tap at the till: a listed voucher by id ----------------------------------------------------------
+
+TILL = Actor(kind="staff", id=1, role=StaffRole.CASHIER, store_codes=("S1",))
+
+
+async def test_a_listed_voucher_is_redeemed_by_id_once_per_key(program: Program, clock: FrozenClock) -> None:
+    member, _ = await enroll_member("u-tap")
+    async with in_transaction() as conn:
+        voucher = await vouchers.issue_voucher(conn, member.id)
+
+    first = await vouchers.redeem_member_voucher(
+        TILL, member_id=member.id, voucher_id=voucher.id, store_code="S1", idempotency_key="k1"
+    )
+    clock.advance(timedelta(seconds=2))
+    again = await vouchers.redeem_member_voucher(
+        TILL, member_id=member.id, voucher_id=voucher.id, store_code="S1", idempotency_key="k1"
+    )
+
+    assert first == again == vouchers.VoucherRedemption(voucher.id, member.id, "S1", clock.now() - timedelta(seconds=2))
+    stored = await Voucher.get(id=voucher.id)
+    assert (stored.status, stored.redeemed_store, stored.redeemed_at) == (
+        VoucherStatus.REDEEMED,
+        "S1",
+        first.redeemed_at,
+    )
+    assert await OutboxEvent.filter(type="voucher.redeemed").count() == 1
+
+
+async def test_one_tap_refusals_have_precise_codes_and_write_nothing(program: Program, clock: FrozenClock) -> None:
+    # given Anna's used voucher, her voucher about to expire, and Bo's active voucher
+    anna, _ = await enroll_member("u-anna")
+    bo, _ = await enroll_member("u-bo")
+    async with in_transaction() as conn:
+        used = await vouchers.issue_voucher(conn, anna.id)
+        expiring = await vouchers.issue_voucher(conn, anna.id)
+        bos = await vouchers.issue_voucher(conn, bo.id)
+    await vouchers.redeem_member_voucher(
+        TILL, member_id=anna.id, voucher_id=used.id, store_code="S1", idempotency_key="k-used"
+    )
+    clock.advance(timedelta(days=30))  # `expiring` expires now
+
+    async def tap(voucher_id: int, key: str, store: str = "S1") -> DomainError:
+        with pytest.raises(DomainError) as refused:
+            await vouchers.redeem_member_voucher(
+                TILL, member_id=anna.id, voucher_id=voucher_id, store_code=store, idempotency_key=key
+            )
+        return refused.value
+
+    # when the till taps each, with fresh keys, and reuses the first key for another voucher
+    refusals = [
+        await tap(used.id, "k2"),
+        await tap(expiring.id, "k3"),
+        await tap(bos.id, "k4"),
+        await tap(2**31 - 1, "k5"),
+        await tap(expiring.id, "k-used"),
+        await tap(bos.id, " "),
+    ]
+
+    # then each says why, naming the voucher; Bo's voucher is untouched and no second redemption happened
+    assert [(e.code, e.field) for e in refusals] == [
+        ("ALREADY_REDEEMED", "voucher_id"),
+        ("VOUCHER_EXPIRED", "voucher_id"),
+        ("VOUCHER_NOT_FOUND", "voucher_id"),
+        ("VOUCHER_NOT_FOUND", "voucher_id"),
+        ("IDEMPOTENCY_KEY_REUSED", "idempotency_key"),
+        ("INVALID", "idempotency_key"),
+    ]
+    assert (await Voucher.get(id=bos.id)).status == VoucherStatus.ACTIVE
+    assert await OutboxEvent.filter(type="voucher.redeemed").count() == 1
