@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -18,9 +20,11 @@ def create_console(
     audience: str,
     token_error: type[Exception] | tuple[type[Exception], ...],
     secure_cookies: bool,
+    middleware: Sequence[Middleware] = (),
 ) -> Starlette:
     """The console app. The API layer passes its token service, the staff audience and the error its `verify`
-    raises (the console depends on `loyalty` only); `secure_cookies` in production."""
+    raises (the console depends on `loyalty` only); `secure_cookies` in production; `middleware` runs inside the
+    console's own error handling (a mounted Starlette app answers an exception with its own 500 first)."""
     console = Console(SessionConfig(tokens, audience, token_error, secure_cookies))
     member = "/members/{member_id:int}"
     back = "/members/{member_id}"
@@ -47,5 +51,6 @@ def create_console(
             Route(receipt, console.staff_only(console.receipt_page, back=back), methods=["GET"]),
             Route(f"{receipt}/refunds", console.staff_only(console.refund, back=receipt_back), methods=["POST"]),
             Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
-        ]
+        ],
+        middleware=middleware,
     )

@@ -8,6 +8,7 @@ import gc
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
@@ -22,7 +23,8 @@ from api.graphiql import graphiql_asset
 from api.graphql import MemberGraphQL
 from api.settings import Settings, get_settings
 from api.staff_graphql import StaffGraphQL
-from loyalty.db import connect, disconnect
+from api.unavailable import ServiceUnavailableMiddleware
+from loyalty.db import connect, disconnect, ping
 from schema.compiler import CompiledDocuments
 from schema.member_schema import QueryLimits, build_member_schema
 from schema.staff.schema import build_staff_schema
@@ -85,6 +87,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await disconnect()
 
     async def health(request: Request) -> JSONResponse:
+        # Liveness: the process answers. It does not touch the database, so an outage does not get it restarted.
+        return JSONResponse({"status": "ok"})
+
+    async def ready(request: Request) -> JSONResponse:
+        # Readiness: the database answers too (else ServiceUnavailableMiddleware's 503).
+        await ping()
         return JSONResponse({"status": "ok"})
 
     async def jwks(request: Request) -> JSONResponse:
@@ -95,16 +103,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/graphql", member_graphql, methods=["GET", "POST"]),
             Route("/staff/graphql", staff_graphql, methods=["GET", "POST"]),
             Route("/healthz", health),
+            Route("/readyz", ready),
             Route("/.well-known/jwks.json", jwks),
             # GraphiQL's own assets (no CDN), where GraphiQL is served at all
             *([Route(f"{GRAPHIQL_ASSETS}/{{name}}", graphiql_asset)] if graphiql else []),
             Mount(
                 "/admin",
                 create_console(
-                    tokens, audience=STAFF_AUDIENCE, token_error=AuthError, secure_cookies=settings.production
+                    tokens,
+                    audience=STAFF_AUDIENCE,
+                    token_error=AuthError,
+                    secure_cookies=settings.production,
+                    middleware=[Middleware(ServiceUnavailableMiddleware, html=True)],
                 ),
             ),
         ],
+        # While the database is unreachable: 503 + Retry-After, not a 500 (api/unavailable.py).
+        middleware=[Middleware(ServiceUnavailableMiddleware)],
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -10,13 +10,33 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from api.settings import get_settings
+from api.settings import Settings, UnsafeSettings, get_settings
 
 if TYPE_CHECKING:
     from worker.schedule import Schedule
 
 app = typer.Typer(help="klubb: the loyalty backend.", no_args_is_help=True, add_completion=False)
 T = TypeVar("T")
+
+
+def startup_settings(command: str) -> Settings:
+    """The settings a long-running command (`serve`, `worker`) starts with; in production, unsafe or invalid
+    settings end it with exit code 2 and one line per problem on stderr (an operator reads it, not a traceback)."""
+    from pydantic import ValidationError
+
+    try:
+        settings = get_settings()
+        settings.check_safe()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "KLUBB_" + "_".join(str(part) for part in error["loc"]).upper()
+            typer.echo(f"klubb {command}: {name}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
+    except UnsafeSettings as exc:
+        for problem in exc.problems:
+            typer.echo(f"klubb {command}: refusing to start in production: {problem}", err=True)
+        raise typer.Exit(2) from None
+    return settings
 
 
 def run_with_db(job: Callable[[], Awaitable[T]]) -> T:
@@ -67,8 +87,7 @@ def serve(
     """Run the API server (uvicorn) with the settings from the environment."""
     import uvicorn
 
-    settings = get_settings()
-    settings.check_safe()
+    settings = startup_settings("serve")
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -148,7 +167,7 @@ def worker(
     from worker.runner import drain_once, make_client, run_forever
     from worker.webhooks import WebhookConsumer
 
-    settings = get_settings()
+    settings = startup_settings("worker")
     config = settings.worker_config()
     jobs = job_schedule(settings.job_intervals)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -10,6 +10,7 @@ graphql-core's parser allows) is a 400 as well, with GraphQL's usual error body.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TypeVar
 
 import orjson
@@ -20,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLRequestData
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
@@ -29,12 +30,14 @@ from api.auth import AuthError
 from api.auth.member_sign_in import member_id_from_authorization
 from api.auth.tokens import TokenService
 from api.graphiql import GRAPHIQL_PAGE
+from api.unavailable import raise_if_unavailable
 from loyalty import clock
 from schema.compiler import CompiledDocuments
 from schema.context import Context
 from schema.ports import SessionIssuer
 
 ContextT = TypeVar("ContextT")
+log = logging.getLogger("klubb.auth")
 
 # The code each HTTP refusal carries in its JSON body.
 HTTP_ERROR_CODES = {
@@ -142,6 +145,12 @@ class OrjsonGraphQL(GraphQL[ContextT, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # A resolver that lost the database is a 503 for the whole request (ServiceUnavailableMiddleware), not an
+        # error entry carrying the driver's text (or a masked "Unexpected error." the app cannot tell apart).
+        raise_if_unavailable(result.errors)
+        return await super().process_result(request, result)
+
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData | list[GraphQLRequestData]:
         if request.method != "POST":  # GET: GraphiQL's page or a 405 (queries are POST only)
             return await super().parse_http_body(request)
@@ -217,6 +226,7 @@ class MemberGraphQL(OrjsonGraphQL[Context]):
         try:
             member_id = member_id_from_authorization(request.headers.get("authorization"), self.tokens, now)
         except AuthError as error:
-            # A bad or expired token is an HTTP 401, so the app knows to refresh.
+            # A bad or expired token is an HTTP 401, so the app knows to refresh; expected, so one line.
+            log.info("member request refused [%s]: %s", error.code, error.message)
             raise HTTPException(401, error.message) from error
         return Context(request=request, response=response, member_id=member_id, sessions=self.sessions, now=now)

@@ -7,6 +7,7 @@ its own and gets it from here (`Settings.worker_config()`), so it never imports 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from enum import StrEnum
 from functools import lru_cache
 
@@ -24,7 +25,12 @@ class Environment(StrEnum):
 
 
 class UnsafeSettings(RuntimeError):
-    """Production mode was asked for with settings that are only safe in development."""
+    """Production mode was asked for with settings that are only safe in development; `problems` lists each one
+    (the CLI prints one line per problem)."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems) or (message,)
 
 
 class Settings(BaseSettings):
@@ -69,8 +75,6 @@ class Settings(BaseSettings):
     # Periodic jobs (run by every outbox worker): seconds between runs by job name, as JSON; 0 turns a job off.
     job_intervals: dict[str, float] = Field(default_factory=dict)
 
-    program_file: str = "demo/program.toml"
-
     @property
     def production(self) -> bool:
         return self.environment == Environment.PRODUCTION
@@ -83,21 +87,27 @@ class Settings(BaseSettings):
             lease_seconds=self.worker_lease_seconds,
         )
 
-    def check_safe(self) -> None:
-        """Refuse production mode with development-only settings."""
+    def unsafe_problems(self) -> list[str]:
+        """Why these settings are unsafe in production, one sentence per problem (none outside production)."""
         if not self.production:
-            return
+            return []
         problems = []
         if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"):
             problems.append("FIREBASE_AUTH_EMULATOR_HOST is set (accepts unsigned Firebase tokens)")
         if not self.jwt_private_key_file:
             problems.append("KLUBB_JWT_PRIVATE_KEY_FILE is not set")
+        elif not os.access(self.jwt_private_key_file, os.R_OK) or not os.path.isfile(self.jwt_private_key_file):
+            problems.append(f"KLUBB_JWT_PRIVATE_KEY_FILE {self.jwt_private_key_file!r} is not a readable file")
         if self.database_url.startswith("sqlite") and self.workers > 1:
             problems.append("SQLite cannot be shared by several worker processes")
         if not self.public_url.startswith("https://"):
             problems.append("KLUBB_PUBLIC_URL must be https")
-        if problems:
-            raise UnsafeSettings("refusing to start in production: " + "; ".join(problems))
+        return problems
+
+    def check_safe(self) -> None:
+        """Refuse production mode with development-only settings: `UnsafeSettings` listing every problem."""
+        if problems := self.unsafe_problems():
+            raise UnsafeSettings("refusing to start in production: " + "; ".join(problems), problems)
 
 
 @lru_cache

@@ -6,6 +6,8 @@ The actor is rebuilt from the database on every request, so a deactivated accoun
 
 from __future__ import annotations
 
+import logging
+
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +20,8 @@ from api.auth.tokens import TokenService
 from api.graphql import OrjsonGraphQL
 from loyalty import clock
 from schema.staff.context import StaffContext
+
+log = logging.getLogger("klubb.auth")
 
 
 class StaffGraphQL(OrjsonGraphQL[StaffContext]):
@@ -33,6 +37,7 @@ class StaffGraphQL(OrjsonGraphQL[StaffContext]):
         try:
             actor = await actor_from_headers(request.headers, self.tokens, now)
         except AuthError as error:
+            log.info("staff request refused [%s]: %s", error.code, error.message)  # expected: one line
             raise HTTPException(401, error.message) from error
         return StaffContext(
             request=request, response=response, actor=actor, staff_sessions=self.staff_sessions, now=now

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from loyalty.checks import MAX_STORE_CODE
 from loyalty.errors import DomainError
 from loyalty.models import StaffRole
 
@@ -47,7 +48,15 @@ class Actor:
         if not self.has_role(role):
             raise Forbidden(f"this needs the {role.value} role")
         if not self.may_act_in(store_code):
-            raise Forbidden(f"not allowed in store {store_code}", field="store_code")
+            raise Forbidden(f"not allowed in {store_name(store_code)}", field="store_code")
+
+
+def store_name(store_code: str | None) -> str:
+    """How a refusal's message names the store ("store S1"); a code no store can have (too long, unprintable) is
+    not echoed back."""
+    if store_code and len(store_code) <= MAX_STORE_CODE and store_code.isprintable():
+        return f"store {store_code}"
+    return "this store"
 
 
 # klubb itself, for what no person or integration does: seeding the demo program, imports, periodic jobs.

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
+
+from asyncpg.exceptions import InterfaceError, InternalClientError
+from tortoise.exceptions import DBConnectionError
 
 DEFAULT_DATABASE_URL = "sqlite://klubb.sqlite3"
 
@@ -33,11 +37,100 @@ def is_postgres(database_url: str) -> bool:
     return database_url.startswith(("postgres://", "postgresql://", "asyncpg://", "psycopg://"))
 
 
+# SQLSTATE classes and codes that mean "the database is not there right now", not "this statement was wrong":
+# connection exceptions (08xxx), administrator/crash shutdown and "cannot connect now" during a restart (57P01-03),
+# too many connections (53300).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+# asyncpg's own (client-side) errors for a connection that died under it; no SQLSTATE of their own. When PostgreSQL
+# restarts it sends each idle connection a FATAL error before closing it; asyncpg, expecting nothing, puts the
+# connection's protocol in its error-consuming state (2) until the close arrives. A statement that takes the
+# connection from the pool in between fails with "cannot switch to state N; another operation (2) is in progress"
+# (no second task is involved), and one whose connection the pool reclaims on the close with "released back to the
+# pool". Both mean "the server dropped us", as `tests/api/test_database_restart.py` shows.
+_UNAVAILABLE_INTERFACE_MESSAGES = (
+    "connection is closed",
+    "connection was closed",
+    "the server closed",
+    "another operation (2) is in progress",
+    "connection has been released back to the pool",
+)
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """True when `error` (or what caused it) says the database cannot be reached or is restarting: a fault worth
+    retrying in a moment (the API's 503), not a bug. Tortoise re-raises driver errors under its own types, so the
+    whole cause chain is checked."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):  # refused, reset, unreachable, DNS failure, connect timeout
+            return True
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        if isinstance(current, DBConnectionError):
+            return True
+        if isinstance(current, InterfaceError | InternalClientError) and any(
+            text in str(current) for text in _UNAVAILABLE_INTERFACE_MESSAGES
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+_transaction_start_fixed = False
+
+
+def _undo_failed_transaction_start() -> None:
+    """Make a pooled transaction whose start fails leave nothing behind (Tortoise 1.1.9 leaves two things).
+
+    `TransactionContextPooled.__aenter__` takes a pooled connection and makes the transaction the current task's
+    connection, then sends BEGIN. If BEGIN fails (PostgreSQL restarted and the pooled connection is dead but not yet
+    seen closed, or the task is cancelled), `__aexit__` never runs: the connection is never given back to the pool, and
+    the task keeps the dead transaction as its connection. Every later statement of that task (a job's loop, the
+    worker) then runs on that connection: "connection has been released back to the pool", or asyncpg's "another
+    operation is in progress" once the pool hands the connection to another task. Undo both, as `__aexit__` would.
+    """
+    from tortoise import connections
+    from tortoise.backends.base.client import TransactionContextPooled
+
+    global _transaction_start_fixed
+    if _transaction_start_fixed:
+        return
+    start = TransactionContextPooled.__aenter__
+
+    async def enter(self: TransactionContextPooled) -> Any:
+        try:
+            return await start(self)
+        except BaseException:
+            token = getattr(self, "token", None)  # unset if the failure came before it
+            if token is not None:
+                connections.reset(token)
+            pool, connection = self.client._parent._pool, self.client._connection
+            if pool is not None and connection is not None:
+                with contextlib.suppress(Exception):  # already released when the driver saw it close
+                    await pool.release(connection)
+            self.client._connection = None
+            raise
+
+    setattr(TransactionContextPooled, "__aenter__", enter)  # noqa: B010 (mypy refuses a method assignment)
+    _transaction_start_fixed = True
+
+
 async def connect(database_url: str) -> None:
     """Initialize Tortoise for this process (visible to every task: the server's lifespan runs apart)."""
     from tortoise import Tortoise
 
+    _undo_failed_transaction_start()
     await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+
+
+async def ping() -> None:
+    """One round trip to the database (the readiness check); raises if it cannot be reached."""
+    from tortoise import connections
+
+    await connections.get("default").execute_query("SELECT 1")
 
 
 async def disconnect() -> None:

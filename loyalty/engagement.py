@@ -23,7 +23,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from loyalty import clock, ledger
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
-from loyalty.checks import check_occurred_at, check_text
+from loyalty.checks import check_code, check_occurred_at
 from loyalty.errors import DomainError
 from loyalty.idempotency import idempotent
 from loyalty.models import EngagementEvent, EngagementRule, EntryKind, StaffRole
@@ -64,9 +64,9 @@ def _local_periods(at: datetime, zone: ZoneInfo) -> dict[str, tuple[datetime, da
 
 
 def _check(event_type: str, external_id: str, occurred_at: datetime) -> None:
-    if not event_type or len(event_type) > _EVENT_TYPE_LIMIT:
+    if not event_type or len(event_type) > _EVENT_TYPE_LIMIT or not event_type.isprintable():
         raise UnknownEventType(f"no active engagement rule for event type {event_type!r}", field="event_type")
-    check_text(external_id, "external_id", _EXTERNAL_ID_LIMIT, label="an external id")
+    check_code(external_id, "external_id", _EXTERNAL_ID_LIMIT, label="an external id")
     check_occurred_at(occurred_at)
 
 
@@ -131,4 +131,4 @@ async def record_engagement(
     request = {"member": member_id, "occurred_at": occurred_at.astimezone(UTC).isoformat()}
     # Hashed: type and external id together may exceed the idempotency key's 128 characters.
     key = hashlib.sha256(f"{event_type}\0{external_id}".encode()).hexdigest()
-    return await idempotent("engagement", key, request, EngagementResult, action)
+    return await idempotent("engagement", key, request, EngagementResult, action, field="external_id")

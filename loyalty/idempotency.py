@@ -22,7 +22,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from loyalty import clock
-from loyalty.checks import check_text
+from loyalty.checks import check_code
 from loyalty.errors import DuplicateIdempotencyKey
 from loyalty.models import IdempotencyRecord
 
@@ -56,6 +56,8 @@ async def idempotent(
     request: dict[str, Any],
     result_type: type[Result],
     action: Callable[[BaseDBAsyncClient], Awaitable[Result]],
+    *,
+    field: str = "idempotency_key",
 ) -> Result:
     """Run `action` in a transaction once per (scope, key) and answer with its result; later calls replay it.
 
@@ -63,8 +65,10 @@ async def idempotent(
     `result_type`, which is stored as JSON in the same transaction and rebuilt as a `result_type` for every answer.
     Raises `DuplicateIdempotencyKey` when the key was used with a different `request`, and `InvalidInput` for a key
     that is empty or longer than `MAX_KEY_LENGTH`; an error in `action` rolls back its effects and the record.
+    `field` is the domain name of the input that carries the key (`receipt_id` for a purchase), which both errors
+    name, so the API points at the input the caller must change.
     """
-    check_text(key, "idempotency_key", MAX_KEY_LENGTH, label="an idempotency key")
+    check_code(key, field, MAX_KEY_LENGTH, label="an idempotency key")
     adapter = _adapter(result_type)
     digest = request_hash(request)
     existing = await IdempotencyRecord.get_or_none(scope=scope, key=key)
@@ -84,8 +88,8 @@ async def idempotent(
         except _KeyTaken:
             existing = await IdempotencyRecord.get(scope=scope, key=key)
     if existing.request_hash != digest:
-        raise DuplicateIdempotencyKey(
-            "this idempotency key was already used with a different request", field="idempotency_key"
-        )
+        # Named after the input that carries the key: "this receipt id was already used with a different request".
+        name = "idempotency key" if field == "idempotency_key" else field.replace("_", " ")
+        raise DuplicateIdempotencyKey(f"this {name} was already used with a different request", field=field)
     assert existing.response is not None  # written in the same transaction as the record
     return adapter.validate_python(existing.response)

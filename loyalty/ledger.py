@@ -69,9 +69,13 @@ async def _post(
     pending: int = 0,
     lifetime: int = 0,
     allow_overdraw: bool = False,
+    occurred_at: datetime | None = None,
     **entry_fields: Any,
 ) -> LedgerEntry:
-    """Append an entry and move the cached balances by its deltas, refusing to overdraw the balance."""
+    """Append an entry and move the cached balances by its deltas, refusing to overdraw the balance.
+
+    `occurred_at` is when it happened in business terms (a purchase's receipt time); by default, now.
+    """
     query = Member.filter(id=member.id)
     if available < 0 and not allow_overdraw:
         query = query.filter(points_available__gte=-available)
@@ -93,6 +97,7 @@ async def _post(
         delta_pending=pending,
         delta_lifetime=lifetime,
         created_at=clock.now(),
+        occurred_at=occurred_at or clock.now(),
         using_db=conn,
         **entry_fields,
     )
@@ -271,6 +276,8 @@ async def credit_earned(
         lifetime=points,
         lot_id=lot.id,
         purchase=purchase,
+        # The member's activity shows the purchase when it was made, not when the till sent it.
+        occurred_at=purchase.occurred_at,
     )
 
 
@@ -348,12 +355,19 @@ async def reverse_debit(conn: BaseDBAsyncClient, member: Member, entry_id: int) 
 
 
 async def claw_back_purchase(
-    conn: BaseDBAsyncClient, member: Member, program: Program, purchase: Purchase, points: int
+    conn: BaseDBAsyncClient,
+    member: Member,
+    program: Program,
+    purchase: Purchase,
+    points: int,
+    *,
+    occurred_at: datetime | None = None,
 ) -> tuple[int, int]:
     """Take back `points` a purchase earned, from a member locked in the caller's transaction (a refund).
 
     From the purchase's own pending lots first, then its available lots, then other available lots; below zero only
-    where the program allows it. Returns (points recovered, points that could not be recovered).
+    where the program allows it. `occurred_at`: when the refund happened, if the till said (default: now). Returns
+    (points recovered, points that could not be recovered).
     """
     own = await PointsLot.filter(purchase_id=purchase.id, remaining__gt=0).using_db(conn)
     own_pending = [lot for lot in own if lot.status == LotStatus.PENDING]
@@ -373,6 +387,7 @@ async def claw_back_purchase(
         allow_overdraw=True,
         unrecovered=unrecovered,
         purchase_id=purchase.id,
+        occurred_at=occurred_at,
     )
     await _take_from_lots(conn, entry, own_pending, from_pending)
     await _take_from_lots(conn, entry, own_available + others, from_available)

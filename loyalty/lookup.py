@@ -13,6 +13,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 
 from loyalty.card import CODE_DIGITS, card_code_window
+from loyalty.checks import MAX_EMAIL
 from loyalty.members import MEMBER_NUMBER_DIGITS, is_valid_member_number, member_by_number
 from loyalty.models import CardCodeUse, Member, Program
 
@@ -55,7 +56,7 @@ async def find_member(query: str, program: Program, at: datetime) -> Member | No
     - otherwise a phone number (spaces, dashes, dots and brackets ignored; `+` kept).
     """
     text = query.strip()
-    if not text or len(text) > 254:
+    if not text or len(text) > MAX_EMAIL or not text.isprintable():  # nothing stored has a control character
         return None
     digits = text.isascii() and text.isdigit()  # str.isdigit() alone accepts other scripts' digits
     if digits and len(text) == MEMBER_NUMBER_DIGITS + CODE_DIGITS:

@@ -12,13 +12,14 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from loyalty import clock, events, sql
-from loyalty.checks import check_text
+from loyalty.checks import MAX_NAME, check_text, clean_text
 from loyalty.errors import InvalidInput, MemberNotFound
 from loyalty.models import Member
 from loyalty.program import load_program, tiers_of
 
 MEMBER_NUMBER_DIGITS = 10  # 9 random digits + a Luhn check digit
 MAX_INTERESTS = 20
+MAX_TIMEZONE = 64  # the timezone column
 
 
 def luhn_check_digit(digits: str) -> str:
@@ -61,7 +62,7 @@ async def enroll_member(firebase_uid: str, *, email: str | None = None, display_
                     firebase_uid=firebase_uid,
                     member_number=new_member_number(),
                     email=email,
-                    display_name=display_name[:100],
+                    display_name=clean_text(display_name, MAX_NAME),
                     card_secret=secrets.token_hex(20),
                     tier_id=entry_tier.id,
                     tier_since=now,
@@ -131,9 +132,12 @@ def _validate(changes: ProfileChanges, today: date) -> None:
         for interest in changes.interests:
             check_text(interest.strip(), "interests", 40, label="each interest")
     if changes.timezone is not None:
+        # Bounded by its column first: ZoneInfo reads a file of that name, and a very long one is an OSError.
+        if len(changes.timezone) > MAX_TIMEZONE or not changes.timezone.isprintable():
+            raise InvalidInput("unknown timezone", field="timezone")
         try:
             ZoneInfo(changes.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise InvalidInput("unknown timezone", field="timezone") from exc
 
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from loyalty.checks import MAX_MONEY
 from loyalty.errors import InvalidInput, ProgramNotConfigured
 from loyalty.models import Program, Tier, TierMetric, TierPeriod
 
@@ -94,6 +95,22 @@ def _earning_extras(section: dict[str, Any]) -> dict[str, Any]:
     return {"excluded_categories": excluded, "birthday_points": birthday_points, "adjustment_cap": adjustment_cap}
 
 
+def _purchase_limits(section: dict[str, Any]) -> dict[str, int]:
+    """The sanity limits on purchases (minor units): per receipt, and per member and day."""
+    limits = {"max_purchase_total": 1_000_000, "max_daily_purchase_total": 2_500_000}
+    for key in limits:
+        if key in section:
+            limits[key] = _require(section, key, int)
+            if not 1 <= limits[key] <= MAX_MONEY:
+                raise InvalidInput(f"program config: `{key}` must be 1 to {MAX_MONEY} (minor units)", field=key)
+    if limits["max_daily_purchase_total"] < limits["max_purchase_total"]:
+        raise InvalidInput(
+            "program config: `max_daily_purchase_total` cannot be less than `max_purchase_total`",
+            field="max_daily_purchase_total",
+        )
+    return limits
+
+
 async def apply_program_config(config: dict[str, Any]) -> Program:
     """Create or replace the program and its tiers from a parsed TOML document (`[program]`, `[[tiers]]`)."""
     section = _require(config, "program", dict)
@@ -121,6 +138,7 @@ async def apply_program_config(config: dict[str, Any]) -> Program:
         "timezone": section.get("timezone", "UTC"),
         **_lifecycle_days(section),
         **_earning_extras(section),
+        **_purchase_limits(section),
     }
     async with in_transaction() as conn:
         await Program.update_or_create(id=PROGRAM_ID, defaults=values, using_db=conn)

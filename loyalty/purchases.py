@@ -4,7 +4,8 @@
 the purchase and its lines, the points by the earning rules (`loyalty.earning`) credited through the ledger core
 (`loyalty.ledger`), the qualifying credit and tier re-evaluation, `Member.last_purchase_at`, stamps and stamp-card
 vouchers (`loyalty.stamps`), the outbox events and the audit entry. A retry returns the first answer; the same
-receipt with other content is `IDEMPOTENCY_KEY_REUSED`.
+receipt with other content is `IDEMPOTENCY_KEY_REUSED`. Receipts above the program's sanity limits (per receipt,
+per member and day) are refused before anything is written.
 
 `refund_purchase` claws a refund's points back in proportion to the money refunded (by amount, cumulatively over the
 purchase) or to the quantity returned (by lines), never more than the purchase earned; idempotent per (store, refund).
@@ -14,15 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.functions import Sum
 
 from loyalty import clock, events, ledger
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
-from loyalty.checks import check_amount, check_occurred_at, check_store_code, check_text
+from loyalty.checks import MAX_REFERENCE, check_amount, check_code, check_occurred_at, check_store_code
 from loyalty.earning import EarnBreakdown, LineInput, active_rules, compute_points
 from loyalty.errors import (
     CurrencyMismatch,
@@ -34,14 +37,24 @@ from loyalty.errors import (
     RefundExceedsPurchase,
 )
 from loyalty.idempotency import idempotent
-from loyalty.models import Member, Purchase, PurchaseLine, QualifyingCredit, Refund, StaffRole, TierMetric
+from loyalty.models import (
+    Member,
+    Program,
+    Purchase,
+    PurchaseLine,
+    QualifyingCredit,
+    Refund,
+    StaffRole,
+    TierMetric,
+)
 from loyalty.program import load_program
 from loyalty.stamps import StampOutcome, add_stamps
-from loyalty.tiers import evaluate_tier
+from loyalty.tiers import evaluate_tier, undo_unfounded_upgrade
 
 MAX_LINES = 500
-_TEXT_LIMIT = 64  # PurchaseLine.sku / category column size
-_REFERENCE_LIMIT = 64  # Purchase.receipt_id / Refund.refund_id column size
+# Items on one receipt line: a typo guard far above any basket, well inside the quantity columns (32-bit) and
+# the stamp counts a line's quantity adds to.
+MAX_QUANTITY = 10_000
 
 
 class LinesTotalMismatch(DomainError):
@@ -54,6 +67,37 @@ class LinesTotalMismatch(DomainError):
 
     def describe(self, money: MoneyText) -> str:
         return f"the lines that are not voided add up to {money(self.lines_total)}, not {money(self.total)}"
+
+
+class PurchaseTotalTooLarge(DomainError):
+    code = "PURCHASE_TOTAL_TOO_LARGE"
+
+    def __init__(self, *, limit: int, total: int) -> None:
+        super().__init__(f"a receipt may total at most {limit}, not {total}", field="total")
+        self.limit = limit
+        self.total = total
+
+    def describe(self, money: MoneyText) -> str:
+        return f"a receipt may total at most {money(self.limit)}, not {money(self.total)}"
+
+
+class DailyPurchaseLimitExceeded(DomainError):
+    code = "DAILY_PURCHASE_LIMIT_EXCEEDED"
+
+    def __init__(self, *, day: date, limit: int, left: int) -> None:
+        super().__init__(
+            f"this member's purchases on {day.isoformat()} may total at most {limit}; {left} of it is left",
+            field="total",
+        )
+        self.day = day
+        self.limit = limit
+        self.left = left
+
+    def describe(self, money: MoneyText) -> str:
+        return (
+            f"this member's purchases on {self.day.isoformat()} may total at most {money(self.limit)};"
+            f" {money(self.left)} of it is left"
+        )
 
 
 def _store_key(store_code: str, reference: str) -> str:
@@ -105,18 +149,55 @@ def check_request(request: PurchaseRequest) -> None:
     """Validate a receipt before anything is written (`InvalidInput`, `LinesTotalMismatch`)."""
     check_amount(request.total, "total", allow_zero=True)
     check_store_code(request.store_code)
-    check_text(request.receipt_id, "receipt_id", _REFERENCE_LIMIT)
+    check_code(request.receipt_id, "receipt_id", MAX_REFERENCE)
+    check_code(request.currency, "currency", 3)
     check_occurred_at(request.occurred_at)
     if not request.lines or len(request.lines) > MAX_LINES:
         raise InvalidInput(f"a receipt has 1 to {MAX_LINES} lines", field="lines")
     for line in request.lines:
-        check_amount(line.quantity, "lines", label="a line's quantity")
+        check_amount(line.quantity, "lines", high=MAX_QUANTITY, label="a line's quantity")
         check_amount(line.amount, "lines", allow_zero=True, label="a line's amount")
-        check_text(line.sku, "lines", _TEXT_LIMIT, label="a line's sku")
-        check_text(line.category, "lines", _TEXT_LIMIT, required=False, label="a line's category")
+        check_code(line.sku, "lines", MAX_REFERENCE, label="a line's sku")
+        if line.category:
+            check_code(line.category, "lines", MAX_REFERENCE, label="a line's category")
     sold = sum(line.amount for line in request.lines if not line.voided)
     if sold != request.total:
         raise LinesTotalMismatch(lines_total=sold, total=request.total)
+
+
+def local_day(program: Program, at: datetime) -> tuple[datetime, datetime]:
+    """The calendar day containing `at` in the program's timezone, as a UTC [start, end) pair."""
+    zone = ZoneInfo(program.timezone)
+    start = at.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    # Aware arithmetic is wall-clock: midnight to midnight, 23 or 25 hours on a day with a DST change.
+    end = start + timedelta(days=1)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+async def check_limits(program: Program, request: PurchaseRequest, conn: BaseDBAsyncClient | None = None) -> None:
+    """Refuse a receipt above the program's sanity limits (`PurchaseTotalTooLarge`, `DailyPurchaseLimitExceeded`).
+
+    The daily limit counts the member's receipts of the receipt's day in the program's timezone, net of refunds
+    (a mistyped receipt that was refunded does not block the right one; its points went back with it). Called with
+    the member locked, so concurrent receipts of one member cannot pass it together.
+    """
+    if request.total > program.max_purchase_total:
+        raise PurchaseTotalTooLarge(limit=program.max_purchase_total, total=request.total)
+    start, end = local_day(program, request.occurred_at)
+    rows = (
+        await Purchase.filter(member_id=request.member_id, occurred_at__gte=start, occurred_at__lt=end)
+        .using_db(conn)
+        .annotate(bought=Sum("total"), refunded=Sum("refunded_total"))
+        .values("bought", "refunded")
+    )
+    # PostgreSQL sums bigints as numeric (a Decimal); no rows sum to NULL.
+    spent = int(rows[0]["bought"] or 0) - int(rows[0]["refunded"] or 0) if rows else 0
+    if spent + request.total > program.max_daily_purchase_total:
+        raise DailyPurchaseLimitExceeded(
+            day=request.occurred_at.astimezone(ZoneInfo(program.timezone)).date(),
+            limit=program.max_daily_purchase_total,
+            left=max(0, program.max_daily_purchase_total - spent),
+        )
 
 
 def _request_document(request: PurchaseRequest) -> dict[str, Any]:
@@ -140,6 +221,7 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRe
     if request.currency != program.currency:
         raise CurrencyMismatch(f"the program runs in {program.currency}, not {request.currency}", field="currency")
     member = await ledger.lock_member(conn, request.member_id)
+    await check_limits(program, request, conn)
     await ledger.settle(conn, member)
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
     breakdown = compute_points(program, tier, request.lines, await active_rules(request.occurred_at, conn))
@@ -212,7 +294,9 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRe
 async def record_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseRecorded:
     """Record a receipt and credit its points, stamps and stamp-card vouchers; idempotent per (store, receipt).
 
-    The actor needs the cashier role in the receipt's store (`Forbidden`).
+    Refused: `InvalidInput`, `LinesTotalMismatch`, `CurrencyMismatch`, `MemberNotFound`, the sanity limits
+    (`PurchaseTotalTooLarge`, `DailyPurchaseLimitExceeded`, see `check_limits`), `DuplicateIdempotencyKey` (field
+    `receipt_id`). The actor needs the cashier role in the receipt's store (`Forbidden`).
     """
     actor.require(StaffRole.CASHIER, request.store_code)
     check_request(request)
@@ -231,14 +315,15 @@ async def record_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseRec
         return recorded
 
     key = purchase_key(request.store_code, request.receipt_id)
-    return await idempotent("purchase", key, _request_document(request), PurchaseRecorded, action)
+    return await idempotent("purchase", key, _request_document(request), PurchaseRecorded, action, field="receipt_id")
 
 
 async def preview_purchase(request: PurchaseRequest) -> EarnBreakdown:
     """What `record_purchase` would credit for this receipt now, writing nothing.
 
     Uses the member's current tier (a purchase that lifts the member into a higher tier earns at the old tier's
-    multiplier, as `record_purchase` does). Validates like `record_purchase`, except for idempotency.
+    multiplier, as `record_purchase` does). Validates like `record_purchase` (the sanity limits included), except
+    for idempotency.
     """
     check_request(request)
     program = await load_program()
@@ -247,6 +332,7 @@ async def preview_purchase(request: PurchaseRequest) -> EarnBreakdown:
     member = await Member.get_or_none(id=request.member_id)
     if member is None:
         raise MemberNotFound("no such member", field="member_id")
+    await check_limits(program, request)
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
     return compute_points(program, tier, request.lines, await active_rules(request.occurred_at))
 
@@ -263,6 +349,9 @@ class RefundResult:
     amount: int  # money refunded, minor units (computed from the lines for a refund by lines)
     purchase_id: int
     member_id: int
+    # The tier the refund took the member down from and to (`tiers.undo_unfounded_upgrade`); None if it stayed.
+    tier_from: str | None = None
+    tier_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -274,26 +363,37 @@ class LineRefund:
 
 
 def _check_refund(
-    *, store_code: str, receipt_id: str, refund_id: str, amount: int | None, lines: Sequence[LineRefund] | None
+    *,
+    store_code: str,
+    receipt_id: str,
+    refund_id: str,
+    amount: int | None,
+    lines: Sequence[LineRefund] | None,
+    occurred_at: datetime | None,
 ) -> dict[str, Any]:
     """Validate a refund request (raises `InvalidInput`); returns its idempotency request document."""
     check_store_code(store_code)
-    check_text(receipt_id, "receipt_id", _REFERENCE_LIMIT)
-    check_text(refund_id, "refund_id", _REFERENCE_LIMIT)
+    check_code(receipt_id, "receipt_id", MAX_REFERENCE)
+    check_code(refund_id, "refund_id", MAX_REFERENCE)
+    # Only when given: the documents (and so the hashes) of refunds without a time stay as they were.
+    when: dict[str, Any] = {}
+    if occurred_at is not None:
+        check_occurred_at(occurred_at)
+        when = {"occurred_at": occurred_at.astimezone(UTC).isoformat()}
     if (amount is None) == (lines is None):
         raise InvalidInput("refund either an amount or lines", field="amount")
     if amount is not None:
         check_amount(amount, "amount")
-        return {"receipt_id": receipt_id, "amount": amount}
+        return {"receipt_id": receipt_id, "amount": amount, **when}
     assert lines is not None
     if not lines:
         raise InvalidInput("name at least one line to refund", field="lines")
     if len({line.line_no for line in lines}) != len(lines):
         raise InvalidInput("each line may be named once", field="lines")
     for line in lines:
-        check_amount(line.line_no, "lines", label="a line number")
-        check_amount(line.quantity, "lines", label="a quantity")
-    return {"receipt_id": receipt_id, "lines": sorted([line.line_no, line.quantity] for line in lines)}
+        check_amount(line.line_no, "lines", high=MAX_LINES, label="a line number")  # a smallint column
+        check_amount(line.quantity, "lines", high=MAX_QUANTITY, label="a quantity")
+    return {"receipt_id": receipt_id, "lines": sorted([line.line_no, line.quantity] for line in lines), **when}
 
 
 async def _refund_lines(conn: BaseDBAsyncClient, purchase: Purchase, lines: Sequence[LineRefund]) -> tuple[int, int]:
@@ -339,6 +439,7 @@ async def _refund(
     amount: int | None,
     lines: Sequence[LineRefund] | None,
     member_id: int | None,
+    occurred_at: datetime | None,
 ) -> RefundResult:
     """Claw back a refund's points inside the caller's transaction (see `refund_purchase`)."""
     purchase = await Purchase.get_or_none(store_code=store_code, receipt_id=receipt_id, using_db=conn)
@@ -350,6 +451,8 @@ async def _refund(
     member = await ledger.lock_member(conn, purchase.member_id)
     purchase = await Purchase.filter(id=purchase.id).using_db(conn).select_for_update().first()
     assert purchase is not None
+    if occurred_at is not None and occurred_at < purchase.occurred_at:
+        raise InvalidInput("a refund cannot happen before its purchase", field="occurred_at")
     if lines is not None:
         amount, line_points = await _refund_lines(conn, purchase, lines)
     assert amount is not None
@@ -371,7 +474,9 @@ async def _refund(
         )
     recovered = unrecovered = 0
     if to_reverse:
-        recovered, unrecovered = await ledger.claw_back_purchase(conn, member, program, purchase, to_reverse)
+        recovered, unrecovered = await ledger.claw_back_purchase(
+            conn, member, program, purchase, to_reverse, occurred_at=occurred_at
+        )
     refund = await Refund.create(
         purchase_id=purchase.id,
         refund_id=refund_id,
@@ -383,6 +488,7 @@ async def _refund(
         using_db=conn,
     )
     await Purchase.filter(id=purchase.id).using_db(conn).update(refunded_total=refunded, points_reversed=reversed_total)
+    tier_from = tier_to = None
     if qualifying_back:
         await QualifyingCredit.create(
             member_id=member.id,
@@ -391,6 +497,10 @@ async def _refund(
             purchase_id=purchase.id,
             using_db=conn,
         )
+        tier_before = next((t.name for t in program.tiers if t.id == member.tier_id), None)
+        lowered = await undo_unfounded_upgrade(conn, member, program)
+        if lowered is not None:
+            tier_from, tier_to = tier_before, lowered.name
     await events.emit(
         conn,
         events.POINTS_REFUNDED,
@@ -402,7 +512,9 @@ async def _refund(
             "unrecovered": unrecovered,
         },
     )
-    return RefundResult(refund.id, to_reverse, recovered, unrecovered, amount, purchase.id, member.id)
+    return RefundResult(
+        refund.id, to_reverse, recovered, unrecovered, amount, purchase.id, member.id, tier_from, tier_to
+    )
 
 
 async def refund_purchase(
@@ -414,6 +526,7 @@ async def refund_purchase(
     amount: int | None = None,
     lines: Sequence[LineRefund] | None = None,
     member_id: int | None = None,
+    occurred_at: datetime | None = None,
 ) -> RefundResult:
     """Refund a purchase by amount or by lines and claw back its points; idempotent per (store, refund).
 
@@ -422,7 +535,12 @@ async def refund_purchase(
     quantity. Either way never more than the purchase earned and not yet reversed (`RefundExceedsPurchase` for more
     money or items than were bought). Points come from the purchase's own lots first, then other available points;
     below zero only where the program allows it; what cannot be recovered is recorded on the entry. Qualifying
-    value goes back in proportion to the money refunded. Stamps stay (see `loyalty.stamps`).
+    value goes back in proportion to the money refunded, and an upgrade it no longer supports is undone at once
+    (`tiers.undo_unfounded_upgrade`: `tier.changed`, the audit entry's tier before and after). Stamps stay (see
+    `loyalty.stamps`).
+
+    `occurred_at` (optional) is when the goods came back, if the till sends it: the member's activity shows the
+    clawback then (default: when it is recorded); not in the future, not before the purchase (`InvalidInput`).
 
     With `member_id` (the checkout console: the member on screen) another member's receipt is `PurchaseNotFound`,
     also when the refund id replays an earlier refund. The actor needs the cashier role in the receipt's store
@@ -430,7 +548,12 @@ async def refund_purchase(
     """
     actor.require(StaffRole.CASHIER, store_code)
     request = _check_refund(
-        store_code=store_code, receipt_id=receipt_id, refund_id=refund_id, amount=amount, lines=lines
+        store_code=store_code,
+        receipt_id=receipt_id,
+        refund_id=refund_id,
+        amount=amount,
+        lines=lines,
+        occurred_at=occurred_at,
     )
 
     async def action(conn: BaseDBAsyncClient) -> RefundResult:
@@ -442,6 +565,7 @@ async def refund_purchase(
             amount=amount,
             lines=lines,
             member_id=member_id,
+            occurred_at=occurred_at,
         )
         await record_audit(
             actor,
@@ -450,11 +574,19 @@ async def refund_purchase(
             store_code=store_code,
             member_id=result.member_id,
             target=f"purchase:{result.purchase_id}",
-            after={"refund_id": refund_id, "amount": result.amount, "points_reversed": result.points_reversed},
+            before={"tier": result.tier_from} if result.tier_to else None,
+            after={
+                "refund_id": refund_id,
+                "amount": result.amount,
+                "points_reversed": result.points_reversed,
+                **({"tier": result.tier_to} if result.tier_to else {}),
+            },
         )
         return result
 
-    result = await idempotent("refund", refund_key(store_code, refund_id), request, RefundResult, action)
+    result = await idempotent(
+        "refund", refund_key(store_code, refund_id), request, RefundResult, action, field="refund_id"
+    )
     if member_id is not None and result.member_id != member_id:  # a replayed refund of another member's receipt
         raise _not_the_members_receipt(store_code, receipt_id)
     return result

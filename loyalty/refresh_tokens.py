@@ -35,9 +35,17 @@ class RefreshTokenReused(DomainError):
     code = "REFRESH_TOKEN_REUSED"
 
 
+MAX_TOKEN_LENGTH = 100  # ours are 43 characters
+
+
 def hash_refresh_token(raw: str) -> str:
     """The stored form of a refresh token: a leaked table gives no usable tokens."""
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def _could_be_ours(raw: str) -> bool:
+    """Ours are URL-safe base64: anything else (a lone surrogate cannot even be hashed) is no token of ours."""
+    return 0 < len(raw) <= MAX_TOKEN_LENGTH and raw.isascii() and raw.isprintable()
 
 
 async def _issue(
@@ -67,6 +75,8 @@ async def revoke_family(family: uuid.UUID) -> int:
 
 async def end_session(raw: str) -> None:
     """Sign out: revoke the session the refresh token belongs to (unknown tokens are ignored)."""
+    if not _could_be_ours(raw):
+        return
     token = await RefreshToken.get_or_none(token_hash=hash_refresh_token(raw))
     if token is not None:
         await revoke_family(token.family)
@@ -80,6 +90,8 @@ async def rotate_refresh_token(raw: str, *, refresh_days: int = DEFAULT_REFRESH_
     the token is claimed with a conditional UPDATE whose row count decides; the others count as reuse.
     """
     now = clock.now()
+    if not _could_be_ours(raw):
+        raise RefreshTokenInvalid("invalid refresh token")
     token = await RefreshToken.get_or_none(token_hash=hash_refresh_token(raw))
     # A used token is reuse even when its family is already revoked (by a concurrent reuse of the same token).
     if token is None or (token.revoked_at is not None and token.used_at is None):

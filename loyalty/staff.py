@@ -21,7 +21,7 @@ from tortoise.exceptions import IntegrityError
 
 from loyalty import clock, sql
 from loyalty.actors import Actor
-from loyalty.checks import check_store_code, check_text
+from loyalty.checks import MAX_EMAIL, check_store_code, check_text, is_clean_text
 from loyalty.errors import DomainError, InvalidInput, NotFound
 from loyalty.models import ApiKey, StaffRole, StaffUser
 from loyalty.throttle import claim, clear
@@ -81,13 +81,27 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-def _check_email(address: str) -> None:
+def _is_email(address: str) -> bool:
     local, at, domain = address.partition("@")
-    if not at or not local or "." not in domain or len(address) > 254 or any(c.isspace() for c in address):
+    # isprintable: no NUL, control or invisible character, no lone surrogate; no space either.
+    return bool(at and local and "." in domain and len(address) <= MAX_EMAIL and address.isprintable()) and not any(
+        c.isspace() for c in address
+    )
+
+
+def _check_email(address: str) -> None:
+    if not _is_email(address):
         raise InvalidInput("not an email address", field="email")
 
 
+def _is_password(password: str) -> bool:
+    """Any text up to `PASSWORD_MAX_LENGTH` that can be hashed (UTF-8 has no lone surrogates)."""
+    return len(password) <= PASSWORD_MAX_LENGTH and is_clean_text(password, multiline=True)
+
+
 def _check_password(password: str) -> None:
+    if not is_clean_text(password, multiline=True):
+        raise WeakPassword("a password must not contain control characters or unpaired surrogates", field="password")
     if len(password) < PASSWORD_MIN_LENGTH:
         raise WeakPassword(f"a password needs at least {PASSWORD_MIN_LENGTH} characters", field="password")
     if len(password) > PASSWORD_MAX_LENGTH:
@@ -175,10 +189,12 @@ async def authenticate_staff(email: str, password: str) -> Actor:
     with the right password) raises `TooManyAttempts`; a successful sign-in clears the failures.
     """
     address = normalize_email(email)
+    if not _is_email(address):  # no account can have it: refused before it is counted or reaches the database
+        raise InvalidCredentials("wrong email or password")
     # Claimed before the password is checked: parallel guesses cannot slip past the limit while argon2 runs.
     await claim(LOGIN_THROTTLE_SCOPE, [address], LOGIN_THROTTLE_LIMIT, LOGIN_THROTTLE_WINDOW)
     staff = await StaffUser.get_or_none(email=address)
-    valid = len(password) <= PASSWORD_MAX_LENGTH and await _verify_password(
+    valid = _is_password(password) and await _verify_password(
         staff.password_hash if staff is not None else await _dummy_hash(), password
     )
     if staff is None or not valid or not staff.active:

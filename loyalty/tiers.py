@@ -4,6 +4,11 @@ Members qualify on a metric kept apart from the spendable balance (`QualifyingCr
 never drops a tier. Upgrades are immediate and hold until the end of the next period; at evaluation
 after that, a member who no longer qualifies moves down one tier. A manually assigned tier is a floor
 until its end date.
+
+Tier credit follows refunds: a refund takes its purchase's qualifying value back, and when that leaves an upgrade
+without ground (`undo_unfounded_upgrade`) the upgrade is undone at once, back to the standing the member had before
+it (tier and hold, remembered on the member when a run of upgrades starts in a period). Otherwise buying enough for
+a tier and returning it kept the tier, its multiplier and its benefits for a year or more.
 """
 
 from __future__ import annotations
@@ -84,6 +89,30 @@ def _rank(tiers: list[Tier], tier_id: int | None) -> int:
     return next((t.rank for t in tiers if t.id == tier_id), 0)
 
 
+def _same_period(program: Program, earlier: datetime, later: datetime) -> bool:
+    """True if two instants fall in one qualification period (rolling: less than a period apart)."""
+    if program.tier_period == TierPeriod.ROLLING_12_MONTHS:
+        return later - earlier < ROLLING_PERIOD
+    return period_start(program, earlier) == period_start(program, later)
+
+
+async def _emit_tier_changed(
+    conn: BaseDBAsyncClient, member: Member, previous: Tier | None, new_tier: Tier, value: int, reason: str
+) -> None:
+    await events.emit(
+        conn,
+        events.TIER_CHANGED,
+        member_id=member.id,
+        payload={
+            "from": previous.name if previous else None,
+            "to": new_tier.name,
+            "direction": "up" if previous is None or new_tier.rank > previous.rank else "down",
+            "qualifying_value": value,
+            "reason": reason,
+        },
+    )
+
+
 async def evaluate_tier(conn: BaseDBAsyncClient, member: Member, program: Program) -> Tier:
     """Re-evaluate `member`'s tier inside the caller's transaction (member row locked) and persist it.
 
@@ -113,30 +142,98 @@ async def evaluate_tier(conn: BaseDBAsyncClient, member: Member, program: Progra
             held_until = member.manual_tier_until
     new_tier = tiers[rank]
     changed = new_tier.id != member.tier_id
-    if changed or held_until != member.tier_held_until:
+    upgraded_at, before_id, before_held = (
+        member.tier_upgraded_at,
+        member.tier_before_upgrade_id,
+        member.tier_before_upgrade_held_until,
+    )
+    if earned.rank > current_rank and (upgraded_at is None or not _same_period(program, upgraded_at, at)):
+        # A run of upgrades starts: remember the standing before it, which a refund may have to restore.
+        upgraded_at, before_id, before_held = at, member.tier_id, member.tier_held_until
+    elif rank < current_rank:
+        upgraded_at, before_id, before_held = None, None, None
+    if changed or held_until != member.tier_held_until or upgraded_at != member.tier_upgraded_at:
         previous_id = member.tier_id
-        member.tier_id = new_tier.id
-        member.tier_held_until = held_until
         if changed:
             member.tier_since = at
-        await (
-            Member.filter(id=member.id)
-            .using_db(conn)
-            .update(tier_id=new_tier.id, tier_held_until=held_until, tier_since=member.tier_since, updated_at=at)
-        )
+        await _store_standing(conn, member, new_tier, held_until, (upgraded_at, before_id, before_held))
         if changed:
             previous = next((t for t in tiers if t.id == previous_id), None)
-            await events.emit(
-                conn,
-                events.TIER_CHANGED,
-                member_id=member.id,
-                payload={
-                    "from": previous.name if previous else None,
-                    "to": new_tier.name,
-                    "direction": "up" if previous is None or new_tier.rank > previous.rank else "down",
-                    "qualifying_value": value,
-                },
-            )
+            await _emit_tier_changed(conn, member, previous, new_tier, value, "evaluation")
+    return new_tier
+
+
+async def _store_standing(
+    conn: BaseDBAsyncClient,
+    member: Member,
+    tier: Tier,
+    held_until: datetime | None,
+    before_upgrade: tuple[datetime | None, int | None, datetime | None],
+) -> None:
+    """Persist the member's tier, hold and pre-upgrade standing (`member.tier_since` already set)."""
+    member.tier_id, member.tier_held_until = tier.id, held_until
+    (member.tier_upgraded_at, member.tier_before_upgrade_id, member.tier_before_upgrade_held_until) = before_upgrade
+    await (
+        Member.filter(id=member.id)
+        .using_db(conn)
+        .update(
+            tier_id=tier.id,
+            tier_held_until=held_until,
+            tier_since=member.tier_since,
+            tier_upgraded_at=member.tier_upgraded_at,
+            tier_before_upgrade_id=member.tier_before_upgrade_id,
+            tier_before_upgrade_held_until=member.tier_before_upgrade_held_until,
+            updated_at=clock.now(),
+        )
+    )
+
+
+async def undo_unfounded_upgrade(conn: BaseDBAsyncClient, member: Member, program: Program) -> Tier | None:
+    """After a refund took qualifying value back: undo the member's upgrade if nothing qualifies for it any more.
+
+    Runs inside the refund's transaction (member row locked, the refund's negative credit written). The upgrade
+    stands while the qualifying value of the period it was reached in, or of the current period, still reaches the
+    tier. Otherwise the member goes back to the standing before the run of upgrades (tier and its hold), or to the
+    highest tier the value still reaches above that (held as an upgrade to it would be); a manual tier stays a
+    floor. Nothing to undo once the hold has ended (the evaluation job downgrades as usual) or when the tier was
+    not reached by an upgrade. Emits `tier.changed` (direction `down`, reason `refund`); returns the new tier, or
+    None when the tier stays.
+    """
+    at = clock.now()
+    if member.tier_upgraded_at is None or member.tier_held_until is None or at >= member.tier_held_until:
+        return None
+    tiers = tiers_of(program)
+    current_rank = _rank(tiers, member.tier_id)
+    reached_at = member.tier_since or member.tier_upgraded_at
+    value = max(
+        await qualifying_value(member.id, program, reached_at, conn),
+        await qualifying_value(member.id, program, at, conn),
+    )
+    if value >= tiers[current_rank].threshold:
+        return None
+    base_rank = _rank(tiers, member.tier_before_upgrade_id)
+    rank = max(base_rank, earned_tier(tiers, value).rank)
+    before_upgrade: tuple[datetime | None, int | None, datetime | None] = (
+        member.tier_upgraded_at,
+        member.tier_before_upgrade_id,
+        member.tier_before_upgrade_held_until,
+    )
+    if rank == base_rank:
+        held_until = member.tier_before_upgrade_held_until
+        before_upgrade = (None, None, None)
+    else:  # still above where the run started: as if the upgrade had stopped at this tier
+        held_until = next_period_end(program, reached_at)
+    if member.manual_tier_id and member.manual_tier_until and member.manual_tier_until > at:
+        floor = _rank(tiers, member.manual_tier_id)
+        if floor > rank:
+            rank, held_until = floor, member.manual_tier_until
+    if rank >= current_rank:
+        return None
+    previous: Tier = tiers[current_rank]
+    new_tier: Tier = tiers[rank]
+    member.tier_since = at
+    await _store_standing(conn, member, new_tier, held_until, before_upgrade)
+    await _emit_tier_changed(conn, member, previous, new_tier, value, "refund")
     return new_tier
 
 

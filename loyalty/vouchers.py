@@ -310,7 +310,9 @@ async def redeem_voucher(actor: Actor, *, code: str, store_code: str, member_id:
     check_store_code(store_code)
     claims = await throttle.claim(THROTTLE_SCOPE, _throttle_subjects(actor, member_id), THROTTLE_LIMIT, THROTTLE_WINDOW)
     normalized = normalize_code(code)
-    voucher = await Voucher.get_or_none(code=normalized) if len(normalized) == CODE_LENGTH else None
+    # Only a code we could have issued reaches the database (a NUL among 16 characters would be a database error).
+    issuable = len(normalized) == CODE_LENGTH and normalized.isascii() and normalized.isalnum()
+    voucher = await Voucher.get_or_none(code=normalized) if issuable else None
     if voucher is None or (member_id is not None and voucher.member_id != member_id):
         raise InvalidCode("no voucher with this code", field="code")  # the claimed attempt stays counted
     # A code of a real voucher is no guess (even if it was used or has expired): it does not count.

@@ -7,14 +7,21 @@ the GraphQL input field.
 
 from __future__ import annotations
 
+import logging
 from enum import Enum
 from typing import Final, Protocol, TypeVar
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+from strawberry.types import ExecutionContext
+from strawberry.utils.logging import StrawberryLogger
 from strawberry.utils.str_converters import to_camel_case
 
+from loyalty.db import database_unavailable
 from loyalty.errors import DomainError
+
+log = logging.getLogger("klubb.graphql")
 
 
 @strawberry.interface(description="A business rule refused the mutation; nothing was written.")
@@ -82,3 +89,39 @@ def is_public(error: GraphQLError) -> bool:
     return (
         isinstance(original, PublicError) or original is None or (error.path is None and type(original) is GraphQLError)
     )
+
+
+class MaskFaults(MaskErrors):
+    """Production's masking of errors that are not public: the client reads "Unexpected error.", but the masked
+    error keeps its cause (never serialized), so the fault is still logged with its traceback and an unreachable
+    database still answers 503 (strawberry's MaskErrors drops the cause before either sees it)."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda error: not is_public(error))
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.original_error = error.original_error
+        return masked
+
+
+class LoggedSchema(strawberry.Schema):
+    """A schema that logs expected errors as one line: a refused request (unauthenticated, forbidden, malformed, any
+    `PublicError` or validation error) is the client's doing and gets one INFO line with its code; so does an
+    unreachable database (the HTTP layer answers 503 and logs the outage's WARNING line). Anything else is a fault:
+    strawberry's full traceback."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        for error in errors:
+            original = error.original_error
+            if original is not None and database_unavailable(original):
+                log.info("database unavailable: %s: %s", type(original).__name__, original)
+            elif is_public(error):
+                code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
+                log.info("request refused [%s]: %s (path %s)", code, error.message, _path(error))
+            else:
+                StrawberryLogger.error(error, execution_context)
+
+
+def _path(error: GraphQLError) -> str:
+    return ".".join(str(part) for part in error.path) if error.path else "-"

@@ -35,7 +35,7 @@ MAX_ENCODED = 200  # far above any id or cursor we issue: longer input is not de
 def unbase64(text: str, *, urlsafe: bool = False) -> str | None:
     """The UTF-8 text inside base64 `text` (standard or URL-safe alphabet), tolerant of missing or extra padding."""
     body = text.rstrip("=")
-    if len(body) > MAX_ENCODED or len(body) % 4 == 1:
+    if len(body) > MAX_ENCODED or len(body) % 4 == 1 or not body.isascii():  # base64 is ASCII; no lone surrogate
         return None
     padded = (body + "=" * (-len(body) % 4)).encode()
     try:

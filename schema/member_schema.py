@@ -9,14 +9,14 @@ import strawberry
 from graphql import ValidationRule
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import relay
-from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache
 from strawberry.extensions.max_aliases import create_validator as alias_limit_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_limit_rule
 from strawberry.schema.config import StrawberryConfig
 
 from loyalty.ledger import settle_member_if_due
 from schema.context import Info
-from schema.errors import NotAuthenticated, is_public
+from schema.errors import LoggedSchema, MaskFaults, NotAuthenticated
 from schema.global_ids import NODE_TYPES, split_global_id
 from schema.mutations.offer_activate import OfferActivatePayload, offer_activate
 from schema.mutations.profile_update import ProfileUpdatePayload, profile_update
@@ -129,7 +129,7 @@ def query_limits(
         RequestErrorCodes,
     ]
     if production:
-        extensions.append(lambda: MaskErrors(should_mask_error=lambda error: not is_public(error)))
+        extensions.append(MaskFaults)
         extensions.append(HideSuggestions)
     return extensions
 
@@ -139,7 +139,7 @@ def build_member_schema(**limits: Unpack[QueryLimits]) -> strawberry.Schema:
     refuses introspection, gives no suggestions and masks unexpected errors."""
     production = limits["production"]
     trusted = load_trusted_documents() if production else {}
-    return strawberry.Schema(
+    return LoggedSchema(
         query=Query,
         mutation=Mutation,
         types=[ActivityEntry],

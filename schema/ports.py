@@ -10,12 +10,14 @@ from loyalty.models import Member
 
 
 class SessionRefused(Exception):
-    """Sign-in or refresh was refused; `code` is one of SessionErrorCode's names."""
+    """Sign-in or refresh was refused; `code` is one of SessionErrorCode's names. `retryable`: the input was not at
+    fault (a dependency of ours failed), so the same request may succeed later."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retryable = retryable
 
 
 @dataclass(frozen=True)

@@ -148,3 +148,23 @@ def app_settings(db: str, tmp_path: Path, environment: Environment = Environment
 def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """argon2 with minimal cost: the tests are about the rules, not the hash's strength."""
     monkeypatch.setattr(staff, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line per skip or xfail reason with its count (`make test` runs with `-rfE`: failures stay in full).
+
+    Without PostgreSQL every database test skips its postgres half; listing each of them (`-rs`) buried the
+    failures under hundreds of identical lines.
+    """
+    for outcome in ("skipped", "xfailed"):
+        counts: dict[str, int] = {}
+        for report in terminalreporter.stats.get(outcome, []):
+            if outcome == "skipped" and isinstance(report.longrepr, tuple):
+                reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+            else:
+                reason = str(getattr(report, "wasxfail", "") or "no reason given")
+            counts[reason] = counts.get(reason, 0) + 1
+        if counts:
+            terminalreporter.section(f"{outcome} by reason", sep="-")
+            for reason, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+                terminalreporter.line(f"{count:6d} {reason}")

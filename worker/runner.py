@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import httpx
 
+from loyalty.db import database_unavailable
 from worker.config import WorkerConfig
 from worker.consumers import Consumer
 from worker.dispatch import dispatch_pending
@@ -76,8 +77,16 @@ async def run_forever(
                 break
             try:
                 busy = drain.result() > 0
-            except Exception:
-                log.exception("outbox drain failed; retrying in %.1f s", poll_seconds)
+            except Exception as exc:
+                if database_unavailable(exc):  # an outage, not a bug: one line per poll until it is back
+                    log.warning(
+                        "outbox drain failed: the database is unavailable; retrying in %.1f s (%s: %s)",
+                        poll_seconds,
+                        type(exc).__name__,
+                        exc,
+                    )
+                else:
+                    log.exception("outbox drain failed; retrying in %.1f s", poll_seconds)
                 busy = False
             if not busy:
                 # Idle (or failed): wait for the next poll, waking at once on stop.

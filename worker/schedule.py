@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from loyalty.db import database_unavailable
 from loyalty.jobs import JOBS, Job, JobIncomplete
 
 log = logging.getLogger("klubb.worker.schedule")
@@ -72,8 +73,11 @@ async def _run_every(job: Job, seconds: float, timer: Timer) -> None:
             count = await job.run()
         except JobIncomplete as exc:
             log.error("job %s: %s; next run in %g s", job.name, exc, seconds)  # each member's error was logged
-        except Exception:
-            log.exception("job %s failed; next run in %g s", job.name, seconds)
+        except Exception as exc:
+            if database_unavailable(exc):  # an outage, not a bug: one line per run until it is back
+                log.warning("job %s: the database is unavailable (%s); next run in %g s", job.name, exc, seconds)
+            else:
+                log.exception("job %s failed; next run in %g s", job.name, seconds)
         else:
             if count:  # quiet when there was nothing to do: most runs, every minute
                 log.info("%s", job.report(count))

@@ -20,6 +20,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from loyalty import clock
+from loyalty.db import database_unavailable
 from loyalty.models import DeliveryStatus, OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from worker.config import WorkerConfig
 
@@ -367,7 +368,10 @@ class WebhookConsumer:
             for claim, result in zip(claims, results, strict=True):
                 if isinstance(result, Exception):
                     # Its lease expires and the delivery is retried; the attempt itself may or may not have happened.
-                    log.error("webhook delivery %s crashed", claim.delivery.id, exc_info=result)
+                    if database_unavailable(result):
+                        log.warning("webhook delivery %s not recorded: the database is unavailable", claim.delivery.id)
+                    else:
+                        log.error("webhook delivery %s crashed", claim.delivery.id, exc_info=result)
                 elif isinstance(result, BaseException):
                     raise result
             attempts += len(claims)

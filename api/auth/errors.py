@@ -39,4 +39,4 @@ class AuthUnavailable(AuthError):
     """Firebase's signing keys could not be fetched: a fault on our side, worth retrying."""
 
     code = "AUTH_UNAVAILABLE"
-    default_message = "sign-in is temporarily unavailable"
+    default_message = "sign-in is temporarily unavailable (Google's signing keys could not be fetched): try again"

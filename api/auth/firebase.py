@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -22,13 +23,19 @@ from google.auth.credentials import AnonymousCredentials
 from api.auth.errors import AuthUnavailable, InvalidFirebaseToken
 from api.settings import Settings, UnsafeSettings, get_settings
 from loyalty import clock
+from loyalty.checks import MAX_EMAIL
 
 EMULATOR_HOST_ENV = "FIREBASE_AUTH_EMULATOR_HOST"
 ISSUER_PREFIX = "https://securetoken.google.com/"
 # Tolerated difference between Google's clock (or the emulator's) and ours for `iat`.
 IAT_LEEWAY_SECONDS = 60
 MAX_TOKEN_LENGTH = 8192
+# How long fetching Google's signing certificates may take (firebase-admin's default is 120 s, which would hold a
+# sign-in and a worker thread for two minutes while Google is unreachable).
+CERT_FETCH_TIMEOUT_SECONDS = 10.0
+MAX_UID_LENGTH = 128
 _app_lock = threading.Lock()
+log = logging.getLogger("klubb.auth")
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,8 @@ def firebase_app(project_id: str) -> firebase_admin.App:
         try:
             return firebase_admin.get_app(name)
         except ValueError:
-            return firebase_admin.initialize_app(AnonymousCredentials(), {"projectId": project_id}, name=name)
+            options = {"projectId": project_id, "httpTimeout": CERT_FETCH_TIMEOUT_SECONDS}
+            return firebase_admin.initialize_app(AnonymousCredentials(), options, name=name)
 
 
 def _claim_time(claims: dict[str, Any], name: str) -> float:
@@ -92,13 +100,22 @@ class FirebaseVerifier:
 
     def verify_sync(self, id_token: str) -> FirebaseIdentity:
         """Blocking form of `verify`."""
-        if not isinstance(id_token, str) or not id_token or len(id_token) > MAX_TOKEN_LENGTH:
+        if not isinstance(id_token, str) or not id_token or len(id_token) > MAX_TOKEN_LENGTH or not id_token.isascii():
             raise InvalidFirebaseToken()
         try:
             claims = auth.verify_id_token(id_token, app=self._app)
-        except auth.CertificateFetchError:
+        except auth.CertificateFetchError as error:  # network error, timeout, non-200 from the certificate endpoint
+            log.warning("Firebase signing keys could not be fetched: %s", error)
             raise AuthUnavailable() from None
-        except (auth.InvalidIdTokenError, ValueError):
+        except auth.InvalidIdTokenError as error:
+            # firebase-admin reports every ValueError of google-auth's verify_token as a bad token, including a
+            # certificate response that is not JSON. The token itself was already decoded (firebase-admin parses it
+            # before fetching), so an undecodable body here is Google's (or the network's) fault, not the member's.
+            if isinstance(error.cause, UnicodeDecodeError | json.JSONDecodeError):
+                log.warning("Firebase signing keys could not be read: %s", error.cause)
+                raise AuthUnavailable() from None
+            raise InvalidFirebaseToken() from None
+        except ValueError:
             raise InvalidFirebaseToken() from None
         # firebase-admin skips every time check for emulator tokens, so check expiry ourselves (in both modes).
         now = clock.now().timestamp()
@@ -107,11 +124,14 @@ class FirebaseVerifier:
         if _claim_time(claims, "exp") <= now:
             raise InvalidFirebaseToken("Firebase ID token expired")
         uid = claims.get("uid")
-        if not isinstance(uid, str) or not uid:
+        # Firebase uids are 1 to 128 printable characters; an emulator token can claim anything.
+        if not isinstance(uid, str) or not uid or len(uid) > MAX_UID_LENGTH or not uid.isprintable():
             raise InvalidFirebaseToken()
         email = claims.get("email")
-        # Only a verified address becomes the member's email: staff look members up by it.
-        verified_email = email if isinstance(email, str) and claims.get("email_verified") is True else None
+        # Only a verified address becomes the member's email: staff look members up by it. One that cannot be
+        # stored (too long, control characters) is left out rather than refusing the sign-in.
+        usable = isinstance(email, str) and len(email) <= MAX_EMAIL and email.isprintable()
+        verified_email = email if usable and claims.get("email_verified") is True else None
         name = claims.get("name")
         return FirebaseIdentity(uid=uid, email=verified_email, name=name if isinstance(name, str) else "")
 

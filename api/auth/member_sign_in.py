@@ -74,8 +74,10 @@ class MemberSignIn:
             return await create_session(
                 firebase_id_token, verifier=self.verifier, tokens=self.tokens, settings=self.settings
             )
-        except AuthUnavailable:
-            raise  # our fault, not the member's: a top-level error
+        except AuthUnavailable as error:
+            # Our dependency failed, not the member's token: the coded userError the SDL declares, retryable and
+            # naming no input (a top-level error would be masked as "Unexpected error." in production).
+            raise SessionRefused(error.code, error.message, retryable=True) from error
         except AuthError as error:
             raise SessionRefused(error.code, error.message) from error
 

@@ -3,6 +3,7 @@ that the headers authenticate as (staff access token or API key)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +12,7 @@ from api.auth import InvalidToken
 from api.auth.bearer import bearer_token
 from api.auth.tokens import STAFF_AUDIENCE, TokenService
 from loyalty.actors import Actor
+from loyalty.errors import DomainError
 from loyalty.staff import (
     InvalidCredentials,
     actor_for_subject,
@@ -20,6 +22,8 @@ from loyalty.staff import (
 )
 from schema.staff.ports import IssuedStaffSession
 
+log = logging.getLogger("klubb.auth")
+
 
 @dataclass(frozen=True)
 class StaffSignIn:
@@ -28,7 +32,11 @@ class StaffSignIn:
     tokens: TokenService
 
     async def create(self, email: str, password: str) -> IssuedStaffSession:
-        actor = await authenticate_staff(email, password)
+        try:
+            actor = await authenticate_staff(email, password)
+        except DomainError as error:  # wrong password, unknown or inactive account, throttled: one line, no traceback
+            log.info("staff sign-in refused [%s]: %s", error.code, error.message)
+            raise
         access = self.tokens.issue(token_subject(actor), STAFF_AUDIENCE, actor.session_id)
         return IssuedStaffSession(access.token, access.expires_at, actor)
 

@@ -85,6 +85,9 @@ class LedgerEntry(Model):
     )
     reverses_id: int | None
     created_at = fields.DatetimeField()
+    # When it happened in business terms: a purchase's receipt time for its earn entry (a till may send a receipt
+    # later); otherwise when it was written. NULL only on entries written before the column existed.
+    occurred_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "ledger_entry"

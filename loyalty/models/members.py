@@ -36,6 +36,14 @@ class Member(Model):
     )
     manual_tier_id: int | None
     manual_tier_until = fields.DatetimeField(null=True)
+    # The standing before the member's latest run of upgrades in the current period (`tier_upgraded_at` set):
+    # a refund that takes away the qualifying value an upgrade rested on restores it (`loyalty.tiers`).
+    tier_upgraded_at = fields.DatetimeField(null=True)
+    tier_before_upgrade: fields.ForeignKeyNullableRelation[Tier] = fields.ForeignKeyField(
+        "loyalty.Tier", related_name=False, null=True, on_delete=fields.RESTRICT
+    )
+    tier_before_upgrade_id: int | None
+    tier_before_upgrade_held_until = fields.DatetimeField(null=True)
 
     # Cached balances; the ledger is the truth and an invariant test checks they agree.
     points_available = fields.BigIntField(default=0)

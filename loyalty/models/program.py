@@ -43,6 +43,10 @@ class Program(Model):
     lapsed_after_days = fields.IntField(default=180)
     # Manual adjustments above this many points need a manager.
     adjustment_cap = fields.IntField(default=500)
+    # Sanity limits (minor units): a receipt above `max_purchase_total`, or a member's receipts of one day (in the
+    # program's timezone, net of refunds) above `max_daily_purchase_total`, is refused (a typo must not mint points).
+    max_purchase_total = fields.BigIntField(default=1_000_000, db_default=1_000_000)
+    max_daily_purchase_total = fields.BigIntField(default=2_500_000, db_default=2_500_000)
 
     tiers: fields.ReverseRelation[Tier]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from strawberry.types import Info as StrawberryInfo
 
-from loyalty.actors import Actor
+from loyalty.actors import Actor, store_name
 from loyalty.models import StaffRole
 from schema.context import RequestContext
 from schema.errors import NotAuthenticated, PublicError
@@ -38,7 +38,7 @@ class StaffContext(RequestContext):
         if not self.actor.has_role(role):
             raise NotAllowed(f"this needs the {role.value} role")
         if not self.actor.may_act_in(store_code):
-            raise NotAllowed(f"not allowed in store {store_code}")
+            raise NotAllowed(f"not allowed in {store_name(store_code)}")
         return self.actor
 
 

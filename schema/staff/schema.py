@@ -7,6 +7,7 @@ from typing import Unpack
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 
+from schema.errors import LoggedSchema
 from schema.member_schema import QueryLimits, query_limits
 from schema.staff.actor import StaffActor
 from schema.staff.context import StaffInfo
@@ -48,7 +49,7 @@ class Mutation(
 
 def build_staff_schema(**limits: Unpack[QueryLimits]) -> strawberry.Schema:
     """The staff schema (no trusted-document allow-list: the console and integrations send their own queries)."""
-    return strawberry.Schema(
+    return LoggedSchema(
         query=Query,
         mutation=Mutation,
         extensions=query_limits(limits),

@@ -65,7 +65,9 @@ class ActivityEntry(VisibleNode):
     points: int = strawberry.field(description="Change of the member's points (available and pending).")
     pending: int = strawberry.field(description="Part of `points` that is pending until the return window ends.")
     description: str
-    occurred_at: datetime
+    occurred_at: datetime = strawberry.field(
+        description="When it happened: a purchase's receipt time (`purchaseRecord.occurredAt`), else when recorded."
+    )
 
     @classmethod
     def from_model(cls, entry: models.LedgerEntry) -> ActivityEntry:
@@ -75,7 +77,8 @@ class ActivityEntry(VisibleNode):
             points=entry.delta_available + entry.delta_pending,
             pending=entry.delta_pending,
             description=entry.description or _DESCRIPTIONS.get(entry.kind, entry.kind.value),
-            occurred_at=entry.created_at,
+            # Entries written before `occurred_at` existed have none: they happened when they were written.
+            occurred_at=entry.occurred_at or entry.created_at,
         )
 
     @classmethod

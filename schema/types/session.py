@@ -47,12 +47,14 @@ class SessionPayload:
 
     @classmethod
     def refused(cls, error: SessionRefused, field: str) -> SessionPayload:
-        """The refusal, naming the input at fault by its Python name (`refresh_token`)."""
+        """The refusal, naming the input at fault by its Python name (`refresh_token`); a retryable one names none."""
         code = SessionErrorCode[error.code] if error.code in SessionErrorCode.__members__ else SessionErrorCode.INVALID
         return cls(
             access_token=None,
             access_token_expires_at=None,
             refresh_token=None,
             member=None,
-            user_errors=[SessionUserError(code=code, message=error.message, field=input_path(field))],
+            user_errors=[
+                SessionUserError(code=code, message=error.message, field=None if error.retryable else input_path(field))
+            ],
         )

@@ -343,6 +343,7 @@ async def test_a_cashier_of_another_store_is_refused(http: httpx.AsyncClient, ca
         ({"amount0": "-1"}, "A line&#39;s amount must be an amount like 12.50"),
         ({"quantity0": "two"}, "a quantity is a whole number"),
         ({"receipt_id": ""}, "The receipt id is required"),
+        ({"total": "10000.01", "amount0": "10000.01"}, "a receipt may total at most €10,000.00, not €10,000.01"),
     ],
 )
 async def test_a_refused_purchase_shows_the_reason_and_writes_nothing(

@@ -3,14 +3,16 @@ checked by hash before anything else, validation cost is bounded, and production
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from graphql import get_introspection_query
+from graphql.language.parser import Parser
+from graphql.validation import ValidationContext
 
 from api.app import create_app
 from api.settings import Environment, Settings
@@ -30,6 +32,32 @@ async def _client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(settings))  # no lifespan: the `db` fixture holds the connection
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+@dataclass
+class GraphQLWork:
+    parsed: int = 0
+    validated: int = 0
+
+
+@pytest.fixture
+def graphql_work(monkeypatch: pytest.MonkeyPatch) -> GraphQLWork:
+    """How many documents graphql-core parses and validates (its classes, whoever imported the functions): the
+    refusals below are proved cheap by never reaching that work, not by a clock."""
+    work = GraphQLWork()
+    parse_document, init_context = Parser.parse_document, ValidationContext.__init__
+
+    def counting_parse(self: Parser) -> Any:
+        work.parsed += 1
+        return parse_document(self)
+
+    def counting_init(self: ValidationContext, *args: Any, **kwargs: Any) -> None:
+        work.validated += 1
+        init_context(self, *args, **kwargs)
+
+    monkeypatch.setattr(Parser, "parse_document", counting_parse)
+    monkeypatch.setattr(ValidationContext, "__init__", counting_init)
+    return work
 
 
 @pytest.fixture
@@ -121,9 +149,7 @@ async def test_a_query_nested_50000_deep_is_a_400_that_costs_little(
 ) -> None:
     deep = "{a" * 50_000 + "}" * 50_000
 
-    started = time.process_time()
     response = await http.post(path, json={"query": deep})
-    cpu = time.process_time() - started
 
     assert response.status_code == 400
     assert response.json() == {
@@ -136,7 +162,6 @@ async def test_a_query_nested_50000_deep_is_a_400_that_costs_little(
             }
         ],
     }
-    assert cpu < 0.5, cpu
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
@@ -252,15 +277,14 @@ async def test_production_refuses_a_reformatted_trusted_document(
     ids=["syntax error", "8 KB of repeated fields", "100,000 tokens", "50,000 deep", "introspection"],
 )
 async def test_production_refuses_an_untrusted_document_by_hash_before_parsing_it(
-    production: httpx.AsyncClient, program: Program, query: str
+    production: httpx.AsyncClient, program: Program, query: str, graphql_work: GraphQLWork
 ) -> None:
-    started = time.process_time()
     response = await production.post("/graphql", json={"query": query})
-    cpu = time.process_time() - started
 
     assert response.status_code == 200
     assert response.json() == UNTRUSTED
-    assert cpu < 0.1, cpu  # parsing and validating the 8 KB document alone took over a second
+    # parsing and validating the 8 KB document alone took over a second: neither runs
+    assert graphql_work == GraphQLWork(parsed=0, validated=0)
 
 
 # --- validation cost on the staff endpoint --------------------------------------------------------------------------
@@ -297,19 +321,23 @@ TOO_COMPLEX = {
     ids=["fragment explosion", "repeated fields", "many aliases", "many fields", "many unknown fields"],
 )
 async def test_a_document_selecting_too_many_fields_is_refused_before_validation(
-    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, program: Program, environment: Environment, query: str
+    db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    program: Program,
+    environment: Environment,
+    query: str,
+    graphql_work: GraphQLWork,
 ) -> None:
     monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
     settings = app_settings(db, tmp_path, environment).model_copy(update={"graphql_max_aliases": 1000})
     async for http in _client(settings):
-        await http.post("/staff/graphql", json={"query": "{ __typename }"})  # the app's first request warms it up
-        started = time.process_time()
         response = await http.post("/staff/graphql", json={"query": query})
-        cpu = time.process_time() - started
 
     assert response.status_code == 200
     assert response.json() == TOO_COMPLEX
-    assert cpu < 0.3, cpu  # the fragment explosion never finished validating, the repeated fields took a second
+    # the fragment explosion never finished validating, the repeated fields took a second: validation never starts
+    assert graphql_work.validated == 0
 
 
 async def test_the_field_limit_counts_fragments_expanded_and_is_configurable(
@@ -349,16 +377,13 @@ async def test_the_field_limit_counts_fragments_expanded_and_is_configurable(
 async def test_a_fragment_cycle_is_a_coded_validation_error(
     http: httpx.AsyncClient, program: Program, query: str, message: str
 ) -> None:
-    started = time.process_time()
     response = await http.post("/staff/graphql", json={"query": query})
-    cpu = time.process_time() - started
 
     assert response.status_code == 200
     assert response.json()["data"] is None
     assert [(e["message"], e["extensions"]) for e in response.json()["errors"]] == [
         (message, {"code": "GRAPHQL_VALIDATION_FAILED"})
     ]
-    assert cpu < 0.2, cpu
 
 
 async def test_too_many_aliases_is_a_coded_validation_error(http: httpx.AsyncClient, program: Program) -> None:

@@ -337,3 +337,20 @@ async def test_an_actor_who_may_gets_past_the_check(
     else:
         with pytest.raises(case.outcome):
             await case.act(actor, data)
+
+
+@pytest.mark.parametrize(
+    ("store_code", "message"),
+    [
+        ("S2", "not allowed in store S2"),
+        ("S" * 5000, "not allowed in this store"),  # a code no store can have is not echoed back
+        ("S2\x00", "not allowed in this store"),
+    ],
+)
+def test_a_store_refusal_names_the_store_only_when_it_could_be_one(store_code: str | None, message: str) -> None:
+    cashier = Actor(kind="staff", id=1, role=StaffRole.CASHIER, store_codes=("S1",))
+
+    with pytest.raises(Forbidden) as refused:
+        cashier.require(StaffRole.CASHIER, store_code)
+
+    assert (refused.value.message, refused.value.field) == (message, "store_code")

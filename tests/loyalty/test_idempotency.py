@@ -114,6 +114,26 @@ async def test_the_same_key_with_another_request_is_refused_and_runs_nothing(db:
     assert (await AuditLog.all().count(), await IdempotencyRecord.all().count()) == (1, 1)
 
 
+async def test_a_reused_key_names_the_input_that_carries_it(db: str, clock: FrozenClock) -> None:
+    # given a key that is a receipt id (purchases: unique per store)
+    async def action(conn: BaseDBAsyncClient) -> Answer:
+        return _answer(await _effect(conn, clock.now()), clock.now())
+
+    await idempotent("test", "S1:R1", {"amount": 1}, Answer, action, field="receipt_id")
+
+    # when / then
+    with pytest.raises(DuplicateIdempotencyKey) as refused:
+        await idempotent("test", "S1:R1", {"amount": 2}, Answer, action, field="receipt_id")
+    assert (refused.value.field, refused.value.message) == (
+        "receipt_id",
+        "this receipt id was already used with a different request",
+    )
+    with pytest.raises(InvalidInput) as too_long:
+        await idempotent("test", "k" * 129, {"amount": 1}, Answer, action, field="receipt_id")
+    assert too_long.value.field == "receipt_id"
+    assert await IdempotencyRecord.all().count() == 1
+
+
 async def test_the_same_key_in_another_scope_is_another_operation(db: str, clock: FrozenClock) -> None:
     async def action(conn: BaseDBAsyncClient) -> Answer:
         return _answer(await _effect(conn, clock.now()), clock.now())

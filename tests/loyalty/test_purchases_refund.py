@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from loyalty import purchases
 from loyalty.clock import FrozenClock
 from loyalty.errors import DomainError, InvalidInput, PurchaseNotFound, RefundExceedsPurchase
-from loyalty.models import AuditLog, BonusRule, Program, Purchase, PurchaseLine, Refund
+from loyalty.models import AuditLog, BonusRule, EntryKind, LedgerEntry, Program, Purchase, PurchaseLine, Refund
 from loyalty.purchases import LineRefund, RefundResult
 from tests.loyalty.ledger_helpers import balances, configure, new_member
 from tests.loyalty.purchase_helpers import CASHIER, all_counts, buy, line
@@ -90,6 +91,38 @@ async def test_a_refund_retried_with_its_refund_id_reverses_once(program: Progra
     assert again == first
     assert await all_counts() == before
     assert await balances(member.id) == (0, 5, 5)
+
+
+async def test_a_refund_with_its_time_replays_with_it_and_not_with_another(
+    program: Program, clock: FrozenClock
+) -> None:
+    # given a refund of goods that came back an hour after the purchase
+    member = await new_member("uid-refund")
+    await buy(member.id, "R1", [line("A", 1_000, quantity=2)], at=clock.now() - timedelta(hours=2))
+    returned_at = clock.now() - timedelta(hours=1)
+    first = await purchases.refund_purchase(
+        CASHIER, store_code="S1", receipt_id="R1", refund_id="F1", amount=500, occurred_at=returned_at
+    )
+    before = await all_counts()
+
+    # when the till retries it with the same time, and with another (or none)
+    again = await purchases.refund_purchase(
+        CASHIER, store_code="S1", receipt_id="R1", refund_id="F1", amount=500, occurred_at=returned_at
+    )
+    refusals = []
+    for other in (returned_at + timedelta(minutes=1), None):
+        with pytest.raises(DomainError) as refused:
+            await purchases.refund_purchase(
+                CASHIER, store_code="S1", receipt_id="R1", refund_id="F1", amount=500, occurred_at=other
+            )
+        refusals.append((refused.value.code, refused.value.field))
+
+    # then one clawback, dated when the goods came back
+    assert again == first
+    assert refusals == [("IDEMPOTENCY_KEY_REUSED", "refund_id")] * 2
+    assert await all_counts() == before
+    entry = await LedgerEntry.get(kind=EntryKind.REFUND_CLAWBACK)
+    assert (entry.delta_pending, entry.occurred_at, entry.created_at) == (-5, returned_at, clock.now())
 
 
 @pytest.mark.parametrize(

@@ -509,6 +509,7 @@ async def test_table_describes_a_models_columns_keys_and_references(db: str) -> 
             "purchase_id",
             "reverses_id",
             "created_at",
+            "occurred_at",
         ),
         primary_key="id",
         references={"member_id": Member, "lot_id": PointsLot, "purchase_id": Purchase, "reverses_id": LedgerEntry},
@@ -521,7 +522,7 @@ async def test_table_describes_a_models_columns_keys_and_references(db: str) -> 
     )
     assert (members.unique, dict(members.references)) == (
         (("firebase_uid",), ("member_number",)),
-        {"tier_id": Tier, "manual_tier_id": Tier},
+        {"tier_id": Tier, "manual_tier_id": Tier, "tier_before_upgrade_id": Tier},
     )
     assert members.columns[12:16] == ("tier_id", "tier_since", "tier_held_until", "manual_tier_id")
 

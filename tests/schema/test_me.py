@@ -73,6 +73,39 @@ async def test_home_query_returns_every_field(anna: Member, as_member: Any, cloc
     assert me["activity"]["pageInfo"] == {"hasNextPage": False, "endCursor": me["activity"]["edges"][-1]["cursor"]}
 
 
+async def test_activity_shows_when_things_happened_not_when_they_were_written(
+    anna: Member, as_member: Any, clock: FrozenClock
+) -> None:
+    # Given a receipt made at 09:00 that the till sent at noon, a partial refund recorded at 15:00, another one
+    # recorded then for goods that came back at 14:00, and a redemption at 16:00
+    made_at = clock.now() - timedelta(hours=3)
+    await ledger_helpers.purchase(anna.id, "R1", 10_000, made_at)
+    clock.advance(timedelta(hours=3))
+    refunded_at = clock.now()
+    await ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=2_000)
+    returned_at = clock.now() - timedelta(hours=1)
+    await ledger_helpers.refund_purchase(
+        store_code="S1", receipt_id="R1", refund_id="F2", amount=1_000, occurred_at=returned_at
+    )
+    await ledger_helpers.give_available(anna.id, 50)
+    clock.advance(timedelta(hours=1))
+    await ledger_helpers.redeem_points(anna.id, 30, idempotency_key="k1")
+
+    # When the app shows the activity
+    result = await as_member(anna).execute(
+        "{ me { activity(first: 10) { edges { node { kind points occurredAt } } } } }"
+    )
+
+    # Then the purchase is at the receipt's time, a refund at the time it gives, the others when they were recorded
+    assert [e["node"] for e in result["data"]["me"]["activity"]["edges"]] == [
+        {"kind": "REDEEM", "points": -30, "occurredAt": _iso(clock.now())},
+        {"kind": "ADJUSTMENT", "points": 50, "occurredAt": _iso(refunded_at)},
+        {"kind": "REFUND_CLAWBACK", "points": -10, "occurredAt": _iso(returned_at)},
+        {"kind": "REFUND_CLAWBACK", "points": -20, "occurredAt": _iso(refunded_at)},
+        {"kind": "EARN", "points": 100, "occurredAt": _iso(made_at)},
+    ]
+
+
 async def test_points_expiring_soon_are_listed_by_date(anna: Member, as_member: Any, clock: FrozenClock) -> None:
     # Given 120 points that became available 350 days ago (they expire in 15 days)
     clock.advance(timedelta(days=-364))

@@ -170,7 +170,7 @@ async def test_every_refusal_has_its_code_and_writes_nothing(anna: Member, bo: M
         "member id": [("REWARD_NOT_FOUND", ["input", "rewardId"])],
         "garbage": [("REWARD_NOT_FOUND", ["input", "rewardId"])],
     }
-    assert [e["code"] for e in reused] == ["IDEMPOTENCY_KEY_REUSED"]
+    assert [(e["code"], e["field"]) for e in reused] == [("IDEMPOTENCY_KEY_REUSED", ["input", "idempotencyKey"])]
     after = (
         (await Member.get(id=anna.id)).points_available,
         await LedgerEntry.all().count(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
 
 import strawberry
@@ -40,6 +41,9 @@ class PurchaseRefundInput:
     refund_id: str = strawberry.field(description="Unique per store: a retry with it returns the first result.")
     amount: int | None = None
     lines: list[RefundLineInput] | None = None
+    occurred_at: datetime | None = strawberry.field(
+        default=None, description="When the goods came back, if not now: the member's activity shows this time."
+    )
 
 
 @strawberry.type(description="What a refund took back.")
@@ -68,6 +72,7 @@ async def purchase_refund(info: StaffInfo, input: PurchaseRefundInput) -> Purcha
             refund_id=input.refund_id,
             amount=input.amount,
             lines=lines,
+            occurred_at=input.occurred_at,
         )
     except DomainError as error:
         return PurchaseRefundPayload(

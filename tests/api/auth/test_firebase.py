@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import firebase_admin
 import firebase_admin._token_gen
+import httpx
 import jwt
 import pytest
 from cryptography import x509
@@ -21,10 +26,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from api.app import create_app
 from api.auth import AuthUnavailable, InvalidFirebaseToken
 from api.auth.firebase import FirebaseIdentity, FirebaseVerifier, firebase_app, make_emulator_id_token
-from api.settings import Settings, UnsafeSettings
+from api.settings import Environment, Settings, UnsafeSettings
 from loyalty.clock import FrozenClock
+from loyalty.models import Member, Program
+from tests.conftest import app_settings
+
+OPERATIONS = Path(__file__).parents[3] / "mobile-client-mock" / "operations"
 
 
 def _unsigned(claims: dict[str, Any]) -> str:
@@ -150,6 +160,9 @@ class LocalGoogleKeys:
     key: rsa.RSAPrivateKey
     kid: str = "test-kid-1"
     status: int = 200
+    body: bytes | None = None  # served instead of the certificates (with `status`)
+    delay_seconds: float = 0.0
+    url: str = ""
     requests: list[str] = field(default_factory=list)
 
     def certs(self) -> bytes:
@@ -199,7 +212,8 @@ def google_keys(monkeypatch: pytest.MonkeyPatch, clock: FrozenClock) -> Iterator
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             keys.requests.append(self.path)
-            body = keys.certs() if keys.status == 200 else b"{}"
+            time.sleep(keys.delay_seconds)
+            body = keys.body if keys.body is not None else keys.certs() if keys.status == 200 else b"{}"
             self.send_response(keys.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -213,9 +227,8 @@ def google_keys(monkeypatch: pytest.MonkeyPatch, clock: FrozenClock) -> Iterator
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     assert isinstance(firebase_admin._token_gen.ID_TOKEN_CERT_URI, str)
-    monkeypatch.setattr(
-        firebase_admin._token_gen, "ID_TOKEN_CERT_URI", f"http://127.0.0.1:{server.server_address[1]}/certs"
-    )
+    keys.url = f"http://127.0.0.1:{server.server_address[1]}/certs"
+    monkeypatch.setattr(firebase_admin._token_gen, "ID_TOKEN_CERT_URI", keys.url)
     monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
     clock.set(datetime.now(UTC))  # google-auth checks exp and iat against the wall clock
     try:
@@ -272,3 +285,115 @@ async def test_unreachable_signing_keys_are_a_fault_not_a_bad_token(google_keys:
     with pytest.raises(AuthUnavailable) as refused:
         await verifier.verify(google_keys.id_token("rs-user"))
     assert refused.value.code == "AUTH_UNAVAILABLE"
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(503, b"{}"), (502, b"<html>Bad Gateway</html>"), (200, b"<html>captive portal</html>"), (200, b"\xff\xfe")],
+    ids=["503", "502-html", "200-not-json", "200-not-utf8"],
+)
+async def test_a_failing_certificate_endpoint_is_unavailable_not_a_bad_token(
+    google_keys: LocalGoogleKeys, status: int, body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given Google's certificate endpoint answers with an error or a body that is not the certificates
+    google_keys.status, google_keys.body = status, body
+    verifier = FirebaseVerifier(Settings(firebase_project_id=google_keys.project_id))
+
+    # when a genuine token is verified
+    with pytest.raises(AuthUnavailable) as refused:
+        await verifier.verify(google_keys.id_token("rs-user"))
+
+    # then sign-in is unavailable (retryable), and the operator reads one warning line
+    assert (refused.value.code, refused.value.message) == (
+        "AUTH_UNAVAILABLE",
+        "sign-in is temporarily unavailable (Google's signing keys could not be fetched): try again",
+    )
+    warnings = [r for r in caplog.records if r.name == "klubb.auth"]
+    assert [(r.levelname, r.exc_info) for r in warnings] == [("WARNING", None)]
+    assert warnings[0].getMessage().startswith("Firebase signing keys could not be ")
+
+
+async def test_an_unreachable_certificate_endpoint_is_unavailable(
+    google_keys: LocalGoogleKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given nothing listens where the certificates should be (connection refused)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setattr(firebase_admin._token_gen, "ID_TOKEN_CERT_URI", f"http://127.0.0.1:{closed_port}/certs")
+    verifier = FirebaseVerifier(Settings(firebase_project_id=google_keys.project_id))
+
+    with pytest.raises(AuthUnavailable):
+        await verifier.verify(google_keys.id_token("rs-user"))
+    assert google_keys.requests == []
+
+
+async def test_a_hanging_certificate_endpoint_times_out_as_unavailable(
+    google_keys: LocalGoogleKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the endpoint takes longer than the fetch timeout (10 s in production, 0.2 s here)
+    monkeypatch.setattr("api.auth.firebase.CERT_FETCH_TIMEOUT_SECONDS", 0.2)
+    google_keys.delay_seconds = 1.0
+    verifier = FirebaseVerifier(Settings(firebase_project_id=google_keys.project_id))
+
+    started = time.monotonic()
+    with pytest.raises(AuthUnavailable):
+        await verifier.verify(google_keys.id_token("rs-user"))
+    assert time.monotonic() - started < 0.9
+
+
+async def test_sign_in_works_again_once_the_keys_are_back(google_keys: LocalGoogleKeys) -> None:
+    # given a sign-in refused while the endpoint failed
+    google_keys.status = 500
+    verifier = FirebaseVerifier(Settings(firebase_project_id=google_keys.project_id))
+    token = google_keys.id_token("rs-user")
+    with pytest.raises(AuthUnavailable):
+        await verifier.verify(token)
+
+    # when the endpoint recovers, the same token is accepted (the failure was not cached)
+    google_keys.status = 200
+    assert (await verifier.verify(token)).uid == "rs-user"
+    assert google_keys.requests == ["/certs", "/certs"]
+
+
+async def test_session_create_answers_auth_unavailable_in_production(
+    db: str, program: Program, google_keys: LocalGoogleKeys, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given the production member endpoint, Firebase's keys failing, and the app's own sign-in operation
+    google_keys.status = 503
+    settings = app_settings(db, tmp_path, Environment.PRODUCTION).model_copy(
+        update={"firebase_project_id": google_keys.project_id}
+    )
+    transport = httpx.ASGITransport(app=create_app(settings))
+    document = (OPERATIONS / "SessionCreate.graphql").read_text()
+
+    # when a member signs in with a genuine token
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
+        response = await http.post(
+            "/graphql", json={"query": document, "variables": {"firebaseIdToken": google_keys.id_token("rs-user")}}
+        )
+
+    # then the coded, retryable userError (naming no input), not a masked "Unexpected error.", and nobody enrolled
+    assert (response.status_code, response.json()) == (
+        200,
+        {
+            "data": {
+                "sessionCreate": {
+                    "accessToken": None,
+                    "accessTokenExpiresAt": None,
+                    "refreshToken": None,
+                    "member": None,
+                    "userErrors": [
+                        {
+                            "code": "AUTH_UNAVAILABLE",
+                            "message": "sign-in is temporarily unavailable (Google's signing keys could not be "
+                            "fetched): try again",
+                            "field": None,
+                        }
+                    ],
+                }
+            }
+        },
+    )
+    assert await Member.all().count() == 0
+    assert [r.levelname for r in caplog.records if r.levelno >= logging.WARNING] == ["WARNING"]

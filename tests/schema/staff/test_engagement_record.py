@@ -59,7 +59,7 @@ async def test_an_integration_records_a_review(anna: Member, clock: FrozenClock)
         ({"member": "bm9wZQ==", "externalId": "rev-3"}, "MEMBER_NOT_FOUND", "member"),
         ({"member": relay.to_base64("Member", 999), "externalId": "rev-4"}, "MEMBER_NOT_FOUND", "member"),
         ({"externalId": ""}, "INVALID", "externalId"),
-        ({"occurredAt": "2026-03-02T11:00:00+00:00"}, "IDEMPOTENCY_KEY_REUSED", "idempotencyKey"),
+        ({"occurredAt": "2026-03-02T11:00:00+00:00"}, "IDEMPOTENCY_KEY_REUSED", "externalId"),
     ],
 )
 async def test_refused_events_get_a_precise_user_error_and_write_nothing(

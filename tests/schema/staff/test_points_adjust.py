@@ -111,7 +111,9 @@ async def test_a_reused_key_is_a_user_error(member: Member, cashier: Actor) -> N
 
     payload = await _adjust(cashier, _input(member, amount=101))
 
-    assert [e["code"] for e in payload["userErrors"]] == ["IDEMPOTENCY_KEY_REUSED"]
+    assert [(e["code"], e["field"]) for e in payload["userErrors"]] == [
+        ("IDEMPOTENCY_KEY_REUSED", ["input", "idempotencyKey"])
+    ]
     assert await balances(member.id) == (500, 0, 500)
 
 

@@ -12,6 +12,7 @@ from strawberry import relay
 from loyalty.actors import Actor
 from loyalty.clock import FrozenClock
 from loyalty.models import Campaign, Member, StaffRole
+from tests.loyalty.ledger_helpers import configure
 from tests.loyalty.purchase_helpers import all_counts, stamp_card
 from tests.schema.staff.conftest import run_staff
 
@@ -148,7 +149,65 @@ async def test_the_same_receipt_with_other_content_is_a_user_error(
         RECORD, cashier, {"input": _input(anna, clock, total=2_000, lines=[{"sku": "A", "amount": 2_000}])}
     )
 
-    assert [e["code"] for e in result.data["purchaseRecord"]["userErrors"]] == ["IDEMPOTENCY_KEY_REUSED"]
+    assert result.data["purchaseRecord"]["userErrors"] == [
+        {
+            "code": "IDEMPOTENCY_KEY_REUSED",
+            "field": ["input", "receiptId"],
+            "message": "this receipt id was already used with a different request",
+        }
+    ]
+    assert await all_counts() == before
+
+
+async def test_receipts_above_the_sanity_limits_are_refused_with_the_limit_in_money(
+    anna: Member, cashier: Actor, clock: FrozenClock
+) -> None:
+    # given 100.00 EUR a receipt and 140.00 EUR a day, 50.00 of it bought already
+    await configure(max_purchase_total=10_000, max_daily_purchase_total=14_000)
+    await run_staff(RECORD, cashier, {"input": _input(anna, clock, total=5_000, lines=[{"sku": "A", "amount": 5_000}])})
+    before = await all_counts()
+    too_large = {"receiptId": "R2", "total": 10_001, "lines": [{"sku": "A", "amount": 10_001}]}
+    over_the_day = {"receiptId": "R2", "total": 10_000, "lines": [{"sku": "A", "amount": 10_000}]}
+
+    # when the till records them, and previews them
+    recorded = [
+        (await run_staff(RECORD, cashier, {"input": _input(anna, clock, **changes)})).data["purchaseRecord"]
+        for changes in (too_large, over_the_day)
+    ]
+    previewed = [
+        (await run_staff(PREVIEW, cashier, {"input": _input(anna, clock, **changes)})).data["purchasePreview"]
+        for changes in (too_large, over_the_day)
+    ]
+
+    # then
+    assert [(p["purchase"], p["member"], p["userErrors"]) for p in recorded] == [
+        (
+            None,
+            None,
+            [
+                {
+                    "code": "PURCHASE_TOTAL_TOO_LARGE",
+                    "field": ["input", "total"],
+                    "message": "a receipt may total at most 10000, not 10001",
+                }
+            ],
+        ),
+        (
+            None,
+            None,
+            [
+                {
+                    "code": "DAILY_PURCHASE_LIMIT_EXCEEDED",
+                    "field": ["input", "total"],
+                    "message": "this member's purchases on 2026-03-02 may total at most 14000; 9000 of it is left",
+                }
+            ],
+        ),
+    ]
+    assert previewed == [
+        {"earning": None, "userErrors": [{"code": "PURCHASE_TOTAL_TOO_LARGE", "field": ["input", "total"]}]},
+        {"earning": None, "userErrors": [{"code": "DAILY_PURCHASE_LIMIT_EXCEEDED", "field": ["input", "total"]}]},
+    ]
     assert await all_counts() == before
 
 

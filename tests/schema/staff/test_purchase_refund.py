@@ -70,6 +70,9 @@ async def test_a_refund_by_amount(anna: Member, cashier: Actor, clock: FrozenClo
         ({"amount": -5}, "INVALID", "amount"),
         ({"receiptId": "nope", "amount": 100}, "PURCHASE_NOT_FOUND", "receiptId"),
         ({"refundId": "", "amount": 100}, "INVALID", "refundId"),
+        ({"amount": 100, "occurredAt": "2026-03-02T12:10:00+00:00"}, "INVALID", "occurredAt"),  # the future
+        ({"amount": 100, "occurredAt": "2026-03-02T11:59:59+00:00"}, "INVALID", "occurredAt"),  # before the purchase
+        ({"amount": 100, "occurredAt": "2026-03-02T12:00:00"}, "INVALID", "occurredAt"),  # no timezone
     ],
 )
 async def test_bad_refunds_get_a_precise_user_error_and_write_nothing(
@@ -88,6 +91,26 @@ async def test_bad_refunds_get_a_precise_user_error_and_write_nothing(
         "refund": None,
         "member": None,
         "userErrors": [{"code": code, "field": ["input", field]}],
+    }
+    assert await all_counts() == before
+
+
+async def test_a_refund_id_reused_for_another_refund_points_at_refund_id(
+    anna: Member, cashier: Actor, clock: FrozenClock
+) -> None:
+    # given refund F1 of 10.00 EUR
+    await buy(anna.id, "R1", [line("A", 3_000)])
+    await run_staff(REFUND, cashier, _input(amount=1_000))
+    before = await all_counts()
+
+    # when F1 is sent again for another amount
+    result = await run_staff(REFUND, cashier, _input(amount=2_000))
+
+    # then the error names the input that carries the key
+    assert result.data["purchaseRefund"] == {
+        "refund": None,
+        "member": None,
+        "userErrors": [{"code": "IDEMPOTENCY_KEY_REUSED", "field": ["input", "refundId"]}],
     }
     assert await all_counts() == before
 
