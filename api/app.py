@@ -25,6 +25,7 @@ from api.settings import Settings, get_settings
 from api.staff_graphql import StaffGraphQL
 from api.unavailable import ServiceUnavailableMiddleware
 from loyalty.db import connect, disconnect, ping
+from schema.compiler import CompiledDocuments
 from schema.member_schema import QueryLimits, build_member_schema
 from schema.staff.schema import build_staff_schema
 from worker.runner import run_embedded
@@ -54,12 +55,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         "max_fields": settings.graphql_max_fields,
     }
     graphiql = not settings.production
+    member_schema = build_member_schema(**limits)
     member_graphql = MemberGraphQL(
-        build_member_schema(**limits),
+        member_schema,
         tokens=tokens,
         sessions=sessions,
         graphiql=graphiql,
         max_body_bytes=settings.graphql_max_body_bytes,
+        compiled=CompiledDocuments(member_schema) if settings.compiled_execution else None,
     )
     staff_graphql = StaffGraphQL(
         build_staff_schema(**limits),

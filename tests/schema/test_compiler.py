@@ -1,0 +1,399 @@
+"""The compiler's GraphQL semantics, against strawberry's own execution of the same document.
+
+A small schema built for the purpose makes every case happen on demand (a non-null field returning null, a resolver
+raising in a list, errors under an already nulled parent); the member schema is then run with documents the app
+does not send (aliases, fragments, @include/@skip, __typename) and through the HTTP endpoint: the fallback,
+untrusted documents, bad variables and the SQL statements each operation costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import strawberry
+from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.http import process_result
+
+from api.app import create_app
+from api.auth.tokens import MEMBER_AUDIENCE
+from api.settings import Environment, Settings
+from loyalty.clock import FrozenClock
+from loyalty.models import Member
+from schema import compiler
+from schema.compiler import CompiledDocuments, Unsupported, compile_operation
+from schema.member_schema import build_member_schema
+from schema.trusted_documents import OPERATIONS_DIR
+from tests.conftest import app_settings
+from tests.schema.conftest import HOME_QUERY, GraphQLClient, SQLCounter
+from tests.schema.test_compiled_differential import COMPILED, DOCUMENTS, QUERIES, SCHEMAS, History, _both, _context
+
+
+@strawberry.enum
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@strawberry.type
+class Leaf:
+    n: int
+    # Leaves at the edges of their scalar: beyond 32 bits, a bool where an Int is declared, an int for a String.
+    big: int | None = 2**31
+    small: int = -(2**31)
+    truthy: int = True
+    number_text: str = 12  # type: ignore[assignment]
+
+    @strawberry.field
+    def name(self) -> str:
+        return None if self.n == 13 else f"leaf {self.n}"  # type: ignore[return-value] - a broken resolver
+
+    @strawberry.field
+    async def later(self) -> str | None:
+        await asyncio.sleep(0)
+        if self.n == 7:
+            raise ValueError("seven is refused")
+        return f"later {self.n}"
+
+    @strawberry.field
+    def color(self) -> Color:
+        return Color.RED if self.n % 2 else Color.BLUE
+
+
+@strawberry.type
+class Box:
+    leaves: list[Leaf]
+
+    @strawberry.field
+    def strict_leaves(self) -> list[Leaf]:
+        return self.leaves
+
+    @strawberry.field
+    async def maybe_leaves(self) -> list[Leaf | None] | None:
+        return self.leaves
+
+
+@strawberry.type
+class ToyQuery:
+    @strawberry.field
+    def box(self, ns: list[int], first: int = 2) -> Box | None:
+        return Box(leaves=[Leaf(n=n) for n in ns[:first]])
+
+    @strawberry.field
+    async def strict_box(self, ns: list[int]) -> Box:
+        return Box(leaves=[Leaf(n=n) for n in ns])
+
+    @strawberry.field
+    def boom(self) -> int:
+        raise RuntimeError("database password is hunter2")
+
+
+TOY = strawberry.Schema(query=ToyQuery)
+TOY_MASKED = strawberry.Schema(query=ToyQuery, extensions=[MaskErrors])
+TOY_DOCUMENTS = [
+    # aliases, __typename, arguments with defaults, enums, named and inline fragments
+    """query A { a: box(ns: [1, 2, 3]) { __typename leaves { ...L n2: n } } b: box(ns: [4], first: 1) {
+       leaves { ... on Leaf { color } ... { name } } } }
+       fragment L on Leaf { n name __typename }""",
+    # a non-null field returning null: its nearest nullable parent (the list item? no: the list is non-null of
+    # non-null, so the box) becomes null, with one error at the field's path
+    "query B { box(ns: [12, 13, 14], first: 3) { leaves { n name } } other: box(ns: [1]) { leaves { n } } }",
+    # a nullable list of nullable items: only the item goes null
+    "query C { box(ns: [13, 1], first: 2) { maybeLeaves { name } } }",
+    # a raising async resolver inside a list, nullable: null at its path, its siblings unharmed
+    "query D { box(ns: [6, 7, 8], first: 3) { leaves { n later } } }",
+    # non-null all the way up: data is null
+    "query E { strictBox(ns: [13]) { strictLeaves { name } } }",
+    "query F { boom box(ns: [1]) { leaves { n } } }",
+    # two errors, the second under the position the first nulled: reported once
+    "query G { box(ns: [13, 7], first: 2) { leaves { later name } } }",
+    "query I { box(ns: [1]) { leaves { big small truthy numberText } } }",
+    # directives, literal and from variables (the plan depends on their values)
+    """query H($yes: Boolean!, $no: Boolean = false, $ns: [Int!]!, $first: Int) {
+       box(ns: $ns, first: $first) { leaves { n @include(if: $yes) name @skip(if: $yes) ...F @include(if: $no)
+       ... @skip(if: true) { color } } } }
+       fragment F on Leaf { color later }""",
+]
+TOY_VARIABLES: list[dict[str, Any] | None] = [
+    None,
+    {"yes": True, "ns": [1, 2]},
+    {"yes": False, "no": True, "ns": [7, 13], "first": 2},
+    {"yes": "no", "ns": [1]},  # bad: a string for a Boolean
+    {"ns": [1]},  # bad: $yes is required
+    {"yes": True, "ns": ["x"], "first": 1.5},  # bad: two errors
+    {"yes": True, "ns": None},  # bad: null for a non-null list
+    {"yes": True, "ns": [1], "unknown": 3},  # an unknown variable is ignored
+]
+
+
+async def _same(schema: strawberry.Schema, query: str, variables: dict[str, Any] | None) -> dict[str, Any]:
+    compiled = process_result(await compile_operation(schema, query).execute(None, variables))
+    reference = process_result(await schema.execute(query, variable_values=variables))
+    assert orjson.dumps(compiled) == orjson.dumps(reference), (query, variables)
+    return compiled
+
+
+@pytest.mark.parametrize("schema", [TOY, TOY_MASKED], ids=["development", "masked"])
+@pytest.mark.parametrize("query", TOY_DOCUMENTS)
+async def test_the_compiled_plan_answers_exactly_as_strawberry(schema: strawberry.Schema, query: str) -> None:
+    # Given a document, when it runs compiled and through strawberry with each set of variables, then the same JSON
+    for variables in TOY_VARIABLES if "$" in query else [None]:
+        await _same(schema, query, variables)
+
+
+async def test_null_bubbles_to_the_nearest_nullable_parent_with_the_error_path() -> None:
+    # Given a non-null name that resolves to null in a non-null list of non-null leaves
+    result = await _same(TOY, TOY_DOCUMENTS[1], None)
+    # Then the box is null, its sibling box is not, and the one error has the field's path
+    assert result == {
+        "data": {"box": None, "other": {"leaves": [{"n": 1}]}},
+        "errors": [
+            {
+                "message": "Cannot return null for non-nullable field Leaf.name.",
+                "locations": [{"line": 1, "column": 56}],
+                "path": ["box", "leaves", 1, "name"],
+            }
+        ],
+    }
+
+
+async def test_errors_are_masked_as_the_schema_masks_them() -> None:
+    result = await _same(TOY_MASKED, TOY_DOCUMENTS[5], None)
+    assert result == {
+        "data": None,
+        "errors": [{"message": "Unexpected error.", "locations": [{"line": 1, "column": 11}], "path": ["boom"]}],
+    }
+
+
+async def test_bad_variables_give_graphql_cores_errors_and_run_nothing() -> None:
+    result = await _same(TOY, TOY_DOCUMENTS[8], {"yes": "no", "ns": [1]})
+    assert result == {
+        "data": None,
+        "errors": [
+            {
+                "message": "Variable '$yes' has invalid value: Boolean cannot represent a non boolean value: 'no'",
+                "locations": [{"line": 1, "column": 9}],
+            }
+        ],
+    }
+
+
+def test_what_the_plan_does_not_cover_is_not_compiled() -> None:
+    # Mutations, introspection, documents that do not validate, several operations: strawberry runs them
+    schema = build_member_schema(production=False)
+    for query in [
+        DOCUMENTS["OfferActivate.graphql"],
+        "{ __schema { queryType { name } } }",
+        "{ me { nosuch } }",
+        "query A { program { name } } query B { program { currency } }",
+        "subscription S { program { name } }",
+    ]:
+        with pytest.raises(Unsupported):
+            compile_operation(schema, query)
+    # and a production schema refuses what production refuses, e.g. introspection even inside a trusted-looking query
+    with pytest.raises(Unsupported):
+        compile_operation(build_member_schema(production=True), "{ program { name } }")
+
+
+class Stamp(SchemaExtension):
+    """Acts on the operation: codes every error and adds a result extension, as the project's own extensions do."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        for error in getattr(self.execution_context.result, "errors", None) or ():
+            error.extensions = {**(error.extensions or {}), "code": "STAMPED"}
+
+    def get_results(self) -> dict[str, Any]:
+        return {"stamped": True}
+
+
+class Middleware(SchemaExtension):
+    def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+        return _next(root, info, *args, **kwargs)
+
+
+async def test_the_schemas_operation_hooks_act_on_the_compiled_result_too() -> None:
+    schema = strawberry.Schema(query=ToyQuery, extensions=[Stamp, MaskErrors])
+    for query in TOY_DOCUMENTS:
+        result = await _same(schema, query, {"yes": True, "ns": [13, 7]})
+        assert result["extensions"] == {"stamped": True}
+
+
+def test_an_extension_that_wraps_resolvers_turns_compilation_off() -> None:
+    compiled = CompiledDocuments(strawberry.Schema(query=ToyQuery, extensions=[Middleware]), OPERATIONS_DIR)
+    assert compiled.operations == {}
+    assert all("resolve hook" in reason for reason in compiled.not_compiled.values())
+
+
+# --- The member schema ---
+
+EXTRA_HOME = """
+query HomeVariant($withTier: Boolean!, $page: Int = 2) {
+  __typename
+  me {
+    __typename
+    ident: id
+    ...Names
+    tier @include(if: $withTier) { current { name __typename } progress }
+    points { ... on Points { available } }
+    activity(first: $page) { edges { node { ...Entry } } pageInfo { hasNextPage } }
+    again: activity(first: 1) { edges { cursor } }
+  }
+  program { name tiers { name } }
+}
+fragment Names on Member { displayName memberNumber }
+fragment Entry on ActivityEntry { id kind points occurredAt }
+"""
+
+
+async def test_documents_the_app_does_not_send_compile_to_the_same_answers(
+    anna: Member, clock: FrozenClock, program: Any
+) -> None:
+    history = History(anna, clock)
+    for index in range(5):
+        await history.apply("buy", 50 + index)
+    for production in (False, True):
+        schema = build_member_schema(production=production)
+        if production:  # production refuses documents outside the trusted set: nothing to compile
+            with pytest.raises(Unsupported):
+                compile_operation(schema, EXTRA_HOME)
+            continue
+        operation = compile_operation(schema, EXTRA_HOME)
+        for variables in [{"withTier": True}, {"withTier": False, "page": 3}, {"page": 1}, {"withTier": 1}]:
+            for member_id in (anna.id, None):
+                compiled = orjson.dumps(process_result(await operation.execute(_context(member_id, clock), variables)))
+                reference = orjson.dumps(
+                    process_result(
+                        await schema.execute(EXTRA_HOME, variables, context_value=_context(member_id, clock))
+                    )
+                )
+                assert compiled == reference, (variables, member_id)
+
+
+# --- Through the endpoint ---
+
+
+@pytest.fixture
+def used_plans(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The names of the compiled operations the endpoint ran."""
+    used: list[str | None] = []
+    original = compiler.CompiledOperation.execute
+
+    async def spy(self: compiler.CompiledOperation, context: Any, variables: Any, *args: Any) -> Any:
+        used.append(self.name)
+        return await original(self, context, variables, *args)
+
+    monkeypatch.setattr(compiler.CompiledOperation, "execute", spy)
+    return used
+
+
+async def test_the_endpoint_runs_the_plan_of_a_trusted_query_and_strawberry_for_the_rest(
+    anna: Member, as_member: Any, used_plans: list[str | None]
+) -> None:
+    client: GraphQLClient = as_member(anna)
+    home = await client.execute(HOME_QUERY)
+    other = await client.execute("{ me { displayName } }")  # not a trusted document: strawberry (development)
+    assert home["data"]["me"]["displayName"] == "Anna"
+    assert other == {"data": {"me": {"displayName": "Anna"}}}
+    assert used_plans == ["Home"]
+    # A mutation, and a trusted query named otherwise than its operation, run through strawberry too
+    renamed = await client.http.post(
+        "/graphql",
+        json={"query": HOME_QUERY, "operationName": "Other"},
+        headers={"authorization": f"Bearer {client.token}"},
+    )
+    assert renamed.status_code == 400
+    assert "Unknown operation named" in renamed.text
+    assert used_plans == ["Home"]
+
+
+async def _responses(settings: Settings, token: str, requests: list[dict[str, Any]]) -> list[tuple[int, bytes]]:
+    transport = httpx.ASGITransport(app=create_app(settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        answers = []
+        for body in requests:
+            response = await http.post("/graphql", json=body, headers={"authorization": f"Bearer {token}"})
+            answers.append((response.status_code, response.content))
+        return answers
+
+
+async def test_the_endpoint_answers_the_same_with_compiled_execution_off(
+    anna: Member, settings: Settings, tokens: Any, used_plans: list[str | None]
+) -> None:
+    # Given requests the app sends, with bad variables too, and documents that are not trusted
+    token = tokens.issue(str(anna.id), MEMBER_AUDIENCE).token
+    vouchers = DOCUMENTS["Vouchers.graphql"]
+    requests: list[dict[str, Any]] = [
+        {"query": HOME_QUERY},
+        {"query": vouchers, "variables": {"status": "BOGUS"}},
+        {"query": vouchers, "variables": {"status": 1, "after": 2}},
+        {"query": vouchers, "variables": {"after": "not a cursor"}},
+        {"query": vouchers, "variables": [1]},
+        {"query": DOCUMENTS["Rewards.graphql"], "variables": {"after": None}},
+        {"query": "{ me { id } }"},
+    ]
+    # When they are sent with compiled execution on and off, then the answers are the same bytes
+    compiled = await _responses(settings, token, requests)
+    assert used_plans == ["Home", "Vouchers", "Vouchers", "Vouchers", "Rewards"]
+    reference = await _responses(settings.model_copy(update={"compiled_execution": False}), token, requests)
+    assert used_plans == ["Home", "Vouchers", "Vouchers", "Vouchers", "Rewards"]  # none more: all via strawberry
+    assert compiled == reference
+    assert b"BOGUS" in compiled[1][1]
+
+
+async def test_production_refuses_an_untrusted_document_before_any_plan(
+    anna: Member,
+    tmp_path: Path,
+    db: str,
+    tokens: Any,
+    used_plans: list[str | None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
+    settings = app_settings(db, tmp_path, Environment.PRODUCTION)
+    token = tokens.issue(str(anna.id), MEMBER_AUDIENCE).token
+    untrusted = HOME_QUERY.replace("displayName", "displayName email")
+    [(status, body), (home_status, home)] = await _responses(
+        settings, token, [{"query": untrusted}, {"query": HOME_QUERY}]
+    )
+    assert status == home_status == 200
+    assert b"UNTRUSTED_DOCUMENT" in body
+    assert b'"displayName"' in home
+    assert b"errors" not in home
+    assert used_plans == ["Home"]
+
+
+# The statements each compiled query costs, for a member with some history: the same as strawberry's (same
+# loaders), and pinned so that a change to a plan or a loader that adds a query is noticed.
+# (Program: none, the program is cached.)
+BUDGETS = {"ActivityPage": 2, "Home": 4, "Offers": 2, "Program": 0, "Rewards": 4, "Vouchers": 5}
+
+
+@pytest.mark.parametrize("name", QUERIES)
+async def test_each_compiled_query_costs_what_strawberry_does(
+    name: str, anna: Member, clock: FrozenClock, sql_counter: SQLCounter
+) -> None:
+    # Given a member with purchases, vouchers and an offer, whose screens were loaded once (settled, caches warm)
+    history = History(anna, clock)
+    for step in ["buy", "big_buy", "reward", "reward", "offer", "adjust", "reward"]:
+        await history.apply(step, 120)
+    text = DOCUMENTS[name]
+    for production in (False, True):
+        await _both(production, text, {}, anna.id, clock)
+        operation = COMPILED[production].get(text, None, {})
+        assert operation is not None
+        # When the query runs compiled, then through strawberry
+        sql_counter.statements.clear()
+        await operation.execute(_context(anna.id, clock), {})
+        compiled = list(sql_counter.statements)
+        sql_counter.statements.clear()
+        await SCHEMAS[production].execute(text, {}, context_value=_context(anna.id, clock))
+        # Then both send the same statements, as many as its budget
+        assert compiled == sql_counter.statements
+        assert len(compiled) == BUDGETS[name.removesuffix(".graphql")], compiled
