@@ -4,11 +4,6 @@ PostgreSQL, 50 simultaneous requests from one till; tills sharing a login and AP
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +13,8 @@ import pytest
 
 from loyalty.models import Program
 from loyalty.staff import create_api_key, create_staff
+from tests.server import running_klubb
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
 SIGN_IN = """
 mutation($email: String!, $password: String!) {
@@ -31,56 +26,15 @@ mutation($code: String!) {
   voucherRedeem(input: {code: $code, storeCode: "S1"}) { voucher { code } userErrors { code } }
 }
 """
-SERVER_START_SECONDS = 60
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.usefixtures("fast_password_hashing")]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def server(db: str, program: Program, tmp_path: Path) -> Iterator[str]:
     """klubb under uvicorn, two processes, on the test's PostgreSQL database; its base URL."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "KLUBB_ENVIRONMENT": "test",
-        "KLUBB_DATABASE_URL": db,
-        "KLUBB_JWT_DEV_KEY_FILE": str(tmp_path / "jwt.pem"),
-        "KLUBB_EMBEDDED_WORKER": "false",
-    }
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "2"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not answer within {SERVER_START_SECONDS} s:\n{log.read_text()}")
-            time.sleep(0.1)
+    with running_klubb(db, tmp_path, workers=2) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 async def _post(http: httpx.AsyncClient, query: str, variables: dict[str, Any], **headers: str) -> dict[str, Any]:

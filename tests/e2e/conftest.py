@@ -7,17 +7,11 @@ skip (with the reason) only where it is not installed — `make test` installs i
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.transactions import in_transaction
@@ -31,13 +25,12 @@ from loyalty.staff import create_staff
 from loyalty.vouchers import issue_voucher
 from tests.conftest import TEST_PROGRAM
 from tests.loyalty import ledger_helpers
+from tests.server import running_klubb
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-dev-shm-usage"]
-ROOT = Path(__file__).resolve().parents[2]
 STAFF_EMAIL = "cass@example.com"
 STAFF_PASSWORD = "till-password-123"
-SERVER_START_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -89,53 +82,10 @@ async def _seed(database_url: str) -> Seeded:
         forget_cached_program()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_up(server: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the server exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the server did not answer within {SERVER_START_SECONDS} s:\n{log.read_text()}")
-
-
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[Console]:
     """The whole service under uvicorn in a subprocess (as in production), on a seeded SQLite file."""
     database_url = f"sqlite://{tmp_path / 'e2e.sqlite3'}"
     seeded = asyncio.run(_seed(database_url))
-    port = _free_port()
-    env = {
-        **os.environ,
-        "KLUBB_ENVIRONMENT": "test",
-        "KLUBB_DATABASE_URL": database_url,
-        "KLUBB_JWT_DEV_KEY_FILE": str(tmp_path / "jwt.pem"),
-        "KLUBB_EMBEDDED_WORKER": "false",
-    }
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(server, base, log)
+    with running_klubb(database_url, tmp_path) as base:
         yield Console(f"{base}/admin", seeded)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)

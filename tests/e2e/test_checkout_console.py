@@ -14,7 +14,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 from loyalty import clock
 from loyalty.card import card_code
 from loyalty.vouchers import display_code
-from tests.e2e.conftest import CHROMIUM_ARGS, ROOT, STAFF_EMAIL, STAFF_PASSWORD, Console
+from tests.e2e.conftest import CHROMIUM_ARGS, STAFF_EMAIL, STAFF_PASSWORD, Console
+from tests.server import ROOT
 
 SCREENSHOT = ROOT / "test-artifacts" / "checkout-console.png"
 PORTRAIT = {"width": 820, "height": 1180}  # a 10-11" tablet held upright

@@ -1,0 +1,69 @@
+"""klubb under uvicorn in a subprocess, as in production: for tests that need real HTTP and real processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_START_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_up(server: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"the server exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"the server did not answer within {SERVER_START_SECONDS} s:\n{log.read_text()}")
+
+
+@contextmanager
+def running_klubb(database_url: str, tmp_path: Path, *, workers: int = 1) -> Iterator[str]:
+    """Serve klubb on a free local port over `database_url` (no embedded worker); yields its base URL and stops it
+    afterwards. The server's output is in `tmp_path / "server.log"`, shown when it fails to start."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "KLUBB_ENVIRONMENT": "test",
+        "KLUBB_DATABASE_URL": database_url,
+        "KLUBB_JWT_DEV_KEY_FILE": str(tmp_path / "jwt.pem"),
+        "KLUBB_EMBEDDED_WORKER": "false",
+    }
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(workers)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(server, base, log)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
