@@ -25,9 +25,10 @@ from api.settings import Settings, get_settings
 from api.staff_graphql import StaffGraphQL
 from api.unavailable import ServiceUnavailableMiddleware
 from loyalty.db import connect, disconnect, ping
-from schema.compiler import CompiledDocuments
+from schema.compiled import CompiledDocuments
 from schema.member_schema import QueryLimits, build_member_schema
 from schema.staff.schema import build_staff_schema
+from schema.trusted_documents import OPERATIONS_DIR
 from worker.runner import run_embedded
 from worker.schedule import Schedule
 
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         sessions=sessions,
         graphiql=graphiql,
         max_body_bytes=settings.graphql_max_body_bytes,
-        compiled=CompiledDocuments(member_schema) if settings.compiled_execution else None,
+        compiled=CompiledDocuments(member_schema, OPERATIONS_DIR) if settings.compiled_execution else None,
     )
     staff_graphql = StaffGraphQL(
         build_staff_schema(**limits),

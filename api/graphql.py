@@ -32,7 +32,7 @@ from api.auth.tokens import TokenService
 from api.graphiql import GRAPHIQL_PAGE
 from api.unavailable import raise_if_unavailable
 from loyalty import clock
-from schema.compiler import CompiledDocuments
+from schema.compiled import CompiledDocuments
 from schema.context import Context
 from schema.ports import SessionIssuer
 

@@ -26,8 +26,7 @@ from api.auth.tokens import MEMBER_AUDIENCE
 from api.settings import Environment, Settings
 from loyalty.clock import FrozenClock
 from loyalty.models import Member
-from schema import compiler
-from schema.compiler import CompiledDocuments, Unsupported, compile_operation
+from schema.compiled import CompiledDocuments, Unsupported, compile_operation, documents
 from schema.member_schema import build_member_schema
 from schema.trusted_documents import OPERATIONS_DIR
 from tests.conftest import app_settings
@@ -283,13 +282,13 @@ async def test_documents_the_app_does_not_send_compile_to_the_same_answers(
 def used_plans(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """The names of the compiled operations the endpoint ran."""
     used: list[str | None] = []
-    original = compiler.CompiledOperation.execute
+    original = documents.CompiledOperation.execute
 
-    async def spy(self: compiler.CompiledOperation, context: Any, variables: Any, *args: Any) -> Any:
+    async def spy(self: documents.CompiledOperation, context: Any, variables: Any, *args: Any) -> Any:
         used.append(self.name)
         return await original(self, context, variables, *args)
 
-    monkeypatch.setattr(compiler.CompiledOperation, "execute", spy)
+    monkeypatch.setattr(documents.CompiledOperation, "execute", spy)
     return used
 
 

@@ -1,0 +1,104 @@
+"""The one place the compiler touches strawberry's private execution API.
+
+`strawberry.Schema.execute` runs a request in steps that are not public: it builds an `ExecutionContext`, parses and
+validates in its extensions' parsing and validation hooks (`_prepare_operation_sync`), logs errors before any hook
+masks them (`_process_errors`) and builds the result with the extensions' results (`_handle_execution_result`). A
+compiled plan runs inside the same steps, so that masking, error codes, logging and limits act on it exactly as on
+strawberry's own execution; these wrappers are the only callers. `SEAM` lists what they rely on and
+`tests/schema/test_strawberry_seam.py` checks it against the installed strawberry, so an upgrade that renames or
+changes one fails there, by name, rather than somewhere inside a request (pyproject.toml pins the tested range).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError, GraphQLSchema
+from strawberry.extensions import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
+
+# strawberry.Schema's private members used here, with the parameters they are called with.
+SEAM: dict[str, tuple[str, ...]] = {
+    "_create_execution_context": (
+        "query",
+        "allowed_operation_types",
+        "variable_values",
+        "context_value",
+        "root_value",
+        "operation_name",
+        "operation_extensions",
+    ),
+    "_prepare_operation_sync": ("context", "extensions_runner"),
+    "_process_errors": ("errors", "execution_context"),
+    "_handle_execution_result": ("context", "result", "extensions_runner", "skip_process_errors"),
+}
+QUERIES_ONLY = frozenset({OperationType.QUERY})
+
+__all__ = ["QUERIES_ONLY", "SEAM", "PreExecutionError"]
+
+
+def graphql_schema(schema: strawberry.Schema) -> GraphQLSchema:
+    """The graphql-core schema strawberry built."""
+    return schema._schema
+
+
+def execution_context(
+    schema: strawberry.Schema,
+    query: str,
+    *,
+    variables: dict[str, Any] | None = None,
+    context: Any = None,
+    root_value: Any = None,
+    operation_name: str | None = None,
+    operation_extensions: dict[str, Any] | None = None,
+    allowed: Iterable[OperationType] = QUERIES_ONLY,
+) -> ExecutionContext:
+    return schema._create_execution_context(
+        query=query,
+        allowed_operation_types=allowed,
+        variable_values=variables,
+        context_value=context,
+        root_value=root_value,
+        operation_name=operation_name,
+        operation_extensions=operation_extensions,
+    )
+
+
+def extensions_runner(
+    schema: strawberry.Schema, context: ExecutionContext, extensions: list[SchemaExtension]
+) -> SchemaExtensionsRunner:
+    """The runner of the request's extension instances, each told the request's execution context (as
+    `Schema.execute` does)."""
+    for extension in extensions:
+        extension.execution_context = context
+    return schema.create_extensions_runner(context, extensions)
+
+
+def prepare_sync(
+    schema: strawberry.Schema, context: ExecutionContext, runner: SchemaExtensionsRunner
+) -> ExecutionResult | None:
+    """Parse and validate in the extensions' hooks: None when the document is fine (in `context.graphql_document`),
+    else the errors' result. Raises if the operation is not one of the allowed types."""
+    return schema._prepare_operation_sync(context, runner)
+
+
+def process_errors(schema: strawberry.Schema, errors: list[GraphQLError], context: ExecutionContext) -> None:
+    """The schema's `process_errors` (logging), before any hook masks the errors."""
+    schema._process_errors(errors, context)
+
+
+async def handle_result(
+    schema: strawberry.Schema,
+    context: ExecutionContext,
+    result: Any,
+    runner: SchemaExtensionsRunner,
+    *,
+    errors_processed: bool,
+) -> ExecutionResult:
+    """The request's `ExecutionResult`: errors on the context, the extensions' results added."""
+    return await schema._handle_execution_result(context, result, runner, skip_process_errors=errors_processed)
