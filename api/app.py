@@ -27,6 +27,7 @@ from api.unavailable import ServiceUnavailableMiddleware
 from loyalty.db import connect, disconnect, ping
 from schema.compiled import CompiledDocuments
 from schema.member_schema import QueryLimits, build_member_schema
+from schema.staff.schema import OPERATIONS_DIR as STAFF_OPERATIONS_DIR
 from schema.staff.schema import build_staff_schema
 from schema.trusted_documents import OPERATIONS_DIR
 from worker.runner import run_embedded
@@ -65,11 +66,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_body_bytes=settings.graphql_max_body_bytes,
         compiled=CompiledDocuments(member_schema, OPERATIONS_DIR) if settings.compiled_execution else None,
     )
+    staff_schema = build_staff_schema(**limits)
     staff_graphql = StaffGraphQL(
-        build_staff_schema(**limits),
+        staff_schema,
         tokens=tokens,
         graphiql=graphiql,
         max_body_bytes=settings.staff_graphql_max_body_bytes,
+        compiled=CompiledDocuments(staff_schema, STAFF_OPERATIONS_DIR) if settings.compiled_execution else None,
     )
 
     @contextlib.asynccontextmanager

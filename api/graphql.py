@@ -104,11 +104,14 @@ def request_data(data: Any) -> GraphQLRequestData:
 
 class OrjsonGraphQL(GraphQL[ContextT, None]):
     """What both endpoints share: a body of at most `max_body_bytes`, orjson, POST only, GraphiQL only when asked
-    (never in production)."""
+    (never in production), and the endpoint's known queries run as compiled plans."""
 
-    def __init__(self, schema: BaseSchema, *, graphiql: bool, max_body_bytes: int) -> None:
+    def __init__(
+        self, schema: BaseSchema, *, graphiql: bool, max_body_bytes: int, compiled: CompiledDocuments | None = None
+    ) -> None:
         super().__init__(schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=False)
         self.max_body_bytes = max_body_bytes
+        self.compiled = compiled  # the known queries' plans (KLUBB_COMPILED_EXECUTION), None: all via strawberry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -159,6 +162,22 @@ class OrjsonGraphQL(GraphQL[ContextT, None]):
             raise HTTPException(415, "send the request as `Content-Type: application/json`")
         return request_data(self.parse_json(await request.get_body()))
 
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: ContextT,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        # A known query runs its compiled plan (same answer, a fraction of the CPU); anything else, strawberry.
+        if self.compiled is not None and request_adapter.method == "POST":
+            operation = self.compiled.get(request_data.query, request_data.operation_name, request_data.variables)
+            if operation is not None:
+                return await operation.execute(context, request_data.variables, root_value, request_data.operation_name)
+        return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
+
     async def execute_operation(
         self,
         request: Request,
@@ -199,26 +218,9 @@ class MemberGraphQL(OrjsonGraphQL[Context]):
         max_body_bytes: int,
         compiled: CompiledDocuments | None = None,
     ) -> None:
-        super().__init__(schema, graphiql=graphiql, max_body_bytes=max_body_bytes)
+        super().__init__(schema, graphiql=graphiql, max_body_bytes=max_body_bytes, compiled=compiled)
         self.tokens = tokens
         self.sessions = sessions
-        self.compiled = compiled  # the trusted queries' plans (KLUBB_COMPILED_EXECUTION), None: all via strawberry
-
-    async def execute_single(
-        self,
-        request: Request,
-        request_adapter: Any,
-        sub_response: Response,
-        context: Context,
-        root_value: None,
-        request_data: GraphQLRequestData,
-    ) -> ExecutionResult:
-        # A trusted query runs its compiled plan (same answer, a fraction of the CPU); anything else, strawberry.
-        if self.compiled is not None and request_adapter.method == "POST":
-            operation = self.compiled.get(request_data.query, request_data.operation_name, request_data.variables)
-            if operation is not None:
-                return await operation.execute(context, request_data.variables, root_value, request_data.operation_name)
-        return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
 
     # The view's signature takes websockets too; only HTTP reaches it (both routes are HTTP routes).
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:

@@ -24,10 +24,13 @@ from strawberry.http import process_result
 from api.app import create_app
 from api.auth.tokens import MEMBER_AUDIENCE
 from api.settings import Environment, Settings
+from bench.run import LOOKUP_QUERY
 from loyalty.clock import FrozenClock
 from loyalty.models import Member
+from loyalty.staff import create_api_key
 from schema.compiled import CompiledDocuments, Unsupported, compile_operation, documents
 from schema.member_schema import build_member_schema
+from schema.staff.schema import OPERATIONS_DIR as STAFF_OPERATIONS_DIR
 from schema.trusted_documents import OPERATIONS_DIR
 from tests.conftest import app_settings
 from tests.schema.conftest import HOME_QUERY, GraphQLClient, SQLCounter
@@ -93,6 +96,7 @@ class ToyQuery:
         raise RuntimeError("database password is hunter2")
 
 
+STAFF_DOCUMENTS = {path.name: path.read_text() for path in sorted(STAFF_OPERATIONS_DIR.glob("*.graphql"))}
 TOY = strawberry.Schema(query=ToyQuery)
 TOY_MASKED = strawberry.Schema(query=ToyQuery, extensions=[MaskErrors])
 TOY_DOCUMENTS = [
@@ -312,12 +316,15 @@ async def test_the_endpoint_runs_the_plan_of_a_trusted_query_and_strawberry_for_
     assert used_plans == ["Home"]
 
 
-async def _responses(settings: Settings, token: str, requests: list[dict[str, Any]]) -> list[tuple[int, bytes]]:
+async def _responses(
+    settings: Settings, token: str, requests: list[dict[str, Any]], path: str = "/graphql"
+) -> list[tuple[int, bytes]]:
     transport = httpx.ASGITransport(app=create_app(settings))
+    headers = {"x-api-key": token} if path == "/staff/graphql" else {"authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         answers = []
         for body in requests:
-            response = await http.post("/graphql", json=body, headers={"authorization": f"Bearer {token}"})
+            response = await http.post(path, json=body, headers=headers)
             answers.append((response.status_code, response.content))
         return answers
 
@@ -344,6 +351,33 @@ async def test_the_endpoint_answers_the_same_with_compiled_execution_off(
     assert used_plans == ["Home", "Vouchers", "Vouchers", "Vouchers", "Rewards"]  # none more: all via strawberry
     assert compiled == reference
     assert b"BOGUS" in compiled[1][1]
+
+
+async def test_the_staff_endpoint_runs_the_tills_plans_and_strawberry_for_the_rest(
+    anna: Member, settings: Settings, used_plans: list[str | None]
+) -> None:
+    # Given an integration's key, and the till's reference lookup with good and bad variables, a lookup the till
+    # does not send (one byte more than the reference: a trailing space) and a mutation
+    _, key = await create_api_key("POS store 1", "cashier", "S1")
+    requests: list[dict[str, Any]] = [
+        {"query": LOOKUP_QUERY, "variables": {"query": anna.member_number}, "operationName": "Lookup"},
+        {"query": LOOKUP_QUERY, "variables": {"query": 3}},
+        {"query": LOOKUP_QUERY + " ", "variables": {"query": anna.member_number}},
+        {"query": "{ staffMe { name } }"},
+        {"query": STAFF_DOCUMENTS["StaffMe.graphql"]},
+    ]
+    # When they are sent with compiled execution on and off, then only the reference operations ran as plans,
+    # and the answers are the same bytes
+    compiled = await _responses(settings, key, requests, "/staff/graphql")
+    assert used_plans == ["Lookup", "Lookup", "StaffMe"]
+    reference = await _responses(
+        settings.model_copy(update={"compiled_execution": False}), key, requests, "/staff/graphql"
+    )
+    assert used_plans == ["Lookup", "Lookup", "StaffMe"]
+    assert compiled == reference
+    assert compiled[0][0] == 200
+    assert orjson.loads(compiled[0][1])["data"]["memberLookup"]["memberNumber"] == anna.member_number
+    assert compiled[2] == compiled[0]
 
 
 async def test_production_refuses_an_untrusted_document_before_any_plan(
