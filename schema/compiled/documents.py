@@ -31,6 +31,7 @@ class CompiledOperation:
     document: DocumentNode
     operation: Operation
     text: str
+    extensions: seam.RequestExtensions
     # The variables @skip/@include read: the plan depends on their values, so one is built per combination.
     condition_variables: tuple[str, ...]
     _plans: dict[tuple[Any, ...], ObjectOf] = field(default_factory=dict)
@@ -62,7 +63,7 @@ class CompiledOperation:
             root_value=root_value,
             operation_name=operation_name,
         )
-        runner = seam.extensions_runner(schema, execution_context, schema.get_extensions())
+        runner = seam.extensions_runner(schema, execution_context, self.extensions())
         try:
             async with runner.operation():
                 execution_context.graphql_document = self.document
@@ -101,6 +102,7 @@ def compile_operation(schema: strawberry.Schema, query: str) -> CompiledOperatio
         document=document,
         operation=Operation(seam.graphql_schema(schema), definition, fragments),
         text=query,
+        extensions=seam.RequestExtensions(schema),
         condition_variables=condition_variables(document),
     )
     if not op.condition_variables:  # the one plan there is: built now, so an unsupported part shows at start-up

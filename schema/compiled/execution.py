@@ -11,7 +11,7 @@ plan over the root value; a field error nulls the nearest nullable parent and is
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,11 +90,17 @@ class ListOf(Completer):
     inner: Completer
     item_type: GraphQLOutputType
 
+    def __post_init__(self) -> None:
+        # Items completed as scalars or enums are never awaitable and need no path but for an error: inline.
+        self.leaves = isinstance(self.inner.inner if isinstance(self.inner, NonNull) else self.inner, Leaf)
+
     def complete(self, run: Run, f: Field, path: Path, value: Any) -> Any:
         if value is None or value is Undefined:
             return None
         if not is_iterable(value):
             raise GraphQLError(f"Expected Iterable, but did not find one for field '{f.parent_type.name}.{f.name}'.")
+        if self.leaves:
+            return self._complete_leaves(run, f, path, value)
         results: list[Any] = []
         pending: list[int] = []
         try:
@@ -114,6 +120,33 @@ class ListOf(Completer):
                     results.append(completed)
                 except Exception as raw_error:
                     run.field_error(raw_error, f, self.item_type, item_path)
+                    results.append(None)
+        except Exception:
+            run.settle([results[index] for index in pending])
+            raise
+        if not pending:
+            return results
+        return run.gather_into(results, pending)
+
+    def _complete_leaves(self, run: Run, f: Field, path: Path, value: Iterable[Any]) -> Any:
+        """The loop above for items completed as scalars or enums (never awaitable once resolved), the item's path
+        made only where it is used: an awaitable item or an error."""
+        results: list[Any] = []
+        pending: list[int] = []
+        complete = self.inner.complete
+        try:
+            for index, item in enumerate(value):
+                if _is_awaitable(item):
+                    item_path = path.add_key(index, None)
+                    results.append(run.complete_awaitable(self.inner, f, self.item_type, item_path, item))
+                    pending.append(index)
+                    continue
+                try:
+                    if isinstance(item, Exception):
+                        raise item
+                    results.append(complete(run, f, path, item))
+                except Exception as raw_error:
+                    run.field_error(raw_error, f, self.item_type, path.add_key(index, None))
                     results.append(None)
         except Exception:
             run.settle([results[index] for index in pending])

@@ -69,6 +69,34 @@ def execution_context(
     )
 
 
+# The hooks an extension may act through while a compiled plan runs (parsing and validation ran at compile time).
+_REQUEST_HOOKS = ("on_operation", "on_execute", "get_results")
+
+
+class RequestExtensions:
+    """Builds, per request, the schema's extensions that act while a plan runs: those that override
+    `on_operation`, `on_execute` or `get_results`, in the schema's order, each a new instance as strawberry makes
+    them. An extension that only parses or validates has done its work at compile time; building and entering it
+    for every request would be the per-request cost of a hook that does nothing."""
+
+    def __init__(self, schema: strawberry.Schema) -> None:
+        compiled = schema.get_extensions()  # one instance of each, in the order of `schema.extensions`
+        self.factories = [
+            factory
+            for factory, instance in zip(self._sources(schema), compiled, strict=True)
+            if any(getattr(type(instance), hook) is not getattr(SchemaExtension, hook) for hook in _REQUEST_HOOKS)
+        ]
+
+    @staticmethod
+    def _sources(schema: strawberry.Schema) -> list[Any]:
+        # `get_extensions` adds the directives extension when the schema has directives: it has a `resolve` hook,
+        # so such a schema is never compiled, and it is not listed here.
+        return list(schema.extensions) + ([None] if schema.directives else [])
+
+    def __call__(self) -> list[SchemaExtension]:
+        return [f if isinstance(f, SchemaExtension) else f() for f in self.factories]
+
+
 def extensions_runner(
     schema: strawberry.Schema, context: ExecutionContext, extensions: list[SchemaExtension]
 ) -> SchemaExtensionsRunner:

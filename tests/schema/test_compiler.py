@@ -71,6 +71,18 @@ class Leaf:
 @strawberry.type
 class Box:
     leaves: list[Leaf]
+    # Lists of leaves with items their scalar refuses: beyond 32 bits, null in a non-null position, awaitable.
+    numbers: list[int | None] = strawberry.field(default_factory=lambda: [1, 2**40, 3])
+    strict_numbers: list[int] = strawberry.field(default_factory=lambda: [1, None, 3])  # type: ignore[list-item]
+
+    @strawberry.field
+    async def later_numbers(self) -> list[str | None]:
+        async def item(n: int) -> str:
+            if n == 2:
+                raise ValueError("two is refused")
+            return str(n)
+
+        return [item(1), item(2), "3"]  # type: ignore[list-item]
 
     @strawberry.field
     def strict_leaves(self) -> list[Leaf]:
@@ -122,6 +134,8 @@ TOY_DOCUMENTS = [
        box(ns: $ns, first: $first) { leaves { n @include(if: $yes) name @skip(if: $yes) ...F @include(if: $no)
        ... @skip(if: true) { color } } } }
        fragment F on Leaf { color later }""",
+    # lists of leaves: an item refused by its scalar, awaitable items, a null item in a non-null list
+    "query J { box(ns: [1]) { numbers laterNumbers } other: box(ns: [2]) { strictNumbers } }",
 ]
 TOY_VARIABLES: list[dict[str, Any] | None] = [
     None,
@@ -226,6 +240,29 @@ async def test_the_schemas_operation_hooks_act_on_the_compiled_result_too() -> N
     for query in TOY_DOCUMENTS:
         result = await _same(schema, query, {"yes": True, "ns": [13, 7]})
         assert result["extensions"] == {"stamped": True}
+
+
+class CountedValidation(SchemaExtension):
+    """Validates only: built for each validation, so once per trusted document, not per request."""
+
+    built = 0
+
+    def __init__(self) -> None:
+        CountedValidation.built += 1
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+
+
+async def test_a_compiled_request_builds_only_the_extensions_that_act_on_it() -> None:
+    # Given a schema with an extension that only validates and one that acts on the operation
+    schema = strawberry.Schema(query=ToyQuery, extensions=[CountedValidation, Stamp])
+    operation = compile_operation(schema, TOY_DOCUMENTS[0])
+    built = CountedValidation.built
+    # When the plan runs twice, then the validating extension was not built again, and the other acted each time
+    for _ in range(2):
+        assert (await operation.execute(None, None)).extensions == {"stamped": True}
+    assert CountedValidation.built == built
 
 
 def test_an_extension_that_wraps_resolvers_turns_compilation_off() -> None:
