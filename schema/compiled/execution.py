@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import GeneratorType
 from typing import Any
 
 from graphql import (
@@ -188,11 +189,15 @@ class Field:
     # field's resolver with `arguments` (None: they reference variables and are coerced per request).
     attribute: str | None = None
     arguments: dict[str, Any] | None = field(default_factory=dict)
-    # A plain attribute completed as a scalar or enum: never awaitable, so run inline (see `Run.execute_fields`).
+    # A plain attribute completed as a scalar or enum: never awaitable, so run inline (see `Run.execute_fields`);
+    # `plain`: the Python type its scalar returns unchanged (`Leaf.identity`), checked first.
     leaf: bool = False
+    plain: type | None = None
     # A getter registered for this field's resolver (`planning.FAST_GETTERS`): the same value without the
     # resolver's wrapping; it returns NotImplemented for a source it does not cover, which then goes to the resolver.
     getter: Callable[[Any], Any] | None = None
+    # The strawberry resolver called directly, as its wrapper would call it (`planning.direct_call`).
+    call: Callable[[Run, Field, Any, Path], Any] | None = None
 
     def read(self, run: Run, source: Any, path: Path) -> Any:
         if self.definition is None:
@@ -203,6 +208,8 @@ class Field:
             value = self.getter(source)
             if value is not NotImplemented:
                 return value
+        if self.call is not None:
+            return self.call(run, self, source, path)
         arguments = self.arguments
         if arguments is None:
             arguments = get_argument_values(self.definition, self.nodes[0], run.variables)
@@ -268,6 +275,10 @@ class Run:
                 if f.leaf:  # the common case, inline; the path is only made for an error
                     try:
                         value = getattr(source, f.attribute)  # type: ignore[arg-type]
+                        plain = f.plain
+                        if type(value) is plain and (plain is not int or value in _INT_RANGE):
+                            results[f.key] = value  # what the leaf's completer would return: itself
+                            continue
                         if isinstance(value, Exception):
                             raise value
                         results[f.key] = f.completer.complete(self, f, path, value)  # type: ignore[arg-type]
@@ -389,12 +400,19 @@ async def execute_plan(
     return GraphQLExecutionResult(data, run.errors or None)
 
 
-# Values that are never awaitable, checked first: graphql-core's `is_awaitable` is the costlier general test.
-_PLAIN_TYPES = frozenset({dict, list, str, int, float, bool, type(None)})
+# Whether values of a type are awaitable, learnt from its first value (graphql-core's `is_awaitable` asks the value
+# each time); generators are asked each time (an old-style coroutine is a generator with a flag).
+_AWAITABLE_TYPES: dict[type, bool] = dict.fromkeys([dict, list, str, int, float, bool, type(None)], False)
 
 
 def _is_awaitable(value: Any) -> bool:
-    return type(value) not in _PLAIN_TYPES and is_awaitable(value)
+    kind = type(value)
+    known = _AWAITABLE_TYPES.get(kind)
+    if known is None:
+        known = is_awaitable(value)
+        if kind is not GeneratorType:
+            _AWAITABLE_TYPES[kind] = known
+    return known
 
 
 async def _gather(values: Sequence[Awaitable[Any]]) -> list[Any]:

@@ -26,15 +26,19 @@ from graphql import (
     InlineFragmentNode,
     SelectionSetNode,
     VariableNode,
+    get_named_type,
     is_abstract_type,
     is_leaf_type,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_directive_values
 from graphql.language import Visitor, visit
+from graphql.pyutils import Path
 from strawberry import relay
 from strawberry.extensions import SchemaExtension
+from strawberry.types.field import StrawberryField
 
-from schema.compiled.execution import Completer, Field, Leaf, ListOf, NonNull, ObjectOf, Operation
+from schema.compiled import seam
+from schema.compiled.execution import Completer, Field, Leaf, ListOf, NonNull, ObjectOf, Operation, Run
 
 
 class Unsupported(Exception):
@@ -144,6 +148,7 @@ class _Planner:
             compiled.attribute = strawberry_field.python_name
             leaf = completer.inner if isinstance(completer, NonNull) else completer
             compiled.leaf = isinstance(leaf, Leaf)
+            compiled.plain = leaf.identity if isinstance(leaf, Leaf) else None
             return compiled
         if strawberry_field is not None and strawberry_field.base_resolver is not None:
             wrapped = getattr(strawberry_field.base_resolver.wrapped_func, "__func__", None)
@@ -156,6 +161,8 @@ class _Planner:
             compiled.arguments = get_argument_values(definition, nodes[0], self.variables)
         else:
             compiled.arguments = None
+        if strawberry_field is not None:
+            compiled.call = direct_call(self.strawberry_schema, compiled, strawberry_field)
         return compiled
 
     def _completer(self, type_: Any, nodes: list[FieldNode]) -> Completer:
@@ -182,6 +189,45 @@ def _uses_variables(node: FieldNode) -> bool:
     for argument in node.arguments or ():
         visit(argument, Finder())
     return found
+
+
+# --- Resolvers called directly ---
+
+
+def direct_call(
+    schema: strawberry.Schema, f: Field, field: StrawberryField
+) -> Callable[[Run, Field, Any, Path], Any] | None:
+    """The field's strawberry resolver called as strawberry's wrapper calls it, without the wrapper's per-call work
+    (building an `Info` it does not need, walking an empty extension chain), or None where the wrapper does more:
+    field extensions (permissions among them), the schema's exception handlers, arguments of input types."""
+    resolver = field.base_resolver
+    definition = f.definition
+    if resolver is None or definition is None or field.extensions or schema.exception_handlers:
+        return None
+    if not all(is_leaf_type(get_named_type(argument.type)) for argument in definition.args.values()):
+        return None
+    convert = seam.argument_converter(schema, field)
+    fixed = convert(f.arguments) if f.arguments is not None else None
+    node = f.nodes[0]
+    wants_self = resolver.self_parameter is not None
+    source_names = [p.name for p in (resolver.parent_parameter, resolver.root_parameter) if p is not None]
+    info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
+    function = resolver.wrapped_func
+    if not callable(function):
+        return None
+
+    def call(run: Run, f: Field, source: Any, path: Path) -> Any:
+        if fixed is None:
+            kwargs = convert(get_argument_values(definition, node, run.variables))
+        else:
+            kwargs = dict(fixed) if source_names or info_name else fixed
+        for name in source_names:
+            kwargs[name] = source
+        if info_name is not None:
+            kwargs[info_name] = seam.info(schema, run.info(f, path), field)
+        return function(source, **kwargs) if wants_self else function(**kwargs)
+
+    return call
 
 
 # --- Fast getters ---

@@ -4,22 +4,27 @@
 validates in its extensions' parsing and validation hooks (`_prepare_operation_sync`), logs errors before any hook
 masks them (`_process_errors`) and builds the result with the extensions' results (`_handle_execution_result`). A
 compiled plan runs inside the same steps, so that masking, error codes, logging and limits act on it exactly as on
-strawberry's own execution; these wrappers are the only callers. `SEAM` lists what they rely on and
-`tests/schema/test_strawberry_seam.py` checks it against the installed strawberry, so an upgrade that renames or
-changes one fails there, by name, rather than somewhere inside a request (pyproject.toml pins the tested range).
+strawberry's own execution; these wrappers are the only callers. A resolver that a plan calls directly (a field
+without field extensions: strawberry's per-call wrapper would only convert its arguments and build its `Info`) gets
+them as that wrapper gives them (`argument_converter`, `info`). `SEAM`, `RESOLVER_PARAMETERS` and
+`CONVERT_ARGUMENTS` list what these rely on and `tests/schema/test_strawberry_seam.py` checks them against the
+installed strawberry, so an upgrade that renames or changes one fails there, by name, rather than somewhere inside a
+request (pyproject.toml pins the tested range).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, GraphQLSchema
+from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
-from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types import ExecutionContext, ExecutionResult, Info
+from strawberry.types.arguments import convert_arguments
 from strawberry.types.execution import PreExecutionError
+from strawberry.types.field import StrawberryField
 from strawberry.types.graphql import OperationType
 
 # strawberry.Schema's private members used here, with the parameters they are called with.
@@ -37,6 +42,10 @@ SEAM: dict[str, tuple[str, ...]] = {
     "_process_errors": ("errors", "execution_context"),
     "_handle_execution_result": ("context", "result", "extensions_runner", "skip_process_errors"),
 }
+# What a resolver is called with, as strawberry's own wrapper (`GraphQLCoreConverter.from_resolver`) does it: the
+# arguments converted by `convert_arguments`, the source as `self`, `root` or `parent`, an `Info` if asked for.
+RESOLVER_PARAMETERS = ("self_parameter", "parent_parameter", "root_parameter", "info_parameter")
+CONVERT_ARGUMENTS = ("value", "arguments", "scalar_registry", "config", "info")
 QUERIES_ONLY = frozenset({OperationType.QUERY})
 
 __all__ = ["QUERIES_ONLY", "SEAM", "PreExecutionError"]
@@ -95,6 +104,23 @@ class RequestExtensions:
 
     def __call__(self) -> list[SchemaExtension]:
         return [f if isinstance(f, SchemaExtension) else f() for f in self.factories]
+
+
+def argument_converter(schema: strawberry.Schema, field: StrawberryField) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The field's arguments as its resolver takes them (Python names and types), from graphql-core's coerced values.
+    Only for arguments of scalar and enum types: input types may build themselves with the request's info."""
+    registry = schema.schema_converter.scalar_registry
+    arguments, config = field.arguments, schema.config
+
+    def convert(values: dict[str, Any]) -> dict[str, Any]:
+        return convert_arguments(values, arguments, scalar_registry=registry, config=config, info=None)
+
+    return convert
+
+
+def info(schema: strawberry.Schema, raw: GraphQLResolveInfo, field: StrawberryField) -> Info:
+    """strawberry's `Info` for a resolver that asks for it."""
+    return schema.config.info_class(_raw_info=raw, _field=field)
 
 
 def extensions_runner(
