@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import strawberry
-from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types import ExecutionContext, ExecutionResult, Info
+from strawberry.types.arguments import convert_arguments
+from strawberry.types.fields.resolver import StrawberryResolver
 
 from schema.compiled import seam
 
@@ -17,6 +20,10 @@ from schema.compiled import seam
 @strawberry.type
 class Query:
     hello: str = "hi"
+
+    @strawberry.field
+    def greet(self, info: strawberry.Info, name: str) -> str:
+        return f"hello {name}"
 
 
 def test_every_private_member_the_seam_calls_exists_with_its_parameters() -> None:
@@ -26,6 +33,24 @@ def test_every_private_member_the_seam_calls_exists_with_its_parameters() -> Non
         accepted = inspect.signature(member).parameters
         missing = [p for p in parameters if p not in accepted]
         assert missing == [], f"strawberry.Schema.{name} no longer takes {missing}: adapt schema/compiled/seam.py"
+
+
+def test_what_a_directly_called_resolver_is_given_is_what_strawberry_gives() -> None:
+    # The resolver's parameters strawberry inspects, argument conversion, the scalar registry and the Info class
+    schema = strawberry.Schema(query=Query)
+    resolver = StrawberryResolver(Query.greet)
+    for name in seam.RESOLVER_PARAMETERS:
+        assert hasattr(resolver, name), f"StrawberryResolver.{name} is gone: adapt schema/compiled/planning.py"
+    assert resolver.self_parameter is not None
+    assert resolver.info_parameter is not None
+    accepted = inspect.signature(convert_arguments).parameters
+    assert [p for p in seam.CONVERT_ARGUMENTS if p not in accepted] == []
+    assert isinstance(schema.schema_converter.scalar_registry, Mapping)
+    assert issubclass(schema.config.info_class, Info)
+    assert schema.exception_handlers == ()
+    field = schema.get_field_for_type("greet", "Query")
+    assert field is not None
+    assert seam.argument_converter(schema, field)({"name": "Ann"}) == {"name": "Ann"}
 
 
 async def test_the_seam_runs_a_document_through_strawberrys_own_steps() -> None:
