@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from types import GeneratorType
 from typing import Any
 
@@ -71,10 +72,20 @@ class Leaf(Completer):
 
     def __post_init__(self) -> None:
         self.identity = _IDENTITY.get(id(self.type))
+        # A strawberry enum's members by the names they complete to (its `coerce_output_value` searches the values
+        # for each one): asked once per member, here.
+        members = getattr(self.type, "wrapped_cls", None)
+        self.enum = members if isinstance(members, type) and issubclass(members, Enum) else None
+        self.names: dict[Any, str] = {}
+        for member in self.enum or ():
+            with contextlib.suppress(Exception):  # a member it refuses is refused per request, as strawberry does
+                self.names[member] = self.type.coerce_output_value(member)
 
     def complete(self, run: Run, f: Field, path: Path, value: Any) -> Any:
         if type(value) is self.identity and (self.identity is not int or value in _INT_RANGE):
             return value
+        if type(value) is self.enum and value in self.names:
+            return self.names[value]
         if value is None or value is Undefined:
             return None
         coerced = self.type.coerce_output_value(value)
