@@ -114,7 +114,6 @@ async def requests(settings: Settings, rng: random.Random) -> dict[str, list[Req
 
 
 async def measure(database_url: str, runs: int, rounds: int, profile: str | None) -> dict[str, dict[str, float]]:
-    sort = "cumulative"
     async with AsyncExitStack() as stack:
         if database_url.startswith("sqlite://"):  # a copy: lookups settle members
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "bench.sqlite3"
@@ -151,7 +150,7 @@ async def measure(database_url: str, runs: int, rounds: int, profile: str | None
             profiler.enable()
             await runner(apps["compiled"], scenarios[profile])(runs)
             profiler.disable()
-            pstats.Stats(profiler).sort_stats(sort).print_stats(120)
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(50)
         totals = {name: dict.fromkeys(apps, 0.0) for name in scenarios}
         per_round = runs // rounds
         for _ in range(rounds):
