@@ -201,7 +201,9 @@ class OrjsonGraphQL(GraphQL[ContextT, None]):
         if self.compiled is not None and request_adapter.method == "POST":
             operation = self.compiled.get(request_data.query, request_data.operation_name, request_data.variables)
             if operation is not None:
-                return await operation.execute(context, request_data.variables, root_value, request_data.operation_name)
+                return await operation.execute(
+                    context, request_data.variables, root_value, request_data.operation_name, request_data.extensions
+                )
         return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
 
     async def execute_operation(

@@ -50,6 +50,7 @@ class CompiledOperation:
         raw_variables: Mapping[str, Any] | None,
         root_value: Any = None,
         operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
         """The plan run inside the schema's own extension hooks, as `strawberry.Schema.execute` runs graphql-core:
         the operation and execution hooks per request (error masking, codes, logging see the same result), the
@@ -62,6 +63,7 @@ class CompiledOperation:
             context=context,
             root_value=root_value,
             operation_name=operation_name,
+            operation_extensions=operation_extensions,
         )
         runner = seam.extensions_runner(schema, execution_context, self.extensions())
         try:
