@@ -3,6 +3,7 @@ extension hooks as strawberry runs graphql-core."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ class CompiledOperation:
         try:
             async with runner.operation():
                 execution_context.graphql_document = self.document
-                async with runner.executing():
+                async with runner.executing() if self.extensions.on_execute else _NO_HOOKS:
                     result = await self._run(context, raw_variables, root_value)
                     execution_context.result = result
                     if result.errors:
@@ -113,6 +114,7 @@ def compile_operation(schema: strawberry.Schema, query: str) -> CompiledOperatio
 
 
 _NO_VARIABLES = VariableValues({}, {})
+_NO_HOOKS = contextlib.nullcontext()
 
 
 def _validated(schema: strawberry.Schema, query: str, extensions: list[Any]) -> DocumentNode:

@@ -93,8 +93,10 @@ class RequestExtensions:
         self.factories = [
             factory
             for factory, instance in zip(self._sources(schema), compiled, strict=True)
-            if any(getattr(type(instance), hook) is not getattr(SchemaExtension, hook) for hook in _REQUEST_HOOKS)
+            if any(_overrides(instance, hook) for hook in _REQUEST_HOOKS)
         ]
+        # Whether any of them has an execution hook: without one, entering the (empty) hook stack is skipped.
+        self.on_execute = any(_overrides(instance, "on_execute") for instance in compiled)
 
     @staticmethod
     def _sources(schema: strawberry.Schema) -> list[Any]:
@@ -121,6 +123,10 @@ def argument_converter(schema: strawberry.Schema, field: StrawberryField) -> Cal
 def info(schema: strawberry.Schema, raw: GraphQLResolveInfo, field: StrawberryField) -> Info:
     """strawberry's `Info` for a resolver that asks for it."""
     return schema.config.info_class(_raw_info=raw, _field=field)
+
+
+def _overrides(extension: SchemaExtension, hook: str) -> bool:
+    return getattr(type(extension), hook) is not getattr(SchemaExtension, hook)
 
 
 def extensions_runner(

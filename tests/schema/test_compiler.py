@@ -268,16 +268,24 @@ class Stamp(SchemaExtension):
         return {"stamped": True}
 
 
+class Executed(SchemaExtension):
+    """Acts on the execution step: says so in the result's extensions."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        self.execution_context.extensions_results["executed"] = True
+
+
 class Middleware(SchemaExtension):
     def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
         return _next(root, info, *args, **kwargs)
 
 
 async def test_the_schemas_operation_hooks_act_on_the_compiled_result_too() -> None:
-    schema = strawberry.Schema(query=ToyQuery, extensions=[Stamp, MaskErrors])
+    schema = strawberry.Schema(query=ToyQuery, extensions=[Stamp, Executed, MaskErrors])
     for query in TOY_DOCUMENTS:
-        result = await _same(schema, query, {"yes": True, "ns": [13, 7]})
-        assert result["extensions"] == {"stamped": True}
+        result = await _same(schema, query, {"yes": True, "ns": [13, 7], "color": "RED"})
+        assert result["extensions"] == {"stamped": True, "executed": True}
 
 
 class CountedValidation(SchemaExtension):
