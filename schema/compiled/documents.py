@@ -66,11 +66,12 @@ class CompiledOperation:
             operation_name=operation_name,
             operation_extensions=operation_extensions,
         )
-        runner = seam.extensions_runner(schema, execution_context, self.extensions())
+        extensions = self.extensions()
+        runner = seam.extensions_runner(schema, execution_context, extensions)
         try:
-            async with runner.operation():
+            async with self.extensions.operation(extensions):
                 execution_context.graphql_document = self.document
-                async with runner.executing() if self.extensions.on_execute else _NO_HOOKS:
+                async with self.extensions.executing(extensions) if self.extensions.on_execute else _NO_HOOKS:
                     result = await self._run(context, raw_variables, root_value)
                     execution_context.result = result
                     if result.errors:

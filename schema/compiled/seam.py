@@ -6,7 +6,9 @@ masks them (`_process_errors`) and builds the result with the extensions' result
 compiled plan runs inside the same steps, so that masking, error codes, logging and limits act on it exactly as on
 strawberry's own execution; these wrappers are the only callers. A resolver that a plan calls directly (a field
 without field extensions: strawberry's per-call wrapper would only convert its arguments and build its `Info`) gets
-them as that wrapper gives them (`argument_converter`, `info`). `SEAM`, `RESOLVER_PARAMETERS` and
+them as that wrapper gives them (`argument_converter`, `info`). The operation and execution hooks are entered as
+strawberry's `ExtensionContextManagerBase` enters them (`Hooks`), with each class's hook prepared once; the hook
+tests of `tests/schema/test_compiler.py` run every hook shape through both paths. `SEAM`, `RESOLVER_PARAMETERS` and
 `CONVERT_ARGUMENTS` list what these rely on and `tests/schema/test_strawberry_seam.py` checks them against the
 installed strawberry, so an upgrade that renames or changes one fails there, by name, rather than somewhere inside a
 request (pyproject.toml pins the tested range).
@@ -14,7 +16,10 @@ request (pyproject.toml pins the tested range).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import strawberry
@@ -106,6 +111,78 @@ class RequestExtensions:
 
     def __call__(self) -> list[SchemaExtension]:
         return [f if isinstance(f, SchemaExtension) else f() for f in self.factories]
+
+    @staticmethod
+    def operation(extensions: list[SchemaExtension]) -> Hooks:
+        """What `SchemaExtensionsRunner.operation()` enters: each extension's `on_operation`."""
+        return Hooks("on_operation", extensions)
+
+    @staticmethod
+    def executing(extensions: list[SchemaExtension]) -> Hooks:
+        """What `SchemaExtensionsRunner.executing()` enters: each extension's `on_execute`."""
+        return Hooks("on_execute", extensions)
+
+
+class Hooks:
+    """strawberry's `ExtensionContextManagerBase`, step for step (each extension's hook entered in order on one exit
+    stack, left in reverse; a hook's exception propagates, none is suppressed), but with each class's hook made a
+    context-manager factory once (`_hook`) rather than wrapped anew for every request and extension."""
+
+    __slots__ = ("entries", "stack")
+
+    def __init__(self, name: str, extensions: list[SchemaExtension]) -> None:
+        self.entries = [(hook, extension) for extension in extensions if (hook := _hook(type(extension), name))]
+
+    async def __aenter__(self) -> None:
+        self.stack = contextlib.AsyncExitStack()
+        await self.stack.__aenter__()
+        for (factory, is_async), extension in self.entries:
+            if is_async:
+                await self.stack.enter_async_context(factory(extension))
+            else:
+                self.stack.enter_context(factory(extension))
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.stack.__aexit__(*exc_info)
+
+
+_HOOKS: dict[tuple[type[SchemaExtension], str], tuple[Callable[..., Any], bool] | None] = {}
+
+
+def _hook(extension_type: type[SchemaExtension], name: str) -> tuple[Callable[..., Any], bool] | None:
+    key = (extension_type, name)
+    if key not in _HOOKS:
+        _HOOKS[key] = _hook_factory(extension_type, name)
+    return _HOOKS[key]
+
+
+def _hook_factory(extension_type: type[SchemaExtension], name: str) -> tuple[Callable[..., Any], bool] | None:
+    """A class's hook as a context-manager factory taking the extension, and whether it is async: strawberry's
+    `ExtensionContextManagerBase.get_hook` (generator, async generator or plain callable), once per class."""
+    hook = getattr(extension_type, name)
+    if hook is getattr(SchemaExtension, name):
+        return None
+    if inspect.isgeneratorfunction(hook):
+        return contextlib.contextmanager(hook), False
+    if inspect.isasyncgenfunction(hook):
+        return contextlib.asynccontextmanager(hook), True
+    if not callable(hook):
+        raise ValueError(f"Hook {name} on {extension_type} must be callable, received {hook!r}")
+    if asyncio.iscoroutinefunction(hook):
+
+        @contextlib.asynccontextmanager
+        async def awaited(extension: SchemaExtension) -> AsyncIterator[None]:
+            await hook(extension)
+            yield
+
+        return awaited, True
+
+    @contextlib.contextmanager
+    def called(extension: SchemaExtension) -> Iterator[None]:
+        hook(extension)
+        yield
+
+    return called, False
 
 
 def argument_converter(schema: strawberry.Schema, field: StrawberryField) -> Callable[[dict[str, Any]], dict[str, Any]]:

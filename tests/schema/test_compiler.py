@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +276,30 @@ class Executed(SchemaExtension):
         self.execution_context.extensions_results["executed"] = True
 
 
+class AsyncHooks(SchemaExtension):
+    """Hooks of the other shapes strawberry accepts: a plain function, an async generator, a coroutine function."""
+
+    def on_operation(self) -> None:
+        self.execution_context.extensions_results["function"] = True
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        yield
+        self.execution_context.extensions_results["async generator"] = True
+
+    async def get_results(self) -> dict[str, Any]:
+        return {"coroutine results": True}
+
+
+class AsyncOperation(SchemaExtension):
+    async def on_operation(self) -> AsyncIterator[None]:
+        yield
+
+
+class AwaitedExecution(SchemaExtension):
+    async def on_execute(self) -> None:
+        self.execution_context.extensions_results["coroutine"] = True
+
+
 class Middleware(SchemaExtension):
     def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
         return _next(root, info, *args, **kwargs)
@@ -309,6 +333,22 @@ async def test_a_compiled_request_builds_only_the_extensions_that_act_on_it() ->
     for _ in range(2):
         assert (await operation.execute(None, None)).extensions == {"stamped": True}
     assert CountedValidation.built == built
+
+
+async def test_hooks_of_every_shape_act_on_the_compiled_result_as_on_strawberrys() -> None:
+    schema = strawberry.Schema(query=ToyQuery, extensions=[AsyncHooks, AwaitedExecution, Stamp])
+    for query in TOY_DOCUMENTS:
+        result = await _same(schema, query, {"yes": True, "ns": [1], "color": "RED"})
+        assert result["extensions"] == {
+            "coroutine results": True,
+            "stamped": True,
+            "function": True,
+            "coroutine": True,
+            "async generator": True,
+        }
+    # An async operation hook cannot run around the synchronous validation at start-up: strawberry runs that schema
+    with pytest.raises(Unsupported, match="failed to complete synchronously"):
+        compile_operation(strawberry.Schema(query=ToyQuery, extensions=[AsyncOperation]), TOY_DOCUMENTS[0])
 
 
 def test_an_extension_that_wraps_resolvers_turns_compilation_off() -> None:
