@@ -109,7 +109,7 @@ class ListOf(Completer):
     def complete(self, run: Run, f: Field, path: Path, value: Any) -> Any:
         if value is None or value is Undefined:
             return None
-        if not is_iterable(value):
+        if type(value) is not list and not is_iterable(value):  # (a list is: the common case skips the ABC check)
             raise GraphQLError(f"Expected Iterable, but did not find one for field '{f.parent_type.name}.{f.name}'.")
         if self.leaves:
             return self._complete_leaves(run, f, path, value)
