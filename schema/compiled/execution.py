@@ -76,16 +76,16 @@ class Leaf(Completer):
         # for each one): asked once per member, here.
         members = getattr(self.type, "wrapped_cls", None)
         self.enum = members if isinstance(members, type) and issubclass(members, Enum) else None
-        self.names: dict[Any, str] = {}
+        self.names: dict[int, str] = {}  # by the member's id: members are singletons, and Enum hashes in Python
         for member in self.enum or ():
             with contextlib.suppress(Exception):  # a member it refuses is refused per request, as strawberry does
-                self.names[member] = self.type.coerce_output_value(member)
+                self.names[id(member)] = self.type.coerce_output_value(member)
 
     def complete(self, run: Run, f: Field, path: Path, value: Any) -> Any:
         if type(value) is self.identity and (self.identity is not int or value in _INT_RANGE):
             return value
-        if type(value) is self.enum and value in self.names:
-            return self.names[value]
+        if type(value) is self.enum and (name := self.names.get(id(value))) is not None:
+            return name
         if value is None or value is Undefined:
             return None
         coerced = self.type.coerce_output_value(value)
