@@ -25,7 +25,8 @@ logger = logging.getLogger("schema.compiled")
 
 @dataclass(eq=False)
 class CompiledOperation:
-    """One trusted query, compiled. `execute` answers like `schema.execute` would (same data, same errors)."""
+    """One known query (a trusted document, a till's reference operation), compiled. `execute` answers like
+    `schema.execute` would (same data, same errors)."""
 
     name: str | None
     strawberry_schema: strawberry.Schema
@@ -83,7 +84,9 @@ class CompiledOperation:
             return await seam.handle_result(schema, execution_context, failed, runner, errors_processed=False)
         return await seam.handle_result(schema, execution_context, result, runner, errors_processed=True)
 
-    async def _run(self, context: Any, raw_variables: Mapping[str, Any] | None, root_value: Any) -> Any:
+    async def _run(
+        self, context: Any, raw_variables: Mapping[str, Any] | None, root_value: Any
+    ) -> GraphQLExecutionResult:
         coerced = coerce_variables(self.operation, raw_variables)
         if isinstance(coerced, list):  # bad variables: the errors graphql-core gives, and no execution
             return GraphQLExecutionResult(None, coerced)
