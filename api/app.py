@@ -25,9 +25,11 @@ from api.settings import Settings, get_settings
 from api.staff_graphql import StaffGraphQL
 from api.unavailable import ServiceUnavailableMiddleware
 from loyalty.db import connect, disconnect, ping
-from schema.compiler import CompiledDocuments
+from schema.compiled import CompiledDocuments
 from schema.member_schema import QueryLimits, build_member_schema
+from schema.staff.schema import OPERATIONS_DIR as STAFF_OPERATIONS_DIR
 from schema.staff.schema import build_staff_schema
+from schema.trusted_documents import OPERATIONS_DIR
 from worker.runner import run_embedded
 from worker.schedule import Schedule
 
@@ -62,13 +64,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         sessions=sessions,
         graphiql=graphiql,
         max_body_bytes=settings.graphql_max_body_bytes,
-        compiled=CompiledDocuments(member_schema) if settings.compiled_execution else None,
+        compiled=CompiledDocuments(member_schema, OPERATIONS_DIR) if settings.compiled_execution else None,
     )
+    staff_schema = build_staff_schema(**limits)
     staff_graphql = StaffGraphQL(
-        build_staff_schema(**limits),
+        staff_schema,
         tokens=tokens,
         graphiql=graphiql,
         max_body_bytes=settings.staff_graphql_max_body_bytes,
+        compiled=CompiledDocuments(staff_schema, STAFF_OPERATIONS_DIR) if settings.compiled_execution else None,
     )
 
     @contextlib.asynccontextmanager

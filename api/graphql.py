@@ -22,7 +22,6 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
 
@@ -32,7 +31,7 @@ from api.auth.tokens import TokenService
 from api.graphiql import GRAPHIQL_PAGE
 from api.unavailable import raise_if_unavailable
 from loyalty import clock
-from schema.compiler import CompiledDocuments
+from schema.compiled import CompiledDocuments
 from schema.context import Context
 from schema.ports import SessionIssuer
 
@@ -104,11 +103,14 @@ def request_data(data: Any) -> GraphQLRequestData:
 
 class OrjsonGraphQL(GraphQL[ContextT, None]):
     """What both endpoints share: a body of at most `max_body_bytes`, orjson, POST only, GraphiQL only when asked
-    (never in production)."""
+    (never in production), and the endpoint's known queries run as compiled plans."""
 
-    def __init__(self, schema: BaseSchema, *, graphiql: bool, max_body_bytes: int) -> None:
+    def __init__(
+        self, schema: BaseSchema, *, graphiql: bool, max_body_bytes: int, compiled: CompiledDocuments | None = None
+    ) -> None:
         super().__init__(schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=False)
         self.max_body_bytes = max_body_bytes
+        self.compiled = compiled  # the known queries' plans (KLUBB_COMPILED_EXECUTION), None: all via strawberry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -121,12 +123,37 @@ class OrjsonGraphQL(GraphQL[ContextT, None]):
             response = http_error(413, f"the request body is larger than {self.max_body_bytes} bytes")
         else:
             try:
-                response = await self.run(request)
+                response = await (self.run_post(request) if request.method == "POST" else self.run(request))
             except HTTPException as error:
                 response = http_error(error.status_code, error.reason)
             except BodyTooLarge:
                 response = http_error(413, f"the request body is larger than {self.max_body_bytes} bytes")
         await response(scope, receive, send)
+
+    async def run_post(self, request: Request) -> Response:
+        """strawberry's `run` for a POST, step for step (sub-response, context and so authentication,
+        the body, the operation, the result and its response), without what a POST of one JSON document never
+        needs: the websocket, GraphiQL and method branches, and the checks for subscription streams, incremental
+        delivery and batches (this view refuses batches and multipart bodies while parsing, and a subscription is
+        refused by the allowed operation types). The runtime-checked protocol strawberry tests each result against
+        was one of the costliest steps of a compiled request."""
+        root_value = None  # this view's root value type is None (`GraphQL[ContextT, None]`)
+        request_adapter = self.request_adapter_class(request)
+        sub_response = await self.get_sub_response(request)
+        context = await self.get_context(request, response=sub_response)
+        request_data = await self.parse_http_body(request_adapter)
+        result = await self.execute_operation(
+            request=request,
+            request_adapter=request_adapter,
+            request_data=request_data,
+            context=context,
+            root_value=root_value,
+            sub_response=sub_response,
+        )
+        assert isinstance(result, ExecutionResult)  # one JSON document, executed: see above
+        # (strawberry's `_handle_errors` hook is left out: it is empty, for a Sentry integration klubb does not use)
+        response_data = await self.process_result(request=request, result=result)
+        return self.create_response(response_data=response_data, sub_response=sub_response)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return Response(GRAPHIQL_PAGE, media_type="text/html")
@@ -154,10 +181,30 @@ class OrjsonGraphQL(GraphQL[ContextT, None]):
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData | list[GraphQLRequestData]:
         if request.method != "POST":  # GET: GraphiQL's page or a 405 (queries are POST only)
             return await super().parse_http_body(request)
-        content_type, _ = parse_content_type(request.content_type or "")
+        # The media type without its parameters (`; charset=utf-8`), as `parse_content_type` has it, without
+        # building an email message to read it
+        content_type = (request.content_type or "").split(";", 1)[0].strip().lower()
         if content_type != "application/json":
             raise HTTPException(415, "send the request as `Content-Type: application/json`")
         return request_data(self.parse_json(await request.get_body()))
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: ContextT,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        # A known query runs its compiled plan (same answer, a fraction of the CPU); anything else, strawberry.
+        if self.compiled is not None and request_adapter.method == "POST":
+            operation = self.compiled.get(request_data.query, request_data.operation_name, request_data.variables)
+            if operation is not None:
+                return await operation.execute(
+                    context, request_data.variables, root_value, request_data.operation_name, request_data.extensions
+                )
+        return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
 
     async def execute_operation(
         self,
@@ -199,26 +246,9 @@ class MemberGraphQL(OrjsonGraphQL[Context]):
         max_body_bytes: int,
         compiled: CompiledDocuments | None = None,
     ) -> None:
-        super().__init__(schema, graphiql=graphiql, max_body_bytes=max_body_bytes)
+        super().__init__(schema, graphiql=graphiql, max_body_bytes=max_body_bytes, compiled=compiled)
         self.tokens = tokens
         self.sessions = sessions
-        self.compiled = compiled  # the trusted queries' plans (KLUBB_COMPILED_EXECUTION), None: all via strawberry
-
-    async def execute_single(
-        self,
-        request: Request,
-        request_adapter: Any,
-        sub_response: Response,
-        context: Context,
-        root_value: None,
-        request_data: GraphQLRequestData,
-    ) -> ExecutionResult:
-        # A trusted query runs its compiled plan (same answer, a fraction of the CPU); anything else, strawberry.
-        if self.compiled is not None and request_adapter.method == "POST":
-            operation = self.compiled.get(request_data.query, request_data.operation_name, request_data.variables)
-            if operation is not None:
-                return await operation.execute(context, request_data.variables, root_value, request_data.operation_name)
-        return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
 
     # The view's signature takes websockets too; only HTTP reaches it (both routes are HTTP routes).
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:

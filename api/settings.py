@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 2000
-    # Run the member app's trusted queries through their compiled plans (schema/compiler.py); off: all via strawberry.
+    # Run the member app's trusted queries through their compiled plans (schema/compiled/); off: all via strawberry.
     compiled_execution: bool = True
     # Fields a document selects once its fragments are expanded: bounds the cost of validating a hostile document.
     graphql_max_fields: int = Field(default=300, ge=1)

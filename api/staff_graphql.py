@@ -19,6 +19,7 @@ from api.auth.staff_sign_in import StaffSignIn, actor_from_headers
 from api.auth.tokens import TokenService
 from api.graphql import OrjsonGraphQL
 from loyalty import clock
+from schema.compiled import CompiledDocuments
 from schema.staff.context import StaffContext
 
 log = logging.getLogger("klubb.auth")
@@ -27,8 +28,16 @@ log = logging.getLogger("klubb.auth")
 class StaffGraphQL(OrjsonGraphQL[StaffContext]):
     """/staff/graphql: checkout and back-office operations for staff and integrations."""
 
-    def __init__(self, schema: BaseSchema, *, tokens: TokenService, graphiql: bool, max_body_bytes: int) -> None:
-        super().__init__(schema, graphiql=graphiql, max_body_bytes=max_body_bytes)
+    def __init__(
+        self,
+        schema: BaseSchema,
+        *,
+        tokens: TokenService,
+        graphiql: bool,
+        max_body_bytes: int,
+        compiled: CompiledDocuments | None = None,
+    ) -> None:
+        super().__init__(schema, graphiql=graphiql, max_body_bytes=max_body_bytes, compiled=compiled)
         self.tokens = tokens
         self.staff_sessions = StaffSignIn(tokens)
 

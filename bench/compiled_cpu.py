@@ -23,7 +23,7 @@ from tortoise import connections
 
 from loyalty import clock
 from loyalty.db import connect, disconnect
-from schema.compiler import CompiledDocuments
+from schema.compiled import CompiledDocuments
 from schema.context import Context
 from schema.member_schema import build_member_schema
 from schema.trusted_documents import OPERATIONS_DIR
@@ -39,7 +39,7 @@ async def measure(database_url: str, runs: int, rounds: int, operation_name: str
         )
         member_id = int(rows[0]["member_id"])
         schema = build_member_schema(production=False)
-        operation = CompiledDocuments(schema).get(query, None, None)
+        operation = CompiledDocuments(schema, OPERATIONS_DIR).get(query, None, None)
         assert operation is not None
         now = clock.now()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Unpack
 
 import strawberry
@@ -20,6 +21,10 @@ from schema.staff.mutations.purchase_record import PurchaseRecordMutation
 from schema.staff.mutations.purchase_refund import PurchaseRefundMutation
 from schema.staff.mutations.staff_session_create import StaffSessionCreateMutation
 from schema.staff.mutations.voucher_redeem import VoucherRedeemMutation
+
+# The till's reference operations (README, "Staff endpoint"): compiled at start-up like the member app's trusted
+# queries; any other document the staff endpoint accepts (integrations send their own) runs through strawberry.
+OPERATIONS_DIR = Path(__file__).resolve().parent / "operations"
 
 
 @strawberry.type

@@ -32,7 +32,7 @@ from loyalty.errors import DomainError
 from loyalty.members import enroll_member
 from loyalty.models import EntryKind, Member, Offer, OfferBenefit, Reward, RewardKind, Voucher, VoucherStatus
 from loyalty.program import apply_program_config, forget_cached_program
-from schema.compiler import CompiledDocuments
+from schema.compiled import CompiledDocuments
 from schema.context import Context
 from schema.member_schema import build_member_schema
 from schema.trusted_documents import OPERATIONS_DIR
@@ -42,7 +42,7 @@ from tests.loyalty import ledger_helpers, purchase_helpers
 T = TypeVar("T")
 DOCUMENTS = {path.name: path.read_text() for path in sorted(OPERATIONS_DIR.glob("*.graphql"))}
 SCHEMAS = {production: build_member_schema(production=production) for production in (False, True)}
-COMPILED = {production: CompiledDocuments(schema) for production, schema in SCHEMAS.items()}
+COMPILED = {production: CompiledDocuments(schema, OPERATIONS_DIR) for production, schema in SCHEMAS.items()}
 QUERIES = [
     name
     for name, text in DOCUMENTS.items()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,13 @@ from strawberry.http import process_result
 from api.app import create_app
 from api.auth.tokens import MEMBER_AUDIENCE
 from api.settings import Environment, Settings
+from bench.run import LOOKUP_QUERY
 from loyalty.clock import FrozenClock
 from loyalty.models import Member
-from schema import compiler
-from schema.compiler import CompiledDocuments, Unsupported, compile_operation
+from loyalty.staff import create_api_key
+from schema.compiled import CompiledDocuments, Unsupported, compile_operation, documents
 from schema.member_schema import build_member_schema
+from schema.staff.schema import OPERATIONS_DIR as STAFF_OPERATIONS_DIR
 from schema.trusted_documents import OPERATIONS_DIR
 from tests.conftest import app_settings
 from tests.schema.conftest import HOME_QUERY, GraphQLClient, SQLCounter
@@ -69,6 +71,18 @@ class Leaf:
 @strawberry.type
 class Box:
     leaves: list[Leaf]
+    # Lists of leaves with items their scalar refuses: beyond 32 bits, null in a non-null position, awaitable.
+    numbers: list[int | None] = strawberry.field(default_factory=lambda: [1, 2**40, 3])
+    strict_numbers: list[int] = strawberry.field(default_factory=lambda: [1, None, 3])  # type: ignore[list-item]
+
+    @strawberry.field
+    async def later_numbers(self) -> list[str | None]:
+        async def item(n: int) -> str:
+            if n == 2:
+                raise ValueError("two is refused")
+            return str(n)
+
+        return [item(1), item(2), "3"]  # type: ignore[list-item]
 
     @strawberry.field
     def strict_leaves(self) -> list[Leaf]:
@@ -93,7 +107,12 @@ class ToyQuery:
     def boom(self) -> int:
         raise RuntimeError("database password is hunter2")
 
+    @strawberry.field
+    def paint(self, color: Color, times: int = 1) -> list[Color]:
+        return [color] * times
 
+
+STAFF_DOCUMENTS = {path.name: path.read_text() for path in sorted(STAFF_OPERATIONS_DIR.glob("*.graphql"))}
 TOY = strawberry.Schema(query=ToyQuery)
 TOY_MASKED = strawberry.Schema(query=ToyQuery, extensions=[MaskErrors])
 TOY_DOCUMENTS = [
@@ -119,6 +138,19 @@ TOY_DOCUMENTS = [
        box(ns: $ns, first: $first) { leaves { n @include(if: $yes) name @skip(if: $yes) ...F @include(if: $no)
        ... @skip(if: true) { color } } } }
        fragment F on Leaf { color later }""",
+    # lists of leaves: an item refused by its scalar, awaitable items, a null item in a non-null list
+    "query J { box(ns: [1]) { numbers laterNumbers } other: box(ns: [2]) { strictNumbers } }",
+    # enum and Int variables, good and bad (TOY_ENUM_VARIABLES)
+    "query K($color: Color!, $times: Int) { paint(color: $color, times: $times) literal: paint(color: BLUE) }",
+]
+TOY_ENUM_VARIABLES: list[dict[str, Any] | None] = [
+    {"color": "RED", "times": 2},
+    {"color": "GREEN"},  # bad: not a value of the enum
+    {"color": "red"},  # bad: the Python value is not the GraphQL name
+    {"color": "RED", "times": 2**31},  # bad: beyond 32 bits
+    {"color": "RED", "times": "2"},  # bad: a string for an Int
+    {"color": None},  # bad: null for a non-null
+    {},  # bad: $color is required
 ]
 TOY_VARIABLES: list[dict[str, Any] | None] = [
     None,
@@ -143,7 +175,7 @@ async def _same(schema: strawberry.Schema, query: str, variables: dict[str, Any]
 @pytest.mark.parametrize("query", TOY_DOCUMENTS)
 async def test_the_compiled_plan_answers_exactly_as_strawberry(schema: strawberry.Schema, query: str) -> None:
     # Given a document, when it runs compiled and through strawberry with each set of variables, then the same JSON
-    for variables in TOY_VARIABLES if "$" in query else [None]:
+    for variables in (TOY_ENUM_VARIABLES if "$color" in query else TOY_VARIABLES) if "$" in query else [None]:
         await _same(schema, query, variables)
 
 
@@ -171,6 +203,28 @@ async def test_errors_are_masked_as_the_schema_masks_them() -> None:
     }
 
 
+async def test_an_out_of_range_int_and_an_unknown_enum_value_are_refused_as_strawberry_refuses_them() -> None:
+    query = TOY_DOCUMENTS[-1]
+    assert await _same(TOY, query, {"color": "GREEN"}) == {
+        "data": None,
+        "errors": [
+            {
+                "message": "Variable '$color' has invalid value: Value 'GREEN' does not exist in 'Color' enum."
+                " Did you mean the enum value 'RED'?",
+                "locations": [{"line": 1, "column": 9}],
+            }
+        ],
+    }
+    result = await _same(TOY, query, {"color": "RED", "times": 2**31})
+    assert result["data"] is None
+    assert [error["message"] for error in result["errors"]] == [
+        "Variable '$times' has invalid value: Int cannot represent non 32-bit signed integer value: 2147483648"
+    ]
+    assert await _same(TOY, query, {"color": "RED", "times": 2}) == {
+        "data": {"paint": ["RED", "RED"], "literal": ["BLUE"]}
+    }
+
+
 async def test_bad_variables_give_graphql_cores_errors_and_run_nothing() -> None:
     result = await _same(TOY, TOY_DOCUMENTS[8], {"yes": "no", "ns": [1]})
     assert result == {
@@ -193,6 +247,7 @@ def test_what_the_plan_does_not_cover_is_not_compiled() -> None:
         "{ me { nosuch } }",
         "query A { program { name } } query B { program { currency } }",
         "subscription S { program { name } }",
+        '{ node(id: "TWVtYmVyOjE=") { id } }',  # an abstract type (the Node interface)
     ]:
         with pytest.raises(Unsupported):
             compile_operation(schema, query)
@@ -213,16 +268,87 @@ class Stamp(SchemaExtension):
         return {"stamped": True}
 
 
+class Executed(SchemaExtension):
+    """Acts on the execution step: says so in the result's extensions."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        self.execution_context.extensions_results["executed"] = True
+
+
+class AsyncHooks(SchemaExtension):
+    """Hooks of the other shapes strawberry accepts: a plain function, an async generator, a coroutine function."""
+
+    def on_operation(self) -> None:
+        self.execution_context.extensions_results["function"] = True
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        yield
+        self.execution_context.extensions_results["async generator"] = True
+
+    async def get_results(self) -> dict[str, Any]:
+        return {"coroutine results": True}
+
+
+class AsyncOperation(SchemaExtension):
+    async def on_operation(self) -> AsyncIterator[None]:
+        yield
+
+
+class AwaitedExecution(SchemaExtension):
+    async def on_execute(self) -> None:
+        self.execution_context.extensions_results["coroutine"] = True
+
+
 class Middleware(SchemaExtension):
     def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
         return _next(root, info, *args, **kwargs)
 
 
 async def test_the_schemas_operation_hooks_act_on_the_compiled_result_too() -> None:
-    schema = strawberry.Schema(query=ToyQuery, extensions=[Stamp, MaskErrors])
+    schema = strawberry.Schema(query=ToyQuery, extensions=[Stamp, Executed, MaskErrors])
     for query in TOY_DOCUMENTS:
-        result = await _same(schema, query, {"yes": True, "ns": [13, 7]})
-        assert result["extensions"] == {"stamped": True}
+        result = await _same(schema, query, {"yes": True, "ns": [13, 7], "color": "RED"})
+        assert result["extensions"] == {"stamped": True, "executed": True}
+
+
+class CountedValidation(SchemaExtension):
+    """Validates only: built for each validation, so once per trusted document, not per request."""
+
+    built = 0
+
+    def __init__(self) -> None:
+        CountedValidation.built += 1
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+
+
+async def test_a_compiled_request_builds_only_the_extensions_that_act_on_it() -> None:
+    # Given a schema with an extension that only validates and one that acts on the operation
+    schema = strawberry.Schema(query=ToyQuery, extensions=[CountedValidation, Stamp])
+    operation = compile_operation(schema, TOY_DOCUMENTS[0])
+    built = CountedValidation.built
+    # When the plan runs twice, then the validating extension was not built again, and the other acted each time
+    for _ in range(2):
+        assert (await operation.execute(None, None)).extensions == {"stamped": True}
+    assert CountedValidation.built == built
+
+
+async def test_hooks_of_every_shape_act_on_the_compiled_result_as_on_strawberrys() -> None:
+    schema = strawberry.Schema(query=ToyQuery, extensions=[AsyncHooks, AwaitedExecution, Stamp])
+    for query in TOY_DOCUMENTS:
+        result = await _same(schema, query, {"yes": True, "ns": [1], "color": "RED"})
+        assert result["extensions"] == {
+            "coroutine results": True,
+            "stamped": True,
+            "function": True,
+            "coroutine": True,
+            "async generator": True,
+        }
+    # An async operation hook cannot run around the synchronous validation at start-up: strawberry runs that schema
+    with pytest.raises(Unsupported, match="failed to complete synchronously"):
+        compile_operation(strawberry.Schema(query=ToyQuery, extensions=[AsyncOperation]), TOY_DOCUMENTS[0])
 
 
 def test_an_extension_that_wraps_resolvers_turns_compilation_off() -> None:
@@ -283,13 +409,13 @@ async def test_documents_the_app_does_not_send_compile_to_the_same_answers(
 def used_plans(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """The names of the compiled operations the endpoint ran."""
     used: list[str | None] = []
-    original = compiler.CompiledOperation.execute
+    original = documents.CompiledOperation.execute
 
-    async def spy(self: compiler.CompiledOperation, context: Any, variables: Any, *args: Any) -> Any:
+    async def spy(self: documents.CompiledOperation, context: Any, variables: Any, *args: Any) -> Any:
         used.append(self.name)
         return await original(self, context, variables, *args)
 
-    monkeypatch.setattr(compiler.CompiledOperation, "execute", spy)
+    monkeypatch.setattr(documents.CompiledOperation, "execute", spy)
     return used
 
 
@@ -313,12 +439,15 @@ async def test_the_endpoint_runs_the_plan_of_a_trusted_query_and_strawberry_for_
     assert used_plans == ["Home"]
 
 
-async def _responses(settings: Settings, token: str, requests: list[dict[str, Any]]) -> list[tuple[int, bytes]]:
+async def _responses(
+    settings: Settings, token: str, requests: list[dict[str, Any]], path: str = "/graphql"
+) -> list[tuple[int, bytes]]:
     transport = httpx.ASGITransport(app=create_app(settings))
+    headers = {"x-api-key": token} if path == "/staff/graphql" else {"authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         answers = []
         for body in requests:
-            response = await http.post("/graphql", json=body, headers={"authorization": f"Bearer {token}"})
+            response = await http.post(path, json=body, headers=headers)
             answers.append((response.status_code, response.content))
         return answers
 
@@ -337,6 +466,9 @@ async def test_the_endpoint_answers_the_same_with_compiled_execution_off(
         {"query": vouchers, "variables": [1]},
         {"query": DOCUMENTS["Rewards.graphql"], "variables": {"after": None}},
         {"query": "{ me { id } }"},
+        # a mutation (refused by its rules: it writes nothing) and an abstract type: through strawberry on both
+        {"query": DOCUMENTS["OfferActivate.graphql"], "variables": {"offerId": "T2ZmZXI6OTk5"}},
+        {"query": '{ node(id: "TWVtYmVyOjE=") { id } }'},
     ]
     # When they are sent with compiled execution on and off, then the answers are the same bytes
     compiled = await _responses(settings, token, requests)
@@ -345,6 +477,33 @@ async def test_the_endpoint_answers_the_same_with_compiled_execution_off(
     assert used_plans == ["Home", "Vouchers", "Vouchers", "Vouchers", "Rewards"]  # none more: all via strawberry
     assert compiled == reference
     assert b"BOGUS" in compiled[1][1]
+
+
+async def test_the_staff_endpoint_runs_the_tills_plans_and_strawberry_for_the_rest(
+    anna: Member, settings: Settings, used_plans: list[str | None]
+) -> None:
+    # Given an integration's key, and the till's reference lookup with good and bad variables, a lookup the till
+    # does not send (one byte more than the reference: a trailing space) and a mutation
+    _, key = await create_api_key("POS store 1", "cashier", "S1")
+    requests: list[dict[str, Any]] = [
+        {"query": LOOKUP_QUERY, "variables": {"query": anna.member_number}, "operationName": "Lookup"},
+        {"query": LOOKUP_QUERY, "variables": {"query": 3}},
+        {"query": LOOKUP_QUERY + " ", "variables": {"query": anna.member_number}},
+        {"query": "{ staffMe { name } }"},
+        {"query": STAFF_DOCUMENTS["StaffMe.graphql"]},
+    ]
+    # When they are sent with compiled execution on and off, then only the reference operations ran as plans,
+    # and the answers are the same bytes
+    compiled = await _responses(settings, key, requests, "/staff/graphql")
+    assert used_plans == ["Lookup", "Lookup", "StaffMe"]
+    reference = await _responses(
+        settings.model_copy(update={"compiled_execution": False}), key, requests, "/staff/graphql"
+    )
+    assert used_plans == ["Lookup", "Lookup", "StaffMe"]
+    assert compiled == reference
+    assert compiled[0][0] == 200
+    assert orjson.loads(compiled[0][1])["data"]["memberLookup"]["memberNumber"] == anna.member_number
+    assert compiled[2] == compiled[0]
 
 
 async def test_production_refuses_an_untrusted_document_before_any_plan(
@@ -359,13 +518,25 @@ async def test_production_refuses_an_untrusted_document_before_any_plan(
     settings = app_settings(db, tmp_path, Environment.PRODUCTION)
     token = tokens.issue(str(anna.id), MEMBER_AUDIENCE).token
     untrusted = HOME_QUERY.replace("displayName", "displayName email")
-    [(status, body), (home_status, home)] = await _responses(
-        settings, token, [{"query": untrusted}, {"query": HOME_QUERY}]
+    one_byte_more = HOME_QUERY + " "  # the same operation, spelt otherwise: not the trusted text
+    [(status, body), (spaced_status, spaced), (home_status, home)] = await _responses(
+        settings, token, [{"query": untrusted}, {"query": one_byte_more}, {"query": HOME_QUERY}]
     )
-    assert status == home_status == 200
+    assert status == spaced_status == home_status == 200
     assert b"UNTRUSTED_DOCUMENT" in body
+    assert b"UNTRUSTED_DOCUMENT" in spaced
     assert b'"displayName"' in home
     assert b"errors" not in home
+    assert used_plans == ["Home"]
+
+
+async def test_a_document_one_byte_off_the_trusted_text_runs_through_strawberry(
+    anna: Member, as_member: Any, used_plans: list[str | None]
+) -> None:
+    # Given (outside production) Home's text with one byte more: when both are sent, then only the trusted text ran
+    # its plan, and the answers are the same
+    client: GraphQLClient = as_member(anna)
+    assert await client.execute(HOME_QUERY + " ") == await client.execute(HOME_QUERY)
     assert used_plans == ["Home"]
 
 
@@ -379,21 +550,26 @@ BUDGETS = {"ActivityPage": 2, "Home": 4, "Offers": 2, "Program": 0, "Rewards": 4
 async def test_each_compiled_query_costs_what_strawberry_does(
     name: str, anna: Member, clock: FrozenClock, sql_counter: SQLCounter
 ) -> None:
-    # Given a member with purchases, vouchers and an offer, whose screens were loaded once (settled, caches warm)
     history = History(anna, clock)
-    for step in ["buy", "big_buy", "reward", "reward", "offer", "adjust", "reward"]:
-        await history.apply(step, 120)
     text = DOCUMENTS[name]
-    for production in (False, True):
-        await _both(production, text, {}, anna.id, clock)
-        operation = COMPILED[production].get(text, None, {})
-        assert operation is not None
-        # When the query runs compiled, then through strawberry
-        sql_counter.statements.clear()
-        await operation.execute(_context(anna.id, clock), {})
-        compiled = list(sql_counter.statements)
-        sql_counter.statements.clear()
-        await SCHEMAS[production].execute(text, {}, context_value=_context(anna.id, clock))
-        # Then both send the same statements, as many as its budget
-        assert compiled == sql_counter.statements
-        assert len(compiled) == BUDGETS[name.removesuffix(".graphql")], compiled
+    counts = []
+    for steps in (["buy", "big_buy", "reward", "reward", "offer", "adjust", "reward"], ["buy", "reward", "offer"] * 8):
+        # Given a member with purchases, vouchers and an offer, then with four times as many (settled, caches warm:
+        # each screen loaded once)
+        for step in steps:
+            await history.apply(step, 120)
+        for production in (False, True):
+            await _both(production, text, {}, anna.id, clock)
+            operation = COMPILED[production].get(text, None, {})
+            assert operation is not None
+            # When the query runs compiled, then through strawberry
+            sql_counter.statements.clear()
+            await operation.execute(_context(anna.id, clock), {})
+            compiled = list(sql_counter.statements)
+            sql_counter.statements.clear()
+            await SCHEMAS[production].execute(text, {}, context_value=_context(anna.id, clock))
+            # Then both send the same statements
+            assert compiled == sql_counter.statements
+            counts.append(len(compiled))
+    # as many as its budget, however long the history
+    assert counts == [BUDGETS[name.removesuffix(".graphql")]] * 4
