@@ -30,6 +30,7 @@ from loyalty.models.outbox import (
 from loyalty.models.program import Program, Tier, TierMetric, TierPeriod
 from loyalty.models.rewards import Reward, RewardKind, StampCard, StampProgress, Voucher, VoucherStatus
 from loyalty.models.staff import ApiKey, AuditLog, CardCodeUse, StaffRole, StaffUser, ThrottleCounter
+from loyalty.models.wallet import WalletLinkUse, WalletPass, WalletPlatform, WalletPush, WalletRegistration
 
 __all__ = [
     "ApiKey",
@@ -71,6 +72,11 @@ __all__ = [
     "TierPeriod",
     "Voucher",
     "VoucherStatus",
+    "WalletLinkUse",
+    "WalletPass",
+    "WalletPlatform",
+    "WalletPush",
+    "WalletRegistration",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
