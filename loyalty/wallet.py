@@ -16,6 +16,8 @@ The domain keeps the state both platforms share; building, signing and sending i
   consumer calls it on points, tier and profile events) and returns them.
 - `serials_updated_since(device, since)`: Apple's "which of my passes changed since tag X".
 - `card_in_wallet(member_id)` / `cards_in_wallet(ids)`: what the staff lookup shows ("card in wallet").
+- `wallet_design()` / `apply_wallet_design(section)`: how the program's passes look (colours, texts, barcode format,
+  languages), seeded from the program TOML's `[wallet]` section.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -36,12 +39,15 @@ from tortoise.transactions import in_transaction
 from loyalty import clock, events
 from loyalty.activity import points_expiring_soon
 from loyalty.actors import SYSTEM
+from loyalty.checks import check_text
 from loyalty.engagement import UnknownEventType, record_engagement
 from loyalty.errors import DomainError, InvalidInput
 from loyalty.models import (
     EngagementEvent,
     Member,
     Program,
+    WalletBarcode,
+    WalletDesign,
     WalletPass,
     WalletPlatform,
     WalletPush,
@@ -423,3 +429,60 @@ async def cards_in_wallet(member_ids: Sequence[int]) -> dict[int, CardInWallet]:
 async def card_in_wallet(member_id: int) -> CardInWallet:
     """Whether the member's card is in a wallet, per platform (the staff lookup's "card in wallet")."""
     return (await cards_in_wallet([member_id]))[member_id]
+
+
+DESIGN_ID = 1
+_DESIGN_TEXTS = {"organization_name": 100, "description": 200, "logo_text": 100}
+_DESIGN_COLORS = ("background_color", "foreground_color", "label_color")
+MAX_TERMS = 4000
+SUPPORTED_LANGUAGES = frozenset({"en", "sv", "da", "nb", "fi", "de", "fr", "es", "nl", "it", "pl"})
+
+
+async def wallet_design(conn: BaseDBAsyncClient | None = None) -> WalletDesign:
+    """The program's pass design (the defaults when none was configured)."""
+    design = await WalletDesign.get_or_none(id=DESIGN_ID, using_db=conn)
+    return design if design is not None else WalletDesign(id=DESIGN_ID)
+
+
+def _check_color(value: object, field: str) -> str:
+    # Apple takes CSS-style `rgb(r, g, b)`; Google a `#rrggbb`: both are derived from this one.
+    parts = (
+        value[4:-1].split(",") if isinstance(value, str) and value.startswith("rgb(") and value.endswith(")") else []
+    )
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) <= 255 for p in parts):
+        raise InvalidInput(f"wallet config: `{field}` must be rgb(r, g, b) with 0-255 each", field=field)
+    return "rgb({}, {}, {})".format(*(int(p) for p in parts))
+
+
+async def apply_wallet_design(section: dict[str, Any]) -> WalletDesign:
+    """Create or replace the pass design from the program TOML's `[wallet]` section (keys left out: defaults)."""
+    values: dict[str, Any] = {}
+    for key, limit in _DESIGN_TEXTS.items():
+        if key in section:
+            values[key] = check_text(section[key], key, limit) if section[key] else ""
+    for key in _DESIGN_COLORS:
+        if key in section:
+            values[key] = _check_color(section[key], key)
+    if "barcode_format" in section:
+        try:
+            values["barcode_format"] = WalletBarcode(section["barcode_format"])
+        except ValueError:
+            raise InvalidInput(
+                "wallet config: `barcode_format` is one of qr, pdf417, aztec, code128", field="barcode_format"
+            ) from None
+    if "terms" in section:
+        values["terms"] = check_text(section["terms"], "terms", MAX_TERMS, multiline=True) if section["terms"] else ""
+    if "languages" in section:
+        languages = section["languages"]
+        if (
+            not isinstance(languages, list)
+            or not languages
+            or any(lang not in SUPPORTED_LANGUAGES for lang in languages)
+            or "en" not in languages
+        ):
+            raise InvalidInput(
+                "wallet config: `languages` lists supported language codes, English among them", field="languages"
+            )
+        values["languages"] = list(dict.fromkeys(languages))
+    await WalletDesign.update_or_create(id=DESIGN_ID, defaults=values)
+    return await wallet_design()

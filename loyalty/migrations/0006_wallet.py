@@ -1,7 +1,9 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from loyalty.models.wallet import WalletPlatform
+from loyalty.models.wallet import WalletBarcode, WalletPlatform, default_languages
+from orjson import loads
 from tortoise.fields.base import OnDelete
+from tortoise.fields.data import JSON_DUMPS
 from tortoise import fields
 from tortoise.indexes import Index
 
@@ -12,6 +14,23 @@ class Migration(migrations.Migration):
     initial = False
 
     operations = [
+        ops.CreateModel(
+            name='WalletDesign',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('organization_name', fields.CharField(default='', max_length=100)),
+                ('description', fields.CharField(default='', max_length=200)),
+                ('logo_text', fields.CharField(default='', max_length=100)),
+                ('background_color', fields.CharField(default='rgb(32, 33, 36)', max_length=32)),
+                ('foreground_color', fields.CharField(default='rgb(255, 255, 255)', max_length=32)),
+                ('label_color', fields.CharField(default='rgb(190, 190, 190)', max_length=32)),
+                ('barcode_format', fields.CharEnumField(default=WalletBarcode.QR, description='QR: qr\nPDF417: pdf417\nAZTEC: aztec\nCODE128: code128', enum_type=WalletBarcode, max_length=16)),
+                ('terms', fields.TextField(default='', unique=False)),
+                ('languages', fields.JSONField(default=default_languages, encoder=JSON_DUMPS, decoder=loads)),
+            ],
+            options={'table': 'wallet_design', 'app': 'loyalty', 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
         ops.CreateModel(
             name='WalletLinkUse',
             fields=[

@@ -30,7 +30,15 @@ from loyalty.models.outbox import (
 from loyalty.models.program import Program, Tier, TierMetric, TierPeriod
 from loyalty.models.rewards import Reward, RewardKind, StampCard, StampProgress, Voucher, VoucherStatus
 from loyalty.models.staff import ApiKey, AuditLog, CardCodeUse, StaffRole, StaffUser, ThrottleCounter
-from loyalty.models.wallet import WalletLinkUse, WalletPass, WalletPlatform, WalletPush, WalletRegistration
+from loyalty.models.wallet import (
+    WalletBarcode,
+    WalletDesign,
+    WalletLinkUse,
+    WalletPass,
+    WalletPlatform,
+    WalletPush,
+    WalletRegistration,
+)
 
 __all__ = [
     "ApiKey",
@@ -72,6 +80,8 @@ __all__ = [
     "TierPeriod",
     "Voucher",
     "VoucherStatus",
+    "WalletBarcode",
+    "WalletDesign",
     "WalletLinkUse",
     "WalletPass",
     "WalletPlatform",

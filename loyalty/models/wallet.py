@@ -95,3 +95,31 @@ class WalletLinkUse(Model):
 
     class Meta:
         table = "wallet_link_use"
+
+
+class WalletBarcode(StrEnum):
+    QR = "qr"
+    PDF417 = "pdf417"
+    AZTEC = "aztec"
+    CODE128 = "code128"
+
+
+def default_languages() -> list[str]:
+    return ["en", "sv"]
+
+
+class WalletDesign(Model):
+    # How the program's passes look and read (one row, seeded from the program TOML's `[wallet]` section).
+    id = fields.IntField(primary_key=True)
+    organization_name = fields.CharField(max_length=100, default="")  # empty: the program's name
+    description = fields.CharField(max_length=200, default="")  # empty: "<program> member card"
+    logo_text = fields.CharField(max_length=100, default="")
+    background_color = fields.CharField(max_length=32, default="rgb(32, 33, 36)")
+    foreground_color = fields.CharField(max_length=32, default="rgb(255, 255, 255)")
+    label_color = fields.CharField(max_length=32, default="rgb(190, 190, 190)")
+    barcode_format = fields.CharEnumField(WalletBarcode, max_length=16, default=WalletBarcode.QR)
+    terms = fields.TextField(default="")  # the back of the card
+    languages: fields.JSONField[list[str]] = fields.JSONField(default=default_languages)
+
+    class Meta:
+        table = "wallet_design"

@@ -9,11 +9,14 @@ from tortoise.transactions import in_transaction
 
 from loyalty import events, wallet
 from loyalty.clock import FrozenClock
+from loyalty.errors import InvalidInput
 from loyalty.models import (
     EngagementRule,
     Member,
     OutboxEvent,
     Program,
+    WalletBarcode,
+    WalletDesign,
     WalletPass,
     WalletPlatform,
     WalletPush,
@@ -200,3 +203,54 @@ async def test_a_dead_push_token_forgets_its_registrations(program: Program) -> 
     assert await WalletRegistration.all().count() == 0
     assert (await WalletPass.get(id=apple.id)).installed is False
     assert await wallet.card_in_wallet(member.id) == wallet.CardInWallet(apple=False, google=False)
+
+
+async def test_the_design_defaults_and_is_configured_from_the_program_file(program: Program) -> None:
+    # given no [wallet] section: the defaults
+    default = await wallet.wallet_design()
+    assert (default.barcode_format, default.languages, default.organization_name) == (
+        WalletBarcode.QR,
+        ["en", "sv"],
+        "",
+    )
+
+    # when a section is applied (twice: it replaces)
+    await wallet.apply_wallet_design({"barcode_format": "aztec", "background_color": "rgb(1,2, 3)"})
+    design = await wallet.apply_wallet_design(
+        {
+            "barcode_format": "pdf417",
+            "logo_text": "Club",
+            "terms": "Line one.\nLine two.",
+            "languages": ["en", "sv", "en"],
+        }
+    )
+
+    # then
+    assert (design.barcode_format, design.logo_text, design.terms) == (
+        WalletBarcode.PDF417,
+        "Club",
+        "Line one.\nLine two.",
+    )
+    assert (design.background_color, design.languages) == ("rgb(1, 2, 3)", ["en", "sv"])
+    assert await WalletDesign.all().count() == 1
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ({"barcode_format": "ean13"}, "barcode_format"),
+        ({"background_color": "#ff0000"}, "background_color"),
+        ({"label_color": "rgb(256, 0, 0)"}, "label_color"),
+        ({"foreground_color": "rgb(1, 2)"}, "foreground_color"),
+        ({"languages": ["sv"]}, "languages"),
+        ({"languages": ["en", "xx"]}, "languages"),
+        ({"languages": "en"}, "languages"),
+        ({"logo_text": "x" * 101}, "logo_text"),
+        ({"organization_name": "bad\x00name"}, "organization_name"),
+    ],
+)
+async def test_a_bad_design_is_refused(program: Program, section: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        await wallet.apply_wallet_design(section)
+    assert refused.value.field == field
+    assert await WalletDesign.all().count() == 0
