@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -53,17 +54,17 @@ class AppleCredentials:
 
     @property
     def pass_type_id(self) -> str:
-        return _subject(self.certificate, NameOID.USER_ID)
+        return _subject(self.certificate, NameOID.USER_ID, "UID (the pass type identifier)")
 
     @property
     def team_id(self) -> str:
-        return _subject(self.certificate, NameOID.ORGANIZATIONAL_UNIT_NAME)
+        return _subject(self.certificate, NameOID.ORGANIZATIONAL_UNIT_NAME, "OU (the team identifier)")
 
 
-def _subject(certificate: x509.Certificate, oid: x509.ObjectIdentifier) -> str:
+def _subject(certificate: x509.Certificate, oid: x509.ObjectIdentifier, label: str) -> str:
     values = certificate.subject.get_attributes_for_oid(oid)
     if not values:
-        raise CredentialsError(f"the pass certificate's subject has no {oid._name}")
+        raise CredentialsError(f"the pass certificate's subject has no {label}: is it a Pass Type ID certificate?")
     value = values[0].value
     return value if isinstance(value, str) else value.decode()
 
@@ -105,8 +106,10 @@ def load_apple_credentials(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     ):
         raise CredentialsError("the pass key does not belong to the pass certificate")
-    if certificate.issuer != wwdr.subject:
-        raise CredentialsError("the pass certificate is not issued by the WWDR certificate")
+    try:
+        certificate.verify_directly_issued_by(wwdr)
+    except (ValueError, TypeError, InvalidSignature):
+        raise CredentialsError("the pass certificate is not issued by the WWDR certificate") from None
     now = dt.datetime.now(dt.UTC)
     for name, cert in (("pass", certificate), ("WWDR", wwdr)):
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
