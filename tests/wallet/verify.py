@@ -52,6 +52,7 @@ def _verify_with(issuer: x509.Certificate, certificate: x509.Certificate) -> Non
 
 
 def check_pkpass(data: bytes, root_ca: Path, tmp_path: Path) -> CheckedPass:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     archive = zipfile.ZipFile(io.BytesIO(data))
     files = {name: archive.read(name) for name in archive.namelist()}
     assert archive.testzip() is None
