@@ -11,6 +11,7 @@ import pytest
 
 from api.app import create_app
 from api.auth.tokens import MEMBER_AUDIENCE, TokenService
+from api.settings import Environment
 from api.wallet_links import WalletLinkSigner
 from loyalty import clock
 from loyalty.clock import FrozenClock
@@ -19,7 +20,7 @@ from loyalty.models import Member, Program, WalletLinkUse, WalletPass
 from tests.conftest import WALLET_TEST_SECRET, app_settings
 from tests.wallet.verify import check_pkpass
 
-QUERY = "query Wallet { me { wallet { applePassUrl } } }"
+QUERY = (Path(__file__).parents[2] / "mobile-client-mock" / "operations" / "Wallet.graphql").read_text()
 BASE = "https://klubb.example.com"
 
 
@@ -41,6 +42,7 @@ async def _link(http: httpx.AsyncClient, tokens: TokenService, member: Member) -
     token = tokens.issue(str(member.id), MEMBER_AUDIENCE).token
     response = await http.post("/graphql", json={"query": QUERY}, headers={"authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.text
+    assert "errors" not in response.json()
     url: str = response.json()["data"]["me"]["wallet"]["applePassUrl"]
     return url
 
@@ -127,3 +129,15 @@ async def test_without_the_wallet_the_link_is_null(db: str, tmp_path: Path, prog
         assert await _link(http, app.state.tokens, anna) is None
         assert (await http.get("/wallet/apple/v1.1.2.3.4")).status_code == 404
         assert (await http.get("/passkit/v1/devices/d/registrations/pass.dev.klubb.member")).status_code == 404
+
+
+async def test_the_app_gets_its_link_in_production(
+    db: str, tmp_path: Path, program: Program, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given production (trusted documents only): the app's Wallet operation is one of them
+    monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
+    app = create_app(app_settings(db, tmp_path, Environment.PRODUCTION))
+    anna, _ = await enroll_member("uid-anna", email="anna@example.com")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
+        url = await _link(http, app.state.tokens, anna)
+        assert (await http.get(url.removeprefix(BASE))).status_code == 200
