@@ -4,6 +4,7 @@ test: earn → tag moves → serial listed → the new pass shows the new balanc
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -21,7 +22,7 @@ from tests.conftest import app_settings
 from tests.loyalty.ledger_helpers import give_available, purchase
 from tests.wallet.apns_fake import ApnsFake
 from tests.wallet.verify import check_pkpass
-from wallet.apns import ApnsClient, PushOutcome
+from wallet.apns import ApnsClient, PushOutcome, PushResult
 from wallet.credentials import AppleCredentials
 from wallet.updates import AppleUpdates, backoff
 from worker.runner import drain_once
@@ -220,3 +221,35 @@ async def test_a_push_is_given_up_after_the_retry_horizon(
     row = await WalletPush.get(push_token=PHONE)
     assert (row.sent == row.wanted, row.attempts, row.last_status_code) == (True, 0, 503)
     assert await WalletRegistration.all().count() == 1
+
+
+class CountingPushes:
+    def __init__(self) -> None:
+        self.pushed: list[str] = []
+
+    async def push(self, push_token: str) -> PushResult:
+        await asyncio.sleep(0.001)
+        self.pushed.append(push_token)
+        return PushResult(PushOutcome.SENT, 200, "")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.postgres_only
+async def test_concurrent_workers_push_each_device_once(db: str, program: Program, clock: FrozenClock) -> None:
+    # given 300 devices owed a push
+    now = clock.now()
+    await WalletPush.bulk_create(
+        [WalletPush(push_token=f"{n:064x}", wanted=1, sent=0, next_attempt_at=now, created_at=now) for n in range(300)]
+    )
+    pushes = CountingPushes()
+
+    # when three workers deliver at once, in small batches
+    workers = [AppleUpdates(pushes, batch_size=20) for _ in range(3)]
+    attempts = await asyncio.gather(*(w.deliver_due(None) for w in workers))
+
+    # then every device got exactly one push
+    assert sum(attempts) == 300
+    assert sorted(pushes.pushed) == [f"{n:064x}" for n in range(300)]
+    assert await WalletPush.filter(sent=1).count() == 300
