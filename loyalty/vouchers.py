@@ -26,6 +26,7 @@ from loyalty.errors import DomainError, InvalidInput, NotFound
 from loyalty.idempotency import idempotent
 from loyalty.ledger import locked_member, reverse_debit
 from loyalty.models import LedgerEntry, Offer, Reward, StaffRole, StampCard, Voucher, VoucherStatus
+from loyalty.rows import AnyVoucher
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 CODE_LENGTH = 16
@@ -142,7 +143,7 @@ async def issue_voucher(
     return voucher
 
 
-def effective_status(voucher: Voucher, at: datetime) -> VoucherStatus:
+def effective_status(voucher: AnyVoucher, at: datetime) -> VoucherStatus:
     """The status as of `at`: an ACTIVE voucher past `expires_at` is EXPIRED even before the job has marked it."""
     if voucher.status == VoucherStatus.ACTIVE and voucher.expires_at <= at:
         return VoucherStatus.EXPIRED
