@@ -93,9 +93,12 @@ def select(name: str, model: type[M], rest: str) -> Select[M]:
 
 def rows(name: str, model: type[Model], row: type[R], text: str) -> Rows[R]:
     """Register under `name` the hand-written `SELECT` `text`, read as `row` tuples by `fetch_rows`."""
-    if not (issubclass(row, tuple) and hasattr(row, "_fields")):
+    if not (isinstance(row, type) and issubclass(row, tuple) and hasattr(row, "_fields")):
         raise TypeError(f"statement {name!r}: rows are read as a NamedTuple, not {row!r}")
-    return _register(Rows(name, model, _checked(name, text), row))
+    checked = _checked(name, text)
+    for postgres in (False, True):  # every field's type is one a value can be converted to, on both engines
+        _builder(row, postgres)
+    return _register(Rows(name, model, checked, row))
 
 
 def columns(row: type[tuple[Any, ...]], alias: str, *, until: str | None = None) -> str:

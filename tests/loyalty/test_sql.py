@@ -13,8 +13,9 @@ import tomllib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import pytest
 from tortoise.expressions import Q
@@ -22,7 +23,7 @@ from tortoise.functions import Sum
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import activity, ledger, sql
+from loyalty import activity, ledger, members, rows, sql
 from loyalty.clock import FrozenClock
 from loyalty.members import members_by_id
 from loyalty.models import (
@@ -899,3 +900,75 @@ def test_private_tortoise_api_is_used_only_in_loyalty_sql() -> None:
     ]
     assert uses == []
     assert len(sources) > 50  # the walk found the application
+
+
+# --- rows -----------------------------------------------------------------------------------------------
+
+
+async def test_each_row_named_after_a_model_has_its_columns_first_in_order(db: str) -> None:
+    # given Tortoise started (a model's foreign-key columns are known then)
+    # then each row begins with its model's columns, named and ordered as the model's table has them
+    for row, model in rows.MODEL_ROWS.items():
+        columns = sql.table(cast(type[Model], model)).columns
+        assert row._fields[: len(columns)] == columns, row.__name__  # type: ignore[attr-defined]
+    assert rows.MemberRow._fields[len(sql.table(Member).columns) :] == ("qualifying_value",)
+    assert rows.OfferRow._fields[len(sql.table(Offer).columns) :] == ("uses", "activated")
+
+
+class _Plain(NamedTuple):
+    id: int
+
+
+class _Money(NamedTuple):
+    id: int
+    amount: Decimal
+
+
+class _Either(NamedTuple):
+    id: int | str
+
+
+def test_rows_are_read_as_a_named_tuple_whose_fields_have_a_known_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql, "_registry", dict(sql.registered()))  # what is declared here goes away after the test
+    text = 'SELECT "id" FROM "member"'
+
+    # when rows are declared as something else than a NamedTuple, or with a field of no known conversion
+    # then the declaration is refused, and nothing is registered
+    with pytest.raises(TypeError, match=re.escape("statement 'tests.dicts': rows are read as a NamedTuple")):
+        sql.rows("tests.dicts", Member, cast(Any, dict), text)
+    with pytest.raises(TypeError, match=re.escape("no conversion for a row field of type <class 'decimal.Decimal'>")):
+        sql.rows("tests.money", Member, _Money, text)
+    with pytest.raises(TypeError, match=re.escape("a row field is one type or None, not int | str")):
+        sql.rows("tests.either", Member, _Either, text)
+    assert not {"tests.dicts", "tests.money", "tests.either"} & set(sql.registered())
+
+
+async def test_a_row_narrower_or_wider_than_its_statement_is_refused(
+    program: Program, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a member, and statements whose columns are not their row's fields
+    monkeypatch.setattr(sql, "_registry", dict(sql.registered()))
+    member = await new_member("uid-width")
+    wider = sql.rows("tests.wider", Member, _Plain, 'SELECT "id", "member_number" FROM "member"')
+    fits = sql.rows("tests.fits", Member, _Plain, 'SELECT "id" FROM "member" WHERE "id" = ?')
+
+    # when they run, then the mismatch is an error, not a misread row
+    with pytest.raises(ValueError, match=re.escape("_Plain has 1 fields, the statement returned 2 columns")):
+        await sql.fetch_rows(wider)
+    assert await sql.fetch_rows(fits, [member.id]) == [_Plain(member.id)]
+    with pytest.raises(LookupError, match=re.escape("not a registered statement: Select(name='members.by_id'")):
+        await sql.fetch_rows(cast(Any, sql.registered()["members.by_id"]))
+
+
+async def test_an_empty_member_reads_as_zeros_and_defaults(program: Program, clock: FrozenClock) -> None:
+    # given a member who has done nothing yet
+    member = await new_member("uid-empty")
+
+    # when their row is read
+    found = await members.member_rows([member.id, member.id + 1], program, clock.now())
+
+    # then one row (the other id is nobody's), with the ORM's values and no qualifying value
+    assert list(found) == [member.id]
+    row = found[member.id]
+    assert row._asdict() == {**_values(await Member.get(id=member.id)), "qualifying_value": 0}
+    assert (row.points_available, row.interests, row.marketing_consent, row.birthday) == (0, [], False, None)
