@@ -178,7 +178,7 @@ async def member_receipt(member_id: int, purchase_id: int) -> Receipt:
 
 
 async def checkout_summary(member: Member, program: Program, at: datetime) -> CheckoutSummary:
-    """Everything the till shows about `member` at `at`, in at most twelve queries however much there is to show.
+    """Everything the till shows about `member` at `at`, in six statements however much there is to show.
 
     `member` is as the caller settled it (`ledger.settle_member_if_due`), so its balances are current at `at`.
     """

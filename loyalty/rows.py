@@ -119,6 +119,26 @@ class VoucherRow(NamedTuple):
     cancelled_at: datetime | None
 
 
+class VoucherPageRow(NamedTuple):
+    """Every column of `voucher`, then its part of the member's list: 0 usable, 1 the others."""
+
+    id: int
+    member_id: int
+    code: str
+    status: VoucherStatus
+    reward_id: int | None
+    offer_id: int | None
+    stamp_card_id: int | None
+    ledger_entry_id: int | None
+    points_cost: int
+    issued_at: datetime
+    expires_at: datetime
+    redeemed_at: datetime | None
+    redeemed_store: str | None
+    cancelled_at: datetime | None
+    phase: int
+
+
 class CheckoutVoucherRow(NamedTuple):
     """Every column of `voucher`, then what its source says it is for: its reward's name, kind, value and product,
     else its offer's name, benefit, value and product, else its stamp card's name (NULL where there is none)."""
@@ -184,7 +204,7 @@ class StampCardRow(NamedTuple):
 AnyMember = Member | MemberRow
 AnyEntry = LedgerEntry | EntryRow
 AnyOffer = Offer | OfferRow
-AnyVoucher = Voucher | VoucherRow | CheckoutVoucherRow
+AnyVoucher = Voucher | VoucherRow | VoucherPageRow | CheckoutVoucherRow
 AnyReward = Reward | RewardRow
 
 # The model each row reads its leading columns from (the test checks names and order).
@@ -193,6 +213,7 @@ MODEL_ROWS: dict[type[tuple[object, ...]], type[object]] = {
     EntryRow: LedgerEntry,
     OfferRow: Offer,
     VoucherRow: Voucher,
+    VoucherPageRow: Voucher,
     CheckoutVoucherRow: Voucher,
     RewardRow: Reward,
 }

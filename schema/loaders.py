@@ -10,8 +10,8 @@ from strawberry.dataloader import DataLoader
 from loyalty import checkout, offers, rewards, stamps, vouchers
 from loyalty.activity import activity_page, points_expiring_soon
 from loyalty.members import member_rows
-from loyalty.models import Program, Voucher, VoucherStatus
-from loyalty.rows import AnyMember, EntryRow, MemberRow
+from loyalty.models import Program, VoucherStatus
+from loyalty.rows import AnyMember, EntryRow, MemberRow, VoucherPageRow
 from loyalty.tiers import qualifying_values
 
 ActivityKey = tuple[int, int, int | None]  # (member id, page size + 1, entries before this id)
@@ -67,7 +67,7 @@ class Loaders:
         self.member.prime(member.id, member)
         self.qualifying_value.prime(member.id, member.qualifying_value)
 
-    async def _vouchers(self, keys: Sequence[VoucherPageKey]) -> list[list[tuple[vouchers.VoucherKey, Voucher]]]:
+    async def _vouchers(self, keys: Sequence[VoucherPageKey]) -> list[list[tuple[vouchers.VoucherKey, VoucherPageRow]]]:
         # As for activity: one page per distinct key, in practice one per request.
         return [
             await vouchers.voucher_page(member_id, at=self._now, limit=limit, after=after, status=status)
@@ -78,7 +78,7 @@ class Loaders:
         return [await checkout.usable_vouchers(member_id, self._now, limit) for member_id, limit in keys]
 
     async def _offers(self, members: Sequence[AnyMember]) -> list[list[offers.MemberOffer]]:
-        # The offers that apply now to each member, most relevant first: a constant number of queries.
+        # The offers that apply now to each member, most relevant first: one statement per member (one a request).
         by_member = await offers.offers_for_members(members, await self._program(), self._now)
         return [by_member[m.id] for m in members]
 

@@ -596,6 +596,190 @@ async def _active_staff(program: Program, clock: FrozenClock) -> list[Run]:
     ]
 
 
+@dataclass(frozen=True)
+class _VoucherList:
+    """A member's vouchers in each state, and the ORM's two parts of their list (`vouchers.voucher_page`)."""
+
+    member: Member
+    made: dict[str, Voucher]
+    at: datetime
+
+    def usable(self) -> Any:
+        live = Voucher.filter(member_id=self.member.id, status=VoucherStatus.ACTIVE, expires_at__gt=self.at)
+        return live.order_by("expires_at", "id")
+
+    def others(self) -> Any:
+        mine = Voucher.filter(member_id=self.member.id)
+        return mine.filter(~Q(status=VoucherStatus.ACTIVE, expires_at__gt=self.at)).order_by("-id")
+
+    def live(self) -> list[Any]:
+        return [self.member.id, VoucherStatus.ACTIVE.value, self.at]
+
+    def keyset(self, key: str) -> list[Any]:
+        cursor = self.made[key]
+        return [cursor.expires_at, cursor.expires_at, cursor.id]
+
+    def after(self, key: str) -> Q:
+        cursor = self.made[key]
+        return Q(expires_at__gt=cursor.expires_at) | Q(expires_at=cursor.expires_at, id__gt=cursor.id)
+
+    def orm(self, *parts: tuple[int, Any]) -> Awaitable[list[dict[str, object]]]:
+        async def rows() -> list[dict[str, object]]:
+            return [{**_values(v), "phase": phase} for phase, query in parts for v in await query]
+
+        return rows()
+
+    def ids(self, *keys: str) -> list[int]:
+        return [self.made[key].id for key in keys]
+
+
+async def _voucher_list(clock: FrozenClock) -> _VoucherList:
+    member, other = await new_member("uid-voucher-list"), await new_member("uid-voucher-list-other")
+    reward = await Reward.create(name="Coffee", kind=RewardKind.FREE_PRODUCT, points_cost=10, sku="COF")
+    at = clock.now()
+    made: dict[str, Voucher] = {}
+    async with in_transaction() as conn:
+        for key in ("soon", "tie a", "tie b", "later", "lapsed", "expired", "redeemed", "cancelled", "at now"):
+            made[key] = await issue_voucher(conn, member.id, reward=reward, points_cost=10)
+        await issue_voucher(conn, other.id, reward=reward)
+    tie = at + timedelta(days=3, microseconds=5)
+    for key, changes in (
+        ("soon", {"expires_at": at + timedelta(days=1)}),
+        ("tie a", {"expires_at": tie}),
+        ("tie b", {"expires_at": tie}),  # the same expiry: after "tie a", by id
+        ("later", {"expires_at": at + timedelta(days=9)}),
+        ("lapsed", {"expires_at": at - ONE_TICK}),  # ACTIVE, but past its expiry: effectively expired
+        ("expired", {"status": VoucherStatus.EXPIRED, "expires_at": at - timedelta(days=1)}),
+        ("redeemed", {"status": VoucherStatus.REDEEMED, "redeemed_at": at, "redeemed_store": "S1"}),
+        ("cancelled", {"status": VoucherStatus.CANCELLED, "cancelled_at": at}),
+        ("at now", {"expires_at": at}),  # expires at the instant: not usable
+    ):
+        await Voucher.filter(id=made[key].id).update(**changes)
+    made = {key: await Voucher.get(id=v.id) for key, v in made.items()}
+    return _VoucherList(member, made, at)
+
+
+_USABLE_ORDER = ("soon", "tie a", "tie b", "later")
+_OTHERS_ORDER = ("at now", "cancelled", "redeemed", "expired", "lapsed")  # newest first
+
+
+@case("vouchers.page")
+async def _voucher_page(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    return [
+        Run(
+            orm=v.orm((0, v.usable().limit(limit)), (1, v.others().limit(limit))),
+            expected=v.ids(*_USABLE_ORDER[:limit], *_OTHERS_ORDER[:limit]),
+            params=[*v.live(), limit, *v.live(), limit],
+        )
+        for limit in (20, 3)
+    ]
+
+
+@case("vouchers.page_after_usable")
+async def _voucher_page_after_usable(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    return [
+        Run(
+            orm=v.orm((0, v.usable().filter(v.after(key)).limit(3)), (1, v.others().limit(3))),
+            expected=v.ids(*rest, *_OTHERS_ORDER[:3]),
+            params=[*v.live(), *v.keyset(key), 3, *v.live(), 3],
+        )
+        for key, rest in (("tie a", ("tie b", "later")), ("later", ()))
+    ]
+
+
+@case("vouchers.page_after_others")
+async def _voucher_page_after_others(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    cursor = v.made["redeemed"].id
+    return [
+        Run(
+            orm=v.orm((1, v.others().filter(id__lt=cursor).limit(20))),
+            expected=v.ids("expired", "lapsed"),
+            params=[*v.live(), cursor, 20],
+        )
+    ]
+
+
+@case("vouchers.usable")
+async def _usable_vouchers_page(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    return [
+        Run(orm=v.orm((0, v.usable().limit(2))), expected=v.ids("soon", "tie a"), params=[*v.live(), 2]),
+    ]
+
+
+@case("vouchers.usable_after")
+async def _usable_vouchers_after(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    return [
+        Run(
+            orm=v.orm((0, v.usable().filter(v.after("tie b")).limit(20))),
+            expected=v.ids("later"),
+            params=[*v.live(), *v.keyset("tie b"), 20],
+        )
+    ]
+
+
+def _expired_ones() -> list[str]:
+    return [VoucherStatus.ACTIVE.value, VoucherStatus.EXPIRED.value]
+
+
+@case("vouchers.expired")
+async def _expired_vouchers(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    expired = v.others().filter(status__in=(VoucherStatus.ACTIVE, VoucherStatus.EXPIRED))
+    return [
+        Run(
+            orm=v.orm((1, expired.limit(20))),
+            expected=v.ids("at now", "expired", "lapsed"),
+            params=[*v.live(), *_expired_ones(), 20],
+        )
+    ]
+
+
+@case("vouchers.expired_before")
+async def _expired_vouchers_before(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    cursor = v.made["expired"].id
+    expired = v.others().filter(status__in=(VoucherStatus.ACTIVE, VoucherStatus.EXPIRED), id__lt=cursor)
+    return [
+        Run(
+            orm=v.orm((1, expired.limit(20))),
+            expected=v.ids("lapsed"),
+            params=[*v.live(), *_expired_ones(), cursor, 20],
+        )
+    ]
+
+
+@case("vouchers.with_status")
+async def _vouchers_with_status(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    return [
+        Run(
+            orm=v.orm((1, v.others().filter(status=status).limit(20))),
+            expected=v.ids(key),
+            params=[*v.live(), status.value, 20],
+        )
+        for status, key in ((VoucherStatus.REDEEMED, "redeemed"), (VoucherStatus.CANCELLED, "cancelled"))
+    ]
+
+
+@case("vouchers.with_status_before")
+async def _vouchers_with_status_before(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    redeemed = VoucherStatus.REDEEMED
+    return [
+        Run(
+            orm=v.orm((1, v.others().filter(status=redeemed, id__lt=cursor).limit(20))),
+            expected=expected,
+            params=[*v.live(), redeemed.value, cursor, 20],
+        )
+        for cursor, expected in ((v.made["redeemed"].id, []), (v.made["cancelled"].id, v.ids("redeemed")))
+    ]
+
+
 async def _catalog(program: Program, clock: FrozenClock) -> tuple[Member, dict[str, Reward]]:
     """Rewards visible or not at now, in catalog order by sort order, cost and id; a member's counted vouchers."""
     at = clock.now()
