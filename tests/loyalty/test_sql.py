@@ -666,13 +666,26 @@ _OTHERS_ORDER = ("at now", "cancelled", "redeemed", "expired", "lapsed")  # newe
 @case("vouchers.page")
 async def _voucher_page(program: Program, clock: FrozenClock) -> list[Run]:
     v = await _voucher_list(clock)
+    # and a member with many vouchers: 30 usable (one expiry for all: ordered by id), 5 used
+    many = _VoucherList(await new_member("uid-many-vouchers"), {}, v.at)
+    async with in_transaction() as conn:
+        for n in range(35):
+            many.made[f"v{n}"] = await issue_voucher(conn, many.member.id)
+    await Voucher.filter(id__in=many.ids(*(f"v{n}" for n in range(30, 35)))).update(status=VoucherStatus.REDEEMED)
     return [
+        *(
+            Run(
+                orm=v.orm((0, v.usable().limit(limit)), (1, v.others().limit(limit))),
+                expected=v.ids(*_USABLE_ORDER[:limit], *_OTHERS_ORDER[:limit]),
+                params=[*v.live(), limit, *v.live(), limit],
+            )
+            for limit in (20, 3)
+        ),
         Run(
-            orm=v.orm((0, v.usable().limit(limit)), (1, v.others().limit(limit))),
-            expected=v.ids(*_USABLE_ORDER[:limit], *_OTHERS_ORDER[:limit]),
-            params=[*v.live(), limit, *v.live(), limit],
-        )
-        for limit in (20, 3)
+            orm=many.orm((0, many.usable().limit(20)), (1, many.others().limit(20))),
+            expected=[*many.ids(*(f"v{n}" for n in range(20))), *reversed(many.ids(*(f"v{n}" for n in range(30, 35))))],
+            params=[*many.live(), 20, *many.live(), 20],
+        ),
     ]
 
 
