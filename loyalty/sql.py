@@ -2,8 +2,9 @@
 
 Building a Tortoise queryset costs about 0.4 ms of CPU per query, several times what SQLite or PostgreSQL need to
 answer these indexed reads (bench/README.md). These statements are written once, in portable SQL with `?`
-placeholders, and rewritten to `$n` once for PostgreSQL. Values come back through the model's own field conversions,
-so callers get exactly what the ORM would have returned. Writes stay on the ORM.
+placeholders, and rewritten to `$n` once for PostgreSQL. Values come back as the ORM would return them: through the
+model's own field conversions (`select`, `statement`), or for `rows` through the row type's annotations, converting
+only what the driver does not already return as that type (no dict, no model per row). Writes stay on the ORM.
 
 Each statement is declared beside its caller with `rows` (a hand-written SELECT read as `NamedTuple` rows straight
 from the driver: the hot reads), `select` (every column of a model, read as models) or `statement` (a hand-written
@@ -30,7 +31,6 @@ from tortoise.fields.relational import ForeignKeyFieldInstance, OneToOneFieldIns
 from tortoise.models import Model
 
 M = TypeVar("M", bound=Model)
-
 IDS = "{ids}"  # where a statement takes a list of ids: expanded to one placeholder per id
 
 
