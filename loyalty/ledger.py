@@ -70,26 +70,34 @@ async def _post(
     lifetime: int = 0,
     allow_overdraw: bool = False,
     occurred_at: datetime | None = None,
+    member_fields: dict[str, Any] | None = None,
     **entry_fields: Any,
 ) -> LedgerEntry:
     """Append an entry and move the cached balances by its deltas, refusing to overdraw the balance.
 
     `occurred_at` is when it happened in business terms (a purchase's receipt time); by default, now.
+    `member_fields` are other member columns the operation changes (its tier, `next_settle_at`,
+    `last_purchase_at`), written by the same conditional UPDATE and set on `member` once it succeeded: one
+    statement for everything a purchase changes on the member row.
     """
     query = Member.filter(id=member.id)
     if available < 0 and not allow_overdraw:
         query = query.filter(points_available__gte=-available)
+    extra = member_fields or {}
     updated = await query.using_db(conn).update(
         points_available=F("points_available") + available,
         points_pending=F("points_pending") + pending,
         lifetime_earned=F("lifetime_earned") + lifetime,
         updated_at=clock.now(),
+        **extra,
     )
     if updated != 1:
         raise InsufficientPoints("not enough points available", field="amount")
     member.points_available += available
     member.points_pending += pending
     member.lifetime_earned += lifetime
+    for name, value in extra.items():
+        setattr(member, name, value)
     return await LedgerEntry.create(
         member_id=member.id,
         kind=kind,
@@ -244,6 +252,22 @@ def is_settle_due(member: Member, at: datetime) -> bool:
     return member.next_settle_at is not None and member.next_settle_at <= at
 
 
+async def settle_if_due(conn: BaseDBAsyncClient, member: Member, at: datetime | None = None) -> None:
+    """`settle` a locked member if a lot is due at `at` (default: now); no statement otherwise.
+
+    `next_settle_at` is the earliest maturity or expiry of the member's lots (every change of lots keeps it so), so
+    a member who is not due has nothing to settle. (`settle` would also mark lots that expired empty, which changes
+    no balance; the next settle that is due marks them.)
+    """
+    if is_settle_due(member, at or clock.now()):
+        await settle(conn, member, at)
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    present = [moment for moment in moments if moment is not None]
+    return min(present) if present else None
+
+
 async def settle_member_if_due(member: Member, at: datetime) -> Member:
     """Bring a member's balances up to date as of `at` before showing them (a no-op unless a lot is due then)."""
     if not is_settle_due(member, at):
@@ -261,13 +285,24 @@ async def credit_earned(
     *,
     available_at: datetime,
     purchase: Purchase,
+    member_fields: dict[str, Any] | None = None,
 ) -> LedgerEntry:
-    """Credit a purchase's points to a member locked in the caller's transaction: a lot of its own, pending until
-    `available_at` (the end of the return window; available at once if that has passed), then expiring by the
-    program's policy."""
+    """Credit a purchase's points to a member locked and settled in the caller's transaction: a lot of its own,
+    pending until `available_at` (the end of the return window; available at once if that has passed), then expiring
+    by the program's policy.
+
+    The new lot's maturity (or expiry) is scheduled in the same member UPDATE as the balances and `member_fields`
+    (`next_settle_at` becomes the earlier of the two); a lot already due by then (a receipt sent long after it was
+    made) is settled at once.
+    """
     lot = await _create_lot(conn, member, program, points, available_at, purchase)
     pending = lot.status == LotStatus.PENDING
-    return await _post(
+    due = lot.available_at if pending else lot.expires_at
+    settle_now = due is not None and due <= clock.now()
+    fields = dict(member_fields or {})
+    if not settle_now:
+        fields["next_settle_at"] = _earliest(member.next_settle_at, due)
+    entry = await _post(
         conn,
         member,
         EntryKind.EARN,
@@ -278,7 +313,11 @@ async def credit_earned(
         purchase=purchase,
         # The member's activity shows the purchase when it was made, not when the till sent it.
         occurred_at=purchase.occurred_at,
+        member_fields=fields,
     )
+    if settle_now:
+        await settle(conn, member)
+    return entry
 
 
 async def credit_available(

@@ -26,7 +26,7 @@ from loyalty import clock, events, ledger
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
 from loyalty.checks import MAX_REFERENCE, check_amount, check_code, check_occurred_at, check_store_code
-from loyalty.earning import EarnBreakdown, LineInput, active_rules, compute_points
+from loyalty.earning import EarnBreakdown, LineInput, active_rules, active_rules_in, compute_points
 from loyalty.errors import (
     CurrencyMismatch,
     DomainError,
@@ -47,9 +47,9 @@ from loyalty.models import (
     StaffRole,
     TierMetric,
 )
-from loyalty.program import load_program
+from loyalty.program import current_configuration, load_program
 from loyalty.stamps import StampOutcome, add_stamps
-from loyalty.tiers import evaluate_tier, undo_unfounded_upgrade
+from loyalty.tiers import apply_tier_decision, decide_tier, qualifying_value, undo_unfounded_upgrade
 
 MAX_LINES = 500
 # Items on one receipt line: a typo guard far above any basket, well inside the quantity columns (32-bit) and
@@ -211,20 +211,29 @@ def _request_document(request: PurchaseRequest) -> dict[str, Any]:
     }
 
 
-async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRecorded:
+async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: events.Outbox) -> PurchaseRecorded:
     """Record the purchase, its lines and its points in the caller's transaction (the member stays locked).
 
     Points are pending until the end of the return window; the tier is re-evaluated at once;
-    `Member.last_purchase_at` moves forward; stamps are added.
+    `Member.last_purchase_at` moves forward; stamps are added. The events go into `outbox`, which the caller
+    flushes before the transaction ends.
+
+    Statements, in order (the write path's budget, `tests/loyalty/test_purchase_statements.py`): the configuration
+    snapshot's version, the member's lock, the day's purchases (the daily limit), the purchase, its lines (one
+    batch), the qualifying credit, the period's qualifying value (with the credit), the lot, the member's one UPDATE
+    (balances, tier, `next_settle_at`, `last_purchase_at`) and the ledger entry; then the stamp cards' progress.
+    Nothing written is read back; a member with lots due is settled first (more statements, only then).
     """
-    program = await load_program(conn)
+    configuration = await current_configuration(conn)
+    program = configuration.program
     if request.currency != program.currency:
         raise CurrencyMismatch(f"the program runs in {program.currency}, not {request.currency}", field="currency")
     member = await ledger.lock_member(conn, request.member_id)
     await check_limits(program, request, conn)
-    await ledger.settle(conn, member)
+    now = clock.now()
+    await ledger.settle_if_due(conn, member, now)
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
-    breakdown = compute_points(program, tier, request.lines, await active_rules(request.occurred_at, conn))
+    breakdown = compute_points(program, tier, request.lines, active_rules_in(configuration, request.occurred_at))
     points = breakdown.points
     qualifying = breakdown.base if program.tier_metric == TierMetric.POINTS else request.total
     purchase = await Purchase.create(
@@ -236,7 +245,7 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRe
         total=request.total,
         points_earned=points,
         qualifying_value=qualifying,
-        created_at=clock.now(),
+        created_at=now,
         using_db=conn,
     )
     await PurchaseLine.bulk_create(
@@ -256,20 +265,23 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRe
         ],
         using_db=conn,
     )
-    available_at = request.occurred_at + timedelta(days=program.pending_days)
-    if points:
-        await ledger.credit_earned(conn, member, program, points, available_at=available_at, purchase=purchase)
     if qualifying:
         await QualifyingCredit.create(
             member_id=member.id, amount=qualifying, occurred_at=request.occurred_at, purchase=purchase, using_db=conn
         )
+    decision = decide_tier(member, program, await qualifying_value(member.id, program, now, conn), now)
+    member_fields = dict(decision.fields)
     if member.last_purchase_at is None or request.occurred_at > member.last_purchase_at:
-        member.last_purchase_at = request.occurred_at
-        await Member.filter(id=member.id).using_db(conn).update(last_purchase_at=request.occurred_at)
-    new_tier = await evaluate_tier(conn, member, program)
-    await ledger.settle(conn, member)  # schedules maturity/expiry of the new lot
-    await events.emit(
-        conn,
+        member_fields["last_purchase_at"] = request.occurred_at
+    available_at = request.occurred_at + timedelta(days=program.pending_days)
+    if points:
+        await ledger.credit_earned(
+            conn, member, program, points, available_at=available_at, purchase=purchase, member_fields=member_fields
+        )
+    elif member_fields:
+        await Member.filter(id=member.id).using_db(conn).update(**member_fields, updated_at=now)
+    apply_tier_decision(member, decision, outbox)
+    outbox.add(
         events.POINTS_EARNED,
         member_id=member.id,
         payload={
@@ -279,13 +291,13 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRe
             "points": points,
         },
     )
-    stamps = await add_stamps(conn, member.id, program, request.total, request.lines)
+    stamps = await add_stamps(conn, member.id, program, request.total, request.lines, configuration.stamp_cards, outbox)
     return PurchaseRecorded(
         purchase_id=purchase.id,
         member_id=member.id,
         points=points,
         available_at=available_at,
-        tier=new_tier.name,
+        tier=decision.tier.name,
         breakdown=breakdown,
         stamps=stamps,
     )
@@ -302,7 +314,9 @@ async def record_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseRec
     check_request(request)
 
     async def action(conn: BaseDBAsyncClient) -> PurchaseRecorded:
-        recorded = await _earn(conn, request)
+        outbox = events.Outbox()
+        recorded = await _earn(conn, request, outbox)
+        await outbox.flush(conn)
         await record_audit(
             actor,
             "purchase.record",
