@@ -138,8 +138,9 @@ def _spend_order(lot: PointsLot) -> tuple[bool, datetime | None, int]:
     return (lot.expires_at is None, lot.expires_at, lot.id)
 
 
-async def _take_from_lots(conn: BaseDBAsyncClient, entry: LedgerEntry, lots: list[PointsLot], amount: int) -> int:
-    """Take up to `amount` from `lots` in order, recording allocations; returns what was taken."""
+def _plan_takes(lots: list[PointsLot], amount: int) -> list[tuple[PointsLot, int]]:
+    """What taking up to `amount` from `lots` in order takes from each: (lot, points) pairs, nothing written."""
+    takes: list[tuple[PointsLot, int]] = []
     taken = 0
     for lot in lots:
         if taken == amount:
@@ -147,17 +148,40 @@ async def _take_from_lots(conn: BaseDBAsyncClient, entry: LedgerEntry, lots: lis
         take = min(lot.remaining, amount - taken)
         if take <= 0:
             continue
-        updated = (
-            await PointsLot.filter(id=lot.id, remaining__gte=take)
-            .using_db(conn)
-            .update(remaining=F("remaining") - take)
-        )
+        takes.append((lot, take))
+        taken += take
+    return takes
+
+
+async def _apply_takes(
+    conn: BaseDBAsyncClient, entry: LedgerEntry, takes: list[tuple[PointsLot, int]], *, void_emptied: bool = False
+) -> None:
+    """Take planned points from their lots (a conditional UPDATE each) and record the allocations (one batch).
+
+    With `void_emptied`, a lot taken down to zero becomes VOID in the same UPDATE (a refund's own pending lots).
+    """
+    allocations: list[LotAllocation] = []
+    for lot, take in takes:
+        values: dict[str, Any] = {"remaining": F("remaining") - take}
+        emptied = void_emptied and take == lot.remaining
+        if emptied:
+            values["status"] = LotStatus.VOID
+        updated = await PointsLot.filter(id=lot.id, remaining__gte=take).using_db(conn).update(**values)
         if updated != 1:
             raise LedgerInconsistency(f"lot {lot.id} lost points under a member lock")
         lot.remaining -= take
-        await LotAllocation.create(entry_id=entry.id, lot_id=lot.id, amount=take, using_db=conn)
-        taken += take
-    return taken
+        if emptied:
+            lot.status = LotStatus.VOID
+        allocations.append(LotAllocation(entry_id=entry.id, lot_id=lot.id, amount=take))
+    if allocations:
+        await LotAllocation.bulk_create(allocations, using_db=conn)
+
+
+async def _take_from_lots(conn: BaseDBAsyncClient, entry: LedgerEntry, lots: list[PointsLot], amount: int) -> int:
+    """Take up to `amount` from `lots` in order, recording allocations; returns what was taken."""
+    takes = _plan_takes(lots, amount)
+    await _apply_takes(conn, entry, takes)
+    return sum(take for _, take in takes)
 
 
 async def _available_lots(conn: BaseDBAsyncClient, member_id: int) -> list[PointsLot]:
@@ -229,22 +253,34 @@ async def settle(conn: BaseDBAsyncClient, member: Member, at: datetime | None = 
     await _schedule_next_settle(conn, member)
 
 
+async def _next_settle_at(conn: BaseDBAsyncClient, member_id: int, exclude: list[int] | None = None) -> datetime | None:
+    """The earliest maturity of a pending lot or expiry of an available lot with points (lots `exclude`d aside)."""
+    pending = PointsLot.filter(member_id=member_id, status=LotStatus.PENDING)
+    expiring = PointsLot.filter(member_id=member_id, status=LotStatus.AVAILABLE, remaining__gt=0)
+    if exclude:
+        pending, expiring = pending.exclude(id__in=exclude), expiring.exclude(id__in=exclude)
+    rows = [
+        *await pending.using_db(conn).annotate(at=Min("available_at")).values("at"),
+        *await expiring.using_db(conn).annotate(at=Min("expires_at")).values("at"),
+    ]
+    return _earliest(*(row["at"] for row in rows))
+
+
 async def _schedule_next_settle(conn: BaseDBAsyncClient, member: Member) -> None:
-    pending = (
-        await PointsLot.filter(member_id=member.id, status=LotStatus.PENDING)
-        .using_db(conn)
-        .annotate(at=Min("available_at"))
-        .values("at")
-    )
-    expiring = (
-        await PointsLot.filter(member_id=member.id, status=LotStatus.AVAILABLE, remaining__gt=0)
-        .using_db(conn)
-        .annotate(at=Min("expires_at"))
-        .values("at")
-    )
-    candidates: list[datetime] = [row["at"] for row in (*pending, *expiring) if row["at"] is not None]
-    member.next_settle_at = min(candidates) if candidates else None
+    member.next_settle_at = await _next_settle_at(conn, member.id)
     await Member.filter(id=member.id).using_db(conn).update(next_settle_at=member.next_settle_at)
+
+
+async def _next_settle_after_taking(
+    conn: BaseDBAsyncClient, member: Member, takes: list[tuple[PointsLot, int]]
+) -> datetime | None:
+    """The member's `next_settle_at` once `takes` are applied: lots emptied by them no longer mature or expire, so
+    it moves only if one of them was the earliest (then it is read again without them, two statements)."""
+    emptied = [lot for lot, take in takes if take == lot.remaining]
+    dates = {lot.available_at if lot.status == LotStatus.PENDING else lot.expires_at for lot in emptied}
+    if member.next_settle_at is None or member.next_settle_at not in dates:
+        return member.next_settle_at
+    return await _next_settle_at(conn, member.id, exclude=[lot.id for lot in emptied])
 
 
 def is_settle_due(member: Member, at: datetime) -> bool:
@@ -410,12 +446,16 @@ async def claw_back_purchase(
     """
     own = await PointsLot.filter(purchase_id=purchase.id, remaining__gt=0).using_db(conn)
     own_pending = [lot for lot in own if lot.status == LotStatus.PENDING]
-    own_available = sorted((lot for lot in own if lot.status == LotStatus.AVAILABLE), key=_spend_order)
-    others = [lot for lot in await _available_lots(conn, member.id) if lot.purchase_id != purchase.id]
+    spendable = sorted((lot for lot in own if lot.status == LotStatus.AVAILABLE), key=_spend_order)
     from_pending = min(points, sum(lot.remaining for lot in own_pending))
-    from_available = min(points - from_pending, sum(lot.remaining for lot in own_available + others))
+    if points - from_pending > sum(lot.remaining for lot in spendable):  # other lots only when they are needed
+        spendable += [lot for lot in await _available_lots(conn, member.id) if lot.purchase_id != purchase.id]
+    from_available = min(points - from_pending, sum(lot.remaining for lot in spendable))
     overdraw = points - from_pending - from_available if program.allow_negative_balance else 0
     unrecovered = points - from_pending - from_available - overdraw
+    pending_takes = _plan_takes(own_pending, from_pending)
+    available_takes = _plan_takes(spendable, from_available)
+    next_settle_at = await _next_settle_after_taking(conn, member, pending_takes + available_takes)
     entry = await _post(
         conn,
         member,
@@ -427,11 +467,8 @@ async def claw_back_purchase(
         unrecovered=unrecovered,
         purchase_id=purchase.id,
         occurred_at=occurred_at,
+        member_fields={"next_settle_at": next_settle_at},
     )
-    await _take_from_lots(conn, entry, own_pending, from_pending)
-    await _take_from_lots(conn, entry, own_available + others, from_available)
-    for lot in own_pending:
-        if lot.remaining == 0:
-            await PointsLot.filter(id=lot.id).using_db(conn).update(status=LotStatus.VOID)
-    await _schedule_next_settle(conn, member)
+    await _apply_takes(conn, entry, pending_takes, void_emptied=True)
+    await _apply_takes(conn, entry, available_takes)
     return from_pending + from_available + overdraw, unrecovered

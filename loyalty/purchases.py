@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Subquery
 from tortoise.functions import Sum
 
 from loyalty import clock, events, ledger
@@ -455,16 +456,22 @@ async def _refund(
     member_id: int | None,
     occurred_at: datetime | None,
 ) -> RefundResult:
-    """Claw back a refund's points inside the caller's transaction (see `refund_purchase`)."""
-    purchase = await Purchase.get_or_none(store_code=store_code, receipt_id=receipt_id, using_db=conn)
-    if member_id is not None and (purchase is None or purchase.member_id != member_id):
+    """Claw back a refund's points inside the caller's transaction (see `refund_purchase`).
+
+    The receipt's member is locked first (found by the receipt in the same statement); every change of a purchase
+    and its lines is a refund made under that lock, so the purchase read after it is current. Statements: the lock,
+    the configuration's version, the purchase, its lots (other lots only if its own do not cover the points), the
+    member's one UPDATE, the entry, each lot taken from, the allocations (one batch), the refund, the purchase's
+    totals, the qualifying credit and the event; a member with lots due is settled first.
+    """
+    receipt = Purchase.filter(store_code=store_code, receipt_id=receipt_id)
+    member = await Member.filter(id=Subquery(receipt.values("member_id"))).using_db(conn).select_for_update().first()
+    if member_id is not None and (member is None or member.id != member_id):
         raise _not_the_members_receipt(store_code, receipt_id)
-    if purchase is None:
+    if member is None:
         raise PurchaseNotFound("no purchase with this receipt in this store", field="receipt_id")
-    program = await load_program(conn)
-    member = await ledger.lock_member(conn, purchase.member_id)
-    purchase = await Purchase.filter(id=purchase.id).using_db(conn).select_for_update().first()
-    assert purchase is not None
+    program = (await current_configuration(conn)).program
+    purchase = await receipt.using_db(conn).get()
     if occurred_at is not None and occurred_at < purchase.occurred_at:
         raise InvalidInput("a refund cannot happen before its purchase", field="occurred_at")
     if lines is not None:
@@ -473,7 +480,7 @@ async def _refund(
     if purchase.refunded_total + amount > purchase.total:
         left = purchase.total - purchase.refunded_total
         raise RefundExceedsPurchase(f"only {left} of this purchase is left to refund", field="amount", amount_left=left)
-    await ledger.settle(conn, member)
+    await ledger.settle_if_due(conn, member)
     refunded = purchase.refunded_total + amount
     if lines is not None:
         to_reverse = min(line_points, purchase.points_earned - purchase.points_reversed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 
 from loyalty.models import LedgerEntry, LotAllocation, LotStatus, Member, PointsLot, Program
 
@@ -19,13 +20,19 @@ async def assert_ledger_invariants() -> None:
         sums[member_id][1] += dp
         sums[member_id][2] += dl
     lots: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    # When each member's next lot matures or expires: what `Member.next_settle_at` must say (the write path trusts it
+    # to skip settling members who are not due, and the expiry job to find the ones who are).
+    due: dict[int, list[datetime]] = defaultdict(list)
     lot_by_id = {lot.id: lot for lot in await PointsLot.all()}
     for lot in lot_by_id.values():
         assert 0 <= lot.remaining <= lot.amount, f"lot {lot.id} remaining {lot.remaining} of {lot.amount}"
         if lot.status == LotStatus.AVAILABLE:
             lots[lot.member_id][0] += lot.remaining
+            if lot.remaining and lot.expires_at is not None:
+                due[lot.member_id].append(lot.expires_at)
         elif lot.status == LotStatus.PENDING:
             lots[lot.member_id][1] += lot.remaining
+            due[lot.member_id].append(lot.available_at)
     for member in await Member.all():
         available, pending, lifetime = sums[member.id]
         assert (member.points_available, member.points_pending, member.lifetime_earned) == (
@@ -35,6 +42,10 @@ async def assert_ledger_invariants() -> None:
         ), f"member {member.id}: cached balances differ from the ledger sum"
         assert member.points_pending >= 0, f"member {member.id}: negative pending"
         held_available, held_pending = lots[member.id]
+        next_due = min(due[member.id], default=None)
+        assert member.next_settle_at == next_due, (
+            f"member {member.id}: next_settle_at {member.next_settle_at} != {next_due}"
+        )
         assert held_pending == pending, f"member {member.id}: pending lots {held_pending} != {pending}"
         if allow_negative:
             # A negative balance is a debt repaid by later points: lots may hold more than the balance, never less.

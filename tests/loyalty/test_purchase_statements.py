@@ -1,0 +1,246 @@
+"""The write path's SQL budget: the exact statements a purchase, a replay and a refund send, on both engines.
+
+Counted from Tortoise's statement log (`tests.schema.conftest.SQLCounter`); BEGIN and COMMIT are not logged (one pair
+per operation). A change that adds a statement to the write path fails here: decide, then update the budget and the
+statement list in `loyalty.purchases._earn` / `_refund`'s docstrings and bench/README.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from decimal import Decimal
+
+from loyalty.clock import FrozenClock
+from loyalty.models import BonusRule, Campaign, Member, OutboxEvent, Program, Voucher
+from loyalty.purchases import refund_purchase
+from tests.loyalty.ledger_helpers import new_member
+from tests.loyalty.purchase_helpers import CASHIER, buy, line, stamp_card
+from tests.schema.conftest import SQLCounter
+
+# idempotency record, configuration version, member lock, the day's purchases, purchase, lines, qualifying credit,
+# qualifying value, lot, member UPDATE, ledger entry, outbox, audit, idempotency response
+PLAIN_PURCHASE = 14
+# + the stamp card's progress (read, update)
+STAMPED_PURCHASE = PLAIN_PURCHASE + 2
+# a replay: the record's insert collides, then it is read
+REPLAY = 2
+# idempotency record, member lock (by receipt), configuration version, purchase, its lots, member UPDATE, entry,
+# the lot taken from, allocations, refund, purchase totals, qualifying credit, outbox, audit, idempotency response
+REFUND = 15
+
+
+@contextmanager
+def counted() -> Iterator[SQLCounter]:
+    logger = logging.getLogger("tortoise.db_client")
+    counter = SQLCounter()
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(counter)
+    try:
+        yield counter
+    finally:
+        logger.removeHandler(counter)
+        logger.setLevel(previous)
+
+
+def kinds(statements: list[str]) -> list[str]:
+    """Each statement as its verb and table: `INSERT purchase`, `SELECT member`, `UPDATE member`."""
+    described = []
+    for statement in statements:
+        words = statement.replace('"', "").split()
+        verb = words[0]
+        if verb == "SELECT":
+            table = words[words.index("FROM") + 1]
+        elif verb == "INSERT":
+            table = words[2]
+        else:
+            table = words[1]
+        described.append(f"{verb} {table}")
+    return described
+
+
+async def test_a_plain_purchase_sends_14_statements(program: Program, clock: FrozenClock) -> None:
+    # given a member with an earlier purchase (the configuration snapshot is loaded)
+    member = await new_member("uid-budget")
+    await buy(member.id, "R0", [line("A", 1_000)])
+
+    # when a receipt of three lines is recorded
+    with counted() as counter:
+        recorded = await buy(member.id, "R1", [line("A", 1_000), line("B", 2_000, quantity=2), line("C", 500)])
+
+    # then
+    assert recorded.points == 35
+    assert kinds(counter.statements) == [
+        "INSERT idempotency_record",
+        "SELECT program",
+        "SELECT member",
+        "SELECT purchase",
+        "INSERT purchase",
+        "INSERT purchase_line",
+        "INSERT qualifying_credit",
+        "SELECT qualifying_credit",
+        "INSERT points_lot",
+        "UPDATE member",
+        "INSERT ledger_entry",
+        "INSERT outbox_event",
+        "INSERT audit_log",
+        "UPDATE idempotency_record",
+    ]
+    assert len(counter.statements) == PLAIN_PURCHASE
+
+
+async def test_a_purchase_with_a_campaign_a_bonus_rule_and_a_stamp_card_sends_two_more(
+    program: Program, clock: FrozenClock
+) -> None:
+    # given a double-points campaign, a bonus rule and a stamp card, all matching
+    now = clock.now()
+    await Campaign.create(
+        name="Double", multiplier=Decimal(2), starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1)
+    )
+    await BonusRule.create(name="Beans", match_type="category", match_value="coffee", points_per_item=10)
+    card = await stamp_card(required=10, match_category="coffee")
+    member = await new_member("uid-budget")
+    await buy(member.id, "R0", [line("BEANS", 1_000, category="coffee")])
+
+    # when
+    with counted() as counter:
+        recorded = await buy(member.id, "R1", [line("BEANS", 1_000, category="coffee", quantity=2), line("B", 500)])
+
+    # then the campaign, the rule and the card came from the snapshot: only the card's progress is read and written
+    assert (recorded.points, recorded.breakdown.campaigns, recorded.breakdown.bonus_rules) == (
+        50,
+        ["Double"],
+        ["Beans"],
+    )
+    assert [(s.card_id, s.added, s.stamps) for s in recorded.stamps] == [(card.id, 2, 3)]
+    assert kinds(counter.statements)[10:13] == ["INSERT ledger_entry", "SELECT stamp_progress", "UPDATE stamp_progress"]
+    assert len(counter.statements) == STAMPED_PURCHASE
+
+
+async def test_a_first_stamp_inserts_the_progress_and_a_completion_reads_the_reward(
+    program: Program, clock: FrozenClock
+) -> None:
+    # given a 2-stamp card and a member without progress on it
+    card = await stamp_card(required=2, match_category="coffee")
+    member = await new_member("uid-budget")
+    await buy(member.id, "R0", [line("A", 1_000)])
+
+    # when the first purchase completes the card
+    with counted() as counter:
+        recorded = await buy(member.id, "R1", [line("BEANS", 1_000, category="coffee", quantity=3)])
+
+    # then: progress read, the reward, the voucher, the new progress row; the voucher's event joins the batch
+    assert [(s.card_id, s.stamps, s.vouchers_issued) for s in recorded.stamps] == [(card.id, 1, 1)]
+    assert kinds(counter.statements)[11:16] == [
+        "SELECT stamp_progress",
+        "SELECT reward",
+        "INSERT voucher",
+        "INSERT stamp_progress",
+        "INSERT outbox_event",
+    ]
+    assert len(counter.statements) == PLAIN_PURCHASE + 4
+    assert await Voucher.filter(member_id=member.id, stamp_card_id=card.id).count() == 1
+    assert await OutboxEvent.filter(member_id=member.id).order_by("id").values_list("type", flat=True) == [
+        "member.enrolled",
+        "points.earned",
+        "points.earned",
+        "voucher.issued",
+    ]
+
+
+async def test_an_idempotent_replay_sends_2_statements(program: Program, clock: FrozenClock) -> None:
+    # given a recorded receipt
+    member = await new_member("uid-budget")
+    first = await buy(member.id, "R1", [line("A", 1_000)])
+
+    # when it is sent again
+    with counted() as counter:
+        again = await buy(member.id, "R1", [line("A", 1_000)])
+
+    # then the first answer, from the record its insert collided with
+    assert again == first
+    assert kinds(counter.statements) == ["INSERT idempotency_record", "SELECT idempotency_record"]
+    assert len(counter.statements) == REPLAY
+
+
+async def test_a_refund_by_amount_sends_15_statements(program: Program, clock: FrozenClock) -> None:
+    # given a purchase whose points are still pending
+    member = await new_member("uid-budget")
+    await buy(member.id, "R1", [line("A", 4_000)])
+
+    # when half of it is refunded
+    with counted() as counter:
+        result = await refund_purchase(CASHIER, store_code="S1", receipt_id="R1", refund_id="F1", amount=2_000)
+
+    # then the purchase's own lot covers the points: other lots are not read
+    assert (result.points_reversed, result.points_recovered, result.unrecovered) == (20, 20, 0)
+    assert kinds(counter.statements) == [
+        "INSERT idempotency_record",
+        "SELECT member",
+        "SELECT program",
+        "SELECT purchase",
+        "SELECT points_lot",
+        "UPDATE member",
+        "INSERT ledger_entry",
+        "UPDATE points_lot",
+        "INSERT lot_allocation",
+        "INSERT refund",
+        "UPDATE purchase",
+        "INSERT qualifying_credit",
+        "INSERT outbox_event",
+        "INSERT audit_log",
+        "UPDATE idempotency_record",
+    ]
+    assert len(counter.statements) == REFUND
+    assert (await Member.get(id=member.id)).points_pending == 20
+
+
+async def test_a_full_refund_of_the_earliest_lot_reads_the_next_settle_time_again(
+    program: Program, clock: FrozenClock
+) -> None:
+    # given two purchases a day apart: the first one's lot matures first
+    member = await new_member("uid-budget")
+    await buy(member.id, "R1", [line("A", 1_000)])
+    clock.advance(timedelta(days=1))
+    await buy(member.id, "R2", [line("A", 2_000)])
+    assert (await Member.get(id=member.id)).next_settle_at == clock.now() + timedelta(days=13)
+
+    # when the first purchase is refunded in full
+    with counted() as counter:
+        await refund_purchase(CASHIER, store_code="S1", receipt_id="R1", refund_id="F1", amount=1_000)
+
+    # then the emptied lot was the earliest: two reads find the next one (the second purchase's)
+    assert kinds(counter.statements)[5:7] == ["SELECT points_lot", "SELECT points_lot"]
+    assert len(counter.statements) == REFUND + 2
+    assert (await Member.get(id=member.id)).next_settle_at == clock.now() + timedelta(days=14)
+
+
+async def test_a_configuration_change_reloads_the_snapshot_once(program: Program, clock: FrozenClock) -> None:
+    # given a recorded purchase (snapshot loaded)
+    member = await new_member("uid-budget")
+    await buy(member.id, "R0", [line("A", 1_000)])
+
+    # when a campaign is created, then two receipts follow
+    now = clock.now()
+    await Campaign.create(
+        name="Triple", multiplier=Decimal(3), starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1)
+    )
+    with counted() as first:
+        reloaded = await buy(member.id, "R1", [line("A", 1_000)])
+    with counted() as second:
+        cached = await buy(member.id, "R2", [line("A", 1_000)])
+
+    # then the first reloads (program, tiers, campaigns, bonus rules, stamp cards) and earns triple; the next does not
+    assert (reloaded.points, cached.points) == (30, 30)
+    assert kinds(first.statements)[1:7] == [
+        "SELECT program",
+        "SELECT program",
+        "SELECT tier",
+        "SELECT campaign",
+        "SELECT bonus_rule",
+        "SELECT stamp_card",
+    ]
+    assert (len(first.statements), len(second.statements)) == (PLAIN_PURCHASE + 5, PLAIN_PURCHASE)
