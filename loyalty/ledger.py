@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import F
+from tortoise.expressions import F, Subquery
 from tortoise.functions import Min, Sum
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from loyalty import clock, events
@@ -43,6 +44,7 @@ from loyalty.models import (
     Program,
     Purchase,
 )
+from loyalty.program import PROGRAM_ID
 
 
 @asynccontextmanager
@@ -54,10 +56,40 @@ async def locked_member(member_id: int) -> AsyncIterator[tuple[BaseDBAsyncClient
 
 async def lock_member(conn: BaseDBAsyncClient, member_id: int) -> Member:
     """Lock and return the member row inside the transaction `conn`."""
-    member = await Member.filter(id=member_id).using_db(conn).select_for_update().first()
+    member, _ = await _lock(conn, Member.filter(id=member_id), program_version=False)
     if member is None:
         raise MemberNotFound("no such member", field="member_id")
     return member
+
+
+async def lock_member_with_program_version(conn: BaseDBAsyncClient, member_id: int) -> tuple[Member, int | None]:
+    """`lock_member`, and `program.version` read by the same statement (for `program.current_configuration(conn,
+    version)`): the lock and the configuration's freshness in one round trip. The version is None without a program.
+    """
+    member, version = await _lock(conn, Member.filter(id=member_id), program_version=True)
+    if member is None:
+        raise MemberNotFound("no such member", field="member_id")
+    return member, version
+
+
+async def lock_member_of_receipt(
+    conn: BaseDBAsyncClient, store_code: str, receipt_id: str
+) -> tuple[Member | None, int | None]:
+    """Lock the member who made a receipt (None without such a purchase) and read `program.version`, in one
+    statement."""
+    receipt = Purchase.filter(store_code=store_code, receipt_id=receipt_id).values("member_id")
+    return await _lock(conn, Member.filter(id=Subquery(receipt)), program_version=True)
+
+
+async def _lock(
+    conn: BaseDBAsyncClient, query: QuerySet[Member], *, program_version: bool
+) -> tuple[Member | None, int | None]:
+    query = query.using_db(conn).select_for_update()
+    if program_version:
+        query = query.annotate(program_version=Subquery(Program.filter(id=PROGRAM_ID).values("version")))
+    member = await query.first()
+    version = getattr(member, "program_version", None)
+    return member, int(version) if version is not None else None
 
 
 async def _post(

@@ -65,8 +65,9 @@ class Configuration:
 _configuration: Configuration | None = None
 
 
-async def current_configuration(conn: BaseDBAsyncClient | None = None) -> Configuration:
-    """The configuration snapshot, validated by one read of `program.version` (one statement while it is current).
+async def current_configuration(conn: BaseDBAsyncClient | None = None, version: int | None = None) -> Configuration:
+    """The configuration snapshot, validated by one read of `program.version` (one statement while it is current;
+    none when the caller read the `version` already, as `ledger.lock_member_with_program_version` does).
 
     Triggers on the configuration tables (migration 0005) bump the version on every write, whoever makes it, so a
     snapshot is never used after a change another process committed before this read. The snapshot is loaded with
@@ -75,11 +76,13 @@ async def current_configuration(conn: BaseDBAsyncClient | None = None) -> Config
     supported while processes run (the tests drop the snapshot with `forget_cached_program`).
     """
     global _configuration
-    rows = await Program.filter(id=PROGRAM_ID).using_db(conn).values("version")
-    if not rows:
-        raise ProgramNotConfigured("the program is not configured: run `klubb seed`")
+    if version is None:
+        rows = await Program.filter(id=PROGRAM_ID).using_db(conn).values("version")
+        if not rows:
+            raise ProgramNotConfigured("the program is not configured: run `klubb seed`")
+        version = rows[0]["version"]
     cached = _configuration
-    if cached is not None and cached.version == rows[0]["version"]:
+    if cached is not None and cached.version == version:
         return cached
     program = await load_program(conn)
     snapshot = Configuration(

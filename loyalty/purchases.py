@@ -20,8 +20,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import Subquery
+from tortoise.expressions import F, Subquery
 from tortoise.functions import Sum
+from tortoise.queryset import QuerySet
 
 from loyalty import clock, events, ledger
 from loyalty.actors import Actor
@@ -50,7 +51,7 @@ from loyalty.models import (
 )
 from loyalty.program import current_configuration, load_program
 from loyalty.stamps import StampOutcome, add_stamps
-from loyalty.tiers import apply_tier_decision, decide_tier, qualifying_value, undo_unfounded_upgrade
+from loyalty.tiers import apply_tier_decision, decide_tier, period_end, period_start, undo_unfounded_upgrade
 
 MAX_LINES = 500
 # Items on one receipt line: a typo guard far above any basket, well inside the quantity columns (32-bit) and
@@ -184,15 +185,24 @@ async def check_limits(program: Program, request: PurchaseRequest, conn: BaseDBA
     """
     if request.total > program.max_purchase_total:
         raise PurchaseTotalTooLarge(limit=program.max_purchase_total, total=request.total)
-    start, end = local_day(program, request.occurred_at)
-    rows = (
-        await Purchase.filter(member_id=request.member_id, occurred_at__gte=start, occurred_at__lt=end)
-        .using_db(conn)
-        .annotate(bought=Sum("total"), refunded=Sum("refunded_total"))
-        .values("bought", "refunded")
-    )
+    rows = await _day_spent(program, request).using_db(conn).values("spent")
+    _check_daily_limit(program, request, _sum(rows[0]["spent"]) if rows else 0)
+
+
+def _sum(value: Any) -> int:
     # PostgreSQL sums bigints as numeric (a Decimal); no rows sum to NULL.
-    spent = int(rows[0]["bought"] or 0) - int(rows[0]["refunded"] or 0) if rows else 0
+    return int(value or 0)
+
+
+def _day_spent(program: Program, request: PurchaseRequest) -> QuerySet[Purchase]:
+    """The member's receipts of the receipt's day, net of refunds, as one `spent` sum."""
+    start, end = local_day(program, request.occurred_at)
+    return Purchase.filter(member_id=request.member_id, occurred_at__gte=start, occurred_at__lt=end).annotate(
+        spent=Sum(F("total") - F("refunded_total"))
+    )
+
+
+def _check_daily_limit(program: Program, request: PurchaseRequest, spent: int) -> None:
     if spent + request.total > program.max_daily_purchase_total:
         raise DailyPurchaseLimitExceeded(
             day=request.occurred_at.astimezone(ZoneInfo(program.timezone)).date(),
@@ -212,6 +222,28 @@ def _request_document(request: PurchaseRequest) -> dict[str, Any]:
     }
 
 
+async def _member_totals(
+    conn: BaseDBAsyncClient, program: Program, request: PurchaseRequest, now: datetime
+) -> tuple[int, int]:
+    """(the day's spending for the daily limit, the qualifying value of the period containing `now`), read in one
+    statement with the member locked (before this purchase's rows; `tiers.qualifying_value`'s window)."""
+    credits = QualifyingCredit.filter(
+        member_id=request.member_id,
+        occurred_at__gte=period_start(program, now),
+        occurred_at__lt=period_end(program, now),
+    ).annotate(value=Sum("amount"))
+    rows = (
+        await Member.filter(id=request.member_id)
+        .using_db(conn)
+        .annotate(
+            spent=Subquery(_day_spent(program, request).values("spent")),
+            qualifying=Subquery(credits.values("value")),
+        )
+        .values("spent", "qualifying")
+    )
+    return _sum(rows[0]["spent"]), _sum(rows[0]["qualifying"])
+
+
 async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: events.Outbox) -> PurchaseRecorded:
     """Record the purchase, its lines and its points in the caller's transaction (the member stays locked).
 
@@ -225,13 +257,16 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: event
     (balances, tier, `next_settle_at`, `last_purchase_at`) and the ledger entry; then the stamp cards' progress.
     Nothing written is read back; a member with lots due is settled first (more statements, only then).
     """
-    configuration = await current_configuration(conn)
+    member, version = await ledger.lock_member_with_program_version(conn, request.member_id)
+    configuration = await current_configuration(conn, version)
     program = configuration.program
     if request.currency != program.currency:
         raise CurrencyMismatch(f"the program runs in {program.currency}, not {request.currency}", field="currency")
-    member = await ledger.lock_member(conn, request.member_id)
-    await check_limits(program, request, conn)
+    if request.total > program.max_purchase_total:
+        raise PurchaseTotalTooLarge(limit=program.max_purchase_total, total=request.total)
     now = clock.now()
+    spent, qualifying_before = await _member_totals(conn, program, request, now)
+    _check_daily_limit(program, request, spent)
     await ledger.settle_if_due(conn, member, now)
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
     breakdown = compute_points(program, tier, request.lines, active_rules_in(configuration, request.occurred_at))
@@ -270,7 +305,8 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: event
         await QualifyingCredit.create(
             member_id=member.id, amount=qualifying, occurred_at=request.occurred_at, purchase=purchase, using_db=conn
         )
-    decision = decide_tier(member, program, await qualifying_value(member.id, program, now, conn), now)
+    counts = qualifying and period_start(program, now) <= request.occurred_at < period_end(program, now)
+    decision = decide_tier(member, program, qualifying_before + (qualifying if counts else 0), now)
     member_fields = dict(decision.fields)
     if member.last_purchase_at is None or request.occurred_at > member.last_purchase_at:
         member_fields["last_purchase_at"] = request.occurred_at
@@ -464,14 +500,13 @@ async def _refund(
     member's one UPDATE, the entry, each lot taken from, the allocations (one batch), the refund, the purchase's
     totals, the qualifying credit and the event; a member with lots due is settled first.
     """
-    receipt = Purchase.filter(store_code=store_code, receipt_id=receipt_id)
-    member = await Member.filter(id=Subquery(receipt.values("member_id"))).using_db(conn).select_for_update().first()
+    member, version = await ledger.lock_member_of_receipt(conn, store_code, receipt_id)
     if member_id is not None and (member is None or member.id != member_id):
         raise _not_the_members_receipt(store_code, receipt_id)
     if member is None:
         raise PurchaseNotFound("no purchase with this receipt in this store", field="receipt_id")
-    program = (await current_configuration(conn)).program
-    purchase = await receipt.using_db(conn).get()
+    program = (await current_configuration(conn, version)).program
+    purchase = await Purchase.get(store_code=store_code, receipt_id=receipt_id, using_db=conn)
     if occurred_at is not None and occurred_at < purchase.occurred_at:
         raise InvalidInput("a refund cannot happen before its purchase", field="occurred_at")
     if lines is not None:
