@@ -15,6 +15,10 @@ clock through the production entry point (`loyalty.purchases.record_purchase` as
 - `replay`: every `rich` receipt sent again (idempotent replays);
 - `refund`: half of every `rich` receipt refunded by amount.
 
+With `--concurrency N`, `rich` receipts are then recorded by N tasks at once (each with members of its own, so no
+lock waits; on PostgreSQL a pool of N connections): purchases per second of wall-clock time and this process's CPU
+per purchase — the domain's own ceiling, without HTTP and GraphQL.
+
 Prints, per scenario, µs of this process's CPU (`time.process_time`; the database server's own CPU is not in it on
 PostgreSQL) and the statements Tortoise sent (its `tortoise.db_client` DEBUG log; BEGIN/COMMIT are not logged, one
 pair per operation comes on top). Statements are counted in a separate pass so that logging costs no CPU in the
@@ -145,7 +149,24 @@ async def _timed(
     return cpu / runs * 1e6, counter.count / (runs // 10)
 
 
-async def measure(database_url: str, runs: int, profile_path: str | None) -> dict[str, tuple[float, float]]:
+async def _throughput(runs: int, concurrency: int, members: list[int]) -> tuple[float, float]:
+    """(purchases per second of wall-clock time, µs of this process's CPU per purchase) with `concurrency` tasks
+    recording `rich` receipts at once, each for members of its own (no lock waits between them)."""
+
+    async def worker(task: int) -> None:
+        mine = members[task::concurrency]
+        for n in range(runs // concurrency):
+            await record_purchase(CASHIER, _request(mine[n % len(mine)], f"load-{task}-{n}"))
+
+    started, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(worker(task) for task in range(concurrency)))
+    done = runs // concurrency * concurrency
+    return done / (time.perf_counter() - started), (time.process_time() - cpu) / done * 1e6
+
+
+async def measure(
+    database_url: str, runs: int, profile_path: str | None, concurrency: int = 1
+) -> dict[str, tuple[float, float]]:
     frozen = clock.FrozenClock(START)
     previous = clock.use_clock(frozen)
     try:
@@ -175,6 +196,8 @@ async def measure(database_url: str, runs: int, profile_path: str | None) -> dic
             )
 
         figures["refund"] = await _timed(runs, refund)
+        if concurrency > 1:
+            figures[f"rich x{concurrency}"] = await _throughput(runs, concurrency, members)
         return figures
     finally:
         clock.use_clock(previous)
@@ -186,13 +209,21 @@ def main() -> None:
     parser.add_argument("--postgres", help="a PostgreSQL URL whose public schema may be dropped (default: SQLite)")
     parser.add_argument("--runs", type=int, default=600)
     parser.add_argument("--profile", help="write a cProfile of the rich scenario to this file")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="also record rich receipts from this many tasks at once"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.postgres or f"sqlite://{Path(tmp) / 'purchase-bench.sqlite3'}"
-        figures = asyncio.run(measure(url, args.runs, args.profile))
+        if args.postgres and args.concurrency > 1 and "maxsize" not in url:
+            url += ("&" if "?" in url else "?") + f"maxsize={args.concurrency}"
+        figures = asyncio.run(measure(url, args.runs, args.profile, args.concurrency))
     engine = "PostgreSQL" if args.postgres else "SQLite"
-    for name, (micros, statements) in figures.items():
-        print(f"{engine:>10} {name:>7}: {micros:7,.0f} µs CPU, {statements:5.1f} statements per operation")
+    for name, (first, second) in figures.items():
+        if name.startswith("rich x"):
+            print(f"{engine:>10} {name:>7}: {first:7,.0f} purchases/s, {second:7,.0f} µs CPU per purchase")
+        else:
+            print(f"{engine:>10} {name:>7}: {first:7,.0f} µs CPU, {second:5.1f} statements per operation")
 
 
 if __name__ == "__main__":

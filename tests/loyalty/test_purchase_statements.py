@@ -8,15 +8,18 @@ statement list in `loyalty.purchases._earn` / `_refund`'s docstrings and bench/R
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 from itertools import pairwise
 
+import pytest
+
 from loyalty.clock import FrozenClock
 from loyalty.models import BonusRule, Campaign, Member, OutboxEvent, Program, Voucher
 from loyalty.purchases import refund_purchase
+from tests.invariants import assert_next_settle_at_exact
 from tests.loyalty.ledger_helpers import new_member
 from tests.loyalty.purchase_helpers import CASHIER, buy, line, stamp_card
 from tests.schema.conftest import SQLCounter
@@ -33,6 +36,13 @@ REPLAY = 2
 # entry, the lot taken from, allocations, refund, purchase totals, qualifying credit, outbox, audit, idempotency
 # response
 REFUND = 14
+
+
+@pytest.fixture(autouse=True)
+async def exact_next_settle_at(db: str) -> AsyncIterator[None]:
+    """The write path keeps `next_settle_at` without re-reading the lots: after every test here it is exact."""
+    yield
+    await assert_next_settle_at_exact()
 
 
 @contextmanager
@@ -251,3 +261,31 @@ async def test_a_configuration_change_reloads_the_snapshot_once(program: Program
         "SELECT stamp_card",
     ]
     assert (len(first.statements), len(second.statements)) == (PLAIN_PURCHASE + 5, PLAIN_PURCHASE)
+
+
+async def test_next_settle_at_stays_exact_through_a_history_of_purchases_and_refunds(
+    program: Program, clock: FrozenClock
+) -> None:
+    # given a member who buys, lets lots mature and expire, and returns goods, checked after every step
+    member = await new_member("uid-history")
+    steps = [
+        lambda: buy(member.id, "R1", [line("A", 5_000)]),
+        lambda: buy(member.id, "R2", [line("A", 3_000)]),
+        lambda: refund_purchase(CASHIER, store_code="S1", receipt_id="R1", refund_id="F1", amount=5_000),
+    ]
+    for step in steps:
+        await step()
+        await assert_next_settle_at_exact()
+    clock.advance(timedelta(days=20))  # R2's lot matured (not yet settled)
+    await buy(member.id, "R3", [line("A", 1_000)])  # settles first: R2 available, expiring in a year
+    await assert_next_settle_at_exact()
+    await refund_purchase(CASHIER, store_code="S1", receipt_id="R2", refund_id="F2", amount=3_000)
+    await assert_next_settle_at_exact()
+    clock.advance(timedelta(days=400))  # R3 matured and expired
+    recorded = await buy(member.id, "R4", [line("A", 2_000)])
+    await assert_next_settle_at_exact()
+
+    # then
+    stored = await Member.get(id=member.id)
+    assert (stored.points_available, stored.points_pending, recorded.points) == (0, 20, 20)
+    assert stored.next_settle_at == clock.now() + timedelta(days=14)
