@@ -15,6 +15,7 @@ from decimal import Decimal
 from itertools import pairwise
 
 import pytest
+from strawberry import relay
 
 from loyalty.clock import FrozenClock
 from loyalty.models import BonusRule, Campaign, Member, OutboxEvent, Program, Voucher
@@ -23,6 +24,7 @@ from tests.invariants import assert_next_settle_at_exact
 from tests.loyalty.ledger_helpers import new_member
 from tests.loyalty.purchase_helpers import CASHIER, buy, line, stamp_card
 from tests.schema.conftest import SQLCounter
+from tests.schema.staff.conftest import run_staff
 
 # idempotency record, member lock (with the configuration's version), the day's spending and the period's qualifying
 # value (one statement), purchase, lines, qualifying credit, lot, member UPDATE, ledger entry, outbox, audit,
@@ -36,6 +38,12 @@ REPLAY = 2
 # entry, the lot taken from, allocations, refund, purchase totals, qualifying credit, outbox, audit, idempotency
 # response
 REFUND = 14
+
+RECORD = """
+mutation($input: PurchaseRecordInput!) {
+  purchaseRecord(input: $input) { purchase { points } member { points { pending } } userErrors { code } }
+}
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -289,3 +297,38 @@ async def test_next_settle_at_stays_exact_through_a_history_of_purchases_and_ref
     stored = await Member.get(id=member.id)
     assert (stored.points_available, stored.points_pending, recorded.points) == (0, 20, 20)
     assert stored.next_settle_at == clock.now() + timedelta(days=14)
+
+
+async def test_purchase_record_on_the_staff_schema_adds_one_read_for_the_payload_member(
+    program: Program, clock: FrozenClock
+) -> None:
+    # given a member with an earlier purchase, and the till's mutation asking for the member too
+    member = await new_member("uid-budget")
+    await buy(member.id, "R0", [line("A", 1_000)])
+    variables = {
+        "input": {
+            "member": relay.to_base64("Member", member.id),
+            "storeCode": "S1",
+            "receiptId": "R1",
+            "occurredAt": clock.now().isoformat(),
+            "currency": "EUR",
+            "total": 3_000,
+            "lines": [{"sku": "A", "amount": 1_000}, {"sku": "B", "quantity": 2, "amount": 2_000}],
+        }
+    }
+
+    # when
+    with counted() as counter:
+        result = await run_staff(RECORD, CASHIER, variables)
+
+    # then the purchase's statements and the payload's member (one loader read after the commit)
+    assert result.errors is None
+    assert result.data == {
+        "purchaseRecord": {
+            "purchase": {"points": 30},
+            "member": {"points": {"pending": 40}},
+            "userErrors": [],
+        }
+    }
+    assert kinds(counter.statements)[PLAIN_PURCHASE:] == ["SELECT member"]
+    assert len(counter.statements) == PLAIN_PURCHASE + 1
