@@ -315,8 +315,10 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: event
         await ledger.credit_earned(
             conn, member, program, points, available_at=available_at, purchase=purchase, member_fields=member_fields
         )
-    elif member_fields:
+    elif member_fields:  # nothing earned: no balance moves, the member row changes all the same
         await Member.filter(id=member.id).using_db(conn).update(**member_fields, updated_at=now)
+        for name, value in member_fields.items():
+            setattr(member, name, value)
     apply_tier_decision(member, decision, outbox)
     outbox.add(
         events.POINTS_EARNED,

@@ -332,3 +332,29 @@ async def test_purchase_record_on_the_staff_schema_adds_one_read_for_the_payload
     }
     assert kinds(counter.statements)[PLAIN_PURCHASE:] == ["SELECT member"]
     assert len(counter.statements) == PLAIN_PURCHASE + 1
+
+
+async def test_a_receipt_that_earns_nothing_writes_no_lot_entry_or_credit(program: Program, clock: FrozenClock) -> None:
+    # given a member who bought a minute ago
+    member = await new_member("uid-budget")
+    await buy(member.id, "R0", [line("A", 1_000)])
+    clock.advance(timedelta(minutes=1))
+
+    # when a receipt of free items comes in
+    with counted() as counter:
+        recorded = await buy(member.id, "R1", [line("FREEBIE", 0)])
+
+    # then no points, and the member row only moves its last purchase time
+    assert recorded.points == 0
+    assert kinds(counter.statements) == [
+        "INSERT idempotency_record",
+        "SELECT member",
+        "SELECT member",
+        "INSERT purchase",
+        "INSERT purchase_line",
+        "UPDATE member",
+        "INSERT outbox_event",
+        "INSERT audit_log",
+        "UPDATE idempotency_record",
+    ]
+    assert (await Member.get(id=member.id)).last_purchase_at == clock.now()
