@@ -251,11 +251,13 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: event
     `Member.last_purchase_at` moves forward; stamps are added. The events go into `outbox`, which the caller
     flushes before the transaction ends.
 
-    Statements, in order (the write path's budget, `tests/loyalty/test_purchase_statements.py`): the configuration
-    snapshot's version, the member's lock, the day's purchases (the daily limit), the purchase, its lines (one
-    batch), the qualifying credit, the period's qualifying value (with the credit), the lot, the member's one UPDATE
-    (balances, tier, `next_settle_at`, `last_purchase_at`) and the ledger entry; then the stamp cards' progress.
-    Nothing written is read back; a member with lots due is settled first (more statements, only then).
+    Statements, in order (the write path's budget, `tests/loyalty/test_purchase_statements.py`): the member's lock
+    (with `program.version`: the configuration snapshot costs nothing while it is current), the day's spending and
+    the period's qualifying value (one statement, before this purchase's rows: the tier is decided without reading
+    back), the purchase, its lines (one batch), the qualifying credit, the lot, the member's one UPDATE (balances,
+    tier, `next_settle_at`, `last_purchase_at`) and the ledger entry; then the stamp cards' progress. The caller adds
+    the outbox (one batch), the audit entry and the idempotency record. A member with lots due is settled first
+    (more statements, only then).
     """
     member, version = await ledger.lock_member_with_program_version(conn, request.member_id)
     configuration = await current_configuration(conn, version)
@@ -305,7 +307,7 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: event
         await QualifyingCredit.create(
             member_id=member.id, amount=qualifying, occurred_at=request.occurred_at, purchase=purchase, using_db=conn
         )
-    counts = qualifying and period_start(program, now) <= request.occurred_at < period_end(program, now)
+    counts = bool(qualifying) and period_start(program, now) <= request.occurred_at < period_end(program, now)
     decision = decide_tier(member, program, qualifying_before + (qualifying if counts else 0), now)
     member_fields = dict(decision.fields)
     if member.last_purchase_at is None or request.occurred_at > member.last_purchase_at:
