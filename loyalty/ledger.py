@@ -221,12 +221,6 @@ async def _available_lots(conn: BaseDBAsyncClient, member_id: int) -> list[Point
     return sorted(lots, key=_spend_order)
 
 
-async def _debit_lots(conn: BaseDBAsyncClient, member: Member, entry: LedgerEntry, amount: int) -> None:
-    taken = await _take_from_lots(conn, entry, await _available_lots(conn, member.id), amount)
-    if taken != amount:
-        raise LedgerInconsistency(f"member {member.id}: balance says {amount} available, lots hold {taken}")
-
-
 # --- settling: pending lots mature, available lots expire -------------------------------------------
 
 
@@ -345,6 +339,19 @@ async def settle_member_if_due(member: Member, at: datetime) -> Member:
         return locked
 
 
+def _scheduling(
+    member: Member, lot: PointsLot, member_fields: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], bool]:
+    """The member columns that schedule a new lot's maturity (pending) or expiry (available), and whether the lot is
+    due already (then the caller settles at once instead)."""
+    due = lot.available_at if lot.status == LotStatus.PENDING else lot.expires_at
+    settle_now = due is not None and due <= clock.now()
+    fields = dict(member_fields or {})
+    if not settle_now:
+        fields["next_settle_at"] = _earliest(member.next_settle_at, due)
+    return fields, settle_now
+
+
 async def credit_earned(
     conn: BaseDBAsyncClient,
     member: Member,
@@ -365,11 +372,7 @@ async def credit_earned(
     """
     lot = await _create_lot(conn, member, program, points, available_at, purchase)
     pending = lot.status == LotStatus.PENDING
-    due = lot.available_at if pending else lot.expires_at
-    settle_now = due is not None and due <= clock.now()
-    fields = dict(member_fields or {})
-    if not settle_now:
-        fields["next_settle_at"] = _earliest(member.next_settle_at, due)
+    fields, settle_now = _scheduling(member, lot, member_fields)
     entry = await _post(
         conn,
         member,
@@ -397,12 +400,21 @@ async def credit_available(
     Emits `points.adjusted`.
     """
     check_amount(amount, "amount", high=MAX_POINTS)
-    await settle(conn, member)
+    await settle_if_due(conn, member)
     lot = await _create_lot(conn, member, program, amount, clock.now())
+    fields, settle_now = _scheduling(member, lot)
     entry = await _post(
-        conn, member, kind, available=amount, lifetime=amount, lot_id=lot.id, description=description[:200]
+        conn,
+        member,
+        kind,
+        available=amount,
+        lifetime=amount,
+        lot_id=lot.id,
+        description=description[:200],
+        member_fields=fields,
     )
-    await settle(conn, member)
+    if settle_now:
+        await settle(conn, member)
     await events.emit(conn, events.POINTS_ADJUSTED, member_id=member.id, payload={"kind": kind.value, "amount": amount})
     return entry
 
@@ -416,10 +428,22 @@ async def debit_available(
     Emits `points.redeemed` (or `points.adjusted` for adjustments).
     """
     check_amount(amount, "amount", high=MAX_POINTS)
-    await settle(conn, member)
-    entry = await _post(conn, member, kind, available=-amount, description=description[:200])
-    await _debit_lots(conn, member, entry, amount)
-    await _schedule_next_settle(conn, member)
+    await settle_if_due(conn, member)
+    # The lots are read and the takes planned first, so that `next_settle_at` moves in the balance's own UPDATE.
+    takes = _plan_takes(await _available_lots(conn, member.id), amount)
+    next_settle_at = await _next_settle_after_taking(conn, member, takes)
+    entry = await _post(
+        conn,
+        member,
+        kind,
+        available=-amount,
+        description=description[:200],
+        member_fields={"next_settle_at": next_settle_at},
+    )
+    taken = sum(take for _, take in takes)
+    if taken != amount:
+        raise LedgerInconsistency(f"member {member.id}: balance says {amount} available, lots hold {taken}")
+    await _apply_takes(conn, entry, takes)
     await events.emit(
         conn,
         events.POINTS_REDEEMED if kind == EntryKind.REDEEM else events.POINTS_ADJUSTED,

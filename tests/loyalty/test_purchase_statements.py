@@ -21,7 +21,7 @@ from loyalty.clock import FrozenClock
 from loyalty.models import BonusRule, Campaign, Member, OutboxEvent, Program, Voucher
 from loyalty.purchases import refund_purchase
 from tests.invariants import assert_next_settle_at_exact
-from tests.loyalty.ledger_helpers import new_member
+from tests.loyalty.ledger_helpers import give_available, new_member, redeem_points
 from tests.loyalty.purchase_helpers import CASHIER, buy, line, stamp_card
 from tests.schema.conftest import SQLCounter
 from tests.schema.staff.conftest import run_staff
@@ -358,3 +358,53 @@ async def test_a_receipt_that_earns_nothing_writes_no_lot_entry_or_credit(progra
         "UPDATE idempotency_record",
     ]
     assert (await Member.get(id=member.id)).last_purchase_at == clock.now()
+
+
+async def test_a_debit_across_two_lots_and_a_credit_keep_to_their_statements(
+    program: Program, clock: FrozenClock
+) -> None:
+    # given two available lots of 30 and 50 points, the first expiring first
+    member = await new_member("uid-budget")
+    await give_available(member.id, 30, key="first")
+    clock.advance(timedelta(days=1))
+    await give_available(member.id, 50, key="second")
+
+    # when 40 points are redeemed
+    with counted() as debit:
+        redeemed = await redeem_points(member.id, 40, idempotency_key="K1")
+
+    # then the lots are read before the balance moves, so next_settle_at (the first lot's expiry, now emptied) is
+    # read again and written in the balance's UPDATE; the two allocations are one batch
+    assert redeemed.balance == 40
+    assert kinds(debit.statements) == [
+        "INSERT idempotency_record",
+        "SELECT member",
+        "SELECT points_lot",
+        "SELECT points_lot",
+        "SELECT points_lot",
+        "UPDATE member",
+        "INSERT ledger_entry",
+        "UPDATE points_lot",
+        "UPDATE points_lot",
+        "INSERT lot_allocation",
+        "INSERT outbox_event",
+        "UPDATE idempotency_record",
+    ]
+
+    # when points are credited (no settle: nothing is due)
+    with counted() as credit:
+        await give_available(member.id, 10, key="third")
+
+    # then
+    assert kinds(credit.statements) == [
+        "INSERT idempotency_record",
+        "SELECT member",
+        "SELECT program",
+        "SELECT tier",
+        "INSERT points_lot",
+        "UPDATE member",
+        "INSERT ledger_entry",
+        "INSERT outbox_event",
+        "UPDATE idempotency_record",
+    ]
+    assert (await Member.get(id=member.id)).points_available == 50
