@@ -1,0 +1,105 @@
+"""The Google Wallet resources: one loyalty class for the programme, one loyalty object per member.
+
+The object's barcode rotates: Google's app computes `{totp_value_0}` on the phone from the member's TOTP key with
+the same rule as the app's checkout code (`loyalty.card`: RFC 6238, SHA-1, 6 digits, `card_code_seconds`), so the
+till reads member number + code and `loyalty.lookup` accepts it once, like the app's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from loyalty import card
+from wallet.google.config import GoogleWalletConfig
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CardContent:
+    """What a member's Google Wallet card shows."""
+
+    member_number: str
+    display_name: str
+    points_available: int
+    tier_name: str
+    next_tier_name: str | None
+    remaining_to_next: int | None
+    totp_key_base16: str
+    code_seconds: int
+
+    @property
+    def progress_text(self) -> str:
+        if self.next_tier_name is None or self.remaining_to_next is None:
+            return "Top tier reached"
+        return f"{self.remaining_to_next:,} points to {self.next_tier_name}"
+
+    def notable(self) -> tuple[int, str]:
+        """What deserves a notification when it changes: the balance and the tier (not the name or the progress)."""
+        return (self.points_available, self.tier_name)
+
+
+def object_suffix(member_number: str) -> str:
+    # The member number: digits only, so always a valid suffix, unique and stable.
+    return f"member-{member_number}"
+
+
+def loyalty_class(config: GoogleWalletConfig) -> JSON:
+    resource: JSON = {
+        "id": config.class_id,
+        "issuerName": config.program_name,
+        "programName": config.program_name,
+        "reviewStatus": "UNDER_REVIEW",
+        "hexBackgroundColor": "#1f2937",
+        "multipleDevicesAndHoldersAllowedStatus": "ONE_USER_ALL_DEVICES",
+    }
+    if config.logo_url:
+        resource["programLogo"] = {"sourceUri": {"uri": config.logo_url}}
+    if config.callback_url:
+        resource["callbackOptions"] = {"url": config.callback_url}
+    return resource
+
+
+def mutable_fields(content: CardContent) -> JSON:
+    """The object's fields that follow the member (what a sync PATCHes)."""
+    return {
+        "accountId": content.member_number,
+        "accountName": content.display_name[:64],
+        "loyaltyPoints": {"label": "Points", "balance": {"int": content.points_available}},
+        "textModulesData": [
+            {"id": "tier", "header": "Tier", "body": content.tier_name},
+            {"id": "progress", "header": "Next tier", "body": content.progress_text},
+        ],
+    }
+
+
+def rotating_barcode(content: CardContent) -> JSON:
+    return {
+        "type": card.BARCODE_FORMAT,
+        "valuePattern": content.member_number + "{totp_value_0}",
+        "alternateText": content.member_number,
+        "totpDetails": {
+            "periodMillis": str(content.code_seconds * 1000),
+            "algorithm": "TOTP_" + card.TOTP_ALGORITHM,
+            "parameters": [{"key": content.totp_key_base16, "valueLength": card.CODE_DIGITS}],
+        },
+    }
+
+
+def loyalty_object(config: GoogleWalletConfig, content: CardContent) -> JSON:
+    return {
+        "id": config.object_id(object_suffix(content.member_number)),
+        "classId": config.class_id,
+        "state": "ACTIVE",
+        **mutable_fields(content),
+        "rotatingBarcode": rotating_barcode(content),
+    }
+
+
+def object_patch(content: CardContent, *, notify: bool) -> JSON:
+    """A PATCH body for the member's object; `notify` asks Google to tell the holder (counted against the limit)."""
+    body = mutable_fields(content)
+    if notify:
+        body["notifyPreference"] = "NOTIFY_ON_UPDATE"
+    return body
