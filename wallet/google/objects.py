@@ -23,6 +23,7 @@ class CardContent:
     member_number: str
     display_name: str
     points_available: int
+    points_pending: int
     tier_name: str
     next_tier_name: str | None
     remaining_to_next: int | None
@@ -35,9 +36,9 @@ class CardContent:
             return "Top tier reached"
         return f"{self.remaining_to_next:,} points to {self.next_tier_name}"
 
-    def notable(self) -> tuple[int, str]:
-        """What deserves a notification when it changes: the balance and the tier (not the name or the progress)."""
-        return (self.points_available, self.tier_name)
+    def notable(self) -> tuple[int, int, str]:
+        """What deserves a notification when it changes: the balances and the tier (not the name or the progress)."""
+        return (self.points_available, self.points_pending, self.tier_name)
 
 
 def object_suffix(member_number: str) -> str:
@@ -67,6 +68,7 @@ def mutable_fields(content: CardContent) -> JSON:
         "accountId": content.member_number,
         "accountName": content.display_name[:64],
         "loyaltyPoints": {"label": "Points", "balance": {"int": content.points_available}},
+        "secondaryLoyaltyPoints": {"label": "Pending", "balance": {"int": content.points_pending}},
         "textModulesData": [
             {"id": "tier", "header": "Tier", "body": content.tier_name},
             {"id": "progress", "header": "Next tier", "body": content.progress_text},

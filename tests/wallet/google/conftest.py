@@ -12,9 +12,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from loyalty.members import enroll_member
+from loyalty.models import Member, Program
 from wallet.google.client import GoogleWalletClient, RateLimiter
 from wallet.google.config import FAKE_PREFIX, GoogleWalletConfig, ServiceAccount
 from wallet.google.fake import FakeGoogleWallet
+from wallet.google.sync import GoogleWalletSync
 
 BASE = "http://google.test" + FAKE_PREFIX
 ISSUER = "3388000000012345678"
@@ -78,3 +81,14 @@ async def google_client(
     )
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def anna(program: Program) -> Member:
+    member, _ = await enroll_member("uid-anna", email="anna@example.com", display_name="Anna")
+    return member
+
+
+@pytest.fixture
+def google_sync(google_config: GoogleWalletConfig, google_client: GoogleWalletClient) -> GoogleWalletSync:
+    return GoogleWalletSync(google_config, google_client)

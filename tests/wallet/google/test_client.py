@@ -27,6 +27,7 @@ CONTENT = objects.CardContent(
     member_number="1000000009",
     display_name="Anna",
     points_available=600,
+    points_pending=100,
     tier_name="Silver",
     next_tier_name="Gold",
     remaining_to_next=1320,
@@ -45,6 +46,7 @@ def test_the_loyalty_object_carries_account_points_tier_and_the_rotating_barcode
         "accountId": "1000000009",
         "accountName": "Anna",
         "loyaltyPoints": {"label": "Points", "balance": {"int": 600}},
+        "secondaryLoyaltyPoints": {"label": "Pending", "balance": {"int": 100}},
         "textModulesData": [
             {"id": "tier", "header": "Tier", "body": "Silver"},
             {"id": "progress", "header": "Next tier", "body": "1,320 points to Gold"},
@@ -75,7 +77,7 @@ def test_the_loyalty_class_names_the_program_and_the_callback(google_config: Goo
 
 
 def test_the_top_tier_says_so() -> None:
-    top = objects.CardContent("1000000009", "Anna", 5, "Gold", None, None, "AA", 60)
+    top = objects.CardContent("1000000009", "Anna", 5, 0, "Gold", None, None, "AA", 60)
 
     assert top.progress_text == "Top tier reached"
 
