@@ -25,6 +25,8 @@ VOUCHER_ISSUED = "voucher.issued"
 VOUCHER_REDEEMED = "voucher.redeemed"
 VOUCHER_CANCELLED = "voucher.cancelled"
 VOUCHER_EXPIRED = "voucher.expired"
+WALLET_ADDED = "wallet.added"
+WALLET_REMOVED = "wallet.removed"
 
 EVENT_TYPES = (
     MEMBER_ENROLLED,
@@ -43,6 +45,8 @@ EVENT_TYPES = (
     VOUCHER_REDEEMED,
     VOUCHER_CANCELLED,
     VOUCHER_EXPIRED,
+    WALLET_ADDED,
+    WALLET_REMOVED,
 )
 
 
