@@ -4,9 +4,9 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.indexes import Index
 
-# Google Wallet's own tables; depends on 0006_wallet (the shared wallet state) once merged: the integrator re-chains.
+# Google Wallet's own tables, on 0006_wallet (the shared wallet state); 0004/0005 belong to other branches.
 class Migration(migrations.Migration):
-    dependencies = [('loyalty', '0003_business_rules')]
+    dependencies = [('loyalty', '0006_wallet')]
 
     initial = False
 

@@ -26,31 +26,18 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from loyalty import card, clock, events
+from loyalty import card, clock
 from loyalty.db import database_unavailable
 from loyalty.models import GoogleWalletObject, Member, OutboxEvent, Program
 from loyalty.program import load_program
 from loyalty.tiers import qualifying_value, tier_progress
+from loyalty.wallet import CONTENT_EVENTS
 from wallet.google import objects
 from wallet.google.client import GoogleWalletClient, GoogleWalletRejected, GoogleWalletUnavailable
 from wallet.google.config import GoogleWalletConfig
 
 log = logging.getLogger("klubb.wallet.google")
 
-# The events after which a card may show something else.
-CONTENT_EVENTS = frozenset(
-    {
-        events.MEMBER_UPDATED,
-        events.POINTS_EARNED,
-        events.POINTS_MATURED,
-        events.POINTS_REDEEMED,
-        events.POINTS_REDEMPTION_CANCELLED,
-        events.POINTS_EXPIRED,
-        events.POINTS_ADJUSTED,
-        events.POINTS_REFUNDED,
-        events.TIER_CHANGED,
-    }
-)
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
 NOTIFY_WINDOW = timedelta(hours=24)
