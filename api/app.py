@@ -18,6 +18,7 @@ from api.auth import AuthError
 from api.auth.firebase import FirebaseVerifier
 from api.auth.member_sign_in import MemberSignIn
 from api.auth.tokens import STAFF_AUDIENCE, TokenService
+from api.google_wallet_setup import GoogleWallet, google_wallet
 from api.graphiql import ASSETS_PATH as GRAPHIQL_ASSETS
 from api.graphiql import graphiql_asset
 from api.graphql import MemberGraphQL
@@ -34,11 +35,16 @@ from worker.runner import run_embedded
 from worker.schedule import Schedule
 
 
-async def run_embedded_worker(settings: Settings, stop: asyncio.Event, jobs: Schedule | None = None) -> None:
-    """The outbox drainer (and the periodic `jobs`) inside the API process when `settings.embedded_worker` (the
-    SQLite default), until `stop`; otherwise nothing (`klubb worker` processes drain the outbox)."""
-    if settings.embedded_worker:
-        await run_embedded(settings.worker_config(), stop, jobs=jobs)
+async def run_embedded_worker(
+    settings: Settings, stop: asyncio.Event, jobs: Schedule | None = None, google: GoogleWallet | None = None
+) -> None:
+    """The outbox drainer (and the periodic `jobs`, and Google Wallet's sync) inside the API process when
+    `settings.embedded_worker` (the SQLite default), until `stop`; otherwise nothing (`klubb worker` drains)."""
+    if not settings.embedded_worker:
+        return
+    async with contextlib.AsyncExitStack() as stack:
+        extra = [await stack.enter_async_context(google.sync())] if google is not None else []
+        await run_embedded(settings.worker_config(), stop, jobs=jobs, extra_consumers=extra)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -47,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     settings.check_safe()
     jobs = Schedule.of(settings.job_intervals)
+    google = google_wallet(settings)
     tokens = TokenService(settings)
     sessions = MemberSignIn(settings=settings, tokens=tokens, verifier=FirebaseVerifier(settings))
     limits: QueryLimits = {
@@ -65,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         graphiql=graphiql,
         max_body_bytes=settings.graphql_max_body_bytes,
         compiled=CompiledDocuments(member_schema, OPERATIONS_DIR) if settings.compiled_execution else None,
+        google_wallet=google,
     )
     staff_schema = build_staff_schema(**limits)
     staff_graphql = StaffGraphQL(
@@ -82,12 +90,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # collector's generations keeps every full collection from re-scanning it (~8 % of a home request's CPU).
         gc.freeze()
         stop = asyncio.Event()
-        worker = asyncio.create_task(run_embedded_worker(settings, stop, jobs))
+        worker = asyncio.create_task(run_embedded_worker(settings, stop, jobs, google))
         try:
             yield
         finally:
             stop.set()
             await worker
+            if google is not None:
+                await google.aclose()
             await disconnect()
 
     async def health(request: Request) -> JSONResponse:
@@ -109,6 +119,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", health),
             Route("/readyz", ready),
             Route("/.well-known/jwks.json", jwks),
+            # Google Wallet: save/delete callbacks (and, in development, the local fake at /dev/google-wallet)
+            *(google.routes() if google else []),
             # GraphiQL's own assets (no CDN), where GraphiQL is served at all
             *([Route(f"{GRAPHIQL_ASSETS}/{{name}}", graphiql_asset)] if graphiql else []),
             Mount(
@@ -128,4 +140,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.tokens = tokens
+    app.state.google_wallet = google
     return app

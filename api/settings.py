@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     # Periodic jobs (run by every outbox worker): seconds between runs by job name, as JSON; 0 turns a job off.
     job_intervals: dict[str, float] = Field(default_factory=dict)
 
+    # Google Wallet (wallet/google/): the issuer id and the service account's JSON key file; without them outside
+    # production a generated key in `google_wallet_dev_key_file` and links to the local fake (/dev/google-wallet).
+    google_wallet_enabled: bool = True
+    google_wallet_issuer_id: str | None = None
+    google_wallet_service_account_file: str | None = None
+    # Google's callback signing keys (the JSON of https://pay.google.com/gp/m/issuer/keys, saved to a file).
+    google_wallet_callback_keys_file: str | None = None
+    google_wallet_dev_key_file: str = "var/google-wallet-dev-service-account.json"
+    google_wallet_logo_url: str | None = None
+
     @property
     def production(self) -> bool:
         return self.environment == Environment.PRODUCTION
@@ -102,6 +112,23 @@ class Settings(BaseSettings):
             problems.append("SQLite cannot be shared by several worker processes")
         if not self.public_url.startswith("https://"):
             problems.append("KLUBB_PUBLIC_URL must be https")
+        problems.extend(self._google_wallet_problems())
+        return problems
+
+    def _google_wallet_problems(self) -> list[str]:
+        if not self.google_wallet_enabled:
+            return []
+        problems = []
+        if not self.google_wallet_issuer_id:
+            problems.append("Google Wallet is enabled but KLUBB_GOOGLE_WALLET_ISSUER_ID is not set")
+        for name, path in (
+            ("KLUBB_GOOGLE_WALLET_SERVICE_ACCOUNT_FILE", self.google_wallet_service_account_file),
+            ("KLUBB_GOOGLE_WALLET_CALLBACK_KEYS_FILE", self.google_wallet_callback_keys_file),
+        ):
+            if not path:
+                problems.append(f"Google Wallet is enabled but {name} is not set")
+            elif not os.path.isfile(path) or not os.access(path, os.R_OK):
+                problems.append(f"{name} {path!r} is not a readable file")
         return problems
 
     def check_safe(self) -> None:

@@ -141,6 +141,7 @@ def app_settings(db: str, tmp_path: Path, environment: Environment = Environment
         jwt_private_key_file=str(key),
         public_url="https://klubb.example.com",
         embedded_worker=False,
+        google_wallet_enabled=False,  # tests/api/test_google_wallet.py turns it on with its own credentials
     )
 
 

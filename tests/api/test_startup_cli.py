@@ -36,6 +36,9 @@ def test_every_unsafe_setting_is_one_line_and_exit_2(
         prefix + "KLUBB_JWT_PRIVATE_KEY_FILE is not set",
         prefix + "SQLite cannot be shared by several worker processes",
         prefix + "KLUBB_PUBLIC_URL must be https",
+        prefix + "Google Wallet is enabled but KLUBB_GOOGLE_WALLET_ISSUER_ID is not set",
+        prefix + "Google Wallet is enabled but KLUBB_GOOGLE_WALLET_SERVICE_ACCOUNT_FILE is not set",
+        prefix + "Google Wallet is enabled but KLUBB_GOOGLE_WALLET_CALLBACK_KEYS_FILE is not set",
     ]
 
 
@@ -43,7 +46,12 @@ def test_an_unreadable_signing_key_is_a_problem(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_emulator: None
 ) -> None:
     missing = str(tmp_path / "nope.pem")
-    settings = Settings(environment="production", jwt_private_key_file=missing, public_url="https://x.example")
+    settings = Settings(
+        environment="production",
+        jwt_private_key_file=missing,
+        public_url="https://x.example",
+        google_wallet_enabled=False,
+    )
     monkeypatch.setattr(cli, "get_settings", lambda: settings)
 
     result = CliRunner().invoke(cli.app, ["serve"])
@@ -78,6 +86,7 @@ def test_safe_production_settings_have_no_problems(tmp_path: Path, no_emulator: 
         public_url="https://loyalty.example",
         database_url="postgres://u@db/klubb",
         workers=4,
+        google_wallet_enabled=False,
     )
 
     assert settings.unsafe_problems() == []
@@ -86,7 +95,7 @@ def test_safe_production_settings_have_no_problems(tmp_path: Path, no_emulator: 
 
 def test_check_safe_lists_the_problems(no_emulator: None) -> None:
     with pytest.raises(UnsafeSettings) as refused:
-        Settings(environment="production", public_url="https://x.example").check_safe()
+        Settings(environment="production", public_url="https://x.example", google_wallet_enabled=False).check_safe()
 
     assert refused.value.problems == ("KLUBB_JWT_PRIVATE_KEY_FILE is not set",)
     assert str(refused.value) == "refusing to start in production: KLUBB_JWT_PRIVATE_KEY_FILE is not set"

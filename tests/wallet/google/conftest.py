@@ -23,8 +23,8 @@ BASE = "http://google.test" + FAKE_PREFIX
 ISSUER = "3388000000012345678"
 
 
-@pytest.fixture(scope="session")
-def service_account_json() -> str:
+def new_service_account_json(token_uri: str = f"{BASE}/token") -> str:
+    """A throwaway service account key file, as Google's console downloads it."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     return json.dumps(
@@ -33,9 +33,14 @@ def service_account_json() -> str:
             "private_key_id": "test-key-1",
             "private_key": pem.decode(),
             "client_email": "wallet@klubb-test.iam.gserviceaccount.com",
-            "token_uri": f"{BASE}/token",
+            "token_uri": token_uri,
         }
     )
+
+
+@pytest.fixture(scope="session")
+def service_account_json() -> str:
+    return new_service_account_json()
 
 
 @pytest.fixture
