@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import jwt
 
+from loyalty import card
 from loyalty.clock import FrozenClock
-from loyalty.models import GoogleWalletObject, Member
+from loyalty.lookup import find_member
+from loyalty.models import GoogleWalletObject, Member, Program
 from tests.loyalty import ledger_helpers
 from tests.wallet.google.conftest import ISSUER, Sleeps
 from wallet.google.client import GoogleWalletClient
@@ -218,3 +221,40 @@ async def test_at_most_three_notifications_per_pass_per_day(
     await _earn(anna, "R9", 1_000, clock)
     await _drain(google_sync)
     assert fake_google.notifications == {object_id: 4}
+
+
+def _googles_code(resource: dict[str, Any], unix_seconds: int) -> str:
+    """What Google's app shows for the rotating barcode: RFC 6238 from the object's own totpDetails."""
+    barcode = resource["rotatingBarcode"]
+    details = barcode["totpDetails"]
+    assert details["algorithm"] == "TOTP_SHA1"
+    [parameters] = details["parameters"]
+    step = unix_seconds * 1000 // int(details["periodMillis"])
+    value = card.hotp(bytes.fromhex(parameters["key"]), step, parameters["valueLength"])
+    return str(barcode["valuePattern"]).replace("{totp_value_0}", value)
+
+
+async def test_the_passs_rotating_barcode_opens_the_member_at_the_till_once(
+    anna: Member,
+    program: Program,
+    google_config: GoogleWalletConfig,
+    google_client: GoogleWalletClient,
+    clock: FrozenClock,
+) -> None:
+    # given the object a save link carries
+    url = await google_save_url(google_config, google_client, anna.id, clock.now())
+    assert url is not None
+    [resource] = _claims(url, google_config)["payload"]["loyaltyObjects"]  # type: ignore[index]
+
+    # when the till scans what the phone shows now
+    scanned = _googles_code(resource, int(clock.now().timestamp()))
+
+    # then it is the app's code, it finds the member, and only once
+    assert scanned == card.card_code(anna, clock.now(), program.card_code_seconds).barcode_value
+    found = await find_member(scanned, program, clock.now())
+    assert found is not None
+    assert found.id == anna.id
+    assert await find_member(scanned, program, clock.now()) is None
+    # a phone whose clock is a minute ahead shows the next window's code: still accepted
+    ahead = _googles_code(resource, int(clock.now().timestamp()) + program.card_code_seconds)
+    assert (await find_member(ahead, program, clock.now())) is not None
