@@ -9,6 +9,7 @@ credentials (`Settings.unsafe_problems`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from api.settings import Settings
 from loyalty import clock
-from wallet.google.callbacks import CallbackRefused, handle_callback, root_keys
+from wallet.google.callbacks import MAX_BODY_BYTES, CallbackRefused, handle_callback, root_keys
 from wallet.google.client import GoogleWalletClient
 from wallet.google.config import FAKE_PREFIX, GoogleWalletConfig, development_config, production_config
 from wallet.google.fake import FakeGoogleWallet
@@ -47,7 +48,7 @@ def google_wallet_config(settings: Settings) -> GoogleWalletConfig | None:
         )
     else:
         config = development_config(settings.public_url, settings.google_wallet_dev_key_file)
-    return GoogleWalletConfig(**{**config.__dict__, "logo_url": settings.google_wallet_logo_url})
+    return dataclasses.replace(config, logo_url=settings.google_wallet_logo_url)
 
 
 @dataclass
@@ -88,14 +89,18 @@ class GoogleWallet:
     # -- HTTP
 
     async def callback(self, request: Request) -> Response:
-        body = await request.body()
+        body = bytearray()
+        async for chunk in request.stream():  # bounded: a callback is a few kilobytes
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return JSONResponse({"error": "callback body too large"}, status_code=413)
         now = clock.now()
         keys = self.config.callback_keys_json
         try:
             if keys is None:
                 raise CallbackRefused(401, "no Google callback keys are configured")
             outcome = await handle_callback(
-                body,
+                bytes(body),
                 issuer_id=self.config.issuer_id,
                 class_id=self.config.class_id,
                 roots=root_keys(keys, now),

@@ -192,3 +192,14 @@ async def test_the_callback_route_records_a_save_and_refuses_bad_bodies(
         assert (ok.status_code, ok.json()) == (200, {"status": "ok"})
         assert (await card_in_wallet(anna.id)).google is True
         assert await GoogleWalletCallback.filter(nonce="nonce-1").count() == 1
+
+
+async def test_an_oversized_callback_is_413_before_it_is_read_whole(
+    db: str, tmp_path: Path, service_account_json: str, signer: GoogleSigner
+) -> None:
+    settings = _with(app_settings(db, tmp_path), **_credentials(tmp_path, service_account_json, signer))
+    async for http in _client(settings):
+        response = await http.post("/wallet/google/callback", content=b"{" + b" " * 20_000 + b"}")
+
+        assert (response.status_code, response.json()) == (413, {"error": "callback body too large"})
+        assert await GoogleWalletCallback.all().count() == 0

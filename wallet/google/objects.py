@@ -100,8 +100,11 @@ def loyalty_object(config: GoogleWalletConfig, content: CardContent) -> JSON:
 
 
 def object_patch(content: CardContent, *, notify: bool) -> JSON:
-    """A PATCH body for the member's object; `notify` asks Google to tell the holder (counted against the limit)."""
-    body = mutable_fields(content)
+    """A PATCH body for the member's object; `notify` asks Google to tell the holder (counted against the limit).
+
+    The barcode goes along: an object saved from an old link, or a changed code period, comes out right.
+    """
+    body = {**mutable_fields(content), "rotatingBarcode": rotating_barcode(content)}
     if notify:
         body["notifyPreference"] = "NOTIFY_ON_UPDATE"
     return body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -72,7 +73,7 @@ async def test_a_link_too_long_inserts_the_object_first_and_links_by_id(
     fake_google: FakeGoogleWallet,
     clock: FrozenClock,
 ) -> None:
-    short = GoogleWalletConfig(**{**google_config.__dict__, "max_save_url_length": 1000})
+    short = dataclasses.replace(google_config, max_save_url_length=1000)
 
     url = await google_save_url(short, google_client, anna.id, clock.now())
 
@@ -101,7 +102,7 @@ async def test_an_earn_patches_the_saved_object_once(
 ) -> None:
     # given the member saved their card (the object is at Google)
     object_id = OBJECT_ID.format(anna.member_number)
-    short = GoogleWalletConfig(**{**google_config.__dict__, "max_save_url_length": 1000})
+    short = dataclasses.replace(google_config, max_save_url_length=1000)
     await google_save_url(short, google_client, anna.id, clock.now())
     before = len(fake_google.api_requests())
 
@@ -153,7 +154,7 @@ async def test_429_is_retried_by_the_client_and_the_sync_succeeds(
     clock: FrozenClock,
     sleeps: Sleeps,
 ) -> None:
-    short = GoogleWalletConfig(**{**google_config.__dict__, "max_save_url_length": 1000})
+    short = dataclasses.replace(google_config, max_save_url_length=1000)
     await google_save_url(short, google_client, anna.id, clock.now())
     await _earn(anna, "R1", 5_000, clock)
     fake_google.failures.extend([429, 429])
@@ -174,7 +175,7 @@ async def test_a_google_outage_backs_off_and_the_sync_is_retried_later(
     google_sync: GoogleWalletSync,
     clock: FrozenClock,
 ) -> None:
-    short = GoogleWalletConfig(**{**google_config.__dict__, "max_save_url_length": 1000})
+    short = dataclasses.replace(google_config, max_save_url_length=1000)
     await google_save_url(short, google_client, anna.id, clock.now())
     await _earn(anna, "R1", 5_000, clock)
     fake_google.failures.extend([500] * 5)  # every attempt of the client
@@ -201,7 +202,7 @@ async def test_at_most_three_notifications_per_pass_per_day(
     google_sync: GoogleWalletSync,
     clock: FrozenClock,
 ) -> None:
-    short = GoogleWalletConfig(**{**google_config.__dict__, "max_save_url_length": 1000})
+    short = dataclasses.replace(google_config, max_save_url_length=1000)
     await google_save_url(short, google_client, anna.id, clock.now())
     object_id = OBJECT_ID.format(anna.member_number)
 
