@@ -96,6 +96,7 @@ class GoogleWalletClient:
         self._token: tuple[str, float] | None = None
         self._token_lock = asyncio.Lock()
         self._class_ready = False
+        self._class_lock = asyncio.Lock()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -112,7 +113,7 @@ class GoogleWalletClient:
             "exp": int(now) + 3600,
         }
         headers = {"kid": account.private_key_id} if account.private_key_id else None
-        return jwt.encode(claims, account.private_key_pem, algorithm="RS256", headers=headers)
+        return jwt.encode(claims, account.private_key, algorithm="RS256", headers=headers)
 
     async def _bearer(self) -> str:
         async with self._token_lock:
@@ -171,12 +172,13 @@ class GoogleWalletClient:
 
     async def ensure_class(self, resource: JSON) -> None:
         """Insert the programme's loyalty class unless it exists (once per client)."""
-        if self._class_ready:
-            return
-        response = await self._call("POST", "/loyaltyClass", resource)
-        if response.status_code == 404:
-            raise GoogleWalletRejected(404, response.text)
-        self._class_ready = True  # 200 inserted, 409 already there
+        async with self._class_lock:  # concurrent syncs: one insert, the others wait for it
+            if self._class_ready:
+                return
+            response = await self._call("POST", "/loyaltyClass", resource)
+            if response.status_code == 404:
+                raise GoogleWalletRejected(404, response.text)
+            self._class_ready = True  # 200 inserted, 409 already there
 
     async def insert_object(self, resource: JSON) -> bool:
         """Insert a loyalty object; False if it already existed (409)."""

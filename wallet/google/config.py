@@ -9,6 +9,7 @@ links, which is said in the log and on the fake's save page.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -64,9 +65,15 @@ class ServiceAccount:
         key_id = data.get("private_key_id")
         return cls(email, key.encode(), key_id if isinstance(key_id, str) and key_id else None, token_uri)
 
+    @functools.cached_property
+    def private_key(self) -> rsa.RSAPrivateKey:
+        """The loaded key (loading checks the key, ~30 ms for RSA: once per account, not once per signature)."""
+        key = serialization.load_pem_private_key(self.private_key_pem, password=None)
+        assert isinstance(key, rsa.RSAPrivateKey)  # from_json checked it
+        return key
+
     def public_key_pem(self) -> bytes:
-        private = serialization.load_pem_private_key(self.private_key_pem, password=None)
-        return private.public_key().public_bytes(
+        return self.private_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 

@@ -30,7 +30,7 @@ def save_jwt(config: GoogleWalletConfig, payload: JSON, now: datetime) -> str:
         "payload": payload,
     }
     headers = {"kid": config.account.private_key_id} if config.account.private_key_id else None
-    return jwt.encode(claims, config.account.private_key_pem, algorithm="RS256", headers=headers)
+    return jwt.encode(claims, config.account.private_key, algorithm="RS256", headers=headers)
 
 
 def save_url(config: GoogleWalletConfig, payload: JSON, now: datetime) -> str:

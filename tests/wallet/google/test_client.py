@@ -255,3 +255,18 @@ async def test_the_client_under_load_stays_under_twenty_requests_a_second(
 
     assert len(fake_google.api_requests()) == 11
     assert elapsed >= 9 * 0.05 - 0.01  # ten requests need nine 50 ms gaps at least
+
+
+async def test_concurrent_callers_insert_the_class_once(
+    google_client: GoogleWalletClient, fake_google: FakeGoogleWallet, google_config: GoogleWalletConfig
+) -> None:
+    await asyncio.gather(*(google_client.ensure_class(objects.loyalty_class(google_config)) for _ in range(5)))
+
+    assert [(r.method, r.path) for r in fake_google.requests] == [
+        ("POST", "/token"),
+        ("POST", "/walletobjects/v1/loyaltyClass"),
+    ]
+
+
+def test_the_service_account_key_is_loaded_once(google_config: GoogleWalletConfig) -> None:
+    assert google_config.account.private_key is google_config.account.private_key
