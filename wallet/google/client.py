@@ -170,6 +170,11 @@ class GoogleWalletClient:
 
     # -- resources
 
+    @property
+    def class_ready(self) -> bool:
+        """Whether this client has made sure the programme's class exists."""
+        return self._class_ready
+
     async def ensure_class(self, resource: JSON) -> None:
         """Insert the programme's loyalty class unless it exists (once per client)."""
         async with self._class_lock:  # concurrent syncs: one insert, the others wait for it

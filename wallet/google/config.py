@@ -93,7 +93,6 @@ class GoogleWalletConfig:
     requests_per_second: float = REQUESTS_PER_SECOND
     notifications_per_day: int = NOTIFICATIONS_PER_DAY
     max_save_url_length: int = MAX_SAVE_URL_LENGTH
-    program_name: str = "klubb"
     logo_url: str | None = None
 
     @property

@@ -18,7 +18,7 @@ from loyalty.program import cached_program
 from wallet.google import objects, save_link
 from wallet.google.client import GoogleWalletClient, GoogleWalletRejected, GoogleWalletUnavailable
 from wallet.google.config import GoogleWalletConfig
-from wallet.google.sync import card_content, content_digest, ensure_object, notable_digest
+from wallet.google.sync import card_content, content_digest, ensure_class, ensure_object, notable_digest
 
 log = logging.getLogger("klubb.wallet.google")
 
@@ -30,11 +30,12 @@ async def google_save_url(
     member = await Member.get_or_none(id=member_id)
     if member is None:
         return None
-    content = await card_content(member, await cached_program(), now)
+    program = await cached_program()
+    content = await card_content(member, program, now)
     row = await ensure_object(config, member, now)
     resource = objects.loyalty_object(config, content)
     try:
-        await client.ensure_class(objects.loyalty_class(config))
+        await ensure_class(config, client, program)
         url = save_link.inline_save_url(config, resource, now)
         if url is not None:
             return url

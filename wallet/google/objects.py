@@ -41,18 +41,41 @@ class CardContent:
         return (self.points_available, self.points_pending, self.tier_name)
 
 
+@dataclass(frozen=True)
+class ClassLook:
+    """What the programme's class shows: names and colour (from the program and the shared pass design)."""
+
+    program_name: str
+    issuer_name: str
+    background: str  # #rrggbb
+
+    @classmethod
+    def of(cls, program_name: str, organization_name: str, background_rgb: str) -> ClassLook:
+        return cls(program_name, organization_name or program_name, hex_color(background_rgb))
+
+
+def hex_color(rgb: str, default: str = "#202124") -> str:
+    """`rgb(r, g, b)` (the pass design's form, Apple's) as Google's `#rrggbb`; `default` for anything else."""
+    if rgb.startswith("#") and len(rgb) == 7:
+        return rgb.lower()
+    parts = rgb[4:-1].split(",") if rgb.startswith("rgb(") and rgb.endswith(")") else []
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) <= 255 for p in parts):
+        return default
+    return "#" + "".join(f"{int(p):02x}" for p in parts)
+
+
 def object_suffix(member_number: str) -> str:
     # The member number: digits only, so always a valid suffix, unique and stable.
     return f"member-{member_number}"
 
 
-def loyalty_class(config: GoogleWalletConfig) -> JSON:
+def loyalty_class(config: GoogleWalletConfig, look: ClassLook) -> JSON:
     resource: JSON = {
         "id": config.class_id,
-        "issuerName": config.program_name,
-        "programName": config.program_name,
+        "issuerName": look.issuer_name[:100],
+        "programName": look.program_name[:100],
         "reviewStatus": "UNDER_REVIEW",
-        "hexBackgroundColor": "#1f2937",
+        "hexBackgroundColor": look.background,
         "multipleDevicesAndHoldersAllowedStatus": "ONE_USER_ALL_DEVICES",
     }
     if config.logo_url:

@@ -31,7 +31,7 @@ from loyalty.db import database_unavailable
 from loyalty.models import GoogleWalletObject, Member, OutboxEvent, Program
 from loyalty.program import load_program
 from loyalty.tiers import qualifying_value, tier_progress
-from loyalty.wallet import CONTENT_EVENTS
+from loyalty.wallet import CONTENT_EVENTS, wallet_design
 from wallet.google import objects
 from wallet.google.client import GoogleWalletClient, GoogleWalletRejected, GoogleWalletUnavailable
 from wallet.google.config import GoogleWalletConfig
@@ -68,6 +68,17 @@ async def card_content(
         totp_key_base16=card.totp_key_base16(member),
         code_seconds=program.card_code_seconds,
     )
+
+
+async def class_look(program: Program) -> objects.ClassLook:
+    design = await wallet_design()
+    return objects.ClassLook.of(program.name, design.organization_name, design.background_color)
+
+
+async def ensure_class(config: GoogleWalletConfig, client: GoogleWalletClient, program: Program) -> None:
+    """The programme's class at Google (inserted once per client; the look read only until then)."""
+    if not client.class_ready:
+        await client.ensure_class(objects.loyalty_class(config, await class_look(program)))
 
 
 def content_digest(content: objects.CardContent) -> str:
@@ -187,7 +198,7 @@ class GoogleWalletSync:
         try:
             if digest != row.content_digest:
                 notify, window_start, count = self._notification(row, notable, now)
-                await self.client.ensure_class(objects.loyalty_class(self.config))
+                await ensure_class(self.config, self.client, program)
                 found = await self.client.patch_object(row.object_id, objects.object_patch(content, notify=notify))
                 if not found and row.inserted:
                     found = await self.client.insert_object(objects.loyalty_object(self.config, content)) or True

@@ -52,7 +52,6 @@ def google_config(service_account_json: str) -> GoogleWalletConfig:
         save_base=f"{BASE}/save/",
         origins=("https://klubb.example.com",),
         callback_url="https://klubb.example.com/wallet/google/callback",
-        program_name="Test Club",
     )
 
 

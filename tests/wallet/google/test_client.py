@@ -23,6 +23,7 @@ from wallet.google.config import FAKE_PREFIX, GoogleWalletConfig, GoogleWalletCr
 from wallet.google.fake import FakeGoogleWallet
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+LOOK = objects.ClassLook.of("Test Club", "", "rgb(31, 41, 55)")
 CONTENT = objects.CardContent(
     member_number="1000000009",
     display_name="Anna",
@@ -65,7 +66,7 @@ def test_the_loyalty_object_carries_account_points_tier_and_the_rotating_barcode
 
 
 def test_the_loyalty_class_names_the_program_and_the_callback(google_config: GoogleWalletConfig) -> None:
-    assert objects.loyalty_class(google_config) == {
+    assert objects.loyalty_class(google_config, LOOK) == {
         "id": f"{ISSUER}.klubb",
         "issuerName": "Test Club",
         "programName": "Test Club",
@@ -74,6 +75,15 @@ def test_the_loyalty_class_names_the_program_and_the_callback(google_config: Goo
         "multipleDevicesAndHoldersAllowedStatus": "ONE_USER_ALL_DEVICES",
         "callbackOptions": {"url": "https://klubb.example.com/wallet/google/callback"},
     }
+
+
+def test_the_class_look_comes_from_the_program_and_the_pass_design() -> None:
+    assert objects.ClassLook.of("Test Club", "Test AB", "rgb(255, 0, 16)") == objects.ClassLook(
+        "Test Club", "Test AB", "#ff0010"
+    )
+    assert objects.hex_color("#A0B1C2") == "#a0b1c2"
+    for bad in ("rgb(256, 0, 0)", "rgb(1, 2)", "red", "rgb(a, b, c)"):
+        assert objects.hex_color(bad) == "#202124"
 
 
 def test_the_top_tier_says_so() -> None:
@@ -148,8 +158,8 @@ async def test_the_client_authenticates_and_inserts_then_patches(
 ) -> None:
     resource = objects.loyalty_object(google_config, CONTENT)
 
-    await google_client.ensure_class(objects.loyalty_class(google_config))
-    await google_client.ensure_class(objects.loyalty_class(google_config))  # once per client
+    await google_client.ensure_class(objects.loyalty_class(google_config, LOOK))
+    await google_client.ensure_class(objects.loyalty_class(google_config, LOOK))  # once per client
     assert await google_client.insert_object(resource) is True
     assert await google_client.insert_object(resource) is False  # 409: already there
     assert await google_client.patch_object(resource["id"], {"loyaltyPoints": {"balance": {"int": 700}}}) is True
@@ -170,7 +180,7 @@ async def test_the_client_authenticates_and_inserts_then_patches(
 async def test_429_and_500_are_retried_with_growing_backoff(
     google_client: GoogleWalletClient, fake_google: FakeGoogleWallet, google_config: GoogleWalletConfig, sleeps: Sleeps
 ) -> None:
-    await google_client.ensure_class(objects.loyalty_class(google_config))
+    await google_client.ensure_class(objects.loyalty_class(google_config, LOOK))
     fake_google.failures.extend([429, 500, 503])
 
     assert await google_client.insert_object(objects.loyalty_object(google_config, CONTENT)) is True
@@ -185,7 +195,7 @@ async def test_429_and_500_are_retried_with_growing_backoff(
 async def test_retry_after_is_honoured_up_to_the_cap(
     google_client: GoogleWalletClient, fake_google: FakeGoogleWallet, google_config: GoogleWalletConfig, sleeps: Sleeps
 ) -> None:
-    await google_client.ensure_class(objects.loyalty_class(google_config))
+    await google_client.ensure_class(objects.loyalty_class(google_config, LOOK))
 
     fake_google.failures.append(429)
     fake_google.retry_after = "120"
@@ -198,7 +208,7 @@ async def test_retry_after_is_honoured_up_to_the_cap(
 async def test_after_every_attempt_failed_the_client_gives_up(
     google_client: GoogleWalletClient, fake_google: FakeGoogleWallet, google_config: GoogleWalletConfig, sleeps: Sleeps
 ) -> None:
-    await google_client.ensure_class(objects.loyalty_class(google_config))
+    await google_client.ensure_class(objects.loyalty_class(google_config, LOOK))
     fake_google.failures.extend([500] * 5)
 
     with pytest.raises(GoogleWalletUnavailable) as failed:
@@ -212,7 +222,7 @@ async def test_after_every_attempt_failed_the_client_gives_up(
 async def test_a_4xx_is_not_retried(
     google_client: GoogleWalletClient, fake_google: FakeGoogleWallet, google_config: GoogleWalletConfig, sleeps: Sleeps
 ) -> None:
-    await google_client.ensure_class(objects.loyalty_class(google_config))
+    await google_client.ensure_class(objects.loyalty_class(google_config, LOOK))
     fake_google.failures.append(400)
 
     with pytest.raises(GoogleWalletRejected) as rejected:
@@ -246,7 +256,7 @@ async def test_the_client_under_load_stays_under_twenty_requests_a_second(
     transport = httpx.ASGITransport(app=Starlette(routes=[Mount(FAKE_PREFIX, fake_google.app())]))
     client = GoogleWalletClient(google_config, transport=transport)  # the real limiter and sleep
     try:
-        await client.ensure_class(objects.loyalty_class(google_config))
+        await client.ensure_class(objects.loyalty_class(google_config, LOOK))
         started = time.monotonic()
         await asyncio.gather(*(client.patch_object(f"{ISSUER}.o{i}", {}) for i in range(10)))
         elapsed = time.monotonic() - started
@@ -260,7 +270,7 @@ async def test_the_client_under_load_stays_under_twenty_requests_a_second(
 async def test_concurrent_callers_insert_the_class_once(
     google_client: GoogleWalletClient, fake_google: FakeGoogleWallet, google_config: GoogleWalletConfig
 ) -> None:
-    await asyncio.gather(*(google_client.ensure_class(objects.loyalty_class(google_config)) for _ in range(5)))
+    await asyncio.gather(*(google_client.ensure_class(objects.loyalty_class(google_config, LOOK)) for _ in range(5)))
 
     assert [(r.method, r.path) for r in fake_google.requests] == [
         ("POST", "/token"),

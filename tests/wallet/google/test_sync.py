@@ -60,8 +60,15 @@ async def test_the_save_link_inlines_the_object_and_verifies(
     assert resource["rotatingBarcode"]["totpDetails"]["parameters"] == [
         {"key": anna.card_secret.upper(), "valueLength": 6}
     ]
-    # only the class went to Google; the object waits for the member to save the link
+    # only the class went to Google (named after the program, coloured as the pass design says); the object waits
+    # for the member to save the link
     assert [(r.method, r.path) for r in fake_google.api_requests()] == [("POST", "/walletobjects/v1/loyaltyClass")]
+    [inserted] = fake_google.classes.values()
+    assert (inserted["programName"], inserted["issuerName"], inserted["hexBackgroundColor"]) == (
+        "Test Club",
+        "Test Club",
+        "#202124",
+    )
     row = await GoogleWalletObject.get(member_id=anna.id)
     assert (row.object_id, row.inserted, row.wanted, row.synced) == (OBJECT_ID.format(anna.member_number), False, 0, 0)
 
