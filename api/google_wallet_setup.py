@@ -28,6 +28,7 @@ from wallet.google.client import GoogleWalletClient
 from wallet.google.config import FAKE_PREFIX, GoogleWalletConfig, development_config, production_config
 from wallet.google.fake import FakeGoogleWallet
 from wallet.google.links import google_save_url
+from wallet.google.signer import GoogleSigner
 from wallet.google.sync import GoogleWalletSync
 
 log = logging.getLogger("klubb.wallet.google")
@@ -59,8 +60,20 @@ class GoogleWallet:
 
     @classmethod
     def build(cls, config: GoogleWalletConfig) -> GoogleWallet:
-        fake = FakeGoogleWallet(public_key_pem=config.account.public_key_pem()) if config.development else None
-        return cls(config, fake, cls._client(config, fake))
+        if not config.development:
+            return cls(config, None, cls._client(config, None))
+        # Development: the fake's save and remove pages call back as Google would, signed with a key trusted here.
+        signer = GoogleSigner()
+        config = dataclasses.replace(config, callback_keys_json=signer.keys_json())
+        fake = FakeGoogleWallet(
+            public_key_pem=config.account.public_key_pem(),
+            signer=signer,
+            issuer_id=config.issuer_id,
+            class_id=config.class_id,
+        )
+        wallet = cls(config, fake, cls._client(config, fake))
+        fake.deliver_callback = wallet.apply_callback
+        return wallet
 
     @staticmethod
     def _client(config: GoogleWalletConfig, fake: FakeGoogleWallet | None) -> GoogleWalletClient:
@@ -88,19 +101,18 @@ class GoogleWallet:
 
     # -- HTTP
 
-    async def callback(self, request: Request) -> Response:
-        body = bytearray()
-        async for chunk in request.stream():  # bounded: a callback is a few kilobytes
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                return JSONResponse({"error": "callback body too large"}, status_code=413)
+    async def apply_callback(self, body: bytes) -> int:
+        """Verify and apply one callback body; the HTTP status it answers."""
+        return (await self._apply(body)).status_code
+
+    async def _apply(self, body: bytes) -> JSONResponse:
         now = clock.now()
         keys = self.config.callback_keys_json
         try:
             if keys is None:
                 raise CallbackRefused(401, "no Google callback keys are configured")
             outcome = await handle_callback(
-                bytes(body),
+                body,
                 issuer_id=self.config.issuer_id,
                 class_id=self.config.class_id,
                 roots=root_keys(keys, now),
@@ -111,6 +123,14 @@ class GoogleWallet:
             return JSONResponse({"error": refused.reason}, status_code=refused.status)
         log.info("Google Wallet callback: %s %s (changed: %s)", outcome.event_type, outcome.object_id, outcome.changed)
         return JSONResponse({"status": "ok"})
+
+    async def callback(self, request: Request) -> Response:
+        body = bytearray()
+        async for chunk in request.stream():  # bounded: a callback is a few kilobytes
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return JSONResponse({"error": "callback body too large"}, status_code=413)
+        return await self._apply(bytes(body))
 
     def routes(self) -> list[BaseRoute]:
         routes: list[BaseRoute] = [Route(CALLBACK_PATH, self.callback, methods=["POST"])]

@@ -22,8 +22,8 @@ from loyalty.models import GoogleWalletCallback, GoogleWalletObject, Member, Pro
 from loyalty.wallet import card_in_wallet
 from tests.conftest import app_settings
 from tests.wallet.google.conftest import new_service_account_json
-from tests.wallet.google.google_signer import GoogleSigner
 from wallet.google.config import DEV_ISSUER_ID
+from wallet.google.signer import GoogleSigner
 
 QUERY = "{ me { wallet { googleSaveUrl } } }"
 ISSUER = "3388000000099999999"
@@ -134,10 +134,19 @@ async def test_without_credentials_the_link_opens_the_local_fake(
         )
         assert claims["payload"]["loyaltyObjects"][0]["id"] == f"{DEV_ISSUER_ID}.member-{anna.member_number}"
 
+        # opening it saves the card in the fake, which calls back as Google would: the card is in the wallet
         page = await http.get(url.removeprefix("https://klubb.example.com"))
         assert page.status_code == 200
         assert "local development fake" in page.text
         assert "Anna" in page.text
+        assert (await card_in_wallet(anna.id)).google is True
+        assert (await GoogleWalletObject.get(member_id=anna.id)).inserted is True
+
+        # and its "remove from wallet" link takes it out again
+        removed = await http.get(f"/dev/google-wallet/remove/{DEV_ISSUER_ID}.member-{anna.member_number}")
+        assert removed.status_code == 200
+        assert (await card_in_wallet(anna.id)).google is False
+        assert await GoogleWalletCallback.all().count() == 2
 
 
 def _public_pem(private_pem: str) -> bytes:

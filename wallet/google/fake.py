@@ -13,8 +13,10 @@ from __future__ import annotations
 import html
 import secrets
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import jwt
 from starlette.applications import Starlette
@@ -22,7 +24,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from loyalty import clock
 from wallet.google.objects import JSON
+from wallet.google.signer import GoogleSigner
 
 
 @dataclass
@@ -43,6 +47,24 @@ class FakeGoogleWallet:
     notifications: dict[str, int] = field(default_factory=dict)  # object id → updates that asked to notify
     saved: list[str] = field(default_factory=list)  # object ids saved through the save page
     tokens: set[str] = field(default_factory=set)
+    # Development: saving (and removing) through the fake's pages calls back as Google would, signed by `signer`.
+    signer: GoogleSigner | None = None
+    issuer_id: str = ""
+    class_id: str = ""
+    deliver_callback: Callable[[bytes], Awaitable[int]] | None = None
+
+    async def _call_back(self, object_id: str, event_type: str) -> int | None:
+        if self.signer is None or self.deliver_callback is None:
+            return None
+        body = self.signer.callback(
+            issuer_id=self.issuer_id,
+            class_id=self.class_id,
+            object_id=object_id,
+            event_type=event_type,
+            nonce=secrets.token_hex(16),
+            now=clock.now(),
+        )
+        return await self.deliver_callback(body)
 
     def api_requests(self) -> list[RecordedRequest]:
         """The REST calls (not the token exchange)."""
@@ -153,8 +175,10 @@ class FakeGoogleWallet:
                 return HTMLResponse(f"<p>Unknown object {html.escape(str(object_id))}</p>", status_code=404)
             self.saved.append(object_id)
             saved.append(self.objects[object_id])
+            await self._call_back(str(object_id), "save")
         items = "".join(
-            f"<li>{html.escape(str(o.get('accountName')))}: {html.escape(str(o.get('loyaltyPoints')))}</li>"
+            f"<li>{html.escape(str(o.get('accountName')))}: {html.escape(str(o.get('loyaltyPoints')))}"
+            f' (<a href="../remove/{html.escape(quote(str(o.get("id")), safe=""))}">remove from wallet</a>)</li>'
             for o in saved
         )
         return HTMLResponse(
@@ -163,6 +187,14 @@ class FakeGoogleWallet:
             f"<ul>{items}</ul>"
         )
 
+    async def remove(self, request: Request) -> Response:
+        object_id = request.path_params["object_id"]
+        self.requests.append(RecordedRequest("GET", "/remove", None))
+        if object_id not in self.objects:
+            return HTMLResponse("<p>Unknown object</p>", status_code=404)
+        await self._call_back(object_id, "del")
+        return HTMLResponse("<h1>Google Wallet (local development fake)</h1><p>Removed from the wallet.</p>")
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
@@ -170,5 +202,6 @@ class FakeGoogleWallet:
                 Route("/walletobjects/v1/{kind:str}", self.collection, methods=["POST"]),
                 Route("/walletobjects/v1/{kind:str}/{resource_id:str}", self.resource, methods=["GET", "PATCH"]),
                 Route("/save/{token:str}", self.save, methods=["GET"]),
+                Route("/remove/{object_id:str}", self.remove, methods=["GET"]),
             ]
         )

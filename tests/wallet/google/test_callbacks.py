@@ -13,9 +13,9 @@ from loyalty.clock import FrozenClock
 from loyalty.models import GoogleWalletCallback, GoogleWalletObject, Member, OutboxEvent, WalletPass
 from loyalty.wallet import card_in_wallet
 from tests.wallet.google.conftest import ISSUER
-from tests.wallet.google.google_signer import GoogleSigner
 from wallet.google.callbacks import CallbackRefused, handle_callback, length_value, root_keys
 from wallet.google.config import GoogleWalletConfig
+from wallet.google.signer import GoogleSigner
 from wallet.google.sync import ensure_object
 
 CLASS_ID = f"{ISSUER}.klubb"

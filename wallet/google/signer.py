@@ -1,5 +1,6 @@
-"""Google's side of the callbacks in tests: a root key, an intermediate key it signs, messages signed with it
-(ECv2SigningOnly, as Google signs them)."""
+"""Google's side of the save/delete callbacks, for the fake and the tests: a root key, an intermediate key it signs,
+messages signed with that (ECv2SigningOnly, as Google signs them). Development trusts its root key; production
+trusts only Google's (`KLUBB_GOOGLE_WALLET_CALLBACK_KEYS_FILE`)."""
 
 from __future__ import annotations
 
