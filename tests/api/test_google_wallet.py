@@ -20,12 +20,13 @@ from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member
 from loyalty.models import GoogleWalletCallback, GoogleWalletObject, Member, Program
 from loyalty.wallet import card_in_wallet
+from schema.trusted_documents import OPERATIONS_DIR
 from tests.conftest import app_settings
 from tests.wallet.google.conftest import new_service_account_json
 from wallet.google.config import DEV_ISSUER_ID
 from wallet.google.signer import GoogleSigner
 
-QUERY = "{ me { wallet { googleSaveUrl } } }"
+QUERY = (OPERATIONS_DIR / "GoogleWalletLink.graphql").read_text()  # the app's own, trusted and compiled
 ISSUER = "3388000000099999999"
 
 
