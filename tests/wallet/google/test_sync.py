@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 import jwt
+import pytest
 
 from loyalty import card
 from loyalty.clock import FrozenClock
 from loyalty.lookup import find_member
+from loyalty.members import enroll_member
 from loyalty.models import GoogleWalletObject, Member, Program
 from tests.loyalty import ledger_helpers
 from tests.wallet.google.conftest import ISSUER, Sleeps
@@ -266,3 +270,33 @@ async def test_the_passs_rotating_barcode_opens_the_member_at_the_till_once(
     # a phone whose clock is a minute ahead shows the next window's code: still accepted
     ahead = _googles_code(resource, int(clock.now().timestamp()) + program.card_code_seconds)
     assert (await find_member(ahead, program, clock.now())) is not None
+
+
+@pytest.mark.postgres_only
+async def test_two_workers_sync_each_object_once(
+    google_config: GoogleWalletConfig,
+    google_client: GoogleWalletClient,
+    fake_google: FakeGoogleWallet,
+    program: Program,
+    clock: FrozenClock,
+) -> None:
+    # given twelve saved cards, each with a change to sync
+    short = dataclasses.replace(google_config, max_save_url_length=1000)
+    members = [(await enroll_member(f"uid-{n}", display_name=f"M{n}"))[0] for n in range(12)]
+    for member in members:
+        await google_save_url(short, google_client, member.id, clock.now())
+    for n, member in enumerate(members):
+        await _earn(member, f"R{n}", 1_000, clock)
+    await dispatch_pending([GoogleWalletSync(google_config, google_client)])
+
+    # when two consumers drain at once, in small batches
+    first = GoogleWalletSync(google_config, google_client, batch_size=3)
+    second = GoogleWalletSync(google_config, google_client, batch_size=3)
+    attempts = await asyncio.gather(first.deliver_due(None), second.deliver_due(None))
+
+    # then every object was synced exactly once
+    assert sum(attempts) == 12
+    patched = Counter(r.path for r in fake_google.api_requests() if r.method == "PATCH")
+    assert len(patched) == 12
+    assert set(patched.values()) == {1}
+    assert await GoogleWalletObject.filter(synced=1, wanted=1).count() == 12
