@@ -25,25 +25,35 @@ from api.graphql import MemberGraphQL
 from api.settings import Settings, get_settings
 from api.staff_graphql import StaffGraphQL
 from api.unavailable import ServiceUnavailableMiddleware
+from api.wallet_setup import AppleWalletParts, apple_wallet
 from loyalty.db import connect, disconnect, ping
 from schema.compiled import CompiledDocuments
 from schema.member_schema import QueryLimits, build_member_schema
 from schema.staff.schema import OPERATIONS_DIR as STAFF_OPERATIONS_DIR
 from schema.staff.schema import build_staff_schema
 from schema.trusted_documents import OPERATIONS_DIR
+from worker.consumers import Consumer
 from worker.runner import run_embedded
 from worker.schedule import Schedule
 
 
 async def run_embedded_worker(
-    settings: Settings, stop: asyncio.Event, jobs: Schedule | None = None, google: GoogleWallet | None = None
+    settings: Settings,
+    stop: asyncio.Event,
+    jobs: Schedule | None = None,
+    wallet: AppleWalletParts | None = None,
+    google: GoogleWallet | None = None,
 ) -> None:
-    """The outbox drainer (and the periodic `jobs`, and Google Wallet's sync) inside the API process when
-    `settings.embedded_worker` (the SQLite default), until `stop`; otherwise nothing (`klubb worker` drains)."""
+    """The outbox drainer (and the periodic `jobs`, the Apple pass updates and Google Wallet's sync) inside the API
+    process when `settings.embedded_worker` (the SQLite default), until `stop`; otherwise nothing (`klubb worker`)."""
     if not settings.embedded_worker:
         return
     async with contextlib.AsyncExitStack() as stack:
-        extra = [await stack.enter_async_context(google.sync())] if google is not None else []
+        extra: list[Consumer] = []
+        if wallet is not None:
+            extra.append(await stack.enter_async_context(wallet.updates()))
+        if google is not None:
+            extra.append(await stack.enter_async_context(google.sync()))
         await run_embedded(settings.worker_config(), stop, jobs=jobs, extra_consumers=extra)
 
 
@@ -53,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     settings.check_safe()
     jobs = Schedule.of(settings.job_intervals)
+    wallet = apple_wallet(settings)
     google = google_wallet(settings)
     tokens = TokenService(settings)
     sessions = MemberSignIn(settings=settings, tokens=tokens, verifier=FirebaseVerifier(settings))
@@ -72,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         graphiql=graphiql,
         max_body_bytes=settings.graphql_max_body_bytes,
         compiled=CompiledDocuments(member_schema, OPERATIONS_DIR) if settings.compiled_execution else None,
+        wallet=wallet.links if wallet else None,
         google_wallet=google,
     )
     staff_schema = build_staff_schema(**limits)
@@ -90,7 +102,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # collector's generations keeps every full collection from re-scanning it (~8 % of a home request's CPU).
         gc.freeze()
         stop = asyncio.Event()
-        worker = asyncio.create_task(run_embedded_worker(settings, stop, jobs, google))
+        worker = asyncio.create_task(run_embedded_worker(settings, stop, jobs, wallet, google))
         try:
             yield
         finally:
@@ -119,6 +131,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", health),
             Route("/readyz", ready),
             Route("/.well-known/jwks.json", jwks),
+            # Apple Wallet: the PassKit web service (/passkit/v1/...) and the members' download links
+            *(wallet.routes() if wallet else []),
             # Google Wallet: save/delete callbacks (and, in development, the local fake at /dev/google-wallet)
             *(google.routes() if google else []),
             # GraphiQL's own assets (no CDN), where GraphiQL is served at all
@@ -140,5 +154,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.tokens = tokens
+    app.state.wallet = wallet
     app.state.google_wallet = google
     return app

@@ -166,6 +166,7 @@ def worker(
     import signal
 
     from api.google_wallet_setup import google_wallet
+    from api.wallet_setup import apple_wallet
     from worker.consumers import Consumer
     from worker.runner import drain_once, make_client, run_forever
     from worker.webhooks import WebhookConsumer
@@ -177,11 +178,14 @@ def worker(
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise here
 
     google = google_wallet(settings)
+    wallet = apple_wallet(settings)
 
     async def job() -> int:
         async with contextlib.AsyncExitStack() as stack:
             client = await stack.enter_async_context(make_client())
             consumers: list[Consumer] = [WebhookConsumer(config, client, batch_size=batch_size)]
+            if wallet is not None:
+                consumers.append(await stack.enter_async_context(wallet.updates()))
             if google is not None:
                 consumers.append(await stack.enter_async_context(google.sync()))
             if once:

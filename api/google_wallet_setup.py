@@ -38,7 +38,7 @@ CALLBACK_PATH = "/wallet/google/callback"
 
 def google_wallet_config(settings: Settings) -> GoogleWalletConfig | None:
     """The configuration the settings ask for: None when disabled; the fake's without credentials."""
-    if not settings.google_wallet_enabled:
+    if not settings.google_wallet_on:
         return None
     if settings.google_wallet_issuer_id and settings.google_wallet_service_account_file:
         config = production_config(

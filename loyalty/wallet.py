@@ -4,6 +4,7 @@ The domain keeps the state both platforms share; building, signing and sending i
 
 - `ensure_pass(member_id, platform, auth_token=…)`: the member's pass of a platform (created on first use, with a
   random serial and the hash of its web-service token).
+- `spend_link(link_id, member_id, at)`: a download link is good once.
 - `authenticate_pass(serial, token)`: the pass an `ApplePass <token>` header opens, compared in constant time; a
   wrong token and an unknown serial answer alike (None).
 - `register_device` / `unregister_device`: the PassKit web service's registrations. The first device makes the pass
@@ -26,7 +27,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,6 +49,7 @@ from loyalty.models import (
     Program,
     WalletBarcode,
     WalletDesign,
+    WalletLinkUse,
     WalletPass,
     WalletPlatform,
     WalletPush,
@@ -164,33 +166,53 @@ async def pass_content(
     )
 
 
-async def ensure_pass(member_id: int, platform: WalletPlatform, *, auth_token: str = "") -> WalletPass:
-    """The member's pass on `platform`, created on first use; its stored token hash follows `auth_token`.
+async def ensure_pass(
+    member_id: int, platform: WalletPlatform, *, auth_token: str | Callable[[str], str] = ""
+) -> WalletPass:
+    """The member's pass on `platform`, created on first use; its stored token hash follows `auth_token` (a token,
+    or a function of the pass's serial giving it).
 
-    Raises `InvalidRegistration` for an Apple token shorter than 16 characters.
+    Raises `InvalidRegistration` for an Apple token outside 16 to 128 characters (nothing written).
     """
-    if platform is WalletPlatform.APPLE and not MIN_TOKEN_LENGTH <= len(auth_token) <= MAX_TOKEN_LENGTH:
-        raise InvalidRegistration("a pass token has 16 to 128 characters", field="auth_token")
-    wanted = token_hash(auth_token) if auth_token else ""
+
+    def token_of(serial: str) -> str:
+        token = auth_token(serial) if callable(auth_token) else auth_token
+        if platform is WalletPlatform.APPLE and not MIN_TOKEN_LENGTH <= len(token) <= MAX_TOKEN_LENGTH:
+            raise InvalidRegistration("a pass token has 16 to 128 characters", field="auth_token")
+        return token
+
     existing = await WalletPass.get_or_none(member_id=member_id, platform=platform)
     if existing is None:
         now = clock.now()
+        serial = new_serial()
+        token = token_of(serial)
         try:
             existing = await WalletPass.create(
                 member_id=member_id,
                 platform=platform,
-                serial_number=new_serial(),
-                auth_token_hash=wanted,
+                serial_number=serial,
+                auth_token_hash=token_hash(token) if token else "",
                 update_tag=next_update_tag(0, now),
                 last_updated=now,
                 created_at=now,
             )
         except IntegrityError:  # created concurrently
             existing = await WalletPass.get(member_id=member_id, platform=platform)
+    token = token_of(existing.serial_number)
+    wanted = token_hash(token) if token else ""
     if existing.auth_token_hash != wanted:
         existing.auth_token_hash = wanted
         await existing.save(update_fields=["auth_token_hash"])
     return existing
+
+
+async def spend_link(link_id: str, member_id: int, at: datetime) -> bool:
+    """Mark a single-use download link spent; False if it was spent before (a replay)."""
+    try:
+        await WalletLinkUse.create(link_id=link_id, member_id=member_id, used_at=at)
+    except IntegrityError:
+        return False
+    return True
 
 
 _DUMMY_HASH = token_hash("no pass has this token")
@@ -357,12 +379,15 @@ async def serials_updated_since(
     return [str(serial) for serial, _ in rows], max(int(tag) for _, tag in rows)
 
 
-async def refresh_passes(conn: BaseDBAsyncClient, member_ids: Sequence[int], at: datetime) -> list[WalletPass]:
-    """Inside `conn`: move the update tag of every pass of `member_ids` whose content changed; those passes.
+async def refresh_passes(
+    conn: BaseDBAsyncClient, member_ids: Sequence[int], at: datetime, *, platform: WalletPlatform
+) -> list[WalletPass]:
+    """Inside `conn`: move the update tag of every `platform` pass of `member_ids` whose content changed; those
+    passes. Each platform's consumer refreshes its own passes (so one does not hide a change from the other).
 
     Passes of members that no longer exist are left alone. Safe to repeat: an unchanged content moves nothing.
     """
-    passes = await WalletPass.filter(member_id__in=list(member_ids)).using_db(conn).order_by("id")
+    passes = await WalletPass.filter(member_id__in=list(member_ids), platform=platform).using_db(conn).order_by("id")
     if not passes:
         return []
     program = await load_program(conn)
@@ -435,7 +460,7 @@ DESIGN_ID = 1
 _DESIGN_TEXTS = {"organization_name": 100, "description": 200, "logo_text": 100}
 _DESIGN_COLORS = ("background_color", "foreground_color", "label_color")
 MAX_TERMS = 4000
-SUPPORTED_LANGUAGES = frozenset({"en", "sv", "da", "nb", "fi", "de", "fr", "es", "nl", "it", "pl"})
+SUPPORTED_LANGUAGES = frozenset({"en", "sv"})  # the languages wallet/ ships texts for
 
 
 async def wallet_design(conn: BaseDBAsyncClient | None = None) -> WalletDesign:

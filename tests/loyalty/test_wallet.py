@@ -165,7 +165,7 @@ async def test_content_changes_move_the_tag_and_owe_one_push_per_device(program:
     await wallet.register_device(apple, "device-1", PUSH)
     await wallet.register_device(apple, "device-2", "cd" * 32)
     async with in_transaction() as conn:
-        first = await wallet.refresh_passes(conn, [member.id], clock.now())
+        first = await wallet.refresh_passes(conn, [member.id], clock.now(), platform=WalletPlatform.APPLE)
     assert [p.id for p in first] == [apple.id]  # a new pass has no digest yet
     tag = first[0].update_tag
     assert await wallet.serials_updated_since("device-1", None) == ([apple.serial_number], tag)
@@ -174,13 +174,13 @@ async def test_content_changes_move_the_tag_and_owe_one_push_per_device(program:
 
     # when nothing it shows changed
     async with in_transaction() as conn:
-        assert await wallet.refresh_passes(conn, [member.id], clock.now()) == []
+        assert await wallet.refresh_passes(conn, [member.id], clock.now(), platform=WalletPlatform.APPLE) == []
 
     # when the points change
     clock.advance(timedelta(seconds=1))
     await give_available(member.id, 120)
     async with in_transaction() as conn:
-        changed = await wallet.refresh_passes(conn, [member.id, 12345], clock.now())
+        changed = await wallet.refresh_passes(conn, [member.id, 12345], clock.now(), platform=WalletPlatform.APPLE)
         assert await wallet.request_pushes(conn, [p.id for p in changed], clock.now()) == 2
         assert await wallet.request_pushes(conn, [p.id for p in changed], clock.now()) == 2
 
