@@ -9,9 +9,11 @@ from datetime import timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from loyalty import wallet
 from loyalty.clock import FrozenClock
-from loyalty.models import GoogleWalletCallback, GoogleWalletObject, Member, OutboxEvent, WalletPass
+from loyalty.models import EngagementRule, GoogleWalletCallback, GoogleWalletObject, Member, OutboxEvent, WalletPass
 from loyalty.wallet import card_in_wallet
+from tests.loyalty.ledger_helpers import balances
 from tests.wallet.google.conftest import ISSUER
 from wallet.google.callbacks import CallbackRefused, handle_callback, length_value, root_keys
 from wallet.google.config import GoogleWalletConfig
@@ -184,3 +186,20 @@ def test_expired_root_keys_and_other_protocols_are_not_trusted(signer: GoogleSig
     assert root_keys(signer.keys_json(expires=clock.now() - timedelta(seconds=1)), clock.now()) == []
     assert len(root_keys(signer.keys_json(expires=clock.now() + timedelta(days=1)), clock.now())) == 1
     assert root_keys(json.dumps({"keys": [{"keyValue": "AA==", "protocolVersion": "ECv1"}]}), clock.now()) == []
+
+
+async def test_saving_is_rewarded_once_by_the_programs_engagement_rule(
+    anna: Member, anna_object: GoogleWalletObject, signer: GoogleSigner, clock: FrozenClock
+) -> None:
+    # given a program rewarding a card added to a wallet
+    await EngagementRule.create(event_type=wallet.ADDED_ENGAGEMENT, points=50)
+
+    # when the member saves the card, deletes it, and saves it again
+    for nonce, event in (("n1", "save"), ("n2", "del"), ("n3", "save")):
+        await _handle(_body(signer, clock, anna_object.object_id, event, nonce), signer, clock)
+
+    # then the points came once, and the events say which wallet
+    assert await balances(anna.id) == (50, 0, 50)
+    added = await OutboxEvent.filter(type="wallet.added").values_list("payload", flat=True)
+    assert [(p["platform"], p["member_id"]) for p in added] == [("google", anna.id), ("google", anna.id)]
+    assert await wallet.card_in_wallet(anna.id) == wallet.CardInWallet(apple=False, google=True)
