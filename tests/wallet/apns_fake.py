@@ -152,6 +152,7 @@ def fake_config(directory: Path, client_ca: Path, port: int) -> Config:
     config.errorlog = None
     config.loglevel = "WARNING"
     config.h2_max_concurrent_streams = 1000
+    config.keep_alive_max_requests = 2**62  # APNs keeps a connection for as long as the client wants
     return config
 
 
@@ -181,6 +182,7 @@ async def running_fake(directory: Path, client_ca: Path) -> AsyncIterator[ApnsFa
 
 def client_ca_bundle(wallet_directory: Path, into: Path) -> Path:
     """The development chain's WWDR stand-in and root in one PEM file (what the fake trusts for client certificates)."""
+    into.parent.mkdir(parents=True, exist_ok=True)
     into.write_bytes((wallet_directory / "wwdr.pem").read_bytes() + (wallet_directory / "root-ca.pem").read_bytes())
     return into
 
