@@ -18,7 +18,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from loyalty.models import Member
+from loyalty.rows import AnyMember
 
 CODE_DIGITS = 6
 BARCODE_FORMAT = "QR_CODE"
@@ -46,7 +46,7 @@ def totp_window(at: datetime, period_seconds: int) -> int:
     return int(at.timestamp()) // period_seconds
 
 
-def totp_key_base16(member: Member) -> str:
+def totp_key_base16(member: AnyMember) -> str:
     """The member's TOTP key as RFC 4648 Base16 (upper-case hex), as Google Wallet's `totpDetails` takes it."""
     return member.card_secret.upper()
 
@@ -55,7 +55,7 @@ def _code_for_window(secret: str, window: int) -> str:
     return hotp(bytes.fromhex(secret), window)
 
 
-def card_code(member: Member, at: datetime, period_seconds: int) -> CardCode:
+def card_code(member: AnyMember, at: datetime, period_seconds: int) -> CardCode:
     """The member's checkout code valid at `at`."""
     window = totp_window(at, period_seconds)
     code = _code_for_window(member.card_secret, window)
@@ -63,7 +63,7 @@ def card_code(member: Member, at: datetime, period_seconds: int) -> CardCode:
     return CardCode(code=code, barcode_value=f"{member.member_number}{code}", expires_at=expires)
 
 
-def card_code_window(member: Member, code: str, at: datetime, period_seconds: int) -> int | None:
+def card_code_window(member: AnyMember, code: str, at: datetime, period_seconds: int) -> int | None:
     """The window `code` belongs to if it is the member's code for the window of `at` or one next to it.
 
     None for any other code (wrong length or characters included). The window number tells one use of a code

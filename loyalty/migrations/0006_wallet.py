@@ -7,9 +7,9 @@ from tortoise.fields.data import JSON_DUMPS
 from tortoise import fields
 from tortoise.indexes import Index
 
-# Written after 0003; 0004/0005 belong to another branch: the integrator re-chains `dependencies` onto 0005.
+# Written on 0003, re-chained onto 0005 when main brought 0004/0005 (the write path).
 class Migration(migrations.Migration):
-    dependencies = [('loyalty', '0003_business_rules')]
+    dependencies = [('loyalty', '0005_program_version_triggers')]
 
     initial = False
 

@@ -4,7 +4,7 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.indexes import Index
 
-# Google Wallet's own tables, on 0006_wallet (the shared wallet state); 0004/0005 belong to other branches.
+# Google Wallet's own tables, on 0006_wallet (the shared wallet state, itself on 0005_program_version_triggers).
 class Migration(migrations.Migration):
     dependencies = [('loyalty', '0006_wallet')]
 
