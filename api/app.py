@@ -18,6 +18,7 @@ from api.auth import AuthError
 from api.auth.firebase import FirebaseVerifier
 from api.auth.member_sign_in import MemberSignIn
 from api.auth.tokens import STAFF_AUDIENCE, TokenService
+from api.google_wallet_setup import GoogleWallet, google_wallet
 from api.graphiql import ASSETS_PATH as GRAPHIQL_ASSETS
 from api.graphiql import graphiql_asset
 from api.graphql import MemberGraphQL
@@ -31,22 +32,29 @@ from schema.member_schema import QueryLimits, build_member_schema
 from schema.staff.schema import OPERATIONS_DIR as STAFF_OPERATIONS_DIR
 from schema.staff.schema import build_staff_schema
 from schema.trusted_documents import OPERATIONS_DIR
+from worker.consumers import Consumer
 from worker.runner import run_embedded
 from worker.schedule import Schedule
 
 
 async def run_embedded_worker(
-    settings: Settings, stop: asyncio.Event, jobs: Schedule | None = None, wallet: AppleWalletParts | None = None
+    settings: Settings,
+    stop: asyncio.Event,
+    jobs: Schedule | None = None,
+    wallet: AppleWalletParts | None = None,
+    google: GoogleWallet | None = None,
 ) -> None:
-    """The outbox drainer (and the periodic `jobs`, and the wallet's updates) inside the API process when
-    `settings.embedded_worker` (the SQLite default), until `stop`; otherwise nothing (`klubb worker` drains)."""
+    """The outbox drainer (and the periodic `jobs`, the Apple pass updates and Google Wallet's sync) inside the API
+    process when `settings.embedded_worker` (the SQLite default), until `stop`; otherwise nothing (`klubb worker`)."""
     if not settings.embedded_worker:
         return
-    if wallet is None:
-        await run_embedded(settings.worker_config(), stop, jobs=jobs)
-        return
-    async with wallet.updates() as updates:
-        await run_embedded(settings.worker_config(), stop, jobs=jobs, extra_consumers=[updates])
+    async with contextlib.AsyncExitStack() as stack:
+        extra: list[Consumer] = []
+        if wallet is not None:
+            extra.append(await stack.enter_async_context(wallet.updates()))
+        if google is not None:
+            extra.append(await stack.enter_async_context(google.sync()))
+        await run_embedded(settings.worker_config(), stop, jobs=jobs, extra_consumers=extra)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -56,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings.check_safe()
     jobs = Schedule.of(settings.job_intervals)
     wallet = apple_wallet(settings)
+    google = google_wallet(settings)
     tokens = TokenService(settings)
     sessions = MemberSignIn(settings=settings, tokens=tokens, verifier=FirebaseVerifier(settings))
     limits: QueryLimits = {
@@ -75,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_body_bytes=settings.graphql_max_body_bytes,
         compiled=CompiledDocuments(member_schema, OPERATIONS_DIR) if settings.compiled_execution else None,
         wallet=wallet.links if wallet else None,
+        google_wallet=google,
     )
     staff_schema = build_staff_schema(**limits)
     staff_graphql = StaffGraphQL(
@@ -92,12 +102,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # collector's generations keeps every full collection from re-scanning it (~8 % of a home request's CPU).
         gc.freeze()
         stop = asyncio.Event()
-        worker = asyncio.create_task(run_embedded_worker(settings, stop, jobs, wallet))
+        worker = asyncio.create_task(run_embedded_worker(settings, stop, jobs, wallet, google))
         try:
             yield
         finally:
             stop.set()
             await worker
+            if google is not None:
+                await google.aclose()
             await disconnect()
 
     async def health(request: Request) -> JSONResponse:
@@ -121,6 +133,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/.well-known/jwks.json", jwks),
             # Apple Wallet: the PassKit web service (/passkit/v1/...) and the members' download links
             *(wallet.routes() if wallet else []),
+            # Google Wallet: save/delete callbacks (and, in development, the local fake at /dev/google-wallet)
+            *(google.routes() if google else []),
             # GraphiQL's own assets (no CDN), where GraphiQL is served at all
             *([Route(f"{GRAPHIQL_ASSETS}/{{name}}", graphiql_asset)] if graphiql else []),
             Mount(
@@ -141,4 +155,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.tokens = tokens
     app.state.wallet = wallet
+    app.state.google_wallet = google
     return app

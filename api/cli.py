@@ -165,6 +165,7 @@ def worker(
     import logging
     import signal
 
+    from api.google_wallet_setup import google_wallet
     from api.wallet_setup import apple_wallet
     from worker.consumers import Consumer
     from worker.runner import drain_once, make_client, run_forever
@@ -176,6 +177,7 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise here
 
+    google = google_wallet(settings)
     wallet = apple_wallet(settings)
 
     async def job() -> int:
@@ -184,6 +186,8 @@ def worker(
             consumers: list[Consumer] = [WebhookConsumer(config, client, batch_size=batch_size)]
             if wallet is not None:
                 consumers.append(await stack.enter_async_context(wallet.updates()))
+            if google is not None:
+                consumers.append(await stack.enter_async_context(google.sync()))
             if once:
                 return await drain_once(consumers)
             stop = asyncio.Event()

@@ -33,7 +33,7 @@ from api.unavailable import raise_if_unavailable
 from loyalty import clock
 from schema.compiled import CompiledDocuments
 from schema.context import Context
-from schema.ports import SessionIssuer, WalletLinks
+from schema.ports import GoogleWalletLinks, SessionIssuer, WalletLinks
 
 ContextT = TypeVar("ContextT")
 log = logging.getLogger("klubb.auth")
@@ -246,11 +246,13 @@ class MemberGraphQL(OrjsonGraphQL[Context]):
         max_body_bytes: int,
         compiled: CompiledDocuments | None = None,
         wallet: WalletLinks | None = None,
+        google_wallet: GoogleWalletLinks | None = None,
     ) -> None:
         super().__init__(schema, graphiql=graphiql, max_body_bytes=max_body_bytes, compiled=compiled)
         self.tokens = tokens
         self.sessions = sessions
         self.wallet = wallet
+        self.google_wallet = google_wallet
 
     # The view's signature takes websockets too; only HTTP reaches it (both routes are HTTP routes).
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
@@ -262,5 +264,11 @@ class MemberGraphQL(OrjsonGraphQL[Context]):
             log.info("member request refused [%s]: %s", error.code, error.message)
             raise HTTPException(401, error.message) from error
         return Context(
-            request=request, response=response, member_id=member_id, sessions=self.sessions, now=now, wallet=self.wallet
+            request=request,
+            response=response,
+            member_id=member_id,
+            sessions=self.sessions,
+            now=now,
+            wallet=self.wallet,
+            google_wallet=self.google_wallet,
         )

@@ -93,6 +93,17 @@ class Settings(BaseSettings):
     apns_url: str | None = None
     apns_ca_file: str | None = None  # a CA bundle for APNs' server certificate (tests: the fake's)
 
+    # Google Wallet (wallet/google/), on while `wallet_enabled` too: the issuer id and the service account's JSON key
+    # file; without them outside production a generated key in `google_wallet_dev_key_file` and links to the local
+    # fake (/dev/google-wallet).
+    google_wallet_enabled: bool = True
+    google_wallet_issuer_id: str | None = None
+    google_wallet_service_account_file: str | None = None
+    # Google's callback signing keys (the JSON of https://pay.google.com/gp/m/issuer/keys, saved to a file).
+    google_wallet_callback_keys_file: str | None = None
+    google_wallet_dev_key_file: str = "var/google-wallet-dev-service-account.json"
+    google_wallet_logo_url: str | None = None
+
     @property
     def production(self) -> bool:
         return self.environment == Environment.PRODUCTION
@@ -162,6 +173,28 @@ class Settings(BaseSettings):
             problems.append("KLUBB_PUBLIC_URL must be https")
         if self.wallet_enabled:
             problems.extend(self._wallet_problems())
+        problems.extend(self._google_wallet_problems())
+        return problems
+
+    @property
+    def google_wallet_on(self) -> bool:
+        """Google Wallet runs: both the wallet and Google Wallet are enabled."""
+        return self.wallet_enabled and self.google_wallet_enabled
+
+    def _google_wallet_problems(self) -> list[str]:
+        if not self.google_wallet_on:
+            return []
+        problems = []
+        if not self.google_wallet_issuer_id:
+            problems.append("Google Wallet is enabled but KLUBB_GOOGLE_WALLET_ISSUER_ID is not set")
+        for name, path in (
+            ("KLUBB_GOOGLE_WALLET_SERVICE_ACCOUNT_FILE", self.google_wallet_service_account_file),
+            ("KLUBB_GOOGLE_WALLET_CALLBACK_KEYS_FILE", self.google_wallet_callback_keys_file),
+        ):
+            if not path:
+                problems.append(f"Google Wallet is enabled but {name} is not set")
+            elif not os.path.isfile(path) or not os.access(path, os.R_OK):
+                problems.append(f"{name} {path!r} is not a readable file")
         return problems
 
     def check_safe(self) -> None:

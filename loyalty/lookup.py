@@ -1,8 +1,9 @@
 """Finding a member at the checkout: by member number, the app's rotating card code, phone or email.
 
-A card code (the barcode value: member number + 6-digit code) is accepted within its window and once only: the
-first use records a `CardCodeUse`, whose unique key refuses a second one. One answer, `None`, covers every miss
-(unknown, malformed, ambiguous, expired or reused), so a lookup tells a caller nothing about why it missed.
+A card code (the barcode value: member number + 6-digit TOTP code, `loyalty.card`: the app's and the Google Wallet
+pass's) is accepted within its window or one next to it (clock skew) and once only: the first use records a
+`CardCodeUse`, whose unique key refuses a second one. One answer, `None`, covers every miss (unknown,
+malformed, ambiguous, expired or reused), so a lookup tells a caller nothing about why it missed.
 """
 
 from __future__ import annotations

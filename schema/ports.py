@@ -41,3 +41,11 @@ class WalletLinks(Protocol):
     async def apple_pass_url(self, member_id: int, now: datetime) -> str | None:
         """A short-lived signed link downloading the member's Apple Wallet pass; None when Apple Wallet is off."""
         ...
+
+
+class GoogleWalletLinks(Protocol):
+    """The member's "save to Google Wallet" link, made by the API layer (it holds the service account's key)."""
+
+    async def google_save_url(self, member_id: int, now: datetime) -> str | None:
+        """A link that saves the member's card to Google Wallet; None while Google cannot be reached."""
+        ...

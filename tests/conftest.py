@@ -165,6 +165,7 @@ def app_settings(db: str, tmp_path: Path, environment: Environment = Environment
         apple_pass_key_file=str(wallet / "pass-key.pem"),
         apple_wwdr_certificate_file=str(wallet / "wwdr.pem"),
         wallet_secret=WALLET_TEST_SECRET,
+        google_wallet_enabled=False,  # tests/api/test_google_wallet.py turns it on with its own credentials
     )
 
 

@@ -48,6 +48,7 @@ def running_klubb(database_url: str, tmp_path: Path, *, workers: int = 1) -> Ite
         "KLUBB_ENVIRONMENT": "test",
         "KLUBB_DATABASE_URL": database_url,
         "KLUBB_JWT_DEV_KEY_FILE": str(tmp_path / "jwt.pem"),
+        "KLUBB_GOOGLE_WALLET_DEV_KEY_FILE": str(tmp_path / "google-wallet-dev.json"),
         "KLUBB_EMBEDDED_WORKER": "false",
     }
     log = tmp_path / "server.log"

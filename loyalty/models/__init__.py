@@ -6,6 +6,7 @@ annotation without a value is no field, so the schema (and the migrations) stay 
 """
 
 from loyalty.models.earning import BonusRule, Campaign, EngagementEvent, EngagementRule, PurchaseLine
+from loyalty.models.google_wallet import GoogleWalletCallback, GoogleWalletObject
 from loyalty.models.identity import RefreshToken
 from loyalty.models.ledger import (
     EntryKind,
@@ -50,6 +51,8 @@ __all__ = [
     "EngagementEvent",
     "EngagementRule",
     "EntryKind",
+    "GoogleWalletCallback",
+    "GoogleWalletObject",
     "IdempotencyRecord",
     "LedgerEntry",
     "LifecycleStage",

@@ -23,6 +23,16 @@ class Wallet:
         links = info.context.wallet
         return None if links is None else await links.apple_pass_url(self.member_id, info.context.now)
 
+    @strawberry.field(
+        description=(
+            "A \"save to Google Wallet\" link (a JWT signed by the programme's service account) for the member's card, "
+            "whose barcode rotates like `card.code`; null when Google Wallet is off or cannot be reached."
+        )
+    )
+    async def google_save_url(self, info: Info) -> str | None:
+        links = info.context.google_wallet
+        return None if links is None else await links.google_save_url(self.member_id, info.context.now)
+
 
 @strawberry.type(description="Whether the member has the card in a wallet app, per platform.")
 class CardInWallet:

@@ -41,6 +41,9 @@ def test_every_unsafe_setting_is_one_line_and_exit_2(
         prefix + "the wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_KEY_FILE is not set",
         prefix + "the wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_WWDR_CERTIFICATE_FILE is not set",
         prefix + "the wallet is enabled but KLUBB_WALLET_SECRET is not set to at least 32 characters",
+        prefix + "Google Wallet is enabled but KLUBB_GOOGLE_WALLET_ISSUER_ID is not set",
+        prefix + "Google Wallet is enabled but KLUBB_GOOGLE_WALLET_SERVICE_ACCOUNT_FILE is not set",
+        prefix + "Google Wallet is enabled but KLUBB_GOOGLE_WALLET_CALLBACK_KEYS_FILE is not set",
     ]
 
 

@@ -27,6 +27,7 @@ def settings(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settin
         database_url=db,
         jwt_dev_key_file=str(tmp_path / "jwt.pem"),
         embedded_worker=False,
+        google_wallet_enabled=False,  # tests/api/test_google_wallet.py covers me.wallet.googleSaveUrl
     )
 
 

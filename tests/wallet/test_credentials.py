@@ -82,7 +82,12 @@ def test_production_refuses_the_wallet_without_credentials(tmp_path: Path, monke
     monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
     key = tmp_path / "jwt.pem"
     key.write_text("not read here")
-    base = {"environment": "production", "jwt_private_key_file": str(key), "public_url": "https://x.example"}
+    base = {
+        "environment": "production",
+        "jwt_private_key_file": str(key),
+        "public_url": "https://x.example",
+        "google_wallet_enabled": False,  # Google's own refusals: tests/api/test_google_wallet.py
+    }
 
     with pytest.raises(UnsafeSettings) as refused:
         Settings(**base, apple_pass_certificate_file=str(tmp_path / "nope.pem"), wallet_secret="short").check_safe()

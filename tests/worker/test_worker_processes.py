@@ -30,6 +30,7 @@ async def _start_worker(db: str, log: Path, *args: str) -> asyncio.subprocess.Pr
         "KLUBB_WORKER_LEASE_SECONDS": str(LEASE_SECONDS),
         "KLUBB_WEBHOOK_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
         WALLET_DEV_DIRECTORY: os.environ[WALLET_DEV_DIRECTORY],
+        "KLUBB_GOOGLE_WALLET_ENABLED": "false",  # no development key written into the working directory
     }
     with log.open("ab") as out:
         return await asyncio.create_subprocess_exec(

@@ -87,6 +87,27 @@ async def test_the_code_of_the_previous_window_is_still_accepted(
     assert (await _lookup(barcode, cashier))["memberNumber"] == anna.member_number
 
 
+async def test_a_phone_clock_one_window_ahead_is_accepted_two_are_not(
+    anna: Member, cashier: Actor, clock: FrozenClock
+) -> None:
+    # given a pass on a phone whose clock runs ahead: it shows the next window's code, or the one after
+    one_ahead = card.card_code(anna, clock.now() + timedelta(seconds=PERIOD), PERIOD).barcode_value
+    two_ahead = card.card_code(anna, clock.now() + timedelta(seconds=2 * PERIOD), PERIOD).barcode_value
+
+    assert (await _lookup(one_ahead, cashier))["memberNumber"] == anna.member_number
+    assert await _lookup(two_ahead, cashier) is None
+    assert await CardCodeUse.filter(member_id=anna.id).count() == 1
+
+
+async def test_a_replay_in_the_next_window_is_still_refused(anna: Member, cashier: Actor, clock: FrozenClock) -> None:
+    barcode = _barcode(anna, clock)
+    assert (await _lookup(barcode, cashier))["memberNumber"] == anna.member_number
+    clock.advance(timedelta(seconds=PERIOD))
+
+    assert await _lookup(barcode, cashier) is None
+    assert await CardCodeUse.filter(member_id=anna.id).count() == 1
+
+
 async def test_an_expired_code_is_refused(anna: Member, cashier: Actor, clock: FrozenClock) -> None:
     barcode = _barcode(anna, clock)
     clock.advance(timedelta(seconds=2 * PERIOD))
