@@ -88,6 +88,16 @@ async def _recreate(url: str, name: str, template: str | None = None) -> None:
         await conn.close()
 
 
+async def _analyze(url: str) -> None:
+    """Fresh statistics in the template (its copies inherit them): every run plans its queries alike."""
+    admin_url, name = split_url(url)
+    conn = await asyncpg.connect(with_database(admin_url, name))
+    try:
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
 async def _comment(url: str, name: str, meta: dict[str, Any]) -> None:
     conn = await _admin(url)
     try:
@@ -107,6 +117,7 @@ def ensure_postgres(url: str, members: int = seed.MEMBERS, *, force: bool = Fals
         print(f"bench db: seeding PostgreSQL template {template} ({members} members) ...", flush=True)
         asyncio.run(_recreate(url, template))
         meta = seed.run_seed(with_database(url, template), members)
+        asyncio.run(_analyze(with_database(url, template)))
         asyncio.run(_comment(url, template, meta))
     else:
         print(f"bench db: reusing PostgreSQL template {template} (seed v{meta['seed_version']}, {meta['seeded_at']})")
