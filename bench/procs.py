@@ -45,26 +45,33 @@ def descendants(root: int) -> list[int]:
     return sorted(pid for pid in tree_cpu(root) if pid != root)
 
 
+def backend_database(title: str) -> str | None:
+    """The database of a PostgreSQL backend from its process title (`postgres: [<cluster>:] <user> <database>
+    <client> <state>`), or None for any other process (the postmaster, its helpers, anything else)."""
+    words = title.split()
+    if words[:1] != ["postgres:"]:
+        return None
+    words = words[1:]
+    if words and words[0].endswith(":"):  # the cluster's name (`cluster_name`, e.g. "15/main:")
+        words = words[1:]
+    if len(words) < 3 or (not words[2].endswith(")") and words[2] != "[local]"):
+        return None  # helpers: "checkpointer", "background writer", "autovacuum launcher", ...
+    return words[1]
+
+
 def postgres_backends(database: str) -> dict[int, float]:
     """CPU seconds used so far by each PostgreSQL backend connected to `database` on this machine (found by their
-    process titles, `postgres: [<cluster>:] <user> <database> <client> ...`); empty where /proc does not show them."""
+    process titles); empty where /proc does not show them."""
     out = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            title = (entry / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
+            title = (entry / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ")
         except OSError:
             continue
-        if title[:1] != ["postgres:"]:
-            continue
-        title = title[1:]
-        if title and title[0].endswith(":"):  # the cluster's name (`cluster_name`, e.g. "15/main:")
-            title = title[1:]
-        if len(title) >= 2 and title[1] == database:
-            stat = _stat(int(entry.name))
-            if stat is not None:
-                out[int(entry.name)] = stat[1]
+        if backend_database(title) == database and (stat := _stat(int(entry.name))) is not None:
+            out[int(entry.name)] = stat[1]
     return out
 
 

@@ -613,19 +613,23 @@ def run_pgbench(url: str, load: Load, *, clients: int, scale: int) -> dict[str, 
     elapsed = time.monotonic() - started
     if done.returncode != 0:
         raise BenchFailure(f"pgbench failed ({done.returncode}): {done.stderr}\n{done.stdout}")
-    tps = re.search(r"^tps = ([\d.]+)", done.stdout, re.MULTILINE)
-    latency = re.search(r"^latency average = ([\d.]+) ms", done.stdout, re.MULTILINE)
-    if tps is None:
-        raise BenchFailure(f"pgbench output lacks tps:\n{done.stdout}")
     return {
-        "tps": float(tps.group(1)),
-        "latency_avg_ms": float(latency.group(1)) if latency else None,
+        **parse_pgbench(done.stdout),
         "clients": clients,
         "scale": scale,
         "seconds": load.seconds,
         "busy_cores": round((_system_cpu_seconds()[0] - busy0) / elapsed, 2),
         "command": " ".join(init) + " && " + " ".join(command),
     }
+
+
+def parse_pgbench(output: str) -> dict[str, float | None]:
+    """tps (without the initial connection time) and the average latency of a pgbench run's report."""
+    tps = re.search(r"^tps = ([\d.]+)", output, re.MULTILINE)
+    latency = re.search(r"^latency average = ([\d.]+) ms", output, re.MULTILINE)
+    if tps is None:
+        raise BenchFailure(f"pgbench output lacks tps:\n{output}")
+    return {"tps": float(tps.group(1)), "latency_avg_ms": float(latency.group(1)) if latency else None}
 
 
 async def _create_database_if_missing(url: str) -> None:
