@@ -666,10 +666,29 @@ def db_counts(database_url: str) -> dict[str, int] | None:
         }
 
 
-def _check(target: str, value: float, limit: float, *, at_most: bool = False, unit: str = "") -> dict[str, Any]:
+def _check(
+    target: str,
+    value: float,
+    limit: float,
+    *,
+    at_most: bool = False,
+    unit: str = "",
+    cpu_ratio: float | None = None,
+) -> dict[str, Any]:
+    """One target's verdict. `cpu_ratio`, for a throughput ratio, is the same ratio by CPU per request (what the
+    throughputs would be on a quiet machine where CPU is what bounds them), shown beside the measured one."""
     shown = f"{value:.1%}" if unit == "%" else f"{value:.2f}{unit}"
     met = value <= limit if at_most else value >= limit
-    return {"target": target, "value": shown, "met": met}
+    check: dict[str, Any] = {"target": target, "value": shown, "met": met}
+    if cpu_ratio is not None:
+        check["by_cpu"] = f"{cpu_ratio:.1%}" if unit == "%" else f"{cpu_ratio:.2f}{unit}"
+    return check
+
+
+def _cpu_ratio(faster: WrkResult, slower: WrkResult) -> float | None:
+    """How many of `faster`'s requests one of `slower`'s costs, by server + database CPU per request."""
+    ours, theirs = faster.cpu.get("ms_per_request"), slower.cpu.get("ms_per_request")
+    return theirs / ours if ours and theirs else None
 
 
 def verdicts(
@@ -685,13 +704,15 @@ def verdicts(
             if result is None:
                 continue
             if scenario.ratio_to and scenario.min_ratio is not None and scenario.ratio_to in by_name:
-                ratio = result.requests_per_second / by_name[scenario.ratio_to].requests_per_second
+                other = by_name[scenario.ratio_to]
+                ratio = result.requests_per_second / other.requests_per_second
                 target = f"{phase} {scenario.name} throughput >= {scenario.min_ratio:.0%} of {scenario.ratio_to}"
-                out.append(_check(target, ratio, scenario.min_ratio, unit="%"))
+                out.append(_check(target, ratio, scenario.min_ratio, unit="%", cpu_ratio=_cpu_ratio(result, other)))
             if scenario.name == "home" and "peer-home" in by_name:
-                ratio = result.requests_per_second / by_name["peer-home"].requests_per_second
+                peer = by_name["peer-home"]
+                ratio = result.requests_per_second / peer.requests_per_second
                 target = f"{phase} home throughput >= {HOME_PEER_MIN_RATIO:g}x the reference peer's"
-                out.append(_check(target, ratio, HOME_PEER_MIN_RATIO, unit="x"))
+                out.append(_check(target, ratio, HOME_PEER_MIN_RATIO, unit="x", cpu_ratio=_cpu_ratio(result, peer)))
             if scenario.max_p99_ms is not None:
                 target = f"{phase} {scenario.name} p99 <= {scenario.max_p99_ms:g} ms"
                 out.append(_check(target, result.p99_ms, scenario.max_p99_ms, at_most=True, unit=" ms"))
@@ -717,9 +738,8 @@ def verdicts(
         lite, pg = (results.get(f"{engine}/1", {}).get(name) for engine in ("sqlite", "postgres"))
         if lite and pg:
             target = f"postgres/1 {name} throughput within {POSTGRES_MAX_GAP:.0%} of sqlite/1"
-            out.append(
-                _check(target, pg.requests_per_second / lite.requests_per_second, 1 - POSTGRES_MAX_GAP, unit="%")
-            )
+            ratio = pg.requests_per_second / lite.requests_per_second
+            out.append(_check(target, ratio, 1 - POSTGRES_MAX_GAP, unit="%", cpu_ratio=_cpu_ratio(pg, lite)))
     return out
 
 
@@ -765,7 +785,8 @@ def print_table(
         )
     print()
     for check in checks:
-        print(f"  {'met   ' if check['met'] else 'MISSED'}  {check['target']}: {check['value']}")
+        by_cpu = f" (by CPU per request: {check['by_cpu']})" if "by_cpu" in check else ""
+        print(f"  {'met   ' if check['met'] else 'MISSED'}  {check['target']}: {check['value']}{by_cpu}")
 
 
 def print_comparison(results: dict[str, dict[str, WrkResult]], baseline: dict[str, Any], source: Path) -> None:
