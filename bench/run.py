@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 
 from bench import pgseed, procs, seed
@@ -633,8 +634,6 @@ def parse_pgbench(output: str) -> dict[str, float | None]:
 
 
 async def _create_database_if_missing(url: str) -> None:
-    import asyncpg
-
     admin_url, name = pgseed.split_url(url)
     conn = await asyncpg.connect(admin_url)
     try:
@@ -942,7 +941,7 @@ def main(argv: list[str] | None = None) -> int:
     except seed.SeedError as exc:
         print(f"bench: SEEDING FAILED: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:  # PostgreSQL not reachable, among others
+    except (OSError, asyncpg.PostgresError) as exc:  # PostgreSQL not reachable or refusing us, among others
         print(
             f"bench: FAILED: {exc} (is PostgreSQL at --postgres-url running? --engines sqlite skips it)",
             file=sys.stderr,
