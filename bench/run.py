@@ -854,6 +854,9 @@ def main(argv: list[str] | None = None) -> int:
         "--quiet-wait", type=float, default=0, help="wait up to this many seconds for other load to stop first"
     )
     parser.add_argument("--profile", action="store_true", help="record each scenario with py-spy (if installed)")
+    parser.add_argument(
+        "--keep-server", action="store_true", help="leave the last phase's servers running (for wrk/py-spy by hand)"
+    )
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     VAR.mkdir(exist_ok=True)
@@ -920,8 +923,9 @@ def main(argv: list[str] | None = None) -> int:
                 path = VAR / f"bench-requests-{phase.engine}-{scenario.name}.txt"
                 path.write_text("".join(f"{auth}\t{body}\n" for auth, body in requests[scenario.name]))
                 prepared[scenario.name] = path
+            keep = args.keep_server and phase == phases[-1]
             results[phase.name] = run_phase(
-                phase, chosen, prepared, requests, database_url, pg_database, args, load, warm
+                phase, chosen, prepared, requests, database_url, pg_database, args, load, warm, keep=keep
             )
             phase_info[phase.name] = {"database_url": database_url, "workers": phase.workers}
             by_name = results[phase.name]
@@ -997,6 +1001,8 @@ def run_phase(
     args: argparse.Namespace,
     load: Load,
     warm: Load,
+    *,
+    keep: bool = False,
 ) -> dict[str, WrkResult]:
     """Serve klubb (and the peer, if a scenario needs it) with the phase's processes and run its scenarios."""
     env = server_env(database_url)
@@ -1037,7 +1043,10 @@ def run_phase(
                 raise BenchFailure(f"{server.kind} died during {phase.name} {scenario.name}:\n{server.log_tail()}")
     finally:
         for server in servers.values():
-            server.stop()
+            if keep and server.alive():
+                print(f"{server.kind} left running at {server.base} (pid {server.process.pid}; kill it by its pid)")
+            else:
+                server.stop()
     after = db_counts(database_url)
     if before is not None and after is not None and before != after and not any(s.writes for s in scenarios):
         raise BenchFailure(f"{phase.name}: the read-only load wrote to the database: {before} -> {after}")
