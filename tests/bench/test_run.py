@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -285,3 +290,55 @@ async def _drop(url: str) -> None:
             await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make bench installs it)")
+def test_the_lua_script_makes_every_write_unique(tmp_path: Path) -> None:
+    # given a local HTTP server that keeps every body it gets, and two prepared purchase-like requests
+    bodies: list[bytes] = []
+
+    class Keep(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            answer = b'{"data":{"purchaseRecord":{"userErrors":[]}}}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Keep)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    requests = tmp_path / "requests.txt"
+    lines = [f'Bearer t\t{{"receiptId":"B{run.SEQ_PLACEHOLDER}","n":{n}}}\n' for n in range(2)]
+    requests.write_text("".join(lines))
+    try:
+        # when wrk sends them for a second with a tag
+        env = {**os.environ, "BENCH_REQUESTS": str(requests), "BENCH_SEQ_TAG": "TAG1"}
+        command = [
+            "wrk",
+            "-t2",
+            "-c4",
+            "-d1s",
+            "-s",
+            str(seed.ROOT / run.LUA),
+            f"http://127.0.0.1:{server.server_port}/",
+        ]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30, check=False)
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+    # then every body arrived whole (Content-Length still right) with a receipt id of its own, and no error counted
+    assert done.returncode == 0, done.stderr
+    assert "graphql_errors: 0" in done.stdout
+    receipts = [json.loads(body)["receiptId"] for body in bodies]
+    assert len(receipts) > 10
+    assert len(set(receipts)) == len(receipts)
+    assert all(re.fullmatch(r"BTAG10[12]\d{8}", receipt) for receipt in receipts), receipts[:5]
