@@ -924,10 +924,15 @@ def main(argv: list[str] | None = None) -> int:
                 path.write_text("".join(f"{auth}\t{body}\n" for auth, body in requests[scenario.name]))
                 prepared[scenario.name] = path
             keep = args.keep_server and phase == phases[-1]
+            commands: dict[str, list[str]] = {}
             results[phase.name] = run_phase(
-                phase, chosen, prepared, requests, database_url, pg_database, args, load, warm, keep=keep
+                phase, chosen, prepared, requests, database_url, pg_database, args, load, warm, commands, keep=keep
             )
-            phase_info[phase.name] = {"database_url": database_url, "workers": phase.workers}
+            phase_info[phase.name] = {
+                "database_url": database_url,
+                "workers": phase.workers,
+                "servers": {kind: " ".join(command) for kind, command in commands.items()},
+            }
             by_name = results[phase.name]
             for name, result in by_name.items():
                 errors = {k: v for k, v in result.socket_errors.items() if k != "timeout"}
@@ -1001,10 +1006,12 @@ def run_phase(
     args: argparse.Namespace,
     load: Load,
     warm: Load,
+    commands: dict[str, list[str]],
     *,
     keep: bool = False,
 ) -> dict[str, WrkResult]:
-    """Serve klubb (and the peer, if a scenario needs it) with the phase's processes and run its scenarios."""
+    """Serve klubb (and the peer, if a scenario needs it) with the phase's processes and run its scenarios; the
+    servers' command lines are put in `commands`."""
     env = server_env(database_url)
     before = db_counts(database_url)
     kinds = sorted({s.server for s in scenarios})
@@ -1015,6 +1022,7 @@ def run_phase(
             servers[kind] = Server(
                 kind, env, free_port(), workers=phase.workers, access_log=args.access_log, pin=args.pin_server
             )
+            commands[kind] = servers[kind].command
         for server in servers.values():
             server.wait_ready()
             print(f"{server.kind}: {' '.join(server.command)} (pid {server.process.pid}, log {server.log_path})")
