@@ -10,7 +10,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from loyalty.models import Member
+from loyalty.rows import AnyMember
 
 CODE_DIGITS = 6
 BARCODE_FORMAT = "QR_CODE"
@@ -28,7 +28,7 @@ def _code_for_window(secret: str, window: int) -> str:
     return str(int.from_bytes(digest[:8], "big") % 10**CODE_DIGITS).zfill(CODE_DIGITS)
 
 
-def card_code(member: Member, at: datetime, period_seconds: int) -> CardCode:
+def card_code(member: AnyMember, at: datetime, period_seconds: int) -> CardCode:
     """The member's checkout code valid at `at`."""
     window = int(at.timestamp()) // period_seconds
     code = _code_for_window(member.card_secret, window)
@@ -36,7 +36,7 @@ def card_code(member: Member, at: datetime, period_seconds: int) -> CardCode:
     return CardCode(code=code, barcode_value=f"{member.member_number}{code}", expires_at=expires)
 
 
-def card_code_window(member: Member, code: str, at: datetime, period_seconds: int) -> int | None:
+def card_code_window(member: AnyMember, code: str, at: datetime, period_seconds: int) -> int | None:
     """The window `code` belongs to if it is the member's code for the current window or the one just before it.
 
     None for any other code. The window number tells one use of a code from a later window's same six digits.

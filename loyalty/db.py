@@ -7,15 +7,45 @@ import os
 from typing import Any
 
 from asyncpg.exceptions import InterfaceError, InternalClientError
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError
 
 DEFAULT_DATABASE_URL = "sqlite://klubb.sqlite3"
 
 
-def tortoise_config(database_url: str) -> dict[str, Any]:
-    """The Tortoise config for `database_url` (``sqlite://path`` or ``postgres://user@host/db``)."""
+def is_postgres(database_url: str) -> bool:
+    """True for PostgreSQL URLs (the engine with real row locks)."""
+    return database_url.startswith(("postgres://", "postgresql://", "asyncpg://", "psycopg://"))
+
+
+async def keep_session(connection: Any) -> None:
+    """The pool's reset of a connection given back to it, instead of asyncpg's reset query: nothing more.
+
+    asyncpg resets every released connection with one more round trip (`SELECT pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL;`), i.e. one per statement Tortoise runs outside a transaction, which doubles the round
+    trips of a hot read. klubb leaves nothing of that behind in a session: no session-level advisory locks (row locks
+    and `SKIP LOCKED` only), no cursors, no LISTEN (subscriptions fan out through Redis or in-process), no `SET`
+    (session settings are given at connect, `server_settings`, and stay). What a released connection could still
+    carry is an open transaction, and asyncpg rolls that back before this hook runs (`Connection._reset`), as it
+    clears the connection's listeners. tests/loyalty/test_db.py checks that the pool keeps this hook and that a
+    connection's session state is as fresh as asyncpg's reset would leave it for everything klubb does.
+    """
+
+
+def tortoise_config(database_url: str, *, reset_released_sessions: bool = False) -> dict[str, Any]:
+    """The Tortoise config for `database_url` (``sqlite://path`` or ``postgres://user@host/db``).
+
+    On PostgreSQL, pooled connections go back to the pool without asyncpg's reset query (`keep_session`) unless
+    `reset_released_sessions` (the bench measures both).
+    """
+    connection: str | dict[str, Any] = database_url
+    if is_postgres(database_url) and not reset_released_sessions:
+        expanded = expand_db_url(database_url)
+        if expanded["engine"] == "tortoise.backends.asyncpg":  # the driver the hook is for
+            expanded["credentials"]["reset"] = keep_session
+            connection = expanded
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": connection},
         "apps": {
             "loyalty": {
                 "models": ["loyalty.models"],
@@ -30,11 +60,6 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
 # Read by the `tortoise` CLI (`tortoise makemigrations`), see [tool.tortoise] in pyproject.toml.
 TORTOISE_ORM = tortoise_config(os.environ.get("KLUBB_DATABASE_URL", DEFAULT_DATABASE_URL))
-
-
-def is_postgres(database_url: str) -> bool:
-    """True for PostgreSQL URLs (the engine with real row locks)."""
-    return database_url.startswith(("postgres://", "postgresql://", "asyncpg://", "psycopg://"))
 
 
 # SQLSTATE classes and codes that mean "the database is not there right now", not "this statement was wrong":
@@ -118,12 +143,13 @@ def _undo_failed_transaction_start() -> None:
     _transaction_start_fixed = True
 
 
-async def connect(database_url: str) -> None:
+async def connect(database_url: str, *, reset_released_sessions: bool = False) -> None:
     """Initialize Tortoise for this process (visible to every task: the server's lifespan runs apart)."""
     from tortoise import Tortoise
 
     _undo_failed_transaction_start()
-    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+    config = tortoise_config(database_url, reset_released_sessions=reset_released_sessions)
+    await Tortoise.init(config=config, _enable_global_fallback=True)
 
 
 async def ping() -> None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from tortoise.exceptions import IntegrityError
-from tortoise.queryset import QuerySet
 
 from loyalty.card import CODE_DIGITS, card_code_window
 from loyalty.checks import MAX_EMAIL
-from loyalty.members import MEMBER_NUMBER_DIGITS, is_valid_member_number, member_by_number
-from loyalty.models import CardCodeUse, Member, Program
+from loyalty.members import MEMBER_NUMBER_DIGITS, is_valid_member_number, member_by_contact, member_by_number
+from loyalty.models import CardCodeUse, Program
+from loyalty.rows import MemberRow
 
 _PHONE_PUNCTUATION = str.maketrans("", "", " -()./")
 
@@ -26,14 +26,8 @@ def _normalize_phone(value: str) -> str | None:
     return digits if 6 <= len(body) <= 15 and body.isascii() and body.isdigit() else None
 
 
-async def _single(query: QuerySet[Member]) -> Member | None:
-    # Emails and phones are not unique: a lookup that matches two members matches none, rather than a wrong one.
-    found = await query.limit(2)
-    return found[0] if len(found) == 1 else None
-
-
-async def _use_card_code(member_number: str, code: str, program: Program, at: datetime) -> Member | None:
-    member = await member_by_number(member_number)
+async def _use_card_code(member_number: str, code: str, program: Program, at: datetime) -> MemberRow | None:
+    member = await member_by_number(member_number, program, at)
     if member is None:
         return None
     window = card_code_window(member, code, at, program.card_code_seconds)
@@ -47,8 +41,11 @@ async def _use_card_code(member_number: str, code: str, program: Program, at: da
     return member
 
 
-async def find_member(query: str, program: Program, at: datetime) -> Member | None:
+async def find_member(query: str, program: Program, at: datetime) -> MemberRow | None:
     """The one member that `query` designates at `at` (card codes rotate as `program` says), or None.
+
+    A row (`members.member_by_number`, one statement) with the qualifying value of the tier period at `at`. Emails
+    and phones are not unique: a lookup that matches two members matches none, rather than a wrong one.
 
     - 10 digits with a valid Luhn check digit: the member number (else a phone number);
     - 16 digits: a card barcode (member number + the rotating code), consumed on success;
@@ -63,13 +60,13 @@ async def find_member(query: str, program: Program, at: datetime) -> Member | No
         number, code = text[:MEMBER_NUMBER_DIGITS], text[MEMBER_NUMBER_DIGITS:]
         return await _use_card_code(number, code, program, at) if is_valid_member_number(number) else None
     if digits and is_valid_member_number(text):
-        member = await member_by_number(text)
+        member = await member_by_number(text, program, at)
         if member is not None:
             return member
         # One in ten 10-digit phone numbers passes the Luhn check: try it as a phone number too.
     if "@" in text:
-        return await _single(Member.filter(email__in=sorted({text, text.lower()})))
+        return await member_by_contact("email", sorted({text, text.lower()}), program, at)
     phone = _normalize_phone(text)
     if phone is None:
         return None
-    return await _single(Member.filter(phone__in=sorted({text, phone})))
+    return await member_by_contact("phone", sorted({text, phone}), program, at)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tortoise.exceptions import IntegrityError
@@ -14,8 +14,11 @@ from tortoise.transactions import in_transaction
 from loyalty import clock, events, sql
 from loyalty.checks import MAX_NAME, check_text, clean_text
 from loyalty.errors import InvalidInput, MemberNotFound
-from loyalty.models import Member
+from loyalty.ledger import settle_member_if_due
+from loyalty.models import Member, Program
 from loyalty.program import load_program, tiers_of
+from loyalty.rows import AnyMember, MemberRow
+from loyalty.tiers import period_end, period_start
 
 MEMBER_NUMBER_DIGITS = 10  # 9 random digits + a Luhn check digit
 MAX_INTERESTS = 20
@@ -93,13 +96,55 @@ async def members_by_id(member_ids: Sequence[int]) -> dict[int, Member]:
     return {member.id: member for member in await sql.fetch_models(_MEMBERS_BY_ID, ids=member_ids)}
 
 
-_MEMBER_BY_NUMBER = sql.select("members.by_number", Member, 'WHERE "member_number" = ?')
+# The hot reads of a member (the app's home screen, the checkout's lookup): one statement each, rows with the
+# qualifying value of the tier period the read is in, which the tier progress shows.
+_QUALIFYING_VALUE = (
+    '(SELECT CAST(COALESCE(SUM("q"."amount"), 0) AS BIGINT) FROM "qualifying_credit" AS "q"'
+    ' WHERE "q"."member_id" = "m"."id" AND "q"."occurred_at" >= ? AND "q"."occurred_at" < ?) AS "qualifying_value"'
+)
+_MEMBER_ROW = (
+    f'SELECT {sql.columns(MemberRow, "m", until="qualifying_value")}, {_QUALIFYING_VALUE} FROM "member" AS "m"'  # noqa: S608
+)
+_ROWS_BY_ID = sql.rows("members.rows_by_id", Member, MemberRow, f'{_MEMBER_ROW} WHERE "m"."id" IN ({sql.IDS})')
+_ROW_BY_NUMBER = sql.rows("members.row_by_number", Member, MemberRow, f'{_MEMBER_ROW} WHERE "m"."member_number" = ?')
+# Emails and phones are not unique: two rows say "ambiguous". Two values: as stored, and normalized.
+_ROWS_BY_EMAIL = sql.rows(
+    "members.rows_by_email", Member, MemberRow, f'{_MEMBER_ROW} WHERE "m"."email" IN (?, ?) LIMIT 2'
+)
+_ROWS_BY_PHONE = sql.rows(
+    "members.rows_by_phone", Member, MemberRow, f'{_MEMBER_ROW} WHERE "m"."phone" IN (?, ?) LIMIT 2'
+)
 
 
-async def member_by_number(member_number: str) -> Member | None:
+def _window(program: Program, at: datetime) -> list[datetime]:
+    return [period_start(program, at), period_end(program, at)]
+
+
+async def member_rows(member_ids: Sequence[int], program: Program, at: datetime) -> dict[int, MemberRow]:
+    """The members with these ids that exist, by id, as rows with their qualifying value at `at` (one query)."""
+    return {row.id: row for row in await sql.fetch_rows(_ROWS_BY_ID, _window(program, at), ids=member_ids)}
+
+
+async def member_by_number(member_number: str, program: Program, at: datetime) -> MemberRow | None:
     """The member with this member number, or None (one query: the checkout's lookup)."""
-    found = await sql.fetch_models(_MEMBER_BY_NUMBER, [member_number])
+    found = await sql.fetch_rows(_ROW_BY_NUMBER, [*_window(program, at), member_number])
     return found[0] if found else None
+
+
+async def member_by_contact(kind: str, values: Sequence[str], program: Program, at: datetime) -> MemberRow | None:
+    """The one member whose `kind` ("email" or "phone") is one of `values` (one or two), or None (none or several)."""
+    statement = {"email": _ROWS_BY_EMAIL, "phone": _ROWS_BY_PHONE}[kind]
+    first, *rest = values
+    found = await sql.fetch_rows(statement, [*_window(program, at), first, rest[0] if rest else first])
+    return found[0] if len(found) == 1 else None
+
+
+async def settled(member: AnyMember, at: datetime) -> AnyMember:
+    """`member` with its balances brought up to date as of `at`: itself unless a lot matures or expires by then, else
+    the member settled under its lock (`ledger.settle_member_if_due`, a model)."""
+    if member.next_settle_at is None or member.next_settle_at > at:
+        return member
+    return await settle_member_if_due(await get_member(member.id), at)
 
 
 async def get_member(member_id: int) -> Member:

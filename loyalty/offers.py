@@ -49,6 +49,7 @@ from loyalty.models import (
     Tier,
 )
 from loyalty.program import cached_program, load_program
+from loyalty.rows import AnyMember, AnyOffer, OfferRow
 
 
 class OfferNotFound(NotFound):
@@ -85,7 +86,7 @@ class MinSpendNotMet(DomainError):
 # --- lifecycle ------------------------------------------------------------------------------------
 
 
-def lifecycle_stage(member: Member, program: Program, at: datetime) -> LifecycleStage:
+def lifecycle_stage(member: AnyMember, program: Program, at: datetime) -> LifecycleStage:
     """The member's lifecycle stage at `at`.
 
     NEW for `new_member_days` after enrollment; after that LAPSED once `lapsed_after_days` have passed since the last
@@ -108,7 +109,7 @@ def lifecycle_stage(member: Member, program: Program, at: datetime) -> Lifecycle
 class MemberOffer:
     """An offer as it stands for one member: whether they activated it and how many uses they have left."""
 
-    offer: Offer
+    offer: AnyOffer  # a row when read for the app or the till (`OfferRow`), a model after activation
     activated: bool
     remaining_uses: int
 
@@ -118,15 +119,15 @@ def relevance_key(item: MemberOffer) -> tuple[int, int, datetime, int]:
     return (0 if item.activated else 1, -item.offer.priority, item.offer.valid_until, item.offer.id)
 
 
-def _member_tier(program: Program, member: Member) -> Tier | None:
+def _member_tier(program: Program, member: AnyMember) -> Tier | None:
     return next((t for t in program.tiers if t.id == member.tier_id), None)
 
 
-def _in_birthday_month(member: Member, at: datetime) -> bool:
+def _in_birthday_month(member: AnyMember, at: datetime) -> bool:
     return member.birthday is not None and at.astimezone(ZoneInfo(member.timezone)).month == member.birthday.month
 
 
-def _targets(offer: Offer, member: Member, tier: Tier | None, stage: LifecycleStage, at: datetime) -> bool:
+def _targets(offer: AnyOffer, member: AnyMember, tier: Tier | None, stage: LifecycleStage, at: datetime) -> bool:
     if offer.tier_names and (tier is None or tier.name not in offer.tier_names):
         return False
     if offer.min_tier_rank is not None and (tier is None or tier.rank < offer.min_tier_rank):
@@ -142,7 +143,7 @@ def _targets(offer: Offer, member: Member, tier: Tier | None, stage: LifecycleSt
     return True
 
 
-def _refusal(offer: Offer, member: Member, program: Program, at: datetime, used: int) -> DomainError | None:
+def _refusal(offer: AnyOffer, member: AnyMember, program: Program, at: datetime, used: int) -> DomainError | None:
     """Why `offer` does not apply to `member` at `at` (having used it `used` times), or None if it does."""
     if not offer.active or not offer.valid_from <= at < offer.valid_until:
         return OfferNotApplicable("this offer is not running now", field="offer_id")
@@ -172,23 +173,32 @@ async def _usage(
     return {(m, o): int(n) for m, o, n in rows}, {(m, o) for m, o in activated}
 
 
-_RUNNING_OFFERS = sql.select(
-    "offers.running", Offer, 'WHERE "active" = ? AND "valid_from" <= ? AND "valid_until" > ? ORDER BY "id"'
+# The offers running at `at` with one member's redemptions and activation of each: one statement per member.
+_MEMBER_OFFERS = sql.rows(
+    "offers.for_member",
+    Offer,
+    OfferRow,
+    f"SELECT {sql.columns(OfferRow, 'o', until='uses')},"  # noqa: S608 - column names from the row type
+    ' (SELECT COUNT(*) FROM "offer_redemption" AS "r" WHERE "r"."offer_id" = "o"."id" AND "r"."member_id" = ?)'
+    ' AS "uses",'
+    ' EXISTS (SELECT 1 FROM "offer_activation" AS "a" WHERE "a"."offer_id" = "o"."id" AND "a"."member_id" = ?)'
+    ' AS "activated"'
+    ' FROM "offer" AS "o" WHERE "o"."active" = ? AND "o"."valid_from" <= ? AND "o"."valid_until" > ?'
+    ' ORDER BY "o"."id"',
 )
 
 
-async def offers_for_members(members: Sequence[Member], program: Program, at: datetime) -> dict[int, list[MemberOffer]]:
-    """The offers that apply to each member at `at`, most relevant first; three queries for any number of members."""
-    running = await sql.fetch_models(_RUNNING_OFFERS, [True, at, at])
-    result: dict[int, list[MemberOffer]] = {m.id: [] for m in members}
-    if not running or not members:
-        return result
-    uses, activated = await _usage(None, [m.id for m in members], [o.id for o in running])
+async def offers_for_members(
+    members: Sequence[AnyMember], program: Program, at: datetime
+) -> dict[int, list[MemberOffer]]:
+    """The offers that apply to each member at `at`, most relevant first: one statement per member (rows)."""
+    result: dict[int, list[MemberOffer]] = {}
     for member in members:
+        running = await sql.fetch_rows(_MEMBER_OFFERS, [member.id, member.id, True, at, at])
         items = [
-            MemberOffer(o, (member.id, o.id) in activated, o.per_member_limit - uses.get((member.id, o.id), 0))
+            MemberOffer(o, o.activated, o.per_member_limit - o.uses)
             for o in running
-            if _refusal(o, member, program, at, uses.get((member.id, o.id), 0)) is None
+            if _refusal(o, member, program, at, o.uses) is None
         ]
         result[member.id] = sorted(items, key=relevance_key)
     return result

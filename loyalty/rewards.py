@@ -34,13 +34,14 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F, Q
 from tortoise.functions import Count, Sum
 
-from loyalty import clock, events
+from loyalty import clock, events, sql
 from loyalty.checks import MAX_POINTS, check_idempotency_key, check_text, is_whole
 from loyalty.errors import DomainError, InsufficientPoints, InvalidInput, NotFound
 from loyalty.idempotency import idempotent
 from loyalty.ledger import debit_available, lock_member
-from loyalty.models import Member, Program, Reward, RewardKind, Tier, Voucher, VoucherStatus
+from loyalty.models import Program, Reward, RewardKind, Tier, Voucher, VoucherStatus
 from loyalty.program import load_program
+from loyalty.rows import AnyMember, AnyReward, RewardRow
 from loyalty.vouchers import issue_voucher
 
 # Vouchers that use up a per-member limit slot: everything but a cancelled one.
@@ -83,24 +84,16 @@ class Unavailable(StrEnum):
 
 @dataclass(frozen=True)
 class CatalogItem:
-    reward: Reward
+    reward: AnyReward  # a row (`RewardRow`) when read for the app
     unavailable: Unavailable | None  # None: the member can redeem it now
 
 
-def catalog_key(reward: Reward) -> tuple[int, int, int]:
+def catalog_key(reward: AnyReward) -> tuple[int, int, int]:
     """The catalog order: sort order, then points cost, then id (a total order, for keyset paging)."""
     return (reward.sort_order, reward.points_cost, reward.id)
 
 
-def _visible(at: datetime) -> Q:
-    return (
-        Q(active=True)
-        & (Q(valid_from__isnull=True) | Q(valid_from__lte=at))
-        & (Q(valid_until__isnull=True) | Q(valid_until__gt=at))
-    )
-
-
-def is_visible(reward: Reward, at: datetime) -> bool:
+def is_visible(reward: AnyReward, at: datetime) -> bool:
     """Active and within its validity window at `at`."""
     return (
         reward.active
@@ -113,7 +106,7 @@ def _tier_rank(program: Program, tier_id: int | None) -> int:
     return next((t.rank for t in program.tiers if t.id == tier_id), 0)
 
 
-def _unavailable(reward: Reward, member: Member, program: Program, used: int, at: datetime) -> Unavailable | None:
+def _unavailable(reward: AnyReward, member: AnyMember, program: Program, used: int, at: datetime) -> Unavailable | None:
     if not is_visible(reward, at):
         return Unavailable.NOT_AVAILABLE
     if reward.min_tier_id is not None and _tier_rank(program, member.tier_id) < _tier_rank(program, reward.min_tier_id):
@@ -148,36 +141,58 @@ async def _used(member_id: int, reward_ids: list[int], conn: BaseDBAsyncClient |
     return {reward_id: int(n) for reward_id, n in rows}
 
 
-async def _items(member: Member, program: Program, at: datetime, rewards: list[Reward]) -> list[CatalogItem]:
-    used = await _used(member.id, [r.id for r in rewards])
-    return [CatalogItem(r, _unavailable(r, member, program, used.get(r.id, 0), at)) for r in rewards]
+# The catalog as one member sees it: the rewards with the member's vouchers that count against each one's limit.
+_CATALOG_ROWS = (
+    f"SELECT {sql.columns(RewardRow, 'r', until='used')},"  # noqa: S608 - names from the row type
+    ' (SELECT COUNT(*) FROM "voucher" AS "v" WHERE "v"."member_id" = ? AND "v"."reward_id" = "r"."id"'
+    f' AND "v"."status" IN ({", ".join("?" * len(COUNTED_STATUSES))})'
+    # Only catalog redemptions: a stamp card or offer giving the same reward uses no slot.
+    ' AND "v"."stamp_card_id" IS NULL AND "v"."offer_id" IS NULL) AS "used"'
+    ' FROM "reward" AS "r"'
+)
+_VISIBLE = (
+    ' WHERE "r"."active" = ? AND ("r"."valid_from" IS NULL OR "r"."valid_from" <= ?)'
+    ' AND ("r"."valid_until" IS NULL OR "r"."valid_until" > ?)'
+)
+_ORDER = ' ORDER BY "r"."sort_order", "r"."points_cost", "r"."id" LIMIT ?'
+_CATALOG = sql.rows("rewards.catalog", Reward, RewardRow, _CATALOG_ROWS + _VISIBLE + _ORDER)
+_CATALOG_AFTER = sql.rows(
+    "rewards.catalog_after",
+    Reward,
+    RewardRow,
+    _CATALOG_ROWS + _VISIBLE + ' AND ("r"."sort_order" > ? OR ("r"."sort_order" = ? AND "r"."points_cost" > ?)'
+    ' OR ("r"."sort_order" = ? AND "r"."points_cost" = ? AND "r"."id" > ?))' + _ORDER,
+)
+_CATALOG_BY_ID = sql.rows("rewards.catalog_by_id", Reward, RewardRow, _CATALOG_ROWS + f' WHERE "r"."id" IN ({sql.IDS})')
+
+
+def _counted(member_id: int) -> list[Any]:
+    return [member_id, *(status.value for status in COUNTED_STATUSES)]
 
 
 async def catalog(
-    member: Member, program: Program, at: datetime, *, limit: int, after: tuple[int, int, int] | None = None
+    member: AnyMember, program: Program, at: datetime, *, limit: int, after: tuple[int, int, int] | None = None
 ) -> list[CatalogItem]:
     """Up to `limit` rewards the member can see at `at`, in catalog order, after the keyset `after`.
 
-    Two queries whatever the page size: the rewards, and the member's voucher counts for them.
+    One statement whatever the page size (rows: the rewards with the member's voucher counts for them).
     """
-    query = Reward.filter(_visible(at))
-    if after is not None:
+    params = [*_counted(member.id), True, at, at]
+    if after is None:
+        rows = await sql.fetch_rows(_CATALOG, [*params, limit])
+    else:
         sort_order, cost, reward_id = after
-        query = query.filter(
-            Q(sort_order__gt=sort_order)
-            | Q(sort_order=sort_order, points_cost__gt=cost)
-            | Q(sort_order=sort_order, points_cost=cost, id__gt=reward_id)
-        )
-    rewards = await query.order_by("sort_order", "points_cost", "id").limit(limit)
-    return await _items(member, program, at, rewards)
+        keyset = [sort_order, sort_order, cost, sort_order, cost, reward_id]
+        rows = await sql.fetch_rows(_CATALOG_AFTER, [*params, *keyset, limit])
+    return [CatalogItem(r, _unavailable(r, member, program, r.used, at)) for r in rows]
 
 
 async def catalog_items(
-    member: Member, program: Program, at: datetime, reward_ids: list[int]
+    member: AnyMember, program: Program, at: datetime, reward_ids: list[int]
 ) -> dict[int, CatalogItem]:
     """The rewards among `reward_ids` with the member's availability at `at` (hidden ones as NOT_AVAILABLE)."""
-    rewards = await Reward.filter(id__in=reward_ids)
-    return {item.reward.id: item for item in await _items(member, program, at, rewards)}
+    rows = await sql.fetch_rows(_CATALOG_BY_ID, _counted(member.id), ids=reward_ids)
+    return {r.id: CatalogItem(r, _unavailable(r, member, program, r.used, at)) for r in rows}
 
 
 async def _take_stock(conn: BaseDBAsyncClient, reward: Reward) -> None:

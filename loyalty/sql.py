@@ -2,11 +2,13 @@
 
 Building a Tortoise queryset costs about 0.4 ms of CPU per query, several times what SQLite or PostgreSQL need to
 answer these indexed reads (bench/README.md). These statements are written once, in portable SQL with `?`
-placeholders, and rewritten to `$n` once for PostgreSQL. Values come back through the model's own field conversions,
-so callers get exactly what the ORM would have returned. Writes stay on the ORM.
+placeholders, and rewritten to `$n` once for PostgreSQL. Values come back as the ORM would return them: through the
+model's own field conversions (`select`, `statement`), or for `rows` through the row type's annotations, converting
+only what the driver does not already return as that type (no dict, no model per row). Writes stay on the ORM.
 
-Each statement is declared beside its caller with `select` (every column of a model, read as models) or `statement`
-(a hand-written SELECT, read as rows), under a unique name. Only declared statements run, and
+Each statement is declared beside its caller with `rows` (a hand-written SELECT read as `NamedTuple` rows straight
+from the driver: the hot reads), `select` (every column of a model, read as models) or `statement` (a hand-written
+SELECT read as dicts), under a unique name. Only declared statements run, and
 tests/loyalty/test_sql.py runs every one of them against its ORM equivalent on both engines. This module is also the
 one place that uses Tortoise's private API (`_meta`, `_init_from_db`): `table` describes a model's table to code
 that needs its columns.
@@ -14,11 +16,14 @@ that needs its columns.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import Enum
 from functools import lru_cache
-from types import MappingProxyType
-from typing import Any, Generic, TypeVar, cast
+from types import MappingProxyType, UnionType
+from typing import Any, Generic, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -59,6 +64,19 @@ class Select(Statement, Generic[M]):
         return _render(self.model, self.declared)
 
 
+R = TypeVar("R", bound=tuple[Any, ...])
+
+
+@dataclass(frozen=True, eq=False)
+class Rows(Statement, Generic[R]):
+    """A hand-written SELECT read as `row` tuples: its columns, in order, are the fields of the `NamedTuple` `row`,
+    whose annotations say what each value is (`datetime`, `date`, `bool`, an `Enum`, `list[...]` for JSON; `int`,
+    `str` and `float` come as the driver gives them). Made by `rows`, never directly; `model` is the table it mainly
+    reads (documentation, and the test's ORM equivalent)."""
+
+    row: type[R]
+
+
 _registry: dict[str, Statement] = {}
 S = TypeVar("S", bound=Statement)
 
@@ -71,6 +89,23 @@ def statement(name: str, model: type[Model], text: str) -> Statement:
 def select(name: str, model: type[M], rest: str) -> Select[M]:
     """Register under `name` a read of whole `model` rows: every column, then `rest` (WHERE, ORDER BY, LIMIT)."""
     return _register(Select(name, model, _checked(name, rest)))
+
+
+def rows(name: str, model: type[Model], row: type[R], text: str) -> Rows[R]:
+    """Register under `name` the hand-written `SELECT` `text`, read as `row` tuples by `fetch_rows`."""
+    if not (isinstance(row, type) and issubclass(row, tuple) and hasattr(row, "_fields")):
+        raise TypeError(f"statement {name!r}: rows are read as a NamedTuple, not {row!r}")
+    checked = _checked(name, text)
+    for postgres in (False, True):  # every field's type is one a value can be converted to, on both engines
+        _builder(row, postgres)
+    return _register(Rows(name, model, checked, row))
+
+
+def columns(row: type[tuple[Any, ...]], alias: str, *, until: str | None = None) -> str:
+    """The quoted column list `"alias"."field", ...` of the fields of NamedTuple `row` (those before `until`)."""
+    fields: tuple[str, ...] = cast(Any, row)._fields
+    chosen = fields[: fields.index(until)] if until is not None else fields
+    return ", ".join(f'"{alias}"."{field}"' for field in chosen)
 
 
 def registered() -> Mapping[str, Statement]:
@@ -227,3 +262,97 @@ async def fetch_models(
 ) -> list[M]:
     """The rows of `declared` as model instances, exactly as the ORM would build them."""
     return [declared.model._init_from_db(**row) for row in await _execute(declared, params, ids, conn)]
+
+
+# --- rows straight from the driver ------------------------------------------------------------------------------
+
+
+def _sqlite_datetime(value: Any) -> datetime:
+    # Tortoise stores aware datetimes as ISO text ("2026-03-02 12:00:00.5+00:00"); a naive one is UTC, as the ORM
+    # reads it with use_tz.
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def _converter(annotation: Any, postgres: bool) -> Callable[[Any], Any] | None:
+    """How a driver value becomes a field's type; None where the driver's value already is it (most of them)."""
+    if get_origin(annotation) in (Union, UnionType):
+        kinds = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(kinds) != 1:
+            raise TypeError(f"a row field is one type or None, not {annotation!r}")
+        annotation = kinds[0]
+    if get_origin(annotation) in (list, dict) or annotation in (list, dict):
+        return _json  # JSON text on both engines (asyncpg decodes no json/jsonb without a codec)
+    if not isinstance(annotation, type):
+        raise TypeError(f"a row field's type must be a class, not {annotation!r}")
+    if issubclass(annotation, Enum):
+        return annotation
+    if issubclass(annotation, bool):
+        return None if postgres else bool
+    if issubclass(annotation, datetime):
+        return None if postgres else _sqlite_datetime
+    if issubclass(annotation, date):
+        return None if postgres else _date
+    if issubclass(annotation, int | str | float):
+        return None
+    raise TypeError(f"no conversion for a row field of type {annotation!r}")
+
+
+@lru_cache(maxsize=256)
+def _builder(row: type[tuple[Any, ...]], postgres: bool) -> Callable[[Sequence[Any]], Any]:
+    """A function making one `row` from a driver row (sqlite3.Row or asyncpg Record), converting only what needs it."""
+    hints = get_type_hints(row)
+    fields: tuple[str, ...] = cast(Any, row)._fields
+    make = cast(Any, row)._make
+    converters = [(index, c) for index, name in enumerate(fields) if (c := _converter(hints[name], postgres))]
+    width = len(fields)
+
+    def build(raw: Sequence[Any]) -> Any:
+        if len(raw) != width:
+            raise ValueError(f"{row.__name__} has {width} fields, the statement returned {len(raw)} columns")
+        if not converters:
+            return make(raw)
+        values = list(raw)
+        for index, convert in converters:
+            value = values[index]
+            if value is not None:
+                values[index] = convert(value)
+        return make(values)
+
+    return build
+
+
+async def fetch_rows(
+    declared: Rows[R],
+    params: Sequence[Any] = (),
+    *,
+    ids: Sequence[int] = (),
+    conn: BaseDBAsyncClient | None = None,
+) -> list[R]:
+    """The rows of `declared` as its `NamedTuple`, made from the driver's rows (no dicts, no models).
+
+    One round trip on the connection Tortoise would use (the caller's transaction if `conn` is one). Errors are the
+    driver's own (aiosqlite's sqlite3 errors, asyncpg's), not re-raised under Tortoise's types:
+    `loyalty.db.database_unavailable` recognises both.
+    """
+    if not isinstance(declared, Rows) or _registry.get(declared.name) is not declared:
+        raise LookupError(f"not a registered statement: {declared!r} (declare it with sql.rows)")
+    text = declared.text
+    if IDS in text and not ids:
+        return []
+    client = conn or connections.get("default")
+    postgres = client.capabilities.dialect == "postgres"
+    query, values = _engine_sql(text, len(ids), postgres), _values(text, ids, params)
+    async with client.acquire_connection() as connection:
+        client.log.debug("%s: %s", query, values)  # as Tortoise logs each statement (the tests count them)
+        raw = await (connection.fetch(query, *values) if postgres else connection.execute_fetchall(query, values))
+    build = _builder(declared.row, postgres)
+    return [build(row) for row in raw]

@@ -14,7 +14,6 @@ the voucher is the member's once issued; a cashier who must undo it cancels the 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from loyalty.checks import check_text, is_whole
 from loyalty.earning import LineInput
 from loyalty.errors import InvalidInput
 from loyalty.models import Program, Reward, StampCard, StampProgress
+from loyalty.rows import StampCardRow
 from loyalty.vouchers import issue_voucher
 
 
@@ -95,31 +95,26 @@ async def add_stamps(
     return outcomes
 
 
-_ACTIVE_CARDS = sql.select("stamps.active_cards", StampCard, 'WHERE "active" = ? ORDER BY "id"')
+# Every active card with one member's progress on it: one statement per member.
+_MEMBER_CARDS = sql.rows(
+    "stamps.for_member",
+    StampCard,
+    StampCardRow,
+    'SELECT "c"."id", "c"."name", "c"."description", "c"."stamps_required",'
+    ' COALESCE("p"."stamps", 0) AS "stamps", COALESCE("p"."completed", 0) AS "completed"'
+    ' FROM "stamp_card" AS "c" LEFT JOIN "stamp_progress" AS "p" ON "p"."card_id" = "c"."id" AND "p"."member_id" = ?'
+    ' WHERE "c"."active" = ? ORDER BY "c"."id"',
+)
 
 
 async def stamp_cards_for_members(member_ids: Sequence[int]) -> dict[int, list[StampCardProgress]]:
-    """Progress on every active card for each member (two queries however many members, one without cards)."""
-    cards = await sql.fetch_models(_ACTIVE_CARDS, [True])
-    if not cards:
-        return {member_id: [] for member_id in member_ids}
-    rows = await StampProgress.filter(member_id__in=list(member_ids), card_id__in=[c.id for c in cards])
-    by_member: dict[int, dict[int, StampProgress]] = defaultdict(dict)
-    for row in rows:
-        by_member[row.member_id][row.card_id] = row
+    """Progress on every active card for each member: one statement per member (rows)."""
     result = {}
     for member_id in member_ids:
-        mine = by_member[member_id]
+        rows = await sql.fetch_rows(_MEMBER_CARDS, [member_id, True])
         result[member_id] = [
-            StampCardProgress(
-                card.id,
-                card.name,
-                card.description,
-                mine[card.id].stamps if card.id in mine else 0,
-                card.stamps_required,
-                mine[card.id].completed if card.id in mine else 0,
-            )
-            for card in cards
+            StampCardProgress(row.id, row.name, row.description, row.stamps, row.stamps_required, row.completed)
+            for row in rows
         ]
     return result
 

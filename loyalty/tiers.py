@@ -23,6 +23,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from loyalty import clock, events, sql
 from loyalty.models import Member, Program, QualifyingCredit, Tier, TierPeriod
 from loyalty.program import tiers_of
+from loyalty.rows import AnyMember
 
 ROLLING_PERIOD = timedelta(days=365)
 
@@ -250,7 +251,7 @@ class TierProgress:
     needed_to_keep: int  # qualifying value still missing this period to keep the current tier
 
 
-def tier_progress(member: Member, program: Program, value: int, at: datetime) -> TierProgress:
+def tier_progress(member: AnyMember, program: Program, value: int, at: datetime) -> TierProgress:
     """What the member app shows about tiers, from the member's tier and qualifying value."""
     tiers = tiers_of(program)
     rank = _rank(tiers, member.tier_id)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import F, Q
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from loyalty import clock, events, throttle
+from loyalty import clock, events, sql, throttle
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
 from loyalty.checks import check_idempotency_key, check_store_code
@@ -26,6 +27,7 @@ from loyalty.errors import DomainError, InvalidInput, NotFound
 from loyalty.idempotency import idempotent
 from loyalty.ledger import locked_member, reverse_debit
 from loyalty.models import LedgerEntry, Offer, Reward, StaffRole, StampCard, Voucher, VoucherStatus
+from loyalty.rows import AnyVoucher, VoucherPageRow
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 CODE_LENGTH = 16
@@ -142,7 +144,7 @@ async def issue_voucher(
     return voucher
 
 
-def effective_status(voucher: Voucher, at: datetime) -> VoucherStatus:
+def effective_status(voucher: AnyVoucher, at: datetime) -> VoucherStatus:
     """The status as of `at`: an ACTIVE voucher past `expires_at` is EXPIRED even before the job has marked it."""
     if voucher.status == VoucherStatus.ACTIVE and voucher.expires_at <= at:
         return VoucherStatus.EXPIRED
@@ -186,9 +188,55 @@ async def member_vouchers(
     limit: int,
     after: VoucherKey | None = None,
     status: VoucherStatus | None = None,
-) -> list[Voucher]:
+) -> list[VoucherPageRow]:
     """A page of the member's vouchers in `voucher_page` order (without the positions)."""
     return [voucher for _, voucher in await voucher_page(member_id, at=at, limit=limit, after=after, status=status)]
+
+
+# The member's list in one statement: the usable part (ACTIVE and not expired, soonest expiry first) and/or the
+# others (newest first), each limited to the page, as rows with their part; `voucher_page` cuts the page.
+_PAGE_COLUMNS = sql.columns(VoucherPageRow, "v", until="phase")
+_USABLE = (
+    f'SELECT {_PAGE_COLUMNS}, 0 AS "phase" FROM "voucher" AS "v"'  # noqa: S608 - names from the row type
+    ' WHERE "v"."member_id" = ? AND "v"."status" = ? AND "v"."expires_at" > ?'
+)
+_AFTER_USABLE = ' AND ("v"."expires_at" > ? OR ("v"."expires_at" = ? AND "v"."id" > ?))'
+_OTHERS = (
+    f'SELECT {_PAGE_COLUMNS}, 1 AS "phase" FROM "voucher" AS "v"'  # noqa: S608 - names from the row type
+    ' WHERE "v"."member_id" = ? AND NOT ("v"."status" = ? AND "v"."expires_at" > ?)'
+)
+_EXPIRED_ONES = ' AND "v"."status" IN (?, ?)'
+_WITH_STATUS = ' AND "v"."status" = ?'
+_BEFORE = ' AND "v"."id" < ?'
+_USABLE_ORDER = ' ORDER BY "v"."expires_at", "v"."id" LIMIT ?'
+_OTHERS_ORDER = ' ORDER BY "v"."id" DESC LIMIT ?'
+
+
+def _page(name: str, usable: str | None, others: str | None) -> sql.Rows[VoucherPageRow]:
+    parts = []
+    if usable is not None:
+        parts.append("SELECT * FROM (" + _USABLE + usable + _USABLE_ORDER + ') AS "u"')  # noqa: S608 - fixed fragments
+    if others is not None:
+        parts.append("SELECT * FROM (" + _OTHERS + others + _OTHERS_ORDER + ') AS "o"')  # noqa: S608 - fixed fragments
+    union = " UNION ALL ".join(part for part in parts if part)
+    order = (
+        ' ORDER BY "phase", CASE WHEN "phase" = 0 THEN "expires_at" END, CASE WHEN "phase" = 0 THEN "id" ELSE -"id" END'
+    )
+    return sql.rows(name, Voucher, VoucherPageRow, f'SELECT * FROM ({union}) AS "page"{order}')  # noqa: S608
+
+
+_PAGES = {
+    # (status filter, which part the cursor is in): the statement
+    ("all", None): _page("vouchers.page", "", ""),
+    ("all", 0): _page("vouchers.page_after_usable", _AFTER_USABLE, ""),
+    ("all", 1): _page("vouchers.page_after_others", None, _BEFORE),
+    ("usable", None): _page("vouchers.usable", "", None),
+    ("usable", 0): _page("vouchers.usable_after", _AFTER_USABLE, None),
+    ("expired", None): _page("vouchers.expired", None, _EXPIRED_ONES),
+    ("expired", 1): _page("vouchers.expired_before", None, _EXPIRED_ONES + _BEFORE),
+    ("status", None): _page("vouchers.with_status", None, _WITH_STATUS),
+    ("status", 1): _page("vouchers.with_status_before", None, _WITH_STATUS + _BEFORE),
+}
 
 
 async def voucher_page(
@@ -198,35 +246,44 @@ async def voucher_page(
     limit: int,
     after: VoucherKey | None = None,
     status: VoucherStatus | None = None,
-) -> list[tuple[VoucherKey, Voucher]]:
+) -> list[tuple[VoucherKey, VoucherPageRow]]:
     """A page of the member's vouchers as of `at`, each with its position: usable ones first, soonest expiry first;
     then the others, newest first.
 
     With `status`, only vouchers of that effective status (EXPIRED includes ACTIVE vouchers past their expiry).
-    Raises InvalidInput for a position that is not one of the member's vouchers.
+    Raises InvalidInput for a position that is not one of the member's vouchers. One statement (rows); a page after
+    a usable voucher reads that voucher's stored expiry first (keyset on (expires_at, id): exact on every database).
     """
-    live = Q(status=VoucherStatus.ACTIVE, expires_at__gt=at)
-    page: list[Voucher] = []
-    if status in (None, VoucherStatus.ACTIVE) and (after is None or after.phase == 0):
-        query = Voucher.filter(live, member_id=member_id)
-        if after is not None:
-            # Keyset on (expires_at, id), with the cursor voucher's own stored expiry: exact on every database.
+    kind = {None: "all", VoucherStatus.ACTIVE: "usable", VoucherStatus.EXPIRED: "expired"}.get(status, "status")
+    phase = after.phase if after is not None else None
+    if phase == 0 and kind in ("expired", "status"):
+        phase = None  # those lists have no usable part: a usable position starts them from the top
+    if phase == 1 and kind == "usable":
+        return []  # past the usable part of a list of usable vouchers
+    live = [VoucherStatus.ACTIVE.value, at]
+    params: list[Any] = []
+    if kind in ("all", "usable") and phase != 1:  # the statement has a usable part
+        params += [member_id, *live]
+        if phase == 0:
+            assert after is not None
             expiry = await Voucher.filter(id=after.id, member_id=member_id).values_list("expires_at", flat=True)
             if not expiry:
                 raise InvalidInput("`after` is not a cursor from this list", field="after")
-            query = query.filter(Q(expires_at__gt=expiry[0]) | Q(expires_at=expiry[0], id__gt=after.id))
-        page = list(await query.order_by("expires_at", "id").limit(limit))
-    usable = [(VoucherKey(0, v.id), v) for v in page]
-    if status == VoucherStatus.ACTIVE or len(usable) == limit:
-        return usable
-    rest = Voucher.filter(~live, member_id=member_id)
-    if status == VoucherStatus.EXPIRED:
-        rest = rest.filter(status__in=(VoucherStatus.ACTIVE, VoucherStatus.EXPIRED))
-    elif status is not None:
-        rest = rest.filter(status=status)
-    if after is not None and after.phase == 1:
-        rest = rest.filter(id__lt=after.id)
-    return usable + [(VoucherKey(1, v.id), v) for v in await rest.order_by("-id").limit(limit - len(usable))]
+            params += [expiry[0], expiry[0], after.id]
+        params.append(limit)
+    if kind != "usable":
+        params += [member_id, *live]
+        if kind == "expired":
+            params += [VoucherStatus.ACTIVE.value, VoucherStatus.EXPIRED.value]
+        elif kind == "status":
+            assert status is not None
+            params.append(status.value)
+        if phase == 1:
+            assert after is not None
+            params.append(after.id)
+        params.append(limit)
+    rows = await sql.fetch_rows(_PAGES[(kind, phase)], params)
+    return [(VoucherKey(row.phase, row.id), row) for row in rows[:limit]]
 
 
 async def get_member_voucher(member_id: int, voucher_id: int) -> Voucher:

@@ -9,8 +9,9 @@ from strawberry.dataloader import DataLoader
 
 from loyalty import checkout, offers, rewards, stamps, vouchers
 from loyalty.activity import activity_page, points_expiring_soon
-from loyalty.members import members_by_id
-from loyalty.models import LedgerEntry, Member, Program, Voucher, VoucherStatus
+from loyalty.members import member_rows
+from loyalty.models import Program, VoucherStatus
+from loyalty.rows import AnyMember, EntryRow, MemberRow, VoucherPageRow
 from loyalty.tiers import qualifying_values
 
 ActivityKey = tuple[int, int, int | None]  # (member id, page size + 1, entries before this id)
@@ -18,12 +19,7 @@ ActivityKey = tuple[int, int, int | None]  # (member id, page size + 1, entries 
 VoucherPageKey = tuple[int, int, vouchers.VoucherKey | None, VoucherStatus | None]
 
 
-async def _members(ids: Sequence[int]) -> list[Member | None]:
-    found = await members_by_id(ids)
-    return [found.get(i) for i in ids]
-
-
-async def _activity(keys: Sequence[ActivityKey]) -> list[list[LedgerEntry]]:
+async def _activity(keys: Sequence[ActivityKey]) -> list[list[EntryRow]]:
     # One query per distinct page; in practice one page (the signed-in member's) per request.
     return [await activity_page(member_id, limit, before) for member_id, limit, before in keys]
 
@@ -35,17 +31,24 @@ async def _stamp_cards(member_ids: Sequence[int]) -> list[list[stamps.StampCardP
 
 class Loaders:
     """Created fresh for each request by its context, with the request's instant `now` and program snapshot
-    `program`: every loader reads as of that one instant, so none is keyed on the clock."""
+    `program`: every loader reads as of that one instant, so none is keyed on the clock.
+
+    The hot reads come back as rows (`loyalty.rows`), not models. A member's row carries its qualifying value (one
+    statement for the member and their tier progress), which primes `qualifying_value`: `prime_member` does the
+    same for a member read elsewhere (the checkout's lookup).
+    """
 
     def __init__(self, now: datetime, program: Callable[[], Awaitable[Program]]) -> None:
         self._now = now
         self._program = program
-        self.member = DataLoader(_members)
+        self.member = DataLoader(self._members)
         self.activity = DataLoader(_activity)
         self.vouchers = DataLoader(self._vouchers)
         self.usable_vouchers = DataLoader(self._usable_vouchers)  # (member id, limit): what the checkout lists
         self.stamp_cards = DataLoader(_stamp_cards)
-        self.offers = DataLoader(self._offers, cache_key_fn=lambda member: member.id)
+        self.offers: DataLoader[AnyMember, list[offers.MemberOffer]] = DataLoader(
+            self._offers, cache_key_fn=lambda member: member.id
+        )
         # Per member id: the qualifying value in the tier period containing `now`.
         self.qualifying_value = DataLoader(self._qualifying_values)
         # Per member id: (expiry time, points) of available points expiring within the program's warning window
@@ -53,7 +56,18 @@ class Loaders:
         self.expiring_points = DataLoader(self._expiring_points)
         self._reward_items: dict[int, DataLoader[int, rewards.CatalogItem | None]] = {}
 
-    async def _vouchers(self, keys: Sequence[VoucherPageKey]) -> list[list[tuple[vouchers.VoucherKey, Voucher]]]:
+    async def _members(self, ids: Sequence[int]) -> list[MemberRow | None]:
+        found = await member_rows(ids, await self._program(), self._now)
+        for row in found.values():
+            self.qualifying_value.prime(row.id, row.qualifying_value)
+        return [found.get(i) for i in ids]
+
+    def prime_member(self, member: MemberRow) -> None:
+        """Remember `member` (read as of this request's instant) and its qualifying value."""
+        self.member.prime(member.id, member)
+        self.qualifying_value.prime(member.id, member.qualifying_value)
+
+    async def _vouchers(self, keys: Sequence[VoucherPageKey]) -> list[list[tuple[vouchers.VoucherKey, VoucherPageRow]]]:
         # As for activity: one page per distinct key, in practice one per request.
         return [
             await vouchers.voucher_page(member_id, at=self._now, limit=limit, after=after, status=status)
@@ -63,8 +77,8 @@ class Loaders:
     async def _usable_vouchers(self, keys: Sequence[tuple[int, int]]) -> list[list[checkout.CheckoutVoucher]]:
         return [await checkout.usable_vouchers(member_id, self._now, limit) for member_id, limit in keys]
 
-    async def _offers(self, members: Sequence[Member]) -> list[list[offers.MemberOffer]]:
-        # The offers that apply now to each member, most relevant first: a constant number of queries.
+    async def _offers(self, members: Sequence[AnyMember]) -> list[list[offers.MemberOffer]]:
+        # The offers that apply now to each member, most relevant first: one statement per member (one a request).
         by_member = await offers.offers_for_members(members, await self._program(), self._now)
         return [by_member[m.id] for m in members]
 
@@ -77,7 +91,7 @@ class Loaders:
         by_member = await points_expiring_soon(member_ids, until)
         return [by_member[i] for i in member_ids]
 
-    def reward_items(self, member: Member) -> DataLoader[int, rewards.CatalogItem | None]:
+    def reward_items(self, member: AnyMember) -> DataLoader[int, rewards.CatalogItem | None]:
         """Rewards by id with `member`'s availability (a voucher's reward, a refetched reward)."""
         if member.id not in self._reward_items:
 

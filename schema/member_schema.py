@@ -14,7 +14,7 @@ from strawberry.extensions.max_aliases import create_validator as alias_limit_ru
 from strawberry.extensions.query_depth_limiter import create_validator as depth_limit_rule
 from strawberry.schema.config import StrawberryConfig
 
-from loyalty.ledger import settle_member_if_due
+from loyalty.members import settled
 from schema.context import Info
 from schema.errors import LoggedSchema, MaskFaults, NotAuthenticated
 from schema.global_ids import NODE_TYPES, split_global_id
@@ -52,8 +52,7 @@ class Query:
         member = await info.context.loaders.member.load(member_id)
         if member is None:  # deleted since the token was issued
             raise NotAuthenticated("this member no longer exists")
-        member = await settle_member_if_due(member, info.context.now)
-        return Member.from_model(member)
+        return Member.from_model(await settled(member, info.context.now))
 
     @strawberry.field(description="The loyalty program: name, currency and tiers.")
     async def program(self, info: Info) -> Program:
@@ -68,7 +67,7 @@ class Query:
         member = await info.context.loaders.member.load(info.context.require_member())
         if member is None:
             raise NotAuthenticated("this member no longer exists")
-        return await RewardConnection.load(info, await settle_member_if_due(member, info.context.now), size, after)
+        return await RewardConnection.load(info, await settled(member, info.context.now), size, after)
 
 
 @strawberry.type

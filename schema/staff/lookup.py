@@ -12,11 +12,11 @@ from typing import Self
 
 import strawberry
 
-from loyalty import models
 from loyalty.errors import MemberNotFound
-from loyalty.ledger import settle_member_if_due
 from loyalty.lookup import find_member
+from loyalty.members import settled
 from loyalty.models import StaffRole
+from loyalty.rows import AnyMember
 from schema.global_ids import MEMBER
 from schema.staff.context import StaffInfo
 from schema.staff.vouchers import UsableVoucher
@@ -41,10 +41,10 @@ class MemberSummaryCore:
     id: strawberry.ID = strawberry.field(description="The member's global id: pass it as `member` to mutations.")
     member_number: str
     name: str
-    model: strawberry.Private[models.Member]
+    model: strawberry.Private[AnyMember]
 
     @classmethod
-    def from_model(cls, member: models.Member) -> Self:
+    def from_model(cls, member: AnyMember) -> Self:
         return cls(
             # The same global id as the member app's `me.id`.
             id=strawberry.ID(MEMBER.encode(member.id)),
@@ -66,7 +66,7 @@ class MemberSummaryCore:
 class MemberSummaryBenefits:
     """What the member can use at the till now: offers, vouchers, stamp-card progress (loaded per request)."""
 
-    model: strawberry.Private[models.Member]
+    model: strawberry.Private[AnyMember]
 
     @strawberry.field(description="Offers that apply to the member now, most relevant first.")
     async def active_offers(self, info: StaffInfo, first: int = 20) -> list[Offer]:
@@ -102,4 +102,5 @@ class MemberLookupQuery:
         member = await find_member(query, await info.context.program(), info.context.now)
         if member is None:
             return None
-        return MemberSummary.from_model(await settle_member_if_due(member, info.context.now))
+        info.context.loaders.prime_member(member)  # its qualifying value: the tier progress reads no more
+        return MemberSummary.from_model(await settled(member, info.context.now))

@@ -10,6 +10,7 @@ import strawberry
 from strawberry import relay
 
 from loyalty import models
+from loyalty.rows import AnyEntry
 from schema.context import Info
 from schema.global_ids import ACTIVITY_ENTRY
 from schema.types.enum_map import EnumMap
@@ -70,7 +71,7 @@ class ActivityEntry(VisibleNode):
     )
 
     @classmethod
-    def from_model(cls, entry: models.LedgerEntry) -> ActivityEntry:
+    def from_model(cls, entry: AnyEntry) -> ActivityEntry:
         return cls(
             id=entry.id,
             kind=ACTIVITY_KINDS.to_api(entry.kind),
@@ -93,7 +94,7 @@ class ActivityEntry(VisibleNode):
 @strawberry.type(name="ActivityConnection")
 class ActivityConnection(relay.Connection[ActivityEntry]):
     @classmethod
-    def from_page(cls, entries: list[models.LedgerEntry], size: int) -> ActivityConnection:
+    def from_page(cls, entries: Sequence[AnyEntry], size: int) -> ActivityConnection:
         edges = [relay.Edge(node=ActivityEntry.from_model(e), cursor=encode_cursor("activity", e.id)) for e in entries]
         return cls(
             edges=edges[:size],

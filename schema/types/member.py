@@ -8,8 +8,9 @@ from datetime import date, datetime
 import strawberry
 from strawberry import relay
 
-from loyalty import card, models, tiers
+from loyalty import card, tiers
 from loyalty.offers import lifecycle_stage
+from loyalty.rows import AnyMember
 from loyalty.tiers import tier_progress
 from schema.context import Info, RequestContext
 from schema.global_ids import ACTIVITY_ENTRY, MEMBER
@@ -44,7 +45,7 @@ class Points:
     member_id: strawberry.Private[int]
 
     @classmethod
-    def of(cls, member: models.Member) -> Points:
+    def of(cls, member: AnyMember) -> Points:
         """The member's cached balances (equal to the ledger sums)."""
         return cls(
             available=member.points_available,
@@ -72,7 +73,7 @@ class TierProgress:
     needed_to_keep: int = strawberry.field(description="Qualifying value still needed this period to keep the tier.")
 
     @classmethod
-    async def of(cls, member: models.Member, context: RequestContext) -> TierProgress:
+    async def of(cls, member: AnyMember, context: RequestContext) -> TierProgress:
         """The member's tier progress as of the request (the qualifying value goes through its DataLoader)."""
         value = await context.loaders.qualifying_value.load(member.id)
         return cls.from_domain(tier_progress(member, await context.program(), value, context.now))
@@ -103,10 +104,10 @@ class Member(VisibleNode):
     marketing_consent: bool
     marketing_consent_at: datetime | None
     timezone: str
-    model: strawberry.Private[models.Member]
+    model: strawberry.Private[AnyMember]
 
     @classmethod
-    def from_model(cls, member: models.Member) -> Member:
+    def from_model(cls, member: AnyMember) -> Member:
         return cls(
             id=member.id,
             member_number=member.member_number,

@@ -12,6 +12,7 @@ from strawberry import relay
 from loyalty import models, rewards
 from loyalty.keys import KeyRange
 from loyalty.program import tiers_of
+from loyalty.rows import AnyMember, AnyReward
 from schema.context import Info
 from schema.errors import BadRequest
 from schema.global_ids import REWARD
@@ -133,7 +134,7 @@ _OFFSET = 2**31  # sort order and cost may be negative in the column type
 _POSITIONS = KeyRange(0, _INT**3 - 1)
 
 
-def _position(reward: models.Reward) -> int:
+def _position(reward: AnyReward) -> int:
     # The catalog keyset (sort order, points cost, id) packed, order-preserving, into the one integer our
     # cursors carry.
     sort_order, cost, reward_id = rewards.catalog_key(reward)
@@ -154,7 +155,7 @@ def _decode_position(cursor: str | None) -> tuple[int, int, int] | None:
 @strawberry.type(name="RewardConnection")
 class RewardConnection(relay.Connection[Reward]):
     @classmethod
-    async def load(cls, info: Info, member: models.Member, size: int, after: str | None) -> RewardConnection:
+    async def load(cls, info: Info, member: AnyMember, size: int, after: str | None) -> RewardConnection:
         """A page of the catalog as `member` sees it at the request's instant."""
         program = await info.context.program()
         position = _decode_position(after)

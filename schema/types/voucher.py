@@ -11,6 +11,7 @@ from strawberry import relay
 
 from loyalty import models, vouchers
 from loyalty.errors import InvalidInput
+from loyalty.rows import AnyVoucher
 from schema.context import Info
 from schema.errors import BadRequest
 from schema.global_ids import VOUCHER
@@ -52,10 +53,10 @@ class Voucher(VisibleNode):
     issued_at: datetime
     expires_at: datetime
     redeemed_at: datetime | None
-    model: strawberry.Private[models.Voucher]
+    model: strawberry.Private[AnyVoucher]
 
     @classmethod
-    def from_model(cls, voucher: models.Voucher, now: datetime) -> Voucher:
+    def from_model(cls, voucher: AnyVoucher, now: datetime) -> Voucher:
         """The voucher as of the request's instant `now` (an ACTIVE one past its expiry shows EXPIRED)."""
         return cls(
             id=voucher.id,
@@ -131,7 +132,7 @@ class VoucherConnection(relay.Connection[Voucher]):
 
     @classmethod
     def from_page(
-        cls, page: list[tuple[vouchers.VoucherKey, models.Voucher]], size: int, now: datetime
+        cls, page: Sequence[tuple[vouchers.VoucherKey, AnyVoucher]], size: int, now: datetime
     ) -> VoucherConnection:
         edges = [
             relay.Edge(node=Voucher.from_model(v, now), cursor=encode_voucher_cursor(key)) for key, v in page[:size]

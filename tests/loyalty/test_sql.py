@@ -13,14 +13,17 @@ import tomllib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import pytest
+from tortoise.expressions import Q
 from tortoise.functions import Sum
 from tortoise.models import Model
+from tortoise.transactions import in_transaction
 
-from loyalty import activity, ledger, sql
+from loyalty import activity, ledger, members, rows, sql
 from loyalty.clock import FrozenClock
 from loyalty.members import members_by_id
 from loyalty.models import (
@@ -29,7 +32,9 @@ from loyalty.models import (
     LotStatus,
     Member,
     Offer,
+    OfferActivation,
     OfferBenefit,
+    OfferRedemption,
     PointsLot,
     Program,
     Purchase,
@@ -40,9 +45,13 @@ from loyalty.models import (
     StaffRole,
     StaffUser,
     StampCard,
+    StampProgress,
     Tier,
+    Voucher,
+    VoucherStatus,
 )
 from loyalty.tiers import period_end, period_start
+from loyalty.vouchers import issue_voucher
 from tests.loyalty import ledger_helpers
 from tests.loyalty.ledger_helpers import credit_points, give_available, new_member, purchase, redeem_points
 
@@ -75,7 +84,9 @@ _IDS_BETWEEN = sql.statement(
 )
 
 
-def _values(instance: Model) -> dict[str, object]:
+def _values(instance: Model | tuple[Any, ...]) -> dict[str, object]:
+    if isinstance(instance, tuple):  # a row (loyalty.rows): its fields
+        return dict(instance._asdict())  # type: ignore[attr-defined]
     return {column: getattr(instance, column) for column in sql.table(type(instance)).columns}
 
 
@@ -182,13 +193,104 @@ async def _members_by_id(program: Program, clock: FrozenClock) -> list[Run]:
     return [Run(orm=Member.filter(id__in=asked), expected=[full.id, plain.id], ids=asked)]
 
 
-@case("members.by_number")
-async def _members_by_number(program: Program, clock: FrozenClock) -> list[Run]:
+def _window(program: Program, clock: FrozenClock) -> list[datetime]:
+    return [period_start(program, clock.now()), period_end(program, clock.now())]
+
+
+async def _member_rows(program: Program, clock: FrozenClock, query: Any) -> list[dict[str, object]]:
+    """The ORM's members of `query` as rows: every column, then the qualifying value of the current period."""
+    start, end = _window(program, clock)
+    found = []
+    for member in await query:
+        credits = QualifyingCredit.filter(member_id=member.id, occurred_at__gte=start, occurred_at__lt=end)
+        found.append({**_values(member), "qualifying_value": sum(await credits.values_list("amount", flat=True))})
+    return found
+
+
+async def _qualifying_history(program: Program, clock: FrozenClock, member: Member) -> None:
+    """Qualifying credits in the period (a refund among them), and on both of its edges."""
+    start, end = _window(program, clock)
+    for amount, occurred_at in (
+        (100, start),
+        (50, end - ONE_TICK),
+        (-30, clock.now()),
+        (1_000, end),
+        (7, start - ONE_TICK),
+    ):
+        await QualifyingCredit.create(member_id=member.id, amount=amount, occurred_at=occurred_at)
+
+
+@case("members.rows_by_id")
+async def _member_rows_by_id(program: Program, clock: FrozenClock) -> list[Run]:
+    full, plain, third = await _members(program, clock)
+    await _qualifying_history(program, clock, full)
+    await QualifyingCredit.create(member_id=third.id, amount=5, occurred_at=clock.now())  # not asked for
+    asked = [plain.id, full.id, plain.id, third.id + 1]  # a duplicate, and a deleted (never existing) member
+    orm = _member_rows(program, clock, Member.filter(id__in=asked))
+    return [
+        Run(orm=orm, expected=[full.id, plain.id], params=_window(program, clock), ids=asked),
+        Run(
+            orm=_member_rows(program, clock, Member.filter(id=third.id + 1)),
+            expected=[],
+            params=_window(program, clock),
+            ids=[third.id + 1],
+        ),
+    ]
+
+
+@case("members.row_by_number")
+async def _member_row_by_number(program: Program, clock: FrozenClock) -> list[Run]:
     full, plain, _ = await _members(program, clock)
+    await _qualifying_history(program, clock, full)
     unknown = "0" * len(full.member_number)
     return [
-        Run(orm=Member.filter(member_number=number), expected=expected, params=[number])
+        Run(
+            orm=_member_rows(program, clock, Member.filter(member_number=number)),
+            expected=expected,
+            params=[*_window(program, clock), number],
+        )
         for number, expected in ((full.member_number, [full.id]), (plain.member_number, [plain.id]), (unknown, []))
+    ]
+
+
+@case("members.rows_by_email")
+async def _member_rows_by_email(program: Program, clock: FrozenClock) -> list[Run]:
+    full, plain, third = await _members(program, clock)
+    await Member.filter(id=third.id).update(email="Shared@Example.com")
+    await Member.filter(id=plain.id).update(email="shared@example.com")
+    window = _window(program, clock)
+    both = ["Shared@Example.com", "shared@example.com"]
+    return [
+        Run(
+            orm=_member_rows(program, clock, Member.filter(email=full.email)),
+            expected=[full.id],
+            params=[*window, full.email, full.email],
+        ),
+        # two members: both come back (at most two), and the caller sees an ambiguous lookup
+        Run(
+            orm=_member_rows(program, clock, Member.filter(email__in=both)),
+            expected=[plain.id, third.id],
+            params=[*window, *both],
+        ),
+        Run(
+            orm=_member_rows(program, clock, Member.filter(email="nobody@example.com")),
+            expected=[],
+            params=[*window, "nobody@example.com", "x"],
+        ),
+    ]
+
+
+@case("members.rows_by_phone")
+async def _member_rows_by_phone(program: Program, clock: FrozenClock) -> list[Run]:
+    full, _, _ = await _members(program, clock)
+    window = _window(program, clock)
+    return [
+        Run(
+            orm=_member_rows(program, clock, Member.filter(phone=full.phone)),
+            expected=[full.id],
+            params=[*window, full.phone, "+49 151 00000001"],
+        ),
+        Run(orm=_member_rows(program, clock, Member.filter(phone="+1")), expected=[], params=[*window, "+1", "+1"]),
     ]
 
 
@@ -317,8 +419,8 @@ async def _qualifying_totals(program: Program, clock: FrozenClock) -> list[Run]:
     return [Run(orm=orm, expected=expected, params=[start, end], ids=asked)]
 
 
-@case("offers.running")
-async def _running_offers(program: Program, clock: FrozenClock) -> list[Run]:
+@case("offers.for_member")
+async def _offers_for_member(program: Program, clock: FrozenClock) -> list[Run]:
     at = clock.now()
 
     async def offer(name: str, valid_from: datetime, valid_until: datetime, **fields: Any) -> Offer:
@@ -347,19 +449,135 @@ async def _running_offers(program: Program, clock: FrozenClock) -> list[Run]:
         min_spend=1_500,
         priority=5,
     )
-    orm = Offer.filter(active=True, valid_from__lte=at, valid_until__gt=at).order_by("id")
-    return [Run(orm=orm, expected=[starts_now.id, everything.id], params=[True, at, at])]
+    ann, bob = await new_member("uid-offers-ann"), await new_member("uid-offers-bob")
+    for member, offer_id in ((ann, everything.id), (ann, everything.id), (ann, starts_now.id), (bob, starts_now.id)):
+        await OfferRedemption.create(offer_id=offer_id, member_id=member.id, store_code="S1", redeemed_at=at)
+    await OfferActivation.create(offer_id=everything.id, member_id=ann.id, activated_at=at)
+    await OfferActivation.create(offer_id=starts_now.id, member_id=bob.id, activated_at=at)
+    running = Offer.filter(active=True, valid_from__lte=at, valid_until__gt=at).order_by("id")
+
+    async def orm(member: Member) -> list[dict[str, object]]:
+        return [
+            {
+                **_values(o),
+                "uses": await OfferRedemption.filter(offer_id=o.id, member_id=member.id).count(),
+                "activated": await OfferActivation.exists(offer_id=o.id, member_id=member.id),
+            }
+            for o in await running
+        ]
+
+    empty = await new_member("uid-offers-empty")  # no history: every running offer, unused
+    return [
+        Run(orm=orm(member), expected=[starts_now.id, everything.id], params=[member.id, member.id, True, at, at])
+        for member in (ann, bob, empty)
+    ]
 
 
-@case("stamps.active_cards")
-async def _active_stamp_cards(program: Program, clock: FrozenClock) -> list[Run]:
+@case("stamps.for_member")
+async def _stamp_cards_for_member(program: Program, clock: FrozenClock) -> list[Run]:
     coffee = await Reward.create(name="Coffee", kind=RewardKind.FREE_PRODUCT, points_cost=0, sku="COF-1")
     items = await StampCard.create(name="Coffee card", stamps_required=5, reward=coffee, match_category="coffee")
-    await StampCard.create(name="Retired", stamps_required=3, reward=coffee, active=False)
+    retired = await StampCard.create(name="Retired", stamps_required=3, reward=coffee, active=False)
     visits = await StampCard.create(
         name="Visits", description="Ten visits", stamps_required=10, counts="visits", min_spend=500, reward=coffee
     )
-    return [Run(orm=StampCard.filter(active=True).order_by("id"), expected=[items.id, visits.id], params=[True])]
+    ann, bob, empty = [await new_member(f"uid-stamps-{name}") for name in ("ann", "bob", "empty")]
+    for member, card, stamps, completed in ((ann, items, 3, 2), (ann, retired, 1, 0), (bob, visits, 9, 0)):
+        await StampProgress.create(member=member, card=card, stamps=stamps, completed=completed, updated_at=clock.now())
+
+    async def orm(member: Member) -> list[dict[str, object]]:
+        mine = {p.card_id: p for p in await StampProgress.filter(member_id=member.id)}
+        return [
+            {
+                "id": c.id,
+                "name": c.name,
+                "description": c.description,
+                "stamps_required": c.stamps_required,
+                "stamps": mine[c.id].stamps if c.id in mine else 0,
+                "completed": mine[c.id].completed if c.id in mine else 0,
+            }
+            for c in await StampCard.filter(active=True).order_by("id")
+        ]
+
+    return [
+        Run(orm=orm(member), expected=[items.id, visits.id], params=[member.id, True]) for member in (ann, bob, empty)
+    ]
+
+
+async def _vouchers_of_every_source(clock: FrozenClock) -> tuple[Member, dict[str, Voucher]]:
+    """A member's vouchers from a reward, an offer (one kind per benefit), a stamp card and none, some not usable."""
+    member, other = await new_member("uid-vouchers"), await new_member("uid-vouchers-other")
+    reward = await Reward.create(name="Ten off", kind=RewardKind.AMOUNT_OFF, points_cost=100, value=1_000, sku="X")
+    card_reward = await Reward.create(name="Free coffee", kind=RewardKind.FREE_PRODUCT, points_cost=0, sku="COF")
+    card = await StampCard.create(name="Coffee card", stamps_required=5, reward=card_reward)
+    bare_card = await StampCard.create(name="Bare card", stamps_required=5, reward=card_reward)
+    at = clock.now()
+    percent = await Offer.create(
+        name="Ten percent",
+        benefit=OfferBenefit.PERCENT_OFF,
+        value=10,
+        valid_from=at,
+        valid_until=at + timedelta(days=9),
+    )
+    bonus = await Offer.create(
+        name="Bonus", benefit=OfferBenefit.BONUS_POINTS, value=50, valid_from=at, valid_until=at + timedelta(days=9)
+    )
+    made: dict[str, Voucher] = {}
+    async with in_transaction() as conn:
+        made["reward"] = await issue_voucher(conn, member.id, reward=reward, points_cost=100)
+        made["stamps"] = await issue_voucher(conn, member.id, reward=card_reward, stamp_card=card)
+        made["percent"] = await issue_voucher(conn, member.id, offer=percent)
+        made["bonus"] = await issue_voucher(conn, member.id, offer=bonus)
+        made["card only"] = await issue_voucher(conn, member.id, stamp_card=bare_card)
+        made["nothing"] = await issue_voucher(conn, member.id)
+        made["used"] = await issue_voucher(conn, member.id, reward=reward)
+        made["past"] = await issue_voucher(conn, member.id, reward=reward)
+        made["at now"] = await issue_voucher(conn, member.id, reward=reward)
+        made["other's"] = await issue_voucher(conn, other.id, reward=reward)
+    await Voucher.filter(id=made["used"].id).update(status=VoucherStatus.REDEEMED, redeemed_at=at, redeemed_store="S1")
+    await Voucher.filter(id=made["past"].id).update(expires_at=at - ONE_TICK)  # still ACTIVE, but expired
+    await Voucher.filter(id=made["at now"].id).update(expires_at=at)  # expires at the instant: not usable
+    for offset, key in enumerate(("reward", "stamps", "percent", "bonus", "card only", "nothing")):
+        await Voucher.filter(id=made[key].id).update(expires_at=at + timedelta(days=1, microseconds=offset))
+    return member, made
+
+
+@case("checkout.usable_vouchers")
+async def _usable_vouchers(program: Program, clock: FrozenClock) -> list[Run]:
+    member, made = await _vouchers_of_every_source(clock)
+    at = clock.now()
+    usable = Voucher.filter(member_id=member.id, status=VoucherStatus.ACTIVE, expires_at__gt=at).order_by(
+        "expires_at", "id"
+    )
+
+    async def orm(limit: int) -> list[dict[str, object]]:
+        rows = []
+        for v in await usable.limit(limit):
+            reward = await Reward.get_or_none(id=v.reward_id) if v.reward_id else None
+            offer = await Offer.get_or_none(id=v.offer_id) if v.offer_id else None
+            card = await StampCard.get_or_none(id=v.stamp_card_id) if v.stamp_card_id else None
+            rows.append(
+                {
+                    **_values(v),
+                    "reward_name": reward.name if reward else None,
+                    "reward_kind": reward.kind if reward else None,
+                    "reward_value": reward.value if reward else None,
+                    "reward_sku": reward.sku if reward else None,
+                    "offer_name": offer.name if offer else None,
+                    "offer_benefit": offer.benefit if offer else None,
+                    "offer_value": offer.value if offer else None,
+                    "offer_sku": offer.sku if offer else None,
+                    "card_name": card.name if card else None,
+                }
+            )
+        return rows
+
+    order = [made[key].id for key in ("reward", "stamps", "percent", "bonus", "card only", "nothing")]
+    params = [member.id, VoucherStatus.ACTIVE.value, at]
+    return [
+        Run(orm=orm(20), expected=order, params=[*params, 20]),
+        Run(orm=orm(2), expected=order[:2], params=[*params, 2]),
+    ]
 
 
 @case("staff.active_by_id")
@@ -375,6 +593,312 @@ async def _active_staff(program: Program, clock: FrozenClock) -> list[Run]:
     return [
         Run(orm=StaffUser.filter(id=staff_id, active=True), expected=expected, params=[staff_id, True])
         for staff_id, expected in ((cashier.id, [cashier.id]), (manager.id, [manager.id]), (gone.id, []))
+    ]
+
+
+@dataclass(frozen=True)
+class _VoucherList:
+    """A member's vouchers in each state, and the ORM's two parts of their list (`vouchers.voucher_page`)."""
+
+    member: Member
+    made: dict[str, Voucher]
+    at: datetime
+
+    def usable(self) -> Any:
+        live = Voucher.filter(member_id=self.member.id, status=VoucherStatus.ACTIVE, expires_at__gt=self.at)
+        return live.order_by("expires_at", "id")
+
+    def others(self) -> Any:
+        mine = Voucher.filter(member_id=self.member.id)
+        return mine.filter(~Q(status=VoucherStatus.ACTIVE, expires_at__gt=self.at)).order_by("-id")
+
+    def live(self) -> list[Any]:
+        return [self.member.id, VoucherStatus.ACTIVE.value, self.at]
+
+    def keyset(self, key: str) -> list[Any]:
+        cursor = self.made[key]
+        return [cursor.expires_at, cursor.expires_at, cursor.id]
+
+    def after(self, key: str) -> Q:
+        cursor = self.made[key]
+        return Q(expires_at__gt=cursor.expires_at) | Q(expires_at=cursor.expires_at, id__gt=cursor.id)
+
+    def orm(self, *parts: tuple[int, Any]) -> Awaitable[list[dict[str, object]]]:
+        async def rows() -> list[dict[str, object]]:
+            return [{**_values(v), "phase": phase} for phase, query in parts for v in await query]
+
+        return rows()
+
+    def ids(self, *keys: str) -> list[int]:
+        return [self.made[key].id for key in keys]
+
+
+async def _voucher_list(clock: FrozenClock) -> _VoucherList:
+    member, other = await new_member("uid-voucher-list"), await new_member("uid-voucher-list-other")
+    reward = await Reward.create(name="Coffee", kind=RewardKind.FREE_PRODUCT, points_cost=10, sku="COF")
+    at = clock.now()
+    made: dict[str, Voucher] = {}
+    async with in_transaction() as conn:
+        for key in ("soon", "tie a", "tie b", "later", "lapsed", "expired", "redeemed", "cancelled", "at now"):
+            made[key] = await issue_voucher(conn, member.id, reward=reward, points_cost=10)
+        await issue_voucher(conn, other.id, reward=reward)
+    tie = at + timedelta(days=3, microseconds=5)
+    for key, changes in (
+        ("soon", {"expires_at": at + timedelta(days=1)}),
+        ("tie a", {"expires_at": tie}),
+        ("tie b", {"expires_at": tie}),  # the same expiry: after "tie a", by id
+        ("later", {"expires_at": at + timedelta(days=9)}),
+        ("lapsed", {"expires_at": at - ONE_TICK}),  # ACTIVE, but past its expiry: effectively expired
+        ("expired", {"status": VoucherStatus.EXPIRED, "expires_at": at - timedelta(days=1)}),
+        ("redeemed", {"status": VoucherStatus.REDEEMED, "redeemed_at": at, "redeemed_store": "S1"}),
+        ("cancelled", {"status": VoucherStatus.CANCELLED, "cancelled_at": at}),
+        ("at now", {"expires_at": at}),  # expires at the instant: not usable
+    ):
+        await Voucher.filter(id=made[key].id).update(**changes)
+    made = {key: await Voucher.get(id=v.id) for key, v in made.items()}
+    return _VoucherList(member, made, at)
+
+
+_USABLE_ORDER = ("soon", "tie a", "tie b", "later")
+_OTHERS_ORDER = ("at now", "cancelled", "redeemed", "expired", "lapsed")  # newest first
+
+
+@case("vouchers.page")
+async def _voucher_page(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    # and a member with many vouchers: 30 usable (one expiry for all: ordered by id), 5 used
+    many = _VoucherList(await new_member("uid-many-vouchers"), {}, v.at)
+    async with in_transaction() as conn:
+        for n in range(35):
+            many.made[f"v{n}"] = await issue_voucher(conn, many.member.id)
+    await Voucher.filter(id__in=many.ids(*(f"v{n}" for n in range(30, 35)))).update(status=VoucherStatus.REDEEMED)
+    return [
+        *(
+            Run(
+                orm=v.orm((0, v.usable().limit(limit)), (1, v.others().limit(limit))),
+                expected=v.ids(*_USABLE_ORDER[:limit], *_OTHERS_ORDER[:limit]),
+                params=[*v.live(), limit, *v.live(), limit],
+            )
+            for limit in (20, 3)
+        ),
+        Run(
+            orm=many.orm((0, many.usable().limit(20)), (1, many.others().limit(20))),
+            expected=[*many.ids(*(f"v{n}" for n in range(20))), *reversed(many.ids(*(f"v{n}" for n in range(30, 35))))],
+            params=[*many.live(), 20, *many.live(), 20],
+        ),
+    ]
+
+
+@case("vouchers.page_after_usable")
+async def _voucher_page_after_usable(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    return [
+        Run(
+            orm=v.orm((0, v.usable().filter(v.after(key)).limit(3)), (1, v.others().limit(3))),
+            expected=v.ids(*rest, *_OTHERS_ORDER[:3]),
+            params=[*v.live(), *v.keyset(key), 3, *v.live(), 3],
+        )
+        for key, rest in (("tie a", ("tie b", "later")), ("later", ()))
+    ]
+
+
+@case("vouchers.page_after_others")
+async def _voucher_page_after_others(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    cursor = v.made["redeemed"].id
+    return [
+        Run(
+            orm=v.orm((1, v.others().filter(id__lt=cursor).limit(20))),
+            expected=v.ids("expired", "lapsed"),
+            params=[*v.live(), cursor, 20],
+        )
+    ]
+
+
+@case("vouchers.usable")
+async def _usable_vouchers_page(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    return [
+        Run(orm=v.orm((0, v.usable().limit(2))), expected=v.ids("soon", "tie a"), params=[*v.live(), 2]),
+    ]
+
+
+@case("vouchers.usable_after")
+async def _usable_vouchers_after(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    return [
+        Run(
+            orm=v.orm((0, v.usable().filter(v.after("tie b")).limit(20))),
+            expected=v.ids("later"),
+            params=[*v.live(), *v.keyset("tie b"), 20],
+        )
+    ]
+
+
+def _expired_ones() -> list[str]:
+    return [VoucherStatus.ACTIVE.value, VoucherStatus.EXPIRED.value]
+
+
+@case("vouchers.expired")
+async def _expired_vouchers(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    expired = v.others().filter(status__in=(VoucherStatus.ACTIVE, VoucherStatus.EXPIRED))
+    return [
+        Run(
+            orm=v.orm((1, expired.limit(20))),
+            expected=v.ids("at now", "expired", "lapsed"),
+            params=[*v.live(), *_expired_ones(), 20],
+        )
+    ]
+
+
+@case("vouchers.expired_before")
+async def _expired_vouchers_before(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    cursor = v.made["expired"].id
+    expired = v.others().filter(status__in=(VoucherStatus.ACTIVE, VoucherStatus.EXPIRED), id__lt=cursor)
+    return [
+        Run(
+            orm=v.orm((1, expired.limit(20))),
+            expected=v.ids("lapsed"),
+            params=[*v.live(), *_expired_ones(), cursor, 20],
+        )
+    ]
+
+
+@case("vouchers.with_status")
+async def _vouchers_with_status(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    return [
+        Run(
+            orm=v.orm((1, v.others().filter(status=status).limit(20))),
+            expected=v.ids(key),
+            params=[*v.live(), status.value, 20],
+        )
+        for status, key in ((VoucherStatus.REDEEMED, "redeemed"), (VoucherStatus.CANCELLED, "cancelled"))
+    ]
+
+
+@case("vouchers.with_status_before")
+async def _vouchers_with_status_before(program: Program, clock: FrozenClock) -> list[Run]:
+    v = await _voucher_list(clock)
+    redeemed = VoucherStatus.REDEEMED
+    return [
+        Run(
+            orm=v.orm((1, v.others().filter(status=redeemed, id__lt=cursor).limit(20))),
+            expected=expected,
+            params=[*v.live(), redeemed.value, cursor, 20],
+        )
+        for cursor, expected in ((v.made["redeemed"].id, []), (v.made["cancelled"].id, v.ids("redeemed")))
+    ]
+
+
+async def _catalog(program: Program, clock: FrozenClock) -> tuple[Member, dict[str, Reward]]:
+    """Rewards visible or not at now, in catalog order by sort order, cost and id; a member's counted vouchers."""
+    at = clock.now()
+    gold = await Tier.get(program_id=program.id, name="Gold")
+
+    async def reward(name: str, cost: int, **fields: Any) -> Reward:
+        return await Reward.create(
+            name=name, kind=fields.pop("kind", RewardKind.FREE_PRODUCT), points_cost=cost, **fields
+        )
+
+    made = {
+        "cheap": await reward("cheap", 50, sort_order=1),
+        "first": await reward("first", 500, sort_order=0, per_member_limit=2, stock=4, min_tier=gold),
+        "same cost": await reward("same cost", 50, sort_order=1),
+        "dear": await reward("dear", 900, sort_order=1, kind=RewardKind.DONATION, cause="Trees", value=100),
+        "starts now": await reward("starts now", 10, sort_order=2, valid_from=at, valid_until=at + ONE_TICK),
+        "off": await reward("off", 10, active=False),
+        "later": await reward("later", 10, valid_from=at + ONE_TICK),
+        "ended": await reward("ended", 10, valid_until=at),
+    }
+    member, other = await new_member("uid-catalog"), await new_member("uid-catalog-other")
+    card = await StampCard.create(name="Card", stamps_required=5, reward=made["first"])
+    async with in_transaction() as conn:
+        for status in (VoucherStatus.ACTIVE, VoucherStatus.REDEEMED, VoucherStatus.EXPIRED, VoucherStatus.CANCELLED):
+            voucher = await issue_voucher(conn, member.id, reward=made["first"])
+            await Voucher.filter(id=voucher.id).update(status=status)
+        await issue_voucher(conn, member.id, reward=made["first"], stamp_card=card)  # a card's: uses no slot
+        await issue_voucher(conn, member.id, reward=made["cheap"])
+        await issue_voucher(conn, other.id, reward=made["cheap"])
+    return member, made
+
+
+def _catalog_orm(member: Member, query: Any) -> Awaitable[list[dict[str, object]]]:
+    async def rows() -> list[dict[str, object]]:
+        counted = Voucher.filter(
+            member_id=member.id,
+            status__in=(VoucherStatus.ACTIVE, VoucherStatus.REDEEMED, VoucherStatus.EXPIRED),
+            stamp_card_id__isnull=True,
+            offer_id__isnull=True,
+        )
+        return [{**_values(r), "used": await counted.filter(reward_id=r.id).count()} for r in await query]
+
+    return rows()
+
+
+def _visible_rewards(at: datetime) -> Any:
+    return Reward.filter(
+        Q(active=True)
+        & (Q(valid_from__isnull=True) | Q(valid_from__lte=at))
+        & (Q(valid_until__isnull=True) | Q(valid_until__gt=at))
+    ).order_by("sort_order", "points_cost", "id")
+
+
+_COUNTED = [VoucherStatus.ACTIVE.value, VoucherStatus.REDEEMED.value, VoucherStatus.EXPIRED.value]
+
+
+@case("rewards.catalog")
+async def _rewards_catalog(program: Program, clock: FrozenClock) -> list[Run]:
+    member, made = await _catalog(program, clock)
+    at = clock.now()
+    order = [made[key].id for key in ("first", "cheap", "same cost", "dear", "starts now")]
+    params = [member.id, *_COUNTED, True, at, at]
+    return [
+        Run(orm=_catalog_orm(member, _visible_rewards(at).limit(20)), expected=order, params=[*params, 20]),
+        Run(orm=_catalog_orm(member, _visible_rewards(at).limit(2)), expected=order[:2], params=[*params, 2]),
+    ]
+
+
+@case("rewards.catalog_after")
+async def _rewards_catalog_after(program: Program, clock: FrozenClock) -> list[Run]:
+    member, made = await _catalog(program, clock)
+    at = clock.now()
+    params = [member.id, *_COUNTED, True, at, at]
+
+    def after(key: str) -> list[Any]:
+        r = made[key]
+        return [r.sort_order, r.sort_order, r.points_cost, r.sort_order, r.points_cost, r.id]
+
+    cheap = made["cheap"]
+    later = _visible_rewards(at).filter(
+        Q(sort_order__gt=cheap.sort_order)
+        | Q(sort_order=cheap.sort_order, points_cost__gt=cheap.points_cost)
+        | Q(sort_order=cheap.sort_order, points_cost=cheap.points_cost, id__gt=cheap.id)
+    )
+    return [
+        Run(
+            orm=_catalog_orm(member, later.limit(20)),
+            expected=[made[key].id for key in ("same cost", "dear", "starts now")],
+            params=[*params, *after("cheap"), 20],
+        ),
+        Run(orm=_catalog_orm(member, Reward.filter(id=0)), expected=[], params=[*params, *after("starts now"), 20]),
+    ]
+
+
+@case("rewards.catalog_by_id")
+async def _rewards_catalog_by_id(program: Program, clock: FrozenClock) -> list[Run]:
+    member, made = await _catalog(program, clock)
+    asked = [made["first"].id, made["off"].id, made["cheap"].id, made["cheap"].id, 10_000]  # hidden ones too
+    orm = _catalog_orm(member, Reward.filter(id__in=asked))
+    return [
+        Run(
+            orm=orm,
+            expected=[made["first"].id, made["off"].id, made["cheap"].id],
+            params=[member.id, *_COUNTED],
+            ids=asked,
+        )
     ]
 
 
@@ -403,10 +927,21 @@ async def test_each_statement_returns_what_its_orm_equivalent_returns(
 
     for run in runs:
         # when it runs, and its ORM equivalent
-        rows = await sql.fetch(declared, run.params, ids=run.ids)
         orm = list(await run.orm)
 
         # then the same rows in the same order, with the same values of the same types
+        if isinstance(declared, sql.Rows):
+            found = await sql.fetch_rows(declared, run.params, ids=run.ids)
+            assert all(type(row) is declared.row for row in found)
+            rows = [row._asdict() for row in found]
+            expected = [_values(m) if isinstance(m, Model) else m for m in orm]
+            assert arranged([_typed(row) for row in rows]) == arranged([_typed(row) for row in expected])
+            if run.expected and not isinstance(run.expected[0], dict):
+                assert arranged([row["id"] for row in rows]) == arranged(run.expected)
+            else:
+                assert arranged(rows) == arranged(run.expected)
+            continue
+        rows = await sql.fetch(declared, run.params, ids=run.ids)
         if isinstance(declared, sql.Select):
             models = await sql.fetch_models(declared, run.params, ids=run.ids)
             assert arranged([m.id for m in models]) == arranged([m.id for m in orm]) == arranged(run.expected)
@@ -421,7 +956,7 @@ def test_every_registered_statement_has_a_case() -> None:
     # given every module of the application imported (at the top of this file)
     # then each registered statement has a case above, and each case a statement
     assert sorted(sql.registered()) == sorted(CASES)
-    assert {"members.by_id", "offers.running", "staff.active_by_id"} <= set(CASES)  # the walk found the domain's
+    assert {"members.by_id", "offers.for_member", "staff.active_by_id"} <= set(CASES)  # the walk found the domain's
 
 
 # --- declaring and running statements -------------------------------------------------------------------
@@ -562,3 +1097,75 @@ def test_private_tortoise_api_is_used_only_in_loyalty_sql() -> None:
     ]
     assert uses == []
     assert len(sources) > 50  # the walk found the application
+
+
+# --- rows -----------------------------------------------------------------------------------------------
+
+
+async def test_each_row_named_after_a_model_has_its_columns_first_in_order(db: str) -> None:
+    # given Tortoise started (a model's foreign-key columns are known then)
+    # then each row begins with its model's columns, named and ordered as the model's table has them
+    for row, model in rows.MODEL_ROWS.items():
+        columns = sql.table(cast(type[Model], model)).columns
+        assert row._fields[: len(columns)] == columns, row.__name__  # type: ignore[attr-defined]
+    assert rows.MemberRow._fields[len(sql.table(Member).columns) :] == ("qualifying_value",)
+    assert rows.OfferRow._fields[len(sql.table(Offer).columns) :] == ("uses", "activated")
+
+
+class _Plain(NamedTuple):
+    id: int
+
+
+class _Money(NamedTuple):
+    id: int
+    amount: Decimal
+
+
+class _Either(NamedTuple):
+    id: int | str
+
+
+def test_rows_are_read_as_a_named_tuple_whose_fields_have_a_known_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql, "_registry", dict(sql.registered()))  # what is declared here goes away after the test
+    text = 'SELECT "id" FROM "member"'
+
+    # when rows are declared as something else than a NamedTuple, or with a field of no known conversion
+    # then the declaration is refused, and nothing is registered
+    with pytest.raises(TypeError, match=re.escape("statement 'tests.dicts': rows are read as a NamedTuple")):
+        sql.rows("tests.dicts", Member, cast(Any, dict), text)
+    with pytest.raises(TypeError, match=re.escape("no conversion for a row field of type <class 'decimal.Decimal'>")):
+        sql.rows("tests.money", Member, _Money, text)
+    with pytest.raises(TypeError, match=re.escape("a row field is one type or None, not int | str")):
+        sql.rows("tests.either", Member, _Either, text)
+    assert not {"tests.dicts", "tests.money", "tests.either"} & set(sql.registered())
+
+
+async def test_a_row_narrower_or_wider_than_its_statement_is_refused(
+    program: Program, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a member, and statements whose columns are not their row's fields
+    monkeypatch.setattr(sql, "_registry", dict(sql.registered()))
+    member = await new_member("uid-width")
+    wider = sql.rows("tests.wider", Member, _Plain, 'SELECT "id", "member_number" FROM "member"')
+    fits = sql.rows("tests.fits", Member, _Plain, 'SELECT "id" FROM "member" WHERE "id" = ?')
+
+    # when they run, then the mismatch is an error, not a misread row
+    with pytest.raises(ValueError, match=re.escape("_Plain has 1 fields, the statement returned 2 columns")):
+        await sql.fetch_rows(wider)
+    assert await sql.fetch_rows(fits, [member.id]) == [_Plain(member.id)]
+    with pytest.raises(LookupError, match=re.escape("not a registered statement: Select(name='members.by_id'")):
+        await sql.fetch_rows(cast(Any, sql.registered()["members.by_id"]))
+
+
+async def test_an_empty_member_reads_as_zeros_and_defaults(program: Program, clock: FrozenClock) -> None:
+    # given a member who has done nothing yet
+    member = await new_member("uid-empty")
+
+    # when their row is read
+    found = await members.member_rows([member.id, member.id + 1], program, clock.now())
+
+    # then one row (the other id is nobody's), with the ORM's values and no qualifying value
+    assert list(found) == [member.id]
+    row = found[member.id]
+    assert row._asdict() == {**_values(await Member.get(id=member.id)), "qualifying_value": 0}
+    assert (row.points_available, row.interests, row.marketing_consent, row.birthday) == (0, [], False, None)
