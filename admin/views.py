@@ -41,6 +41,7 @@ from loyalty.program import cached_program
 from loyalty.purchases import LineRefund, PurchaseRequest, preview_purchase, record_purchase, refund_purchase
 from loyalty.staff import authenticate_staff
 from loyalty.vouchers import VoucherNotFound, display_code, redeem_member_voucher, redeem_voucher
+from loyalty.wallet import card_in_wallet
 
 LINE_ROWS = 4  # receipt lines on the purchase form; blank rows are ignored
 MAX_FIELD = 254
@@ -308,6 +309,7 @@ class Console:
             "member.html",
             actor,
             summary=summary,
+            in_wallet=await card_in_wallet(member.id),
             line_rows=range(LINE_ROWS),
             # A fresh key per rendered one-tap form: a double tap does one thing.
             offer_keys={item.offer.id: uuid.uuid4().hex for item in summary.offers},

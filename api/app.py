@@ -24,6 +24,7 @@ from api.graphql import MemberGraphQL
 from api.settings import Settings, get_settings
 from api.staff_graphql import StaffGraphQL
 from api.unavailable import ServiceUnavailableMiddleware
+from api.wallet_setup import AppleWalletParts, apple_wallet
 from loyalty.db import connect, disconnect, ping
 from schema.compiled import CompiledDocuments
 from schema.member_schema import QueryLimits, build_member_schema
@@ -34,11 +35,18 @@ from worker.runner import run_embedded
 from worker.schedule import Schedule
 
 
-async def run_embedded_worker(settings: Settings, stop: asyncio.Event, jobs: Schedule | None = None) -> None:
-    """The outbox drainer (and the periodic `jobs`) inside the API process when `settings.embedded_worker` (the
-    SQLite default), until `stop`; otherwise nothing (`klubb worker` processes drain the outbox)."""
-    if settings.embedded_worker:
+async def run_embedded_worker(
+    settings: Settings, stop: asyncio.Event, jobs: Schedule | None = None, wallet: AppleWalletParts | None = None
+) -> None:
+    """The outbox drainer (and the periodic `jobs`, and the wallet's updates) inside the API process when
+    `settings.embedded_worker` (the SQLite default), until `stop`; otherwise nothing (`klubb worker` drains)."""
+    if not settings.embedded_worker:
+        return
+    if wallet is None:
         await run_embedded(settings.worker_config(), stop, jobs=jobs)
+        return
+    async with wallet.updates() as updates:
+        await run_embedded(settings.worker_config(), stop, jobs=jobs, extra_consumers=[updates])
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -47,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     settings.check_safe()
     jobs = Schedule.of(settings.job_intervals)
+    wallet = apple_wallet(settings)
     tokens = TokenService(settings)
     sessions = MemberSignIn(settings=settings, tokens=tokens, verifier=FirebaseVerifier(settings))
     limits: QueryLimits = {
@@ -65,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         graphiql=graphiql,
         max_body_bytes=settings.graphql_max_body_bytes,
         compiled=CompiledDocuments(member_schema, OPERATIONS_DIR) if settings.compiled_execution else None,
+        wallet=wallet.links if wallet else None,
     )
     staff_schema = build_staff_schema(**limits)
     staff_graphql = StaffGraphQL(
@@ -82,7 +92,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # collector's generations keeps every full collection from re-scanning it (~8 % of a home request's CPU).
         gc.freeze()
         stop = asyncio.Event()
-        worker = asyncio.create_task(run_embedded_worker(settings, stop, jobs))
+        worker = asyncio.create_task(run_embedded_worker(settings, stop, jobs, wallet))
         try:
             yield
         finally:
@@ -109,6 +119,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", health),
             Route("/readyz", ready),
             Route("/.well-known/jwks.json", jwks),
+            # Apple Wallet: the PassKit web service (/passkit/v1/...) and the members' download links
+            *(wallet.routes() if wallet else []),
             # GraphiQL's own assets (no CDN), where GraphiQL is served at all
             *([Route(f"{GRAPHIQL_ASSETS}/{{name}}", graphiql_asset)] if graphiql else []),
             Mount(
@@ -128,4 +140,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.tokens = tokens
+    app.state.wallet = wallet
     return app

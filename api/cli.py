@@ -183,9 +183,12 @@ def worker(
 ) -> None:
     """Drain the outbox (webhook deliveries) and run the periodic jobs on their schedule until SIGTERM/SIGINT; safe
     to run several at once on PostgreSQL. With --once: drain the outbox once (the jobs: `klubb jobs run`)."""
+    import contextlib
     import logging
     import signal
 
+    from api.wallet_setup import apple_wallet
+    from worker.consumers import Consumer
     from worker.runner import drain_once, make_client, run_forever
     from worker.webhooks import WebhookConsumer
 
@@ -195,9 +198,14 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise here
 
+    wallet = apple_wallet(settings)
+
     async def job() -> int:
-        async with make_client() as client:
-            consumers = [WebhookConsumer(config, client, batch_size=batch_size)]
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(make_client())
+            consumers: list[Consumer] = [WebhookConsumer(config, client, batch_size=batch_size)]
+            if wallet is not None:
+                consumers.append(await stack.enter_async_context(wallet.updates()))
             if once:
                 return await drain_once(consumers)
             stop = asyncio.Event()

@@ -33,7 +33,7 @@ from api.unavailable import raise_if_unavailable
 from loyalty import clock
 from schema.compiled import CompiledDocuments
 from schema.context import Context
-from schema.ports import SessionIssuer
+from schema.ports import SessionIssuer, WalletLinks
 
 ContextT = TypeVar("ContextT")
 log = logging.getLogger("klubb.auth")
@@ -245,10 +245,12 @@ class MemberGraphQL(OrjsonGraphQL[Context]):
         graphiql: bool,
         max_body_bytes: int,
         compiled: CompiledDocuments | None = None,
+        wallet: WalletLinks | None = None,
     ) -> None:
         super().__init__(schema, graphiql=graphiql, max_body_bytes=max_body_bytes, compiled=compiled)
         self.tokens = tokens
         self.sessions = sessions
+        self.wallet = wallet
 
     # The view's signature takes websockets too; only HTTP reaches it (both routes are HTTP routes).
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
@@ -259,4 +261,6 @@ class MemberGraphQL(OrjsonGraphQL[Context]):
             # A bad or expired token is an HTTP 401, so the app knows to refresh; expected, so one line.
             log.info("member request refused [%s]: %s", error.code, error.message)
             raise HTTPException(401, error.message) from error
-        return Context(request=request, response=response, member_id=member_id, sessions=self.sessions, now=now)
+        return Context(
+            request=request, response=response, member_id=member_id, sessions=self.sessions, now=now, wallet=self.wallet
+        )

@@ -15,6 +15,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from loyalty.db import DEFAULT_DATABASE_URL
+from wallet.apns import PRODUCTION_URL as APNS_PRODUCTION_URL
+from wallet.config import AppleWalletConfig
+from wallet.credentials import development_secret
 from worker.config import WorkerConfig
 
 
@@ -75,6 +78,21 @@ class Settings(BaseSettings):
     # Periodic jobs (run by every outbox worker): seconds between runs by job name, as JSON; 0 turns a job off.
     job_intervals: dict[str, float] = Field(default_factory=dict)
 
+    # Apple Wallet: on by default (development passes signed by a local CA in `wallet_dev_directory`); production
+    # needs the Pass Type ID certificate, its key, Apple's WWDR certificate and a secret.
+    wallet_enabled: bool = True
+    apple_pass_certificate_file: str | None = None
+    apple_pass_key_file: str | None = None
+    apple_pass_key_password: str | None = None
+    apple_wwdr_certificate_file: str | None = None
+    wallet_secret: str | None = None  # ≥ 32 characters: pass tokens and download links derive from it
+    wallet_dev_directory: str = "var/wallet-dev"
+    wallet_branding_directory: str | None = None  # icon.png, logo.png, strip.png (@2x, @3x) overriding the defaults
+    wallet_link_seconds: int = Field(default=300, ge=30, le=3600)
+    # APNs: unset sends to Apple's production APNs when credentials are configured, and logs pushes otherwise.
+    apns_url: str | None = None
+    apns_ca_file: str | None = None  # a CA bundle for APNs' server certificate (tests: the fake's)
+
     @property
     def production(self) -> bool:
         return self.environment == Environment.PRODUCTION
@@ -86,6 +104,46 @@ class Settings(BaseSettings):
             webhook_retry_hours=self.webhook_retry_hours,
             lease_seconds=self.worker_lease_seconds,
         )
+
+    def wallet_config(self) -> AppleWalletConfig:
+        """What the wallet package takes from these settings; development without a secret gets one made (and kept)
+        in the development directory."""
+        credentials = (self.apple_pass_certificate_file, self.apple_pass_key_file, self.apple_wwdr_certificate_file)
+        apns_url = self.apns_url or (APNS_PRODUCTION_URL if all(credentials) else None)
+        secret = self.wallet_secret.encode() if self.wallet_secret else development_secret(self.wallet_dev_directory)
+        return AppleWalletConfig(
+            certificate_file=self.apple_pass_certificate_file,
+            key_file=self.apple_pass_key_file,
+            wwdr_file=self.apple_wwdr_certificate_file,
+            key_password=self.apple_pass_key_password,
+            dev_directory=self.wallet_dev_directory,
+            secret=secret,
+            web_service_url=self.public_url.rstrip("/") + "/passkit",
+            apns_url=apns_url,
+            apns_ca_file=self.apns_ca_file,
+            branding_directory=self.wallet_branding_directory,
+            link_seconds=self.wallet_link_seconds,
+            apns_timeout_seconds=self.webhook_timeout_seconds,
+            lease_seconds=self.worker_lease_seconds,
+        )
+
+    def _wallet_problems(self) -> list[str]:
+        problems = []
+        files = {
+            "KLUBB_APPLE_PASS_CERTIFICATE_FILE": self.apple_pass_certificate_file,
+            "KLUBB_APPLE_PASS_KEY_FILE": self.apple_pass_key_file,
+            "KLUBB_APPLE_WWDR_CERTIFICATE_FILE": self.apple_wwdr_certificate_file,
+        }
+        for name, path in files.items():
+            if not path:
+                problems.append(f"the wallet is enabled (KLUBB_WALLET_ENABLED) but {name} is not set")
+            elif not os.access(path, os.R_OK) or not os.path.isfile(path):
+                problems.append(f"{name} {path!r} is not a readable file")
+        if not self.wallet_secret or len(self.wallet_secret) < 32:
+            problems.append("the wallet is enabled but KLUBB_WALLET_SECRET is not set to at least 32 characters")
+        if self.apns_url and not self.apns_url.startswith("https://"):
+            problems.append("KLUBB_APNS_URL must be https")
+        return problems
 
     def unsafe_problems(self) -> list[str]:
         """Why these settings are unsafe in production, one sentence per problem (none outside production)."""
@@ -102,6 +160,8 @@ class Settings(BaseSettings):
             problems.append("SQLite cannot be shared by several worker processes")
         if not self.public_url.startswith("https://"):
             problems.append("KLUBB_PUBLIC_URL must be https")
+        if self.wallet_enabled:
+            problems.extend(self._wallet_problems())
         return problems
 
     def check_safe(self) -> None:

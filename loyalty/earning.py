@@ -37,6 +37,7 @@ from loyalty import clock
 from loyalty.checks import check_text
 from loyalty.errors import InvalidInput
 from loyalty.models import BonusRule, Campaign, Program, Tier
+from loyalty.program import Configuration
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,18 @@ async def active_rules(at: datetime, conn: BaseDBAsyncClient | None = None) -> A
         .order_by("id")
     )
     return ActiveRules(list(campaigns), list(bonus_rules))
+
+
+def active_rules_in(configuration: Configuration, at: datetime) -> ActiveRules:
+    """The campaigns and bonus rules of a configuration snapshot in force at `at`: `active_rules` without a query."""
+    return ActiveRules(
+        [c for c in configuration.campaigns if c.starts_at <= at < c.ends_at],
+        [
+            rule
+            for rule in configuration.bonus_rules
+            if (rule.starts_at is None or rule.starts_at <= at) and (rule.ends_at is None or rule.ends_at > at)
+        ],
+    )
 
 
 def _matches(rule: BonusRule, line: LineInput) -> bool:

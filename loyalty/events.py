@@ -25,6 +25,8 @@ VOUCHER_ISSUED = "voucher.issued"
 VOUCHER_REDEEMED = "voucher.redeemed"
 VOUCHER_CANCELLED = "voucher.cancelled"
 VOUCHER_EXPIRED = "voucher.expired"
+WALLET_ADDED = "wallet.added"
+WALLET_REMOVED = "wallet.removed"
 
 EVENT_TYPES = (
     MEMBER_ENROLLED,
@@ -43,19 +45,46 @@ EVENT_TYPES = (
     VOUCHER_REDEEMED,
     VOUCHER_CANCELLED,
     VOUCHER_EXPIRED,
+    WALLET_ADDED,
+    WALLET_REMOVED,
 )
+
+
+def _event(event_type: str, member_id: int | None, payload: dict[str, Any]) -> OutboxEvent:
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    return OutboxEvent(
+        type=event_type,
+        member_id=member_id,
+        payload={"type": event_type, "member_id": member_id, **payload},
+        created_at=clock.now(),
+    )
+
+
+class Outbox:
+    """The events of one transaction, collected and written in one batched INSERT (`flush`) before it commits.
+
+    For operations that emit several events (a purchase: `tier.changed`, `points.earned`, `voucher.issued`): the
+    rows are the ones `emit` would write, in the order they were added, in the same transaction.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[OutboxEvent] = []
+
+    def add(self, event_type: str, *, member_id: int | None, payload: dict[str, Any]) -> None:
+        self.pending.append(_event(event_type, member_id, payload))
+
+    async def flush(self, conn: BaseDBAsyncClient) -> None:
+        """Write the collected events inside the transaction `conn` (one statement; none without events)."""
+        if self.pending:
+            await OutboxEvent.bulk_create(self.pending, using_db=conn)
+            self.pending = []
 
 
 async def emit(
     conn: BaseDBAsyncClient, event_type: str, *, member_id: int | None, payload: dict[str, Any]
 ) -> OutboxEvent:
     """Record a domain event in the outbox inside the transaction `conn` (delivered at least once)."""
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {event_type!r}")
-    return await OutboxEvent.create(
-        type=event_type,
-        member_id=member_id,
-        payload={"type": event_type, "member_id": member_id, **payload},
-        created_at=clock.now(),
-        using_db=conn,
-    )
+    event = _event(event_type, member_id, payload)
+    await event.save(using_db=conn)
+    return event

@@ -1,7 +1,9 @@
 """Idempotent operations: the first answer for a (scope, key) is stored and replayed, as the same type.
 
 The record is inserted first, in the same transaction as the effect, so a unique-constraint collision
-serializes concurrent duplicates: the loser waits for the winner's commit and then replays its answer.
+serializes concurrent duplicates: the loser waits for the winner's commit and then replays its answer. A retry
+finds the record the same way (its insert collides; nothing is read before it, so a first call costs no extra
+statement).
 Failed operations roll back with their record, so a retry after a failure runs again.
 
 Answers are typed (a dataclass, usually): pydantic turns them into JSON for the record and back, datetimes,
@@ -71,22 +73,22 @@ async def idempotent(
     check_code(key, field, MAX_KEY_LENGTH, label="an idempotency key")
     adapter = _adapter(result_type)
     digest = request_hash(request)
-    existing = await IdempotencyRecord.get_or_none(scope=scope, key=key)
-    if existing is None:
-        try:
-            async with in_transaction() as conn:
-                try:
-                    record = await IdempotencyRecord.create(
-                        scope=scope, key=key, request_hash=digest, created_at=clock.now(), using_db=conn
-                    )
-                except IntegrityError as exc:
-                    raise _KeyTaken from exc
-                response = adapter.dump_python(await action(conn), mode="json")
-                record.response = response
-                await record.save(using_db=conn, update_fields=["response"])
-            return adapter.validate_python(response)
-        except _KeyTaken:
-            existing = await IdempotencyRecord.get(scope=scope, key=key)
+    # No read first: the first call (the common case) inserts at once, and a replay finds the record through the
+    # insert's collision with it (its transaction, which wrote nothing, rolls back).
+    try:
+        async with in_transaction() as conn:
+            try:
+                record = await IdempotencyRecord.create(
+                    scope=scope, key=key, request_hash=digest, created_at=clock.now(), using_db=conn
+                )
+            except IntegrityError as exc:
+                raise _KeyTaken from exc
+            response = adapter.dump_python(await action(conn), mode="json")
+            record.response = response
+            await record.save(using_db=conn, update_fields=["response"])
+        return adapter.validate_python(response)
+    except _KeyTaken:
+        existing = await IdempotencyRecord.get(scope=scope, key=key)
     if existing.request_hash != digest:
         # Named after the input that carries the key: "this receipt id was already used with a different request".
         name = "idempotency key" if field == "idempotency_key" else field.replace("_", " ")

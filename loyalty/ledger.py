@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import F
+from tortoise.expressions import F, Subquery
 from tortoise.functions import Min, Sum
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from loyalty import clock, events
@@ -43,6 +44,7 @@ from loyalty.models import (
     Program,
     Purchase,
 )
+from loyalty.program import PROGRAM_ID
 
 
 @asynccontextmanager
@@ -54,10 +56,40 @@ async def locked_member(member_id: int) -> AsyncIterator[tuple[BaseDBAsyncClient
 
 async def lock_member(conn: BaseDBAsyncClient, member_id: int) -> Member:
     """Lock and return the member row inside the transaction `conn`."""
-    member = await Member.filter(id=member_id).using_db(conn).select_for_update().first()
+    member, _ = await _lock(conn, Member.filter(id=member_id), program_version=False)
     if member is None:
         raise MemberNotFound("no such member", field="member_id")
     return member
+
+
+async def lock_member_with_program_version(conn: BaseDBAsyncClient, member_id: int) -> tuple[Member, int | None]:
+    """`lock_member`, and `program.version` read by the same statement (for `program.current_configuration(conn,
+    version)`): the lock and the configuration's freshness in one round trip. The version is None without a program.
+    """
+    member, version = await _lock(conn, Member.filter(id=member_id), program_version=True)
+    if member is None:
+        raise MemberNotFound("no such member", field="member_id")
+    return member, version
+
+
+async def lock_member_of_receipt(
+    conn: BaseDBAsyncClient, store_code: str, receipt_id: str
+) -> tuple[Member | None, int | None]:
+    """Lock the member who made a receipt (None without such a purchase) and read `program.version`, in one
+    statement."""
+    receipt = Purchase.filter(store_code=store_code, receipt_id=receipt_id).values("member_id")
+    return await _lock(conn, Member.filter(id=Subquery(receipt)), program_version=True)
+
+
+async def _lock(
+    conn: BaseDBAsyncClient, query: QuerySet[Member], *, program_version: bool
+) -> tuple[Member | None, int | None]:
+    query = query.using_db(conn).select_for_update()
+    if program_version:
+        query = query.annotate(program_version=Subquery(Program.filter(id=PROGRAM_ID).values("version")))
+    member = await query.first()
+    version = getattr(member, "program_version", None)
+    return member, int(version) if version is not None else None
 
 
 async def _post(
@@ -70,26 +102,34 @@ async def _post(
     lifetime: int = 0,
     allow_overdraw: bool = False,
     occurred_at: datetime | None = None,
+    member_fields: dict[str, Any] | None = None,
     **entry_fields: Any,
 ) -> LedgerEntry:
     """Append an entry and move the cached balances by its deltas, refusing to overdraw the balance.
 
     `occurred_at` is when it happened in business terms (a purchase's receipt time); by default, now.
+    `member_fields` are other member columns the operation changes (its tier, `next_settle_at`,
+    `last_purchase_at`), written by the same conditional UPDATE and set on `member` once it succeeded: one
+    statement for everything a purchase changes on the member row.
     """
     query = Member.filter(id=member.id)
     if available < 0 and not allow_overdraw:
         query = query.filter(points_available__gte=-available)
+    extra = member_fields or {}
     updated = await query.using_db(conn).update(
         points_available=F("points_available") + available,
         points_pending=F("points_pending") + pending,
         lifetime_earned=F("lifetime_earned") + lifetime,
         updated_at=clock.now(),
+        **extra,
     )
     if updated != 1:
         raise InsufficientPoints("not enough points available", field="amount")
     member.points_available += available
     member.points_pending += pending
     member.lifetime_earned += lifetime
+    for name, value in extra.items():
+        setattr(member, name, value)
     return await LedgerEntry.create(
         member_id=member.id,
         kind=kind,
@@ -130,8 +170,9 @@ def _spend_order(lot: PointsLot) -> tuple[bool, datetime | None, int]:
     return (lot.expires_at is None, lot.expires_at, lot.id)
 
 
-async def _take_from_lots(conn: BaseDBAsyncClient, entry: LedgerEntry, lots: list[PointsLot], amount: int) -> int:
-    """Take up to `amount` from `lots` in order, recording allocations; returns what was taken."""
+def _plan_takes(lots: list[PointsLot], amount: int) -> list[tuple[PointsLot, int]]:
+    """What taking up to `amount` from `lots` in order takes from each: (lot, points) pairs, nothing written."""
+    takes: list[tuple[PointsLot, int]] = []
     taken = 0
     for lot in lots:
         if taken == amount:
@@ -139,28 +180,45 @@ async def _take_from_lots(conn: BaseDBAsyncClient, entry: LedgerEntry, lots: lis
         take = min(lot.remaining, amount - taken)
         if take <= 0:
             continue
-        updated = (
-            await PointsLot.filter(id=lot.id, remaining__gte=take)
-            .using_db(conn)
-            .update(remaining=F("remaining") - take)
-        )
+        takes.append((lot, take))
+        taken += take
+    return takes
+
+
+async def _apply_takes(
+    conn: BaseDBAsyncClient, entry: LedgerEntry, takes: list[tuple[PointsLot, int]], *, void_emptied: bool = False
+) -> None:
+    """Take planned points from their lots (a conditional UPDATE each) and record the allocations (one batch).
+
+    With `void_emptied`, a lot taken down to zero becomes VOID in the same UPDATE (a refund's own pending lots).
+    """
+    allocations: list[LotAllocation] = []
+    for lot, take in takes:
+        values: dict[str, Any] = {"remaining": F("remaining") - take}
+        emptied = void_emptied and take == lot.remaining
+        if emptied:
+            values["status"] = LotStatus.VOID
+        updated = await PointsLot.filter(id=lot.id, remaining__gte=take).using_db(conn).update(**values)
         if updated != 1:
             raise LedgerInconsistency(f"lot {lot.id} lost points under a member lock")
         lot.remaining -= take
-        await LotAllocation.create(entry_id=entry.id, lot_id=lot.id, amount=take, using_db=conn)
-        taken += take
-    return taken
+        if emptied:
+            lot.status = LotStatus.VOID
+        allocations.append(LotAllocation(entry_id=entry.id, lot_id=lot.id, amount=take))
+    if allocations:
+        await LotAllocation.bulk_create(allocations, using_db=conn)
+
+
+async def _take_from_lots(conn: BaseDBAsyncClient, entry: LedgerEntry, lots: list[PointsLot], amount: int) -> int:
+    """Take up to `amount` from `lots` in order, recording allocations; returns what was taken."""
+    takes = _plan_takes(lots, amount)
+    await _apply_takes(conn, entry, takes)
+    return sum(take for _, take in takes)
 
 
 async def _available_lots(conn: BaseDBAsyncClient, member_id: int) -> list[PointsLot]:
     lots = await PointsLot.filter(member_id=member_id, status=LotStatus.AVAILABLE, remaining__gt=0).using_db(conn)
     return sorted(lots, key=_spend_order)
-
-
-async def _debit_lots(conn: BaseDBAsyncClient, member: Member, entry: LedgerEntry, amount: int) -> None:
-    taken = await _take_from_lots(conn, entry, await _available_lots(conn, member.id), amount)
-    if taken != amount:
-        raise LedgerInconsistency(f"member {member.id}: balance says {amount} available, lots hold {taken}")
 
 
 # --- settling: pending lots mature, available lots expire -------------------------------------------
@@ -221,27 +279,55 @@ async def settle(conn: BaseDBAsyncClient, member: Member, at: datetime | None = 
     await _schedule_next_settle(conn, member)
 
 
+async def _next_settle_at(conn: BaseDBAsyncClient, member_id: int, exclude: list[int] | None = None) -> datetime | None:
+    """The earliest maturity of a pending lot or expiry of an available lot with points (lots `exclude`d aside)."""
+    pending = PointsLot.filter(member_id=member_id, status=LotStatus.PENDING)
+    expiring = PointsLot.filter(member_id=member_id, status=LotStatus.AVAILABLE, remaining__gt=0)
+    if exclude:
+        pending, expiring = pending.exclude(id__in=exclude), expiring.exclude(id__in=exclude)
+    rows = [
+        *await pending.using_db(conn).annotate(at=Min("available_at")).values("at"),
+        *await expiring.using_db(conn).annotate(at=Min("expires_at")).values("at"),
+    ]
+    return _earliest(*(row["at"] for row in rows))
+
+
 async def _schedule_next_settle(conn: BaseDBAsyncClient, member: Member) -> None:
-    pending = (
-        await PointsLot.filter(member_id=member.id, status=LotStatus.PENDING)
-        .using_db(conn)
-        .annotate(at=Min("available_at"))
-        .values("at")
-    )
-    expiring = (
-        await PointsLot.filter(member_id=member.id, status=LotStatus.AVAILABLE, remaining__gt=0)
-        .using_db(conn)
-        .annotate(at=Min("expires_at"))
-        .values("at")
-    )
-    candidates: list[datetime] = [row["at"] for row in (*pending, *expiring) if row["at"] is not None]
-    member.next_settle_at = min(candidates) if candidates else None
+    member.next_settle_at = await _next_settle_at(conn, member.id)
     await Member.filter(id=member.id).using_db(conn).update(next_settle_at=member.next_settle_at)
+
+
+async def _next_settle_after_taking(
+    conn: BaseDBAsyncClient, member: Member, takes: list[tuple[PointsLot, int]]
+) -> datetime | None:
+    """The member's `next_settle_at` once `takes` are applied: lots emptied by them no longer mature or expire, so
+    it moves only if one of them was the earliest (then it is read again without them, two statements)."""
+    emptied = [lot for lot, take in takes if take == lot.remaining]
+    dates = {lot.available_at if lot.status == LotStatus.PENDING else lot.expires_at for lot in emptied}
+    if member.next_settle_at is None or member.next_settle_at not in dates:
+        return member.next_settle_at
+    return await _next_settle_at(conn, member.id, exclude=[lot.id for lot in emptied])
 
 
 def is_settle_due(member: Member, at: datetime) -> bool:
     """True if a lot of `member` matures or expires by `at`: `settle` has something to do."""
     return member.next_settle_at is not None and member.next_settle_at <= at
+
+
+async def settle_if_due(conn: BaseDBAsyncClient, member: Member, at: datetime | None = None) -> None:
+    """`settle` a locked member if a lot is due at `at` (default: now); no statement otherwise.
+
+    `next_settle_at` is the earliest maturity or expiry of the member's lots (every change of lots keeps it so), so
+    a member who is not due has nothing to settle. (`settle` would also mark lots that expired empty, which changes
+    no balance; the next settle that is due marks them.)
+    """
+    if is_settle_due(member, at or clock.now()):
+        await settle(conn, member, at)
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    present = [moment for moment in moments if moment is not None]
+    return min(present) if present else None
 
 
 async def settle_member_if_due(member: Member, at: datetime) -> Member:
@@ -253,6 +339,19 @@ async def settle_member_if_due(member: Member, at: datetime) -> Member:
         return locked
 
 
+def _scheduling(
+    member: Member, lot: PointsLot, member_fields: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], bool]:
+    """The member columns that schedule a new lot's maturity (pending) or expiry (available), and whether the lot is
+    due already (then the caller settles at once instead)."""
+    due = lot.available_at if lot.status == LotStatus.PENDING else lot.expires_at
+    settle_now = due is not None and due <= clock.now()
+    fields = dict(member_fields or {})
+    if not settle_now:
+        fields["next_settle_at"] = _earliest(member.next_settle_at, due)
+    return fields, settle_now
+
+
 async def credit_earned(
     conn: BaseDBAsyncClient,
     member: Member,
@@ -261,13 +360,20 @@ async def credit_earned(
     *,
     available_at: datetime,
     purchase: Purchase,
+    member_fields: dict[str, Any] | None = None,
 ) -> LedgerEntry:
-    """Credit a purchase's points to a member locked in the caller's transaction: a lot of its own, pending until
-    `available_at` (the end of the return window; available at once if that has passed), then expiring by the
-    program's policy."""
+    """Credit a purchase's points to a member locked and settled in the caller's transaction: a lot of its own,
+    pending until `available_at` (the end of the return window; available at once if that has passed), then expiring
+    by the program's policy.
+
+    The new lot's maturity (or expiry) is scheduled in the same member UPDATE as the balances and `member_fields`
+    (`next_settle_at` becomes the earlier of the two); a lot already due by then (a receipt sent long after it was
+    made) is settled at once.
+    """
     lot = await _create_lot(conn, member, program, points, available_at, purchase)
     pending = lot.status == LotStatus.PENDING
-    return await _post(
+    fields, settle_now = _scheduling(member, lot, member_fields)
+    entry = await _post(
         conn,
         member,
         EntryKind.EARN,
@@ -278,7 +384,11 @@ async def credit_earned(
         purchase=purchase,
         # The member's activity shows the purchase when it was made, not when the till sent it.
         occurred_at=purchase.occurred_at,
+        member_fields=fields,
     )
+    if settle_now:
+        await settle(conn, member)
+    return entry
 
 
 async def credit_available(
@@ -290,12 +400,21 @@ async def credit_available(
     Emits `points.adjusted`.
     """
     check_amount(amount, "amount", high=MAX_POINTS)
-    await settle(conn, member)
+    await settle_if_due(conn, member)
     lot = await _create_lot(conn, member, program, amount, clock.now())
+    fields, settle_now = _scheduling(member, lot)
     entry = await _post(
-        conn, member, kind, available=amount, lifetime=amount, lot_id=lot.id, description=description[:200]
+        conn,
+        member,
+        kind,
+        available=amount,
+        lifetime=amount,
+        lot_id=lot.id,
+        description=description[:200],
+        member_fields=fields,
     )
-    await settle(conn, member)
+    if settle_now:
+        await settle(conn, member)
     await events.emit(conn, events.POINTS_ADJUSTED, member_id=member.id, payload={"kind": kind.value, "amount": amount})
     return entry
 
@@ -309,10 +428,22 @@ async def debit_available(
     Emits `points.redeemed` (or `points.adjusted` for adjustments).
     """
     check_amount(amount, "amount", high=MAX_POINTS)
-    await settle(conn, member)
-    entry = await _post(conn, member, kind, available=-amount, description=description[:200])
-    await _debit_lots(conn, member, entry, amount)
-    await _schedule_next_settle(conn, member)
+    await settle_if_due(conn, member)
+    # The lots are read and the takes planned first, so that `next_settle_at` moves in the balance's own UPDATE.
+    takes = _plan_takes(await _available_lots(conn, member.id), amount)
+    next_settle_at = await _next_settle_after_taking(conn, member, takes)
+    entry = await _post(
+        conn,
+        member,
+        kind,
+        available=-amount,
+        description=description[:200],
+        member_fields={"next_settle_at": next_settle_at},
+    )
+    taken = sum(take for _, take in takes)
+    if taken != amount:
+        raise LedgerInconsistency(f"member {member.id}: balance says {amount} available, lots hold {taken}")
+    await _apply_takes(conn, entry, takes)
     await events.emit(
         conn,
         events.POINTS_REDEEMED if kind == EntryKind.REDEEM else events.POINTS_ADJUSTED,
@@ -371,12 +502,16 @@ async def claw_back_purchase(
     """
     own = await PointsLot.filter(purchase_id=purchase.id, remaining__gt=0).using_db(conn)
     own_pending = [lot for lot in own if lot.status == LotStatus.PENDING]
-    own_available = sorted((lot for lot in own if lot.status == LotStatus.AVAILABLE), key=_spend_order)
-    others = [lot for lot in await _available_lots(conn, member.id) if lot.purchase_id != purchase.id]
+    spendable = sorted((lot for lot in own if lot.status == LotStatus.AVAILABLE), key=_spend_order)
     from_pending = min(points, sum(lot.remaining for lot in own_pending))
-    from_available = min(points - from_pending, sum(lot.remaining for lot in own_available + others))
+    if points - from_pending > sum(lot.remaining for lot in spendable):  # other lots only when they are needed
+        spendable += [lot for lot in await _available_lots(conn, member.id) if lot.purchase_id != purchase.id]
+    from_available = min(points - from_pending, sum(lot.remaining for lot in spendable))
     overdraw = points - from_pending - from_available if program.allow_negative_balance else 0
     unrecovered = points - from_pending - from_available - overdraw
+    pending_takes = _plan_takes(own_pending, from_pending)
+    available_takes = _plan_takes(spendable, from_available)
+    next_settle_at = await _next_settle_after_taking(conn, member, pending_takes + available_takes)
     entry = await _post(
         conn,
         member,
@@ -388,11 +523,8 @@ async def claw_back_purchase(
         unrecovered=unrecovered,
         purchase_id=purchase.id,
         occurred_at=occurred_at,
+        member_fields={"next_settle_at": next_settle_at},
     )
-    await _take_from_lots(conn, entry, own_pending, from_pending)
-    await _take_from_lots(conn, entry, own_available + others, from_available)
-    for lot in own_pending:
-        if lot.remaining == 0:
-            await PointsLot.filter(id=lot.id).using_db(conn).update(status=LotStatus.VOID)
-    await _schedule_next_settle(conn, member)
+    await _apply_takes(conn, entry, pending_takes, void_emptied=True)
+    await _apply_takes(conn, entry, available_takes)
     return from_pending + from_available + overdraw, unrecovered

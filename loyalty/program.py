@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -11,7 +12,7 @@ from tortoise.transactions import in_transaction
 
 from loyalty.checks import MAX_MONEY
 from loyalty.errors import InvalidInput, ProgramNotConfigured
-from loyalty.models import Program, Tier, TierMetric, TierPeriod
+from loyalty.models import BonusRule, Campaign, Program, StampCard, Tier, TierMetric, TierPeriod
 
 PROGRAM_ID = 1
 _CACHE_SECONDS = 5.0
@@ -39,9 +40,60 @@ async def cached_program() -> Program:
 
 
 def forget_cached_program() -> None:
-    """Drop the read cache (after configuration changes, and between tests)."""
-    global _cache
+    """Drop the read cache and the configuration snapshot (after configuration changes, and between tests)."""
+    global _cache, _configuration
     _cache = None
+    _configuration = None
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """What the write path needs of the configuration, as of one `program.version`: the program with its tiers, the
+    active campaigns and bonus rules (any time window: the receipt's time picks, see `earning.active_rules_in`) and
+    the active stamp cards (without their rewards, whose stock moves with every redemption), each by id.
+
+    Shared by every caller in the process: read it, never change it.
+    """
+
+    version: int
+    program: Program
+    campaigns: tuple[Campaign, ...]
+    bonus_rules: tuple[BonusRule, ...]
+    stamp_cards: tuple[StampCard, ...]
+
+
+_configuration: Configuration | None = None
+
+
+async def current_configuration(conn: BaseDBAsyncClient | None = None, version: int | None = None) -> Configuration:
+    """The configuration snapshot, validated by one read of `program.version` (one statement while it is current;
+    none when the caller read the `version` already, as `ledger.lock_member_with_program_version` does).
+
+    Triggers on the configuration tables (migration 0005) bump the version on every write, whoever makes it, so a
+    snapshot is never used after a change another process committed before this read. The snapshot is loaded with
+    the program row first: what it holds is at least as new as its version (a newer change found on the way makes
+    the next call reload). Deleting the program row and creating it again restarts its version and is not
+    supported while processes run (the tests drop the snapshot with `forget_cached_program`).
+    """
+    global _configuration
+    if version is None:
+        rows = await Program.filter(id=PROGRAM_ID).using_db(conn).values("version")
+        if not rows:
+            raise ProgramNotConfigured("the program is not configured: run `klubb seed`")
+        version = rows[0]["version"]
+    cached = _configuration
+    if cached is not None and cached.version == version:
+        return cached
+    program = await load_program(conn)
+    snapshot = Configuration(
+        version=program.version,
+        program=program,
+        campaigns=tuple(await Campaign.filter(active=True).using_db(conn).order_by("id")),
+        bonus_rules=tuple(await BonusRule.filter(active=True).using_db(conn).order_by("id")),
+        stamp_cards=tuple(await StampCard.filter(active=True).using_db(conn).order_by("id")),
+    )
+    _configuration = snapshot
+    return snapshot
 
 
 def tiers_of(program: Program) -> list[Tier]:

@@ -20,13 +20,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F, Subquery
 from tortoise.functions import Sum
+from tortoise.queryset import QuerySet
 
 from loyalty import clock, events, ledger
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
 from loyalty.checks import MAX_REFERENCE, check_amount, check_code, check_occurred_at, check_store_code
-from loyalty.earning import EarnBreakdown, LineInput, active_rules, compute_points
+from loyalty.earning import EarnBreakdown, LineInput, active_rules, active_rules_in, compute_points
 from loyalty.errors import (
     CurrencyMismatch,
     DomainError,
@@ -47,9 +49,9 @@ from loyalty.models import (
     StaffRole,
     TierMetric,
 )
-from loyalty.program import load_program
+from loyalty.program import current_configuration, load_program
 from loyalty.stamps import StampOutcome, add_stamps
-from loyalty.tiers import evaluate_tier, undo_unfounded_upgrade
+from loyalty.tiers import apply_tier_decision, decide_tier, period_end, period_start, undo_unfounded_upgrade
 
 MAX_LINES = 500
 # Items on one receipt line: a typo guard far above any basket, well inside the quantity columns (32-bit) and
@@ -183,15 +185,24 @@ async def check_limits(program: Program, request: PurchaseRequest, conn: BaseDBA
     """
     if request.total > program.max_purchase_total:
         raise PurchaseTotalTooLarge(limit=program.max_purchase_total, total=request.total)
-    start, end = local_day(program, request.occurred_at)
-    rows = (
-        await Purchase.filter(member_id=request.member_id, occurred_at__gte=start, occurred_at__lt=end)
-        .using_db(conn)
-        .annotate(bought=Sum("total"), refunded=Sum("refunded_total"))
-        .values("bought", "refunded")
-    )
+    rows = await _day_spent(program, request).using_db(conn).values("spent")
+    _check_daily_limit(program, request, _sum(rows[0]["spent"]) if rows else 0)
+
+
+def _sum(value: Any) -> int:
     # PostgreSQL sums bigints as numeric (a Decimal); no rows sum to NULL.
-    spent = int(rows[0]["bought"] or 0) - int(rows[0]["refunded"] or 0) if rows else 0
+    return int(value or 0)
+
+
+def _day_spent(program: Program, request: PurchaseRequest) -> QuerySet[Purchase]:
+    """The member's receipts of the receipt's day, net of refunds, as one `spent` sum."""
+    start, end = local_day(program, request.occurred_at)
+    return Purchase.filter(member_id=request.member_id, occurred_at__gte=start, occurred_at__lt=end).annotate(
+        spent=Sum(F("total") - F("refunded_total"))
+    )
+
+
+def _check_daily_limit(program: Program, request: PurchaseRequest, spent: int) -> None:
     if spent + request.total > program.max_daily_purchase_total:
         raise DailyPurchaseLimitExceeded(
             day=request.occurred_at.astimezone(ZoneInfo(program.timezone)).date(),
@@ -211,20 +222,56 @@ def _request_document(request: PurchaseRequest) -> dict[str, Any]:
     }
 
 
-async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRecorded:
+async def _member_totals(
+    conn: BaseDBAsyncClient, program: Program, request: PurchaseRequest, now: datetime
+) -> tuple[int, int]:
+    """(the day's spending for the daily limit, the qualifying value of the period containing `now`), read in one
+    statement with the member locked (before this purchase's rows; `tiers.qualifying_value`'s window)."""
+    credits = QualifyingCredit.filter(
+        member_id=request.member_id,
+        occurred_at__gte=period_start(program, now),
+        occurred_at__lt=period_end(program, now),
+    ).annotate(value=Sum("amount"))
+    rows = (
+        await Member.filter(id=request.member_id)
+        .using_db(conn)
+        .annotate(
+            spent=Subquery(_day_spent(program, request).values("spent")),
+            qualifying=Subquery(credits.values("value")),
+        )
+        .values("spent", "qualifying")
+    )
+    return _sum(rows[0]["spent"]), _sum(rows[0]["qualifying"])
+
+
+async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: events.Outbox) -> PurchaseRecorded:
     """Record the purchase, its lines and its points in the caller's transaction (the member stays locked).
 
     Points are pending until the end of the return window; the tier is re-evaluated at once;
-    `Member.last_purchase_at` moves forward; stamps are added.
+    `Member.last_purchase_at` moves forward; stamps are added. The events go into `outbox`, which the caller
+    flushes before the transaction ends.
+
+    Statements, in order (the write path's budget, `tests/loyalty/test_purchase_statements.py`): the member's lock
+    (with `program.version`: the configuration snapshot costs nothing while it is current), the day's spending and
+    the period's qualifying value (one statement, before this purchase's rows: the tier is decided without reading
+    back), the purchase, its lines (one batch), the qualifying credit, the lot, the member's one UPDATE (balances,
+    tier, `next_settle_at`, `last_purchase_at`) and the ledger entry; then the stamp cards' progress. The caller adds
+    the outbox (one batch), the audit entry and the idempotency record. A member with lots due is settled first
+    (more statements, only then).
     """
-    program = await load_program(conn)
+    member, version = await ledger.lock_member_with_program_version(conn, request.member_id)
+    configuration = await current_configuration(conn, version)
+    program = configuration.program
     if request.currency != program.currency:
         raise CurrencyMismatch(f"the program runs in {program.currency}, not {request.currency}", field="currency")
-    member = await ledger.lock_member(conn, request.member_id)
-    await check_limits(program, request, conn)
-    await ledger.settle(conn, member)
+    if request.total > program.max_purchase_total:
+        raise PurchaseTotalTooLarge(limit=program.max_purchase_total, total=request.total)
+    now = clock.now()
+    spent, qualifying_before = await _member_totals(conn, program, request, now)
+    _check_daily_limit(program, request, spent)
+    await ledger.settle_if_due(conn, member, now)
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
-    breakdown = compute_points(program, tier, request.lines, await active_rules(request.occurred_at, conn))
+    breakdown = compute_points(program, tier, request.lines, active_rules_in(configuration, request.occurred_at))
     points = breakdown.points
     qualifying = breakdown.base if program.tier_metric == TierMetric.POINTS else request.total
     purchase = await Purchase.create(
@@ -236,7 +283,7 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRe
         total=request.total,
         points_earned=points,
         qualifying_value=qualifying,
-        created_at=clock.now(),
+        created_at=now,
         using_db=conn,
     )
     await PurchaseLine.bulk_create(
@@ -256,20 +303,26 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRe
         ],
         using_db=conn,
     )
-    available_at = request.occurred_at + timedelta(days=program.pending_days)
-    if points:
-        await ledger.credit_earned(conn, member, program, points, available_at=available_at, purchase=purchase)
     if qualifying:
         await QualifyingCredit.create(
             member_id=member.id, amount=qualifying, occurred_at=request.occurred_at, purchase=purchase, using_db=conn
         )
+    counts = bool(qualifying) and period_start(program, now) <= request.occurred_at < period_end(program, now)
+    decision = decide_tier(member, program, qualifying_before + (qualifying if counts else 0), now)
+    member_fields = dict(decision.fields)
     if member.last_purchase_at is None or request.occurred_at > member.last_purchase_at:
-        member.last_purchase_at = request.occurred_at
-        await Member.filter(id=member.id).using_db(conn).update(last_purchase_at=request.occurred_at)
-    new_tier = await evaluate_tier(conn, member, program)
-    await ledger.settle(conn, member)  # schedules maturity/expiry of the new lot
-    await events.emit(
-        conn,
+        member_fields["last_purchase_at"] = request.occurred_at
+    available_at = request.occurred_at + timedelta(days=program.pending_days)
+    if points:
+        await ledger.credit_earned(
+            conn, member, program, points, available_at=available_at, purchase=purchase, member_fields=member_fields
+        )
+    elif member_fields:  # nothing earned: no balance moves, the member row changes all the same
+        await Member.filter(id=member.id).using_db(conn).update(**member_fields, updated_at=now)
+        for name, value in member_fields.items():
+            setattr(member, name, value)
+    apply_tier_decision(member, decision, outbox)
+    outbox.add(
         events.POINTS_EARNED,
         member_id=member.id,
         payload={
@@ -279,13 +332,13 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest) -> PurchaseRe
             "points": points,
         },
     )
-    stamps = await add_stamps(conn, member.id, program, request.total, request.lines)
+    stamps = await add_stamps(conn, member.id, program, request.total, request.lines, configuration.stamp_cards, outbox)
     return PurchaseRecorded(
         purchase_id=purchase.id,
         member_id=member.id,
         points=points,
         available_at=available_at,
-        tier=new_tier.name,
+        tier=decision.tier.name,
         breakdown=breakdown,
         stamps=stamps,
     )
@@ -302,7 +355,9 @@ async def record_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseRec
     check_request(request)
 
     async def action(conn: BaseDBAsyncClient) -> PurchaseRecorded:
-        recorded = await _earn(conn, request)
+        outbox = events.Outbox()
+        recorded = await _earn(conn, request, outbox)
+        await outbox.flush(conn)
         await record_audit(
             actor,
             "purchase.record",
@@ -441,16 +496,21 @@ async def _refund(
     member_id: int | None,
     occurred_at: datetime | None,
 ) -> RefundResult:
-    """Claw back a refund's points inside the caller's transaction (see `refund_purchase`)."""
-    purchase = await Purchase.get_or_none(store_code=store_code, receipt_id=receipt_id, using_db=conn)
-    if member_id is not None and (purchase is None or purchase.member_id != member_id):
+    """Claw back a refund's points inside the caller's transaction (see `refund_purchase`).
+
+    The receipt's member is locked first (found by the receipt in the same statement); every change of a purchase
+    and its lines is a refund made under that lock, so the purchase read after it is current. Statements: the lock,
+    the configuration's version, the purchase, its lots (other lots only if its own do not cover the points), the
+    member's one UPDATE, the entry, each lot taken from, the allocations (one batch), the refund, the purchase's
+    totals, the qualifying credit and the event; a member with lots due is settled first.
+    """
+    member, version = await ledger.lock_member_of_receipt(conn, store_code, receipt_id)
+    if member_id is not None and (member is None or member.id != member_id):
         raise _not_the_members_receipt(store_code, receipt_id)
-    if purchase is None:
+    if member is None:
         raise PurchaseNotFound("no purchase with this receipt in this store", field="receipt_id")
-    program = await load_program(conn)
-    member = await ledger.lock_member(conn, purchase.member_id)
-    purchase = await Purchase.filter(id=purchase.id).using_db(conn).select_for_update().first()
-    assert purchase is not None
+    program = (await current_configuration(conn, version)).program
+    purchase = await Purchase.get(store_code=store_code, receipt_id=receipt_id, using_db=conn)
     if occurred_at is not None and occurred_at < purchase.occurred_at:
         raise InvalidInput("a refund cannot happen before its purchase", field="occurred_at")
     if lines is not None:
@@ -459,7 +519,7 @@ async def _refund(
     if purchase.refunded_total + amount > purchase.total:
         left = purchase.total - purchase.refunded_total
         raise RefundExceedsPurchase(f"only {left} of this purchase is left to refund", field="amount", amount_left=left)
-    await ledger.settle(conn, member)
+    await ledger.settle_if_due(conn, member)
     refunded = purchase.refunded_total + amount
     if lines is not None:
         to_reverse = min(line_points, purchase.points_earned - purchase.points_reversed)

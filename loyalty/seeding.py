@@ -29,6 +29,7 @@ from loyalty.rewards import apply_reward_config, redeem_reward
 from loyalty.staff import StaffEmailTaken, create_staff
 from loyalty.stamps import apply_stamp_card_config, stamp_cards_for_members
 from loyalty.vouchers import effective_status, redeem_voucher
+from loyalty.wallet import apply_wallet_design
 
 DEMO_STORE = "DEMO"
 DEMO_UID_PREFIX = "demo:"
@@ -43,6 +44,7 @@ async def seed_from_config(config: dict[str, Any]) -> str:
     rules = await apply_earning_config(config.get("campaigns", []), config.get("bonus_rules", []))
     rewards = await apply_reward_config(config.get("rewards", []))
     cards = await apply_stamp_card_config(config.get("stamp_cards", []))
+    await apply_wallet_design(config.get("wallet", {}))
     staff = await _seed_staff(config.get("staff", []))
     members = config.get("members", [])
     await seed_members(members)

@@ -20,7 +20,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from loyalty import clock, sql
+from loyalty import clock, events, sql
 from loyalty.checks import check_text, is_whole
 from loyalty.earning import LineInput
 from loyalty.errors import InvalidInput
@@ -72,26 +72,57 @@ def stamps_for(card: StampCard, program: Program, total: int, lines: Sequence[Li
 
 
 async def add_stamps(
-    conn: BaseDBAsyncClient, member_id: int, program: Program, total: int, lines: Sequence[LineInput]
+    conn: BaseDBAsyncClient,
+    member_id: int,
+    program: Program,
+    total: int,
+    lines: Sequence[LineInput],
+    cards: Sequence[StampCard],
+    outbox: events.Outbox | None = None,
 ) -> list[StampOutcome]:
-    """Stamp the member's active cards for a purchase, issuing a voucher per completion (member row locked)."""
+    """Stamp the member's `cards` (the active ones, `Configuration.stamp_cards`) for a purchase, issuing a voucher per
+    completion (member row locked; `voucher.issued` into `outbox` when given).
+
+    One statement reads the member's progress on every card the purchase stamps, one creates the missing progress
+    rows, one updates each existing one; the card's reward is read only when the card completes.
+    """
+    stamped = [
+        (card, added)
+        for card in cards
+        if card.stamps_required >= 1 and (added := stamps_for(card, program, total, lines))
+    ]
+    if not stamped:
+        return []
+    now = clock.now()
+    existing = {
+        row.card_id: row
+        for row in await StampProgress.filter(
+            member_id=member_id, card_id__in=[card.id for card, _ in stamped]
+        ).using_db(conn)
+    }
+    created: list[StampProgress] = []
     outcomes = []
-    for card in await StampCard.filter(active=True).using_db(conn).select_related("reward").order_by("id"):
-        added = stamps_for(card, program, total, lines)
-        if added == 0 or card.stamps_required < 1:
-            continue
-        progress, _ = await StampProgress.get_or_create(
-            member_id=member_id, card_id=card.id, defaults={"updated_at": clock.now()}, using_db=conn
-        )
-        completions, left = divmod(progress.stamps + added, card.stamps_required)
-        await (
-            StampProgress.filter(id=progress.id)
-            .using_db(conn)
-            .update(stamps=left, completed=progress.completed + completions, updated_at=clock.now())
-        )
-        for _ in range(completions):
-            await issue_voucher(conn, member_id, reward=card.reward, stamp_card=card)
+    for card, added in stamped:
+        progress = existing.get(card.id)
+        before, completed = (progress.stamps, progress.completed) if progress is not None else (0, 0)
+        completions, left = divmod(before + added, card.stamps_required)
+        if progress is None:
+            created.append(
+                StampProgress(member_id=member_id, card_id=card.id, stamps=left, completed=completions, updated_at=now)
+            )
+        else:
+            await (
+                StampProgress.filter(id=progress.id)
+                .using_db(conn)
+                .update(stamps=left, completed=completed + completions, updated_at=now)
+            )
+        if completions:
+            reward = await Reward.get(id=card.reward_id, using_db=conn)
+            for _ in range(completions):
+                await issue_voucher(conn, member_id, reward=reward, stamp_card=card, outbox=outbox)
         outcomes.append(StampOutcome(card.id, card.name, added, left, card.stamps_required, completions))
+    if created:
+        await StampProgress.bulk_create(created, using_db=conn)
     return outcomes
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -97,31 +98,20 @@ def _same_period(program: Program, earlier: datetime, later: datetime) -> bool:
     return period_start(program, earlier) == period_start(program, later)
 
 
-async def _emit_tier_changed(
-    conn: BaseDBAsyncClient, member: Member, previous: Tier | None, new_tier: Tier, value: int, reason: str
-) -> None:
-    await events.emit(
-        conn,
-        events.TIER_CHANGED,
-        member_id=member.id,
-        payload={
-            "from": previous.name if previous else None,
-            "to": new_tier.name,
-            "direction": "up" if previous is None or new_tier.rank > previous.rank else "down",
-            "qualifying_value": value,
-            "reason": reason,
-        },
-    )
+@dataclass(frozen=True)
+class TierDecision:
+    """What an evaluation decides: the tier, and the member columns to store (empty when nothing moves)."""
+
+    tier: Tier
+    previous: Tier | None  # the tier before, when it changes
+    changed: bool
+    value: int  # the qualifying value it was decided on
+    fields: dict[str, Any]
 
 
-async def evaluate_tier(conn: BaseDBAsyncClient, member: Member, program: Program) -> Tier:
-    """Re-evaluate `member`'s tier inside the caller's transaction (member row locked) and persist it.
-
-    Emits `tier.changed` when the tier moves.
-    """
-    at = clock.now()
+def decide_tier(member: Member, program: Program, value: int, at: datetime) -> TierDecision:
+    """The evaluation of `member`'s tier on qualifying value `value` at `at`, without writing (see `evaluate_tier`)."""
     tiers = tiers_of(program)
-    value = await qualifying_value(member.id, program, at, conn)
     current_rank = _rank(tiers, member.tier_id) if member.tier_id else 0
     earned = earned_tier(tiers, value)
     held_until = member.tier_held_until
@@ -153,40 +143,65 @@ async def evaluate_tier(conn: BaseDBAsyncClient, member: Member, program: Progra
         upgraded_at, before_id, before_held = at, member.tier_id, member.tier_held_until
     elif rank < current_rank:
         upgraded_at, before_id, before_held = None, None, None
+    fields: dict[str, Any] = {}
     if changed or held_until != member.tier_held_until or upgraded_at != member.tier_upgraded_at:
-        previous_id = member.tier_id
-        if changed:
-            member.tier_since = at
-        await _store_standing(conn, member, new_tier, held_until, (upgraded_at, before_id, before_held))
-        if changed:
-            previous = next((t for t in tiers if t.id == previous_id), None)
-            await _emit_tier_changed(conn, member, previous, new_tier, value, "evaluation")
-    return new_tier
+        fields = _standing_fields(
+            new_tier, at if changed else member.tier_since, held_until, (upgraded_at, before_id, before_held)
+        )
+    previous = next((t for t in tiers if t.id == member.tier_id), None) if changed else None
+    return TierDecision(new_tier, previous, changed, value, fields)
 
 
-async def _store_standing(
-    conn: BaseDBAsyncClient,
-    member: Member,
+def apply_tier_decision(member: Member, decision: TierDecision, outbox: events.Outbox) -> None:
+    """Set a decision's stored columns on the `member` instance (the caller writes them, e.g. with the purchase's
+    balance update) and add its `tier.changed` to `outbox`."""
+    for name, value in decision.fields.items():
+        setattr(member, name, value)
+    if decision.changed:
+        outbox.add(events.TIER_CHANGED, member_id=member.id, payload=_tier_changed(decision, "evaluation"))
+
+
+async def evaluate_tier(conn: BaseDBAsyncClient, member: Member, program: Program) -> Tier:
+    """Re-evaluate `member`'s tier inside the caller's transaction (member row locked) and persist it.
+
+    Emits `tier.changed` when the tier moves.
+    """
+    at = clock.now()
+    decision = decide_tier(member, program, await qualifying_value(member.id, program, at, conn), at)
+    if decision.fields:
+        outbox = events.Outbox()
+        apply_tier_decision(member, decision, outbox)
+        await Member.filter(id=member.id).using_db(conn).update(**decision.fields, updated_at=clock.now())
+        await outbox.flush(conn)
+    return decision.tier
+
+
+def _standing_fields(
     tier: Tier,
+    since: datetime | None,
     held_until: datetime | None,
     before_upgrade: tuple[datetime | None, int | None, datetime | None],
-) -> None:
-    """Persist the member's tier, hold and pre-upgrade standing (`member.tier_since` already set)."""
-    member.tier_id, member.tier_held_until = tier.id, held_until
-    (member.tier_upgraded_at, member.tier_before_upgrade_id, member.tier_before_upgrade_held_until) = before_upgrade
-    await (
-        Member.filter(id=member.id)
-        .using_db(conn)
-        .update(
-            tier_id=tier.id,
-            tier_held_until=held_until,
-            tier_since=member.tier_since,
-            tier_upgraded_at=member.tier_upgraded_at,
-            tier_before_upgrade_id=member.tier_before_upgrade_id,
-            tier_before_upgrade_held_until=member.tier_before_upgrade_held_until,
-            updated_at=clock.now(),
-        )
-    )
+) -> dict[str, Any]:
+    """The member columns of a tier standing: tier, since, hold and the standing before a run of upgrades."""
+    return {
+        "tier_id": tier.id,
+        "tier_since": since,
+        "tier_held_until": held_until,
+        "tier_upgraded_at": before_upgrade[0],
+        "tier_before_upgrade_id": before_upgrade[1],
+        "tier_before_upgrade_held_until": before_upgrade[2],
+    }
+
+
+def _tier_changed(decision: TierDecision, reason: str) -> dict[str, Any]:
+    previous, new_tier = decision.previous, decision.tier
+    return {
+        "from": previous.name if previous else None,
+        "to": new_tier.name,
+        "direction": "up" if previous is None or new_tier.rank > previous.rank else "down",
+        "qualifying_value": decision.value,
+        "reason": reason,
+    }
 
 
 async def undo_unfounded_upgrade(conn: BaseDBAsyncClient, member: Member, program: Program) -> Tier | None:
@@ -230,12 +245,13 @@ async def undo_unfounded_upgrade(conn: BaseDBAsyncClient, member: Member, progra
             rank, held_until = floor, member.manual_tier_until
     if rank >= current_rank:
         return None
-    previous: Tier = tiers[current_rank]
-    new_tier: Tier = tiers[rank]
-    member.tier_since = at
-    await _store_standing(conn, member, new_tier, held_until, before_upgrade)
-    await _emit_tier_changed(conn, member, previous, new_tier, value, "refund")
-    return new_tier
+    fields = _standing_fields(tiers[rank], at, held_until, before_upgrade)
+    decision = TierDecision(tiers[rank], tiers[current_rank], True, value, fields)
+    for name, field_value in fields.items():
+        setattr(member, name, field_value)
+    await Member.filter(id=member.id).using_db(conn).update(**fields, updated_at=clock.now())
+    await events.emit(conn, events.TIER_CHANGED, member_id=member.id, payload=_tier_changed(decision, "refund"))
+    return decision.tier
 
 
 @dataclass(frozen=True)

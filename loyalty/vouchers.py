@@ -105,8 +105,10 @@ async def issue_voucher(
     stamp_card: StampCard | None = None,
     points_cost: int = 0,
     entry: LedgerEntry | None = None,
+    outbox: events.Outbox | None = None,
 ) -> Voucher:
-    """Issue an ACTIVE voucher to a member inside the caller's transaction `conn`; emits `voucher.issued`.
+    """Issue an ACTIVE voucher to a member inside the caller's transaction `conn`; emits `voucher.issued` (into
+    `outbox` when given, which the caller flushes).
 
     It expires `reward.voucher_valid_days` days from now (`DEFAULT_VALID_DAYS` without a reward). `entry` is
     the redemption that paid `points_cost` points for it, so cancelling can give exactly those points back.
@@ -128,19 +130,18 @@ async def issue_voucher(
         using_db=conn,
     )
     # The code stays out of events: webhooks and logs must not carry something that can be redeemed.
-    await events.emit(
-        conn,
-        events.VOUCHER_ISSUED,
-        member_id=member_id,
-        payload={
-            "voucher_id": voucher.id,
-            "reward_id": reward.id if reward is not None else None,
-            "offer_id": offer.id if offer is not None else None,
-            "stamp_card_id": stamp_card.id if stamp_card is not None else None,
-            "points_cost": points_cost,
-            "expires_at": voucher.expires_at.isoformat(),
-        },
-    )
+    payload = {
+        "voucher_id": voucher.id,
+        "reward_id": reward.id if reward is not None else None,
+        "offer_id": offer.id if offer is not None else None,
+        "stamp_card_id": stamp_card.id if stamp_card is not None else None,
+        "points_cost": points_cost,
+        "expires_at": voucher.expires_at.isoformat(),
+    }
+    if outbox is not None:
+        outbox.add(events.VOUCHER_ISSUED, member_id=member_id, payload=payload)
+    else:
+        await events.emit(conn, events.VOUCHER_ISSUED, member_id=member_id, payload=payload)
     return voucher
 
 

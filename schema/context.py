@@ -14,7 +14,7 @@ from loyalty.models import Program
 from loyalty.program import cached_program
 from schema.errors import NotAuthenticated
 from schema.loaders import Loaders
-from schema.ports import SessionIssuer
+from schema.ports import SessionIssuer, WalletLinks
 
 
 @dataclass(kw_only=True)
@@ -49,6 +49,7 @@ class Context(RequestContext):
     response: Any
     member_id: int | None
     sessions: SessionIssuer
+    wallet: WalletLinks | None = None  # None: no wallet configured (every link is null)
 
     def require_member(self) -> int:
         """The signed-in member's id, or a top-level UNAUTHENTICATED error."""

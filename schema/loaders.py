@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from strawberry.dataloader import DataLoader
 
-from loyalty import checkout, offers, rewards, stamps, vouchers
+from loyalty import checkout, offers, rewards, stamps, vouchers, wallet
 from loyalty.activity import activity_page, points_expiring_soon
 from loyalty.members import member_rows
 from loyalty.models import Program, VoucherStatus
@@ -29,6 +29,11 @@ async def _stamp_cards(member_ids: Sequence[int]) -> list[list[stamps.StampCardP
     return [by_member[i] for i in member_ids]
 
 
+async def _cards_in_wallet(member_ids: Sequence[int]) -> list[wallet.CardInWallet]:
+    found = await wallet.cards_in_wallet(member_ids)
+    return [found[member_id] for member_id in member_ids]
+
+
 class Loaders:
     """Created fresh for each request by its context, with the request's instant `now` and program snapshot
     `program`: every loader reads as of that one instant, so none is keyed on the clock.
@@ -46,6 +51,7 @@ class Loaders:
         self.vouchers = DataLoader(self._vouchers)
         self.usable_vouchers = DataLoader(self._usable_vouchers)  # (member id, limit): what the checkout lists
         self.stamp_cards = DataLoader(_stamp_cards)
+        self.cards_in_wallet = DataLoader(_cards_in_wallet)
         self.offers: DataLoader[AnyMember, list[offers.MemberOffer]] = DataLoader(
             self._offers, cache_key_fn=lambda member: member.id
         )

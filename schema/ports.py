@@ -1,4 +1,5 @@
-"""What the session mutations need from the API layer (which owns Firebase and JWT signing)."""
+"""What the member schema needs from the API layer: session issuing (Firebase, JWT signing) and wallet links
+(signing keys, the public URL)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,11 @@ class SessionIssuer(Protocol):
     async def create(self, firebase_id_token: str) -> IssuedSession: ...
 
     async def refresh(self, refresh_token: str) -> IssuedSession: ...
+
+
+class WalletLinks(Protocol):
+    """The member's wallet links, made by the API layer (it holds the signing keys and knows the public URL)."""
+
+    async def apple_pass_url(self, member_id: int, now: datetime) -> str | None:
+        """A short-lived signed link downloading the member's Apple Wallet pass; None when Apple Wallet is off."""
+        ...

@@ -23,6 +23,7 @@ from loyalty.db import connect, disconnect, migrate
 from loyalty.models import Program
 from loyalty.program import apply_program_config, forget_cached_program
 from tests.invariants import assert_ledger_invariants
+from wallet.credentials import development_credentials
 
 POSTGRES_URL = os.environ.get("KLUBB_TEST_POSTGRES_URL")
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -84,6 +85,24 @@ async def _truncate_all(url: str) -> None:
         )
 
 
+WALLET_DEV_DIRECTORY = "KLUBB_WALLET_DEV_DIRECTORY"
+WALLET_TEST_SECRET = "wallet-test-secret-" + "x" * 32
+
+
+@pytest.fixture(scope="session")
+def wallet_dev_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One development signing chain for the whole session (RSA keys take a while to make)."""
+    directory = tmp_path_factory.mktemp("wallet-dev")
+    development_credentials(directory)
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def wallet_in_tmp(monkeypatch: pytest.MonkeyPatch, wallet_dev_directory: Path) -> None:
+    """Every app a test builds signs passes with the session's development chain, never one in the repo's var/."""
+    monkeypatch.setenv(WALLET_DEV_DIRECTORY, str(wallet_dev_directory))
+
+
 @pytest.fixture(autouse=True)
 def steady_program_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """The program's read cache lasts the whole test (every configuration change and every test still drop it): on a
@@ -135,12 +154,17 @@ def app_settings(db: str, tmp_path: Path, environment: Environment = Environment
     """Settings for an app on the test database with its own signing key; valid in production mode too."""
     key = tmp_path / "jwt.pem"
     TokenService(Settings(jwt_dev_key_file=str(key)))  # writes a key usable in any environment
+    wallet = Path(os.environ[WALLET_DEV_DIRECTORY])  # the development chain, as configured credentials
     return Settings(
         environment=environment,
         database_url=db,
         jwt_private_key_file=str(key),
         public_url="https://klubb.example.com",
         embedded_worker=False,
+        apple_pass_certificate_file=str(wallet / "pass.pem"),
+        apple_pass_key_file=str(wallet / "pass-key.pem"),
+        apple_wwdr_certificate_file=str(wallet / "wwdr.pem"),
+        wallet_secret=WALLET_TEST_SECRET,
     )
 
 

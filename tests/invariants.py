@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 
 from loyalty.models import LedgerEntry, LotAllocation, LotStatus, Member, PointsLot, Program
 
@@ -50,3 +51,23 @@ async def assert_ledger_invariants() -> None:
         lot = lot_by_id[lot_id]
         assert amount <= lot.amount, f"lot {lot_id}: {amount} taken from a lot of {lot.amount}"
         assert lot.remaining == lot.amount - amount, f"lot {lot_id}: remaining disagrees with allocations"
+
+
+async def assert_next_settle_at_exact() -> None:
+    """Each member's `next_settle_at` is exactly the earliest maturity of a pending lot or expiry of an available lot
+    with points (None without either): the write path skips settling members who are not due on its word.
+
+    Not part of `assert_ledger_invariants`: tests of the jobs and of the hot reads set lots and `next_settle_at` by
+    hand. Called by the write path's tests (`tests/loyalty/test_purchase_statements.py`).
+    """
+    due: dict[int, list[datetime]] = defaultdict(list)
+    for lot in await PointsLot.all():
+        if lot.status == LotStatus.PENDING:
+            due[lot.member_id].append(lot.available_at)
+        elif lot.status == LotStatus.AVAILABLE and lot.remaining and lot.expires_at is not None:
+            due[lot.member_id].append(lot.expires_at)
+    for member in await Member.all():
+        expected = min(due[member.id], default=None)
+        assert member.next_settle_at == expected, (
+            f"member {member.id}: next_settle_at {member.next_settle_at} != {expected}"
+        )

@@ -30,6 +30,15 @@ from loyalty.models.outbox import (
 from loyalty.models.program import Program, Tier, TierMetric, TierPeriod
 from loyalty.models.rewards import Reward, RewardKind, StampCard, StampProgress, Voucher, VoucherStatus
 from loyalty.models.staff import ApiKey, AuditLog, CardCodeUse, StaffRole, StaffUser, ThrottleCounter
+from loyalty.models.wallet import (
+    WalletBarcode,
+    WalletDesign,
+    WalletLinkUse,
+    WalletPass,
+    WalletPlatform,
+    WalletPush,
+    WalletRegistration,
+)
 
 __all__ = [
     "ApiKey",
@@ -71,6 +80,13 @@ __all__ = [
     "TierPeriod",
     "Voucher",
     "VoucherStatus",
+    "WalletBarcode",
+    "WalletDesign",
+    "WalletLinkUse",
+    "WalletPass",
+    "WalletPlatform",
+    "WalletPush",
+    "WalletRegistration",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -54,6 +54,7 @@ class PointsLot(Model):
             ("member_id", "status", "expires_at"),
             ("status", "available_at"),
             ("status", "expires_at"),
+            ("purchase_id",),  # a refund's own lots
         )
 
 
@@ -132,6 +133,7 @@ class Purchase(Model):
     class Meta:
         table = "purchase"
         unique_together = (("store_code", "receipt_id"),)
+        indexes = (("member_id", "occurred_at"),)  # the daily purchase limit's sum
 
 
 class Refund(Model):

@@ -47,6 +47,10 @@ class Program(Model):
     # program's timezone, net of refunds) above `max_daily_purchase_total`, is refused (a typo must not mint points).
     max_purchase_total = fields.BigIntField(default=1_000_000, db_default=1_000_000)
     max_daily_purchase_total = fields.BigIntField(default=2_500_000, db_default=2_500_000)
+    # Bumped by database triggers (migration 0005) on every write to the configuration tables (program, tier,
+    # campaign, bonus rule, stamp card, reward): `loyalty.program.current_configuration` compares it with its
+    # cached snapshot's, so a write by any process invalidates the snapshot in every process.
+    version = fields.BigIntField(default=1, db_default=1)
 
     tiers: fields.ReverseRelation[Tier]
 

@@ -24,6 +24,7 @@ from schema.types.member import Points, TierProgress
 from schema.types.offer import Offer
 from schema.types.pagination import page_size
 from schema.types.stamp_card import StampCardProgress
+from schema.types.wallet import CardInWallet
 
 
 def member_id_of(global_id: str) -> int:
@@ -60,6 +61,10 @@ class MemberSummaryCore:
     @strawberry.field(description="The current tier and how far the member is from the next one.")
     async def tier(self, info: StaffInfo) -> TierProgress:
         return await TierProgress.of(self.model, info.context)
+
+    @strawberry.field(description="Whether the member has the card in Apple Wallet or Google Wallet.")
+    async def card_in_wallet(self, info: StaffInfo) -> CardInWallet:
+        return CardInWallet.from_domain(await info.context.loaders.cards_in_wallet.load(self.model.id))
 
 
 @strawberry.type

@@ -21,6 +21,7 @@ from schema.types.pagination import decode_cursor, page_size
 from schema.types.program import Tier
 from schema.types.stamp_card import StampCardProgress
 from schema.types.voucher import VoucherConnection, VoucherStatus
+from schema.types.wallet import Wallet
 
 
 @strawberry.type
@@ -142,6 +143,10 @@ class Member(VisibleNode):
     @strawberry.field
     def points(self) -> Points:
         return Points.of(self.model)
+
+    @strawberry.field(description="Adding the member card to a wallet app.")
+    def wallet(self) -> Wallet:
+        return Wallet(member_id=self.model.id)
 
     @strawberry.field
     async def tier(self, info: Info) -> TierProgress:

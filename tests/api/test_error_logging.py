@@ -166,7 +166,7 @@ async def test_an_unexpected_error_keeps_its_traceback(
     async def broken(member: Member, at: object) -> Member:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("schema.member_schema.settle_member_if_due", broken)
+    monkeypatch.setattr("schema.member_schema.settled", broken)
     token = TokenService(settings).issue(str(anna.id), MEMBER_AUDIENCE).token
 
     response = await http.post("/graphql", json={"query": HOME_QUERY}, headers={"authorization": f"Bearer {token}"})

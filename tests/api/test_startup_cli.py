@@ -20,7 +20,8 @@ def no_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_unsafe_setting_is_one_line_and_exit_2(
     command: str, monkeypatch: pytest.MonkeyPatch, no_emulator: None
 ) -> None:
-    # given production with the emulator on, no signing key, SQLite shared by workers and a plain-http URL
+    # given production with the emulator on, no signing key, SQLite shared by workers, a plain-http URL, and the
+    # wallet on (the default) without its credentials
     monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9099")
     settings = Settings(environment="production", workers=4, public_url="http://shop.example")
     monkeypatch.setattr(cli, "get_settings", lambda: settings)
@@ -36,6 +37,10 @@ def test_every_unsafe_setting_is_one_line_and_exit_2(
         prefix + "KLUBB_JWT_PRIVATE_KEY_FILE is not set",
         prefix + "SQLite cannot be shared by several worker processes",
         prefix + "KLUBB_PUBLIC_URL must be https",
+        prefix + "the wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_CERTIFICATE_FILE is not set",
+        prefix + "the wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_KEY_FILE is not set",
+        prefix + "the wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_WWDR_CERTIFICATE_FILE is not set",
+        prefix + "the wallet is enabled but KLUBB_WALLET_SECRET is not set to at least 32 characters",
     ]
 
 
@@ -43,7 +48,9 @@ def test_an_unreadable_signing_key_is_a_problem(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_emulator: None
 ) -> None:
     missing = str(tmp_path / "nope.pem")
-    settings = Settings(environment="production", jwt_private_key_file=missing, public_url="https://x.example")
+    settings = Settings(
+        environment="production", jwt_private_key_file=missing, public_url="https://x.example", wallet_enabled=False
+    )
     monkeypatch.setattr(cli, "get_settings", lambda: settings)
 
     result = CliRunner().invoke(cli.app, ["serve"])
@@ -78,6 +85,7 @@ def test_safe_production_settings_have_no_problems(tmp_path: Path, no_emulator: 
         public_url="https://loyalty.example",
         database_url="postgres://u@db/klubb",
         workers=4,
+        wallet_enabled=False,
     )
 
     assert settings.unsafe_problems() == []
@@ -86,7 +94,7 @@ def test_safe_production_settings_have_no_problems(tmp_path: Path, no_emulator: 
 
 def test_check_safe_lists_the_problems(no_emulator: None) -> None:
     with pytest.raises(UnsafeSettings) as refused:
-        Settings(environment="production", public_url="https://x.example").check_safe()
+        Settings(environment="production", public_url="https://x.example", wallet_enabled=False).check_safe()
 
     assert refused.value.problems == ("KLUBB_JWT_PRIVATE_KEY_FILE is not set",)
     assert str(refused.value) == "refusing to start in production: KLUBB_JWT_PRIVATE_KEY_FILE is not set"

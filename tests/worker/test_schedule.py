@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -20,6 +21,7 @@ from api.settings import Settings
 from loyalty.clock import FrozenClock
 from loyalty.jobs import JOBS, Job, JobIncomplete
 from loyalty.models import Program
+from tests.conftest import WALLET_DEV_DIRECTORY
 from tests.loyalty.ledger_helpers import balances, give_available, new_member
 from worker.schedule import Schedule, run_schedule
 
@@ -279,6 +281,7 @@ async def test_klubb_worker_runs_the_jobs_from_its_settings(db: str, program: Pr
             "KLUBB_DATABASE_URL": db,
             "KLUBB_JOB_INTERVALS": json.dumps({"evaluate-tiers": 0, "birthday-rewards": 0, "expire-vouchers": 0}),
             "PATH": "/usr/bin:/bin",
+            WALLET_DEV_DIRECTORY: os.environ[WALLET_DEV_DIRECTORY],
         },
         cwd=Path(__file__).resolve().parents[2],
         stdin=asyncio.subprocess.DEVNULL,

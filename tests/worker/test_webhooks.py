@@ -1,6 +1,7 @@
 import asyncio
 import hashlib
 import hmac
+import os
 import sys
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from loyalty.webhooks import (
     deactivate_webhook_endpoint,
     list_webhook_endpoints,
 )
+from tests.conftest import WALLET_DEV_DIRECTORY
 from tests.worker.conftest import Receiver, emit_event
 from worker.dispatch import dispatch_pending
 from worker.runner import drain_once, make_client, outbox_consumers
@@ -400,7 +402,7 @@ async def _klubb(db: str, *args: str) -> tuple[int, str, str]:
         "-c",
         "from api.cli import app; app(prog_name='klubb')",
         *args,
-        env={"KLUBB_DATABASE_URL": db, "PATH": "/usr/bin:/bin"},
+        env={"KLUBB_DATABASE_URL": db, "PATH": "/usr/bin:/bin", WALLET_DEV_DIRECTORY: os.environ[WALLET_DEV_DIRECTORY]},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

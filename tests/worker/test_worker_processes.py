@@ -14,6 +14,7 @@ from loyalty import events
 from loyalty.clock import FrozenClock
 from loyalty.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from loyalty.webhooks import create_webhook_endpoint
+from tests.conftest import WALLET_DEV_DIRECTORY
 from tests.worker.conftest import Receiver, emit_event
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
@@ -28,6 +29,7 @@ async def _start_worker(db: str, log: Path, *args: str) -> asyncio.subprocess.Pr
         "KLUBB_DATABASE_URL": db,
         "KLUBB_WORKER_LEASE_SECONDS": str(LEASE_SECONDS),
         "KLUBB_WEBHOOK_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
+        WALLET_DEV_DIRECTORY: os.environ[WALLET_DEV_DIRECTORY],
     }
     with log.open("ab") as out:
         return await asyncio.create_subprocess_exec(
