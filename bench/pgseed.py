@@ -2,10 +2,10 @@
 
 `ensure_postgres(url)` makes the database that `url` names a fresh copy of a seeded template database beside it
 (`<name>_seed`): the template is seeded with `bench.seed` once, and its seed key (seed version, program hash,
-member count, and until when its data stay quiet) is kept as the template's `COMMENT ON DATABASE`. While the key is
-current, a run only drops its database and `CREATE DATABASE <name> TEMPLATE <name>_seed` (a file copy: seconds),
-so whatever a run writes never reaches the template. A template of another seed version, program or size, or one
-whose members would start to mature or expire, is seeded again.
+migrations hash, member count, and until when its data stay quiet) is kept as the template's `COMMENT ON
+DATABASE`. While the key is current, a run only drops its database and `CREATE DATABASE <name> TEMPLATE
+<name>_seed` (a file copy: seconds), so whatever a run writes never reaches the template. A template of another
+seed version, program, schema or size, or one whose members would start to mature or expire, is seeded again.
 
     python -m bench.pgseed postgres://postgres@127.0.0.1:5432/klubb_bench   # seed (if needed) and copy
 """
@@ -46,7 +46,12 @@ def with_database(url: str, name: str) -> str:
 
 def seed_key(members: int) -> dict[str, Any]:
     """What a template must have been seeded with to be reused."""
-    return {"seed_version": seed.SEED_VERSION, "program_sha256": seed.program_hash(), "members": members}
+    return {
+        "seed_version": seed.SEED_VERSION,
+        "program_sha256": seed.program_hash(),
+        "migrations_sha256": seed.migrations_hash(),
+        "members": members,
+    }
 
 
 def reusable(comment: str | None, members: int) -> dict[str, Any] | None:

@@ -222,6 +222,7 @@ def test_a_template_is_reused_only_while_its_seed_key_is_current() -> None:
     assert pgseed.reusable(json.dumps(meta), 200) is None  # another size
     assert pgseed.reusable(json.dumps({**meta, "seed_version": seed.SEED_VERSION - 1}), 100) is None
     assert pgseed.reusable(json.dumps({**meta, "program_sha256": "0" * 64}), 100) is None
+    assert pgseed.reusable(json.dumps({**meta, "migrations_sha256": "0" * 64}), 100) is None  # a new migration
     assert pgseed.reusable(json.dumps({**meta, "valid_until": soon}), 100) is None  # members fall due
     assert pgseed.reusable(None, 100) is None  # a database without a comment
     assert pgseed.reusable("not json", 100) is None
