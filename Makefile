@@ -37,9 +37,14 @@ test: install lint
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/python -m pytest
 
+# The load generators come from Debian: wrk, and pgbench (Debian 12 ships it with the server, postgresql-contrib;
+# /usr/bin/pgbench alone is only postgresql-common's wrapper, hence the --version check).
+# Extra options: make bench BENCH_ARGS='--duration 5 --engines sqlite' (python -m bench.run --help lists them).
+BENCH_ARGS ?=
 bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(BIN)/python -m bench.run
+	pgbench --version >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql-contrib)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache .ruff_cache .mypy_cache

@@ -84,16 +84,38 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="default KLUBB_WORKERS")] = None,
     access_log: Annotated[bool | None, typer.Option(help="log every request (default: outside production)")] = None,
 ) -> None:
-    """Run the API server (uvicorn) with the settings from the environment."""
+    """Run the API server (uvicorn) with the settings from the environment.
+
+    With more than one worker process the embedded outbox worker is off in every one of them (it would run N
+    times): run `klubb worker` beside the server. KLUBB_EMBEDDED_WORKER=true with --workers > 1 is refused (exit 2).
+    """
+    import os
+
     import uvicorn
 
     settings = startup_settings("serve")
+    processes = workers if workers is not None else settings.workers
+    if processes < 1:
+        typer.echo(f"klubb serve: --workers must be at least 1, not {processes}", err=True)
+        raise typer.Exit(2)
+    if processes > 1:
+        if settings.embedded_worker and "embedded_worker" in settings.model_fields_set:
+            typer.echo(
+                f"klubb serve: KLUBB_EMBEDDED_WORKER=true cannot be combined with --workers {processes}: the "
+                "embedded outbox worker would run in every process; set KLUBB_EMBEDDED_WORKER=false and run "
+                "`klubb worker` beside the server",
+                err=True,
+            )
+            raise typer.Exit(2)
+        # uvicorn's worker processes build their settings from the environment they inherit.
+        os.environ["KLUBB_EMBEDDED_WORKER"] = "false"
+        typer.echo(f"klubb serve: {processes} worker processes, embedded outbox worker off (run `klubb worker`)")
     uvicorn.run(
         "api.app:create_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
-        workers=workers or settings.workers,
+        workers=processes,
         log_level="info",
         access_log=not settings.production if access_log is None else access_log,
     )

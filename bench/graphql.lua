@@ -5,11 +5,18 @@
 -- reported by done() as "graphql_errors: N"; bench/run.py fails the run if there are any.
 -- BENCH_MEAN_WAIT_MS, if set, paces each connection: it waits a random time with this mean (exponentially
 -- distributed, so arrivals are roughly Poisson) before each request. wrk times a request from when it is sent.
+-- BENCH_SEQ_TAG, if set (4 characters), makes every request unique (writes: a receipt id per purchase): the first
+-- "@@@@@@@@@@@@@@" (14 characters) of a request becomes the tag, the thread's number (2 digits) and a counter
+-- (8 digits), the same length, so Content-Length stays right. A response whose "userErrors" list is not empty is
+-- counted as a GraphQL error too (a mutation's refusals come as data).
 
 local requests = {}
 local graphql_errors = 0
 local threads = {}
 local mean_wait_ms = tonumber(os.getenv("BENCH_MEAN_WAIT_MS") or "")
+local seq_tag = os.getenv("BENCH_SEQ_TAG")
+local SEQ_PLACEHOLDER = "@@@@@@@@@@@@@@"
+local counter = 0
 
 local function load(path)
   local file = assert(io.open(path, "r"), "cannot open BENCH_REQUESTS file " .. tostring(path))
@@ -40,7 +47,16 @@ function init(args)
 end
 
 function request()
-  return requests[math.random(#requests)]
+  local req = requests[math.random(#requests)]
+  if seq_tag then
+    counter = counter + 1
+    local unique = seq_tag .. string.format("%02d%08d", id or 0, counter)
+    local at = string.find(req, SEQ_PLACEHOLDER, 1, true)
+    if at then
+      req = string.sub(req, 1, at - 1) .. unique .. string.sub(req, at + #SEQ_PLACEHOLDER)
+    end
+  end
+  return req
 end
 
 if mean_wait_ms then
@@ -50,7 +66,7 @@ if mean_wait_ms then
 end
 
 function response(status, headers, body)
-  if body and string.find(body, '"errors"', 1, true) then
+  if body and (string.find(body, '"errors"', 1, true) or string.find(body, '"userErrors":[{', 1, true)) then
     graphql_errors = graphql_errors + 1
   end
 end

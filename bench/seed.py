@@ -774,6 +774,14 @@ def program_hash() -> str:
     return hashlib.sha256(PROGRAM_FILE.read_bytes()).hexdigest()
 
 
+def migrations_hash() -> str:
+    """The schema the seed was made with: a seed from before a new migration must be made again."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "loyalty" / "migrations").glob("[0-9]*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def meta_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
@@ -786,7 +794,7 @@ def cached(path: Path, members: int) -> dict[str, Any] | None:
         return None
     if not path.exists() or meta.get("seed_version") != SEED_VERSION or meta.get("members") != members:
         return None
-    if meta.get("program_sha256") != program_hash():
+    if meta.get("program_sha256") != program_hash() or meta.get("migrations_sha256") != migrations_hash():
         return None  # demo/program.toml changed: tiers, rates or windows may differ
     valid_until = datetime.fromisoformat(meta["valid_until"]) if meta.get("valid_until") else None
     if valid_until is not None and valid_until <= clock.now() + REUSE_MARGIN:
@@ -821,6 +829,7 @@ def run_seed(database_url: str, members: int) -> dict[str, Any]:
     meta = {
         "seed_version": SEED_VERSION,
         "program_sha256": program_hash(),
+        "migrations_sha256": migrations_hash(),
         "members": members,
         "seeded_at": clock.now().isoformat(),
         "seconds": round(seconds, 1),
