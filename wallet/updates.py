@@ -25,20 +25,14 @@ from tortoise.transactions import in_transaction
 
 from loyalty import clock, wallet
 from loyalty.db import database_unavailable
+from loyalty.leases import backoff, lease_due
 from loyalty.models import OutboxEvent, WalletPlatform, WalletPush
 from wallet.apns import Pushes, PushOutcome, PushResult
 
 log = logging.getLogger("klubb.wallet.updates")
 
-BACKOFF_BASE = timedelta(seconds=30)
-BACKOFF_CAP = timedelta(hours=1)
 DEFAULT_BATCH_SIZE = 200
 MAX_ERROR = 500
-
-
-def backoff(attempt: int) -> timedelta:
-    """Delay after failed attempt number `attempt` (1-based): 30 s, 1 min, 2 min, … capped at 1 h."""
-    return BACKOFF_CAP if attempt >= 8 else min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_CAP)
 
 
 @dataclass(frozen=True)
@@ -47,28 +41,15 @@ class PushClaim:
     lease: datetime
 
 
-def _claimable(now: datetime) -> Q:
-    return Q(sent__lt=F("wanted"), next_attempt_at__lte=now) & (Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+def _due(now: datetime) -> Q:
+    return Q(sent__lt=F("wanted"), next_attempt_at__lte=now)
 
 
 async def claim_due(limit: int, lease_seconds: float) -> list[PushClaim]:
-    """Lease up to `limit` due pushes (never one leased elsewhere)."""
-    now = clock.now()
-    lease = now + timedelta(seconds=lease_seconds)
-    claimed: list[PushClaim] = []
+    """Lease up to `limit` due pushes (`loyalty.leases`: never one leased elsewhere)."""
     async with in_transaction() as conn:
-        candidates = (
-            await WalletPush.filter(_claimable(now))
-            .order_by("next_attempt_at", "id")
-            .limit(limit)
-            .using_db(conn)
-            .select_for_update(skip_locked=True)
-        )
-        for row in candidates:
-            if await WalletPush.filter(_claimable(now), id=row.id).using_db(conn).update(locked_until=lease) == 1:
-                row.locked_until = lease
-                claimed.append(PushClaim(row, lease))
-    return claimed
+        lease, rows = await lease_due(WalletPush, _due, limit, lease_seconds, conn)
+    return [PushClaim(row, lease) for row in rows]
 
 
 async def record(claim: PushClaim, result: PushResult, retry_hours: float) -> None:

@@ -21,6 +21,7 @@ from tortoise.transactions import in_transaction
 
 from loyalty import clock
 from loyalty.db import database_unavailable
+from loyalty.leases import backoff, lease_due
 from loyalty.models import DeliveryStatus, OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from worker.config import WorkerConfig
 
@@ -30,8 +31,6 @@ SIGNATURE_HEADER = "Klubb-Signature"
 EVENT_ID_HEADER = "Klubb-Event-Id"
 EVENT_TYPE_HEADER = "Klubb-Event-Type"
 USER_AGENT = "klubb-webhooks/1"
-BACKOFF_BASE = timedelta(seconds=30)
-BACKOFF_CAP = timedelta(hours=1)
 MAX_ERROR_LENGTH = 500  # WebhookAttempt.error / WebhookDelivery.last_error columns
 MAX_RESPONSE_BYTES = 64 * 1024
 DEFAULT_BATCH_SIZE = 20  # deliveries leased (and attempted concurrently) at a time by one worker
@@ -104,13 +103,6 @@ def request_headers(secret: str, event: OutboxEvent, body: bytes, at: datetime) 
     }
 
 
-def backoff(attempt: int) -> timedelta:
-    """Delay after failed attempt number `attempt` (1-based): 30 s, 1 min, 2 min, … capped at 1 h."""
-    if attempt >= 8:  # 30 s * 2**7 = 64 min > cap; also keeps the exponent small
-        return BACKOFF_CAP
-    return min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_CAP)
-
-
 # --- fan-out --------------------------------------------------------------------------------------------------------
 
 
@@ -149,37 +141,14 @@ class Claim:
     lease: datetime
 
 
-def _claimable(now: datetime) -> Q:
-    return Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now) & (
-        Q(locked_until__isnull=True) | Q(locked_until__lt=now)
-    )
+def _due(now: datetime) -> Q:
+    return Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
 
 
 async def claim_due(limit: int, lease_seconds: float) -> list[Claim]:
-    """Lease up to `limit` due deliveries for this worker.
-
-    PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` keeps concurrent workers off each other's rows. Both engines: the
-    lease is taken by a conditional UPDATE (``locked_until IS NULL OR locked_until < now``) whose row count decides,
-    so a row leased elsewhere meanwhile (or on SQLite, where FOR UPDATE is a no-op) is never claimed twice.
-    """
-    now = clock.now()
-    lease = now + timedelta(seconds=lease_seconds)
-    claimed: list[WebhookDelivery] = []
+    """Lease up to `limit` due deliveries for this worker (`loyalty.leases`: never one leased elsewhere)."""
     async with in_transaction() as conn:
-        candidates = (
-            await WebhookDelivery.filter(_claimable(now))
-            .order_by("next_attempt_at", "id")
-            .limit(limit)
-            .using_db(conn)
-            .select_for_update(skip_locked=True)
-        )
-        for delivery in candidates:
-            updated = (
-                await WebhookDelivery.filter(_claimable(now), id=delivery.id).using_db(conn).update(locked_until=lease)
-            )
-            if updated == 1:
-                delivery.locked_until = lease
-                claimed.append(delivery)
+        lease, claimed = await lease_due(WebhookDelivery, _due, limit, lease_seconds, conn)
         if not claimed:
             return []
         endpoints = {

@@ -14,6 +14,7 @@ from api.settings import Settings
 from loyalty import events
 from loyalty.clock import FrozenClock
 from loyalty.errors import InvalidInput, NotFound
+from loyalty.leases import backoff
 from loyalty.models import DeliveryStatus, OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from loyalty.webhooks import (
     InvalidWebhookUrl,
@@ -27,7 +28,7 @@ from tests.conftest import WALLET_DEV_DIRECTORY
 from tests.worker.conftest import Receiver, emit_event
 from worker.dispatch import dispatch_pending
 from worker.runner import drain_once, make_client, outbox_consumers
-from worker.webhooks import backoff, claim_due, record_attempt, sign, verify_signature
+from worker.webhooks import claim_due, record_attempt, sign, verify_signature
 
 
 def _settings(db: str, **overrides: Any) -> Settings:

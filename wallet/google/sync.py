@@ -28,6 +28,7 @@ from tortoise.transactions import in_transaction
 
 from loyalty import card, clock
 from loyalty.db import database_unavailable
+from loyalty.leases import backoff, lease_due
 from loyalty.models import GoogleWalletObject, Member, OutboxEvent, Program
 from loyalty.program import load_program
 from loyalty.tiers import qualifying_value, tier_progress
@@ -38,14 +39,7 @@ from wallet.google.config import GoogleWalletConfig
 
 log = logging.getLogger("klubb.wallet.google")
 
-BACKOFF_BASE = timedelta(seconds=30)
-BACKOFF_CAP = timedelta(hours=1)
 NOTIFY_WINDOW = timedelta(hours=24)
-
-
-def backoff(attempt: int) -> timedelta:
-    """Delay after failed attempt number `attempt` (1-based): 30 s, 1 min, 2 min, … capped at 1 h."""
-    return BACKOFF_CAP if attempt >= 8 else min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_CAP)
 
 
 def _digest(value: Any) -> str:
@@ -109,10 +103,8 @@ async def request_sync(conn: BaseDBAsyncClient, member_ids: Sequence[int], at: d
     )
 
 
-def _claimable(now: datetime) -> Q:
-    return Q(synced__lt=F("wanted"), next_attempt_at__lte=now) & (
-        Q(locked_until__isnull=True) | Q(locked_until__lt=now)
-    )
+def _due(now: datetime) -> Q:
+    return Q(synced__lt=F("wanted"), next_attempt_at__lte=now)
 
 
 @dataclass(frozen=True)
@@ -123,24 +115,10 @@ class Claim:
 
 
 async def claim_due(limit: int, lease_seconds: float) -> list[Claim]:
-    now = clock.now()
-    lease = now + timedelta(seconds=lease_seconds)
-    claimed: list[Claim] = []
+    """Lease up to `limit` due objects (`loyalty.leases`: never one leased elsewhere)."""
     async with in_transaction() as conn:
-        candidates = (
-            await GoogleWalletObject.filter(_claimable(now))
-            .order_by("next_attempt_at", "id")
-            .limit(limit)
-            .using_db(conn)
-            .select_for_update(skip_locked=True)
-        )
-        for row in candidates:
-            updated = (
-                await GoogleWalletObject.filter(_claimable(now), id=row.id).using_db(conn).update(locked_until=lease)
-            )
-            if updated == 1:
-                claimed.append(Claim(row, lease, row.wanted))
-    return claimed
+        lease, rows = await lease_due(GoogleWalletObject, _due, limit, lease_seconds, conn)
+    return [Claim(row, lease, row.wanted) for row in rows]
 
 
 @dataclass(frozen=True)
