@@ -31,7 +31,7 @@ from loyalty.db import database_unavailable
 from loyalty.leases import backoff, lease_due
 from loyalty.models import GoogleWalletObject, Member, OutboxEvent, Program
 from loyalty.program import load_program
-from loyalty.wallet import CONTENT_EVENTS, pass_content, wallet_design
+from loyalty.wallet import CONTENT_EVENTS, pass_content, request_google_syncs, wallet_design
 from wallet.google import objects
 from wallet.google.client import GoogleWalletClient, GoogleWalletRejected, GoogleWalletUnavailable
 from wallet.google.config import GoogleWalletConfig
@@ -84,13 +84,7 @@ async def ensure_object(config: GoogleWalletConfig, member: Member, at: datetime
 
 async def request_sync(conn: BaseDBAsyncClient, member_ids: Sequence[int], at: datetime) -> int:
     """Inside `conn`: owe one more sync to the objects of `member_ids`; how many objects there are."""
-    if not member_ids:
-        return 0
-    return await (
-        GoogleWalletObject.filter(member_id__in=sorted(set(member_ids)))
-        .using_db(conn)
-        .update(wanted=F("wanted") + 1, next_attempt_at=at, attempts=0)
-    )
+    return await request_google_syncs(conn, member_ids, at)
 
 
 def _due(now: datetime) -> Q:
