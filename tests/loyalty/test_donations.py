@@ -215,3 +215,21 @@ async def test_concurrent_donations_add_up_exactly(program: Program) -> None:
     # then every donation is counted once
     assert [r for r in results if isinstance(r, BaseException)] == []
     await assert_totals([Total("Forests", 12 * 3 * 500, 36), Total("Oceans", 12 * 3 * 200, 36)])
+
+
+@pytest.mark.postgres_only
+async def test_concurrent_upserts_of_a_new_reward_add_up_exactly(program: Program) -> None:
+    # given a donation reward without a row yet; redemptions of one reward also queue on its stock UPDATE, so here
+    # the upserts race alone: forty transactions at once, each counting one donation and holding its lock a moment
+    trees = await donation("Plant a tree", 500, "Forests")
+
+    async def count() -> None:
+        async with in_transaction() as conn:
+            await donations.count_donation(conn, trees.id)
+            await asyncio.sleep(0.005)
+
+    await asyncio.gather(*(count() for _ in range(40)))
+
+    # then one row, every donation counted once
+    assert await DonationTotal.filter(reward_id=trees.id).values_list("amount", "donations") == [(20_000, 40)]
+    assert await donations.donation_totals() == [Total("Forests", 20_000, 40)]
