@@ -11,12 +11,16 @@ from typing import Any
 
 import pytest
 from tortoise import connections
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.exceptions import BaseORMException
 from tortoise.functions import Count, Sum
+from tortoise.migrations.api import migrate as run_migrations
 from tortoise.transactions import in_transaction
 
 from loyalty import donations, jobs, rewards, vouchers
 from loyalty.actors import Actor
 from loyalty.clock import FrozenClock
+from loyalty.db import connect, disconnect, tortoise_config
 from loyalty.errors import InsufficientPoints
 from loyalty.members import enroll_member
 from loyalty.models import (
@@ -187,6 +191,55 @@ async def test_rebuild_and_the_migration_backfill_equal_the_aggregate(program: P
     # and the migration's backward step empties the table
     await migration.forget(None, SimpleNamespace(client=conn))
     assert await DonationTotal.all().count() == 0
+
+
+async def _migrate_to(database_url: str, target: str) -> None:
+    await disconnect()
+    EXECUTOR_CACHE.clear()
+    try:
+        await run_migrations(config=tortoise_config(database_url), target=target)
+    finally:
+        await disconnect()
+        EXECUTOR_CACHE.clear()
+        await connect(database_url)
+
+
+async def test_migration_0008_backfills_the_vouchers_of_a_database_at_0007(db: str, program: Program) -> None:
+    # given the database back at 0007 (no donation_total), with donation vouchers in every status and a redeemed
+    # voucher of a reward that is no donation, written as the code of 0007 did (no totals)
+    await _migrate_to(db, "loyalty.0007_google_wallet")
+    try:
+        with pytest.raises(BaseORMException, match="donation_total"):  # the table is gone
+            await DonationTotal.all().count()
+        member, _ = await enroll_member("u1")
+        trees = await donation("Plant a tree", 500, "Forests")
+        sea = await donation("Clean a beach", 200, "Oceans")
+        coffee = await Reward.create(name="Coffee", kind=RewardKind.FREE_PRODUCT, points_cost=25, value=300)
+        made = [
+            (trees, VoucherStatus.REDEEMED),
+            (trees, VoucherStatus.REDEEMED),
+            (trees, VoucherStatus.ACTIVE),
+            (sea, VoucherStatus.REDEEMED),
+            (sea, VoucherStatus.EXPIRED),
+            (sea, VoucherStatus.CANCELLED),
+            (coffee, VoucherStatus.REDEEMED),
+        ]
+        async with in_transaction() as conn:
+            for reward, status in made:
+                voucher = await vouchers.issue_voucher(conn, member.id, reward=reward)
+                await Voucher.filter(id=voucher.id).using_db(conn).update(status=status)
+        before = await aggregate()
+    finally:
+        # when it migrates to 0008 (also the next tests' schema)
+        await _migrate_to(db, "loyalty")
+
+    # then the totals are the aggregate of the vouchers that were there
+    assert before == [Total("Forests", 1_000, 2), Total("Oceans", 200, 1)]
+    await assert_totals(before)
+    assert await DonationTotal.all().order_by("reward_id").values_list("reward_id", "donations") == [
+        (trees.id, 2),
+        (sea.id, 1),
+    ]
 
 
 async def test_counting_a_reward_that_is_unknown_or_no_donation_writes_nothing(program: Program) -> None:
