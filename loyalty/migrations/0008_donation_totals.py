@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
                 ('amount', fields.BigIntField(default=0)),
                 ('donations', fields.BigIntField(default=0)),
             ],
-            options={'table': 'donation_total', 'app': 'loyalty', 'unique_together': (('reward_id',),), 'pk_attr': 'id', 'table_description': 'What one donation reward has given: the count and `value` sum of its REDEEMED vouchers, kept by'},
+            options={'table': 'donation_total', 'app': 'loyalty', 'unique_together': (('reward_id',),), 'pk_attr': 'id', 'table_description': 'Per donation reward, how many of its vouchers are REDEEMED and the sum of their values (loyalty.donations).'},
             bases=['Model'],
         ),
         ops.RunPython(backfill, forget),

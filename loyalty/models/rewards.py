@@ -133,8 +133,10 @@ class Voucher(Model):
 
 
 class DonationTotal(Model):
-    """What one donation reward has given: the count and `value` sum of its REDEEMED vouchers, kept by
-    `loyalty.donations.count_donation` in the transaction that redeems each one (backfilled by migration 0008)."""
+    """Per donation reward, how many of its vouchers are REDEEMED and the sum of their values (loyalty.donations).
+
+    Kept by `loyalty.donations.count_donation` in the transaction that redeems each one; backfilled by migration 0008.
+    """
 
     id = fields.IntField(primary_key=True)
     reward: fields.ForeignKeyRelation[Reward] = fields.ForeignKeyField(
