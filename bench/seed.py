@@ -16,6 +16,7 @@ fresh unique or secret values: member number (random, with its Luhn digit), Fire
 secret, voucher codes, receipt and refund ids. Timestamps are copied unchanged. Rows go in with raw `executemany`,
 one transaction per batch of about `BATCH_MEMBERS` members. Not cloned: idempotency records, outbox events and the
 audit log, the bookkeeping of the templates' requests (their stored answers and snapshots name the templates' rows).
+The donation totals (`loyalty.donations`, per reward) are recomputed from all the vouchers after the clones.
 
 Nothing matures, expires or falls due for tier evaluation within `SAFE_MARGIN` of the seeding time (no credit is
 made whose lot would mature or expire then; each template is checked), so reads during the benchmark never settle a
@@ -55,7 +56,7 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import clock, jobs, sql
+from loyalty import clock, donations, jobs, sql
 from loyalty.actors import Actor
 from loyalty.adjustments import AdjustmentReason, adjust_member_points
 from loyalty.db import connect, disconnect, migrate
@@ -622,6 +623,8 @@ async def clone_templates(members: int) -> list[Table]:
                 ]
                 if out:
                     await tx.execute_many(insert_sql(table, postgres), out)
+    async with in_transaction() as tx:
+        await donations.rebuild_totals(tx)  # the clones' donation vouchers were inserted past count_donation
     if postgres:
         for table in tables:
             # Past the inserted ids, so that the server's own inserts get new ones.

@@ -20,7 +20,8 @@ Kinds and `value`: free product (`sku`), amount off (minor units), percent off (
 the till pays out or credits against the basket when the voucher is redeemed: the voucher carries the cash
 value), donation (minor units given to `cause`), experience (events, early access). A donation is fulfilled the
 moment its points are debited — there is nothing to hand in at a till — so its voucher is issued already
-REDEEMED and cannot be cancelled; the program's donation totals are the sum of `value` over those vouchers.
+REDEEMED and cannot be cancelled; the program's donation totals are the sum of `value` over those vouchers, kept
+per reward as each one is redeemed (`loyalty.donations`).
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F, Q
-from tortoise.functions import Count, Sum
+from tortoise.functions import Count
 
 from loyalty import clock, events, sql
 from loyalty.checks import MAX_POINTS, check_idempotency_key, check_text, is_whole
+from loyalty.donations import count_donation
 from loyalty.errors import DomainError, InsufficientPoints, InvalidInput, NotFound
 from loyalty.idempotency import idempotent
 from loyalty.ledger import debit_available, lock_member
@@ -259,31 +261,13 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
 async def _fulfill_donation(conn: BaseDBAsyncClient, voucher: Voucher, reward: Reward) -> None:
     now = clock.now()
     await Voucher.filter(id=voucher.id).using_db(conn).update(status=VoucherStatus.REDEEMED, redeemed_at=now)
+    await count_donation(conn, reward.id)
     await events.emit(
         conn,
         events.VOUCHER_REDEEMED,
         member_id=voucher.member_id,
         payload={"voucher_id": voucher.id, "reward_id": reward.id, "cause": reward.cause, "amount": reward.value},
     )
-
-
-@dataclass(frozen=True)
-class DonationTotal:
-    cause: str
-    amount: int  # minor units of the program's currency
-    donations: int
-
-
-async def donation_totals() -> list[DonationTotal]:
-    """Total donated per cause: the value of every donation voucher issued (they are never cancelled)."""
-    rows = (
-        await Voucher.filter(reward__kind=RewardKind.DONATION, status=VoucherStatus.REDEEMED)
-        .annotate(amount=Sum("reward__value"), n=Count("id"))
-        .group_by("reward__cause")
-        .order_by("reward__cause")
-        .values_list("reward__cause", "amount", "n")
-    )
-    return [DonationTotal(cause or "", int(amount or 0), int(n)) for cause, amount, n in rows]
 
 
 _REWARD_FIELDS = ("description", "value", "sku", "cause", "stock", "per_member_limit", "voucher_valid_days")

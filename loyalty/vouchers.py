@@ -23,6 +23,7 @@ from loyalty import clock, events, sql, throttle
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
 from loyalty.checks import check_idempotency_key, check_store_code
+from loyalty.donations import count_donation
 from loyalty.errors import DomainError, InvalidInput, NotFound
 from loyalty.idempotency import idempotent
 from loyalty.ledger import locked_member, reverse_debit
@@ -396,6 +397,8 @@ async def _mark_redeemed(
     )
     if redeemed != 1:
         return False
+    if voucher.reward_id is not None:  # a stamp card's or offer's voucher may be for a donation reward
+        await count_donation(conn, voucher.reward_id)
     await events.emit(
         conn,
         events.VOUCHER_REDEEMED,

@@ -29,7 +29,15 @@ from loyalty.models.outbox import (
     WebhookEndpoint,
 )
 from loyalty.models.program import Program, Tier, TierMetric, TierPeriod
-from loyalty.models.rewards import Reward, RewardKind, StampCard, StampProgress, Voucher, VoucherStatus
+from loyalty.models.rewards import (
+    DonationTotal,
+    Reward,
+    RewardKind,
+    StampCard,
+    StampProgress,
+    Voucher,
+    VoucherStatus,
+)
 from loyalty.models.staff import ApiKey, AuditLog, CardCodeUse, StaffRole, StaffUser, ThrottleCounter
 from loyalty.models.wallet import (
     WalletBarcode,
@@ -48,6 +56,7 @@ __all__ = [
     "Campaign",
     "CardCodeUse",
     "DeliveryStatus",
+    "DonationTotal",
     "EngagementEvent",
     "EngagementRule",
     "EntryKind",

@@ -130,3 +130,22 @@ class Voucher(Model):
     class Meta:
         table = "voucher"
         indexes = (("member_id", "status", "expires_at"),)
+
+
+class DonationTotal(Model):
+    """Per donation reward, how many of its vouchers are REDEEMED and the sum of their values (loyalty.donations).
+
+    Kept by `loyalty.donations.count_donation` in the transaction that redeems each one; backfilled by migration 0008.
+    """
+
+    id = fields.IntField(primary_key=True)
+    reward: fields.ForeignKeyRelation[Reward] = fields.ForeignKeyField(
+        "loyalty.Reward", related_name=False, on_delete=fields.RESTRICT
+    )
+    reward_id: int
+    amount = fields.BigIntField(default=0)  # minor units of the program's currency
+    donations = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "donation_total"
+        unique_together = (("reward_id",),)  # the upsert's ON CONFLICT target (a unique FK alone makes no index)

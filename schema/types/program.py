@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from loyalty import models, rewards
+from loyalty import donations, models
 from loyalty.program import tiers_of
 from schema.types.reward import DonationTotal
 
@@ -39,7 +39,7 @@ class Program:
     async def donations(self) -> list[DonationTotal]:
         return [
             DonationTotal(cause=t.cause, amount=t.amount, donations=t.donations)
-            for t in await rewards.donation_totals()
+            for t in await donations.donation_totals()
         ]
 
     @classmethod

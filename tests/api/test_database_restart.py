@@ -50,15 +50,27 @@ async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def terminate_our_backends() -> int:
-    """Kill every server process of the test database but this one: what clients see when PostgreSQL restarts."""
+    """Kill every server process of the test database but this one: what clients see when PostgreSQL restarts.
+
+    Returns once the killed processes are gone: `pg_terminate_backend` only signals them, and a process that exits
+    after the traffic stopped would fail the next request on its pooled connection (a kill during the check, not
+    before it).
+    """
     admin = await asyncpg.connect(POSTGRES_URL)
     try:
-        return len(
-            await admin.fetch(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        killed = [
+            row["pid"]
+            for row in await admin.fetch(
+                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
-        )
+        ]
+        for _ in range(200):
+            if not await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = any($1::int[])", killed):
+                break
+            await asyncio.sleep(0.025)
+        await asyncio.sleep(0.05)  # and the pool's connections have read their end of the socket
+        return len(killed)
     finally:
         await admin.close()
 

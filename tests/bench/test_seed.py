@@ -6,7 +6,7 @@ import tomllib
 from typing import Any
 
 from bench import seed
-from loyalty import clock
+from loyalty import clock, donations
 from loyalty.earning import LineInput
 from loyalty.members import is_valid_member_number
 from loyalty.models import (
@@ -20,9 +20,11 @@ from loyalty.models import (
     PurchaseLine,
     QualifyingCredit,
     Refund,
+    RewardKind,
     StaffUser,
     StampProgress,
     Voucher,
+    VoucherStatus,
 )
 from loyalty.purchases import PurchaseRequest, record_purchase
 from loyalty.staff import staff_actor
@@ -95,6 +97,16 @@ async def test_clones_equal_their_template_and_keep_the_invariants(db: str) -> N
     assert totals.rows["ledger_entry"] == await LedgerEntry.all().count()
     assert totals.valid_until is not None
     assert totals.valid_until > now + seed.SAFE_MARGIN
+    # the donation totals count the clones' donations too: recomputed after cloning, equal to the aggregate
+    donated = await Voucher.filter(reward__kind=RewardKind.DONATION, status=VoucherStatus.REDEEMED).count()
+    kept = await donations.donation_totals()
+    assert donated > 0
+    assert sum(t.donations for t in kept) == donated
+    assert sum(t.amount for t in kept) == sum(
+        await Voucher.filter(reward__kind=RewardKind.DONATION, status=VoucherStatus.REDEEMED).values_list(
+            "reward__value", flat=True
+        )
+    )
 
     # and the services go on working on a clone: its new rows get ids after the cloned ones
     actor = staff_actor(await StaffUser.get(email=seed.STAFF_EMAIL))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from tortoise.transactions import in_transaction
 
-from loyalty import rewards
+from loyalty import donations, rewards
 from loyalty.clock import FrozenClock
 from loyalty.errors import DuplicateIdempotencyKey, InsufficientPoints, InvalidInput
 from loyalty.members import enroll_member
@@ -258,8 +258,8 @@ async def test_a_donation_is_fulfilled_at_once_and_counted_per_cause(program: Pr
     await rewards.redeem_reward(member.id, sea.id, idempotency_key="k3")
 
     assert (await Voucher.get(id=first)).status == VoucherStatus.REDEEMED
-    assert await rewards.donation_totals() == [
-        rewards.DonationTotal("Forests", 1000, 2),
-        rewards.DonationTotal("Oceans", 200, 1),
+    assert await donations.donation_totals() == [
+        donations.DonationTotal("Forests", 1000, 2),
+        donations.DonationTotal("Oceans", 200, 1),
     ]
     assert await OutboxEvent.filter(type="voucher.redeemed").count() == 3

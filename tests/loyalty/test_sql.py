@@ -19,11 +19,11 @@ from typing import Any, NamedTuple, cast
 
 import pytest
 from tortoise.expressions import Q
-from tortoise.functions import Sum
+from tortoise.functions import Count, Sum
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import activity, ledger, members, rows, sql
+from loyalty import activity, ledger, members, rewards, rows, sql
 from loyalty.clock import FrozenClock
 from loyalty.members import members_by_id
 from loyalty.models import (
@@ -900,6 +900,49 @@ async def _rewards_catalog_by_id(program: Program, clock: FrozenClock) -> list[R
             ids=asked,
         )
     ]
+
+
+@case("donations.totals")
+async def _donations_totals(program: Program, clock: FrozenClock) -> list[Run]:
+    # Donations through the catalog (kept as they happen); vouchers that are no donation: a card's donation voucher
+    # not handed in (active, expired, cancelled) and a redeemed voucher of a reward that is no donation.
+    member = await new_member("uid-donor")
+    await credit_points(member.id, 1_000, kind=EntryKind.ADJUSTMENT, idempotency_key="seed")
+
+    async def reward(name: str, kind: RewardKind, value: int, cause: str | None) -> Reward:
+        return await Reward.create(name=name, kind=kind, points_cost=10, value=value, cause=cause)
+
+    trees = await reward("trees", RewardKind.DONATION, 500, "Trees")
+    forest = await reward("forest", RewardKind.DONATION, 2_000, "Trees")
+    sea = await reward("sea", RewardKind.DONATION, 200, "Oceans")
+    nameless = await reward("nameless", RewardKind.DONATION, 7, None)
+    coffee = await reward("coffee", RewardKind.FREE_PRODUCT, 300, "Trees")
+    for key, given in enumerate((trees, trees, forest, sea, nameless)):
+        await rewards.redeem_reward(member.id, given.id, idempotency_key=f"d{key}")
+    card = await StampCard.create(name="Card", stamps_required=5, reward=sea)
+    async with in_transaction() as conn:
+        for status in (VoucherStatus.ACTIVE, VoucherStatus.EXPIRED, VoucherStatus.CANCELLED):
+            voucher = await issue_voucher(conn, member.id, reward=sea, stamp_card=card)
+            await Voucher.filter(id=voucher.id).using_db(conn).update(status=status)
+        voucher = await issue_voucher(conn, member.id, reward=coffee)
+        await Voucher.filter(id=voucher.id).using_db(conn).update(status=VoucherStatus.REDEEMED)
+
+    async def aggregate() -> list[dict[str, object]]:  # what the Rewards screen computed before the table
+        found = (
+            await Voucher.filter(reward__kind=RewardKind.DONATION, status=VoucherStatus.REDEEMED)
+            .annotate(amount=Sum("reward__value"), n=Count("id"))
+            .group_by("reward__cause")
+            .values_list("reward__cause", "amount", "n")
+        )
+        totals = [{"cause": cause or "", "amount": int(amount), "donations": int(n)} for cause, amount, n in found]
+        return sorted(totals, key=lambda row: str(row["cause"]))
+
+    expected = [
+        {"cause": "", "amount": 7, "donations": 1},
+        {"cause": "Oceans", "amount": 200, "donations": 1},
+        {"cause": "Trees", "amount": 3_000, "donations": 3},
+    ]
+    return [Run(orm=aggregate(), expected=expected, params=[""])]
 
 
 @case("tests.ids_between_parameters")
