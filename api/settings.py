@@ -93,9 +93,9 @@ class Settings(BaseSettings):
     apns_url: str | None = None
     apns_ca_file: str | None = None  # a CA bundle for APNs' server certificate (tests: the fake's)
 
-    # Google Wallet (wallet/google/), on while `wallet_enabled` too: the issuer id and the service account's JSON key
-    # file; without them outside production a generated key in `google_wallet_dev_key_file` and links to the local
-    # fake (/dev/google-wallet).
+    # Google Wallet (wallet/google/), its own switch (independent of Apple's `wallet_enabled`: either runs without the
+    # other's credentials): the issuer id and the service account's JSON key file; without them outside production a
+    # generated key in `google_wallet_dev_key_file` and links to the local fake (/dev/google-wallet).
     google_wallet_enabled: bool = True
     google_wallet_issuer_id: str | None = None
     google_wallet_service_account_file: str | None = None
@@ -147,11 +147,11 @@ class Settings(BaseSettings):
         }
         for name, path in files.items():
             if not path:
-                problems.append(f"the wallet is enabled (KLUBB_WALLET_ENABLED) but {name} is not set")
+                problems.append(f"Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but {name} is not set")
             elif not os.access(path, os.R_OK) or not os.path.isfile(path):
                 problems.append(f"{name} {path!r} is not a readable file")
         if not self.wallet_secret or len(self.wallet_secret) < 32:
-            problems.append("the wallet is enabled but KLUBB_WALLET_SECRET is not set to at least 32 characters")
+            problems.append("Apple Wallet is enabled but KLUBB_WALLET_SECRET is not set to at least 32 characters")
         if self.apns_url and not self.apns_url.startswith("https://"):
             problems.append("KLUBB_APNS_URL must be https")
         return problems
@@ -178,8 +178,8 @@ class Settings(BaseSettings):
 
     @property
     def google_wallet_on(self) -> bool:
-        """Google Wallet runs: both the wallet and Google Wallet are enabled."""
-        return self.wallet_enabled and self.google_wallet_enabled
+        """Google Wallet runs (`KLUBB_GOOGLE_WALLET_ENABLED`), whether or not Apple Wallet does."""
+        return self.google_wallet_enabled
 
     def _google_wallet_problems(self) -> list[str]:
         if not self.google_wallet_on:

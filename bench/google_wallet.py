@@ -32,6 +32,7 @@ from loyalty.earning import LineInput
 from loyalty.members import enroll_member
 from loyalty.models import GoogleWalletObject, Member, StaffRole
 from loyalty.program import apply_program_config, load_program
+from loyalty.wallet import PassContent
 from wallet.google import objects, save_link
 from wallet.google.client import GoogleWalletClient, RateLimiter
 from wallet.google.config import FAKE_PREFIX, GoogleWalletConfig, ServiceAccount
@@ -64,8 +65,9 @@ def _config() -> GoogleWalletConfig:
 
 
 def links_per_second(config: GoogleWalletConfig, count: int) -> float:
-    content = objects.CardContent("1000000009", "Anna Andersson", 1234, 56, "Silver", "Gold", 766, "AB" * 20, 60)
     now = datetime.now(UTC)
+    shown = PassContent(9, "1000000009", "Anna Andersson", 1234, 56, "Silver", "Gold", 766, 0.62, 30, now)
+    content = objects.CardContent(shown, "AB" * 20, 60)
     started = time.perf_counter()
     for _ in range(count):
         url = save_link.inline_save_url(config, objects.loyalty_object(config, content), now)

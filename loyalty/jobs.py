@@ -13,7 +13,8 @@ non-zero and the worker logs it; the next run tries those members again. (Stoppi
 one broken member hold back every member after it, run after run.)
 
 The rules stay where they belong: settling in the ledger core (`ledger.settle`), tier evaluation in
-`loyalty.tiers`, the birthday credit in `loyalty.birthday`, voucher expiry in `loyalty.vouchers`.
+`loyalty.tiers`, the birthday credit in `loyalty.birthday`, voucher expiry in `loyalty.vouchers`, what a wallet pass
+shows in `loyalty.wallet`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import birthday, clock, ledger, vouchers
+from loyalty import birthday, clock, ledger, vouchers, wallet
 from loyalty.errors import DomainError
 from loyalty.models import Member, Voucher, VoucherStatus
 from loyalty.program import load_program
@@ -174,6 +175,25 @@ async def expire_vouchers(batch_size: int = BATCH_SIZE) -> int:
     return expired
 
 
+async def refresh_wallet_passes(batch_size: int = BATCH_SIZE) -> int:
+    """Refresh the wallet passes the clock changed: points entering the expiring-soon window (no event says so).
+
+    Reads the members with a card in a wallet and available points expiring within the program's
+    `expiring_soon_days`; for each batch, in one transaction, `loyalty.wallet.refresh_aged_passes` compares what
+    their passes show now with what they last showed (the digest): the changed Apple passes get a new update tag and
+    a push owed, the changed Google cards a sync owed. Returns the passes refreshed; a second run refreshes none.
+    """
+    program = await load_program()
+    window = timedelta(days=program.expiring_soon_days)
+    refreshed = 0
+    async for at, members in due_batches(
+        Member, lambda at: wallet.in_wallet_with_points_expiring(at + window), batch_size
+    ):
+        async with in_transaction() as conn:
+            refreshed += len(await wallet.refresh_aged_passes(conn, [member.id for member in members], at))
+    return refreshed
+
+
 # --- the registry ---------------------------------------------------------------------------------
 
 
@@ -217,6 +237,13 @@ JOBS: tuple[Job, ...] = (
         expire_vouchers,
         timedelta(minutes=10),
         "vouchers expired",
+    ),
+    Job(
+        "refresh-wallet-passes",
+        "refresh the wallet passes of members whose points entered the expiring-soon window",
+        refresh_wallet_passes,
+        timedelta(hours=1),
+        "passes refreshed",
     ),
 )
 

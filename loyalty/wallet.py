@@ -15,6 +15,9 @@ The domain keeps the state both platforms share; building, signing and sending i
 - `pass_content(member, program, at)`: what a pass shows (name, points, tier and progress, points expiring soon);
   `refresh_passes(conn, member_ids, at)` moves the update tag of every pass whose content changed (the updates
   consumer calls it on points, tier and profile events) and returns them.
+- `refresh_aged_passes(conn, member_ids, at)`: the same when only time passed (the `refresh-wallet-passes` job, for
+  `in_wallet_with_points_expiring(until)`): both platforms' passes whose content changed, Apple's devices owed a push
+  (`request_pushes`), Google's objects due (`request_google_syncs`).
 - `serials_updated_since(device, since)`: Apple's "which of my passes changed since tag X".
 - `card_in_wallet(member_id)` / `cards_in_wallet(ids)`: what the staff lookup shows ("card in wallet").
 - `wallet_design()` / `apply_wallet_design(section)`: how the program's passes look (colours, texts, barcode format,
@@ -34,7 +37,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
+from tortoise.expressions import F, Q, Subquery
 from tortoise.transactions import in_transaction
 
 from loyalty import clock, events
@@ -45,7 +48,10 @@ from loyalty.engagement import UnknownEventType, record_engagement
 from loyalty.errors import DomainError, InvalidInput
 from loyalty.models import (
     EngagementEvent,
+    GoogleWalletObject,
+    LotStatus,
     Member,
+    PointsLot,
     Program,
     WalletBarcode,
     WalletDesign,
@@ -403,10 +409,15 @@ async def refresh_passes(
         digest = digests[member.id]
         if digest == wallet_pass.content_digest:
             continue
-        wallet_pass.update_tag = next_update_tag(wallet_pass.update_tag, at)
-        wallet_pass.last_updated = at
-        wallet_pass.content_digest = digest
-        await wallet_pass.save(using_db=conn, update_fields=["update_tag", "last_updated", "content_digest"])
+        tag = next_update_tag(wallet_pass.update_tag, at)
+        # Conditional on the digest read: of two refreshes at once (two consumers, two job runs) one moves the pass.
+        if not await (
+            WalletPass.filter(id=wallet_pass.id, content_digest=wallet_pass.content_digest)
+            .using_db(conn)
+            .update(update_tag=tag, last_updated=at, content_digest=digest)
+        ):
+            continue
+        wallet_pass.update_tag, wallet_pass.last_updated, wallet_pass.content_digest = tag, at, digest
         changed.append(wallet_pass)
     return changed
 
@@ -434,6 +445,39 @@ async def request_pushes(conn: BaseDBAsyncClient, pass_ids: Sequence[int], at: d
         .update(wanted=F("wanted") + 1, next_attempt_at=at, attempts=0)
     )
     return len(tokens)
+
+
+async def request_google_syncs(conn: BaseDBAsyncClient, member_ids: Sequence[int], at: datetime) -> int:
+    """Inside `conn`: owe one more sync to the Google Wallet objects of `member_ids` (due now); how many there are.
+
+    Members without an object cost nothing. The Google consumer (`wallet.google.sync`) PATCHes what changed.
+    """
+    if not member_ids:
+        return 0
+    return await (
+        GoogleWalletObject.filter(member_id__in=sorted(set(member_ids)))
+        .using_db(conn)
+        .update(wanted=F("wanted") + 1, next_attempt_at=at, attempts=0)
+    )
+
+
+def in_wallet_with_points_expiring(until: datetime) -> Q:
+    """Members with a card in a wallet (an installed pass, either platform) and available points expiring by
+    `until`: those whose pass the clock alone can change (points entering the expiring-soon window)."""
+    lots = PointsLot.filter(status=LotStatus.AVAILABLE, remaining__gt=0, expires_at__lte=until).values("member_id")
+    passes = WalletPass.filter(installed=True).values("member_id")
+    return Q(id__in=Subquery(lots)) & Q(id__in=Subquery(passes))
+
+
+async def refresh_aged_passes(conn: BaseDBAsyncClient, member_ids: Sequence[int], at: datetime) -> list[WalletPass]:
+    """Inside `conn`: time passed, no event: the passes of `member_ids` (both platforms) whose content is now
+    different (points entered the expiring-soon window). Apple's get a new update tag and their devices a push owed;
+    Google's objects become due for a sync. Safe to repeat: an unchanged content (its digest) moves nothing."""
+    apple = await refresh_passes(conn, member_ids, at, platform=WalletPlatform.APPLE)
+    await request_pushes(conn, [p.id for p in apple], at)
+    google = await refresh_passes(conn, member_ids, at, platform=WalletPlatform.GOOGLE)
+    await request_google_syncs(conn, [p.member_id for p in google], at)
+    return apple + google
 
 
 async def cards_in_wallet(member_ids: Sequence[int]) -> dict[int, CardInWallet]:

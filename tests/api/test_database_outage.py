@@ -170,7 +170,13 @@ async def test_the_embedded_worker_survives_an_outage_and_resumes(
     # given a running embedded worker (running one periodic job twice a second) and a webhook endpoint
     await create_webhook_endpoint(receiver.url())
     every_half_second = Schedule.of(
-        {"expire-points": 0.5, "evaluate-tiers": 0, "birthday-rewards": 0, "expire-vouchers": 0}
+        {
+            "expire-points": 0.5,
+            "evaluate-tiers": 0,
+            "birthday-rewards": 0,
+            "expire-vouchers": 0,
+            "refresh-wallet-passes": 0,
+        }
     )
     stop = asyncio.Event()
     worker = asyncio.create_task(

@@ -213,3 +213,25 @@ async def test_an_oversized_callback_is_413_before_it_is_read_whole(
 
         assert (response.status_code, response.json()) == (413, {"error": "callback body too large"})
         assert await GoogleWalletCallback.all().count() == 0
+
+
+def test_production_runs_google_wallet_without_apple_wallet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, service_account_json: str, signer: GoogleSigner
+) -> None:
+    # given production with Google's credentials, Apple Wallet off and none of its credentials
+    monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
+    settings = _with(
+        app_settings("sqlite://x", tmp_path, Environment.PRODUCTION),
+        wallet_enabled=False,
+        apple_pass_certificate_file=None,
+        apple_pass_key_file=None,
+        apple_wwdr_certificate_file=None,
+        wallet_secret=None,
+        **_credentials(tmp_path, service_account_json, signer),
+    )
+
+    # then it starts with Google Wallet and without the PassKit web service
+    assert settings.unsafe_problems() == []
+    app = create_app(settings)
+    assert (app.state.wallet, app.state.google_wallet.config.issuer_id) == (None, ISSUER)
+    assert app.state.google_wallet.fake is None

@@ -25,6 +25,8 @@ LIST = (
     "a time\n"
     "birthday-rewards\tevery 3600 s\tcredit birthday_points to members in their birthday month, once a year\n"
     "expire-vouchers\tevery 600 s\tmark vouchers past their expiry EXPIRED\n"
+    "refresh-wallet-passes\tevery 3600 s\trefresh the wallet passes of members whose points entered the "
+    "expiring-soon window\n"
 )
 
 
@@ -77,7 +79,7 @@ def test_a_wrong_interval_setting_is_refused(cli_db: None, monkeypatch: pytest.M
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
         "error: KLUBB_JOB_INTERVALS: no job named expire-point; the jobs are expire-points, evaluate-tiers, "
-        "birthday-rewards, expire-vouchers\n"
+        "birthday-rewards, expire-vouchers, refresh-wallet-passes\n"
     )
 
 
@@ -96,7 +98,8 @@ def test_jobs_run_runs_every_job_once_in_order(cli_db: None, clock: FrozenClock)
         "expire-points: 1 members settled\n"
         "evaluate-tiers: 0 members evaluated\n"
         "birthday-rewards: 0 members credited\n"
-        "expire-vouchers: 0 vouchers expired\n",
+        "expire-vouchers: 0 vouchers expired\n"
+        "refresh-wallet-passes: 0 passes refreshed\n",
         "",
     )
     assert (second.exit_code, second.stdout) == (0, first.stdout.replace("1 members", "0 members"))
@@ -127,7 +130,7 @@ def test_jobs_run_refuses_an_unknown_name_and_runs_nothing(cli_db: None, clock: 
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
         "error [UNKNOWN_JOB]: no job named expire-all; the jobs are expire-points, evaluate-tiers, birthday-rewards, "
-        "expire-vouchers\n"
+        "expire-vouchers, refresh-wallet-passes\n"
     )
     assert _balances(member_id) == (100, 0, 100)
 
@@ -157,4 +160,5 @@ def test_a_failing_job_fails_the_command_after_the_others_ran(cli_db: None, cloc
     assert result.stderr == (
         "evaluate-tiers failed: ProgramNotConfigured: the program is not configured: run `klubb seed`\n"
         "birthday-rewards failed: ProgramNotConfigured: the program is not configured: run `klubb seed`\n"
+        "refresh-wallet-passes failed: ProgramNotConfigured: the program is not configured: run `klubb seed`\n"
     )

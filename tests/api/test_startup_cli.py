@@ -37,10 +37,10 @@ def test_every_unsafe_setting_is_one_line_and_exit_2(
         prefix + "KLUBB_JWT_PRIVATE_KEY_FILE is not set",
         prefix + "SQLite cannot be shared by several worker processes",
         prefix + "KLUBB_PUBLIC_URL must be https",
-        prefix + "the wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_CERTIFICATE_FILE is not set",
-        prefix + "the wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_KEY_FILE is not set",
-        prefix + "the wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_WWDR_CERTIFICATE_FILE is not set",
-        prefix + "the wallet is enabled but KLUBB_WALLET_SECRET is not set to at least 32 characters",
+        prefix + "Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_CERTIFICATE_FILE is not set",
+        prefix + "Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_KEY_FILE is not set",
+        prefix + "Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_WWDR_CERTIFICATE_FILE is not set",
+        prefix + "Apple Wallet is enabled but KLUBB_WALLET_SECRET is not set to at least 32 characters",
         prefix + "Google Wallet is enabled but KLUBB_GOOGLE_WALLET_ISSUER_ID is not set",
         prefix + "Google Wallet is enabled but KLUBB_GOOGLE_WALLET_SERVICE_ACCOUNT_FILE is not set",
         prefix + "Google Wallet is enabled but KLUBB_GOOGLE_WALLET_CALLBACK_KEYS_FILE is not set",
@@ -52,7 +52,11 @@ def test_an_unreadable_signing_key_is_a_problem(
 ) -> None:
     missing = str(tmp_path / "nope.pem")
     settings = Settings(
-        environment="production", jwt_private_key_file=missing, public_url="https://x.example", wallet_enabled=False
+        environment="production",
+        jwt_private_key_file=missing,
+        public_url="https://x.example",
+        wallet_enabled=False,
+        google_wallet_enabled=False,
     )
     monkeypatch.setattr(cli, "get_settings", lambda: settings)
 
@@ -89,6 +93,7 @@ def test_safe_production_settings_have_no_problems(tmp_path: Path, no_emulator: 
         database_url="postgres://u@db/klubb",
         workers=4,
         wallet_enabled=False,
+        google_wallet_enabled=False,
     )
 
     assert settings.unsafe_problems() == []
@@ -97,7 +102,9 @@ def test_safe_production_settings_have_no_problems(tmp_path: Path, no_emulator: 
 
 def test_check_safe_lists_the_problems(no_emulator: None) -> None:
     with pytest.raises(UnsafeSettings) as refused:
-        Settings(environment="production", public_url="https://x.example", wallet_enabled=False).check_safe()
+        Settings(
+            environment="production", public_url="https://x.example", wallet_enabled=False, google_wallet_enabled=False
+        ).check_safe()
 
     assert refused.value.problems == ("KLUBB_JWT_PRIVATE_KEY_FILE is not set",)
     assert str(refused.value) == "refusing to start in production: KLUBB_JWT_PRIVATE_KEY_FILE is not set"
@@ -106,3 +113,108 @@ def test_check_safe_lists_the_problems(no_emulator: None) -> None:
 def test_development_has_no_problems(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9099")
     assert Settings(public_url="http://127.0.0.1:8000").unsafe_problems() == []
+
+
+APPLE_MISSING = [
+    "Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_CERTIFICATE_FILE is not set",
+    "Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_KEY_FILE is not set",
+    "Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_WWDR_CERTIFICATE_FILE is not set",
+    "Apple Wallet is enabled but KLUBB_WALLET_SECRET is not set to at least 32 characters",
+]
+GOOGLE_MISSING = [
+    "Google Wallet is enabled but KLUBB_GOOGLE_WALLET_ISSUER_ID is not set",
+    "Google Wallet is enabled but KLUBB_GOOGLE_WALLET_SERVICE_ACCOUNT_FILE is not set",
+    "Google Wallet is enabled but KLUBB_GOOGLE_WALLET_CALLBACK_KEYS_FILE is not set",
+]
+
+
+def _wallet_credentials(tmp_path: Path) -> dict[str, dict[str, str]]:
+    """Readable files for each platform's credentials (their contents are checked when the platform starts)."""
+    files = {}
+    for name in ("pass.pem", "pass-key.pem", "wwdr.pem", "service-account.json", "google-keys.json"):
+        (tmp_path / name).write_text("{}")
+        files[name] = str(tmp_path / name)
+    return {
+        "apple": {
+            "apple_pass_certificate_file": files["pass.pem"],
+            "apple_pass_key_file": files["pass-key.pem"],
+            "apple_wwdr_certificate_file": files["wwdr.pem"],
+            "wallet_secret": "s" * 32,
+        },
+        "google": {
+            "google_wallet_issuer_id": "3388000000012345678",
+            "google_wallet_service_account_file": files["service-account.json"],
+            "google_wallet_callback_keys_file": files["google-keys.json"],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("apple", "google", "problems"),
+    [
+        (True, True, APPLE_MISSING + GOOGLE_MISSING),
+        (True, False, APPLE_MISSING),
+        (False, True, GOOGLE_MISSING),
+        (False, False, []),
+    ],
+)
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_each_wallet_is_refused_without_its_own_credentials_only(
+    command: str,
+    apple: bool,
+    google: bool,
+    problems: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_emulator: None,
+) -> None:
+    # given production, safe but for the wallets: Apple and Google each on or off, neither with credentials
+    key = tmp_path / "signing.pem"
+    key.write_text("not checked here")
+    base = {"environment": "production", "jwt_private_key_file": str(key), "public_url": "https://x.example"}
+    settings = Settings(**base, wallet_enabled=apple, google_wallet_enabled=google)
+    assert settings.unsafe_problems() == problems
+    if not problems:
+        settings.check_safe()  # (a command would start: not run here)
+        return
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+
+    # when the command starts
+    result = CliRunner().invoke(cli.app, [command])
+
+    # then it refuses for the platforms that are on (one line each), and only for them
+    prefix = f"klubb {command}: refusing to start in production: "
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [prefix + problem for problem in problems]
+
+
+@pytest.mark.parametrize(
+    ("apple", "google"), [(True, False), (False, True), (True, True)], ids=["apple-only", "google-only", "both"]
+)
+def test_each_wallet_runs_with_its_own_credentials_without_the_others(
+    apple: bool, google: bool, tmp_path: Path, no_emulator: None
+) -> None:
+    # given production with one platform's credentials (or both), the other platform off
+    key = tmp_path / "signing.pem"
+    key.write_text("not checked here")
+    credentials = _wallet_credentials(tmp_path)
+    settings = Settings(
+        environment="production",
+        jwt_private_key_file=str(key),
+        public_url="https://x.example",
+        wallet_enabled=apple,
+        google_wallet_enabled=google,
+        **(credentials["apple"] if apple else {}),
+        **(credentials["google"] if google else {}),
+    )
+
+    # then nothing is refused, and Google runs on its own switch
+    assert settings.unsafe_problems() == []
+    assert settings.google_wallet_on is google
+
+    # and a platform switched off is refused nothing even if the other's credentials are partial
+    half = settings.model_copy(update={"google_wallet_issuer_id": None, "wallet_secret": None})
+    expected = [p for p in APPLE_MISSING if apple and "SECRET" in p] + [
+        p for p in GOOGLE_MISSING if google and "ISSUER" in p
+    ]
+    assert half.unsafe_problems() == expected

@@ -6,12 +6,25 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from tortoise.expressions import Q
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from loyalty import jobs, vouchers
+from loyalty import jobs, vouchers, wallet
 from loyalty.clock import FrozenClock
-from loyalty.models import EntryKind, LedgerEntry, Member, OutboxEvent, Program, Tier, Voucher, VoucherStatus
+from loyalty.models import (
+    EntryKind,
+    GoogleWalletObject,
+    LedgerEntry,
+    Member,
+    OutboxEvent,
+    Program,
+    Tier,
+    Voucher,
+    VoucherStatus,
+    WalletPass,
+    WalletPlatform,
+    WalletPush,
+)
 from tests.loyalty.ledger_helpers import balances, configure, give_available, new_member, purchase
 
 DAY = timedelta(days=1)
@@ -164,6 +177,7 @@ def test_the_registry_names_every_job_once_with_its_default_interval() -> None:
         ("evaluate-tiers", timedelta(hours=1), "members evaluated"),
         ("birthday-rewards", timedelta(hours=1), "members credited"),
         ("expire-vouchers", timedelta(minutes=10), "vouchers expired"),
+        ("refresh-wallet-passes", timedelta(hours=1), "passes refreshed"),
     ]
     assert jobs.get_jobs(()) == list(jobs.JOBS)
     assert [job.name for job in jobs.get_jobs(["expire-vouchers", "expire-points"])] == [
@@ -180,7 +194,7 @@ def test_an_unknown_job_name_is_refused() -> None:
     assert (refused.value.code, refused.value.message) == (
         "UNKNOWN_JOB",
         "no job named expire-everything, nope; the jobs are expire-points, evaluate-tiers, birthday-rewards, "
-        "expire-vouchers",
+        "expire-vouchers, refresh-wallet-passes",
     )
 
 
@@ -281,14 +295,79 @@ async def test_concurrent_runs_of_every_job_do_each_unit_once(program: Program, 
         async with in_transaction() as conn:
             await vouchers.issue_voucher(conn, member.id)
     await Member.all().update(birthday=date(1990, 1, 15))
+    # and a pass on a device each, with 10 points that will be expiring soon (on 2028-01-15)
+    clock.set(datetime(2027, 1, 15, tzinfo=UTC))
+    for member in members:
+        await give_available(member.id, 10, key=f"soon-{member.id}")
+        wallet_pass = await wallet.ensure_pass(member.id, WalletPlatform.APPLE, auth_token=f"{member.id:024d}")
+        await wallet.register_device(wallet_pass, f"device-{member.id}", f"{member.id:064x}")
     clock.set(datetime(2028, 1, 1, tzinfo=UTC))  # points expired, hold ended, vouchers expired, January
 
     # when each job runs three times at once (as in three worker processes), one job after the other
     per_job = [sum(await asyncio.gather(*(job.run() for _ in range(3)))) for job in jobs.JOBS]
 
     # then every unit was done by exactly one of the runs
-    assert per_job == [12, 12, 12, 12]
+    assert per_job == [12, 12, 12, 12, 12]
     assert await LedgerEntry.filter(kind=EntryKind.EXPIRE).count() == 12
     assert await LedgerEntry.filter(kind=EntryKind.BIRTHDAY).count() == 12
     assert await OutboxEvent.filter(type="voucher.expired").count() == 12
     assert [await _tier_name(m.id) for m in members] == ["Member"] * 12
+    assert await WalletPush.all().values_list("wanted", flat=True) == [1] * 12  # one push each
+
+
+async def test_refresh_wallet_passes_follows_points_into_the_expiring_soon_window(
+    program: Program, clock: FrozenClock
+) -> None:
+    # given 100 points each (expiring on day 365) for a member with an Apple pass on a device, one with a saved
+    # Google card, one with no card in a wallet, and a card holder whose points came 100 days later
+    apple, google, no_wallet, later = await _members(4)
+    for member in (apple, google, no_wallet):
+        await give_available(member.id, 100)
+    apple_pass = await wallet.ensure_pass(apple.id, WalletPlatform.APPLE, auth_token="t" * 24)
+    await wallet.register_device(apple_pass, "device-1", "ab" * 32)
+    google_pass = await wallet.ensure_pass(google.id, WalletPlatform.GOOGLE)
+    await wallet.set_installed(google_pass, True)
+    await GoogleWalletObject.create(
+        member_id=google.id, object_id="issuer.member-1", next_attempt_at=clock.now(), created_at=clock.now()
+    )
+    clock.advance(100 * DAY)
+    later_pass = await wallet.ensure_pass(later.id, WalletPlatform.APPLE, auth_token="u" * 24)
+    await wallet.register_device(later_pass, "device-2", "cd" * 32)
+    await give_available(later.id, 100, key="later")
+    # (the passes as the consumers last refreshed them after those events)
+    async with in_transaction() as conn:
+        await wallet.refresh_aged_passes(conn, [apple.id, google.id, later.id], clock.now())
+    tags = {p.id: p.update_tag for p in await WalletPass.all()}
+    await WalletPush.all().update(sent=F("wanted"))
+    await GoogleWalletObject.all().update(synced=F("wanted"))
+    google_owed = (await GoogleWalletObject.get(member_id=google.id)).wanted
+
+    # when the job runs on day 300 (nobody's points expire within 30 days)
+    clock.advance(200 * DAY)
+    assert await _run("refresh-wallet-passes") == 0
+
+    # when it runs on day 340 (the first three members' points entered the window), in batches of one, and again
+    clock.advance(40 * DAY)
+    counts = (await jobs.refresh_wallet_passes(batch_size=1), await _run("refresh-wallet-passes"))
+
+    # then the two cards in a wallet were refreshed once: Apple's tag moved and its device is owed a push,
+    # Google's object is due; the later member's pass did not move
+    assert counts == (2, 0)
+    now = clock.now()
+    after = {p.id: p for p in await WalletPass.all()}
+    assert after[apple_pass.id].update_tag == wallet.next_update_tag(tags[apple_pass.id], now)
+    assert after[apple_pass.id].last_updated == now
+    assert after[later_pass.id].update_tag == tags[later_pass.id]
+    assert await WalletPush.all().order_by("push_token").values_list("push_token", "wanted", "sent") == [
+        ("ab" * 32, 2, 1),
+        ("cd" * 32, 1, 1),
+    ]
+    row = await GoogleWalletObject.get(member_id=google.id)
+    assert (row.wanted, row.synced, row.next_attempt_at) == (google_owed + 1, google_owed, now)
+    content = await wallet.pass_content(await Member.get(id=apple.id), program, now)
+    assert (content.expiring_points, content.expiring_at) == (100, now + 25 * DAY)
+    assert after[apple_pass.id].content_digest == content.digest()
+
+    # when a day passes: what the passes show (100 points, the same expiry) is the same: nothing to refresh
+    clock.advance(DAY)
+    assert await _run("refresh-wallet-passes") == 0

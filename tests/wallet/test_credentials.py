@@ -93,9 +93,9 @@ def test_production_refuses_the_wallet_without_credentials(tmp_path: Path, monke
         Settings(**base, apple_pass_certificate_file=str(tmp_path / "nope.pem"), wallet_secret="short").check_safe()
     assert refused.value.problems == (
         f"KLUBB_APPLE_PASS_CERTIFICATE_FILE {str(tmp_path / 'nope.pem')!r} is not a readable file",
-        "the wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_KEY_FILE is not set",
-        "the wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_WWDR_CERTIFICATE_FILE is not set",
-        "the wallet is enabled but KLUBB_WALLET_SECRET is not set to at least 32 characters",
+        "Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_KEY_FILE is not set",
+        "Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_WWDR_CERTIFICATE_FILE is not set",
+        "Apple Wallet is enabled but KLUBB_WALLET_SECRET is not set to at least 32 characters",
     )
 
     make_development_chain(tmp_path / "c")

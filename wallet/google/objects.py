@@ -8,9 +8,11 @@ till reads member number + code and `loyalty.lookup` accepts it once, like the a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from loyalty import card
+from loyalty.wallet import PassContent
 from wallet.google.config import GoogleWalletConfig
 
 JSON = dict[str, Any]
@@ -18,27 +20,35 @@ JSON = dict[str, Any]
 
 @dataclass(frozen=True)
 class CardContent:
-    """What a member's Google Wallet card shows."""
+    """What a member's Google Wallet card shows: the pass content both platforms share
+    (`loyalty.wallet.pass_content`: balances, tier progress, points expiring soon) and the rotating code's key and
+    period."""
 
-    member_number: str
-    display_name: str
-    points_available: int
-    points_pending: int
-    tier_name: str
-    next_tier_name: str | None
-    remaining_to_next: int | None
+    shown: PassContent
     totp_key_base16: str
     code_seconds: int
 
     @property
+    def member_number(self) -> str:
+        return self.shown.member_number
+
+    @property
     def progress_text(self) -> str:
-        if self.next_tier_name is None or self.remaining_to_next is None:
+        if self.shown.next_tier_name is None or self.shown.remaining_to_next is None:
             return "Top tier reached"
-        return f"{self.remaining_to_next:,} points to {self.next_tier_name}"
+        return f"{self.shown.remaining_to_next:,} points to {self.shown.next_tier_name}"
+
+    @property
+    def expiring_text(self) -> str | None:
+        """ "120 points expire on 2026-03-31" (the soonest expiry, UTC date), or None with nothing expiring soon."""
+        if not self.shown.expiring_points or self.shown.expiring_at is None:
+            return None
+        day = self.shown.expiring_at.astimezone(UTC).date().isoformat()
+        return f"{self.shown.expiring_points:,} points expire on {day}"
 
     def notable(self) -> tuple[int, int, str]:
         """What deserves a notification when it changes: the balances and the tier (not the name or the progress)."""
-        return (self.points_available, self.points_pending, self.tier_name)
+        return (self.shown.points_available, self.shown.points_pending, self.shown.tier_name)
 
 
 @dataclass(frozen=True)
@@ -87,15 +97,19 @@ def loyalty_class(config: GoogleWalletConfig, look: ClassLook) -> JSON:
 
 def mutable_fields(content: CardContent) -> JSON:
     """The object's fields that follow the member (what a sync PATCHes)."""
+    shown = content.shown
+    modules: list[JSON] = [
+        {"id": "tier", "header": "Tier", "body": shown.tier_name},
+        {"id": "progress", "header": "Next tier", "body": content.progress_text},
+    ]
+    if (expiring := content.expiring_text) is not None:
+        modules.append({"id": "expiring", "header": "Expiring soon", "body": expiring})
     return {
-        "accountId": content.member_number,
-        "accountName": content.display_name[:64],
-        "loyaltyPoints": {"label": "Points", "balance": {"int": content.points_available}},
-        "secondaryLoyaltyPoints": {"label": "Pending", "balance": {"int": content.points_pending}},
-        "textModulesData": [
-            {"id": "tier", "header": "Tier", "body": content.tier_name},
-            {"id": "progress", "header": "Next tier", "body": content.progress_text},
-        ],
+        "accountId": shown.member_number,
+        "accountName": shown.display_name[:64],
+        "loyaltyPoints": {"label": "Points", "balance": {"int": shown.points_available}},
+        "secondaryLoyaltyPoints": {"label": "Pending", "balance": {"int": shown.points_pending}},
+        "textModulesData": modules,
     }
 
 

@@ -31,8 +31,7 @@ from loyalty.db import database_unavailable
 from loyalty.leases import backoff, lease_due
 from loyalty.models import GoogleWalletObject, Member, OutboxEvent, Program
 from loyalty.program import load_program
-from loyalty.tiers import qualifying_value, tier_progress
-from loyalty.wallet import CONTENT_EVENTS, wallet_design
+from loyalty.wallet import CONTENT_EVENTS, pass_content, request_google_syncs, wallet_design
 from wallet.google import objects
 from wallet.google.client import GoogleWalletClient, GoogleWalletRejected, GoogleWalletUnavailable
 from wallet.google.config import GoogleWalletConfig
@@ -49,18 +48,9 @@ def _digest(value: Any) -> str:
 async def card_content(
     member: Member, program: Program, at: datetime, conn: BaseDBAsyncClient | None = None
 ) -> objects.CardContent:
-    """What the member's card shows at `at`."""
-    progress = tier_progress(member, program, await qualifying_value(member.id, program, at, conn), at)
+    """What the member's card shows at `at`: the pass content Apple's pass shows too, and the rotating code."""
     return objects.CardContent(
-        member_number=member.member_number,
-        display_name=member.display_name,
-        points_available=member.points_available,
-        points_pending=member.points_pending,
-        tier_name=progress.current.name,
-        next_tier_name=progress.next.name if progress.next else None,
-        remaining_to_next=progress.remaining_to_next,
-        totp_key_base16=card.totp_key_base16(member),
-        code_seconds=program.card_code_seconds,
+        await pass_content(member, program, at, conn), card.totp_key_base16(member), program.card_code_seconds
     )
 
 
@@ -94,13 +84,7 @@ async def ensure_object(config: GoogleWalletConfig, member: Member, at: datetime
 
 async def request_sync(conn: BaseDBAsyncClient, member_ids: Sequence[int], at: datetime) -> int:
     """Inside `conn`: owe one more sync to the objects of `member_ids`; how many objects there are."""
-    if not member_ids:
-        return 0
-    return await (
-        GoogleWalletObject.filter(member_id__in=sorted(set(member_ids)))
-        .using_db(conn)
-        .update(wanted=F("wanted") + 1, next_attempt_at=at, attempts=0)
-    )
+    return await request_google_syncs(conn, member_ids, at)
 
 
 def _due(now: datetime) -> Q:

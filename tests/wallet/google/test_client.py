@@ -4,6 +4,7 @@ verified with the service account's public key; the class and object JSON."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from loyalty.wallet import PassContent
 from tests.wallet.google.conftest import ISSUER, Sleeps
 from wallet.google import objects, save_link
 from wallet.google.client import GoogleWalletClient, GoogleWalletRejected, GoogleWalletUnavailable, RateLimiter
@@ -24,7 +26,8 @@ from wallet.google.fake import FakeGoogleWallet
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 LOOK = objects.ClassLook.of("Test Club", "", "rgb(31, 41, 55)")
-CONTENT = objects.CardContent(
+SHOWN = PassContent(
+    member_id=9,
     member_number="1000000009",
     display_name="Anna",
     points_available=600,
@@ -32,9 +35,11 @@ CONTENT = objects.CardContent(
     tier_name="Silver",
     next_tier_name="Gold",
     remaining_to_next=1320,
-    totp_key_base16="3132333435363738393031323334353637383930",
-    code_seconds=60,
+    progress=0.3,
+    expiring_points=0,
+    expiring_at=None,
 )
+CONTENT = objects.CardContent(SHOWN, totp_key_base16="3132333435363738393031323334353637383930", code_seconds=60)
 
 
 def test_the_loyalty_object_carries_account_points_tier_and_the_rotating_barcode(
@@ -87,9 +92,25 @@ def test_the_class_look_comes_from_the_program_and_the_pass_design() -> None:
 
 
 def test_the_top_tier_says_so() -> None:
-    top = objects.CardContent("1000000009", "Anna", 5, 0, "Gold", None, None, "AA", 60)
+    shown = dataclasses.replace(SHOWN, tier_name="Gold", next_tier_name=None, remaining_to_next=None, progress=1.0)
+    top = objects.CardContent(shown, "AA", 60)
 
     assert top.progress_text == "Top tier reached"
+
+
+def test_points_expiring_soon_add_a_text_module_with_the_amount_and_the_day() -> None:
+    shown = dataclasses.replace(SHOWN, expiring_points=1200, expiring_at=datetime(2026, 3, 31, 23, 30, tzinfo=UTC))
+
+    fields = objects.mutable_fields(objects.CardContent(shown, "AA", 60))
+
+    assert fields["textModulesData"] == [
+        {"id": "tier", "header": "Tier", "body": "Silver"},
+        {"id": "progress", "header": "Next tier", "body": "1,320 points to Gold"},
+        {"id": "expiring", "header": "Expiring soon", "body": "1,200 points expire on 2026-03-31"},
+    ]
+    # nothing expiring (or no expiry known): no module
+    for quiet in (dataclasses.replace(shown, expiring_points=0), dataclasses.replace(shown, expiring_at=None)):
+        assert objects.CardContent(quiet, "AA", 60).expiring_text is None
 
 
 def test_the_save_jwt_verifies_with_the_service_accounts_public_key(google_config: GoogleWalletConfig) -> None:

@@ -16,13 +16,15 @@ from loyalty.clock import FrozenClock
 from loyalty.lookup import find_member
 from loyalty.members import enroll_member
 from loyalty.models import GoogleWalletObject, Member, Program
+from loyalty.wallet import pass_content
 from tests.loyalty import ledger_helpers
 from tests.wallet.google.conftest import ISSUER, Sleeps
+from wallet.google import objects
 from wallet.google.client import GoogleWalletClient
 from wallet.google.config import GoogleWalletConfig
 from wallet.google.fake import FakeGoogleWallet
 from wallet.google.links import google_save_url
-from wallet.google.sync import GoogleWalletSync
+from wallet.google.sync import GoogleWalletSync, card_content
 from worker.dispatch import dispatch_pending
 
 OBJECT_ID = f"{ISSUER}.member-{{}}"
@@ -300,3 +302,26 @@ async def test_two_workers_sync_each_object_once(
     assert len(patched) == 12
     assert set(patched.values()) == {1}
     assert await GoogleWalletObject.filter(synced=1, wanted=1).count() == 12
+
+
+async def test_the_card_shows_what_the_apple_pass_shows_expiring_points_too(
+    anna: Member, program: Program, clock: FrozenClock
+) -> None:
+    # given 120 available points, a year less three weeks later (inside the 30-day warning window)
+    await ledger_helpers.give_available(anna.id, 120)
+    expires = clock.now() + timedelta(days=365)
+    clock.advance(timedelta(days=365 - 21))
+    member = await Member.get(id=anna.id)
+
+    # when the card is built
+    content = await card_content(member, program, clock.now())
+
+    # then it carries the one shared pass content (Apple's), the code's key and period
+    assert content.shown == await pass_content(member, program, clock.now())
+    assert (content.shown.expiring_points, content.shown.expiring_at) == (120, expires)
+    assert (content.totp_key_base16, content.code_seconds) == (card.totp_key_base16(member), program.card_code_seconds)
+    assert objects.mutable_fields(content)["textModulesData"][-1] == {
+        "id": "expiring",
+        "header": "Expiring soon",
+        "body": f"120 points expire on {expires.date().isoformat()}",
+    }
