@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from loyalty.private_files import exclusive, write_once
 from wallet.config import AppleWalletConfig
 
 log = logging.getLogger("klubb.wallet")
@@ -205,6 +206,11 @@ def make_development_chain(
 
 def development_credentials(directory: Path) -> AppleCredentials:
     """The development chain in `directory`, made on first use (and again once its pass certificate expired)."""
+    with exclusive(directory):  # several workers may start at once: one makes the chain, the others read it
+        return _development_credentials(directory)
+
+
+def _development_credentials(directory: Path) -> AppleCredentials:
     try:
         if not all((directory / name).is_file() for name in DEV_FILES):
             raise CredentialsError("no development chain yet")
@@ -229,10 +235,8 @@ def development_secret(directory: str) -> bytes:
             return secret
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48).encode()
-    _write_private(path, secret)
-    return secret
+    # several workers may start at once: the first secret written is everyone's (links verify in every worker)
+    return write_once(path, secrets.token_urlsafe(48).encode()).strip()
 
 
 def apple_credentials(config: AppleWalletConfig) -> AppleCredentials:

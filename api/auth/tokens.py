@@ -9,7 +9,6 @@ import base64
 import hashlib
 import json
 import os
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from api.auth.errors import InvalidToken, TokenExpired
 from api.settings import Settings, UnsafeSettings
 from loyalty import clock
+from loyalty.private_files import write_once
 
 MEMBER_AUDIENCE = "klubb-member"
 STAFF_AUDIENCE = "klubb-staff"
@@ -104,17 +104,7 @@ def load_public_key(path: Path) -> ec.EllipticCurvePublicKey:
 def load_or_create_dev_key(path: Path) -> ec.EllipticCurvePrivateKey:
     """The development signing key at `path`, generated on first use so that tokens survive restarts."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write a private temporary file and hard-link it into place: the link is atomic and fails if another
-        # process created the key meanwhile, so nobody ever reads a half-written key or loses a race silently.
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-        write_private_key(tmp, generate_private_key())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+        write_once(path, private_key_pem(generate_private_key()))  # several workers may start at once
     return load_private_key(path)
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from loyalty.private_files import write_once
 
 log = logging.getLogger("klubb.wallet.google")
 
@@ -147,11 +148,8 @@ def _dev_account(key_file: Path, token_uri: str) -> ServiceAccount:
         "client_email": "klubb-dev@klubb-dev.iam.gserviceaccount.com",
         "token_uri": token_uri,
     }
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(document, out)
-    return ServiceAccount.from_json(json.dumps(document))
+    # several workers may start at once: the first key written is everyone's
+    return ServiceAccount.from_json(write_once(key_file, json.dumps(document).encode()).decode())
 
 
 def development_config(
