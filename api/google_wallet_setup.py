@@ -30,6 +30,7 @@ from wallet.google.fake import FakeGoogleWallet
 from wallet.google.links import google_save_url
 from wallet.google.signer import GoogleSigner
 from wallet.google.sync import GoogleWalletSync
+from wallet.http import read_body
 
 log = logging.getLogger("klubb.wallet.google")
 
@@ -125,12 +126,10 @@ class GoogleWallet:
         return JSONResponse({"status": "ok"})
 
     async def callback(self, request: Request) -> Response:
-        body = bytearray()
-        async for chunk in request.stream():  # bounded: a callback is a few kilobytes
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                return JSONResponse({"error": "callback body too large"}, status_code=413)
-        return await self._apply(bytes(body))
+        body = await read_body(request, MAX_BODY_BYTES)  # bounded: a callback is a few kilobytes
+        if body is None:
+            return JSONResponse({"error": "callback body too large"}, status_code=413)
+        return await self._apply(body)
 
     def routes(self) -> list[BaseRoute]:
         routes: list[BaseRoute] = [Route(CALLBACK_PATH, self.callback, methods=["POST"])]

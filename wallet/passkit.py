@@ -29,6 +29,7 @@ from starlette.routing import Route, Router
 
 from loyalty import throttle, wallet
 from loyalty.models import WalletPass
+from wallet.http import read_body
 from wallet.pkpass import MIME_TYPE
 from wallet.service import AppleWallet
 
@@ -49,18 +50,6 @@ def _status(code: int) -> Response:
 
 def _http_date(at: datetime) -> str:
     return format_datetime(at.astimezone(UTC).replace(microsecond=0), usegmt=True)
-
-
-async def _body(request: Request) -> bytes | None:
-    """The request body, or None when it is larger than MAX_BODY_BYTES."""
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class PassKitService:
@@ -91,7 +80,7 @@ class PassKitService:
         wallet_pass = await self._authorized(request)
         if wallet_pass is None:
             return _status(401)
-        body = await _body(request)
+        body = await read_body(request, MAX_BODY_BYTES)
         if body is None:
             return _status(413)
         try:
@@ -158,7 +147,7 @@ class PassKitService:
         )
 
     async def device_log(self, request: Request) -> Response:
-        body = await _body(request)
+        body = await read_body(request, MAX_BODY_BYTES)
         if body is None:
             return _status(413)
         try:
