@@ -25,14 +25,13 @@ from api.graphql import MemberGraphQL
 from api.settings import Settings, get_settings
 from api.staff_graphql import StaffGraphQL
 from api.unavailable import ServiceUnavailableMiddleware
-from api.wallet_setup import AppleWalletParts, apple_wallet
+from api.wallet_setup import AppleWalletParts, apple_wallet, wallet_consumers
 from loyalty.db import connect, disconnect, ping
 from schema.compiled import CompiledDocuments
 from schema.member_schema import QueryLimits, build_member_schema
 from schema.staff.schema import OPERATIONS_DIR as STAFF_OPERATIONS_DIR
 from schema.staff.schema import build_staff_schema
 from schema.trusted_documents import OPERATIONS_DIR
-from worker.consumers import Consumer
 from worker.runner import run_embedded
 from worker.schedule import Schedule
 
@@ -49,11 +48,7 @@ async def run_embedded_worker(
     if not settings.embedded_worker:
         return
     async with contextlib.AsyncExitStack() as stack:
-        extra: list[Consumer] = []
-        if wallet is not None:
-            extra.append(await stack.enter_async_context(wallet.updates()))
-        if google is not None:
-            extra.append(await stack.enter_async_context(google.sync()))
+        extra = await wallet_consumers(stack, wallet, google)
         await run_embedded(settings.worker_config(), stop, jobs=jobs, extra_consumers=extra)
 
 

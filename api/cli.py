@@ -188,7 +188,7 @@ def worker(
     import signal
 
     from api.google_wallet_setup import google_wallet
-    from api.wallet_setup import apple_wallet
+    from api.wallet_setup import apple_wallet, wallet_consumers
     from worker.consumers import Consumer
     from worker.runner import drain_once, make_client, run_forever
     from worker.webhooks import WebhookConsumer
@@ -206,10 +206,7 @@ def worker(
         async with contextlib.AsyncExitStack() as stack:
             client = await stack.enter_async_context(make_client())
             consumers: list[Consumer] = [WebhookConsumer(config, client, batch_size=batch_size)]
-            if wallet is not None:
-                consumers.append(await stack.enter_async_context(wallet.updates()))
-            if google is not None:
-                consumers.append(await stack.enter_async_context(google.sync()))
+            consumers += await wallet_consumers(stack, wallet, google)
             if once:
                 return await drain_once(consumers)
             stop = asyncio.Event()

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.routing import BaseRoute, Mount
 
@@ -18,6 +19,10 @@ from wallet.credentials import apple_credentials
 from wallet.passkit import PassKitService
 from wallet.service import AppleWallet
 from wallet.updates import AppleUpdates
+from worker.consumers import Consumer
+
+if TYPE_CHECKING:
+    from api.google_wallet_setup import GoogleWallet
 
 
 @dataclass(frozen=True)
@@ -62,3 +67,16 @@ def apple_wallet(settings: Settings) -> AppleWalletParts | None:
     return AppleWalletParts(
         config=config, apple=apple, links=WalletLinkSigner(config.secret, settings.public_url, config.link_seconds)
     )
+
+
+async def wallet_consumers(
+    stack: contextlib.AsyncExitStack[bool | None], apple: AppleWalletParts | None, google: GoogleWallet | None
+) -> list[Consumer]:
+    """The outbox consumers of the wallets that are on (Apple's pass updates, Google's sync), open until `stack`
+    closes: the same for the embedded worker and `klubb worker`."""
+    consumers: list[Consumer] = []
+    if apple is not None:
+        consumers.append(await stack.enter_async_context(apple.updates()))
+    if google is not None:
+        consumers.append(await stack.enter_async_context(google.sync()))
+    return consumers
