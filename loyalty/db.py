@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
+import sqlite3
 from typing import Any
 
 from asyncpg.exceptions import InterfaceError, InternalClientError
@@ -11,6 +13,10 @@ from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError
 
 DEFAULT_DATABASE_URL = "sqlite://klubb.sqlite3"
+
+# Tortoise's SQLite driver adapts dates and datetimes but not times (`TimeField`: the push policy's quiet hours);
+# stored as ISO text, which `TimeField.to_python_value` parses back.
+sqlite3.register_adapter(datetime.time, lambda value: value.isoformat())
 
 
 def is_postgres(database_url: str) -> bool:

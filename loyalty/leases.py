@@ -10,7 +10,7 @@ a consumer records its outcome only where ``locked_until`` still equals it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -18,7 +18,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 from tortoise.models import Model
 
-from loyalty import clock
+from loyalty import clock, sql
 
 LeasedModel = TypeVar("LeasedModel", bound=Model)
 
@@ -46,25 +46,34 @@ async def lease_due(
     limit: int,
     lease_seconds: float,
     conn: BaseDBAsyncClient,
+    order_by: Sequence[str] = ("next_attempt_at", "id"),
 ) -> tuple[datetime, list[LeasedModel]]:
-    """Lease up to `limit` rows of `model` that are `due` and unleased, oldest `next_attempt_at` first.
+    """Lease up to `limit` rows of `model` that are `due` and unleased, first in `order_by` first.
 
     Runs in the caller's transaction `conn` (a consumer may read more under it); returns the lease (the fencing
-    token) and the rows, each with ``locked_until`` set to it.
+    token) and the rows, each with ``locked_until`` set to it. Two statements whatever the batch: the candidates
+    (``FOR UPDATE SKIP LOCKED``), then one conditional ``UPDATE … WHERE id IN (…) AND <claimable> RETURNING id``.
     """
     now = clock.now()
     lease = now + timedelta(seconds=lease_seconds)
     claimable = due(now) & unleased(now)
     candidates = (
         await model.filter(claimable)
-        .order_by("next_attempt_at", "id")
+        .order_by(*order_by)
         .limit(limit)
         .using_db(conn)
         .select_for_update(skip_locked=True)
     )
+    if not candidates:
+        return lease, []
+    claimed = set(
+        await sql.update_returning_ids(
+            model.filter(claimable, id__in=[row.pk for row in candidates]).using_db(conn).update(locked_until=lease)
+        )
+    )
     leased: list[LeasedModel] = []
     for row in candidates:
-        if await model.filter(claimable, id=row.pk).using_db(conn).update(locked_until=lease) == 1:
+        if row.pk in claimed:
             row.locked_until = lease
             leased.append(row)
     return lease, leased

@@ -10,8 +10,8 @@ Each statement is declared beside its caller with `rows` (a hand-written SELECT 
 from the driver: the hot reads), `select` (every column of a model, read as models) or `statement` (a hand-written
 SELECT read as dicts), under a unique name. Only declared statements run, and
 tests/loyalty/test_sql.py runs every one of them against its ORM equivalent on both engines. This module is also the
-one place that uses Tortoise's private API (`_meta`, `_init_from_db`): `table` describes a model's table to code
-that needs its columns.
+one place that uses Tortoise's private API (`_meta`, `_init_from_db`, an update's query in `update_returning_ids`):
+`table` describes a model's table to code that needs its columns.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.fields.relational import ForeignKeyFieldInstance, OneToOneFieldInstance
 from tortoise.models import Model
+from tortoise.queryset import UpdateQuery
 
 M = TypeVar("M", bound=Model)
 IDS = "{ids}"  # where a statement takes a list of ids: expanded to one placeholder per id
@@ -356,3 +357,14 @@ async def fetch_rows(
         raw = await (connection.fetch(query, *values) if postgres else connection.execute_fetchall(query, values))
     build = _builder(declared.row, postgres)
     return [build(row) for row in raw]
+
+
+async def update_returning_ids(query: UpdateQuery) -> list[int]:
+    """Run the ORM update `query` with `RETURNING` its primary key: the ids of the rows it changed, in one statement
+    (both engines support RETURNING; Tortoise's `update()` answers only a count)."""
+    query._choose_db_if_not_chosen(True)
+    query._make_query()
+    text, params = query.query.get_parameterized_sql()
+    pk = query.model._meta.db_pk_column
+    rows = await query._db.execute_query_dict(f'{text} RETURNING "{pk}"', list(params))
+    return [int(row[pk]) for row in rows]
