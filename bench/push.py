@@ -1,0 +1,124 @@
+"""FCM fan-out: pushes per second through `push.fcm.FcmSender` (firebase-admin's `send_each_async`, the real SDK)
+to the fake FCM (`push.fake`) running in its own process.
+
+    .venv/bin/python -m bench.push [--pushes 20000] [--batch 500] [--concurrency 1] [--profile]
+
+Reports the wall rate (messages/s), the client's CPU per message (this process) and the fake's (its process), and
+checks the fake's own count. `--profile` runs the send under pyinstrument (if installed) or cProfile and prints
+where the client's time goes. Issue 11's target: ≥ 8,000 messages/s on one worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from bench.procs import tree_cpu
+from push.config import CredentialSource, FcmConfig
+from push.fcm import FcmSender, Outcome, Push
+
+PROJECT = "klubb-bench"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stats(url: str) -> dict[str, int]:
+    with urllib.request.urlopen(f"{url}/_fake/stats", timeout=5) as answer:  # noqa: S310 (our own fake)
+        return dict(json.loads(answer.read()))
+
+
+def _start_fake(port: int) -> subprocess.Popen[bytes]:
+    fake = subprocess.Popen(
+        [sys.executable, "-m", "push.fake", "--port", str(port), "--project", PROJECT, "--no-record"],
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return fake
+        except OSError:
+            time.sleep(0.05)
+    fake.kill()
+    raise RuntimeError("the fake FCM did not start")
+
+
+def _pushes(count: int) -> list[Push]:
+    return [
+        Push(
+            token=f"bench-device-{i:07d}-" + "x" * 120,  # FCM tokens are ~150 characters
+            title="Double points this weekend",
+            body="Your offer is waiting in the app.",
+            data={"message_id": str(i), "offer_id": "offer-42", "deep_link": "klubb://offers/42"},
+            collapse_key="offer-42",
+            ttl_seconds=86400,
+            analytics_label="bench",
+        )
+        for i in range(count)
+    ]
+
+
+async def _run(url: str, count: int, batch: int, concurrency: int, profile: bool) -> tuple[float, float]:
+    config = FcmConfig(PROJECT, CredentialSource.DEVELOPMENT, fake_url=url, batch_size=batch, concurrency=concurrency)
+    async with FcmSender(config) as sender:
+        await sender.send(_pushes(min(count, 1000)))  # warm-up: connections, imports
+        pushes = _pushes(count)
+        profiler = cProfile.Profile() if profile else None
+        cpu, wall = time.process_time(), time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        results = await sender.send(pushes)
+        if profiler is not None:
+            profiler.disable()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    failed = [r for r in results if r.outcome is not Outcome.SENT]
+    if failed:
+        raise RuntimeError(f"{len(failed)} pushes not sent, e.g. {failed[0]}")
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
+    return wall, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pushes", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    fake = _start_fake(port)
+    try:
+        fake_cpu = tree_cpu(fake.pid)
+        before = _stats(url)["sent"]
+        wall, cpu = asyncio.run(_run(url, args.pushes, args.batch, args.concurrency, args.profile))
+        fake_used = sum(tree_cpu(fake.pid).values()) - sum(fake_cpu.values())
+        received = _stats(url)["sent"] - before
+    finally:
+        fake.terminate()
+        fake.wait(5)
+    warm = min(args.pushes, 1000)
+    assert received == args.pushes + warm, (received, args.pushes + warm)
+    print(
+        f"push fan-out: {args.pushes} messages in {wall:.2f} s = {args.pushes / wall:,.0f} msg/s "
+        f"(batch {args.batch}, {args.concurrency} batches in flight); client CPU {cpu / args.pushes * 1e6:.0f} µs/msg, "
+        f"fake CPU {fake_used / (args.pushes + warm) * 1e6:.0f} µs/msg; fake counted {received}"
+    )
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    main()
