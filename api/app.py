@@ -22,6 +22,7 @@ from api.google_wallet_setup import GoogleWallet, google_wallet
 from api.graphiql import ASSETS_PATH as GRAPHIQL_ASSETS
 from api.graphiql import graphiql_asset
 from api.graphql import MemberGraphQL
+from api.push_setup import push_consumer
 from api.settings import Settings, get_settings
 from api.staff_graphql import StaffGraphQL
 from api.unavailable import ServiceUnavailableMiddleware
@@ -43,12 +44,14 @@ async def run_embedded_worker(
     wallet: AppleWalletParts | None = None,
     google: GoogleWallet | None = None,
 ) -> None:
-    """The outbox drainer (and the periodic `jobs`, the Apple pass updates and Google Wallet's sync) inside the API
-    process when `settings.embedded_worker` (the SQLite default), until `stop`; otherwise nothing (`klubb worker`)."""
+    """The outbox drainer (and the periodic `jobs`, the Apple pass updates, Google Wallet's sync and app push) inside
+    the API process when `settings.embedded_worker` (the SQLite default), until `stop`; otherwise nothing (`klubb
+    worker`)."""
     if not settings.embedded_worker:
         return
     async with contextlib.AsyncExitStack() as stack:
         extra = await wallet_consumers(stack, wallet, google)
+        extra.append(await stack.enter_async_context(push_consumer(settings)))
         await run_embedded(settings.worker_config(), stop, jobs=jobs, extra_consumers=extra)
 
 

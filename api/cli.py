@@ -181,13 +181,15 @@ def worker(
     batch_size: Annotated[int, typer.Option(min=1, max=500, help="deliveries leased at a time")] = 20,
     poll_seconds: Annotated[float, typer.Option(min=0.05, help="idle polling interval")] = 1.0,
 ) -> None:
-    """Drain the outbox (webhook deliveries) and run the periodic jobs on their schedule until SIGTERM/SIGINT; safe
-    to run several at once on PostgreSQL. With --once: drain the outbox once (the jobs: `klubb jobs run`)."""
+    """Drain the outbox (webhook deliveries, wallet updates, app pushes) and run the periodic jobs on their schedule
+    until SIGTERM/SIGINT; safe to run several at once on PostgreSQL. With --once: drain the outbox once (the jobs:
+    `klubb jobs run`)."""
     import contextlib
     import logging
     import signal
 
     from api.google_wallet_setup import google_wallet
+    from api.push_setup import push_consumer
     from api.wallet_setup import apple_wallet, wallet_consumers
     from worker.consumers import Consumer
     from worker.runner import drain_once, make_client, run_forever
@@ -207,6 +209,7 @@ def worker(
             client = await stack.enter_async_context(make_client())
             consumers: list[Consumer] = [WebhookConsumer(config, client, batch_size=batch_size)]
             consumers += await wallet_consumers(stack, wallet, google)
+            consumers.append(await stack.enter_async_context(push_consumer(settings)))
             if once:
                 return await drain_once(consumers)
             stop = asyncio.Event()

@@ -5,6 +5,7 @@ transactional messages, the inbox without a device, and a statement budget that 
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,7 +20,7 @@ from tests.push.helpers import add_devices, message, new_member, new_members, ou
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 
-async def policy(**values: object) -> None:
+async def policy(**values: Any) -> None:
     # TimeFields want aware times (Tortoise's use_tz); the policy's are local wall times whatever the tag.
     values = {k: v.replace(tzinfo=UTC) if isinstance(v, time) else v for k, v in values.items()}
     await PushPolicy.create(updated_at=datetime(2026, 1, 1, tzinfo=UTC), **values)
