@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,7 +33,7 @@ async def _start_worker(db: str, fake: FakeFcm, log: Path) -> asyncio.subprocess
         "KLUBB_DATABASE_URL": db,
         "KLUBB_PUSH_LEASE_SECONDS": "1",
         "KLUBB_PUSH_BATCH_SIZE": "100",  # small batches: no request waits for 499 others on a loaded machine
-        "KLUBB_PUSH_FCM_FAKE_URL": fake.url,
+        "KLUBB_PUSH_FCM_FAKE_URL": str(fake.url),
         "KLUBB_PUSH_FCM_PROJECT_ID": fake.project,
         "KLUBB_PUSH_FCM_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
         WALLET_DEV_DIRECTORY: os.environ[WALLET_DEV_DIRECTORY],
@@ -60,9 +61,9 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
     await asyncio.wait_for(process.wait(), 20)
 
 
-async def _until(condition: object, seconds: float, log: Path) -> None:
+async def _until(condition: Callable[[], Awaitable[bool]], seconds: float, log: Path) -> None:
     for _ in range(int(seconds / 0.05)):
-        if await condition():  # type: ignore[operator]
+        if await condition():
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"not within {seconds} s; workers' log:\n{log.read_text()[-3000:]}")
@@ -96,7 +97,7 @@ async def _assert_every_message_sent_once(tokens: list[str], fake: FakeFcm) -> C
 
 
 @pytest.fixture
-async def slow_fake() -> object:
+async def slow_fake() -> AsyncIterator[FakeFcm]:
     # Slow enough that a few thousand pushes take seconds: the kill lands mid-send.
     fake = FakeFcm(project="klubb-test", latency_seconds=0.005)
     await fake.start()
