@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     push_fcm_fake_url: str | None = None  # default in development: DEVELOPMENT_FAKE_URL; refused in production
     push_fcm_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     push_fcm_concurrency: int = Field(default=1, ge=1, le=16)
+    push_fcm_batch_size: int = Field(default=500, ge=1, le=500)  # messages per send_each_async call
 
     @property
     def production(self) -> bool:
@@ -166,6 +167,7 @@ class Settings(BaseSettings):
             fake_url=fake,
             timeout_seconds=self.push_fcm_timeout_seconds,
             concurrency=self.push_fcm_concurrency,
+            batch_size=self.push_fcm_batch_size,
         )
 
     def _push_problems(self) -> list[str]:
