@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     push_fcm_fake_url: str | None = None  # default in development: DEVELOPMENT_FAKE_URL; refused in production
     push_fcm_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     push_fcm_concurrency: int = Field(default=1, ge=1, le=16)
-    push_fcm_batch_size: int = Field(default=500, ge=1, le=500)  # messages per send_each_async call
+    push_fcm_batch_size: int = Field(default=100, ge=1, le=500)  # messages per send_each_async call
 
     @property
     def production(self) -> bool:

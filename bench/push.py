@@ -1,7 +1,7 @@
 """FCM fan-out: pushes per second through `push.fcm.FcmSender` (firebase-admin's `send_each_async`, the real SDK)
 to the fake FCM (`push.fake`) running in its own process.
 
-    .venv/bin/python -m bench.push [--pushes 20000] [--batch 500] [--concurrency 1] [--http2] [--profile]
+    .venv/bin/python -m bench.push [--pushes 20000] [--batch 100] [--concurrency 1] [--http2] [--profile]
 
 `--http2` serves the fake over TLS with HTTP/2 (a throwaway certificate the SDK's httpx client trusts through
 SSL_CERT_FILE), as FCM is reached in production; without it, plain HTTP/1.1 (the development path). Reports the
@@ -147,7 +147,7 @@ async def _run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pushes", type=int, default=20000)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--http2", action="store_true", help="HTTP/2 over TLS to the fake, as to FCM in production")

@@ -38,6 +38,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+import h2.settings
 import httptools
 import orjson
 from cryptography import x509
@@ -403,7 +404,17 @@ class _H2Connection(asyncio.Protocol):
         self.transport = transport
         self.fake._connections.add(self)
         self.fake.h2_connections += 1
+        # Windows as large as Google's front ends grant (h2's default 64 KiB connection window is used up by ~100
+        # requests in flight, and httpcore then stalled streams waiting for flow: timeouts in the bench).
+        self.h2.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20,
+            },
+        )
         self.h2.initiate_connection()
+        self.h2.increment_flow_control_window((1 << 24) - 65535)
         transport.write(self.h2.data_to_send())
 
     def data_received(self, data: bytes) -> None:

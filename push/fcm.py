@@ -1,8 +1,9 @@
 """Sending app pushes through firebase-admin's `messaging` (FCM HTTP v1), and what each answer means.
 
-`FcmSender(config).send(pushes)` sends every `Push` through `messaging.send_each_async` (batches of at most 500, a
-few batches in flight) and answers one `PushResult` per push, in order, with an `Outcome` the caller acts on.
-Nothing here touches the database: the domain's consumer (`push/consumer.py`) decides what to do with outcomes.
+`FcmSender(config).send(pushes)` sends every `Push` through `messaging.send_each_async` (batches of `batch_size`,
+100 by default and at most 500; `concurrency` batches in flight) and answers one `PushResult` per push, in order,
+with an `Outcome` the caller acts on. Nothing here touches the database: the domain's consumer
+(`push/consumer.py`) decides what to do with outcomes.
 
 The one seam (`_build_app`, `_point_at`), kept here and nowhere else: firebase-admin has no knob for the FCM
 endpoint, so in development its messaging service's private `_fcm_url` (firebase-admin 7.7:
@@ -296,13 +297,13 @@ class FcmSender:
         return results
 
     async def _send_batch(self, batch: Sequence[Push], now_epoch: int) -> list[PushResult]:
-        with warnings.catch_warnings():
-            # firebase-admin 7.7 deprecates `Message.token` for `fid` (Firebase installation ids); FCM v1 still takes
-            # registration tokens, which is what the app registers (`deviceRegister`). Filtered as the SDK itself
-            # does for multicast tokens; moving to fids is a change of what the app sends us, not of this module.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            messages = [to_message(push, now_epoch) for push in batch]
         async with self._batches:
+            with warnings.catch_warnings():
+                # firebase-admin 7.7 deprecates `Message.token` for `fid` (Firebase installation ids); FCM v1 still
+                # takes registration tokens, which is what the app registers (`deviceRegister`). Filtered as the SDK
+                # itself does for multicast tokens; moving to fids changes what the app sends us, not this module.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                messages = [to_message(push, now_epoch) for push in batch]  # built when sent: memory stays a batch
             try:
                 response = await messaging.send_each_async(messages, app=self.app)
             except (exceptions.FirebaseError, httpx.HTTPError, google.auth.exceptions.GoogleAuthError) as error:

@@ -80,7 +80,7 @@ async def test_urgent_pushes_are_high_priority_and_plain_ones_carry_no_collapse_
 
 
 async def test_1200_pushes_go_in_three_calls_of_at_most_500(fake: FakeFcm, monkeypatch: pytest.MonkeyPatch) -> None:
-    # given 1,200 devices, and the SDK's send_each_async observed
+    # given 1,200 devices, batches of the most send_each_async takes, and the SDK's send_each_async observed
     calls: list[int] = []
     real = messaging.send_each_async
 
@@ -93,7 +93,7 @@ async def test_1200_pushes_go_in_three_calls_of_at_most_500(fake: FakeFcm, monke
 
     # when they are sent (over HTTP/1.1 a batch's 500 requests wait for the pool's 100 connections, which the
     # request timeout counts: on a loaded machine 10 s were not always enough)
-    async with FcmSender(config_for(fake, timeout_seconds=120)) as sender:
+    async with FcmSender(config_for(fake, batch_size=500, timeout_seconds=120)) as sender:
         results = await sender.send(pushes)
 
     # then three calls of 500, 500 and 200 carried them, every one arrived once, and results keep the input order
