@@ -298,20 +298,29 @@ class FcmSender:
 
     async def _send_batch(self, batch: Sequence[Push], now_epoch: int) -> list[PushResult]:
         async with self._batches:
-            with warnings.catch_warnings():
-                # firebase-admin 7.7 deprecates `Message.token` for `fid` (Firebase installation ids); FCM v1 still
-                # takes registration tokens, which is what the app registers (`deviceRegister`). Filtered as the SDK
-                # itself does for multicast tokens; moving to fids changes what the app sends us, not this module.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                messages = [to_message(push, now_epoch) for push in batch]  # built when sent: memory stays a batch
             try:
+                with warnings.catch_warnings():
+                    # firebase-admin 7.7 deprecates `Message.token` for `fid` (Firebase installation ids); FCM v1
+                    # still takes registration tokens, which is what the app registers (`deviceRegister`). Filtered
+                    # as the SDK itself does for multicast tokens; moving to fids changes what the app sends us.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    messages = [to_message(push, now_epoch) for push in batch]  # built when sent: one batch held
                 response = await messaging.send_each_async(messages, app=self.app)
+            except ValueError as refused:
+                # The SDK checks every message before sending any (`Push` should have refused it first).
+                if len(batch) == 1:
+                    return [PushResult(batch[0], Outcome.INVALID_MESSAGE, error=f"firebase-admin: {refused}")]
+                response = None
             except (exceptions.FirebaseError, httpx.HTTPError, google.auth.exceptions.GoogleAuthError) as error:
                 # The whole call failed (the SDK wraps whatever escaped its gather in UnknownError).
                 outcome, retry_after = classify(
                     error.cause if isinstance(error, exceptions.UnknownError) and error.cause is not None else error
                 )
                 return [PushResult(push, outcome, None, retry_after, _describe(error)) for push in batch]
+        if response is None:
+            # One message made the SDK refuse the whole batch, nothing was sent: one by one, only that one is lost.
+            singles = [await self._send_batch([push], now_epoch) for push in batch]
+            return [result for single in singles for result in single]
         results = []
         for push, answer in zip(batch, response.responses, strict=True):
             if answer.success:
