@@ -5,6 +5,9 @@
 with an `Outcome` the caller acts on. Nothing here touches the database: the domain's consumer
 (`push/consumer.py`) decides what to do with outcomes.
 
+FCM has no idempotency key: a RETRY after a timeout or a dropped connection may follow a message FCM did deliver,
+so sending is at least once; a `collapse_key` makes a repeat replace the first on the device.
+
 The one seam (`_build_app`, `_point_at`), kept here and nowhere else: firebase-admin has no knob for the FCM
 endpoint, so in development its messaging service's private `_fcm_url` (firebase-admin 7.7:
 `messaging._get_messaging_service(app)._fcm_url`) is pointed at the local fake (`push/fake.py`), and its credential
