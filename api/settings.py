@@ -114,11 +114,13 @@ class Settings(BaseSettings):
     push_fcm_fake_url: str | None = None  # default in development: DEVELOPMENT_FAKE_URL; refused in production
     push_fcm_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     push_fcm_concurrency: int = Field(default=1, ge=1, le=16)
+    push_fcm_batch_size: int = Field(default=100, ge=1, le=500)  # messages per send_each_async call
     push_retry_hours: float = Field(default=24.0, gt=0)  # a push still failing this long after it was owed is dropped
-    # A batch of pushes' lease: longer than the SDK may take on one batch (`api.push_setup.lease_seconds` raises it to
-    # 5 x the timeout + 8 s), or a slow batch is sent twice by two workers.
+    # Deliveries the consumer leases, sends and records at a time (sent in calls of push_fcm_batch_size).
+    push_batch_size: int = Field(default=100, ge=1, le=500)
+    # A batch's lease: longer than the SDK may take on it (`api.push_setup.lease_seconds` raises it to what the
+    # batch's calls can take at worst), or a slow batch is sent again by another worker.
     push_lease_seconds: float = Field(default=120.0, gt=0)
-    push_batch_size: int = Field(default=500, ge=1, le=500)  # deliveries leased and sent per send_each_async call
 
     @property
     def production(self) -> bool:
@@ -171,6 +173,7 @@ class Settings(BaseSettings):
             fake_url=fake,
             timeout_seconds=self.push_fcm_timeout_seconds,
             concurrency=self.push_fcm_concurrency,
+            batch_size=self.push_fcm_batch_size,
         )
 
     def _push_problems(self) -> list[str]:

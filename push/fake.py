@@ -12,8 +12,10 @@ times, retry_after=…)` for 429/500/503/401/400 and `DROP` to close the connect
 (`received`, or `sent_to(token)`). `GET /_fake/stats` and `POST /_fake/reset` serve a fake in another process.
 
 The server is a bare asyncio protocol over httptools' C parser (HTTP/1.1, keep-alive, no ASGI): the bench sends
-thousands of messages a second and the fake must not be what it measures. In the process: `await fake.start()`;
-as a process: `python -m push.fake --port 9098 [--project klubb-dev] [--token …] [--no-record]`.
+thousands of messages a second and the fake must not be what it measures. With a TLS certificate it speaks HTTP/2
+instead (h2, ALPN), as FCM does: firebase-admin's httpx client then multiplexes one connection, as in production.
+In the process: `await fake.start()`; as a process: `python -m push.fake --port 9098 [--project klubb-dev]
+[--token …] [--no-record] [--tls-cert c.pem --tls-key k.pem]`.
 """
 
 from __future__ import annotations
@@ -21,15 +23,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import itertools
 import re
+import ssl
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
 import httptools
 import orjson
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 DEFAULT_PORT = 9098  # push.config.DEVELOPMENT_FAKE_URL
 DEFAULT_TOKEN = "klubb-development-fcm-token"  # noqa: S105 — push.config.FcmConfig.development_token's default
@@ -184,10 +199,11 @@ class FakeFcm:
     failures: dict[str, deque[Failure]] = field(default_factory=dict)  # token → answers queued, one per request
     requests: int = 0  # every request that reached the send endpoint (or tried to)
     sent: int = 0  # messages answered 200
+    h2_connections: int = 0  # connections served over HTTP/2 (TLS mode)
     url: str | None = None  # the base URL once started (`FcmConfig.fake_url`)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _server: asyncio.Server | None = None
-    _connections: set[_Connection] = field(default_factory=set)
+    _connections: set[_Connection | _H2Connection] = field(default_factory=set)
 
     def fail(
         self, token: str, status: int, times: int = 1, fcm_code: str | None = None, retry_after: str | None = None
@@ -281,19 +297,24 @@ class FakeFcm:
             self.received.append(Received(project, message, status))
         return status, body, extra
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serves on this loop; answers the base URL (`FcmConfig.fake_url`)."""
+    async def start(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> str:
+        """Serves on this loop; answers the base URL (`FcmConfig.fake_url`). With `tls` it speaks HTTP/2 over TLS
+        (ALPN h2), as FCM does, so firebase-admin's client multiplexes one connection as in production."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), host, port)
+        if tls is None:
+            self._server = await loop.create_server(lambda: _Connection(self), host, port)
+        else:
+            tls.set_alpn_protocols(["h2"])
+            self._server = await loop.create_server(lambda: _H2Connection(self), host, port, ssl=tls)
         bound = self._server.sockets[0].getsockname()
-        self.url = f"http://{bound[0]}:{bound[1]}"
+        self.url = f"{'https' if tls else 'http'}://{bound[0]}:{bound[1]}"
         return self.url
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
             for connection in list(self._connections):
-                if connection.transport is not None:
+                if connection.transport is not None:  # Python 3.11 has no Server.close_clients()
                     connection.transport.close()
             await self._server.wait_closed()
             self._server = None
@@ -369,8 +390,112 @@ class _Connection(asyncio.Protocol):
         self.fake._connections.discard(self)
 
 
-async def _serve(fake: FakeFcm, host: str, port: int) -> None:
-    url = await fake.start(host, port)
+class _H2Connection(asyncio.Protocol):
+    """One HTTP/2 connection (h2's state machine): streams answered as each one ends, in any order."""
+
+    def __init__(self, fake: FakeFcm) -> None:
+        self.fake = fake
+        self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+        self.transport: asyncio.Transport | None = None
+        self.streams: dict[int, tuple[dict[bytes, bytes], list[bytes]]] = {}
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.fake._connections.add(self)
+        self.fake.h2_connections += 1
+        # Windows as large as Google's front ends grant (h2's default 64 KiB connection window is used up by ~100
+        # requests in flight, and httpcore then stalled streams waiting for flow: timeouts in the bench).
+        self.h2.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20,
+            },
+        )
+        self.h2.initiate_connection()
+        self.h2.increment_flow_control_window((1 << 24) - 65535)
+        transport.write(self.h2.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            self.transport.write(self.h2.data_to_send())
+            self.transport.close()
+            return
+        for event in events:
+            if isinstance(event, h2.events.RequestReceived):
+                self.streams[event.stream_id] = ({bytes(k): bytes(v) for k, v in event.headers or ()}, [])
+            elif isinstance(event, h2.events.DataReceived) and event.stream_id in self.streams:
+                self.streams[event.stream_id][1].append(event.data or b"")
+                self.h2.acknowledge_received_data(event.flow_controlled_length or 0, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded) and event.stream_id in self.streams:
+                self._answer(event.stream_id, *self.streams.pop(event.stream_id))
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                self.transport.close()
+                return
+        self.transport.write(self.h2.data_to_send())
+
+    def _answer(self, stream_id: int, headers: dict[bytes, bytes], body: list[bytes]) -> None:
+        path = headers.get(b":path", b"/").split(b"?")[0].decode()
+        status, payload, extra = self.fake.handle(headers.get(b":method", b""), path, headers, b"".join(body))
+        if status == DROP:
+            self.h2.reset_stream(stream_id)
+            return
+        head = [
+            (b":status", str(status).encode()),
+            (b"content-type", b"application/json; charset=UTF-8"),
+            (b"content-length", str(len(payload)).encode()),
+            *extra,
+        ]
+        self.h2.send_headers(stream_id, head)
+        self.h2.send_data(stream_id, payload, end_stream=True)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.fake._connections.discard(self)
+
+
+def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A throwaway certificate and key for `host` (an IP address or a name) in `directory`, for the HTTP/2 mode."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "klubb fake FCM")])
+    try:
+        alternative: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        alternative = x509.DNSName(host)
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([alternative]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_file, key_file = directory / "fake-fcm.pem", directory / "fake-fcm-key.pem"
+    certificate_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return certificate_file, key_file
+
+
+def tls_context(certificate_file: str | Path, key_file: str | Path) -> ssl.SSLContext:
+    """The server side of the fake's HTTP/2 (clients trust the certificate through SSL_CERT_FILE)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate_file, key_file)
+    return context
+
+
+async def _serve(fake: FakeFcm, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+    url = await fake.start(host, port, tls)
     print(f"fake FCM for project {fake.project!r} at {url}", flush=True)
     await asyncio.Event().wait()
 
@@ -383,10 +508,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="the bearer token it accepts")
     parser.add_argument("--no-record", action="store_true", help="count messages without keeping them")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--tls-cert", help="PEM certificate: serve HTTP/2 over TLS (with --tls-key)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = parser.parse_args(argv)
+    tls = tls_context(args.tls_cert, args.tls_key) if args.tls_cert and args.tls_key else None
     fake = FakeFcm(project=args.project, token=args.token, record=not args.no_record, latency_seconds=args.latency)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(fake, args.host, args.port))
+        asyncio.run(_serve(fake, args.host, args.port, tls))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
 """Sending app pushes through firebase-admin's `messaging` (FCM HTTP v1), and what each answer means.
 
-`FcmSender(config).send(pushes)` sends every `Push` through `messaging.send_each_async` (batches of at most 500, a
-few batches in flight) and answers one `PushResult` per push, in order, with an `Outcome` the caller acts on.
-Nothing here touches the database: the domain's consumer (`push/consumer.py`) decides what to do with outcomes.
+`FcmSender(config).send(pushes)` sends every `Push` through `messaging.send_each_async` (batches of `batch_size`,
+100 by default and at most 500; `concurrency` batches in flight) and answers one `PushResult` per push, in order,
+with an `Outcome` the caller acts on. Nothing here touches the database: the domain's consumer
+(`push/consumer.py`) decides what to do with outcomes.
+
+FCM has no idempotency key: a RETRY after a timeout or a dropped connection may follow a message FCM did deliver,
+so sending is at least once; a `collapse_key` makes a repeat replace the first on the device.
 
 The one seam (`_build_app`, `_point_at`), kept here and nowhere else: firebase-admin has no knob for the FCM
 endpoint, so in development its messaging service's private `_fcm_url` (firebase-admin 7.7:
@@ -296,21 +300,30 @@ class FcmSender:
         return results
 
     async def _send_batch(self, batch: Sequence[Push], now_epoch: int) -> list[PushResult]:
-        with warnings.catch_warnings():
-            # firebase-admin 7.7 deprecates `Message.token` for `fid` (Firebase installation ids); FCM v1 still takes
-            # registration tokens, which is what the app registers (`deviceRegister`). Filtered as the SDK itself
-            # does for multicast tokens; moving to fids is a change of what the app sends us, not of this module.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            messages = [to_message(push, now_epoch) for push in batch]
         async with self._batches:
             try:
+                with warnings.catch_warnings():
+                    # firebase-admin 7.7 deprecates `Message.token` for `fid` (Firebase installation ids); FCM v1
+                    # still takes registration tokens, which is what the app registers (`deviceRegister`). Filtered
+                    # as the SDK itself does for multicast tokens; moving to fids changes what the app sends us.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    messages = [to_message(push, now_epoch) for push in batch]  # built when sent: one batch held
                 response = await messaging.send_each_async(messages, app=self.app)
+            except ValueError as refused:
+                # The SDK checks every message before sending any (`Push` should have refused it first).
+                if len(batch) == 1:
+                    return [PushResult(batch[0], Outcome.INVALID_MESSAGE, error=f"firebase-admin: {refused}")]
+                response = None
             except (exceptions.FirebaseError, httpx.HTTPError, google.auth.exceptions.GoogleAuthError) as error:
                 # The whole call failed (the SDK wraps whatever escaped its gather in UnknownError).
                 outcome, retry_after = classify(
                     error.cause if isinstance(error, exceptions.UnknownError) and error.cause is not None else error
                 )
                 return [PushResult(push, outcome, None, retry_after, _describe(error)) for push in batch]
+        if response is None:
+            # One message made the SDK refuse the whole batch, nothing was sent: one by one, only that one is lost.
+            singles = [await self._send_batch([push], now_epoch) for push in batch]
+            return [result for single in singles for result in single]
         results = []
         for push, answer in zip(batch, response.responses, strict=True):
             if answer.success:

@@ -311,6 +311,7 @@ def test_development_pushes_go_to_the_fake() -> None:
     assert Settings().push_config() == FcmConfig(
         "klubb-dev", CredentialSource.DEVELOPMENT, fake_url=DEVELOPMENT_FAKE_URL
     )
-    assert Settings(push_fcm_fake_url="http://127.0.0.1:1", push_fcm_concurrency=3).push_config() == FcmConfig(
-        "klubb-dev", CredentialSource.DEVELOPMENT, fake_url="http://127.0.0.1:1", concurrency=3
+    configured = Settings(push_fcm_fake_url="http://127.0.0.1:1", push_fcm_concurrency=3, push_fcm_batch_size=50)
+    assert configured.push_config() == FcmConfig(
+        "klubb-dev", CredentialSource.DEVELOPMENT, fake_url="http://127.0.0.1:1", concurrency=3, batch_size=50
     )

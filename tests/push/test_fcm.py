@@ -10,6 +10,7 @@ import pytest
 from firebase_admin import _retry, messaging
 
 from loyalty.clock import FrozenClock
+from push import fcm
 from push.config import CredentialSource, FcmConfig
 from push.fake import DROP, FakeFcm
 from push.fcm import FcmSender, Outcome, Push, PushResult
@@ -79,10 +80,8 @@ async def test_urgent_pushes_are_high_priority_and_plain_ones_carry_no_collapse_
     }
 
 
-async def test_1200_pushes_go_in_three_calls_of_at_most_500(
-    fake: FakeFcm, sender: FcmSender, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # given 1,200 devices, and the SDK's send_each_async observed
+async def test_1200_pushes_go_in_three_calls_of_at_most_500(fake: FakeFcm, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given 1,200 devices, batches of the most send_each_async takes, and the SDK's send_each_async observed
     calls: list[int] = []
     real = messaging.send_each_async
 
@@ -93,8 +92,10 @@ async def test_1200_pushes_go_in_three_calls_of_at_most_500(
     monkeypatch.setattr(messaging, "send_each_async", counted)
     pushes = [offer_push(f"device-{i:04d}") for i in range(1200)]
 
-    # when they are sent
-    results = await sender.send(pushes)
+    # when they are sent (over HTTP/1.1 a batch's 500 requests wait for the pool's 100 connections, which the
+    # request timeout counts: on a loaded machine 10 s were not always enough)
+    async with FcmSender(config_for(fake, batch_size=500, timeout_seconds=120)) as sender:
+        results = await sender.send(pushes)
 
     # then three calls of 500, 500 and 200 carried them, every one arrived once, and results keep the input order
     assert sorted(calls, reverse=True) == [500, 500, 200]
@@ -350,3 +351,31 @@ def test_the_config_refuses_what_cannot_work(fake: FakeFcm, values: dict[str, An
 def test_a_fake_url_is_for_development_only() -> None:
     with pytest.raises(ValueError, match="a fake FCM URL is for development credentials only"):
         FcmConfig("p", CredentialSource.APPLICATION_DEFAULT, fake_url="http://127.0.0.1:1")
+
+
+async def test_a_message_the_sdk_refuses_costs_only_itself(
+    fake: FakeFcm, sender: FcmSender, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a push the SDK would refuse before sending anything (its batch as a whole raises ValueError)
+    real = fcm.to_message
+
+    def refusing(push: Push, now_epoch: int) -> messaging.Message:
+        if push.token == "odd":
+            raise ValueError("Message.android.ttl must be non-negative.")
+        return real(push, now_epoch)
+
+    monkeypatch.setattr(fcm, "to_message", refusing)
+
+    # when it goes in one batch with two others
+    with caplog.at_level(logging.WARNING, logger="push.fcm"):
+        results = await sender.send([offer_push("a"), offer_push("odd"), offer_push("b")])
+
+    # then the others are sent (one by one) and only it is dropped as invalid, logged
+    assert [(r.push.token, r.outcome) for r in results] == [
+        ("a", Outcome.SENT),
+        ("odd", Outcome.INVALID_MESSAGE),
+        ("b", Outcome.SENT),
+    ]
+    assert results[1].error == "firebase-admin: Message.android.ttl must be non-negative."
+    assert sorted(r.message["token"] for r in fake.received) == ["a", "b"]
+    assert len(caplog.records) == 1

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from firebase_admin import messaging
 
 from push.config import CredentialSource, FcmConfig
-from push.fake import FakeFcm
+from push.fake import FakeFcm, self_signed_certificate, tls_context
 from push.fcm import FcmSender, Outcome, Push, _FixedToken
 from tests.push.conftest import PROJECT, config_for
 
@@ -92,3 +92,25 @@ async def test_a_service_account_sender_talks_to_google_not_to_a_fake(tmp_path: 
         # then it sends to FCM itself, as the service account
         assert service._fcm_url == "https://fcm.googleapis.com/v1/projects/klubb-prod/messages:send"
         assert service._credential.service_account_email == "fcm@klubb-prod.iam.gserviceaccount.com"
+
+
+async def test_the_sdk_multiplexes_http2_over_tls_as_with_fcm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given the fake serving HTTP/2 over TLS with a certificate the SDK's httpx client trusts (SSL_CERT_FILE)
+    certificate, key = self_signed_certificate(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    fake = FakeFcm(project=PROJECT)
+    await fake.start(tls=tls_context(certificate, key))
+    try:
+        async with FcmSender(config_for(fake)) as sender:
+            # when 50 pushes go at once, one of them to a dead token
+            fake.unregistered.add("device-7")
+            results = await sender.send([Push(f"device-{i}", "Hi", "There") for i in range(50)])
+    finally:
+        await fake.stop()
+
+    # then they all went over one HTTP/2 connection, with the same outcomes as over HTTP/1.1
+    assert fake.url is not None
+    assert fake.url.startswith("https://")
+    assert fake.h2_connections == 1
+    assert [r.outcome for r in results] == [Outcome.UNREGISTERED if i == 7 else Outcome.SENT for i in range(50)]
+    assert fake.sent == 49
