@@ -23,17 +23,28 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UnsetType
 
 from api.auth import AuthError
 from api.auth.member_sign_in import member_id_from_authorization
 from api.auth.tokens import TokenService
 from api.graphiql import GRAPHIQL_PAGE
+from api.live import LiveLimits
+from api.subscriptions import (
+    MAX_OPERATIONS,
+    BoundedWebSocketAdapter,
+    Connections,
+    MemberSocket,
+    authenticate,
+    init_timeout,
+)
 from api.unavailable import raise_if_unavailable
 from loyalty import clock
 from schema.compiled import CompiledDocuments
 from schema.context import Context
-from schema.ports import GoogleWalletLinks, SessionIssuer, WalletLinks
+from schema.ports import GoogleWalletLinks, LiveUpdates, SessionIssuer, WalletLinks
 
 ContextT = TypeVar("ContextT")
 log = logging.getLogger("klubb.auth")
@@ -234,7 +245,11 @@ class OrjsonGraphQL(GraphQL[ContextT, None]):
 
 
 class MemberGraphQL(OrjsonGraphQL[Context]):
-    """/graphql: the member app's endpoint. Only member-audience access tokens are accepted."""
+    """/graphql: the member app's endpoint. Only member-audience access tokens are accepted. Its websocket route
+    serves `memberUpdated` over graphql-transport-ws only (`api.subscriptions`)."""
+
+    graphql_transport_ws_handler_class = MemberSocket
+    websocket_adapter_class = BoundedWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -247,15 +262,29 @@ class MemberGraphQL(OrjsonGraphQL[Context]):
         compiled: CompiledDocuments | None = None,
         wallet: WalletLinks | None = None,
         google_wallet: GoogleWalletLinks | None = None,
+        live: LiveUpdates | None = None,
+        live_limits: LiveLimits | None = None,
     ) -> None:
         super().__init__(schema, graphiql=graphiql, max_body_bytes=max_body_bytes, compiled=compiled)
         self.tokens = tokens
         self.sessions = sessions
         self.wallet = wallet
         self.google_wallet = google_wallet
+        self.live = live
+        self.live_limits = live_limits or LiveLimits()
+        self.connections = Connections()
+        self.protocols = (GRAPHQL_TRANSPORT_WS_PROTOCOL,)  # the legacy graphql-ws is refused (4406)
+        self.connection_init_wait_timeout = init_timeout(self.live_limits)
+        self.max_subscriptions_per_connection = MAX_OPERATIONS
 
-    # The view's signature takes websockets too; only HTTP reaches it (both routes are HTTP routes).
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        authenticate(context, self.tokens)  # the member from connection_init's payload, or 4403
+        return await super().on_ws_connect(context)
+
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        if isinstance(request, WebSocket):
+            # A socket authenticates in connection_init (browsers cannot set headers on it), never by a header.
+            return Context(request=request, response=response, member_id=None, sessions=self.sessions, live=self.live)
         now = clock.now()  # the request's one instant: its token is checked at it and its response reads as of it
         try:
             member_id = member_id_from_authorization(request.headers.get("authorization"), self.tokens, now)
