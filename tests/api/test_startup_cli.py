@@ -37,6 +37,8 @@ def test_every_unsafe_setting_is_one_line_and_exit_2(
         prefix + "KLUBB_JWT_PRIVATE_KEY_FILE is not set",
         prefix + "SQLite cannot be shared by several worker processes",
         prefix + "KLUBB_PUBLIC_URL must be https",
+        prefix + "live updates (memberUpdated) need KLUBB_REDIS_URL when the outbox worker runs outside the API "
+        "process (KLUBB_EMBEDDED_WORKER=false or KLUBB_WORKERS > 1); or set KLUBB_LIVE_UPDATES_ENABLED=false",
         prefix + "Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_CERTIFICATE_FILE is not set",
         prefix + "Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_KEY_FILE is not set",
         prefix + "Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_WWDR_CERTIFICATE_FILE is not set",
@@ -92,6 +94,7 @@ def test_safe_production_settings_have_no_problems(tmp_path: Path, no_emulator: 
         public_url="https://loyalty.example",
         database_url="postgres://u@db/klubb",
         workers=4,
+        redis_url="redis://cache:6379/0",
         wallet_enabled=False,
         google_wallet_enabled=False,
     )
@@ -218,3 +221,43 @@ def test_each_wallet_runs_with_its_own_credentials_without_the_others(
         p for p in GOOGLE_MISSING if google and "ISSUER" in p
     ]
     assert half.unsafe_problems() == expected
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refused"),
+    [
+        ({"workers": 2}, True),  # several processes: the worker's notices cannot reach the others
+        ({"embedded_worker": False}, True),  # `klubb worker` publishes from another process
+        ({"workers": 2, "redis_url": "redis://cache:6379/0"}, False),
+        ({"embedded_worker": False, "live_updates_enabled": False}, False),
+        ({}, False),  # one process draining its own outbox: the in-process broker reaches every socket
+    ],
+)
+def test_production_refuses_live_updates_that_could_not_cross_processes(
+    tmp_path: Path, no_emulator: None, overrides: dict[str, object], refused: bool
+) -> None:
+    key = tmp_path / "signing.pem"
+    key.write_text("not checked here")
+    settings = Settings(
+        environment="production",
+        jwt_private_key_file=str(key),
+        public_url="https://loyalty.example",
+        database_url="postgres://u@db/klubb",
+        wallet_enabled=False,
+        google_wallet_enabled=False,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+    problem = (
+        "live updates (memberUpdated) need KLUBB_REDIS_URL when the outbox worker runs outside the API process "
+        "(KLUBB_EMBEDDED_WORKER=false or KLUBB_WORKERS > 1); or set KLUBB_LIVE_UPDATES_ENABLED=false"
+    )
+    assert settings.unsafe_problems() == ([problem] if refused else [])
+
+
+@pytest.mark.parametrize("url", ["http://cache:6379", "cache:6379", "postgres://cache"])
+def test_a_redis_url_must_be_redis(url: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="redis_url"):
+        Settings(redis_url=url)

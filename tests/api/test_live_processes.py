@@ -1,0 +1,89 @@
+"""Live updates across API processes: two uvicorn servers on PostgreSQL and Redis. A purchase recorded through
+one (whose embedded worker publishes to Redis) reaches a subscriber on the other; another member's never does."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from strawberry import relay
+
+from api.auth.tokens import MEMBER_AUDIENCE, TokenService
+from api.settings import Settings
+from loyalty.clock import FrozenClock
+from loyalty.members import enroll_member
+from loyalty.models import Program, StaffRole
+from loyalty.staff import create_api_key
+from tests.api.live_client import member_socket, update
+from tests.conftest import REDIS_URL
+from tests.server import running_klubb
+
+pytestmark = pytest.mark.postgres_only
+
+RECORD = """
+mutation($input: PurchaseRecordInput!) {
+  purchaseRecord(input: $input) { purchase { points } userErrors { code } }
+}
+"""
+
+
+def receipt(member_id: int, receipt_id: str, total: int, at: datetime) -> dict[str, object]:
+    return {
+        "input": {
+            "member": relay.to_base64("Member", member_id),
+            "storeCode": "S1",
+            "receiptId": receipt_id,
+            "occurredAt": at.isoformat(),
+            "currency": "EUR",
+            "total": total,
+            "lines": [{"sku": "LATTE", "amount": total}],
+        }
+    }
+
+
+async def test_a_purchase_through_one_process_reaches_a_subscriber_on_the_other(
+    db: str, program: Program, tmp_path: Path, clock: FrozenClock
+) -> None:
+    clock.advance(datetime.now(UTC) - clock.now())  # the servers run on real time: so do the tokens issued here
+    # given two API processes sharing PostgreSQL and a Redis channel of this test's own; the first drains the
+    # outbox (embedded worker), the second only serves
+    key_file = tmp_path / "jwt.pem"
+    tokens = TokenService(Settings(jwt_dev_key_file=str(key_file)))  # the key both servers sign and verify with
+    common = {
+        "KLUBB_JWT_DEV_KEY_FILE": str(key_file),
+        "KLUBB_REDIS_URL": REDIS_URL,
+        "KLUBB_REDIS_CHANNEL": f"klubb-test:{uuid.uuid4()}",
+        "KLUBB_WALLET_ENABLED": "false",
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    anna, _ = await enroll_member("uid-anna", email="anna@example.com")
+    bo, _ = await enroll_member("uid-bo", email="bo@example.com")
+    _, api_key = await create_api_key("POS", StaffRole.CASHIER, "S1")
+    with (
+        running_klubb(db, tmp_path / "a", env={**common, "KLUBB_EMBEDDED_WORKER": "true"}) as first,
+        running_klubb(db, tmp_path / "b", env=common) as second,
+    ):
+        ws_second = second.replace("http://", "ws://") + "/graphql"
+        ws_first = first.replace("http://", "ws://") + "/graphql"
+        anna_token = tokens.issue(str(anna.id), MEMBER_AUDIENCE).token
+        bo_token = tokens.issue(str(bo.id), MEMBER_AUDIENCE).token
+        # and Anna subscribed on the second process, Bo on the first
+        async with member_socket(ws_second, anna_token) as anna_ws, member_socket(ws_first, bo_token) as bo_ws:
+            assert await anna_ws.subscribe() == update([], available=0, pending=0, lifetime=0)
+            assert await bo_ws.subscribe() == update([], available=0, pending=0, lifetime=0)
+
+            # when the till records Anna's purchase through the first process
+            async with httpx.AsyncClient(base_url=first, headers={"x-api-key": api_key}) as till:
+                response = await till.post(
+                    "/staff/graphql", json={"query": RECORD, "variables": receipt(anna.id, "R1", 1_500, clock.now())}
+                )
+            assert response.json() == {"data": {"purchaseRecord": {"purchase": {"points": 15}, "userErrors": []}}}
+
+            # then her socket on the second process hears of it (the worker polls the outbox every second)
+            assert await anna_ws.next(seconds=15) == update(["POINTS"], available=0, pending=15, lifetime=15)
+            # and Bo, on the process that published it, hears nothing
+            assert await bo_ws.nothing_within(1.0)
