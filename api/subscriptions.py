@@ -28,6 +28,7 @@ from json import JSONDecodeError
 from typing import Any, cast
 
 import orjson
+from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
@@ -35,6 +36,7 @@ from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageRec
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from api.auth import AuthError
@@ -107,14 +109,26 @@ class BoundedWebSocketAdapter(ASGIWebSocketAdapter):
 
 
 class SubscriptionsOnly:
-    """The schema as the socket may use it: `stream` for subscriptions only."""
+    """The schema as the socket may use it: `stream` for subscriptions only, and a refusal raised by a parsing or
+    validation hook (trusted documents, the token and field limits) answered as the operation's error — strawberry's
+    `execute` does so for HTTP, its `stream` lets it escape and the socket's task dies with a traceback."""
 
     def __init__(self, schema: BaseSchema) -> None:
         self.schema = schema
 
-    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+    async def stream(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
         kwargs["allowed_operation_types"] = (OperationType.SUBSCRIPTION,)
-        return await self.schema.stream(*args, **kwargs)
+        return _refusals_as_errors(await self.schema.stream(*args, **kwargs))
+
+
+async def _refusals_as_errors(source: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    try:
+        async with contextlib.aclosing(source):
+            async for result in source:
+                yield result
+    except GraphQLError as error:
+        log.info("subscription refused [%s]: %s", (error.extensions or {}).get("code", "-"), error.message)
+        yield PreExecutionError(data=None, errors=[error])
 
 
 def _valid(message: object) -> bool:

@@ -20,6 +20,7 @@ from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member
 from loyalty.models import Member, Program
 from tests.api.live_client import member_socket, serving, socket, update
+from tests.conftest import app_settings
 from tests.loyalty.ledger_helpers import purchase
 from worker.live import LiveConsumer
 from worker.runner import drain_once
@@ -321,3 +322,33 @@ async def test_an_idle_socket_is_closed(settings: Settings, tokens: TokenService
                 assert await asyncio.wait_for(ws.ws.recv(), 2) == '{"type":"ping"}'
                 await ws.send({"type": "pong"})
             assert ws.ws.close_code is None
+
+
+async def test_production_runs_only_the_apps_trusted_subscription(
+    db: str, tmp_path: Path, tokens: TokenService, anna: Member, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a production app (trusted documents only), its broker in process
+    monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
+    settings = app_settings(db, tmp_path, Environment.PRODUCTION).model_copy(
+        update={"redis_url": None, "embedded_worker": True}
+    )
+    app = create_app(settings)
+    production_tokens = TokenService(settings)
+    async with serving(app) as url, member_socket(url, token(production_tokens, anna)) as ws:
+        # when the app subscribes with its own document, it is served
+        assert await ws.subscribe() == update([], available=0, pending=0, lifetime=0)
+
+        # and any other text is refused by its hash, as on HTTP
+        await ws.send(
+            {"id": "2", "type": "subscribe", "payload": {"query": "subscription { memberUpdated { changes } }"}}
+        )
+        assert await ws.receive() == {
+            "id": "2",
+            "type": "error",
+            "payload": [
+                {
+                    "message": "only the app's trusted documents are accepted here",
+                    "extensions": {"code": "UNTRUSTED_DOCUMENT"},
+                }
+            ],
+        }
