@@ -21,10 +21,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UnsetType
 
 from api.auth import AuthError
@@ -47,6 +50,7 @@ from schema.context import Context
 from schema.ports import GoogleWalletLinks, LiveUpdates, SessionIssuer, WalletLinks
 
 ContextT = TypeVar("ContextT")
+HTTP_OPERATIONS = {OperationType.QUERY, OperationType.MUTATION}
 log = logging.getLogger("klubb.auth")
 
 # The code each HTTP refusal carries in its JSON body.
@@ -215,7 +219,29 @@ class OrjsonGraphQL(GraphQL[ContextT, None]):
                 return await operation.execute(
                     context, request_data.variables, root_value, request_data.operation_name, request_data.extensions
                 )
-        return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
+        # strawberry's own, without subscriptions over HTTP (its multipart protocol): they are websocket-only, and a
+        # subscription run as a query answered a fault. POST runs queries and mutations, GET nothing (GraphiQL only).
+        allowed = HTTP_OPERATIONS if request_adapter.method == "POST" else set()
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason()) from error
+        except InvalidOperationTypeError as error:
+            if error.operation_type == OperationType.SUBSCRIPTION:
+                raise HTTPException(
+                    400, "subscriptions are served over the websocket (graphql-transport-ws)"
+                ) from error
+            raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from error
+        except MissingQueryError as error:
+            raise HTTPException(400, "No GraphQL query found in the request") from error
 
     async def execute_operation(
         self,

@@ -131,12 +131,22 @@ class RedisBroker(LocalBroker):
 
     async def _listen_forever(self) -> None:
         # Checked after every subscription ends, so a websocket arriving while it winds down is not left unserved.
+        delay = self.retry_seconds
         while self._inboxes:
             try:
                 await self._listen_once()
-            except Exception as error:  # Redis went away: retry, the subscribers stay
-                log.warning("live updates: Redis subscription lost (%s: %s); retrying", type(error).__name__, error)
-                await asyncio.sleep(self.retry_seconds)
+            except Exception as error:  # Redis went away: retry (backing off to 30 s while it stays away)
+                if self._subscribed.is_set():
+                    delay = self.retry_seconds  # it was up: a fresh outage
+                log.warning(
+                    "live updates: Redis subscription lost (%s: %s); retrying in %.0f s",
+                    type(error).__name__,
+                    error,
+                    delay,
+                )
+                self._subscribed.clear()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
             finally:
                 self._subscribed.clear()
 

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from api.live import LocalBroker, RedisBroker
 from loyalty.live import Change, MemberNotice
 from tests.conftest import REDIS_URL
+from tests.pg_proxy import PgProxy
 
 POINTS = frozenset({Change.POINTS})
 TIER = frozenset({Change.TIER})
@@ -107,3 +108,44 @@ async def test_publishing_to_an_unreachable_redis_raises_for_the_consumer_to_log
             await broker.publish([MemberNotice(1, POINTS)])
     finally:
         await broker.aclose()
+
+
+async def test_the_subscription_comes_back_after_a_redis_outage(
+    redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given an API process's broker reaching Redis through a proxy the test can cut, with one socket subscribed
+    proxy = PgProxy(("127.0.0.1", 6379))
+    await proxy.start()
+    channel = f"klubb-test:{uuid.uuid4()}"
+    api = RedisBroker(f"redis://127.0.0.1:{proxy.port}/0", channel=channel, retry_seconds=0.1)
+    worker = RedisBroker(REDIS_URL, channel=channel)
+    try:
+        anna = await api.subscribe(1)
+        assert await _subscriptions(redis_client, channel) == 1
+
+        # when Redis becomes unreachable for the API process, and then reachable again
+        with caplog.at_level(logging.WARNING, logger="klubb.live"):
+            await proxy.cut()
+            for _ in range(50):
+                if await _subscriptions(redis_client, channel) == 0:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.3)
+            await proxy.restore()
+            for _ in range(50):
+                if await _subscriptions(redis_client, channel) == 1:
+                    break
+                await asyncio.sleep(0.1)
+
+        # then it subscribed again by itself (each failed attempt one warning), and the socket receives again
+        assert await _subscriptions(redis_client, channel) == 1
+        warnings = [r.getMessage() for r in caplog.records if r.name == "klubb.live"]
+        assert warnings
+        assert all(w.startswith("live updates: Redis subscription lost") for w in warnings), warnings
+        await worker.publish([MemberNotice(1, POINTS)])
+        assert await asyncio.wait_for(anna.next(), 5) == POINTS
+        anna.close()
+    finally:
+        await api.aclose()
+        await worker.aclose()
+        await proxy.cut()

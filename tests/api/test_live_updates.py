@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 
@@ -19,7 +20,7 @@ from api.settings import Environment, Settings
 from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member
 from loyalty.models import Member, Program
-from tests.api.live_client import member_socket, serving, socket, update
+from tests.api.live_client import SUBSCRIPTION, member_socket, serving, socket, update
 from tests.conftest import app_settings
 from tests.loyalty.ledger_helpers import purchase
 from worker.live import LiveConsumer
@@ -352,3 +353,27 @@ async def test_production_runs_only_the_apps_trusted_subscription(
                 }
             ],
         }
+
+
+async def test_a_subscription_over_http_is_refused_400(app: Starlette, tokens: TokenService, anna: Member) -> None:
+    # given the app's subscription sent as an HTTP request (POST, or GET's query string)
+    headers = {"authorization": f"Bearer {token(tokens, anna)}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+        posted = await http.post("/graphql", json={"query": SUBSCRIPTION}, headers=headers)
+        multipart = await http.post(
+            "/graphql",
+            json={"query": SUBSCRIPTION},
+            headers={**headers, "accept": "multipart/mixed;subscriptionSpec=1.0,application/json"},
+        )
+
+    # then both are a 400 saying where subscriptions are served (never run as a query)
+    refusal = {
+        "errors": [
+            {
+                "message": "subscriptions are served over the websocket (graphql-transport-ws)",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ]
+    }
+    assert (posted.status_code, posted.json()) == (400, refusal)
+    assert (multipart.status_code, multipart.json()) == (400, refusal)
