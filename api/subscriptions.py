@@ -219,7 +219,7 @@ class MemberSocket(BaseGraphQLTransportWSHandler[Context, None]):
                 self.pinged_at = now
                 try:
                     await self.send_message({"type": "ping"})
-                except WebSocketDisconnected:
+                except Exception:  # the socket is gone (disconnected, or closed meanwhile): the handler ends it
                     return
 
 

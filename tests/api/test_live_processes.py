@@ -3,6 +3,9 @@ one (whose embedded worker publishes to Redis) reaches a subscriber on the other
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +22,8 @@ from loyalty.models import Program, StaffRole
 from loyalty.staff import create_api_key
 from tests.api.live_client import member_socket, update
 from tests.conftest import REDIS_URL
-from tests.server import running_klubb
+from tests.loyalty.ledger_helpers import purchase
+from tests.server import ROOT, running_klubb
 
 pytestmark = pytest.mark.postgres_only
 
@@ -87,3 +91,41 @@ async def test_a_purchase_through_one_process_reaches_a_subscriber_on_the_other(
             assert await anna_ws.next(seconds=15) == update(["POINTS"], available=0, pending=15, lifetime=15)
             # and Bo, on the process that published it, hears nothing
             assert await bo_ws.nothing_within(1.0)
+
+
+async def test_klubb_worker_publishes_through_redis(
+    db: str, program: Program, tmp_path: Path, clock: FrozenClock
+) -> None:
+    # given one API process (no embedded worker) and `klubb worker` beside it, on Redis
+    clock.advance(datetime.now(UTC) - clock.now())
+    key_file = tmp_path / "jwt.pem"
+    tokens = TokenService(Settings(jwt_dev_key_file=str(key_file)))
+    env = {
+        "KLUBB_JWT_DEV_KEY_FILE": str(key_file),
+        "KLUBB_REDIS_URL": REDIS_URL,
+        "KLUBB_REDIS_CHANNEL": f"klubb-test:{uuid.uuid4()}",
+        "KLUBB_WALLET_ENABLED": "false",
+        "KLUBB_GOOGLE_WALLET_ENABLED": "false",
+    }
+    anna, _ = await enroll_member("uid-anna", email="anna@example.com")
+    with running_klubb(db, tmp_path, env=env) as base:
+        environment = {**{k: v for k, v in os.environ.items() if not k.startswith("KLUBB_")}, **env}
+        environment.update({"KLUBB_ENVIRONMENT": "test", "KLUBB_DATABASE_URL": db})
+        command = [sys.executable, "-c", "from api.cli import app; app(prog_name='klubb')", "worker"]
+        worker = subprocess.Popen(  # noqa: ASYNC220 -- started once, before the test's waits
+            [*command, "--poll-seconds", "0.2"], cwd=ROOT, env=environment, stdout=subprocess.DEVNULL
+        )
+        try:
+            async with member_socket(
+                base.replace("http://", "ws://") + "/graphql", tokens.issue(str(anna.id), MEMBER_AUDIENCE).token
+            ) as ws:
+                await ws.subscribe()
+
+                # when a purchase is recorded (here, straight through the domain)
+                await purchase(anna.id, "R1", 800, clock.now())
+
+                # then the worker's notice reaches the socket
+                assert await ws.next(seconds=15) == update(["POINTS"], available=0, pending=8, lifetime=8)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=20)
