@@ -1,5 +1,6 @@
-"""Live updates across API processes: two uvicorn servers on PostgreSQL and Redis. A purchase recorded through
-one (whose embedded worker publishes to Redis) reaches a subscriber on the other; another member's never does."""
+"""Live updates from real server processes: two uvicorn servers on PostgreSQL and Redis (a purchase recorded through
+one, whose embedded worker publishes to Redis, reaches a subscriber on the other; another member's never does),
+`klubb worker` publishing through Redis, and the embedded default (one process, no Redis) on both engines."""
 
 from __future__ import annotations
 
@@ -25,8 +26,6 @@ from tests.conftest import REDIS_URL
 from tests.loyalty.ledger_helpers import purchase
 from tests.server import ROOT, running_klubb
 
-pytestmark = pytest.mark.postgres_only
-
 RECORD = """
 mutation($input: PurchaseRecordInput!) {
   purchaseRecord(input: $input) { purchase { points } userErrors { code } }
@@ -48,6 +47,7 @@ def receipt(member_id: int, receipt_id: str, total: int, at: datetime) -> dict[s
     }
 
 
+@pytest.mark.postgres_only
 async def test_a_purchase_through_one_process_reaches_a_subscriber_on_the_other(
     db: str, program: Program, tmp_path: Path, clock: FrozenClock
 ) -> None:
@@ -93,6 +93,7 @@ async def test_a_purchase_through_one_process_reaches_a_subscriber_on_the_other(
             assert await bo_ws.nothing_within(1.0)
 
 
+@pytest.mark.postgres_only
 async def test_klubb_worker_publishes_through_redis(
     db: str, program: Program, tmp_path: Path, clock: FrozenClock
 ) -> None:
@@ -129,3 +130,25 @@ async def test_klubb_worker_publishes_through_redis(
         finally:
             worker.terminate()
             worker.wait(timeout=20)
+
+
+async def test_the_embedded_default_needs_no_redis(
+    db: str, program: Program, tmp_path: Path, clock: FrozenClock
+) -> None:
+    # given one server process draining its own outbox (the embedded worker), no Redis: the in-process broker
+    clock.advance(datetime.now(UTC) - clock.now())
+    key_file = tmp_path / "jwt.pem"
+    tokens = TokenService(Settings(jwt_dev_key_file=str(key_file)))
+    env = {"KLUBB_JWT_DEV_KEY_FILE": str(key_file), "KLUBB_EMBEDDED_WORKER": "true", "KLUBB_WALLET_ENABLED": "false",
+           "KLUBB_GOOGLE_WALLET_ENABLED": "false"}  # fmt: skip
+    anna, _ = await enroll_member("uid-anna", email="anna@example.com")
+    with running_klubb(db, tmp_path, env=env) as base:
+        url = base.replace("http://", "ws://") + "/graphql"
+        async with member_socket(url, tokens.issue(str(anna.id), MEMBER_AUDIENCE).token) as ws:
+            await ws.subscribe()
+
+            # when a purchase is committed
+            await purchase(anna.id, "R1", 2_500, clock.now())
+
+            # then the server's own worker delivers its notice to the socket
+            assert await ws.next(seconds=15) == update(["POINTS"], available=0, pending=25, lifetime=25)
