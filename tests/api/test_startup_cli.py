@@ -261,3 +261,34 @@ def test_a_redis_url_must_be_redis(url: str) -> None:
 
     with pytest.raises(ValidationError, match="redis_url"):
         Settings(redis_url=url)
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "warned"), [(None, True), ("redis://cache:6379/0", False)]
+)  # fmt: skip
+def test_serve_warns_when_live_updates_could_not_reach_other_processes(
+    redis_url: str | None, warned: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given development settings on PostgreSQL, with or without Redis, and uvicorn not really started
+    import uvicorn
+
+    started: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(options))
+    monkeypatch.setattr(
+        cli, "get_settings", lambda: Settings(database_url="postgres://u@db/klubb", redis_url=redis_url)
+    )
+    monkeypatch.setenv("KLUBB_EMBEDDED_WORKER", "false")  # serve sets it for uvicorn's workers: restored after
+
+    # when two server processes are asked for
+    result = CliRunner().invoke(cli.app, ["serve", "--workers", "2"])
+
+    # then it starts, warning once when nothing would carry the worker's notices to the servers
+    warning = (
+        "klubb serve: warning: live updates (memberUpdated) reach no socket without KLUBB_REDIS_URL when the outbox "
+        "worker runs outside the server process"
+    )
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == ([warning] if warned else [])
+    # and uvicorn buffers no websocket message far past the live limit (16 KiB by default; UTF-8 up to 4 bytes a
+    # character, since the limit counts characters)
+    assert (started["workers"], started["ws_max_size"]) == (2, 16 * 1024 * 4 + 1024)
