@@ -377,3 +377,22 @@ async def test_a_subscription_over_http_is_refused_400(app: Starlette, tokens: T
     }
     assert (posted.status_code, posted.json()) == (400, refusal)
     assert (multipart.status_code, multipart.json()) == (400, refusal)
+
+
+async def test_a_socket_runs_at_most_five_subscriptions(url: str, tokens: TokenService, anna: Member) -> None:
+    async with member_socket(url, token(tokens, anna)) as ws:
+        # given five subscriptions on one socket
+        for n in range(5):
+            assert (await ws.subscribe(str(n)))["data"]["memberUpdated"]["changes"] == []
+
+        # when a sixth is asked for, it is refused and the others go on
+        await ws.send({"id": "6", "type": "subscribe", "payload": {"query": SUBSCRIPTION}})
+        assert await ws.receive() == {
+            "id": "6",
+            "type": "error",
+            "payload": [{"message": "Subscription limit reached"}],
+        }
+
+        # and once one completes, there is room again
+        await ws.send({"id": "0", "type": "complete"})
+        assert (await ws.subscribe("7"))["data"]["memberUpdated"]["changes"] == []
