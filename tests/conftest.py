@@ -168,6 +168,7 @@ def app_settings(db: str, tmp_path: Path, environment: Environment = Environment
         wallet_secret=WALLET_TEST_SECRET,
         google_wallet_enabled=False,  # tests/api/test_google_wallet.py turns it on with its own credentials
         redis_url=REDIS_URL,  # production refuses live updates without it when the worker runs apart
+        push_enabled=False,  # tests/push/ send to the fake FCM with their own config
     )
 
 
