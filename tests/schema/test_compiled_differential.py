@@ -182,7 +182,6 @@ class History:
         except DomainError:
             pass  # a refused step (not enough points, out of stock, ended offer...) is part of a history too
 
-
     async def message(self, size: int) -> None:
         """A message sent to the member (as the sender releases one), some about an offer and ending with it, some
         already expired, some at the same instant as the one before."""
