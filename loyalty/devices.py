@@ -181,6 +181,12 @@ async def delete_tokens(tokens: Sequence[str], conn: BaseDBAsyncClient | None = 
     return deleted
 
 
+async def mark_seen(conn: BaseDBAsyncClient | None, device_ids: Sequence[int], at: datetime) -> None:
+    """FCM accepted a push for these devices at `at`: they are in use (the sender's; keeps them from going stale)."""
+    if device_ids:
+        await Device.filter(id__in=list(device_ids), last_seen_at__lt=at).using_db(conn).update(last_seen_at=at)
+
+
 def stale_before(now: datetime, retention: timedelta = DEVICE_RETENTION) -> datetime:
     """Devices last seen before this instant are stale."""
     return now - retention

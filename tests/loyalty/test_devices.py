@@ -140,6 +140,23 @@ async def test_the_job_prunes_devices_unused_for_270_days_once(program: Program,
     assert "prune-stale-devices" in [job.name for job in jobs.JOBS]
 
 
+async def test_a_device_a_push_reached_is_not_stale(program: Program, clock: FrozenClock) -> None:
+    # given a device registered 269 days ago, then reached by a push
+    member = await new_member("uid-seen")
+    device = await register_device(member.id, _token(1), DevicePlatform.IOS, "1.0", "en")
+    other = await register_device(member.id, _token(2), DevicePlatform.IOS, "1.0", "en")
+    clock.advance(timedelta(days=269))
+    await devices.mark_seen(None, [device.id], clock.now())
+    await devices.mark_seen(None, [], clock.now())
+
+    # when the job runs two days later
+    clock.advance(timedelta(days=2))
+    pruned = await jobs.prune_stale_devices()
+
+    # then only the device no push reached went
+    assert (pruned, await _tokens(member.id), other.token) == (1, [_token(1)], _token(2))
+
+
 @pytest.mark.postgres_only
 async def test_concurrent_registrations_of_one_token_leave_one_device(program: Program) -> None:
     # given five members signing in on one phone at once (and the first of them twice)
