@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from loyalty import consent
 from loyalty.clock import FrozenClock
 from loyalty.errors import InvalidInput, MemberNotFound
+from loyalty.members import ProfileChanges, update_profile
 from loyalty.models import (
     Consent,
     ConsentChange,
@@ -100,3 +103,30 @@ async def test_the_invariant_catches_a_cache_written_around_the_record(program: 
     with pytest.raises(AssertionError, match="marketing_consent True but its consent says False"):
         await assert_consent_cache()
     await Member.filter(id=member.id).update(marketing_consent=False)
+
+
+@pytest.mark.postgres_only
+async def test_concurrent_changes_of_one_consent_are_each_recorded_and_the_cache_follows_the_last(
+    program: Program,
+) -> None:
+    # given a member
+    member = await new_member("uid-consent-race")
+
+    # when the app, the profile screen and staff change the marketing consent at once
+    async def profile(granted: bool) -> None:
+        await update_profile(member.id, ProfileChanges(marketing_consent=granted))
+
+    await asyncio.gather(
+        *(consent.set_consent(member.id, PUSH, MARKETING, n % 2 == 0, ConsentSource.APP, "member:1") for n in range(4)),
+        profile(True),
+        profile(False),
+    )
+
+    # then one consent row; its history alternates (each recorded change is a real change: a first refusal counts,
+    # it answers a question never asked), ending at the row's value, which the cache equals (as the invariant checks
+    # after every test)
+    current = await Consent.get(member_id=member.id, channel=PUSH, purpose=MARKETING)
+    history = await ConsentChange.filter(member_id=member.id).order_by("id").values_list("granted", flat=True)
+    assert history
+    assert all(a != b for a, b in itertools.pairwise(history))
+    assert history[-1] == current.granted == (await Member.get(id=member.id)).marketing_consent
