@@ -6,7 +6,8 @@ the member (`marketing_consent`, `marketing_consent_at`: what the audience queri
 the same transaction, so the two never disagree (`tests/invariants.py` checks it after every database test).
 
 Withdrawal takes effect at once: nothing is queued here, and the sender re-checks the consent when it releases a
-message. Setting a consent to what it already is changes nothing and records nothing.
+message. Setting a consent to what it already is changes nothing and records nothing; a first answer is recorded
+even when it is a refusal (it answers a question never asked, and stamps `marketing_consent_at`).
 """
 
 from __future__ import annotations

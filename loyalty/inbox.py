@@ -51,6 +51,11 @@ class InboxRow(NamedTuple):
     expires_at: datetime | None
 
 
+class _Cursor(NamedTuple):
+    sent_at: datetime
+    id: int
+
+
 class TargetKind(StrEnum):
     OFFER = "offer"
     REWARD = "reward"
@@ -109,16 +114,19 @@ _PAGE = sql.rows(
     InboxRow,
     f'SELECT {_COLUMNS} FROM "push_message" AS "m" WHERE{_IN_INBOX}{_ORDER}',  # noqa: S608 - names from the row type
 )
-# After the cursor's message: its (sent_at, id) read in the same statement (a member's own message only, so a
-# cursor of another member's message gives an empty page), compared column to column: exact on both engines.
+# After the cursor's message: its (sent_at, id) read by subqueries of the same statement (the member's own message
+# only: a cursor of another member's message reads NULL, an empty page), compared as stored: exact on both engines.
+# The first condition is implied by the second; PostgreSQL uses it to start the index scan on (member_id, sent_at)
+# at the cursor instead of filtering every newer message (0.08 ms rather than 1.8 ms 5,000 messages deep).
+_CURSOR = ' FROM "push_message" AS "c" WHERE "c"."id" = ? AND "c"."member_id" = ?'
+_CURSOR_SENT_AT = f'(SELECT "c"."sent_at"{_CURSOR})'
+_CURSOR_KEY = f"(SELECT {sql.columns(_Cursor, 'c')}{_CURSOR})"
 _PAGE_AFTER = sql.rows(
     "inbox.page_after",
     PushMessage,
     InboxRow,
-    f'SELECT {_COLUMNS} FROM "push_message" AS "m"'  # noqa: S608 - names from the row type
-    ' JOIN "push_message" AS "c" ON "c"."id" = ? AND "c"."member_id" = "m"."member_id"'
-    f" WHERE{_IN_INBOX}"
-    ' AND ("m"."sent_at" < "c"."sent_at" OR ("m"."sent_at" = "c"."sent_at" AND "m"."id" < "c"."id"))'
+    f'SELECT {_COLUMNS} FROM "push_message" AS "m" WHERE{_IN_INBOX}'  # noqa: S608 - names from the row type
+    f' AND "m"."sent_at" <= {_CURSOR_SENT_AT} AND ("m"."sent_at", "m"."id") < {_CURSOR_KEY}'
     f"{_ORDER}",
 )
 
@@ -131,7 +139,7 @@ async def inbox_page(member_id: int, at: datetime, limit: int, after: int | None
     live = [member_id, MessageStatus.SENT.value, at]
     if after is None:
         return await sql.fetch_rows(_PAGE, [*live, limit])
-    return await sql.fetch_rows(_PAGE_AFTER, [after, *live, limit])
+    return await sql.fetch_rows(_PAGE_AFTER, [*live, after, member_id, after, member_id, limit])
 
 
 def _sent(member_id: int) -> Q:

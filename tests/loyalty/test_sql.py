@@ -1025,6 +1025,10 @@ async def _inbox_page(program: Program, clock: FrozenClock) -> list[Run]:
     ]
 
 
+def _after(message_id: int, member: Member) -> list[int]:
+    return [message_id, member.id, message_id, member.id]  # the cursor's message, read twice
+
+
 @case("inbox.page_after")
 async def _inbox_page_after(program: Program, clock: FrozenClock) -> list[Run]:
     member, ids = await _inbox(clock)
@@ -1037,18 +1041,22 @@ async def _inbox_page_after(program: Program, clock: FrozenClock) -> list[Run]:
         Run(
             orm=_inbox_values(after_tie_b.limit(10)),
             expected=[ids["tie_a"], ids["oldest"]],
-            params=[ids["tie_b"], *live, 10],
+            params=[*live, *_after(ids["tie_b"], member), 10],
         ),
-        Run(orm=_inbox_values(after_tie_b.limit(1)), expected=[ids["tie_a"]], params=[ids["tie_b"], *live, 1]),
+        Run(
+            orm=_inbox_values(after_tie_b.limit(1)),
+            expected=[ids["tie_a"]],
+            params=[*live, *_after(ids["tie_b"], member), 1],
+        ),
         # after an expired message (the app's older page): its position still counts
         Run(
             orm=_inbox_values(orm.filter(sent_at__lt=(await PushMessage.get(id=ids["expired"])).sent_at)),
             expected=[ids["tie_b"], ids["tie_a"], ids["oldest"]],
-            params=[ids["expired"], *live, 10],
+            params=[*live, *_after(ids["expired"], member), 10],
         ),
         # after the last, and after another member's message: nothing
-        Run(orm=_inbox_values(orm.filter(id=0)), expected=[], params=[ids["oldest"], *live, 10]),
-        Run(orm=_inbox_values(orm.filter(id=0)), expected=[], params=[ids["other"], *live, 10]),
+        Run(orm=_inbox_values(orm.filter(id=0)), expected=[], params=[*live, *_after(ids["oldest"], member), 10]),
+        Run(orm=_inbox_values(orm.filter(id=0)), expected=[], params=[*live, *_after(ids["other"], member), 10]),
     ]
 
 
