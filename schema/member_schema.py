@@ -18,13 +18,19 @@ from loyalty.members import settled
 from schema.context import Info
 from schema.errors import LoggedSchema, MaskFaults, NotAuthenticated
 from schema.global_ids import NODE_TYPES, split_global_id
+from schema.mutations.consent_update import ConsentUpdatePayload, consent_update
+from schema.mutations.device_register import DeviceRegisterPayload, device_register
+from schema.mutations.device_unregister import DeviceUnregisterPayload, device_unregister
+from schema.mutations.inbox_mark_read import InboxMarkReadPayload, inbox_mark_read
 from schema.mutations.offer_activate import OfferActivatePayload, offer_activate
 from schema.mutations.profile_update import ProfileUpdatePayload, profile_update
+from schema.mutations.push_opened import PushOpenedPayload, push_opened
 from schema.mutations.reward_redeem import RewardRedeemPayload, reward_redeem
 from schema.mutations.session_create import session_create
 from schema.mutations.session_refresh import session_refresh
 from schema.mutations.voucher_cancel import VoucherCancelPayload, voucher_cancel
 from schema.request_guards import BoundedValidation, HideSuggestions, RequestErrorCodes
+from schema.subscriptions.member_updated import Subscription
 from schema.trusted_documents import TrustedDocuments, load_trusted_documents
 from schema.types.activity import ActivityEntry
 from schema.types.member import Member
@@ -88,6 +94,23 @@ class Mutation:
     voucher_cancel: VoucherCancelPayload = strawberry.mutation(
         resolver=voucher_cancel, description="Cancel an unused voucher: its points and stock are given back."
     )
+    device_register: DeviceRegisterPayload = strawberry.mutation(
+        resolver=device_register,
+        description="Register this device for pushes (at every app start): a token another member had moves to you.",
+    )
+    device_unregister: DeviceUnregisterPayload = strawberry.mutation(
+        resolver=device_unregister, description="Stop pushes to this device (signing out)."
+    )
+    consent_update: ConsentUpdatePayload = strawberry.mutation(
+        resolver=consent_update,
+        description="Grant or withdraw a consent; withdrawing marketing consent stops offer pushes at once.",
+    )
+    inbox_mark_read: InboxMarkReadPayload = strawberry.mutation(
+        resolver=inbox_mark_read, description="Mark inbox messages read."
+    )
+    push_opened: PushOpenedPayload = strawberry.mutation(
+        resolver=push_opened, description="Report that a push notification was opened (also marks its message read)."
+    )
 
 
 class QueryLimits(TypedDict, total=False):
@@ -141,6 +164,7 @@ def build_member_schema(**limits: Unpack[QueryLimits]) -> strawberry.Schema:
     return LoggedSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[ActivityEntry],
         extensions=query_limits(limits, first=[lambda: TrustedDocuments(trusted)] if production else []),
         config=StrawberryConfig(disable_field_suggestions=production),

@@ -22,10 +22,11 @@ from loyalty import staff
 from loyalty.db import connect, disconnect, migrate
 from loyalty.models import Program
 from loyalty.program import apply_program_config, forget_cached_program
-from tests.invariants import assert_ledger_invariants
+from tests.invariants import assert_consent_cache, assert_ledger_invariants
 from wallet.credentials import development_credentials
 
 POSTGRES_URL = os.environ.get("KLUBB_TEST_POSTGRES_URL")
+REDIS_URL = os.environ.get("KLUBB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 _migrated: set[str] = set()
 
@@ -121,7 +122,7 @@ def clock() -> Iterator[business_clock.FrozenClock]:
 
 @pytest.fixture
 async def db(database_url: str, clock: business_clock.FrozenClock) -> AsyncIterator[str]:
-    """A migrated, empty database; after the test the ledger invariants are checked."""
+    """A migrated, empty database; after the test the ledger invariants and the consent cache are checked."""
     if database_url not in _migrated:
         await connect(database_url)
         await _reset_schema(database_url)
@@ -137,6 +138,7 @@ async def db(database_url: str, clock: business_clock.FrozenClock) -> AsyncItera
         forget_cached_program()
         yield database_url
         await assert_ledger_invariants()
+        await assert_consent_cache()
     finally:
         forget_cached_program()
         await disconnect()
@@ -166,6 +168,7 @@ def app_settings(db: str, tmp_path: Path, environment: Environment = Environment
         apple_wwdr_certificate_file=str(wallet / "wwdr.pem"),
         wallet_secret=WALLET_TEST_SECRET,
         google_wallet_enabled=False,  # tests/api/test_google_wallet.py turns it on with its own credentials
+        redis_url=REDIS_URL,  # production refuses live updates without it when the worker runs apart
         push_enabled=False,  # tests/push/ send to the fake FCM with their own config
     )
 
