@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 from collections.abc import AsyncIterator
 
 from api.settings import Settings
@@ -27,15 +28,17 @@ log = logging.getLogger("klubb.push")
 
 
 def lease_seconds(settings: Settings) -> float:
-    """`KLUBB_PUSH_LEASE_SECONDS`, raised to what one batch can take at worst if set lower: the SDK's 5 tries of
-    a 500/503, each up to the timeout, and its backoff between them (0.5 s doubling, under 8 s). A lease that ends
-    while its batch is still sending lets another worker send it again."""
-    floor = 5 * settings.push_fcm_timeout_seconds + 8.0
+    """`KLUBB_PUSH_LEASE_SECONDS`, raised to what one batch can take at worst if set lower: its
+    `send_each_async` calls one after another (`KLUBB_PUSH_FCM_CONCURRENCY` at a time), each up to the SDK's 5 tries
+    of a 500/503 with the timeout each and its backoff between them (0 + 1 + 2 + 4 s). A lease that ends while its
+    batch is still sending lets another worker send it again."""
+    calls = math.ceil(settings.push_batch_size / (settings.push_fcm_batch_size * settings.push_fcm_concurrency))
+    floor = calls * (5 * settings.push_fcm_timeout_seconds + 8.0)
     if settings.push_lease_seconds < floor:
         log.warning(
-            "KLUBB_PUSH_LEASE_SECONDS=%s is shorter than a batch can take (5 x KLUBB_PUSH_FCM_TIMEOUT_SECONDS + 8 s): "
-            "using %s",
+            "KLUBB_PUSH_LEASE_SECONDS=%s is shorter than a batch of KLUBB_PUSH_BATCH_SIZE=%d can take: using %s",
             settings.push_lease_seconds,
+            settings.push_batch_size,
             floor,
         )
     return max(settings.push_lease_seconds, floor)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from tortoise import connections
 
@@ -60,22 +61,18 @@ async def _seed(count: int, now: datetime) -> None:
                     updated_at=now) for n in numbers],
             batch_size=1000,
         )  # fmt: skip
-    ids = await Member.all().order_by("id").values_list("id", flat=True)
+    ids = cast(list[int], await Member.all().order_by("id").values_list("id", flat=True))
     await Device.bulk_create(
         [Device(member_id=i, token=f"bench-device-{i:07d}-" + "x" * 120, platform=DevicePlatform.ANDROID,
                 created_at=now, last_seen_at=now) for i in ids],
         batch_size=1000,
     )  # fmt: skip
     for start in range(0, len(ids), 5000):
-        await schedule(
-            connections.get("default"),
-            [
-                Outgoing(i, "points_earned:1", MessagePurpose.TRANSACTIONAL, "Points earned", "You earned 12 points",
-                         now, target="reward:3")
-                for i in ids[start : start + 5000]
-            ],  # fmt: skip
-            now,
-        )
+        owed = [
+            Outgoing(i, "points_earned:1", MessagePurpose.TRANSACTIONAL, "Points earned", "You earned 12", now)
+            for i in ids[start : start + 5000]
+        ]
+        await schedule(connections.get("default"), owed, now)
 
 
 async def _run(args: argparse.Namespace, url: str | None) -> tuple[float, float, int]:
@@ -86,7 +83,10 @@ async def _run(args: argparse.Namespace, url: str | None) -> tuple[float, float,
         sender = NullSender()
         closer = None
     else:
-        fcm = FcmSender(FcmConfig(PROJECT, CredentialSource.DEVELOPMENT, fake_url=url, concurrency=args.concurrency))
+        config = FcmConfig(
+            PROJECT, CredentialSource.DEVELOPMENT, fake_url=url, concurrency=args.concurrency, batch_size=args.fcm_batch
+        )
+        fcm = FcmSender(config)
         sender, closer = fcm, fcm
     consumer = PushSending(sender, batch_size=args.batch, release_batch=args.release_batch)
     profiler = cProfile.Profile() if args.profile else None
@@ -124,7 +124,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--sender", choices=("fcm", "null"), default="fcm")
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=500, help="deliveries leased and recorded at a time")
+    parser.add_argument("--fcm-batch", type=int, default=100, help="messages per send_each_async call")
     parser.add_argument("--release-batch", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--database-url", default=None)
@@ -135,10 +136,10 @@ def main() -> None:
     if args.sender == "fcm":
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        fake = _start_fake(port)
+        fake = _start_fake(port, None)
     try:
         wall, cpu, attempts = asyncio.run(_main(args, url))
-        received = _stats(url)["sent"] if url is not None else attempts
+        received = _stats(url, None)["sent"] if url is not None else attempts
     finally:
         if fake is not None:
             fake.terminate()

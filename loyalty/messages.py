@@ -9,9 +9,9 @@ worker killed mid-batch releases nothing), the rules read what they need in a fi
 the batch, and the outcomes are written set-based. The rules, in this order, at the moment of release:
 
 1. expired (`expires_at` ≤ now) → SUPPRESSED "expired";
-2. marketing without the member's (push, marketing) opt-in now (`member.marketing_consent`, which `loyalty.consent`
-   writes in the same transaction as the `Consent` row: an opt-out between scheduling and sending suppresses) →
-   SUPPRESSED "consent";
+2. marketing without the member's (push, marketing) opt-in now (the `Consent` record, read in the releasing
+   transaction by `loyalty.consent.members_with_marketing_consent`; not the member's cache, which the audience
+   queries read: an opt-out between scheduling and sending suppresses) → SUPPRESSED "consent";
 3. inside quiet hours in the member's timezone (`PushPolicy.quiet_start`/`quiet_end`, may span midnight; an unknown
    timezone counts as UTC), unless transactional and urgent → `due_at` moved to the end of quiet hours (local wall
    time, DST-correct through zoneinfo: days are counted on the local calendar, then converted), still SCHEDULED:
@@ -40,7 +40,7 @@ from tortoise.expressions import Q
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from loyalty import clock
+from loyalty import clock, consent
 from loyalty.models import (
     AutomationKind,
     Device,
@@ -214,9 +214,9 @@ async def _sent_counts(
 
 async def release_due(limit: int = 500, now: datetime | None = None) -> Released:
     """Release up to `limit` due SCHEDULED messages (oldest `due_at` first) in one transaction (module docstring:
-    the rules and their order). Statements per batch, whatever its size: the claim, the policy, the members, the
-    sent counts, the devices, then one UPDATE per outcome (and per distinct new due time) and one INSERT of the
-    deliveries."""
+    the rules and their order). Statements per batch, whatever its size: the claim, the policy, the members'
+    timezones, their consents (if marketing is released), the sent counts, the devices, then one UPDATE per outcome
+    (and per distinct new due time) and one INSERT of the deliveries."""
     now = now or clock.now()
     async with in_transaction() as conn:
         messages = (
@@ -231,12 +231,9 @@ async def release_due(limit: int = 500, now: datetime | None = None) -> Released
             return Released()
         policy = await _policy(conn)
         member_ids = sorted({m.member_id for m in messages})
-        members = {
-            mid: (tz, consent)
-            for mid, tz, consent in await Member.filter(id__in=member_ids)
-            .using_db(conn)
-            .values_list("id", "timezone", "marketing_consent")
-        }
+        timezones = dict(await Member.filter(id__in=member_ids).using_db(conn).values_list("id", "timezone"))
+        marketing = {m.member_id for m in messages if m.purpose == MessagePurpose.MARKETING}
+        consenting = await consent.members_with_marketing_consent(sorted(marketing), conn)
         counts = await _sent_counts(conn, member_ids, now)
         devices: dict[int, list[tuple[int, str]]] = defaultdict(list)
         for device_id, member_id, token in (
@@ -249,12 +246,12 @@ async def release_due(limit: int = 500, now: datetime | None = None) -> Released
         sent: list[PushMessage] = []
         zones: dict[str, ZoneInfo] = {}
         for message in messages:
-            timezone, consent = members.get(message.member_id, ("UTC", False))
+            timezone = str(timezones.get(message.member_id, "UTC"))
             purpose = MessagePurpose(message.purpose)
             if message.expires_at is not None and message.expires_at <= now:
                 suppressed[EXPIRED].append(message.id)
                 continue
-            if purpose is MessagePurpose.MARKETING and not consent:
+            if purpose is MessagePurpose.MARKETING and message.member_id not in consenting:
                 suppressed[NO_CONSENT].append(message.id)
                 continue
             if not (purpose is MessagePurpose.TRANSACTIONAL and message.urgent):
@@ -305,11 +302,3 @@ async def release_due(limit: int = 500, now: datetime | None = None) -> Released
         postponed=sum(len(ids) for ids in moved.values()),
         suppressed={reason: len(ids) for reason, ids in suppressed.items()},
     )
-
-
-async def delete_tokens(tokens: Sequence[str], conn: BaseDBAsyncClient | None = None) -> int:
-    """Delete the devices of `tokens` (FCM said they are dead); their deliveries keep the token (SET NULL)."""
-    if not tokens:
-        return 0
-    query = Device.filter(token__in=list(tokens))
-    return await (query.using_db(conn) if conn is not None else query).delete()

@@ -35,9 +35,9 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Case, F, Q, When
 from tortoise.transactions import in_transaction
 
-from loyalty import clock, messages
+from loyalty import clock, devices, messages
 from loyalty.leases import backoff, lease_due
-from loyalty.models import Device, OutboxEvent, PushDelivery, PushDeliveryStatus, PushMessage
+from loyalty.models import OutboxEvent, PushDelivery, PushDeliveryStatus, PushMessage
 from push.config import MAX_BATCH
 from push.fcm import MAX_TTL_SECONDS, Outcome, Push, PushResult
 
@@ -178,8 +178,7 @@ async def _write(claim: Claim, outcomes: _Outcomes, now: datetime) -> None:
                 .update(delivered_at=now)
             )
             device_ids = sorted({d for i in outcomes.sent if (d := by_id[i].device_id) is not None})
-            if device_ids:
-                await Device.filter(id__in=device_ids).using_db(conn).update(last_seen_at=now)
+            await devices.mark_seen(conn, device_ids, now)
         for error, ids in outcomes.dropped.items():
             await fenced(ids).update(
                 status=PushDeliveryStatus.DROPPED, attempts=F("attempts") + 1, locked_until=None, last_error=error
@@ -187,7 +186,7 @@ async def _write(claim: Claim, outcomes: _Outcomes, now: datetime) -> None:
         for (attempts, at, error), ids in outcomes.retried.items():
             await fenced(ids).update(attempts=attempts, next_attempt_at=at, locked_until=None, last_error=error)
         if outcomes.dead_tokens:
-            deleted = await messages.delete_tokens(sorted(set(outcomes.dead_tokens)), conn)
+            deleted = await devices.delete_tokens(outcomes.dead_tokens, conn)
             log.info("FCM: %d dead tokens, %d devices deleted", len(set(outcomes.dead_tokens)), deleted)
 
 

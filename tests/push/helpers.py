@@ -9,7 +9,18 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from loyalty import clock, messages
-from loyalty.models import Device, DevicePlatform, Member, MessagePurpose, PushMessage
+from loyalty.consent import member_actor, set_consent
+from loyalty.models import (
+    Consent,
+    ConsentChannel,
+    ConsentPurpose,
+    ConsentSource,
+    Device,
+    DevicePlatform,
+    Member,
+    MessagePurpose,
+    PushMessage,
+)
 
 _numbers = itertools.count(1)
 
@@ -33,7 +44,23 @@ async def new_members(count: int, *, timezone: str = "UTC", consent: bool = True
         for n in range(first, first + count)
     ]
     await Member.bulk_create(rows, batch_size=1000)
-    return await Member.filter(member_number__in=[m.member_number for m in rows]).order_by("id")
+    members = await Member.filter(member_number__in=[m.member_number for m in rows]).order_by("id")
+    if consent:  # the record the sender reads, matching the members' cache
+        await Consent.bulk_create(
+            [
+                Consent(member_id=m.id, channel=ConsentChannel.PUSH, purpose=ConsentPurpose.MARKETING, granted=True,
+                        source=ConsentSource.APP, changed_at=now)
+                for m in members
+            ],
+            batch_size=1000,
+        )  # fmt: skip
+    return members
+
+
+async def withdraw_consent(member: Member) -> None:
+    await set_consent(
+        member.id, ConsentChannel.PUSH, ConsentPurpose.MARKETING, False, ConsentSource.APP, member_actor(member.id)
+    )
 
 
 async def new_member(*, timezone: str = "UTC", consent: bool = True) -> Member:

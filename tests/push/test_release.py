@@ -15,7 +15,16 @@ from loyalty.clock import FrozenClock
 from loyalty.messages import Released, quiet_until
 from loyalty.models import Member, MessagePurpose, MessageStatus, PushDelivery, PushMessage, PushPolicy
 from tests.loyalty.test_purchase_statements import counted, kinds
-from tests.push.helpers import add_devices, message, new_member, new_members, outgoing, schedule, sent_at
+from tests.push.helpers import (
+    add_devices,
+    message,
+    new_member,
+    new_members,
+    outgoing,
+    schedule,
+    sent_at,
+    withdraw_consent,
+)
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
@@ -75,7 +84,7 @@ async def test_consent_withdrawn_after_scheduling_suppresses_marketing_only(db: 
         outgoing(member, "points_earned:1", purpose=MessagePurpose.TRANSACTIONAL),
     )
     # when the member opts out before they are sent
-    await Member.filter(id=member.id).update(marketing_consent=False)
+    await withdraw_consent(member)
     released = await messages.release_due()
     # then the marketing one is suppressed, the transactional one sent
     assert released == Released(sent=1, suppressed={"consent": 1})
@@ -238,6 +247,7 @@ async def test_a_release_batch_has_a_fixed_statement_budget(db: str, clock: Froz
         "SELECT push_message",
         "SELECT push_policy",
         "SELECT member",
+        "SELECT consent",
         "SELECT push_message",
         "SELECT device",
         "UPDATE push_message",  # suppressed: expired

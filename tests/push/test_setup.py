@@ -58,8 +58,12 @@ async def test_development_sends_to_a_fake_fcm_of_its_own(db: str, clock: Frozen
 
 def test_the_lease_outlasts_a_batch(tmp_path: Path) -> None:
     settings = app_settings("sqlite://:memory:", tmp_path)
-    # the default (120 s) is above the floor for a 10 s timeout (58 s)
+    # the default (120 s) is above the floor of one call of 100 with a 10 s timeout (5 x 10 + 8 = 58 s)
     assert lease_seconds(settings) == 120.0
-    # a shorter one is raised to 5 x the timeout + 8 s
+    # a shorter one is raised to 5 x the timeout + 8 s per call the batch makes in a row
     short = settings.model_copy(update={"push_lease_seconds": 5.0, "push_fcm_timeout_seconds": 2.0})
     assert lease_seconds(short) == 18.0
+    three_calls = short.model_copy(
+        update={"push_batch_size": 500, "push_fcm_batch_size": 100, "push_fcm_concurrency": 2}
+    )
+    assert lease_seconds(three_calls) == 54.0
