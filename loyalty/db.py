@@ -15,7 +15,7 @@ from tortoise.exceptions import DBConnectionError
 DEFAULT_DATABASE_URL = "sqlite://klubb.sqlite3"
 
 # Tortoise's SQLite driver adapts dates and datetimes but not times (`TimeField`: the push policy's quiet hours);
-# stored as ISO text, which `TimeField.to_python_value` parses back.
+# stored as ISO text, which the TimeField parses back when it reads them.
 sqlite3.register_adapter(datetime.time, lambda value: value.isoformat())
 
 
