@@ -29,7 +29,7 @@ from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import birthday, clock, ledger, vouchers, wallet
+from loyalty import birthday, campaigns, clock, ledger, vouchers, wallet
 from loyalty.errors import DomainError
 from loyalty.models import Member, Voucher, VoucherStatus
 from loyalty.program import load_program
@@ -244,6 +244,13 @@ JOBS: tuple[Job, ...] = (
         refresh_wallet_passes,
         timedelta(hours=1),
         "passes refreshed",
+    ),
+    Job(
+        "send-push-campaigns",
+        "write the messages of due push campaigns (resuming any whose worker stopped), in keyset batches",
+        campaigns.send_due_campaigns,
+        timedelta(minutes=1),
+        "campaign messages written",
     ),
 )
 
