@@ -110,18 +110,23 @@ def _tier_in(query: Query, tier_ids: list[int]) -> str:
 def _stages(query: Query, stages: set[LifecycleStage], program: Program, at: datetime) -> str:
     # `offers.lifecycle_stage`: NEW while at - created_at < new_member_days; then by the idle time since the last
     # purchase (or enrollment): LAPSED from lapsed_after_days, LAPSING from lapsing_after_days, else ACTIVE.
-    new_cut = query.param(at - timedelta(days=program.new_member_days))
+    # Each use of a threshold is its own parameter: SQLite's `?` are positional.
+    new_cut = at - timedelta(days=program.new_member_days)
+    lapsed_cut = at - timedelta(days=program.lapsed_after_days)
+    lapsing_cut = at - timedelta(days=program.lapsing_after_days)
     idle = 'COALESCE("m"."last_purchase_at", "m"."created_at")'
-    settled = f'"m"."created_at" <= {new_cut}'
-    lapsed = f"{idle} <= {query.param(at - timedelta(days=program.lapsed_after_days))}"
-    lapsing = f"{idle} <= {query.param(at - timedelta(days=program.lapsing_after_days))}"
-    each = {
-        LifecycleStage.NEW: f'"m"."created_at" > {new_cut}',
-        LifecycleStage.LAPSED: f"{settled} AND {lapsed}",
-        LifecycleStage.LAPSING: f"{settled} AND NOT ({lapsed}) AND {lapsing}",
-        LifecycleStage.ACTIVE: f"{settled} AND NOT ({lapsing})",
-    }
-    return " OR ".join(f"({each[stage]})" for stage in LifecycleStage if stage in stages)
+
+    def one(stage: LifecycleStage) -> str:
+        if stage == LifecycleStage.NEW:
+            return f'"m"."created_at" > {query.param(new_cut)}'
+        settled = f'"m"."created_at" <= {query.param(new_cut)}'
+        if stage == LifecycleStage.LAPSED:
+            return f"{settled} AND {idle} <= {query.param(lapsed_cut)}"
+        if stage == LifecycleStage.LAPSING:
+            return f"{settled} AND {idle} > {query.param(lapsed_cut)} AND {idle} <= {query.param(lapsing_cut)}"
+        return f"{settled} AND {idle} > {query.param(lapsing_cut)}"
+
+    return " OR ".join(f"({one(stage)})" for stage in LifecycleStage if stage in stages)
 
 
 async def _birthday_month(conn: BaseDBAsyncClient, query: Query, at: datetime) -> str:
