@@ -31,7 +31,8 @@ async def bulk_members(count: int, program: Program, overrides: Overrides | None
         values.update(overrides(i) if overrides else {})
         rows.append(Member(**values))
     await Member.bulk_create(rows, batch_size=1000)
-    return list(await Member.filter(firebase_uid__startswith="bulk-").order_by("id").values_list("id", flat=True))
+    ids = await Member.filter(firebase_uid__startswith="bulk-").order_by("id").values_list("id", flat=True)
+    return [int(i) for i in ids]  # type: ignore[call-overload]
 
 
 async def add_devices(member_ids: list[int], locale: str = "en", seen: datetime | None = None) -> None:

@@ -29,7 +29,8 @@ async def _audience_ids(targeting: Targeting, program: Program, at: datetime) ->
     query = Query(audience.postgres(conn))
     where = await audience.condition(conn, query, targeting, program, at)
     rows = await conn.execute_query_dict(
-        f'SELECT "m"."id" FROM "member" AS "m" WHERE {where} ORDER BY "m"."id"', query.values  # noqa: S608
+        f'SELECT "m"."id" FROM "member" AS "m" WHERE {where} ORDER BY "m"."id"',
+        query.values,
     )
     return [row["id"] for row in rows]
 

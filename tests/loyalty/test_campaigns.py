@@ -3,6 +3,8 @@ batches (10,000 members, a worker killed mid-campaign), and the figures."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +26,7 @@ from loyalty.clock import FrozenClock
 from loyalty.errors import DomainError, InvalidInput
 from loyalty.jobs import get_jobs
 from loyalty.messages import Outgoing
+from loyalty.messages import schedule as real_schedule
 from loyalty.models import (
     AuditLog,
     MessagePurpose,
@@ -39,11 +42,23 @@ from loyalty.models import (
 from loyalty.offers import OfferNotFound
 from tests.conftest import START
 from tests.loyalty.push_helpers import add_devices, bulk_members
-from tests.loyalty.test_checkout import statements  # noqa: F401 - a fixture
 from tests.loyalty.test_offers import new_offer
+from tests.schema.conftest import SQLCounter
 
 MANAGER = Actor(kind="staff", id=2, role=StaffRole.MANAGER, name="Max")
 CASHIER = Actor(kind="staff", id=1, role=StaffRole.CASHIER, name="Cass")
+
+
+@pytest.fixture
+def statements() -> Iterator[list[str]]:
+    """The SQL statements Tortoise sends while the test runs."""
+    logger = logging.getLogger("tortoise.db_client")
+    counter, previous = SQLCounter(), logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(counter)
+    yield counter.statements
+    logger.removeHandler(counter)
+    logger.setLevel(previous)
 
 
 def spec(**changes: Any) -> CampaignSpec:
@@ -215,7 +230,8 @@ async def test_a_campaign_to_10000_members_writes_one_message_per_consenting_mem
     written = await campaigns.send_due_campaigns()
     again = await campaigns.send_due_campaigns()
 
-    # then the dry run counted in one statement after the program; one message per consenting member was written, in their language
+    # then the dry run counted in one statement after the program; one message per consenting member was written,
+    # in their language
     assert dry == DryRun(reach=10_000, consenting=5_000, with_device=2_500)
     assert dry_statements == 3  # the program and its tiers, then one count over the members
     assert (written, again) == (5_000, 0)
@@ -272,7 +288,6 @@ async def test_a_worker_killed_mid_campaign_resumes_after_its_lease_and_writes_e
     # given 2,500 consenting members and a campaign, and a worker that dies writing its second batch
     members = await bulk_members(2_500, program, lambda i: {"marketing_consent": True})
     campaign = await scheduled()
-    real_schedule = campaigns.schedule
     calls: list[int] = []
 
     async def dies_on_the_second_batch(conn: Any, messages: list[Outgoing], now: Any) -> None:
@@ -299,7 +314,9 @@ async def test_a_worker_killed_mid_campaign_resumes_after_its_lease_and_writes_e
         1_000,
     )
     assert (too_soon, resumed) == (0, 1_500)
-    written = await PushMessage.filter(campaign_id=campaign.id).order_by("member_id").values_list("member_id", flat=True)
+    written = (
+        await PushMessage.filter(campaign_id=campaign.id).order_by("member_id").values_list("member_id", flat=True)
+    )
     assert written == members
     done = await PushCampaign.get(id=campaign.id)
     assert (done.status, done.targeted) == (PushCampaignStatus.SENT, 2_500)
@@ -311,7 +328,6 @@ async def test_a_campaign_cancelled_while_sending_writes_no_further_batch(
     # given a campaign whose worker died after its first batch
     await bulk_members(30, program, lambda i: {"marketing_consent": True})
     campaign = await scheduled()
-    real_schedule = campaigns.schedule
     calls: list[int] = []
 
     async def dies_on_the_second_batch(conn: Any, messages: list[Outgoing], now: Any) -> None:
