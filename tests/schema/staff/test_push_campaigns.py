@@ -27,7 +27,8 @@ UPDATE = """mutation($id: ID!, $c: PushCampaignFields!) { pushCampaignUpdate(inp
   pushCampaign { name } userErrors { code field } } }"""
 READ = """query($id: ID!) { pushCampaign(id: $id) { name status targeted
   dryRun { reach consenting withDevice } figures { targeted sent delivered opened converted } } }"""
-LIST = "query($after: String) { pushCampaigns(first: 2, after: $after) { edges { node { name } } pageInfo { hasNextPage endCursor } } }"
+LIST = """query($after: String) { pushCampaigns(first: 2, after: $after) {
+  edges { node { name } } pageInfo { hasNextPage endCursor } } }"""
 
 
 def fields(**changes: Any) -> dict[str, Any]:
