@@ -402,7 +402,7 @@ async def _audience_batch(
     return [int(row["id"]) for row in await conn.execute_query_dict(text, query.values)]
 
 
-async def _locales(conn: BaseDBAsyncClient, member_ids: Sequence[int]) -> dict[int, str]:
+async def latest_locales(conn: BaseDBAsyncClient, member_ids: Sequence[int]) -> dict[int, str]:
     """Each member's most recently seen device's locale (members without a device are missing)."""
     rows = await (
         Device.filter(member_id__in=member_ids)
@@ -468,7 +468,7 @@ async def _write_batch(
         member_ids = await _audience_batch(conn, campaign, program, cursor, batch_size)
         if not member_ids:
             return None
-        locales = await _locales(conn, member_ids)
+        locales = await latest_locales(conn, member_ids)
         messages = [_message(campaign, offer, m, locales.get(m, default), default, now) for m in member_ids]
         await schedule(conn, messages, now)
         renewed = now + LEASE

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
+import sqlite3
 from typing import Any
 
 from asyncpg.exceptions import InterfaceError, InternalClientError
@@ -11,6 +13,10 @@ from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError
 
 DEFAULT_DATABASE_URL = "sqlite://klubb.sqlite3"
+
+# Tortoise registers sqlite3 adapters for dates and datetimes but not for times: a `TimeField` (the push policy's
+# quiet hours) could not be written on SQLite. ISO text, as `TimeField.to_python_value` reads it back.
+sqlite3.register_adapter(datetime.time, lambda value: value.isoformat())
 
 
 def is_postgres(database_url: str) -> bool:

@@ -29,7 +29,7 @@ from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import birthday, campaigns, clock, ledger, vouchers, wallet
+from loyalty import automations, birthday, campaigns, clock, ledger, vouchers, wallet
 from loyalty.errors import DomainError
 from loyalty.models import Member, Voucher, VoucherStatus
 from loyalty.program import load_program
@@ -251,6 +251,48 @@ JOBS: tuple[Job, ...] = (
         campaigns.send_due_campaigns,
         timedelta(minutes=1),
         "campaign messages written",
+    ),
+    Job(
+        "push-welcome",
+        "welcome members enrolled the configured delay ago (the welcome automation)",
+        automations.welcome,
+        timedelta(minutes=5),
+        "messages written",
+    ),
+    Job(
+        "push-points-expiring",
+        "tell members about available points expiring within the configured days",
+        automations.points_expiring,
+        timedelta(hours=6),
+        "messages written",
+    ),
+    Job(
+        "push-close-to-tier",
+        "tell members within the configured percent of their next tier",
+        automations.close_to_tier,
+        timedelta(hours=6),
+        "messages written",
+    ),
+    Job(
+        "push-win-back",
+        "win back members who are lapsing, once per lapse",
+        automations.win_back,
+        timedelta(hours=6),
+        "messages written",
+    ),
+    Job(
+        "push-birthday",
+        "greet members in their birthday month, once a year",
+        automations.birthday,
+        timedelta(hours=1),
+        "messages written",
+    ),
+    Job(
+        "push-voucher-expiring",
+        "tell members about active vouchers expiring within the configured days",
+        automations.voucher_expiring,
+        timedelta(hours=1),
+        "messages written",
     ),
 )
 
