@@ -23,7 +23,7 @@ Texts may name `{points}`, `{date}`, `{tier}`, `{remaining}` (what each kind kno
 their most recently seen device's locale. The period of `close_to_tier` is the tier period's start date (calendar
 periods) or the calendar year (rolling periods, whose start moves every day). Audiences that grow with the
 membership are read set-based (`loyalty.audience` for lifecycle and birthday, one aggregate per tier for
-qualifying values) in keyset batches; the jobs are in `loyalty.jobs.JOBS` (`push-<kind>`).
+qualifying values) in keyset batches; they run as the job `push-automations` (`loyalty.jobs.JOBS`, `run_all`).
 """
 
 from __future__ import annotations
@@ -414,6 +414,11 @@ JOB_RUNS = {
     AutomationKind.BIRTHDAY: birthday,
     AutomationKind.VOUCHER_EXPIRING: voucher_expiring,
 }
+
+
+async def run_all() -> int:
+    """The job `push-automations`: every enabled automation that runs from the clock, in turn; the messages written."""
+    return sum([await run() for run in JOB_RUNS.values()])
 
 
 # --- configuration ------------------------------------------------------------------------------

@@ -253,46 +253,12 @@ JOBS: tuple[Job, ...] = (
         "campaign messages written",
     ),
     Job(
-        "push-welcome",
-        "welcome members enrolled the configured delay ago (the welcome automation)",
-        automations.welcome,
+        "push-automations",
+        "write the enabled lifecycle automations' messages: welcome, points expiring, close to the next tier, "
+        "win-back, birthday, voucher expiring (once per member and occasion)",
+        automations.run_all,
         timedelta(minutes=5),
-        "messages written",
-    ),
-    Job(
-        "push-points-expiring",
-        "tell members about available points expiring within the configured days",
-        automations.points_expiring,
-        timedelta(hours=6),
-        "messages written",
-    ),
-    Job(
-        "push-close-to-tier",
-        "tell members within the configured percent of their next tier",
-        automations.close_to_tier,
-        timedelta(hours=6),
-        "messages written",
-    ),
-    Job(
-        "push-win-back",
-        "win back members who are lapsing, once per lapse",
-        automations.win_back,
-        timedelta(hours=6),
-        "messages written",
-    ),
-    Job(
-        "push-birthday",
-        "greet members in their birthday month, once a year",
-        automations.birthday,
-        timedelta(hours=1),
-        "messages written",
-    ),
-    Job(
-        "push-voucher-expiring",
-        "tell members about active vouchers expiring within the configured days",
-        automations.voucher_expiring,
-        timedelta(hours=1),
-        "messages written",
+        "automation messages written",
     ),
 )
 

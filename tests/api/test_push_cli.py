@@ -68,7 +68,8 @@ def test_a_campaign_from_the_command_line(cli_db: None, tmp_path: Path) -> None:
     # then
     assert created == (0, "created push campaign 1 (draft)\n", "")
     assert dry == (0, "reach: 3\nconsenting: 2\nwith device: 0\n", "")
-    assert scheduled[0] == 0 and scheduled[1].startswith("scheduled push campaign 1 at ")
+    assert scheduled[0] == 0
+    assert scheduled[1].startswith("scheduled push campaign 1 at ")
     assert job[:2] == (0, "send-push-campaigns: 2 campaign messages written\n")
     assert figures == (0, "targeted: 2\nsent: 0\ndelivered: 0\nopened: 0\nconverted: 0\n", "")
     assert listed[1].split("\t")[:2] == ["1", "sent"]
@@ -93,5 +94,7 @@ def test_automations_are_listed_and_switched(cli_db: None, tmp_path: Path) -> No
     assert "birthday\ton\t\n" in listed[1]
     assert "welcome\toff\t\n" in listed[1]
     assert disabled == (0, "birthday: off\n", "")
-    assert no_texts[0] == 2 and no_texts[2].startswith("error [INVALID]: the welcome automation has no texts")
-    assert unknown[0] == 2 and unknown[2].startswith("error [INVALID]: no automation 'anniversary'")
+    assert no_texts[0] == 2
+    assert no_texts[2].startswith("error [INVALID]: the welcome automation has no texts")
+    assert unknown[0] == 2
+    assert unknown[2].startswith("error [INVALID]: no automation 'anniversary'")

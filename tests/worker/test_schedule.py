@@ -109,6 +109,8 @@ def test_every_job_runs_at_its_default_interval_unless_configured() -> None:
         ("birthday-rewards", 3600.0),
         ("expire-vouchers", 600.0),
         ("refresh-wallet-passes", 3600.0),
+        ("send-push-campaigns", 60.0),
+        ("push-automations", 300.0),
     ]
     assert [
         (job.name, seconds) for job, seconds in Schedule.of({"expire-points": 15, "evaluate-tiers": 0}).entries
@@ -117,6 +119,8 @@ def test_every_job_runs_at_its_default_interval_unless_configured() -> None:
         ("birthday-rewards", 3600.0),
         ("expire-vouchers", 600.0),
         ("refresh-wallet-passes", 3600.0),
+        ("send-push-campaigns", 60.0),
+        ("push-automations", 300.0),
     ]
     assert [job for job, _ in Schedule.of().entries] == list(JOBS)
 
