@@ -15,6 +15,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from loyalty.db import DEFAULT_DATABASE_URL
+from push.config import DEVELOPMENT_FAKE_URL, CredentialSource, FcmConfig
 from wallet.apns import PRODUCTION_URL as APNS_PRODUCTION_URL
 from wallet.config import AppleWalletConfig
 from wallet.credentials import development_secret
@@ -104,6 +105,17 @@ class Settings(BaseSettings):
     google_wallet_dev_key_file: str = "var/google-wallet-dev-service-account.json"
     google_wallet_logo_url: str | None = None
 
+    # App push through FCM (push/): on by default. Production sends as the service account (the key file, or the
+    # environment's GOOGLE_APPLICATION_CREDENTIALS); development and tests send to the local fake FCM
+    # (`python -m push.fake`) at `push_fcm_fake_url` with a fixed token, unless given a service account file.
+    push_enabled: bool = True
+    push_fcm_project_id: str | None = None  # default: firebase_project_id (the app's Firebase project)
+    push_fcm_service_account_file: str | None = None
+    push_fcm_fake_url: str | None = None  # default in development: DEVELOPMENT_FAKE_URL; refused in production
+    push_fcm_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    push_fcm_concurrency: int = Field(default=1, ge=1, le=16)
+    push_fcm_batch_size: int = Field(default=100, ge=1, le=500)  # messages per send_each_async call
+
     @property
     def production(self) -> bool:
         return self.environment == Environment.PRODUCTION
@@ -137,6 +149,46 @@ class Settings(BaseSettings):
             apns_timeout_seconds=self.webhook_timeout_seconds,
             lease_seconds=self.worker_lease_seconds,
         )
+
+    def push_config(self) -> FcmConfig:
+        """What FCM sending takes from these settings: production uses real credentials only; elsewhere the fake,
+        unless a service account file is configured (sending to real devices from a development machine)."""
+        source = CredentialSource.DEVELOPMENT
+        account: str | None = None
+        fake: str | None = self.push_fcm_fake_url or DEVELOPMENT_FAKE_URL
+        if self.push_fcm_service_account_file:
+            source, account, fake = CredentialSource.SERVICE_ACCOUNT_FILE, self.push_fcm_service_account_file, None
+        elif self.production:
+            source, fake = CredentialSource.APPLICATION_DEFAULT, None
+        return FcmConfig(
+            project_id=self.push_fcm_project_id or self.firebase_project_id,
+            credentials=source,
+            service_account_file=account,
+            fake_url=fake,
+            timeout_seconds=self.push_fcm_timeout_seconds,
+            concurrency=self.push_fcm_concurrency,
+            batch_size=self.push_fcm_batch_size,
+        )
+
+    def _push_problems(self) -> list[str]:
+        if not self.push_enabled:
+            return []
+        problems = []
+        adc = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+        if self.push_fcm_service_account_file:
+            path = self.push_fcm_service_account_file
+            if not os.path.isfile(path) or not os.access(path, os.R_OK):
+                problems.append(f"KLUBB_PUSH_FCM_SERVICE_ACCOUNT_FILE {path!r} is not a readable file")
+        elif not adc:
+            problems.append(
+                "App push is enabled (KLUBB_PUSH_ENABLED) but neither KLUBB_PUSH_FCM_SERVICE_ACCOUNT_FILE nor "
+                "GOOGLE_APPLICATION_CREDENTIALS is set"
+            )
+        elif not os.path.isfile(adc) or not os.access(adc, os.R_OK):
+            problems.append(f"GOOGLE_APPLICATION_CREDENTIALS {adc!r} is not a readable file")
+        if self.push_fcm_fake_url:
+            problems.append("KLUBB_PUSH_FCM_FAKE_URL is set (pushes would go to a fake FCM)")
+        return problems
 
     def _wallet_problems(self) -> list[str]:
         problems = []
@@ -174,6 +226,7 @@ class Settings(BaseSettings):
         if self.wallet_enabled:
             problems.extend(self._wallet_problems())
         problems.extend(self._google_wallet_problems())
+        problems.extend(self._push_problems())
         return problems
 
     @property

@@ -166,6 +166,7 @@ def app_settings(db: str, tmp_path: Path, environment: Environment = Environment
         apple_wwdr_certificate_file=str(wallet / "wwdr.pem"),
         wallet_secret=WALLET_TEST_SECRET,
         google_wallet_enabled=False,  # tests/api/test_google_wallet.py turns it on with its own credentials
+        push_enabled=False,  # tests/push/ send to the fake FCM with their own config
     )
 
 

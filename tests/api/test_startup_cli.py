@@ -9,11 +9,13 @@ from typer.testing import CliRunner
 
 from api import cli
 from api.settings import Settings, UnsafeSettings
+from push.config import DEVELOPMENT_FAKE_URL, CredentialSource, FcmConfig
 
 
 @pytest.fixture
 def no_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
 
 
 @pytest.mark.parametrize("command", ["serve", "worker"])
@@ -44,6 +46,8 @@ def test_every_unsafe_setting_is_one_line_and_exit_2(
         prefix + "Google Wallet is enabled but KLUBB_GOOGLE_WALLET_ISSUER_ID is not set",
         prefix + "Google Wallet is enabled but KLUBB_GOOGLE_WALLET_SERVICE_ACCOUNT_FILE is not set",
         prefix + "Google Wallet is enabled but KLUBB_GOOGLE_WALLET_CALLBACK_KEYS_FILE is not set",
+        prefix + "App push is enabled (KLUBB_PUSH_ENABLED) but neither KLUBB_PUSH_FCM_SERVICE_ACCOUNT_FILE nor "
+        "GOOGLE_APPLICATION_CREDENTIALS is set",
     ]
 
 
@@ -57,6 +61,7 @@ def test_an_unreadable_signing_key_is_a_problem(
         public_url="https://x.example",
         wallet_enabled=False,
         google_wallet_enabled=False,
+        push_enabled=False,
     )
     monkeypatch.setattr(cli, "get_settings", lambda: settings)
 
@@ -94,6 +99,7 @@ def test_safe_production_settings_have_no_problems(tmp_path: Path, no_emulator: 
         workers=4,
         wallet_enabled=False,
         google_wallet_enabled=False,
+        push_enabled=False,
     )
 
     assert settings.unsafe_problems() == []
@@ -103,7 +109,11 @@ def test_safe_production_settings_have_no_problems(tmp_path: Path, no_emulator: 
 def test_check_safe_lists_the_problems(no_emulator: None) -> None:
     with pytest.raises(UnsafeSettings) as refused:
         Settings(
-            environment="production", public_url="https://x.example", wallet_enabled=False, google_wallet_enabled=False
+            environment="production",
+            public_url="https://x.example",
+            wallet_enabled=False,
+            google_wallet_enabled=False,
+            push_enabled=False,
         ).check_safe()
 
     assert refused.value.problems == ("KLUBB_JWT_PRIVATE_KEY_FILE is not set",)
@@ -171,7 +181,12 @@ def test_each_wallet_is_refused_without_its_own_credentials_only(
     # given production, safe but for the wallets: Apple and Google each on or off, neither with credentials
     key = tmp_path / "signing.pem"
     key.write_text("not checked here")
-    base = {"environment": "production", "jwt_private_key_file": str(key), "public_url": "https://x.example"}
+    base = {
+        "environment": "production",
+        "jwt_private_key_file": str(key),
+        "public_url": "https://x.example",
+        "push_enabled": False,
+    }
     settings = Settings(**base, wallet_enabled=apple, google_wallet_enabled=google)
     assert settings.unsafe_problems() == problems
     if not problems:
@@ -204,6 +219,7 @@ def test_each_wallet_runs_with_its_own_credentials_without_the_others(
         public_url="https://x.example",
         wallet_enabled=apple,
         google_wallet_enabled=google,
+        push_enabled=False,
         **(credentials["apple"] if apple else {}),
         **(credentials["google"] if google else {}),
     )
@@ -218,3 +234,84 @@ def test_each_wallet_runs_with_its_own_credentials_without_the_others(
         p for p in GOOGLE_MISSING if google and "ISSUER" in p
     ]
     assert half.unsafe_problems() == expected
+
+
+PUSH_MISSING = (
+    "App push is enabled (KLUBB_PUSH_ENABLED) but neither KLUBB_PUSH_FCM_SERVICE_ACCOUNT_FILE nor "
+    "GOOGLE_APPLICATION_CREDENTIALS is set"
+)
+
+
+def _production_but_push(tmp_path: Path, **push: object) -> Settings:
+    key = tmp_path / "signing.pem"
+    key.write_text("not checked here")
+    return Settings(
+        environment="production",
+        jwt_private_key_file=str(key),
+        public_url="https://x.example",
+        wallet_enabled=False,
+        google_wallet_enabled=False,
+        **push,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_push_without_credentials_refuses_to_start(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_emulator: None
+) -> None:
+    # given production, safe but for push: on (the default) with neither a key file nor the environment's credentials
+    settings = _production_but_push(tmp_path)
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+
+    # when the command starts
+    result = CliRunner().invoke(cli.app, [command])
+
+    # then it refuses, one line
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [f"klubb {command}: refusing to start in production: {PUSH_MISSING}"]
+
+
+def test_push_credentials_must_be_readable_and_never_a_fake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_emulator: None
+) -> None:
+    missing = str(tmp_path / "nope.json")
+    # a key file that is not there, a fake URL in production, an environment credential that is not there
+    assert _production_but_push(tmp_path, push_fcm_service_account_file=missing).unsafe_problems() == [
+        f"KLUBB_PUSH_FCM_SERVICE_ACCOUNT_FILE {missing!r} is not a readable file"
+    ]
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", missing)
+    assert _production_but_push(tmp_path, push_fcm_fake_url="http://127.0.0.1:9098").unsafe_problems() == [
+        f"GOOGLE_APPLICATION_CREDENTIALS {missing!r} is not a readable file",
+        "KLUBB_PUSH_FCM_FAKE_URL is set (pushes would go to a fake FCM)",
+    ]
+
+
+def test_push_runs_with_a_key_file_or_the_environments_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_emulator: None
+) -> None:
+    account = tmp_path / "fcm.json"
+    account.write_text("{}")  # read when the sender starts, not here
+    # given a key file: production sends as that service account, to FCM itself
+    with_file = _production_but_push(tmp_path, push_fcm_service_account_file=str(account), push_fcm_project_id="p")
+    assert with_file.unsafe_problems() == []
+    assert with_file.push_config() == FcmConfig(
+        "p", CredentialSource.SERVICE_ACCOUNT_FILE, service_account_file=str(account)
+    )
+    # given GOOGLE_APPLICATION_CREDENTIALS instead: application default credentials, the Firebase project
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(account))
+    with_environment = _production_but_push(tmp_path, firebase_project_id="klubb-prod")
+    assert with_environment.unsafe_problems() == []
+    assert with_environment.push_config() == FcmConfig("klubb-prod", CredentialSource.APPLICATION_DEFAULT)
+    # and push off needs nothing
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
+    assert _production_but_push(tmp_path, push_enabled=False).unsafe_problems() == []
+
+
+def test_development_pushes_go_to_the_fake() -> None:
+    assert Settings().push_config() == FcmConfig(
+        "klubb-dev", CredentialSource.DEVELOPMENT, fake_url=DEVELOPMENT_FAKE_URL
+    )
+    configured = Settings(push_fcm_fake_url="http://127.0.0.1:1", push_fcm_concurrency=3, push_fcm_batch_size=50)
+    assert configured.push_config() == FcmConfig(
+        "klubb-dev", CredentialSource.DEVELOPMENT, fake_url="http://127.0.0.1:1", concurrency=3, batch_size=50
+    )

@@ -89,6 +89,7 @@ def test_production_refuses_the_wallet_without_credentials(tmp_path: Path, monke
         "jwt_private_key_file": str(key),
         "public_url": "https://x.example",
         "google_wallet_enabled": False,  # Google's own refusals: tests/api/test_google_wallet.py
+        "push_enabled": False,  # push's own refusals: tests/api/test_startup_cli.py
     }
 
     with pytest.raises(UnsafeSettings) as refused:
