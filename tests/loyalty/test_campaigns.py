@@ -227,13 +227,18 @@ async def test_a_campaign_to_10000_members_writes_one_message_per_consenting_mem
     statements.clear()
     dry = await campaigns.dry_run(campaign)
     dry_statements = len(statements)
+    statements.clear()
     written = await campaigns.send_due_campaigns()
+    job_statements = len(statements)
     again = await campaigns.send_due_campaigns()
 
     # then the dry run counted in one statement after the program; one message per consenting member was written,
     # in their language
     assert dry == DryRun(reach=10_000, consenting=5_000, with_device=2_500)
     assert dry_statements == 3  # the program and its tiers, then one count over the members
+    # the due campaigns, the claim, program and tiers, policy, offer; per batch of 1,000: the audience's next ids,
+    # their devices, the INSERT, the cursor's UPDATE (5 batches, then an empty read); the SENT update
+    assert job_statements == 6 + 5 * 4 + 1 + 1
     assert (written, again) == (5_000, 0)
     stored = await PushCampaign.get(id=campaign.id)
     assert (stored.status, stored.targeted, stored.cursor_member_id, stored.locked_until) == (
