@@ -71,7 +71,9 @@ def test_jobs_list_shows_every_job_with_its_interval(cli_db: None, monkeypatch: 
     assert (default.exit_code, default.stdout) == (0, LIST)
     assert (configured.exit_code, configured.stdout) == (
         0,
-        LIST.replace("expire-points\tevery 60 s", "expire-points\tevery 15 s").replace("birthday-rewards\tevery 3600 s", "birthday-rewards\toff"),
+        LIST.replace("expire-points\tevery 60 s", "expire-points\tevery 15 s").replace(
+            "birthday-rewards\tevery 3600 s", "birthday-rewards\toff"
+        ),
     )
 
 
