@@ -14,7 +14,7 @@ one broken member hold back every member after it, run after run.)
 
 The rules stay where they belong: settling in the ledger core (`ledger.settle`), tier evaluation in
 `loyalty.tiers`, the birthday credit in `loyalty.birthday`, voucher expiry in `loyalty.vouchers`, what a wallet pass
-shows in `loyalty.wallet`.
+shows in `loyalty.wallet`, which devices are stale in `loyalty.devices`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import automations, birthday, campaigns, clock, ledger, vouchers, wallet
+from loyalty import automations, birthday, campaigns, clock, devices, ledger, vouchers, wallet
 from loyalty.errors import DomainError
-from loyalty.models import Member, Voucher, VoucherStatus
+from loyalty.models import Device, Member, Voucher, VoucherStatus
 from loyalty.program import load_program
 from loyalty.tiers import evaluate_tier
 
@@ -194,6 +194,20 @@ async def refresh_wallet_passes(batch_size: int = BATCH_SIZE) -> int:
     return refreshed
 
 
+async def prune_stale_devices(batch_size: int = BATCH_SIZE, retention: timedelta = devices.DEVICE_RETENTION) -> int:
+    """Delete the devices not seen (registered or sent to) for `retention` (270 days: FCM treats such tokens as
+    stale); returns how many. One transaction per batch; a device registered again meanwhile stays."""
+    pruned = 0
+    async for at, stale in due_batches(
+        Device, lambda at: Q(last_seen_at__lt=devices.stale_before(at, retention)), batch_size
+    ):
+        async with in_transaction() as conn:
+            pruned += await devices.delete_stale(
+                conn, [device.id for device in stale], devices.stale_before(at, retention)
+            )
+    return pruned
+
+
 # --- the registry ---------------------------------------------------------------------------------
 
 
@@ -244,6 +258,13 @@ JOBS: tuple[Job, ...] = (
         refresh_wallet_passes,
         timedelta(hours=1),
         "passes refreshed",
+    ),
+    Job(
+        "prune-stale-devices",
+        "delete push devices unused for 270 days",
+        prune_stale_devices,
+        timedelta(hours=6),
+        "devices deleted",
     ),
     Job(
         "send-push-campaigns",

@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from loyalty import clock, events, sql
+from loyalty import clock, consent, events, sql
 from loyalty.checks import MAX_NAME, check_text, clean_text
 from loyalty.errors import InvalidInput, MemberNotFound
 from loyalty.ledger import settle_member_if_due
-from loyalty.models import Member, Program
+from loyalty.models import ConsentChannel, ConsentPurpose, ConsentSource, Member, Program
 from loyalty.program import load_program, tiers_of
 from loyalty.rows import AnyMember, MemberRow
 from loyalty.tiers import period_end, period_start
@@ -187,7 +187,8 @@ def _validate(changes: ProfileChanges, today: date) -> None:
 
 
 async def update_profile(member_id: int, changes: ProfileChanges) -> Member:
-    """Apply profile changes; a change of marketing consent is timestamped. Emits `member.updated`."""
+    """Apply profile changes; a change of marketing consent goes through `loyalty.consent` (recorded as the member's,
+    from the app). Emits `member.updated`."""
     now = clock.now()
     _validate(changes, now.date())
     async with in_transaction() as conn:
@@ -207,10 +208,18 @@ async def update_profile(member_id: int, changes: ProfileChanges) -> Member:
         if changes.timezone is not None:
             member.timezone = changes.timezone
             changed.append("timezone")
-        if changes.marketing_consent is not None and changes.marketing_consent != member.marketing_consent:
-            member.marketing_consent = changes.marketing_consent
-            member.marketing_consent_at = now
-            changed += ["marketing_consent", "marketing_consent_at"]
+        if changes.marketing_consent is not None:
+            # The one way consent changes (its record and history, and these cached columns): `loyalty.consent`.
+            changed += await consent.apply_consent(
+                conn,
+                member,
+                ConsentChannel.PUSH,
+                ConsentPurpose.MARKETING,
+                changes.marketing_consent,
+                ConsentSource.APP,
+                consent.member_actor(member.id),
+                now,
+            )
         if changed:
             member.updated_at = now
             await member.save(using_db=conn, update_fields=[*changed, "updated_at"])

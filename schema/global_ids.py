@@ -91,6 +91,7 @@ ACTIVITY_ENTRY = NodeType.of("ActivityEntry", models.LedgerEntry)
 VOUCHER = NodeType.of("Voucher", models.Voucher)
 OFFER = NodeType.of("Offer", models.Offer)
 REWARD = NodeType.of("Reward", models.Reward)
+INBOX_MESSAGE = NodeType.of("InboxMessage", models.PushMessage)
 
-NODE_TYPES = {t.name: t for t in (MEMBER, ACTIVITY_ENTRY, VOUCHER, OFFER, REWARD)}
+NODE_TYPES = {t.name: t for t in (MEMBER, ACTIVITY_ENTRY, VOUCHER, OFFER, REWARD, INBOX_MESSAGE)}
 """Every type `node(id:)` refetches, by GraphQL name."""

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from strawberry.dataloader import DataLoader
 
-from loyalty import checkout, offers, rewards, stamps, vouchers, wallet
+from loyalty import checkout, consent, inbox, offers, rewards, stamps, vouchers, wallet
 from loyalty.activity import activity_page, points_expiring_soon
 from loyalty.members import member_rows
 from loyalty.models import Program, VoucherStatus
@@ -15,6 +15,7 @@ from loyalty.rows import AnyMember, EntryRow, MemberRow, VoucherPageRow
 from loyalty.tiers import qualifying_values
 
 ActivityKey = tuple[int, int, int | None]  # (member id, page size + 1, entries before this id)
+InboxKey = tuple[int, int, int | None]  # (member id, page size + 1, messages after this one)
 # (member id, page size + 1, after this position, status filter)
 VoucherPageKey = tuple[int, int, vouchers.VoucherKey | None, VoucherStatus | None]
 
@@ -22,6 +23,10 @@ VoucherPageKey = tuple[int, int, vouchers.VoucherKey | None, VoucherStatus | Non
 async def _activity(keys: Sequence[ActivityKey]) -> list[list[EntryRow]]:
     # One query per distinct page; in practice one page (the signed-in member's) per request.
     return [await activity_page(member_id, limit, before) for member_id, limit, before in keys]
+
+
+async def _consents(member_ids: Sequence[int]) -> list[list[consent.ConsentState]]:
+    return [await consent.consents_of(member_id) for member_id in member_ids]  # one member per request
 
 
 async def _stamp_cards(member_ids: Sequence[int]) -> list[list[stamps.StampCardProgress]]:
@@ -48,6 +53,9 @@ class Loaders:
         self._program = program
         self.member = DataLoader(self._members)
         self.activity = DataLoader(_activity)
+        self.inbox = DataLoader(self._inbox)
+        self.inbox_unread = DataLoader(self._inbox_unread)  # per member id: unread messages in the inbox
+        self.consents = DataLoader(_consents)
         self.vouchers = DataLoader(self._vouchers)
         self.usable_vouchers = DataLoader(self._usable_vouchers)  # (member id, limit): what the checkout lists
         self.stamp_cards = DataLoader(_stamp_cards)
@@ -79,6 +87,13 @@ class Loaders:
             await vouchers.voucher_page(member_id, at=self._now, limit=limit, after=after, status=status)
             for member_id, limit, after, status in keys
         ]
+
+    async def _inbox(self, keys: Sequence[InboxKey]) -> list[list[inbox.InboxRow]]:
+        # As for activity: one statement per distinct page, in practice one per request.
+        return [await inbox.inbox_page(member_id, self._now, limit, after) for member_id, limit, after in keys]
+
+    async def _inbox_unread(self, member_ids: Sequence[int]) -> list[int]:
+        return [await inbox.unread_count(member_id, self._now) for member_id in member_ids]
 
     async def _usable_vouchers(self, keys: Sequence[tuple[int, int]]) -> list[list[checkout.CheckoutVoucher]]:
         return [await checkout.usable_vouchers(member_id, self._now, limit) for member_id, limit in keys]

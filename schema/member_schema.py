@@ -18,8 +18,13 @@ from loyalty.members import settled
 from schema.context import Info
 from schema.errors import LoggedSchema, MaskFaults, NotAuthenticated
 from schema.global_ids import NODE_TYPES, split_global_id
+from schema.mutations.consent_update import ConsentUpdatePayload, consent_update
+from schema.mutations.device_register import DeviceRegisterPayload, device_register
+from schema.mutations.device_unregister import DeviceUnregisterPayload, device_unregister
+from schema.mutations.inbox_mark_read import InboxMarkReadPayload, inbox_mark_read
 from schema.mutations.offer_activate import OfferActivatePayload, offer_activate
 from schema.mutations.profile_update import ProfileUpdatePayload, profile_update
+from schema.mutations.push_opened import PushOpenedPayload, push_opened
 from schema.mutations.reward_redeem import RewardRedeemPayload, reward_redeem
 from schema.mutations.session_create import session_create
 from schema.mutations.session_refresh import session_refresh
@@ -87,6 +92,23 @@ class Mutation:
     )
     voucher_cancel: VoucherCancelPayload = strawberry.mutation(
         resolver=voucher_cancel, description="Cancel an unused voucher: its points and stock are given back."
+    )
+    device_register: DeviceRegisterPayload = strawberry.mutation(
+        resolver=device_register,
+        description="Register this device for pushes (at every app start): a token another member had moves to you.",
+    )
+    device_unregister: DeviceUnregisterPayload = strawberry.mutation(
+        resolver=device_unregister, description="Stop pushes to this device (signing out)."
+    )
+    consent_update: ConsentUpdatePayload = strawberry.mutation(
+        resolver=consent_update,
+        description="Grant or withdraw a consent; withdrawing marketing consent stops offer pushes at once.",
+    )
+    inbox_mark_read: InboxMarkReadPayload = strawberry.mutation(
+        resolver=inbox_mark_read, description="Mark inbox messages read."
+    )
+    push_opened: PushOpenedPayload = strawberry.mutation(
+        resolver=push_opened, description="Report that a push notification was opened (also marks its message read)."
     )
 
 

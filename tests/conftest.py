@@ -22,7 +22,7 @@ from loyalty import staff
 from loyalty.db import connect, disconnect, migrate
 from loyalty.models import Program
 from loyalty.program import apply_program_config, forget_cached_program
-from tests.invariants import assert_ledger_invariants
+from tests.invariants import assert_consent_cache, assert_ledger_invariants
 from wallet.credentials import development_credentials
 
 POSTGRES_URL = os.environ.get("KLUBB_TEST_POSTGRES_URL")
@@ -121,7 +121,7 @@ def clock() -> Iterator[business_clock.FrozenClock]:
 
 @pytest.fixture
 async def db(database_url: str, clock: business_clock.FrozenClock) -> AsyncIterator[str]:
-    """A migrated, empty database; after the test the ledger invariants are checked."""
+    """A migrated, empty database; after the test the ledger invariants and the consent cache are checked."""
     if database_url not in _migrated:
         await connect(database_url)
         await _reset_schema(database_url)
@@ -137,6 +137,7 @@ async def db(database_url: str, clock: business_clock.FrozenClock) -> AsyncItera
         forget_cached_program()
         yield database_url
         await assert_ledger_invariants()
+        await assert_consent_cache()
     finally:
         forget_cached_program()
         await disconnect()

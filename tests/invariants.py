@@ -1,11 +1,21 @@
-"""The ledger invariants, checked after every database test."""
+"""The ledger invariants and the consent cache, checked after every database test."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
 
-from loyalty.models import LedgerEntry, LotAllocation, LotStatus, Member, PointsLot, Program
+from loyalty.models import (
+    Consent,
+    ConsentChannel,
+    ConsentPurpose,
+    LedgerEntry,
+    LotAllocation,
+    LotStatus,
+    Member,
+    PointsLot,
+    Program,
+)
 
 
 async def assert_ledger_invariants() -> None:
@@ -71,3 +81,21 @@ async def assert_next_settle_at_exact() -> None:
         assert member.next_settle_at == expected, (
             f"member {member.id}: next_settle_at {member.next_settle_at} != {expected}"
         )
+
+
+async def assert_consent_cache() -> None:
+    """Each member's cached `marketing_consent` equals their (push, marketing) consent (no row: not granted), and
+    `marketing_consent_at` its time: the audience queries read the cache, the sender the record."""
+    recorded = {
+        member_id: (granted, changed_at)
+        for member_id, granted, changed_at in await Consent.filter(
+            channel=ConsentChannel.PUSH, purpose=ConsentPurpose.MARKETING
+        ).values_list("member_id", "granted", "changed_at")
+    }
+    for member_id, cached, cached_at in await Member.all().values_list(
+        "id", "marketing_consent", "marketing_consent_at"
+    ):
+        granted, changed_at = recorded.get(member_id, (False, None))
+        assert cached == granted, f"member {member_id}: marketing_consent {cached} but its consent says {granted}"
+        if member_id in recorded:
+            assert cached_at == changed_at, f"member {member_id}: marketing_consent_at {cached_at} != {changed_at}"

@@ -13,8 +13,10 @@ from loyalty.offers import lifecycle_stage
 from loyalty.rows import AnyMember
 from loyalty.tiers import tier_progress
 from schema.context import Info, RequestContext
-from schema.global_ids import ACTIVITY_ENTRY, MEMBER
+from schema.global_ids import ACTIVITY_ENTRY, INBOX_MESSAGE, MEMBER
 from schema.types.activity import ActivityConnection
+from schema.types.consent import Consent
+from schema.types.inbox import InboxMessageConnection
 from schema.types.node import VisibleNode
 from schema.types.offer import LIFECYCLE_STAGES, LifecycleStage, OfferConnection, decode_offer_cursor
 from schema.types.pagination import decode_cursor, page_size
@@ -188,3 +190,18 @@ class Member(VisibleNode):
     @strawberry.field(description="Your progress on every active stamp card.")
     async def stamp_cards(self, info: Info) -> list[StampCardProgress]:
         return [StampCardProgress.from_domain(p) for p in await info.context.loaders.stamp_cards.load(self.model.id)]
+
+    @strawberry.field(description="Your consents per channel and purpose (not granted until you opt in).")
+    async def consents(self, info: Info) -> list[Consent]:
+        return [Consent.from_domain(state) for state in await info.context.loaders.consents.load(self.model.id)]
+
+    @strawberry.field(description="Messages you were sent, newest first; each leaves the inbox when it expires.")
+    async def inbox(self, info: Info, first: int = 20, after: str | None = None) -> InboxMessageConnection:
+        size = page_size(first)
+        after_id = decode_cursor("inbox", after, INBOX_MESSAGE.key_range)
+        messages = await info.context.loaders.inbox.load((self.model.id, size + 1, after_id))
+        return InboxMessageConnection.from_page(messages, size)
+
+    @strawberry.field(description="How many messages in your inbox are unread.")
+    async def inbox_unread_count(self, info: Info) -> int:
+        return await info.context.loaders.inbox_unread.load(self.model.id)

@@ -27,6 +27,7 @@ LIST = (
     "expire-vouchers\tevery 600 s\tmark vouchers past their expiry EXPIRED\n"
     "refresh-wallet-passes\tevery 3600 s\trefresh the wallet passes of members whose points entered the "
     "expiring-soon window\n"
+    "prune-stale-devices\tevery 21600 s\tdelete push devices unused for 270 days\n"
     "send-push-campaigns\tevery 60 s\twrite the messages of due push campaigns (resuming any whose worker "
     "stopped), in keyset batches\n"
     "push-automations\tevery 300 s\twrite the enabled lifecycle automations' messages: welcome, points expiring, "
@@ -85,7 +86,8 @@ def test_a_wrong_interval_setting_is_refused(cli_db: None, monkeypatch: pytest.M
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
         "error: KLUBB_JOB_INTERVALS: no job named expire-point; the jobs are expire-points, evaluate-tiers, "
-        "birthday-rewards, expire-vouchers, refresh-wallet-passes, send-push-campaigns, push-automations\n"
+        "birthday-rewards, expire-vouchers, refresh-wallet-passes, prune-stale-devices, send-push-campaigns, "
+        "push-automations\n"
     )
 
 
@@ -106,6 +108,7 @@ def test_jobs_run_runs_every_job_once_in_order(cli_db: None, clock: FrozenClock)
         "birthday-rewards: 0 members credited\n"
         "expire-vouchers: 0 vouchers expired\n"
         "refresh-wallet-passes: 0 passes refreshed\n"
+        "prune-stale-devices: 0 devices deleted\n"
         "send-push-campaigns: 0 campaign messages written\n"
         "push-automations: 0 automation messages written\n",
         "",
@@ -138,7 +141,7 @@ def test_jobs_run_refuses_an_unknown_name_and_runs_nothing(cli_db: None, clock: 
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
         "error [UNKNOWN_JOB]: no job named expire-all; the jobs are expire-points, evaluate-tiers, birthday-rewards, "
-        "expire-vouchers, refresh-wallet-passes, send-push-campaigns, push-automations\n"
+        "expire-vouchers, refresh-wallet-passes, prune-stale-devices, send-push-campaigns, push-automations\n"
     )
     assert _balances(member_id) == (100, 0, 100)
 
@@ -164,6 +167,7 @@ def test_a_failing_job_fails_the_command_after_the_others_ran(cli_db: None, cloc
     assert (result.exit_code, result.stdout) == (
         1,
         "expire-points: 1 members settled\nexpire-vouchers: 0 vouchers expired\n"
+        "prune-stale-devices: 0 devices deleted\n"
         "send-push-campaigns: 0 campaign messages written\npush-automations: 0 automation messages written\n",
     )
     assert result.stderr == (

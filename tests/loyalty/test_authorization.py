@@ -301,6 +301,10 @@ CASES = [
 NOT_ACTIONS = {
     "loyalty.audit.record_audit": "writes the audit entry of an action its caller has checked",
     "loyalty.staff.token_subject": "names a signed-in staff member in a token",
+    # `actor` is the label a consent change records (who made it), not an `Actor` to authorize: the member changes
+    # their own consent; a staff entry point (issue 14) checks its actor before calling these.
+    "loyalty.consent.set_consent": "records who changed a consent; callers authorize",
+    "loyalty.consent.apply_consent": "records who changed a consent; callers authorize",
 }
 
 

@@ -9,9 +9,10 @@ import pytest
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from loyalty import jobs, vouchers, wallet
+from loyalty import devices, jobs, vouchers, wallet
 from loyalty.clock import FrozenClock
 from loyalty.models import (
+    DevicePlatform,
     EntryKind,
     GoogleWalletObject,
     LedgerEntry,
@@ -178,6 +179,7 @@ def test_the_registry_names_every_job_once_with_its_default_interval() -> None:
         ("birthday-rewards", timedelta(hours=1), "members credited"),
         ("expire-vouchers", timedelta(minutes=10), "vouchers expired"),
         ("refresh-wallet-passes", timedelta(hours=1), "passes refreshed"),
+        ("prune-stale-devices", timedelta(hours=6), "devices deleted"),
         ("send-push-campaigns", timedelta(minutes=1), "campaign messages written"),
         ("push-automations", timedelta(minutes=5), "automation messages written"),
     ]
@@ -196,7 +198,7 @@ def test_an_unknown_job_name_is_refused() -> None:
     assert (refused.value.code, refused.value.message) == (
         "UNKNOWN_JOB",
         "no job named expire-everything, nope; the jobs are expire-points, evaluate-tiers, birthday-rewards, "
-        "expire-vouchers, refresh-wallet-passes, send-push-campaigns, push-automations",
+        "expire-vouchers, refresh-wallet-passes, prune-stale-devices, send-push-campaigns, push-automations",
     )
 
 
@@ -289,7 +291,7 @@ async def test_expire_vouchers_batch_by_batch(program: Program, clock: FrozenClo
 
 @pytest.mark.postgres_only
 async def test_concurrent_runs_of_every_job_do_each_unit_once(program: Program, clock: FrozenClock) -> None:
-    # given 12 members with expiring points, a birthday this month, a tier hold that ends and an expiring voucher
+    # given 12 members with expiring points, a birthday this month, a tier hold that ends, an expiring voucher
     await configure(birthday_points=10)
     members = await _members(12)
     for member in members:
@@ -303,6 +305,8 @@ async def test_concurrent_runs_of_every_job_do_each_unit_once(program: Program, 
         await give_available(member.id, 10, key=f"soon-{member.id}")
         wallet_pass = await wallet.ensure_pass(member.id, WalletPlatform.APPLE, auth_token=f"{member.id:024d}")
         await wallet.register_device(wallet_pass, f"device-{member.id}", f"{member.id:064x}")
+        # and an app on a phone, not opened since (351 days by then: stale)
+        await devices.register_device(member.id, f"fcm-{member.id:040d}", DevicePlatform.ANDROID, "1.0", "en")
     clock.set(datetime(2028, 1, 1, tzinfo=UTC))  # points expired, hold ended, vouchers expired, January
 
     # when each job runs three times at once (as in three worker processes), one job after the other
@@ -310,7 +314,7 @@ async def test_concurrent_runs_of_every_job_do_each_unit_once(program: Program, 
 
     # then every unit was done by exactly one of the runs
     # (the push jobs have nothing configured here: tests/loyalty/test_automations.py runs them concurrently)
-    assert per_job == [12, 12, 12, 12, 12, 0, 0]
+    assert per_job == [12, 12, 12, 12, 12, 12, 0, 0]
     assert await LedgerEntry.filter(kind=EntryKind.EXPIRE).count() == 12
     assert await LedgerEntry.filter(kind=EntryKind.BIRTHDAY).count() == 12
     assert await OutboxEvent.filter(type="voucher.expired").count() == 12

@@ -23,14 +23,20 @@ from tortoise.functions import Count, Sum
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import activity, ledger, members, rewards, rows, sql
+from loyalty import activity, inbox, ledger, members, rewards, rows, sql
 from loyalty.clock import FrozenClock
 from loyalty.members import members_by_id
 from loyalty.models import (
+    Consent,
+    ConsentChannel,
+    ConsentPurpose,
+    ConsentSource,
     EntryKind,
     LedgerEntry,
     LotStatus,
     Member,
+    MessagePurpose,
+    MessageStatus,
     Offer,
     OfferActivation,
     OfferBenefit,
@@ -38,6 +44,7 @@ from loyalty.models import (
     PointsLot,
     Program,
     Purchase,
+    PushMessage,
     QualifyingCredit,
     Refund,
     Reward,
@@ -90,6 +97,18 @@ def _values(instance: Model | tuple[Any, ...]) -> dict[str, object]:
     return {column: getattr(instance, column) for column in sql.table(type(instance)).columns}
 
 
+async def _consent_recorded(member_id: int, at: datetime) -> None:
+    """The (push, marketing) consent behind a `marketing_consent` set by hand (the cache must equal the record)."""
+    await Consent.create(
+        member_id=member_id,
+        channel=ConsentChannel.PUSH,
+        purpose=ConsentPurpose.MARKETING,
+        granted=True,
+        source=ConsentSource.APP,
+        changed_at=at,
+    )
+
+
 def _typed(row: Mapping[str, object]) -> dict[str, tuple[type, object]]:
     # With the type: 5 == Decimal(5) and "available" == LotStatus.AVAILABLE, but a caller sees the difference.
     return {column: (type(value), value) for column, value in row.items()}
@@ -106,6 +125,7 @@ async def test_members_by_id_builds_the_same_members_as_the_orm(program: Program
         manual_tier_id=gold.id,
         manual_tier_until=clock.now() + timedelta(days=30),
     )
+    await _consent_recorded(member.id, clock.now())
     other = await new_member("uid-sql-2")
 
     found = await members_by_id([member.id, other.id, other.id + 1000])
@@ -183,6 +203,7 @@ async def _members(program: Program, clock: FrozenClock) -> tuple[Member, Member
         manual_tier_until=clock.now() + timedelta(days=30, microseconds=7),
         last_purchase_at=clock.now() - timedelta(hours=5),
     )
+    await _consent_recorded(full.id, clock.now() - timedelta(days=3))
     return await Member.get(id=full.id), await new_member("uid-plain"), await new_member("uid-third")
 
 
@@ -943,6 +964,100 @@ async def _donations_totals(program: Program, clock: FrozenClock) -> list[Run]:
         {"cause": "Trees", "amount": 3_000, "donations": 3},
     ]
     return [Run(orm=aggregate(), expected=expected, params=[""])]
+
+
+async def _inbox(clock: FrozenClock) -> tuple[Member, dict[str, int]]:
+    """A member's messages: three sent (two at one instant), one expiring later, one expired, one expiring exactly
+    now, one scheduled, one suppressed; another member's sent message."""
+    member, other = await new_member("uid-inbox"), await new_member("uid-inbox-other")
+    now = clock.now()
+    ids: dict[str, int] = {}
+
+    async def message(name: str, owner: Member, status: MessageStatus, sent_at: datetime | None, **more: Any) -> None:
+        created = await PushMessage.create(
+            member_id=owner.id,
+            occasion=name,
+            purpose=MessagePurpose.MARKETING,
+            title=f"Title {name}",
+            body=f"Body {name}",
+            status=status,
+            due_at=now - timedelta(days=3),
+            created_at=now - timedelta(days=3),
+            sent_at=sent_at,
+            **more,
+        )
+        ids[name] = created.id
+
+    sent = MessageStatus.SENT
+    await message("oldest", member, sent, now - timedelta(days=2), target="offer:7", read_at=now - timedelta(days=1))
+    await message("tie_a", member, sent, now - timedelta(hours=5), opened_at=now - timedelta(hours=4))
+    await message("tie_b", member, sent, now - timedelta(hours=5), expires_at=now + ONE_TICK)
+    await message("newest", member, sent, now - timedelta(minutes=1), target="voucher:3")
+    await message("expired", member, sent, now - timedelta(hours=1), expires_at=now - timedelta(hours=1))
+    await message("expires_now", member, sent, now - timedelta(hours=2), expires_at=now)
+    await message("scheduled", member, MessageStatus.SCHEDULED, None)
+    await message("suppressed", member, MessageStatus.SUPPRESSED, None, suppressed_reason="consent")
+    await message("other", other, sent, now - timedelta(minutes=2))
+    return member, ids
+
+
+def _inbox_orm(member: Member, clock: FrozenClock) -> Any:
+    return (
+        PushMessage.filter(member_id=member.id, status=MessageStatus.SENT)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=clock.now()))
+        .order_by("-sent_at", "-id")
+    )
+
+
+def _inbox_values(query: Any) -> Any:
+    return query.values(*inbox.InboxRow._fields)
+
+
+@case("inbox.page")
+async def _inbox_page(program: Program, clock: FrozenClock) -> list[Run]:
+    member, ids = await _inbox(clock)
+    live = [member.id, MessageStatus.SENT.value, clock.now()]
+    newest_first = [ids["newest"], ids["tie_b"], ids["tie_a"], ids["oldest"]]
+    orm = _inbox_orm(member, clock)
+    return [
+        Run(orm=_inbox_values(orm.limit(2)), expected=newest_first[:2], params=[*live, 2]),
+        Run(orm=_inbox_values(orm.limit(10)), expected=newest_first, params=[*live, 10]),
+    ]
+
+
+def _after(message_id: int, member: Member) -> list[int]:
+    return [message_id, member.id, message_id, member.id]  # the cursor's message, read twice
+
+
+@case("inbox.page_after")
+async def _inbox_page_after(program: Program, clock: FrozenClock) -> list[Run]:
+    member, ids = await _inbox(clock)
+    live = [member.id, MessageStatus.SENT.value, clock.now()]
+    orm = _inbox_orm(member, clock)
+    tie_b = await PushMessage.get(id=ids["tie_b"])
+    after_tie_b = orm.filter(Q(sent_at__lt=tie_b.sent_at) | Q(sent_at=tie_b.sent_at, id__lt=tie_b.id))
+    return [
+        # within the tie: after the later id, the earlier one; the cursor itself is left out
+        Run(
+            orm=_inbox_values(after_tie_b.limit(10)),
+            expected=[ids["tie_a"], ids["oldest"]],
+            params=[*live, *_after(ids["tie_b"], member), 10],
+        ),
+        Run(
+            orm=_inbox_values(after_tie_b.limit(1)),
+            expected=[ids["tie_a"]],
+            params=[*live, *_after(ids["tie_b"], member), 1],
+        ),
+        # after an expired message (the app's older page): its position still counts
+        Run(
+            orm=_inbox_values(orm.filter(sent_at__lt=(await PushMessage.get(id=ids["expired"])).sent_at)),
+            expected=[ids["tie_b"], ids["tie_a"], ids["oldest"]],
+            params=[*live, *_after(ids["expired"], member), 10],
+        ),
+        # after the last, and after another member's message: nothing
+        Run(orm=_inbox_values(orm.filter(id=0)), expected=[], params=[*live, *_after(ids["oldest"], member), 10]),
+        Run(orm=_inbox_values(orm.filter(id=0)), expected=[], params=[*live, *_after(ids["other"], member), 10]),
+    ]
 
 
 @case("tests.ids_between_parameters")

@@ -26,11 +26,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strawberry.http import process_result
 
-from loyalty import jobs, offers, rewards, vouchers
+from loyalty import inbox, jobs, offers, rewards, vouchers
 from loyalty.clock import FrozenClock
 from loyalty.errors import DomainError
 from loyalty.members import enroll_member
-from loyalty.models import EntryKind, Member, Offer, OfferBenefit, Reward, RewardKind, Voucher, VoucherStatus
+from loyalty.models import (
+    EntryKind,
+    Member,
+    MessagePurpose,
+    MessageStatus,
+    Offer,
+    OfferBenefit,
+    PushMessage,
+    Reward,
+    RewardKind,
+    Voucher,
+    VoucherStatus,
+)
 from loyalty.program import apply_program_config, forget_cached_program
 from schema.compiled import CompiledDocuments
 from schema.context import Context
@@ -63,6 +75,8 @@ STEPS = (
     "offer",
     "activate_offer",
     "expire",
+    "message",
+    "read_message",
 )
 step = st.tuples(st.sampled_from(STEPS), st.integers(1, 400), st.integers(0, 45))
 histories = st.lists(step, max_size=40)
@@ -161,8 +175,33 @@ class History:
                     await offers.activate_offer(member_id, offer.id)
             elif name == "expire":
                 await jobs.expire_points()
+            elif name == "message":
+                await self.message(size)
+            elif name == "read_message":
+                await inbox.mark_read(member_id, [m.id for m in await PushMessage.filter(member_id=member_id)][-1:])
         except DomainError:
             pass  # a refused step (not enough points, out of stock, ended offer...) is part of a history too
+
+    async def message(self, size: int) -> None:
+        """A message sent to the member (as the sender releases one), some about an offer and ending with it, some
+        already expired, some at the same instant as the one before."""
+        previous = await PushMessage.filter(member_id=self.member.id).order_by("-id").first()
+        tie = previous is not None and previous.sent_at is not None and size % 4 == 0
+        sent_at = previous.sent_at if previous is not None and tie else self.clock.now()
+        target = ["", f"offer:{size}", f"reward:{size}", f"voucher:{size}"][size % 4]
+        await PushMessage.create(
+            member_id=self.member.id,
+            occasion=f"test:{self.key()}",
+            purpose=MessagePurpose.MARKETING if size % 2 else MessagePurpose.TRANSACTIONAL,
+            title=f"Message {size}",
+            body=f"About {target or 'you'}",
+            target=target,
+            status=MessageStatus.SENT if size % 7 else MessageStatus.SUPPRESSED,
+            due_at=self.clock.now(),
+            created_at=self.clock.now(),
+            sent_at=sent_at if size % 7 else None,
+            expires_at=self.clock.now() + timedelta(days=size % 50 - 10) if size % 3 == 0 else None,
+        )
 
 
 def _context(member_id: int | None, clock: FrozenClock) -> Context:
@@ -258,6 +297,8 @@ async def test_a_member_with_a_long_history_answers_the_same(db: str, clock: Fro
     for index in range(60):
         clock.advance(timedelta(days=3))
         await history.apply(["buy", "big_buy", "reward", "offer", "redeem_points"][index % 5], 7 * index + 1)
+    for size in range(1, 60):  # three pages of the inbox, some expired, some suppressed
+        await history.apply("message", size)
     clock.set(START)
     # When its screens load page after page, then both paths agree on every page
     pages = []

@@ -547,6 +547,8 @@ async def test_a_document_one_byte_off_the_trusted_text_runs_through_strawberry(
 # GoogleWalletLink: the member.)
 BUDGETS = {
     "ActivityPage": 2,
+    "Consents": 2,
+    "Inbox": 3,
     "GoogleWalletLink": 1,
     "Home": 3,
     "Offers": 2,
@@ -564,7 +566,11 @@ async def test_each_compiled_query_costs_what_strawberry_does(
     history = History(anna, clock)
     text = DOCUMENTS[name]
     counts = []
-    for steps in (["buy", "big_buy", "reward", "reward", "offer", "adjust", "reward"], ["buy", "reward", "offer"] * 8):
+    steps_of_both = (
+        ["buy", "big_buy", "reward", "reward", "offer", "adjust", "reward", "message", "message"],
+        ["buy", "reward", "offer", "message", "message", "read_message"] * 8,
+    )
+    for steps in steps_of_both:
         # Given a member with purchases, vouchers and an offer, then with four times as many (settled, caches warm:
         # each screen loaded once)
         for step in steps:

@@ -120,6 +120,7 @@ def test_every_node_type_of_the_member_schema_is_registered() -> None:
         "Voucher": models.Voucher.describe()["pk_field"]["constraints"]["le"],
         "Offer": models.Offer.describe()["pk_field"]["constraints"]["le"],
         "Reward": models.Reward.describe()["pk_field"]["constraints"]["le"],
+        "InboxMessage": models.PushMessage.describe()["pk_field"]["constraints"]["le"],
     }
 
 

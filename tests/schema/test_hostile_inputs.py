@@ -486,8 +486,9 @@ async def drive(world: World, ops: list[Operation], error_log: ErrorLog) -> None
 def test_every_operation_is_found() -> None:
     # The walk finds every root field and the nested fields with arguments (a new one is covered automatically).
     assert sorted(op.name for op in MEMBER_OPERATIONS) == [
-        "me", "node", "offerActivate", "profileUpdate", "program", "rewardRedeem", "rewards", "sessionCreate",
-        "sessionRefresh", "voucherCancel",
+        "consentUpdate", "deviceRegister", "deviceUnregister", "inboxMarkRead", "me", "node", "offerActivate",
+        "profileUpdate", "program", "pushOpened", "rewardRedeem", "rewards", "sessionCreate", "sessionRefresh",
+        "voucherCancel",
     ]  # fmt: skip
     assert sorted(op.name for op in STAFF_OPERATIONS) == [
         "engagementRecord", "memberLookup", "offerRedeem", "pointsAdjust", "purchasePreview", "purchaseRecord",
@@ -495,8 +496,9 @@ def test_every_operation_is_found() -> None:
     ]  # fmt: skip
     me = next(op for op in MEMBER_OPERATIONS if op.name == "me")
     assert sorted(me.arguments.values()) == [
-        "Member.activity(after)", "Member.activity(first)", "Member.offers(after)", "Member.offers(first)",
-        "Member.vouchers(after)", "Member.vouchers(first)", "Member.vouchers(status)",
+        "Member.activity(after)", "Member.activity(first)", "Member.inbox(after)", "Member.inbox(first)",
+        "Member.offers(after)", "Member.offers(first)", "Member.vouchers(after)", "Member.vouchers(first)",
+        "Member.vouchers(status)",
     ]  # fmt: skip
 
 

@@ -109,6 +109,7 @@ def test_every_job_runs_at_its_default_interval_unless_configured() -> None:
         ("birthday-rewards", 3600.0),
         ("expire-vouchers", 600.0),
         ("refresh-wallet-passes", 3600.0),
+        ("prune-stale-devices", 21600.0),
         ("send-push-campaigns", 60.0),
         ("push-automations", 300.0),
     ]
@@ -119,6 +120,7 @@ def test_every_job_runs_at_its_default_interval_unless_configured() -> None:
         ("birthday-rewards", 3600.0),
         ("expire-vouchers", 600.0),
         ("refresh-wallet-passes", 3600.0),
+        ("prune-stale-devices", 21600.0),
         ("send-push-campaigns", 60.0),
         ("push-automations", 300.0),
     ]
@@ -286,7 +288,13 @@ async def test_klubb_worker_runs_the_jobs_from_its_settings(db: str, program: Pr
         env={
             "KLUBB_DATABASE_URL": db,
             "KLUBB_JOB_INTERVALS": json.dumps(
-                {"evaluate-tiers": 0, "birthday-rewards": 0, "expire-vouchers": 0, "refresh-wallet-passes": 0}
+                {
+                    "evaluate-tiers": 0,
+                    "birthday-rewards": 0,
+                    "expire-vouchers": 0,
+                    "refresh-wallet-passes": 0,
+                    "prune-stale-devices": 0,
+                }
             ),
             "PATH": "/usr/bin:/bin",
             WALLET_DEV_DIRECTORY: os.environ[WALLET_DEV_DIRECTORY],
