@@ -11,7 +11,6 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from api import cli
-from loyalty.models import Member
 
 PROGRAM = """
 [program]
@@ -48,11 +47,16 @@ def test_a_campaign_from_the_command_line(cli_db: None, tmp_path: Path) -> None:
     assert run("seed", str(tmp_path / "program.toml"))[0] == 0
 
     async def members() -> None:
+        from loyalty.consent import set_consent
+        from loyalty.models import ConsentChannel, ConsentPurpose, ConsentSource
         from tests.loyalty.ledger_helpers import new_member
 
         for n in range(3):
             member = await new_member(f"uid-{n}")
-            await Member.filter(id=member.id).update(marketing_consent=n < 2)
+            if n < 2:
+                await set_consent(
+                    member.id, ConsentChannel.PUSH, ConsentPurpose.MARKETING, True, ConsentSource.APP, "system"
+                )
 
     cli.run_with_db(members)
 

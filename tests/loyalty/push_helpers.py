@@ -7,7 +7,16 @@ from datetime import datetime
 from typing import Any
 
 from loyalty import clock
-from loyalty.models import Device, DevicePlatform, Member, Program
+from loyalty.models import (
+    Consent,
+    ConsentChannel,
+    ConsentPurpose,
+    ConsentSource,
+    Device,
+    DevicePlatform,
+    Member,
+    Program,
+)
 
 Overrides = Callable[[int], dict[str, Any]]
 
@@ -29,9 +38,29 @@ async def bulk_members(count: int, program: Program, overrides: Overrides | None
             "updated_at": now,
         }
         values.update(overrides(i) if overrides else {})
+        if values.get("marketing_consent"):
+            values["marketing_consent_at"] = now  # the cache of the consent written below
         rows.append(Member(**values))
     await Member.bulk_create(rows, batch_size=1000)
     ids = await Member.filter(firebase_uid__startswith="bulk-").order_by("id").values_list("id", flat=True)
+    consenting = await Member.filter(firebase_uid__startswith="bulk-", marketing_consent=True).values_list(
+        "id", flat=True
+    )
+    # The consent record behind each cached opt-in (tests/invariants.py checks the cache against it).
+    await Consent.bulk_create(
+        [
+            Consent(
+                member_id=m,
+                channel=ConsentChannel.PUSH,
+                purpose=ConsentPurpose.MARKETING,
+                granted=True,
+                source=ConsentSource.IMPORT,
+                changed_at=now,
+            )
+            for m in consenting
+        ],
+        batch_size=1000,
+    )
     return [int(i) for i in ids]  # type: ignore[call-overload]
 
 
