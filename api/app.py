@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from admin import create_console
 from api.auth import AuthError
@@ -22,6 +22,7 @@ from api.google_wallet_setup import GoogleWallet, google_wallet
 from api.graphiql import ASSETS_PATH as GRAPHIQL_ASSETS
 from api.graphiql import graphiql_asset
 from api.graphql import MemberGraphQL
+from api.live import LocalBroker, RedisBroker
 from api.settings import Settings, get_settings
 from api.staff_graphql import StaffGraphQL
 from api.unavailable import ServiceUnavailableMiddleware
@@ -42,14 +43,23 @@ async def run_embedded_worker(
     jobs: Schedule | None = None,
     wallet: AppleWalletParts | None = None,
     google: GoogleWallet | None = None,
+    live: LocalBroker | None = None,
 ) -> None:
-    """The outbox drainer (and the periodic `jobs`, the Apple pass updates and Google Wallet's sync) inside the API
-    process when `settings.embedded_worker` (the SQLite default), until `stop`; otherwise nothing (`klubb worker`)."""
+    """The outbox drainer (and the periodic `jobs`, the Apple pass updates, Google Wallet's sync and the live
+    updates' notices) inside the API process when `settings.embedded_worker` (the SQLite default), until `stop`;
+    otherwise nothing (`klubb worker`)."""
     if not settings.embedded_worker:
         return
     async with contextlib.AsyncExitStack() as stack:
         extra = await wallet_consumers(stack, wallet, google)
-        await run_embedded(settings.worker_config(), stop, jobs=jobs, extra_consumers=extra)
+        await run_embedded(settings.worker_config(), stop, jobs=jobs, extra_consumers=extra, live=live)
+
+
+def live_broker(settings: Settings) -> LocalBroker | None:
+    """Where live updates travel: Redis pub/sub with `KLUBB_REDIS_URL`, else this process; None when they are off."""
+    if not settings.live_updates_enabled:
+        return None
+    return RedisBroker(settings.redis_url, channel=settings.redis_channel) if settings.redis_url else LocalBroker()
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -70,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         "max_fields": settings.graphql_max_fields,
     }
     graphiql = not settings.production
+    live = live_broker(settings)
     member_schema = build_member_schema(**limits)
     member_graphql = MemberGraphQL(
         member_schema,
@@ -80,6 +91,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         compiled=CompiledDocuments(member_schema, OPERATIONS_DIR) if settings.compiled_execution else None,
         wallet=wallet.links if wallet else None,
         google_wallet=google,
+        live=live,
+        live_limits=settings.live_limits(),
     )
     staff_schema = build_staff_schema(**limits)
     staff_graphql = StaffGraphQL(
@@ -97,12 +110,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # collector's generations keeps every full collection from re-scanning it (~8 % of a home request's CPU).
         gc.freeze()
         stop = asyncio.Event()
-        worker = asyncio.create_task(run_embedded_worker(settings, stop, jobs, wallet, google))
+        worker = asyncio.create_task(run_embedded_worker(settings, stop, jobs, wallet, google, live))
         try:
             yield
         finally:
             stop.set()
             await worker
+            if live is not None:
+                await live.aclose()
             if google is not None:
                 await google.aclose()
             await disconnect()
@@ -122,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/graphql", member_graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", member_graphql),  # memberUpdated (api/subscriptions.py)
             Route("/staff/graphql", staff_graphql, methods=["GET", "POST"]),
             Route("/healthz", health),
             Route("/readyz", ready),
@@ -151,4 +167,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.tokens = tokens
     app.state.wallet = wallet
     app.state.google_wallet = google
+    app.state.live = live
     return app

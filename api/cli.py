@@ -110,6 +110,13 @@ def serve(
         # uvicorn's worker processes build their settings from the environment they inherit.
         os.environ["KLUBB_EMBEDDED_WORKER"] = "false"
         typer.echo(f"klubb serve: {processes} worker processes, embedded outbox worker off (run `klubb worker`)")
+    if settings.live_updates_enabled and not settings.redis_url and (processes > 1 or not settings.embedded_worker):
+        # Production refuses this (Settings.check_safe); in development it is allowed, and said once.
+        typer.echo(
+            "klubb serve: warning: live updates (memberUpdated) reach no socket without KLUBB_REDIS_URL when the "
+            "outbox worker runs outside the server process",
+            err=True,
+        )
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -118,6 +125,8 @@ def serve(
         workers=processes,
         log_level="info",
         access_log=not settings.production if access_log is None else access_log,
+        # A websocket message is refused past the live limit (api.subscriptions); uvicorn need not buffer 16 MiB.
+        ws_max_size=settings.live_max_message_bytes * 4 + 1024,
     )
 
 
@@ -181,15 +190,18 @@ def worker(
     batch_size: Annotated[int, typer.Option(min=1, max=500, help="deliveries leased at a time")] = 20,
     poll_seconds: Annotated[float, typer.Option(min=0.05, help="idle polling interval")] = 1.0,
 ) -> None:
-    """Drain the outbox (webhook deliveries) and run the periodic jobs on their schedule until SIGTERM/SIGINT; safe
-    to run several at once on PostgreSQL. With --once: drain the outbox once (the jobs: `klubb jobs run`)."""
+    """Drain the outbox (live updates through KLUBB_REDIS_URL, webhook deliveries, wallet updates) and run the
+    periodic jobs on their schedule until SIGTERM/SIGINT; safe to run several at once on PostgreSQL. With --once:
+    drain the outbox once (the jobs: `klubb jobs run`)."""
     import contextlib
     import logging
     import signal
 
     from api.google_wallet_setup import google_wallet
+    from api.live import RedisBroker
     from api.wallet_setup import apple_wallet, wallet_consumers
     from worker.consumers import Consumer
+    from worker.live import LiveConsumer
     from worker.runner import drain_once, make_client, run_forever
     from worker.webhooks import WebhookConsumer
 
@@ -205,7 +217,13 @@ def worker(
     async def job() -> int:
         async with contextlib.AsyncExitStack() as stack:
             client = await stack.enter_async_context(make_client())
-            consumers: list[Consumer] = [WebhookConsumer(config, client, batch_size=batch_size)]
+            consumers: list[Consumer] = []
+            # Live updates first (a notice should not wait behind webhooks); only Redis reaches the API processes.
+            if settings.live_updates_enabled and settings.redis_url:
+                broker = RedisBroker(settings.redis_url, channel=settings.redis_channel)
+                stack.push_async_callback(broker.aclose)
+                consumers.append(LiveConsumer(broker))
+            consumers.append(WebhookConsumer(config, client, batch_size=batch_size))
             consumers += await wallet_consumers(stack, wallet, google)
             if once:
                 return await drain_once(consumers)

@@ -21,21 +21,36 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UnsetType
 
 from api.auth import AuthError
 from api.auth.member_sign_in import member_id_from_authorization
 from api.auth.tokens import TokenService
 from api.graphiql import GRAPHIQL_PAGE
+from api.live import LiveLimits
+from api.subscriptions import (
+    MAX_OPERATIONS,
+    BoundedWebSocketAdapter,
+    Connections,
+    MemberSocket,
+    authenticate,
+    init_timeout,
+)
 from api.unavailable import raise_if_unavailable
 from loyalty import clock
 from schema.compiled import CompiledDocuments
 from schema.context import Context
-from schema.ports import GoogleWalletLinks, SessionIssuer, WalletLinks
+from schema.ports import GoogleWalletLinks, LiveUpdates, SessionIssuer, WalletLinks
 
 ContextT = TypeVar("ContextT")
+HTTP_OPERATIONS = {OperationType.QUERY, OperationType.MUTATION}
 log = logging.getLogger("klubb.auth")
 
 # The code each HTTP refusal carries in its JSON body.
@@ -204,7 +219,29 @@ class OrjsonGraphQL(GraphQL[ContextT, None]):
                 return await operation.execute(
                     context, request_data.variables, root_value, request_data.operation_name, request_data.extensions
                 )
-        return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
+        # strawberry's own, without subscriptions over HTTP (its multipart protocol): they are websocket-only, and a
+        # subscription run as a query answered a fault. POST runs queries and mutations, GET nothing (GraphiQL only).
+        allowed = HTTP_OPERATIONS if request_adapter.method == "POST" else set()
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason()) from error
+        except InvalidOperationTypeError as error:
+            if error.operation_type == OperationType.SUBSCRIPTION:
+                raise HTTPException(
+                    400, "subscriptions are served over the websocket (graphql-transport-ws)"
+                ) from error
+            raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from error
+        except MissingQueryError as error:
+            raise HTTPException(400, "No GraphQL query found in the request") from error
 
     async def execute_operation(
         self,
@@ -234,7 +271,11 @@ class OrjsonGraphQL(GraphQL[ContextT, None]):
 
 
 class MemberGraphQL(OrjsonGraphQL[Context]):
-    """/graphql: the member app's endpoint. Only member-audience access tokens are accepted."""
+    """/graphql: the member app's endpoint. Only member-audience access tokens are accepted. Its websocket route
+    serves `memberUpdated` over graphql-transport-ws only (`api.subscriptions`)."""
+
+    graphql_transport_ws_handler_class = MemberSocket
+    websocket_adapter_class = BoundedWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -247,15 +288,29 @@ class MemberGraphQL(OrjsonGraphQL[Context]):
         compiled: CompiledDocuments | None = None,
         wallet: WalletLinks | None = None,
         google_wallet: GoogleWalletLinks | None = None,
+        live: LiveUpdates | None = None,
+        live_limits: LiveLimits | None = None,
     ) -> None:
         super().__init__(schema, graphiql=graphiql, max_body_bytes=max_body_bytes, compiled=compiled)
         self.tokens = tokens
         self.sessions = sessions
         self.wallet = wallet
         self.google_wallet = google_wallet
+        self.live = live
+        self.live_limits = live_limits or LiveLimits()
+        self.connections = Connections()
+        self.protocols = (GRAPHQL_TRANSPORT_WS_PROTOCOL,)  # the legacy graphql-ws is refused (4406)
+        self.connection_init_wait_timeout = init_timeout(self.live_limits)
+        self.max_subscriptions_per_connection = MAX_OPERATIONS
 
-    # The view's signature takes websockets too; only HTTP reaches it (both routes are HTTP routes).
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        authenticate(context, self.tokens)  # the member from connection_init's payload, or 4403
+        return await super().on_ws_connect(context)
+
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        if isinstance(request, WebSocket):
+            # A socket authenticates in connection_init (browsers cannot set headers on it), never by a header.
+            return Context(request=request, response=response, member_id=None, sessions=self.sessions, live=self.live)
         now = clock.now()  # the request's one instant: its token is checked at it and its response reads as of it
         try:
             member_id = member_id_from_authorization(request.headers.get("authorization"), self.tokens, now)

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.live import LiveLimits
 from loyalty.db import DEFAULT_DATABASE_URL
 from push.config import DEVELOPMENT_FAKE_URL, CredentialSource, FcmConfig
 from wallet.apns import PRODUCTION_URL as APNS_PRODUCTION_URL
@@ -105,6 +106,20 @@ class Settings(BaseSettings):
     google_wallet_dev_key_file: str = "var/google-wallet-dev-service-account.json"
     google_wallet_logo_url: str | None = None
 
+    # Live updates (`memberUpdated` over graphql-transport-ws on /graphql): in process with the embedded worker;
+    # across processes through Redis pub/sub (`KLUBB_REDIS_URL`, e.g. redis://127.0.0.1:6379/0), which production
+    # needs whenever the outbox worker is not inside the one API process.
+    live_updates_enabled: bool = True
+    redis_url: str | None = Field(default=None, pattern=r"^rediss?://")
+    redis_channel: str = Field(default="klubb:live", min_length=1, max_length=200)  # one per deployment sharing Redis
+    # Open websockets per member and API process; a new one beyond it closes that member's oldest (4029).
+    live_connections_per_member: int = Field(default=5, ge=1, le=100)
+    # A socket is closed (4000) after this long with no subscription, or with nothing heard from the client (it
+    # answers the server's pings every `live_ping_seconds`).
+    live_idle_seconds: float = Field(default=60.0, gt=0, le=3600)
+    live_ping_seconds: float = Field(default=20.0, gt=0, le=3600)
+    live_init_seconds: float = Field(default=10.0, gt=0, le=60)  # connection_init within this, or closed (4408)
+    live_max_message_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)  # larger: closed (1009)
     # App push through FCM (push/): on by default. Production sends as the service account (the key file, or the
     # environment's GOOGLE_APPLICATION_CREDENTIALS); development and tests send to the local fake FCM
     # (`python -m push.fake`) at `push_fcm_fake_url` with a fixed token, unless given a service account file.
@@ -126,6 +141,15 @@ class Settings(BaseSettings):
             webhook_timeout_seconds=self.webhook_timeout_seconds,
             webhook_retry_hours=self.webhook_retry_hours,
             lease_seconds=self.worker_lease_seconds,
+        )
+
+    def live_limits(self) -> LiveLimits:
+        return LiveLimits(
+            connections_per_member=self.live_connections_per_member,
+            idle_seconds=self.live_idle_seconds,
+            ping_seconds=self.live_ping_seconds,
+            init_seconds=self.live_init_seconds,
+            max_message_bytes=self.live_max_message_bytes,
         )
 
     def wallet_config(self) -> AppleWalletConfig:
@@ -223,11 +247,21 @@ class Settings(BaseSettings):
             problems.append("SQLite cannot be shared by several worker processes")
         if not self.public_url.startswith("https://"):
             problems.append("KLUBB_PUBLIC_URL must be https")
+        if self.live_updates_enabled and not self.redis_url and self.live_updates_cross_processes:
+            problems.append(
+                "live updates (memberUpdated) need KLUBB_REDIS_URL when the outbox worker runs outside the API process "
+                "(KLUBB_EMBEDDED_WORKER=false or KLUBB_WORKERS > 1); or set KLUBB_LIVE_UPDATES_ENABLED=false"
+            )
         if self.wallet_enabled:
             problems.extend(self._wallet_problems())
         problems.extend(self._google_wallet_problems())
         problems.extend(self._push_problems())
         return problems
+
+    @property
+    def live_updates_cross_processes(self) -> bool:
+        """Notices are published by another process than the subscribers' (only Redis carries them there)."""
+        return not self.embedded_worker or self.workers > 1
 
     @property
     def google_wallet_on(self) -> bool:

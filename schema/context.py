@@ -14,7 +14,7 @@ from loyalty.models import Program
 from loyalty.program import cached_program
 from schema.errors import NotAuthenticated
 from schema.loaders import Loaders
-from schema.ports import GoogleWalletLinks, SessionIssuer, WalletLinks
+from schema.ports import GoogleWalletLinks, LiveUpdates, SessionIssuer, WalletLinks
 
 
 @dataclass(kw_only=True)
@@ -51,6 +51,10 @@ class Context(RequestContext):
     sessions: SessionIssuer
     wallet: WalletLinks | None = None  # None: no wallet configured (every link is null)
     google_wallet: GoogleWalletLinks | None = None  # None: Google Wallet is off (googleSaveUrl is null)
+    live: LiveUpdates | None = None  # None: live updates are off (memberUpdated refuses)
+    # A websocket's `connection_init` payload (strawberry sets it); its member is authenticated from it.
+    connection_params: dict[str, object] | None = None
+    access_expires_at: datetime | None = None  # a websocket's: it is closed when its access token expires
 
     def require_member(self) -> int:
         """The signed-in member's id, or a top-level UNAUTHENTICATED error."""

@@ -14,6 +14,7 @@ from typing import Final, Protocol, TypeVar
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionContext
 from strawberry.utils.logging import StrawberryLogger
 from strawberry.utils.str_converters import to_camel_case
@@ -83,11 +84,14 @@ class BadRequest(PublicError):
 
 
 def is_public(error: GraphQLError) -> bool:
-    """True for errors safe to show clients: our PublicErrors, GraphQL validation errors, and graphql-core's own
-    refusals of a variable's value (no path: raised before any resolver ran)."""
+    """True for errors safe to show clients: our PublicErrors, GraphQL validation errors, graphql-core's own
+    refusals of a variable's value (no path: raised before any resolver ran), and an operation type the transport
+    does not run (a query over the member websocket)."""
     original = error.original_error
     return (
-        isinstance(original, PublicError) or original is None or (error.path is None and type(original) is GraphQLError)
+        isinstance(original, PublicError | InvalidOperationTypeError)
+        or original is None
+        or (error.path is None and type(original) is GraphQLError)
     )
 
 

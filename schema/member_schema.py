@@ -30,6 +30,7 @@ from schema.mutations.session_create import session_create
 from schema.mutations.session_refresh import session_refresh
 from schema.mutations.voucher_cancel import VoucherCancelPayload, voucher_cancel
 from schema.request_guards import BoundedValidation, HideSuggestions, RequestErrorCodes
+from schema.subscriptions.member_updated import Subscription
 from schema.trusted_documents import TrustedDocuments, load_trusted_documents
 from schema.types.activity import ActivityEntry
 from schema.types.member import Member
@@ -163,6 +164,7 @@ def build_member_schema(**limits: Unpack[QueryLimits]) -> strawberry.Schema:
     return LoggedSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[ActivityEntry],
         extensions=query_limits(limits, first=[lambda: TrustedDocuments(trusted)] if production else []),
         config=StrawberryConfig(disable_field_suggestions=production),

@@ -1,5 +1,5 @@
-"""What the member schema needs from the API layer: session issuing (Firebase, JWT signing) and wallet links
-(signing keys, the public URL)."""
+"""What the member schema needs from the API layer: session issuing (Firebase, JWT signing), wallet links
+(signing keys, the public URL) and the live updates' broker (in process or Redis)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from loyalty.live import Change
 from loyalty.models import Member
 
 
@@ -48,4 +49,23 @@ class GoogleWalletLinks(Protocol):
 
     async def google_save_url(self, member_id: int, now: datetime) -> str | None:
         """A link that saves the member's card to Google Wallet; None while Google cannot be reached."""
+        ...
+
+
+class LiveSubscription(Protocol):
+    async def next(self) -> frozenset[Change]:
+        """What changed for the member since the previous call, waiting for the next notice (changes published
+        faster than they are taken arrive merged)."""
+        ...
+
+    def close(self) -> None:
+        """Stop receiving (idempotent)."""
+        ...
+
+
+class LiveUpdates(Protocol):
+    """The live updates of members (`memberUpdated`), routed by the API layer's broker (`api.live`)."""
+
+    async def subscribe(self, member_id: int) -> LiveSubscription:
+        """A subscription to the member's notices, receiving from the moment this returns."""
         ...

@@ -26,6 +26,7 @@ from tests.invariants import assert_consent_cache, assert_ledger_invariants
 from wallet.credentials import development_credentials
 
 POSTGRES_URL = os.environ.get("KLUBB_TEST_POSTGRES_URL")
+REDIS_URL = os.environ.get("KLUBB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 _migrated: set[str] = set()
 
@@ -167,6 +168,7 @@ def app_settings(db: str, tmp_path: Path, environment: Environment = Environment
         apple_wwdr_certificate_file=str(wallet / "wwdr.pem"),
         wallet_secret=WALLET_TEST_SECRET,
         google_wallet_enabled=False,  # tests/api/test_google_wallet.py turns it on with its own credentials
+        redis_url=REDIS_URL,  # production refuses live updates without it when the worker runs apart
         push_enabled=False,  # tests/push/ send to the fake FCM with their own config
     )
 

@@ -39,17 +39,21 @@ def _wait_until_up(server: subprocess.Popen[bytes], base: str, log: Path) -> Non
 
 
 @contextmanager
-def running_klubb(database_url: str, tmp_path: Path, *, workers: int = 1) -> Iterator[str]:
-    """Serve klubb on a free local port over `database_url` (no embedded worker); yields its base URL and stops it
-    afterwards. The server's output is in `tmp_path / "server.log"`, shown when it fails to start."""
+def running_klubb(
+    database_url: str, tmp_path: Path, *, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Serve klubb on a free local port over `database_url` (no embedded worker unless `env` says so: it overrides
+    the environment); yields its base URL and stops it afterwards. The server's output is in
+    `tmp_path / "server.log"`, shown when it fails to start."""
     port = free_port()
-    env = {
+    environment = {
         **os.environ,
         "KLUBB_ENVIRONMENT": "test",
         "KLUBB_DATABASE_URL": database_url,
         "KLUBB_JWT_DEV_KEY_FILE": str(tmp_path / "jwt.pem"),
         "KLUBB_GOOGLE_WALLET_DEV_KEY_FILE": str(tmp_path / "google-wallet-dev.json"),
         "KLUBB_EMBEDDED_WORKER": "false",
+        **(env or {}),
     }
     log = tmp_path / "server.log"
     with log.open("wb") as out:
@@ -57,7 +61,7 @@ def running_klubb(database_url: str, tmp_path: Path, *, workers: int = 1) -> Ite
             [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
              "--port", str(port), "--workers", str(workers)],
             cwd=ROOT,
-            env=env,
+            env=environment,
             stdout=out,
             stderr=subprocess.STDOUT,
         )  # fmt: skip

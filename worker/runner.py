@@ -13,6 +13,7 @@ from loyalty.db import database_unavailable
 from worker.config import WorkerConfig
 from worker.consumers import Consumer
 from worker.dispatch import dispatch_pending
+from worker.live import LiveConsumer, Publisher
 from worker.schedule import Schedule, running
 from worker.webhooks import WebhookConsumer
 
@@ -24,9 +25,11 @@ def make_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(follow_redirects=False, trust_env=False)
 
 
-def outbox_consumers(config: WorkerConfig, client: httpx.AsyncClient) -> list[Consumer]:
-    """The consumers `worker` itself provides (webhooks); the composition root adds those of other packages."""
-    return [WebhookConsumer(config, client)]
+def outbox_consumers(config: WorkerConfig, client: httpx.AsyncClient, live: Publisher | None = None) -> list[Consumer]:
+    """The consumers `worker` itself provides (live updates when given their broker, webhooks); the composition
+    root adds those of other packages. Live updates come first: `drain_once` runs the consumers' deliveries in
+    order, and a notice should not wait behind a slow webhook."""
+    return [*([LiveConsumer(live)] if live is not None else []), WebhookConsumer(config, client)]
 
 
 async def drain_once(consumers: Sequence[Consumer], *, stop: asyncio.Event | None = None) -> int:
@@ -100,6 +103,7 @@ async def run_embedded(
     *,
     extra_consumers: Sequence[Consumer] = (),
     jobs: Schedule | None = None,
+    live: Publisher | None = None,
 ) -> None:
     """The in-process drainer for the API lifespan (embedded default): never dies, stops promptly on `stop`.
 
@@ -109,7 +113,7 @@ async def run_embedded(
     while not stop.is_set():
         try:
             async with make_client() as client:
-                consumers = [*outbox_consumers(config, client), *extra_consumers]
+                consumers = [*outbox_consumers(config, client, live), *extra_consumers]
                 grace = min(config.webhook_timeout_seconds, 5.0)
                 await run_forever(consumers, stop, grace_seconds=grace, jobs=jobs)
         except Exception:

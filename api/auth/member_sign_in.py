@@ -52,13 +52,20 @@ def member_id_from_authorization(header_value: str | None, tokens: TokenService,
 
     Raises `InvalidToken` (malformed header, bad token) or `TokenExpired`.
     """
+    access = member_access(header_value, tokens, at)
+    return access[0] if access else None
+
+
+def member_access(header_value: str | None, tokens: TokenService, at: datetime) -> tuple[int, datetime] | None:
+    """The member id in an `Authorization: Bearer <access token>` value valid at `at` and when the token expires;
+    None without a value (the websocket's `connection_init` carries the same value). Raises as above."""
     token = bearer_token(header_value)
     if token is None:
         return None
-    subject = tokens.verify(token, MEMBER_AUDIENCE, at).subject
-    if not subject.isascii() or not subject.isdigit():
+    claims = tokens.verify(token, MEMBER_AUDIENCE, at)
+    if not claims.subject.isascii() or not claims.subject.isdigit():
         raise InvalidToken()
-    return int(subject)
+    return int(claims.subject), claims.expires_at
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ def test_every_unsafe_setting_is_one_line_and_exit_2(
         prefix + "KLUBB_JWT_PRIVATE_KEY_FILE is not set",
         prefix + "SQLite cannot be shared by several worker processes",
         prefix + "KLUBB_PUBLIC_URL must be https",
+        prefix + "live updates (memberUpdated) need KLUBB_REDIS_URL when the outbox worker runs outside the API "
+        "process (KLUBB_EMBEDDED_WORKER=false or KLUBB_WORKERS > 1); or set KLUBB_LIVE_UPDATES_ENABLED=false",
         prefix + "Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_CERTIFICATE_FILE is not set",
         prefix + "Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_KEY_FILE is not set",
         prefix + "Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_WWDR_CERTIFICATE_FILE is not set",
@@ -97,6 +99,7 @@ def test_safe_production_settings_have_no_problems(tmp_path: Path, no_emulator: 
         public_url="https://loyalty.example",
         database_url="postgres://u@db/klubb",
         workers=4,
+        redis_url="redis://cache:6379/0",
         wallet_enabled=False,
         google_wallet_enabled=False,
         push_enabled=False,
@@ -234,6 +237,78 @@ def test_each_wallet_runs_with_its_own_credentials_without_the_others(
         p for p in GOOGLE_MISSING if google and "ISSUER" in p
     ]
     assert half.unsafe_problems() == expected
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refused"),
+    [
+        ({"workers": 2}, True),  # several processes: the worker's notices cannot reach the others
+        ({"embedded_worker": False}, True),  # `klubb worker` publishes from another process
+        ({"workers": 2, "redis_url": "redis://cache:6379/0"}, False),
+        ({"embedded_worker": False, "live_updates_enabled": False}, False),
+        ({}, False),  # one process draining its own outbox: the in-process broker reaches every socket
+    ],
+)
+def test_production_refuses_live_updates_that_could_not_cross_processes(
+    tmp_path: Path, no_emulator: None, overrides: dict[str, object], refused: bool
+) -> None:
+    key = tmp_path / "signing.pem"
+    key.write_text("not checked here")
+    settings = Settings(
+        environment="production",
+        jwt_private_key_file=str(key),
+        public_url="https://loyalty.example",
+        database_url="postgres://u@db/klubb",
+        wallet_enabled=False,
+        google_wallet_enabled=False,
+        push_enabled=False,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+    problem = (
+        "live updates (memberUpdated) need KLUBB_REDIS_URL when the outbox worker runs outside the API process "
+        "(KLUBB_EMBEDDED_WORKER=false or KLUBB_WORKERS > 1); or set KLUBB_LIVE_UPDATES_ENABLED=false"
+    )
+    assert settings.unsafe_problems() == ([problem] if refused else [])
+
+
+@pytest.mark.parametrize("url", ["http://cache:6379", "cache:6379", "postgres://cache"])
+def test_a_redis_url_must_be_redis(url: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="redis_url"):
+        Settings(redis_url=url)
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "warned"), [(None, True), ("redis://cache:6379/0", False)]
+)  # fmt: skip
+def test_serve_warns_when_live_updates_could_not_reach_other_processes(
+    redis_url: str | None, warned: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given development settings on PostgreSQL, with or without Redis, and uvicorn not really started
+    import uvicorn
+
+    started: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(options))
+    monkeypatch.setattr(
+        cli, "get_settings", lambda: Settings(database_url="postgres://u@db/klubb", redis_url=redis_url)
+    )
+    monkeypatch.setenv("KLUBB_EMBEDDED_WORKER", "false")  # serve sets it for uvicorn's workers: restored after
+
+    # when two server processes are asked for
+    result = CliRunner().invoke(cli.app, ["serve", "--workers", "2"])
+
+    # then it starts, warning once when nothing would carry the worker's notices to the servers
+    warning = (
+        "klubb serve: warning: live updates (memberUpdated) reach no socket without KLUBB_REDIS_URL when the outbox "
+        "worker runs outside the server process"
+    )
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == ([warning] if warned else [])
+    # and uvicorn buffers no websocket message far past the live limit (16 KiB by default; UTF-8 up to 4 bytes a
+    # character, since the limit counts characters)
+    assert (started["workers"], started["ws_max_size"]) == (2, 16 * 1024 * 4 + 1024)
 
 
 PUSH_MISSING = (

@@ -14,6 +14,7 @@ from loyalty.models import EntryKind
 from schema.member_schema import build_member_schema
 from schema.staff.mutations.points_adjust import ADJUSTMENT_REASONS
 from schema.staff.schema import build_staff_schema
+from schema.subscriptions.member_updated import MEMBER_CHANGES
 from schema.types.activity import ACTIVITY_KINDS
 from schema.types.consent import CONSENT_CHANNELS, CONSENT_PURPOSES
 from schema.types.device import DEVICE_PLATFORMS
@@ -30,6 +31,7 @@ ENUM_MAPS: list[EnumMap[Any, Any]] = [
     REWARD_KINDS,
     UNAVAILABLE_REASONS,
     ADJUSTMENT_REASONS,
+    MEMBER_CHANGES,
     DEVICE_PLATFORMS,
     CONSENT_CHANNELS,
     CONSENT_PURPOSES,
@@ -100,7 +102,7 @@ def test_inputs_map_back_to_the_domain_value_they_stand_for() -> None:
     round_trips = [(d, m.to_domain(m.to_api(d))) for m in ENUM_MAPS for d in m.pairs]
 
     assert [(d, back) for d, back in round_trips if back is not d] == []
-    assert len(round_trips) == 43  # every shown value of the ten enums
+    assert len(round_trips) == 47  # every shown value of the eleven enums
 
 
 def test_a_hidden_value_has_no_api_value() -> None:

@@ -1,0 +1,1 @@
+"""The member schema's subscriptions (over `graphql-transport-ws` on /graphql only)."""
