@@ -436,3 +436,179 @@ def apikey_create(
         err=True,
     )
     typer.echo(raw)
+
+
+push_app = typer.Typer(help="App push: campaigns and lifecycle automations.", no_args_is_help=True)
+app.add_typer(push_app, name="push")
+campaign_app = typer.Typer(help="Push campaigns (acting as klubb itself: audited as the system).", no_args_is_help=True)
+push_app.add_typer(campaign_app, name="campaign")
+automations_app = typer.Typer(help="Lifecycle automations ([push.automations] of the program file).")
+push_app.add_typer(automations_app, name="automations")
+
+
+def _texts(values: list[str], option: str) -> dict[str, str]:
+    """`--title en="Hello"` pairs as {locale: text}."""
+    texts: dict[str, str] = {}
+    for value in values:
+        locale, separator, text = value.partition("=")
+        if not separator:
+            typer.echo(f"error [INVALID]: {option} takes LOCALE=TEXT, e.g. {option} en=Hello", err=True)
+            raise typer.Exit(2)
+        texts[locale.strip()] = text
+    return texts
+
+
+def _domain(action: Callable[[], Awaitable[T]]) -> T:
+    """Run a domain action with the database; a refusal is one `error [CODE]: message` line and exit code 2."""
+    from loyalty.errors import DomainError
+
+    try:
+        return run_with_db(action)
+    except DomainError as exc:
+        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+
+
+@campaign_app.command("create")
+def campaign_create(
+    name: Annotated[str, typer.Option("--name", help="the campaign's name (staff only see it)")],
+    title: Annotated[list[str], typer.Option("--title", help="LOCALE=TEXT (repeat; the default locale required)")],
+    body: Annotated[list[str], typer.Option("--body", help="LOCALE=TEXT (repeat)")],
+    offer: Annotated[int | None, typer.Option("--offer", help="the attached offer's id")] = None,
+    tier: Annotated[list[str] | None, typer.Option("--tier", help="a tier name (repeat)")] = None,
+    min_tier_rank: Annotated[int | None, typer.Option("--min-tier-rank")] = None,
+    stage: Annotated[list[str] | None, typer.Option("--stage", help="new, active, lapsing or lapsed (repeat)")] = None,
+    birthday_month: Annotated[bool, typer.Option("--birthday-month", help="members in their birthday month")] = False,
+    interest: Annotated[list[str] | None, typer.Option("--interest", help="an interest (repeat)")] = None,
+    min_spend: Annotated[
+        int | None, typer.Option("--min-spend", help="net spend this tier period, minor units")
+    ] = None,
+    conversion_days: Annotated[int, typer.Option("--conversion-days")] = 7,
+) -> None:
+    """Draft a push campaign; prints its id (then `klubb push campaign dry-run ID` and `schedule ID`)."""
+    from loyalty.actors import SYSTEM
+    from loyalty.campaigns import CampaignSpec, create_campaign
+
+    spec = CampaignSpec(
+        name=name,
+        title=_texts(title, "--title"),
+        body=_texts(body, "--body"),
+        offer_id=offer,
+        tier_names=tuple(tier or ()),
+        min_tier_rank=min_tier_rank,
+        lifecycle_stages=tuple(stage or ()),
+        birthday_month=birthday_month,
+        interests=tuple(interest or ()),
+        min_spend=min_spend,
+        conversion_days=conversion_days,
+    )
+    campaign = _domain(lambda: create_campaign(SYSTEM, spec))
+    typer.echo(f"created push campaign {campaign.id} ({campaign.status.value})")
+
+
+@campaign_app.command("schedule")
+def campaign_schedule(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    at: Annotated[str | None, typer.Option("--at", help="ISO time with an offset (default: now)")] = None,
+) -> None:
+    """Schedule a draft campaign; the `send-push-campaigns` job writes its messages when it is due."""
+    from datetime import datetime
+
+    from loyalty.actors import SYSTEM
+    from loyalty.campaigns import schedule_campaign
+
+    try:
+        when = datetime.fromisoformat(at) if at is not None else None
+    except ValueError:
+        typer.echo("error [INVALID_SCHEDULE]: --at takes an ISO time such as 2026-05-01T09:00:00+02:00", err=True)
+        raise typer.Exit(2) from None
+    campaign = _domain(lambda: schedule_campaign(SYSTEM, campaign_id, when))
+    assert campaign.scheduled_at is not None
+    typer.echo(f"scheduled push campaign {campaign.id} at {campaign.scheduled_at.isoformat()}")
+
+
+@campaign_app.command("cancel")
+def campaign_cancel(campaign_id: Annotated[int, typer.Argument(help="campaign id")]) -> None:
+    """Cancel a campaign not yet sent (what was already written stays owed)."""
+    from loyalty.actors import SYSTEM
+    from loyalty.campaigns import cancel_campaign
+
+    campaign = _domain(lambda: cancel_campaign(SYSTEM, campaign_id))
+    typer.echo(f"cancelled push campaign {campaign.id}")
+
+
+@campaign_app.command("dry-run")
+def campaign_dry_run(campaign_id: Annotated[int, typer.Argument(help="campaign id")]) -> None:
+    """How many members the campaign reaches now, how many of them consent, how many of those have a device."""
+    from loyalty.campaigns import DryRun, dry_run, get_campaign
+
+    async def count() -> DryRun:
+        return await dry_run(await get_campaign(campaign_id))
+
+    result = _domain(count)
+    typer.echo(f"reach: {result.reach}\nconsenting: {result.consenting}\nwith device: {result.with_device}")
+
+
+@campaign_app.command("figures")
+def campaign_figures_command(campaign_id: Annotated[int, typer.Argument(help="campaign id")]) -> None:
+    """A campaign's figures: targeted, sent, delivered, opened, converted."""
+    from loyalty.campaigns import campaign_figures
+
+    result = _domain(lambda: campaign_figures(campaign_id))
+    typer.echo(
+        f"targeted: {result.targeted}\nsent: {result.sent}\ndelivered: {result.delivered}\n"
+        f"opened: {result.opened}\nconverted: {result.converted}"
+    )
+
+
+@campaign_app.command("list")
+def campaign_list() -> None:
+    """The latest 100 campaigns: id, status, scheduled time, targeted, name."""
+    from loyalty.actors import SYSTEM
+    from loyalty.campaigns import list_campaigns
+
+    for campaign in _domain(lambda: list_campaigns(SYSTEM, limit=100)):
+        at = campaign.scheduled_at.isoformat() if campaign.scheduled_at else "-"
+        typer.echo(f"{campaign.id}\t{campaign.status.value}\t{at}\t{campaign.targeted}\t{campaign.name}")
+
+
+@automations_app.command("list")
+def automations_list() -> None:
+    """Every automation kind: on or off, its settings."""
+    from loyalty.models import AutomationKind, PushAutomation
+
+    async def read() -> dict[AutomationKind, PushAutomation]:
+        return {a.kind: a for a in await PushAutomation.all()}
+
+    configured = _domain(read)
+    for kind in AutomationKind:
+        automation = configured.get(kind)
+        state = "on" if automation is not None and automation.enabled else "off"
+        settings = ", ".join(f"{k}={v}" for k, v in (automation.settings if automation else {}).items())
+        typer.echo(f"{kind.value}\t{state}\t{settings}")
+
+
+def _switch(kind: str, on: bool) -> None:
+    from loyalty.automations import set_enabled
+    from loyalty.models import AutomationKind
+
+    try:
+        chosen = AutomationKind(kind)
+    except ValueError:
+        kinds = ", ".join(k.value for k in AutomationKind)
+        typer.echo(f"error [INVALID]: no automation {kind!r}; the kinds are {kinds}", err=True)
+        raise typer.Exit(2) from None
+    _domain(lambda: set_enabled(chosen, on))
+    typer.echo(f"{chosen.value}: {'on' if on else 'off'}")
+
+
+@automations_app.command("enable")
+def automations_enable(kind: Annotated[str, typer.Argument(help="e.g. welcome, birthday")]) -> None:
+    """Turn an automation on (it needs its texts in the default locale)."""
+    _switch(kind, True)
+
+
+@automations_app.command("disable")
+def automations_disable(kind: Annotated[str, typer.Argument(help="e.g. welcome, birthday")]) -> None:
+    """Turn an automation off at once."""
+    _switch(kind, False)

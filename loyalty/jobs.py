@@ -29,7 +29,7 @@ from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import birthday, clock, devices, ledger, vouchers, wallet
+from loyalty import automations, birthday, campaigns, clock, devices, ledger, vouchers, wallet
 from loyalty.errors import DomainError
 from loyalty.models import Device, Member, Voucher, VoucherStatus
 from loyalty.program import load_program
@@ -265,6 +265,21 @@ JOBS: tuple[Job, ...] = (
         prune_stale_devices,
         timedelta(hours=6),
         "devices deleted",
+    ),
+    Job(
+        "send-push-campaigns",
+        "write the messages of due push campaigns (resuming any whose worker stopped), in keyset batches",
+        campaigns.send_due_campaigns,
+        timedelta(minutes=1),
+        "campaign messages written",
+    ),
+    Job(
+        "push-automations",
+        "write the enabled lifecycle automations' messages: welcome, points expiring, close to the next tier, "
+        "win-back, birthday, voucher expiring (once per member and occasion)",
+        automations.run_all,
+        timedelta(minutes=5),
+        "automation messages written",
     ),
 )
 

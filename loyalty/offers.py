@@ -127,6 +127,11 @@ def _in_birthday_month(member: AnyMember, at: datetime) -> bool:
     return member.birthday is not None and at.astimezone(ZoneInfo(member.timezone)).month == member.birthday.month
 
 
+def interest_key(interest: str) -> str:
+    """How interests compare: stripped and lowercased (an offer's "Coffee " is a member's "coffee")."""
+    return interest.strip().lower()
+
+
 def _targets(offer: AnyOffer, member: AnyMember, tier: Tier | None, stage: LifecycleStage, at: datetime) -> bool:
     if offer.tier_names and (tier is None or tier.name not in offer.tier_names):
         return False
@@ -137,8 +142,8 @@ def _targets(offer: AnyOffer, member: AnyMember, tier: Tier | None, stage: Lifec
     if offer.birthday_month and not _in_birthday_month(member, at):
         return False
     if offer.interests:
-        wanted = {i.strip().lower() for i in offer.interests}
-        if not wanted & {i.strip().lower() for i in member.interests}:
+        wanted = {interest_key(i) for i in offer.interests}
+        if not wanted & {interest_key(i) for i in member.interests}:
             return False
     return True
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from loyalty import clock, jobs
 from loyalty.actors import SYSTEM
+from loyalty.automations import apply_push_config
 from loyalty.earning import LineInput, apply_earning_config
 from loyalty.errors import DomainError, InvalidInput
 from loyalty.ledger import settle_member_if_due
@@ -45,12 +46,14 @@ async def seed_from_config(config: dict[str, Any]) -> str:
     rewards = await apply_reward_config(config.get("rewards", []))
     cards = await apply_stamp_card_config(config.get("stamp_cards", []))
     await apply_wallet_design(config.get("wallet", {}))
+    automations = await apply_push_config(config.get("push", {}))
     staff = await _seed_staff(config.get("staff", []))
     members = config.get("members", [])
     await seed_members(members)
     return (
         f"program {program.name!r} with {len(program.tiers)} tiers, {len(members)} demo members, {offers} offers, "
-        f"{rules} campaigns and bonus rules, {rewards} rewards, {cards} stamp cards, {staff} staff accounts"
+        f"{rules} campaigns and bonus rules, {rewards} rewards, {cards} stamp cards, {staff} staff accounts, "
+        f"{automations} push automations"
     )
 
 

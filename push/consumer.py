@@ -1,7 +1,8 @@
 """App push as an outbox consumer (`worker.consumers.Consumer`, built by `api`, run by the worker).
 
-Fan-out: the push consumer owns no work per event; `on_events` (the lifecycle automations' producer, handed in by
-`api`) runs inside the dispatch transaction when given.
+Fan-out: inside the dispatch transaction, `on_events` writes the messages events owe (by default
+`loyalty.automations.on_events`: the transactional "points earned" automation, idempotent per event); the consumer
+owns no other work per event.
 
 Delivery (`deliver_due`), repeated until nothing is due or `stop` is set:
 1. `loyalty.messages.release_due` releases due messages (consent, caps, quiet hours, expiry; the inbox; one
@@ -35,7 +36,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Case, F, Q, When
 from tortoise.transactions import in_transaction
 
-from loyalty import clock, devices, messages
+from loyalty import automations, clock, devices, messages
 from loyalty.leases import backoff, lease_due
 from loyalty.models import OutboxEvent, PushDelivery, PushDeliveryStatus, PushMessage
 from push.config import MAX_BATCH
@@ -199,7 +200,7 @@ class PushSending:
     retry_hours: float = 24.0
     batch_size: int = MAX_BATCH
     release_batch: int = 1000
-    on_events: EventHook | None = None  # e.g. the lifecycle automations' producer
+    on_events: EventHook | None = automations.on_events  # None: events owe no messages
     name: str = "push"
 
     def __post_init__(self) -> None:

@@ -19,8 +19,13 @@ from schema.staff.mutations.points_adjust import PointsAdjustMutation
 from schema.staff.mutations.purchase_preview import PurchasePreviewQuery
 from schema.staff.mutations.purchase_record import PurchaseRecordMutation
 from schema.staff.mutations.purchase_refund import PurchaseRefundMutation
+from schema.staff.mutations.push_campaign_cancel import PushCampaignCancelMutation
+from schema.staff.mutations.push_campaign_create import PushCampaignCreateMutation
+from schema.staff.mutations.push_campaign_schedule import PushCampaignScheduleMutation
+from schema.staff.mutations.push_campaign_update import PushCampaignUpdateMutation
 from schema.staff.mutations.staff_session_create import StaffSessionCreateMutation
 from schema.staff.mutations.voucher_redeem import VoucherRedeemMutation
+from schema.staff.push_campaigns import PushCampaignQuery
 
 # The till's reference operations (README, "Staff endpoint"): compiled at start-up like the member app's trusted
 # queries; any other document the staff endpoint accepts (integrations send their own) runs through strawberry.
@@ -35,7 +40,7 @@ class StaffMeQuery:
 
 
 @strawberry.type
-class Query(StaffMeQuery, MemberLookupQuery, PurchasePreviewQuery):
+class Query(StaffMeQuery, MemberLookupQuery, PurchasePreviewQuery, PushCampaignQuery):
     pass
 
 
@@ -48,6 +53,10 @@ class Mutation(
     PurchaseRecordMutation,
     PurchaseRefundMutation,
     EngagementRecordMutation,
+    PushCampaignCreateMutation,
+    PushCampaignUpdateMutation,
+    PushCampaignScheduleMutation,
+    PushCampaignCancelMutation,
 ):
     pass
 

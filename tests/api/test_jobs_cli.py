@@ -28,6 +28,10 @@ LIST = (
     "refresh-wallet-passes\tevery 3600 s\trefresh the wallet passes of members whose points entered the "
     "expiring-soon window\n"
     "prune-stale-devices\tevery 21600 s\tdelete push devices unused for 270 days\n"
+    "send-push-campaigns\tevery 60 s\twrite the messages of due push campaigns (resuming any whose worker "
+    "stopped), in keyset batches\n"
+    "push-automations\tevery 300 s\twrite the enabled lifecycle automations' messages: welcome, points expiring, "
+    "close to the next tier, win-back, birthday, voucher expiring (once per member and occasion)\n"
 )
 
 
@@ -68,7 +72,9 @@ def test_jobs_list_shows_every_job_with_its_interval(cli_db: None, monkeypatch: 
     assert (default.exit_code, default.stdout) == (0, LIST)
     assert (configured.exit_code, configured.stdout) == (
         0,
-        LIST.replace("every 60 s", "every 15 s").replace("birthday-rewards\tevery 3600 s", "birthday-rewards\toff"),
+        LIST.replace("expire-points\tevery 60 s", "expire-points\tevery 15 s").replace(
+            "birthday-rewards\tevery 3600 s", "birthday-rewards\toff"
+        ),
     )
 
 
@@ -80,7 +86,8 @@ def test_a_wrong_interval_setting_is_refused(cli_db: None, monkeypatch: pytest.M
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
         "error: KLUBB_JOB_INTERVALS: no job named expire-point; the jobs are expire-points, evaluate-tiers, "
-        "birthday-rewards, expire-vouchers, refresh-wallet-passes, prune-stale-devices\n"
+        "birthday-rewards, expire-vouchers, refresh-wallet-passes, prune-stale-devices, send-push-campaigns, "
+        "push-automations\n"
     )
 
 
@@ -101,7 +108,9 @@ def test_jobs_run_runs_every_job_once_in_order(cli_db: None, clock: FrozenClock)
         "birthday-rewards: 0 members credited\n"
         "expire-vouchers: 0 vouchers expired\n"
         "refresh-wallet-passes: 0 passes refreshed\n"
-        "prune-stale-devices: 0 devices deleted\n",
+        "prune-stale-devices: 0 devices deleted\n"
+        "send-push-campaigns: 0 campaign messages written\n"
+        "push-automations: 0 automation messages written\n",
         "",
     )
     assert (second.exit_code, second.stdout) == (0, first.stdout.replace("1 members", "0 members"))
@@ -132,7 +141,7 @@ def test_jobs_run_refuses_an_unknown_name_and_runs_nothing(cli_db: None, clock: 
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
         "error [UNKNOWN_JOB]: no job named expire-all; the jobs are expire-points, evaluate-tiers, birthday-rewards, "
-        "expire-vouchers, refresh-wallet-passes, prune-stale-devices\n"
+        "expire-vouchers, refresh-wallet-passes, prune-stale-devices, send-push-campaigns, push-automations\n"
     )
     assert _balances(member_id) == (100, 0, 100)
 
@@ -158,7 +167,8 @@ def test_a_failing_job_fails_the_command_after_the_others_ran(cli_db: None, cloc
     assert (result.exit_code, result.stdout) == (
         1,
         "expire-points: 1 members settled\nexpire-vouchers: 0 vouchers expired\n"
-        "prune-stale-devices: 0 devices deleted\n",
+        "prune-stale-devices: 0 devices deleted\n"
+        "send-push-campaigns: 0 campaign messages written\npush-automations: 0 automation messages written\n",
     )
     assert result.stderr == (
         "evaluate-tiers failed: ProgramNotConfigured: the program is not configured: run `klubb seed`\n"

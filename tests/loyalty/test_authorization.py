@@ -22,12 +22,12 @@ from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
 import loyalty
-from loyalty import adjustments, engagement, offers, purchases, vouchers
+from loyalty import adjustments, campaigns, engagement, offers, purchases, vouchers
 from loyalty.actors import SYSTEM, Actor, Forbidden
 from loyalty.clock import FrozenClock
 from loyalty.earning import LineInput
 from loyalty.errors import DomainError
-from loyalty.models import EngagementRule, Offer, OfferBenefit, Program, StaffRole
+from loyalty.models import AuditLog, EngagementRule, Offer, OfferBenefit, Program, StaffRole
 from tests.conftest import START
 from tests.loyalty.ledger_helpers import give_available, new_member, purchase
 
@@ -138,6 +138,16 @@ def _adjust(amount: int) -> Callable[[Actor, dict[str, Any]], Awaitable[object]]
     return act
 
 
+_CAMPAIGN = campaigns.CampaignSpec(name="Spring", title={"en": "Hi"}, body={"en": "Hello"})
+
+
+async def _draft() -> dict[str, Any]:
+    data = await _member()
+    draft = await campaigns.create_campaign(SYSTEM, _CAMPAIGN)
+    await AuditLog.all().delete()  # the draft's own audit entry is part of the given
+    return {**data, "campaign": draft.id}
+
+
 CASES = [
     Case(
         "loyalty.purchases.record_purchase",
@@ -244,6 +254,46 @@ CASES = [
         ),
         ELSEWHERE,  # any cashier, in any store
         (NO_RIGHTS,),
+    ),
+    Case(
+        "loyalty.campaigns.create_campaign",
+        "a push campaign draft",
+        _member,
+        lambda actor, data: campaigns.create_campaign(actor, _CAMPAIGN),
+        MANAGER_ELSEWHERE,  # bound to no store: any manager
+        (HERE, NO_RIGHTS),
+    ),
+    Case(
+        "loyalty.campaigns.update_campaign",
+        "a push campaign draft changed",
+        _draft,
+        lambda actor, data: campaigns.update_campaign(actor, data["campaign"], _CAMPAIGN),
+        MANAGER_ELSEWHERE,
+        (HERE, NO_RIGHTS),
+    ),
+    Case(
+        "loyalty.campaigns.schedule_campaign",
+        "a push campaign scheduled",
+        _draft,
+        lambda actor, data: campaigns.schedule_campaign(actor, data["campaign"]),
+        MANAGER_ELSEWHERE,
+        (HERE, NO_RIGHTS),
+    ),
+    Case(
+        "loyalty.campaigns.cancel_campaign",
+        "a push campaign cancelled",
+        _draft,
+        lambda actor, data: campaigns.cancel_campaign(actor, data["campaign"]),
+        MANAGER_ELSEWHERE,
+        (HERE, NO_RIGHTS),
+    ),
+    Case(
+        "loyalty.campaigns.list_campaigns",
+        "the push campaigns listed",
+        _draft,
+        lambda actor, data: campaigns.list_campaigns(actor, limit=10),
+        MANAGER_ELSEWHERE,
+        (HERE, NO_RIGHTS),
     ),
 ]
 

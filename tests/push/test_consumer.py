@@ -10,15 +10,27 @@ from datetime import timedelta
 
 import pytest
 
+from loyalty import events
 from loyalty.clock import FrozenClock
 from loyalty.messages import release_due
-from loyalty.models import Device, MessagePurpose, MessageStatus, PushDelivery, PushMessage, PushPolicy
+from loyalty.models import (
+    AutomationKind,
+    Device,
+    MessagePurpose,
+    MessageStatus,
+    PushAutomation,
+    PushDelivery,
+    PushMessage,
+    PushPolicy,
+)
 from push.consumer import PushSending, claim_due
 from push.fake import FakeFcm
 from push.fcm import FcmSender
 from tests.conftest import START
 from tests.loyalty.test_purchase_statements import counted, kinds
 from tests.push.helpers import add_devices, message, new_member, new_members, outgoing, schedule
+from tests.worker.conftest import emit_event
+from worker.runner import drain_once
 
 
 @pytest.fixture(autouse=True)
@@ -267,3 +279,24 @@ async def test_a_batch_has_a_fixed_statement_budget(
         "DELETE FROM",  # the dead token's device
     ]
     assert len(claim.deliveries) == size
+
+
+async def test_fan_out_turns_points_earned_into_a_push(
+    db: str, clock: FrozenClock, fake: FakeFcm, sender: FcmSender
+) -> None:
+    # given the points-earned automation on, a member with a device, and a points.earned event in the outbox
+    await PushAutomation.create(
+        kind=AutomationKind.POINTS_EARNED, enabled=True, title={"en": "Points earned"},
+        body={"en": "You earned {points} points"}, updated_at=START,
+    )  # fmt: skip
+    member = await new_member()
+    await add_devices(member, "tok-a")
+    event = await emit_event(events.POINTS_EARNED, member_id=member.id, points=12)
+    # when the worker drains the outbox with the push consumer
+    attempts = await drain_once([PushSending(sender)])
+    # then the automation's message is in the inbox and pushed once; a second drain sends nothing more
+    assert attempts == 1
+    sent = await message(member, f"points_earned:{event.id}")
+    assert (sent.status, sent.purpose) == (MessageStatus.SENT, MessagePurpose.TRANSACTIONAL)
+    assert [p["data"]["message_id"] for p in fake.sent_to("tok-a")] == [str(sent.id)]
+    assert await drain_once([PushSending(sender)]) == 0

@@ -110,6 +110,8 @@ def test_every_job_runs_at_its_default_interval_unless_configured() -> None:
         ("expire-vouchers", 600.0),
         ("refresh-wallet-passes", 3600.0),
         ("prune-stale-devices", 21600.0),
+        ("send-push-campaigns", 60.0),
+        ("push-automations", 300.0),
     ]
     assert [
         (job.name, seconds) for job, seconds in Schedule.of({"expire-points": 15, "evaluate-tiers": 0}).entries
@@ -119,6 +121,8 @@ def test_every_job_runs_at_its_default_interval_unless_configured() -> None:
         ("expire-vouchers", 600.0),
         ("refresh-wallet-passes", 3600.0),
         ("prune-stale-devices", 21600.0),
+        ("send-push-campaigns", 60.0),
+        ("push-automations", 300.0),
     ]
     assert [job for job, _ in Schedule.of().entries] == list(JOBS)
 

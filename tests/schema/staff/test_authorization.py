@@ -29,6 +29,9 @@ ACTORS: dict[str, Actor | None] = {
 }
 SIGNED_IN = frozenset(ACTORS) - {"no actor"}
 IN_STORE_S1 = SIGNED_IN - {"cashier of another store"}
+MANAGERS = frozenset({"manager", "admin"})
+CAMPAIGN = "UHVzaENhbXBhaWduOjE="  # PushCampaign:1 (none exists: an allowed caller gets a userError or null)
+CAMPAIGN_FIELDS = '{name: "Spring", title: [{locale: "en", text: "Hi"}], body: [{locale: "en", text: "Hello"}]}'
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,28 @@ OPERATIONS: dict[str, Operation] = {
         'occurredAt: "2026-03-02T11:00:00+00:00"}) { userErrors { code } } }',
         allowed=SIGNED_IN,  # bound to no store: store-bound integrations may post too
         variables={"m": "$member"},
+    ),
+    "pushCampaignCreate": Operation(
+        f"mutation {{ pushCampaignCreate(input: {{campaign: {CAMPAIGN_FIELDS}}}) {{ userErrors {{ code }} }} }}",
+        allowed=MANAGERS,
+    ),
+    "pushCampaignUpdate": Operation(
+        f'mutation {{ pushCampaignUpdate(input: {{id: "{CAMPAIGN}", campaign: {CAMPAIGN_FIELDS}}}) '
+        "{ userErrors { code } } }",
+        allowed=MANAGERS,
+    ),
+    "pushCampaignSchedule": Operation(
+        f'mutation {{ pushCampaignSchedule(input: {{id: "{CAMPAIGN}"}}) {{ userErrors {{ code }} }} }}',
+        allowed=MANAGERS,
+    ),
+    "pushCampaignCancel": Operation(
+        f'mutation {{ pushCampaignCancel(input: {{id: "{CAMPAIGN}"}}) {{ userErrors {{ code }} }} }}',
+        allowed=MANAGERS,
+    ),
+    "pushCampaign": Operation(f'{{ pushCampaign(id: "{CAMPAIGN}") {{ name }} }}', allowed=MANAGERS),
+    "pushCampaigns": Operation(
+        "{ pushCampaigns(first: 5) { edges { node { name dryRun { reach } figures { sent } } } } }",
+        allowed=MANAGERS,
     ),
     "voucherRedeem": Operation(
         'mutation { voucherRedeem(input: {code: "ABCD-EFGH-JKLM", storeCode: "S1"}) { userErrors { code } } }',
