@@ -3,7 +3,8 @@ staff and written to the members' inboxes in keyset batches by the `send-push-ca
 
 Life of a campaign: DRAFT (created, updated) → SCHEDULED (`schedule_campaign`: texts, audience and the attached
 offer checked for the scheduled time) → SENDING (the job took it) → SENT (every message written); CANCELLED from
-DRAFT, SCHEDULED or SENDING (a campaign cancelled while sending writes no further batch; what it wrote stays owed).
+DRAFT, SCHEDULED or SENDING (a campaign cancelled while sending writes no further batch, and what it wrote but was not
+released yet is withdrawn: SUPPRESSED "cancelled"; a message already in an inbox stays there).
 
 Writing (`send_due_campaigns`): a campaign due is claimed with a lease (`locked_until`, the fencing token); its
 audience as of `started_at` is read in member id order after `cursor_member_id`, a batch at a time, and each batch's
@@ -39,7 +40,7 @@ from loyalty.audience import Query, Targeting, condition, postgres
 from loyalty.audit import record_audit
 from loyalty.checks import check_amount, check_text, is_whole
 from loyalty.errors import DomainError, InvalidInput, NotFound
-from loyalty.messages import BODY_LIMIT, TITLE_LIMIT, Outgoing, localised, schedule
+from loyalty.messages import BODY_LIMIT, CANCELLED, TITLE_LIMIT, Outgoing, current_policy, localised, schedule
 from loyalty.models import (
     Device,
     LifecycleStage,
@@ -49,7 +50,7 @@ from loyalty.models import (
     Program,
     PushCampaign,
     PushCampaignStatus,
-    PushPolicy,
+    PushMessage,
     StaffRole,
 )
 from loyalty.offers import OfferNotFound
@@ -133,8 +134,7 @@ class Figures:
 
 async def default_locale(conn: BaseDBAsyncClient | None = None) -> str:
     """The program's default message locale (`[push] default_locale`), "en" before any policy is seeded."""
-    policy = await PushPolicy.all().using_db(conn).order_by("id").first()
-    return policy.default_locale if policy is not None else DEFAULT_LOCALE
+    return (await current_policy(conn)).default_locale
 
 
 def check_texts(texts: object, field: str, limit: int, locale: str) -> dict[str, str]:
@@ -328,7 +328,8 @@ async def schedule_campaign(actor: Actor, campaign_id: int, at: datetime | None 
 
 
 async def cancel_campaign(actor: Actor, campaign_id: int) -> PushCampaign:
-    """Cancel a DRAFT, SCHEDULED or SENDING campaign (no further batch is written); audited.
+    """Cancel a DRAFT, SCHEDULED or SENDING campaign: no further batch is written, and its messages not released yet
+    are withdrawn (SUPPRESSED "cancelled"); audited.
     `CampaignNotFound`, `CampaignNotCancellable` (SENT or CANCELLED)."""
     actor.require(StaffRole.MANAGER)
     async with in_transaction() as conn:
@@ -340,6 +341,11 @@ async def cancel_campaign(actor: Actor, campaign_id: int) -> PushCampaign:
         campaign.updated_at = clock.now()
         campaign.locked_until = None
         await campaign.save(using_db=conn)
+        await (
+            PushMessage.filter(campaign_id=campaign.id, status=MessageStatus.SCHEDULED)
+            .using_db(conn)
+            .update(status=MessageStatus.SUPPRESSED, suppressed_reason=CANCELLED)
+        )
         await record_audit(
             actor,
             "push_campaign.cancel",

@@ -116,17 +116,10 @@ async def schedule(conn: BaseDBAsyncClient, messages: Sequence[Outgoing], now: d
 EXPIRED = "expired"
 NO_CONSENT = "consent"
 CAPPED = "cap"
+CANCELLED = "cancelled"  # the campaign was cancelled before the message was released
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
-
-
-def deep_link(target: str) -> str:
-    """The app link a message opens: "offer:12" → "klubb://offer/12", "" → "klubb://home"."""
-    if not target:
-        return "klubb://home"
-    kind, _, ident = target.partition(":")
-    return f"klubb://{kind}/{ident}" if ident else f"klubb://{kind}"
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -192,7 +185,8 @@ def _caps(policy: PushPolicy, purpose: MessagePurpose) -> tuple[int | None, int 
     return policy.transactional_per_day, policy.transactional_per_week
 
 
-async def _policy(conn: BaseDBAsyncClient) -> PushPolicy:
+async def current_policy(conn: BaseDBAsyncClient | None = None) -> PushPolicy:
+    """The program's sending policy (`[push]` of the program file); the model's defaults before one is seeded."""
     policy = await PushPolicy.all().using_db(conn).order_by("id").first()
     # No row yet: the model's defaults (1 marketing a day, 3 a week, 10 transactional a day, no quiet hours).
     return policy if policy is not None else PushPolicy(updated_at=clock.now())
@@ -229,7 +223,7 @@ async def release_due(limit: int = 500, now: datetime | None = None) -> Released
         )
         if not messages:
             return Released()
-        policy = await _policy(conn)
+        policy = await current_policy(conn)
         member_ids = sorted({m.member_id for m in messages})
         timezones = dict(await Member.filter(id__in=member_ids).using_db(conn).values_list("id", "timezone"))
         marketing = {m.member_id for m in messages if m.purpose == MessagePurpose.MARKETING}

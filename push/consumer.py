@@ -36,7 +36,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Case, F, Q, When
 from tortoise.transactions import in_transaction
 
-from loyalty import automations, clock, devices, messages
+from loyalty import automations, clock, devices, inbox, messages
 from loyalty.leases import backoff, lease_due
 from loyalty.models import OutboxEvent, PushDelivery, PushDeliveryStatus, PushMessage
 from push.config import MAX_BATCH
@@ -97,9 +97,11 @@ async def claim_due(limit: int, lease_seconds: float) -> Claim:
 
 def to_push(delivery: PushDelivery, message: _Message, now: datetime) -> Push:
     """The FCM push of one delivery (ValueError if the message cannot be one, e.g. an empty title)."""
-    data = {"message_id": str(message.id), "deep_link": messages.deep_link(message.target)}
-    if message.offer_id is not None:
-        data["offer_id"] = str(message.offer_id)
+    # The member API's ids (what `pushOpened` and the app's screens take) and the inbox's own deep link.
+    data = {"message_id": inbox.message_global_id(message.id), "deep_link": inbox.deep_link(message.target)}
+    offer_id = None if message.offer_id is None else inbox.target_global_id(f"offer:{message.offer_id}")
+    if offer_id is not None:
+        data["offer_id"] = offer_id
     collapse = message.collapse_key or (f"offer:{message.offer_id}" if message.offer_id is not None else None)
     ttl = None
     if message.expires_at is not None:

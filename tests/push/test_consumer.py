@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from loyalty import events
+from loyalty import events, inbox
 from loyalty.clock import FrozenClock
 from loyalty.messages import release_due
 from loyalty.models import (
@@ -64,7 +64,10 @@ async def test_a_scheduled_message_reaches_each_device_and_the_inbox(
     assert len(pushed) == 1
     assert len(fake.sent_to("tok-b")) == 1
     assert pushed[0]["notification"] == {"title": "Double points", "body": "Double points on coffee this week"}
-    assert pushed[0]["data"] == {"message_id": str(sent.id), "deep_link": "klubb://offer/42"}
+    assert pushed[0]["data"] == {
+        "message_id": inbox.message_global_id(sent.id),
+        "deep_link": "klubb://offers/T2ZmZXI6NDI=",
+    }
     assert pushed[0]["android"] == {"priority": "normal", "ttl": "3600s"}
     assert pushed[0]["apns"]["headers"]["apns-priority"] == "5"
     recorded = await deliveries()
@@ -89,10 +92,10 @@ async def test_collapse_key_and_priority(db: str, clock: FrozenClock, fake: Fake
     await PushSending(sender).deliver_due(None)
     # then the urgent one is high priority with its collapse key; the other has none
     by_message = {p["data"]["message_id"]: p for p in fake.sent_to("tok-a")}
-    urgent = by_message[str((await message(member, "voucher_expiring:1")).id)]
+    urgent = by_message[inbox.message_global_id((await message(member, "voucher_expiring:1")).id)]
     assert urgent["android"] == {"priority": "high", "collapse_key": "voucher:9"}
     assert urgent["apns"]["headers"] == {"apns-priority": "10", "apns-collapse-id": "voucher:9"}
-    plain = by_message[str((await message(member, "campaign:1")).id)]
+    plain = by_message[inbox.message_global_id((await message(member, "campaign:1")).id)]
     assert plain["android"] == {"priority": "normal"}
 
 
@@ -298,5 +301,5 @@ async def test_fan_out_turns_points_earned_into_a_push(
     assert attempts == 1
     sent = await message(member, f"points_earned:{event.id}")
     assert (sent.status, sent.purpose) == (MessageStatus.SENT, MessagePurpose.TRANSACTIONAL)
-    assert [p["data"]["message_id"] for p in fake.sent_to("tok-a")] == [str(sent.id)]
+    assert [p["data"]["message_id"] for p in fake.sent_to("tok-a")] == [inbox.message_global_id(sent.id)]
     assert await drain_once([PushSending(sender)]) == 0

@@ -38,7 +38,7 @@ async def test_push_off_logs_the_push_and_keeps_the_inbox(
     # then the push is logged (ids only) and counted as sent
     assert await PushDelivery.all().values_list("status", "fcm_message_id") == [("sent", "logged")]
     assert [r.getMessage() for r in caplog.records] == [
-        "push (not sent, push is off) to tok-a…: {'message_id': '1', 'deep_link': 'klubb://home'}"
+        "push (not sent, push is off) to tok-a…: {'message_id': 'SW5ib3hNZXNzYWdlOjE=', 'deep_link': 'klubb://home'}"
     ]
 
 
