@@ -44,6 +44,7 @@ from loyalty import clock, events
 from loyalty.audience import Query, Targeting, condition, postgres
 from loyalty.campaigns import check_texts, default_locale, latest_locales
 from loyalty.checks import is_whole
+from loyalty.devices import DEVICE_RETENTION_DAYS
 from loyalty.errors import InvalidInput
 from loyalty.messages import BODY_LIMIT, TITLE_LIMIT, Outgoing, localised, schedule
 from loyalty.models import (
@@ -440,13 +441,21 @@ def _cap(section: Mapping[str, Any], key: str, default: int | None) -> int | Non
     return int(value)
 
 
+def _retention(section: Mapping[str, Any]) -> int:
+    value = section.get("device_retention_days", DEVICE_RETENTION_DAYS)
+    if not is_whole(value, 30, 3650):
+        raise InvalidInput("push config: `device_retention_days` must be 30 to 3650", field="device_retention_days")
+    return int(value)
+
+
 async def apply_push_config(section: Mapping[str, Any]) -> int:
     """The sending policy and the automations from a parsed `[push]` section; returns the automations written.
 
     `[push]`: `default_locale`, caps `marketing_per_day` / `marketing_per_week` / `transactional_per_day` /
     `transactional_per_week` (omitted: the defaults 1, 3, 10 and none), `quiet_start` / `quiet_end` ("21:00",
-    "08:00"; both or neither). `[push.automations.<kind>]`: `enabled`, `title` and `body` (tables of locale = text,
-    the default locale required when enabled), and the kind's settings (`SETTINGS`). Kinds not named keep their rows.
+    "08:00"; both or neither), `device_retention_days` (30 to 3650, default 270). `[push.automations.<kind>]`:
+    `enabled`, `title` and `body` (tables of locale = text, the default locale required when enabled), and the kind's
+    settings (`SETTINGS`). Kinds not named keep their rows.
     """
     if not isinstance(section, Mapping):
         raise InvalidInput("push config: `[push]` is a table", field="push")
@@ -462,6 +471,7 @@ async def apply_push_config(section: Mapping[str, Any]) -> int:
         "marketing_per_week": _cap(section, "marketing_per_week", 3),
         "transactional_per_day": _cap(section, "transactional_per_day", 10),
         "transactional_per_week": _cap(section, "transactional_per_week", None),
+        "device_retention_days": _retention(section),
         "quiet_start": _time(section["quiet_start"], "quiet_start") if "quiet_start" in section else None,
         "quiet_end": _time(section["quiet_end"], "quiet_end") if "quiet_end" in section else None,
         "updated_at": now,

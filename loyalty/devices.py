@@ -28,7 +28,9 @@ MIN_TOKEN = 32  # shorter is no token any push service issues
 MAX_APP_VERSION = 32  # the column
 MAX_LOCALE = 16  # the column
 MAX_DEVICES = 10  # per member: a bound on one member's fan-out
-DEVICE_RETENTION = timedelta(days=270)  # tokens unused this long are deleted (FCM: stale after 270 days)
+# Tokens unused this long are deleted (FCM: stale after 270 days); `[push] device_retention_days` changes it.
+DEVICE_RETENTION_DAYS = 270
+DEVICE_RETENTION = timedelta(days=DEVICE_RETENTION_DAYS)
 DELETE_BATCH = 500  # tokens per DELETE (bounded IN lists)
 
 # FCM tokens are base64url with ':' separators; APNs tokens hex; Web Push endpoints' tokens the same alphabet.

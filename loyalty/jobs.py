@@ -29,7 +29,7 @@ from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import automations, birthday, campaigns, clock, devices, ledger, vouchers, wallet
+from loyalty import automations, birthday, campaigns, clock, devices, ledger, messages, vouchers, wallet
 from loyalty.errors import DomainError
 from loyalty.models import Device, Member, Voucher, VoucherStatus
 from loyalty.program import load_program
@@ -194,9 +194,12 @@ async def refresh_wallet_passes(batch_size: int = BATCH_SIZE) -> int:
     return refreshed
 
 
-async def prune_stale_devices(batch_size: int = BATCH_SIZE, retention: timedelta = devices.DEVICE_RETENTION) -> int:
-    """Delete the devices not seen (registered or sent to) for `retention` (270 days: FCM treats such tokens as
-    stale); returns how many. One transaction per batch; a device registered again meanwhile stays."""
+async def prune_stale_devices(batch_size: int = BATCH_SIZE, retention: timedelta | None = None) -> int:
+    """Delete the devices not seen (registered or sent to) for `retention` (the policy's `device_retention_days`,
+    270 by default: FCM treats such tokens as stale); returns how many. One transaction per batch; a device
+    registered again meanwhile stays."""
+    if retention is None:
+        retention = timedelta(days=(await messages.current_policy()).device_retention_days)
     pruned = 0
     async for at, stale in due_batches(
         Device, lambda at: Q(last_seen_at__lt=devices.stale_before(at, retention)), batch_size

@@ -45,6 +45,8 @@ class Device(Model):
 
     class Meta:
         table = "device"
+        # A member's devices (the sender, the campaign's locale of the latest device, the per-member cap).
+        indexes = (("member_id", "last_seen_at"),)
 
 
 class ConsentChannel(StrEnum):
@@ -193,6 +195,8 @@ class PushPolicy(Model):
     quiet_start = fields.TimeField(null=True)  # local time; quiet hours may span midnight (21:00 to 08:00)
     quiet_end = fields.TimeField(null=True)
     default_locale = fields.CharField(max_length=16, default="en")
+    # Devices neither registered nor sent to for this long are deleted (FCM: tokens stale after 270 days).
+    device_retention_days = fields.IntField(default=270)
     updated_at = fields.DatetimeField()
 
     class Meta:

@@ -9,10 +9,20 @@ from datetime import timedelta
 import pytest
 
 from loyalty import devices, jobs
+from loyalty.automations import apply_push_config
 from loyalty.clock import FrozenClock
 from loyalty.devices import InvalidPlatform, InvalidToken, register_device
-from loyalty.errors import MemberNotFound
-from loyalty.models import Device, DevicePlatform, MessagePurpose, MessageStatus, Program, PushDelivery, PushMessage
+from loyalty.errors import InvalidInput, MemberNotFound
+from loyalty.models import (
+    Device,
+    DevicePlatform,
+    MessagePurpose,
+    MessageStatus,
+    Program,
+    PushDelivery,
+    PushMessage,
+    PushPolicy,
+)
 from tests.loyalty.ledger_helpers import new_member
 
 
@@ -172,3 +182,35 @@ async def test_concurrent_registrations_of_one_token_leave_one_device(program: P
     assert len(registered) == 6
     assert [token for token, _ in rows] == [_token(1)]
     assert rows[0][1] in {m.id for m in members}
+
+
+async def test_the_retention_is_the_programs(program: Program, clock: FrozenClock) -> None:
+    # given a program that keeps devices 60 days, and devices last seen 60 days and 59 days ago
+    await apply_push_config({"device_retention_days": 60})
+    member = await new_member("uid-retention")
+    await register_device(member.id, _token(1), DevicePlatform.IOS, "1.0", "en")
+    clock.advance(timedelta(days=1))
+    await register_device(member.id, _token(2), DevicePlatform.IOS, "1.0", "en")
+
+    # when the job runs 60 days after the first registration
+    clock.advance(timedelta(days=59))
+    pruned = await jobs.prune_stale_devices()
+
+    # then only the device unseen for longer than 60 days went (exactly 60 days is not yet stale)
+    assert (pruned, await _tokens(member.id)) == (0, [_token(1), _token(2)])
+    clock.advance(timedelta(seconds=1))
+    assert (await jobs.prune_stale_devices(), await _tokens(member.id)) == (1, [_token(2)])
+
+
+@pytest.mark.parametrize("days", [29, 3651, "90", 1.5, True])
+async def test_a_retention_out_of_range_is_refused(program: Program, days: object) -> None:
+    # when the program file names a retention below a month, above ten years, or not a whole number
+    with pytest.raises(InvalidInput) as refused:
+        await apply_push_config({"device_retention_days": days})
+
+    # then it is refused, naming the key, and nothing is written
+    assert (refused.value.field, str(refused.value)) == (
+        "device_retention_days",
+        "push config: `device_retention_days` must be 30 to 3650",
+    )
+    assert await PushPolicy.all().count() == 0
