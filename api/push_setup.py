@@ -5,8 +5,10 @@ settings (`KLUBB_PUSH_*`), for the embedded worker and `klubb worker`.
   (ids only) instead of sending it.
 - Development and tests without a service account and without `KLUBB_PUSH_FCM_FAKE_URL`: a fake FCM
   (`push.fake.FakeFcm`, not recording) is started on this process's loop on a free port, so the embedded default
-  and `make demo` need nothing else running; set `KLUBB_PUSH_FCM_FAKE_URL` to send to a fake of your own
-  (`python -m push.fake`, whose `/_fake/stats` counts what arrived).
+  and `make demo` need nothing else running. It speaks HTTP/2 over TLS with a throwaway certificate that only the
+  SDK's client trusts, as FCM is reached: half the client CPU per push of HTTP/1.1 (bench/README.md). Set
+  `KLUBB_PUSH_FCM_FAKE_URL` to send to a fake of your own (`python -m push.fake`, whose `/_fake/stats` counts what
+  arrived; plain HTTP/1.1).
 - Otherwise (production, or a service account file): the real FCM through firebase-admin.
 """
 
@@ -16,12 +18,14 @@ import contextlib
 import dataclasses
 import logging
 import math
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from api.settings import Settings
 from push.config import CredentialSource
 from push.consumer import LoggedSender, PushSending
-from push.fake import FakeFcm
+from push.fake import FakeFcm, self_signed_certificate, tls_context
 from push.fcm import FcmSender
 
 log = logging.getLogger("klubb.push")
@@ -55,9 +59,11 @@ async def push_consumer(settings: Settings) -> AsyncIterator[PushSending]:
     async with contextlib.AsyncExitStack() as stack:
         if config.credentials is CredentialSource.DEVELOPMENT and settings.push_fcm_fake_url is None:
             fake = FakeFcm(project=config.project_id, token=config.development_token, record=False)
-            url = await fake.start()
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="klubb-fake-fcm-")))
+            certificate, key = self_signed_certificate(directory)
+            url = await fake.start(tls=tls_context(certificate, key))
             stack.push_async_callback(fake.stop)
-            config = dataclasses.replace(config, fake_url=url)
+            config = dataclasses.replace(config, fake_url=url, fake_certificate=str(certificate))
             log.info("app pushes go to an in-process fake FCM at %s (KLUBB_PUSH_FCM_FAKE_URL to choose one)", url)
         sender = await stack.enter_async_context(FcmSender(config))
         yield PushSending(sender, lease_seconds=lease, retry_hours=retry_hours, batch_size=batch)

@@ -1,9 +1,11 @@
 """Push fan-out through the consumer: messages/s through `push.consumer.PushSending.deliver_due` on one worker —
 release (consent, caps, quiet hours; the inbox; the deliveries), lease, build, send, record — to the fake FCM
 (`push.fake`) in another process through the real SDK, or to a null sender (`--sender null`: what the database side
-alone allows).
+alone allows). The fake speaks HTTP/2 over TLS (a throwaway certificate the SDK trusts through SSL_CERT_FILE), as
+FCM does and as the embedded development fake does; `--http1` measures plain HTTP/1.1 instead.
 
-    .venv/bin/python -m bench.push_fanout [--messages 20000] [--sender fcm|null] [--database-url URL] [--profile]
+    .venv/bin/python -m bench.push_fanout [--messages 20000] [--sender fcm|null] [--http1] [--database-url URL]
+                                          [--profile]
 
 The database is made from scratch: a temporary SQLite file by default; a PostgreSQL URL must name a scratch
 database (its public schema is dropped). Reports wall rate, this process's CPU per message and, with `--profile`,
@@ -15,7 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
+import ssl
 import sys
 import tempfile
 import time
@@ -32,6 +36,7 @@ from loyalty.messages import Outgoing, schedule
 from loyalty.models import Device, DevicePlatform, Member, MessagePurpose, PushDelivery, PushMessage, PushPolicy
 from push.config import CredentialSource, FcmConfig
 from push.consumer import PushSending, Sender
+from push.fake import self_signed_certificate
 from push.fcm import FcmSender, Outcome, Push, PushResult
 
 
@@ -128,25 +133,35 @@ def main() -> None:
     parser.add_argument("--fcm-batch", type=int, default=100, help="messages per send_each_async call")
     parser.add_argument("--release-batch", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--http1", action="store_true", help="plain HTTP/1.1 to the fake instead of HTTP/2 over TLS")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     fake = None
     url = None
+    context: ssl.SSLContext | None = None
+    directory = tempfile.TemporaryDirectory()
     if args.sender == "fcm":
         port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        fake = _start_fake(port, None)
+        tls = None if args.http1 else self_signed_certificate(Path(directory.name))
+        if tls is not None:
+            context = ssl.create_default_context(cafile=str(tls[0]))
+            os.environ["SSL_CERT_FILE"] = str(tls[0])  # the SDK's httpx client trusts the fake (this process only)
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        fake = _start_fake(port, tls)
     try:
         wall, cpu, attempts = asyncio.run(_main(args, url))
-        received = _stats(url, None)["sent"] if url is not None else attempts
+        received = _stats(url, context)["sent"] if url is not None else attempts
     finally:
         if fake is not None:
             fake.terminate()
             fake.wait(5)
+        directory.cleanup()
+    transport = "" if url is None else (", HTTP/1.1" if args.http1 else ", HTTP/2 over TLS")
     engine = "PostgreSQL" if args.database_url and is_postgres(args.database_url) else "SQLite"
     print(
-        f"push fan-out through deliver_due ({args.sender} sender, {engine}): {attempts} messages in {wall:.2f} s = "
+        f"push fan-out through deliver_due ({args.sender} sender{transport}, {engine}): {attempts} messages in "
+        f"{wall:.2f} s = "
         f"{attempts / wall:,.0f} msg/s; worker CPU {cpu / attempts * 1e6:.0f} µs/msg; fake received {received}"
     )
 

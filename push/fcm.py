@@ -35,14 +35,16 @@ https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import itertools
 import json
 import logging
+import os
 import re
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -263,6 +265,25 @@ def _build_app(config: FcmConfig) -> firebase_admin.App:
     return firebase_admin.initialize_app(credential, options, name=f"klubb-push-{next(_app_names)}")
 
 
+@contextlib.contextmanager
+def _trusting(certificate: str | None) -> Iterator[None]:
+    """While the SDK builds its httpx client (the first `_get_messaging_service` call), SSL_CERT_FILE names the
+    fake's certificate: httpx reads that documented variable once, when it makes the client's SSL context, so this
+    client alone trusts the fake and nothing else of the process changes (restored at once)."""
+    if certificate is None:
+        yield
+        return
+    previous = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = certificate
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["SSL_CERT_FILE"]
+        else:
+            os.environ["SSL_CERT_FILE"] = previous
+
+
 def _point_at(app: firebase_admin.App, url: str) -> None:
     """THE seam: the messaging service's private send URL (firebase-admin 7.7) aimed at the local fake."""
     service = messaging._get_messaging_service(app)
@@ -278,7 +299,8 @@ class FcmSender:
         self.config = config
         self.app = _build_app(config)
         if config.messages_url is not None:
-            _point_at(self.app, config.messages_url)
+            with _trusting(config.fake_certificate):
+                _point_at(self.app, config.messages_url)
         self._batches = asyncio.Semaphore(config.concurrency)
 
     async def __aenter__(self) -> FcmSender:

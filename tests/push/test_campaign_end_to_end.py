@@ -43,12 +43,15 @@ MEMBERS = 10_000
 
 
 @pytest.fixture
-async def h2_fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeFcm]:
-    """The fake FCM over HTTP/2 with TLS; the SDK's httpx client trusts its certificate through SSL_CERT_FILE."""
-    certificate, key = self_signed_certificate(tmp_path)
-    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    return self_signed_certificate(tmp_path)
+
+
+@pytest.fixture
+async def h2_fake(certificate: tuple[Path, Path]) -> AsyncIterator[FakeFcm]:
+    """The fake FCM over HTTP/2 with TLS (the sender trusts its certificate: `FcmConfig.fake_certificate`)."""
     server = FakeFcm(project=PROJECT)
-    await server.start(tls=tls_context(certificate, key))
+    await server.start(tls=tls_context(*certificate))
     yield server
     await server.stop()
 
@@ -62,7 +65,7 @@ def _tokens(member_id: int, i: int) -> list[str]:
 
 
 async def test_a_campaign_to_10000_members_reaches_each_consenting_device_once_and_counts_its_figures(
-    program: Program, clock: FrozenClock, h2_fake: FakeFcm
+    program: Program, clock: FrozenClock, h2_fake: FakeFcm, certificate: tuple[Path, Path]
 ) -> None:
     # given 10,000 members: three in four consent; in turn 0, 1 or 2 devices each
     members = await bulk_members(MEMBERS, program, lambda i: {"marketing_consent": _consents(i)})
@@ -95,7 +98,7 @@ async def test_a_campaign_to_10000_members_reaches_each_consenting_device_once_a
         await set_consent(
             member, ConsentChannel.PUSH, ConsentPurpose.MARKETING, False, ConsentSource.APP, member_actor(member)
         )
-    async with FcmSender(config_for(h2_fake)) as sender:
+    async with FcmSender(config_for(h2_fake, fake_certificate=str(certificate[0]))) as sender:
         consumer = PushSending(sender, batch_size=500)
         attempts = await consumer.deliver_due(None)
         again = await consumer.deliver_due(None)

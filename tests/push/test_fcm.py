@@ -341,6 +341,7 @@ def test_the_limits_themselves_are_accepted() -> None:
         ({"fake_url": "ftp://x"}, "development FCM needs the fake's http(s) URL, not 'ftp://x'"),
         ({"project_id": ""}, "FCM needs a project id"),
         ({"timeout_seconds": 0}, "FCM timeout must be positive, not 0"),
+        ({"fake_certificate": "/tmp/fake.pem"}, "a fake FCM certificate needs the fake's https URL"),  # noqa: S108
     ],
 )
 def test_the_config_refuses_what_cannot_work(fake: FakeFcm, values: dict[str, Any], refusal: str) -> None:
@@ -349,8 +350,10 @@ def test_the_config_refuses_what_cannot_work(fake: FakeFcm, values: dict[str, An
 
 
 def test_a_fake_url_is_for_development_only() -> None:
-    with pytest.raises(ValueError, match="a fake FCM URL is for development credentials only"):
+    with pytest.raises(ValueError, match="a fake FCM URL or certificate is for development credentials only"):
         FcmConfig("p", CredentialSource.APPLICATION_DEFAULT, fake_url="http://127.0.0.1:1")
+    with pytest.raises(ValueError, match="a fake FCM URL or certificate is for development credentials only"):
+        FcmConfig("p", CredentialSource.APPLICATION_DEFAULT, fake_certificate="/tmp/fake.pem")  # noqa: S108
 
 
 async def test_a_message_the_sdk_refuses_costs_only_itself(

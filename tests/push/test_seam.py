@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import firebase_admin
@@ -94,14 +95,13 @@ async def test_a_service_account_sender_talks_to_google_not_to_a_fake(tmp_path: 
         assert service._credential.service_account_email == "fcm@klubb-prod.iam.gserviceaccount.com"
 
 
-async def test_the_sdk_multiplexes_http2_over_tls_as_with_fcm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # given the fake serving HTTP/2 over TLS with a certificate the SDK's httpx client trusts (SSL_CERT_FILE)
+async def test_the_sdk_multiplexes_http2_over_tls_as_with_fcm(tmp_path: Path) -> None:
+    # given the fake serving HTTP/2 over TLS, and a sender trusting its certificate
     certificate, key = self_signed_certificate(tmp_path)
-    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
     fake = FakeFcm(project=PROJECT)
     await fake.start(tls=tls_context(certificate, key))
     try:
-        async with FcmSender(config_for(fake)) as sender:
+        async with FcmSender(config_for(fake, fake_certificate=str(certificate))) as sender:
             # when 50 pushes go at once, one of them to a dead token
             fake.unregistered.add("device-7")
             results = await sender.send([Push(f"device-{i}", "Hi", "There") for i in range(50)])
@@ -114,3 +114,33 @@ async def test_the_sdk_multiplexes_http2_over_tls_as_with_fcm(tmp_path: Path, mo
     assert fake.h2_connections == 1
     assert [r.outcome for r in results] == [Outcome.UNREGISTERED if i == 7 else Outcome.SENT for i in range(50)]
     assert fake.sent == 49
+
+
+async def test_the_fakes_certificate_is_trusted_by_its_sender_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the fake over TLS, and a process whose SSL_CERT_FILE names another bundle
+    certificate, key = self_signed_certificate(tmp_path)
+    other = tmp_path / "other.pem"
+    other.write_bytes(b"")
+    monkeypatch.setenv("SSL_CERT_FILE", str(other))
+    fake = FakeFcm(project=PROJECT)
+    await fake.start(tls=tls_context(certificate, key))
+    try:
+        # when a sender trusting the certificate is made, then one without it (the public CAs only)
+        async with FcmSender(config_for(fake, fake_certificate=str(certificate))) as trusting:
+            environment = os.environ["SSL_CERT_FILE"]
+            monkeypatch.delenv("SSL_CERT_FILE")
+            async with FcmSender(config_for(fake)) as untrusting:
+                trusted = await trusting.send([Push("device-1", "Hi", "There")])
+                untrusted = await untrusting.send([Push("device-1", "Hi", "There")])
+    finally:
+        await fake.stop()
+
+    # then the process's variable is as it was, the first reaches the fake and the second refuses its certificate
+    assert environment == str(other)
+    assert [r.outcome for r in trusted] == [Outcome.SENT]
+    assert [r.outcome for r in untrusted] == [Outcome.RETRY]
+    assert untrusted[0].error is not None
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted[0].error
+    assert fake.sent == 1

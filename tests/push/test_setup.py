@@ -4,6 +4,7 @@ fake URL starts its own fake FCM; the lease is never shorter than a batch can ta
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -46,14 +47,21 @@ async def test_development_sends_to_a_fake_fcm_of_its_own(db: str, clock: Frozen
     # given development settings without a fake URL, and one push owed
     settings = app_settings(db, tmp_path).model_copy(update={"push_enabled": True, "push_fcm_fake_url": None})
     await _owe_one()
+    before = os.environ.get("SSL_CERT_FILE")
     # when the consumer runs
     async with push_consumer(settings) as consumer:
         assert isinstance(consumer.sender, FcmSender)
+        config = consumer.sender.config
         assert await consumer.deliver_due(None) == 1
-    # then an in-process fake FCM accepted it through the SDK
+    # then an in-process fake FCM accepted it through the SDK, over HTTP/2 with TLS (its own certificate trusted by
+    # the sender alone: the process's environment is as it was)
     assert await PushDelivery.all().values_list("status", "fcm_message_id") == [
         ("sent", "projects/klubb-dev/messages/1")
     ]
+    assert config.fake_url is not None
+    assert config.fake_url.startswith("https://127.0.0.1:")
+    assert config.fake_certificate is not None
+    assert os.environ.get("SSL_CERT_FILE") == before
 
 
 def test_the_lease_outlasts_a_batch(tmp_path: Path) -> None:
