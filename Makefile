@@ -39,11 +39,16 @@ test: install lint
 
 # The load generators come from Debian: wrk, and pgbench (Debian 12 ships it with the server, postgresql-contrib;
 # /usr/bin/pgbench alone is only postgresql-common's wrapper, hence the --version check).
-# Extra options: make bench BENCH_ARGS='--duration 5 --engines sqlite' (python -m bench.run --help lists them).
+# bench.live (after the HTTP phases, with the push benches) needs Redis: started here if down, as .ci/run does.
+# Extra options: make bench BENCH_ARGS='--duration 5 --engines sqlite' (python -m bench.run --help lists them;
+# --push-members 100000 for the README's campaign, --no-push-live to skip the push and live benches).
 BENCH_ARGS ?=
 bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	pgbench --version >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql-contrib)
+	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+	redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || \
+		redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:

@@ -7,6 +7,10 @@ database, bench/pgseed.py), each scenario after a warm-up with `wrk --latency -s
 request is the servers' whole process trees plus, on PostgreSQL, the backends serving the database (from /proc).
 On PostgreSQL a write scenario (`purchaseRecord`, 16 connections) runs too, and after the phases `pgbench` TPC-B
 (`-i` then a run of the same length and connections) on its own database: the write target is their ratio.
+Then, with PostgreSQL among the engines, the push and live benches, each a process of its own on a database of its
+own derived from `--postgres-url` (<name>_push, <name>_live; created if missing, WIPED by them):
+`bench.push_end_to_end` (a campaign to `--push-members` members, stage by stage), `bench.push --http2` (the SDK's
+fan-out alone) and `bench.live` (subscription fan-out latency, Redis at `--redis-url`); `--no-push-live` skips them.
 
 Prints a table and the targets (MISSED is printed, not fatal), writes var/bench-results.json (and
 var/bench-baseline.json when there is none yet or with --save-baseline); `--baseline` compares with the baseline.
@@ -64,6 +68,8 @@ OTHER_LOAD_WARNING = 0.2  # cores used by other processes during a run before th
 SEQ_PLACEHOLDER = "@" * 14  # bench/graphql.lua makes it unique per request (BENCH_SEQ_TAG)
 WRITE_CONNECTIONS = 16
 PGBENCH_SCALE = 16  # one branch per client: TPC-B's branch row is then not one hot lock for all of them
+PUSH_MEMBERS = 20_000  # `make bench`'s campaign (bench/README.md reports 100,000: `--push-members 100000`)
+PUSH_FANOUT = 5_000
 
 
 class BenchFailure(RuntimeError):
@@ -643,6 +649,42 @@ async def _create_database_if_missing(url: str) -> None:
         await conn.close()
 
 
+# --- push and live ---------------------------------------------------------------------------------
+
+
+def push_live_commands(postgres_url: str, args: argparse.Namespace) -> list[tuple[str, str | None, list[str]]]:
+    """(name, the database it wipes, command) of the push and live benches: each on a database of its own next to
+    the run database (never the run's nor the tests')."""
+    name = pgseed.split_url(postgres_url)[1]
+    push, live = (pgseed.with_database(postgres_url, f"{name}_{suffix}") for suffix in ("push", "live"))
+    python = sys.executable
+    return [
+        ("push_end_to_end", push, [python, "-m", "bench.push_end_to_end", push, "--members", str(args.push_members)]),
+        ("push_fanout", None, [python, "-m", "bench.push", "--http2", "--pushes", str(args.push_fanout)]),
+        ("live", live, [python, "-m", "bench.live", "--database-url", live, "--redis-url", args.redis_url]),
+    ]
+
+
+def run_push_live(postgres_url: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Runs each bench (its output shown once it ends) and keeps what it printed; `BenchFailure` if one fails."""
+    done: dict[str, dict[str, Any]] = {}
+    for bench, database, command in push_live_commands(postgres_url, args):
+        if database is not None:
+            asyncio.run(_create_database_if_missing(database))
+        print(f"\n== {bench}: python {' '.join(command[1:])} ==", flush=True)
+        started = time.monotonic()
+        result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+        print(result.stdout, end="", flush=True)
+        if result.returncode != 0:
+            raise BenchFailure(f"{bench} failed ({result.returncode}): {result.stderr[-2000:]}")
+        done[bench] = {
+            "command": " ".join(command),
+            "seconds": round(time.monotonic() - started, 1),
+            "output": result.stdout.splitlines(),
+        }
+    return done
+
+
 # --- the run ---------------------------------------------------------------------------------------
 
 
@@ -839,6 +881,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--pgbench-url", help="pgbench's own database (default: <postgres-url's name>_pgbench)")
     parser.add_argument("--pgbench-scale", type=int, default=PGBENCH_SCALE)
+    parser.add_argument(
+        "--push-live", action=argparse.BooleanOptionalAction, default=True, help="the push and live benches after"
+    )
+    parser.add_argument("--push-members", type=int, default=PUSH_MEMBERS, help="the end-to-end campaign's members")
+    parser.add_argument("--push-fanout", type=int, default=PUSH_FANOUT, help="pushes of the SDK fan-out bench")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="bench.live's Redis")
     parser.add_argument("--pin-wrk", metavar="CPUS", help="run wrk and pgbench under taskset -c CPUS")
     parser.add_argument("--pin-server", metavar="CPUS", help="run the servers under taskset -c CPUS")
     parser.add_argument(
@@ -902,6 +950,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds: dict[str, Any] = {}
     failures: list[str] = []
     pgbench: dict[str, Any] | None = None
+    push_live: dict[str, dict[str, Any]] | None = None
     try:
         for phase in phases:
             print(f"\n== phase {phase.name}: {phase.engine}, {phase.workers} server process(es) ==", flush=True)
@@ -944,6 +993,8 @@ def main(argv: list[str] | None = None) -> int:
         if any(p.engine == "postgres" for p in phases) and any(s.writes for s in scenarios):
             print(f"\n== pgbench TPC-B on {pgbench_url} ==", flush=True)
             pgbench = run_pgbench(pgbench_url, load, clients=WRITE_CONNECTIONS, scale=args.pgbench_scale)
+        if args.push_live and any(p.engine == "postgres" for p in phases):
+            push_live = run_push_live(args.postgres_url, args)
     except BenchFailure as exc:
         print(f"bench: FAILED: {exc}", file=sys.stderr)
         return 1
@@ -981,6 +1032,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, by_name in results.items()
         },
         "pgbench": pgbench,
+        "push_live": push_live,
         "targets": checks,
         "failures": failures,
     }

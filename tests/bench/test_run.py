@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import http.server
 import json
@@ -343,3 +344,57 @@ def test_the_lua_script_makes_every_write_unique(tmp_path: Path) -> None:
     assert len(receipts) > 10
     assert len(set(receipts)) == len(receipts)
     assert all(re.fullmatch(r"BTAG10[12]\d{8}", receipt) for receipt in receipts), receipts[:5]
+
+
+def test_the_push_and_live_benches_run_on_databases_of_their_own() -> None:
+    # given the run's PostgreSQL URL and the defaults
+    args = argparse.Namespace(push_members=20_000, push_fanout=5_000, redis_url="redis://r/0")
+
+    # when the push and live phase's commands are made
+    commands = run.push_live_commands("postgres://u@h:5432/klubb_bench", args)
+
+    # then each wiping bench has a database derived from the run's, never the run's own
+    assert [(name, database, command[1:]) for name, database, command in commands] == [
+        (
+            "push_end_to_end",
+            "postgres://u@h:5432/klubb_bench_push",
+            ["-m", "bench.push_end_to_end", "postgres://u@h:5432/klubb_bench_push", "--members", "20000"],
+        ),
+        ("push_fanout", None, ["-m", "bench.push", "--http2", "--pushes", "5000"]),
+        (
+            "live",
+            "postgres://u@h:5432/klubb_bench_live",
+            [
+                "-m",
+                "bench.live",
+                "--database-url",
+                "postgres://u@h:5432/klubb_bench_live",
+                "--redis-url",
+                "redis://r/0",
+            ],
+        ),
+    ]
+    assert (run.PUSH_MEMBERS, run.PUSH_FANOUT) == (20_000, 5_000)
+
+
+def test_the_push_end_to_end_bench_sends_every_push_of_a_small_campaign() -> None:
+    # given a database of its own next to the test database (the bench wipes it)
+    assert POSTGRES_URL is not None
+    url = pgseed.with_database(POSTGRES_URL, pgseed.split_url(POSTGRES_URL)[1] + "_push_bench")
+    asyncio.run(run._create_database_if_missing(url))
+
+    # when the bench runs a campaign to 300 members
+    command = [sys.executable, "-m", "bench.push_end_to_end", url, "--members", "300", "--fanout", "50"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+
+    # then every stage counted what it did (150 consenting members, 100 of them with a device) and the fake got each
+    assert done.returncode == 0, done.stderr
+    counts = re.findall(r"^  (members|campaign|release|send|fan-out) +([\d,]+) (\w+)", done.stdout, re.MULTILINE)
+    assert counts == [
+        ("members", "300", "members"),
+        ("campaign", "150", "messages"),
+        ("release", "150", "messages"),
+        ("send", "100", "pushes"),
+        ("fan-out", "50", "pushes"),
+    ]
+    assert "fake counted 50)" in done.stdout
