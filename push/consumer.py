@@ -83,7 +83,10 @@ def _due(now: datetime) -> Q:
 async def claim_due(limit: int, lease_seconds: float) -> Claim:
     """Lease up to `limit` due deliveries and read their messages: three statements."""
     async with in_transaction() as conn:
-        lease, rows = await lease_due(PushDelivery, _due, limit, lease_seconds, conn)
+        # Ordered by the (status, next_attempt_at) index's column alone: with lease_due's default tie-break on id,
+        # PostgreSQL sorted every pending delivery per batch (a campaign's share one time: 43 ms, not 0.3 ms, a
+        # batch of 100 at 33,000; bench/README.md, push end to end).
+        lease, rows = await lease_due(PushDelivery, _due, limit, lease_seconds, conn, order_by=("next_attempt_at",))
         found: dict[int, _Message] = {}
         if rows:
             for values in (
