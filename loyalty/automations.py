@@ -80,7 +80,8 @@ PURPOSES = {
 # Each kind's settings: name -> (default, lowest, highest).
 SETTINGS: dict[AutomationKind, dict[str, tuple[int, int, int]]] = {
     AutomationKind.WELCOME: {"delay_minutes": (10, 0, 7 * 24 * 60)},
-    AutomationKind.POINTS_EARNED: {},
+    # A worker catching up after an outage (or a demo's seeded history) must not tell of points earned days ago.
+    AutomationKind.POINTS_EARNED: {"max_age_hours": (24, 1, 30 * 24)},
     AutomationKind.POINTS_EXPIRING: {"within_days": (14, 1, 365)},
     AutomationKind.CLOSE_TO_TIER: {"within_percent": (10, 1, 100)},
     AutomationKind.WIN_BACK: {},
@@ -169,13 +170,16 @@ async def _run(automation: PushAutomation, batches: AsyncIterator[list[Candidate
 
 async def on_events(conn: BaseDBAsyncClient, batch: Sequence[OutboxEvent], now: datetime) -> int:
     """Inside the push consumer's dispatch transaction: a message for each `points.earned` event with points, if the
-    automation is enabled. Safe to repeat (occasion `points_earned:<event id>`); returns the messages written."""
+    automation is enabled and the event is at most `max_age_hours` old. Safe to repeat (occasion
+    `points_earned:<event id>`); returns the messages written."""
     earned = [e for e in batch if e.type == events.POINTS_EARNED and e.member_id and e.payload.get("points")]
     if not earned:
         return 0
     automation = await enabled(AutomationKind.POINTS_EARNED, conn)
     if automation is None:
         return 0
+    oldest = now - timedelta(hours=setting(automation, "max_age_hours"))
+    earned = [e for e in earned if e.created_at >= oldest]
     candidates = [
         Candidate(int(e.member_id or 0), f"points_earned:{e.id}", {"points": e.payload["points"]}) for e in earned
     ]

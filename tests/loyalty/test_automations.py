@@ -94,6 +94,25 @@ async def test_points_earned_from_the_outbox_once_per_event(program: Program, cl
     assert await messages() == [(member.id, f"points_earned:{batch[0].id}", "120 poäng")]
 
 
+async def test_points_earned_tells_only_of_recent_points(program: Program, clock: FrozenClock) -> None:
+    # given the automation with a 24-hour horizon, and purchases recorded 24 hours and 24 hours and a second ago
+    await enable("points_earned", max_age_hours=24)
+    member = await new_member("uid-buyer")
+    await purchase(member.id, "R1", 12_000, START)
+    clock.advance(timedelta(seconds=1))
+    await purchase(member.id, "R2", 13_000, clock.now())
+    batch = list(await OutboxEvent.filter(type=events.POINTS_EARNED).order_by("id"))
+
+    # when a worker that was down hands them over a day after the first
+    written = await on_events(connections.get("default"), batch, START + timedelta(hours=24, seconds=1))
+
+    # then only the purchase at most 24 hours old is told of
+    assert (written, await messages()) == (
+        1,
+        [(member.id, f"points_earned:{batch[1].id}", "130 points on {date}, {remaining} to {tier}")],
+    )
+
+
 async def test_points_earned_while_disabled_writes_nothing(program: Program, clock: FrozenClock) -> None:
     # given a purchase and the automation configured but off
     await apply_push_config({"automations": {"points_earned": {"enabled": False}}})
