@@ -284,32 +284,37 @@ async def points_expiring(batch_size: int = BATCH_SIZE) -> int:
     zone = ZoneInfo(program.timezone)
 
     async def batches() -> AsyncIterator[list[Candidate]]:
+        # By member (keyset on member id), so all of a member's lots of one date are summed in one message.
         last = 0
         while True:
             now = clock.now()
             until = now + timedelta(days=setting(automation, "within_days"))
-            lots = await (
-                PointsLot.filter(
-                    status=LotStatus.AVAILABLE, remaining__gt=0, expires_at__gt=now, expires_at__lte=until, id__gt=last
-                )
-                .order_by("id")
-                .limit(batch_size)
-                .values_list("id", "member_id", "expires_at", "remaining")
+            expiring = PointsLot.filter(
+                status=LotStatus.AVAILABLE, remaining__gt=0, expires_at__gt=now, expires_at__lte=until
             )
-            if not lots:
+            member_ids: list[int] = [
+                int(m)
+                for m in await expiring.filter(member_id__gt=last)
+                .distinct()
+                .order_by("member_id")
+                .limit(batch_size)
+                .values_list("member_id", flat=True)
+            ]
+            if not member_ids:
                 return
-            # A member's lots of one date may fall into two batches: the date's message is the first batch's.
             per_day: dict[tuple[int, str], int] = {}
-            for _, member_id, expires_at, remaining in lots:
+            for member_id, expires_at, remaining in await expiring.filter(member_id__in=member_ids).values_list(
+                "member_id", "expires_at", "remaining"
+            ):
                 key = (member_id, expires_at.astimezone(zone).date().isoformat())
                 per_day[key] = per_day.get(key, 0) + remaining
             yield [
                 Candidate(m, f"points_expiring:{day}", {"points": points, "date": day})
                 for (m, day), points in sorted(per_day.items())
             ]
-            if len(lots) < batch_size:
+            if len(member_ids) < batch_size:
                 return
-            last = lots[-1][0]
+            last = member_ids[-1]
 
     return await _run(automation, batches())
 

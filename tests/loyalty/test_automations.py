@@ -146,6 +146,28 @@ async def test_points_expiring_within_n_days_exactly(program: Program, clock: Fr
     ]
 
 
+async def test_points_expiring_on_one_date_are_summed_whatever_the_batch(program: Program, clock: FrozenClock) -> None:
+    # given two members, each with two lots expiring on the same date, and a job taking one member per batch
+    await enable("points_expiring", within_days=14)
+    first, second = await new_member("uid-a"), await new_member("uid-b")
+    for member in (first, second):
+        await give_available(member.id, 100, key="one")
+        await give_available(member.id, 30, key="two")
+    clock.set(START + timedelta(days=365 - 14))
+
+    # when the job runs
+    written = await automations.points_expiring(batch_size=1)
+
+    # then one message per member, telling of both lots
+    assert (written, await messages()) == (
+        2,
+        [
+            (m.id, "points_expiring:2027-03-02", "130 points on 2027-03-02, {remaining} to {tier}")
+            for m in (first, second)
+        ],
+    )
+
+
 async def test_close_to_the_next_tier_within_x_percent_exactly(program: Program, clock: FrozenClock) -> None:
     # given 10 % (Silver at 500: 450 to 499 qualifies) and members at 449, 450 and 499 points this year
     await enable("close_to_tier", within_percent=10)
