@@ -293,12 +293,12 @@ async def points_expiring(batch_size: int = BATCH_SIZE) -> int:
                 status=LotStatus.AVAILABLE, remaining__gt=0, expires_at__gt=now, expires_at__lte=until
             )
             member_ids: list[int] = [
-                int(m)
-                for m in await expiring.filter(member_id__gt=last)
+                int(row[0])
+                for row in await expiring.filter(member_id__gt=last)
                 .distinct()
                 .order_by("member_id")
                 .limit(batch_size)
-                .values_list("member_id", flat=True)
+                .values_list("member_id")
             ]
             if not member_ids:
                 return
