@@ -58,6 +58,11 @@ async def push_consumer(settings: Settings) -> AsyncIterator[PushSending]:
             url = await fake.start()
             stack.push_async_callback(fake.stop)
             config = dataclasses.replace(config, fake_url=url)
-            log.info("app pushes go to an in-process fake FCM at %s (KLUBB_PUSH_FCM_FAKE_URL to choose one)", url)
+            # A warning, as the wallets' development notices are: the demo prints it, and no phone gets these pushes.
+            log.warning(
+                "App push: no FCM credentials configured; pushes go to an in-process fake FCM at %s (real devices get "
+                "nothing; KLUBB_PUSH_FCM_FAKE_URL chooses another fake)",
+                url,
+            )
         sender = await stack.enter_async_context(FcmSender(config))
         yield PushSending(sender, lease_seconds=lease, retry_hours=retry_hours, batch_size=batch)

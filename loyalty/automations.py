@@ -80,7 +80,8 @@ PURPOSES = {
 # Each kind's settings: name -> (default, lowest, highest).
 SETTINGS: dict[AutomationKind, dict[str, tuple[int, int, int]]] = {
     AutomationKind.WELCOME: {"delay_minutes": (10, 0, 7 * 24 * 60)},
-    AutomationKind.POINTS_EARNED: {},
+    # A worker catching up after an outage (or a demo's seeded history) must not tell of points earned days ago.
+    AutomationKind.POINTS_EARNED: {"max_age_hours": (24, 1, 30 * 24)},
     AutomationKind.POINTS_EXPIRING: {"within_days": (14, 1, 365)},
     AutomationKind.CLOSE_TO_TIER: {"within_percent": (10, 1, 100)},
     AutomationKind.WIN_BACK: {},
@@ -169,13 +170,16 @@ async def _run(automation: PushAutomation, batches: AsyncIterator[list[Candidate
 
 async def on_events(conn: BaseDBAsyncClient, batch: Sequence[OutboxEvent], now: datetime) -> int:
     """Inside the push consumer's dispatch transaction: a message for each `points.earned` event with points, if the
-    automation is enabled. Safe to repeat (occasion `points_earned:<event id>`); returns the messages written."""
+    automation is enabled and the event is at most `max_age_hours` old. Safe to repeat (occasion
+    `points_earned:<event id>`); returns the messages written."""
     earned = [e for e in batch if e.type == events.POINTS_EARNED and e.member_id and e.payload.get("points")]
     if not earned:
         return 0
     automation = await enabled(AutomationKind.POINTS_EARNED, conn)
     if automation is None:
         return 0
+    oldest = now - timedelta(hours=setting(automation, "max_age_hours"))
+    earned = [e for e in earned if e.created_at >= oldest]
     candidates = [
         Candidate(int(e.member_id or 0), f"points_earned:{e.id}", {"points": e.payload["points"]}) for e in earned
     ]
@@ -280,32 +284,37 @@ async def points_expiring(batch_size: int = BATCH_SIZE) -> int:
     zone = ZoneInfo(program.timezone)
 
     async def batches() -> AsyncIterator[list[Candidate]]:
+        # By member (keyset on member id), so all of a member's lots of one date are summed in one message.
         last = 0
         while True:
             now = clock.now()
             until = now + timedelta(days=setting(automation, "within_days"))
-            lots = await (
-                PointsLot.filter(
-                    status=LotStatus.AVAILABLE, remaining__gt=0, expires_at__gt=now, expires_at__lte=until, id__gt=last
-                )
-                .order_by("id")
-                .limit(batch_size)
-                .values_list("id", "member_id", "expires_at", "remaining")
+            expiring = PointsLot.filter(
+                status=LotStatus.AVAILABLE, remaining__gt=0, expires_at__gt=now, expires_at__lte=until
             )
-            if not lots:
+            member_ids: list[int] = [
+                int(row[0])
+                for row in await expiring.filter(member_id__gt=last)
+                .distinct()
+                .order_by("member_id")
+                .limit(batch_size)
+                .values_list("member_id")
+            ]
+            if not member_ids:
                 return
-            # A member's lots of one date may fall into two batches: the date's message is the first batch's.
             per_day: dict[tuple[int, str], int] = {}
-            for _, member_id, expires_at, remaining in lots:
+            for member_id, expires_at, remaining in await expiring.filter(member_id__in=member_ids).values_list(
+                "member_id", "expires_at", "remaining"
+            ):
                 key = (member_id, expires_at.astimezone(zone).date().isoformat())
                 per_day[key] = per_day.get(key, 0) + remaining
             yield [
                 Candidate(m, f"points_expiring:{day}", {"points": points, "date": day})
                 for (m, day), points in sorted(per_day.items())
             ]
-            if len(lots) < batch_size:
+            if len(member_ids) < batch_size:
                 return
-            last = lots[-1][0]
+            last = member_ids[-1]
 
     return await _run(automation, batches())
 

@@ -274,15 +274,7 @@ async def update_campaign(actor: Actor, campaign_id: int, spec: CampaignSpec) ->
             raise CampaignNotEditable(f"a {campaign.status.value} campaign cannot be changed", field="campaign_id")
         before = _audited(campaign)
         campaign.update_from_dict({**values, "updated_at": clock.now()})
-        await campaign.save(using_db=conn)
-        await record_audit(
-            actor,
-            "push_campaign.update",
-            conn=conn,
-            target=f"push_campaign:{campaign.id}",
-            before=before,
-            after=_audited(campaign),
-        )
+        await _save_audited(conn, actor, "update", campaign, before)
     return campaign
 
 
@@ -315,16 +307,23 @@ async def schedule_campaign(actor: Actor, campaign_id: int, at: datetime | None 
         campaign.status = PushCampaignStatus.SCHEDULED
         campaign.scheduled_at = when
         campaign.updated_at = now
-        await campaign.save(using_db=conn)
-        await record_audit(
-            actor,
-            "push_campaign.schedule",
-            conn=conn,
-            target=f"push_campaign:{campaign.id}",
-            before=before,
-            after=_audited(campaign),
-        )
+        await _save_audited(conn, actor, "schedule", campaign, before)
     return campaign
+
+
+async def _save_audited(
+    conn: BaseDBAsyncClient, actor: Actor, action: str, campaign: PushCampaign, before: dict[str, Any]
+) -> None:
+    """Save a changed campaign and audit the change (`push_campaign.<action>`, before/after) in `conn`."""
+    await campaign.save(using_db=conn)
+    await record_audit(
+        actor,
+        f"push_campaign.{action}",
+        conn=conn,
+        target=f"push_campaign:{campaign.id}",
+        before=before,
+        after=_audited(campaign),
+    )
 
 
 async def cancel_campaign(actor: Actor, campaign_id: int) -> PushCampaign:
@@ -340,19 +339,11 @@ async def cancel_campaign(actor: Actor, campaign_id: int) -> PushCampaign:
         campaign.status = PushCampaignStatus.CANCELLED
         campaign.updated_at = clock.now()
         campaign.locked_until = None
-        await campaign.save(using_db=conn)
+        await _save_audited(conn, actor, "cancel", campaign, before)
         await (
             PushMessage.filter(campaign_id=campaign.id, status=MessageStatus.SCHEDULED)
             .using_db(conn)
             .update(status=MessageStatus.SUPPRESSED, suppressed_reason=CANCELLED)
-        )
-        await record_audit(
-            actor,
-            "push_campaign.cancel",
-            conn=conn,
-            target=f"push_campaign:{campaign.id}",
-            before=before,
-            after=_audited(campaign),
         )
     return campaign
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -72,3 +74,40 @@ def running_klubb(
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+async def start_worker(db: str, log: Path, settings: Mapping[str, str], *args: str) -> asyncio.subprocess.Process:
+    """A real `klubb worker` process on `db` polling every 0.1 s, its output appended to `log`; `settings` are its
+    `KLUBB_*` environment beyond the database and the wallets' development files (Google Wallet off: no development
+    key written into the working directory)."""
+    from tests.conftest import WALLET_DEV_DIRECTORY
+
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "KLUBB_DATABASE_URL": db,
+        WALLET_DEV_DIRECTORY: os.environ[WALLET_DEV_DIRECTORY],
+        "KLUBB_GOOGLE_WALLET_ENABLED": "false",
+        **settings,
+    }
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "from api.cli import app; app(prog_name='klubb')",
+            "worker",
+            "--poll-seconds",
+            "0.1",
+            *args,
+            env=env,
+            cwd=Path(__file__).resolve().parents[1],
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+        )
+
+
+async def stop_worker(process: asyncio.subprocess.Process, seconds: float = 20.0) -> int:
+    """SIGTERM (if still running), then its exit code."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(process.wait(), seconds)

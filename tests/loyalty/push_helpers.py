@@ -46,7 +46,14 @@ async def bulk_members(count: int, program: Program, overrides: Overrides | None
     consenting = await Member.filter(firebase_uid__startswith="bulk-", marketing_consent=True).values_list(
         "id", flat=True
     )
-    # The consent record behind each cached opt-in (tests/invariants.py checks the cache against it).
+    await record_consents([int(m) for m in consenting])
+    return [int(i) for i in ids]  # type: ignore[call-overload]
+
+
+async def record_consents(member_ids: list[int], source: ConsentSource = ConsentSource.IMPORT) -> None:
+    """The (push, marketing) consent record behind members written with the cached opt-in (`marketing_consent`):
+    tests/invariants.py checks the cache against it, and the sender reads the record."""
+    now = clock.now()
     await Consent.bulk_create(
         [
             Consent(
@@ -54,14 +61,13 @@ async def bulk_members(count: int, program: Program, overrides: Overrides | None
                 channel=ConsentChannel.PUSH,
                 purpose=ConsentPurpose.MARKETING,
                 granted=True,
-                source=ConsentSource.IMPORT,
+                source=source,
                 changed_at=now,
             )
-            for m in consenting
+            for m in member_ids
         ],
         batch_size=1000,
     )
-    return [int(i) for i in ids]  # type: ignore[call-overload]
 
 
 async def add_devices(member_ids: list[int], locale: str = "en", seen: datetime | None = None) -> None:

@@ -94,6 +94,25 @@ async def test_points_earned_from_the_outbox_once_per_event(program: Program, cl
     assert await messages() == [(member.id, f"points_earned:{batch[0].id}", "120 poäng")]
 
 
+async def test_points_earned_tells_only_of_recent_points(program: Program, clock: FrozenClock) -> None:
+    # given the automation with a 24-hour horizon, and purchases recorded 24 hours and 24 hours and a second ago
+    await enable("points_earned", max_age_hours=24)
+    member = await new_member("uid-buyer")
+    await purchase(member.id, "R1", 12_000, START)
+    clock.advance(timedelta(seconds=1))
+    await purchase(member.id, "R2", 13_000, clock.now())
+    batch = list(await OutboxEvent.filter(type=events.POINTS_EARNED).order_by("id"))
+
+    # when a worker that was down hands them over a day after the first
+    written = await on_events(connections.get("default"), batch, START + timedelta(hours=24, seconds=1))
+
+    # then only the purchase at most 24 hours old is told of
+    assert (written, await messages()) == (
+        1,
+        [(member.id, f"points_earned:{batch[1].id}", "130 points on {date}, {remaining} to {tier}")],
+    )
+
+
 async def test_points_earned_while_disabled_writes_nothing(program: Program, clock: FrozenClock) -> None:
     # given a purchase and the automation configured but off
     await apply_push_config({"automations": {"points_earned": {"enabled": False}}})
@@ -125,6 +144,28 @@ async def test_points_expiring_within_n_days_exactly(program: Program, clock: Fr
     assert await messages() == [
         (member.id, "points_expiring:2027-03-02", "100 points on 2027-03-02, {remaining} to {tier}")
     ]
+
+
+async def test_points_expiring_on_one_date_are_summed_whatever_the_batch(program: Program, clock: FrozenClock) -> None:
+    # given two members, each with two lots expiring on the same date, and a job taking one member per batch
+    await enable("points_expiring", within_days=14)
+    first, second = await new_member("uid-a"), await new_member("uid-b")
+    for member in (first, second):
+        await give_available(member.id, 100, key="one")
+        await give_available(member.id, 30, key="two")
+    clock.set(START + timedelta(days=365 - 14))
+
+    # when the job runs
+    written = await automations.points_expiring(batch_size=1)
+
+    # then one message per member, telling of both lots
+    assert (written, await messages()) == (
+        2,
+        [
+            (m.id, "points_expiring:2027-03-02", "130 points on 2027-03-02, {remaining} to {tier}")
+            for m in (first, second)
+        ],
+    )
 
 
 async def test_close_to_the_next_tier_within_x_percent_exactly(program: Program, clock: FrozenClock) -> None:

@@ -11,7 +11,6 @@ from tortoise.transactions import in_transaction
 from loyalty import clock, messages
 from loyalty.consent import member_actor, set_consent
 from loyalty.models import (
-    Consent,
     ConsentChannel,
     ConsentPurpose,
     ConsentSource,
@@ -21,6 +20,7 @@ from loyalty.models import (
     MessagePurpose,
     PushMessage,
 )
+from tests.loyalty.push_helpers import record_consents
 
 _numbers = itertools.count(1)
 
@@ -45,15 +45,8 @@ async def new_members(count: int, *, timezone: str = "UTC", consent: bool = True
     ]
     await Member.bulk_create(rows, batch_size=1000)
     members = await Member.filter(member_number__in=[m.member_number for m in rows]).order_by("id")
-    if consent:  # the record the sender reads, matching the members' cache
-        await Consent.bulk_create(
-            [
-                Consent(member_id=m.id, channel=ConsentChannel.PUSH, purpose=ConsentPurpose.MARKETING, granted=True,
-                        source=ConsentSource.APP, changed_at=now)
-                for m in members
-            ],
-            batch_size=1000,
-        )  # fmt: skip
+    if consent:
+        await record_consents([m.id for m in members], ConsentSource.APP)
     return members
 
 

@@ -5,9 +5,6 @@ message SENT once (the inbox once); two workers at once never send a push twice.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -18,8 +15,8 @@ import pytest
 from loyalty.clock import FrozenClock
 from loyalty.models import Device, MessagePurpose, Program, PushDelivery, PushMessage, PushPolicy
 from push.fake import FakeFcm
-from tests.conftest import WALLET_DEV_DIRECTORY
 from tests.push.helpers import new_members, outgoing, schedule
+from tests.server import start_worker, stop_worker
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
 
@@ -28,37 +25,14 @@ TIMEOUT_SECONDS = 3.0  # the push lease: 5 x the timeout + 8 s = 23 s (api.push_
 
 
 async def _start_worker(db: str, fake: FakeFcm, log: Path) -> asyncio.subprocess.Process:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "KLUBB_DATABASE_URL": db,
+    settings = {
         "KLUBB_PUSH_LEASE_SECONDS": "1",
         "KLUBB_PUSH_BATCH_SIZE": "100",  # small batches: no request waits for 499 others on a loaded machine
         "KLUBB_PUSH_FCM_FAKE_URL": str(fake.url),
         "KLUBB_PUSH_FCM_PROJECT_ID": fake.project,
         "KLUBB_PUSH_FCM_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
-        WALLET_DEV_DIRECTORY: os.environ[WALLET_DEV_DIRECTORY],
-        "KLUBB_GOOGLE_WALLET_ENABLED": "false",
     }
-    with log.open("ab") as out:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from api.cli import app; app(prog_name='klubb')",
-            "worker",
-            "--poll-seconds",
-            "0.1",
-            env=env,
-            cwd=Path(__file__).resolve().parents[2],
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-        )
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(process.wait(), 20)
+    return await start_worker(db, log, settings)
 
 
 async def _until(condition: Callable[[], Awaitable[bool]], seconds: float, log: Path) -> None:
@@ -125,7 +99,7 @@ async def test_a_worker_killed_mid_send_leaves_every_device_served_and_each_mess
     try:
         await _until(_all_sent, 120, log)
     finally:
-        await _stop(second)
+        await stop_worker(second)
     # then every device got the message, at least once; each message is SENT once and in the inbox once
     received = await _assert_every_message_sent_once(tokens, slow_fake)
     twice = [token for token, count in received.items() if count > 1]
@@ -145,7 +119,7 @@ async def test_two_workers_never_send_a_push_twice(
         await _until(_all_sent, 120, log)
     finally:
         for worker in workers:
-            await _stop(worker)
+            await stop_worker(worker)
     # then no push was sent twice under one lease: a delivery sent at its first attempt reached FCM once, and none
     # was accepted more often than its recorded attempts (on a loaded machine a client-side timeout of a request FCM
     # did answer is retried, a recorded second attempt: at least once, by design)

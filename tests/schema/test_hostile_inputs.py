@@ -492,7 +492,8 @@ def test_every_operation_is_found() -> None:
     ]  # fmt: skip
     assert sorted(op.name for op in STAFF_OPERATIONS) == [
         "engagementRecord", "memberLookup", "offerRedeem", "pointsAdjust", "purchasePreview", "purchaseRecord",
-        "purchaseRefund", "staffMe", "staffSessionCreate", "voucherRedeem",
+        "purchaseRefund", "pushCampaign", "pushCampaignCancel", "pushCampaignCreate", "pushCampaignSchedule",
+        "pushCampaignUpdate", "pushCampaigns", "staffMe", "staffSessionCreate", "voucherRedeem",
     ]  # fmt: skip
     me = next(op for op in MEMBER_OPERATIONS if op.name == "me")
     assert sorted(me.arguments.values()) == [

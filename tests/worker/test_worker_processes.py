@@ -1,9 +1,7 @@
 """Real `klubb worker` processes against PostgreSQL: leases after a crash, and no double delivery between workers."""
 
 import asyncio
-import os
 import signal
-import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +12,7 @@ from loyalty import events
 from loyalty.clock import FrozenClock
 from loyalty.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from loyalty.webhooks import create_webhook_endpoint
-from tests.conftest import WALLET_DEV_DIRECTORY
+from tests.server import start_worker, stop_worker
 from tests.worker.conftest import Receiver, emit_event
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
@@ -24,35 +22,15 @@ TIMEOUT_SECONDS = 2.0  # claim_lease_seconds = max(lease, timeout + 1) = 3 s
 
 
 async def _start_worker(db: str, log: Path, *args: str) -> asyncio.subprocess.Process:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "KLUBB_DATABASE_URL": db,
+    settings = {
         "KLUBB_WORKER_LEASE_SECONDS": str(LEASE_SECONDS),
         "KLUBB_WEBHOOK_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
-        WALLET_DEV_DIRECTORY: os.environ[WALLET_DEV_DIRECTORY],
-        "KLUBB_GOOGLE_WALLET_ENABLED": "false",  # no development key written into the working directory
     }
-    with log.open("ab") as out:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from api.cli import app; app(prog_name='klubb')",
-            "worker",
-            "--poll-seconds",
-            "0.1",
-            *args,
-            env=env,
-            cwd=Path(__file__).resolve().parents[2],
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-        )
+    return await start_worker(db, log, settings, *args)
 
 
 async def _stop(process: asyncio.subprocess.Process) -> int:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-    return await asyncio.wait_for(process.wait(), 10)
+    return await stop_worker(process, seconds=10)
 
 
 async def _wait_until_all_succeeded(expected: int, seconds: float) -> None:
