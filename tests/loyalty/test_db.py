@@ -136,5 +136,5 @@ async def test_a_dedicated_connection_reaches_the_pools_database_with_the_urls_o
 
 async def test_a_dedicated_connection_needs_postgresql() -> None:
     # when one is asked for on SQLite, then it is refused with the reason
-    with pytest.raises(ValueError, match="^a dedicated connection needs a PostgreSQL URL$"):
+    with pytest.raises(ValueError, match=r"^a dedicated connection needs a PostgreSQL URL$"):
         await database.dedicated_connection("sqlite://var/klubb.sqlite3", application_name="x")

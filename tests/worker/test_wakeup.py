@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,8 +19,7 @@ from loyalty import events
 from loyalty.clock import FrozenClock
 from loyalty.models import OutboxEvent
 from loyalty.webhooks import create_webhook_endpoint
-from tests.conftest import WALLET_DEV_DIRECTORY
-from tests.server import free_port
+from tests.server import free_port, start_worker, stop_worker
 from tests.worker.conftest import Receiver, emit_event
 from worker.runner import run_forever
 from worker.wakeup import APPLICATION_NAME, OutboxListener, outbox_wakeups
@@ -270,27 +266,8 @@ async def test_klubb_worker_at_a_30_second_poll_delivers_a_webhook_within_a_seco
     clock.set(datetime.now(UTC))  # the process uses the wall clock
     await create_webhook_endpoint(receiver.url())
     log = tmp_path / "worker.log"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "KLUBB_DATABASE_URL": db,
-        WALLET_DEV_DIRECTORY: os.environ[WALLET_DEV_DIRECTORY],
-        "KLUBB_GOOGLE_WALLET_ENABLED": "false",
-        "KLUBB_LIVE_UPDATES_ENABLED": "false",
-    }
-    with log.open("ab") as out:
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from api.cli import app; app(prog_name='klubb')",
-            "worker",
-            "--poll-seconds",
-            str(LONG_POLL),
-            env=env,
-            cwd=Path(__file__).resolve().parents[2],
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-        )
+    settings = {"KLUBB_LIVE_UPDATES_ENABLED": "false"}
+    worker = await start_worker(db, log, settings, "--poll-seconds", str(LONG_POLL))  # the last --poll-seconds wins
     try:
         await _wait_for_listener_backends(1, 30)
         await asyncio.sleep(1.0)  # its first drains (the start's, the listener's first wake-up) are over
@@ -301,9 +278,7 @@ async def test_klubb_worker_at_a_30_second_poll_delivers_a_webhook_within_a_seco
         await asyncio.wait_for(receiver.got_request.wait(), 5)
         latency = receiver.received_at[0] - committed
     finally:
-        if worker.returncode is None:
-            worker.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(worker.wait(), 15)
+        code = await stop_worker(worker)
 
     # then the webhook left within a second (not at the next poll), and the worker stopped cleanly
     assert latency < 1.0, log.read_text()
