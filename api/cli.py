@@ -188,7 +188,9 @@ klubb demo: {settings.database_url}
 def worker(
     once: Annotated[bool, typer.Option("--once", help="drain what is due now, then exit")] = False,
     batch_size: Annotated[int, typer.Option(min=1, max=500, help="deliveries leased at a time")] = 20,
-    poll_seconds: Annotated[float, typer.Option(min=0.05, help="idle polling interval")] = 1.0,
+    poll_seconds: Annotated[
+        float, typer.Option(min=0.05, help="idle polling interval (on PostgreSQL a commit wakes the worker sooner)")
+    ] = 1.0,
 ) -> None:
     """Drain the outbox (live updates through KLUBB_REDIS_URL, webhook deliveries, wallet updates, app pushes) and
     run the periodic jobs on their schedule until SIGTERM/SIGINT; safe to run several at once on PostgreSQL. With
@@ -204,6 +206,7 @@ def worker(
     from worker.consumers import Consumer
     from worker.live import LiveConsumer
     from worker.runner import drain_once, make_client, run_forever
+    from worker.wakeup import outbox_wakeups
     from worker.webhooks import WebhookConsumer
 
     settings = startup_settings("worker")
@@ -233,7 +236,10 @@ def worker(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            await run_forever(consumers, stop, poll_seconds, grace_seconds=config.webhook_timeout_seconds, jobs=jobs)
+            listener = await stack.enter_async_context(outbox_wakeups(config.listen_url))
+            wake = listener.wake if listener is not None else None
+            grace = config.webhook_timeout_seconds
+            await run_forever(consumers, stop, poll_seconds, grace_seconds=grace, jobs=jobs, wake=wake)
             return 0
 
     attempts = run_with_db(job)

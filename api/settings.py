@@ -15,7 +15,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.live import LiveLimits
-from loyalty.db import DEFAULT_DATABASE_URL
+from loyalty.db import DEFAULT_DATABASE_URL, is_postgres
 from push.config import DEVELOPMENT_FAKE_URL, CredentialSource, FcmConfig
 from wallet.apns import PRODUCTION_URL as APNS_PRODUCTION_URL
 from wallet.config import AppleWalletConfig
@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0
     webhook_retry_hours: int = 24
     worker_lease_seconds: float = 60.0  # claim lease; must exceed webhook_timeout_seconds
+    # On PostgreSQL, workers LISTEN for new outbox events (worker/wakeup.py) and drain at once; off: they only poll
+    # (behind a pooler in transaction mode, where LISTEN does not work).
+    worker_listen: bool = True
     # Periodic jobs (run by every outbox worker): seconds between runs by job name, as JSON; 0 turns a job off.
     job_intervals: dict[str, float] = Field(default_factory=dict)
 
@@ -147,6 +150,7 @@ class Settings(BaseSettings):
             webhook_timeout_seconds=self.webhook_timeout_seconds,
             webhook_retry_hours=self.webhook_retry_hours,
             lease_seconds=self.worker_lease_seconds,
+            listen_url=self.database_url if self.worker_listen and is_postgres(self.database_url) else None,
         )
 
     def live_limits(self) -> LiveLimits:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import inspect
 import os
 import sqlite3
 from typing import Any
 
+import asyncpg
 from asyncpg.exceptions import InterfaceError, InternalClientError
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError
@@ -30,7 +32,8 @@ async def keep_session(connection: Any) -> None:
     asyncpg resets every released connection with one more round trip (`SELECT pg_advisory_unlock_all(); CLOSE ALL;
     UNLISTEN *; RESET ALL;`), i.e. one per statement Tortoise runs outside a transaction, which doubles the round
     trips of a hot read. klubb leaves nothing of that behind in a session: no session-level advisory locks (row locks
-    and `SKIP LOCKED` only), no cursors, no LISTEN (subscriptions fan out through Redis or in-process), no `SET`
+    and `SKIP LOCKED` only), no cursors, no LISTEN on a pooled connection (subscriptions fan out through Redis or
+    in-process; the worker's LISTEN holds a connection of its own, `dedicated_connection`), no `SET`
     (session settings are given at connect, `server_settings`, and stay). What a released connection could still
     carry is an open transaction, and asyncpg rolls that back before this hook runs (`Connection._reset`), as it
     clears the connection's listeners. tests/loyalty/test_db.py checks that the pool keeps this hook and that a
@@ -147,6 +150,30 @@ def _undo_failed_transaction_start() -> None:
 
     setattr(TransactionContextPooled, "__aenter__", enter)  # noqa: B010 (mypy refuses a method assignment)
     _transaction_start_fixed = True
+
+
+# What a Tortoise URL's query may carry that is the pool's (or the event loop), not a connection's.
+_POOL_ONLY = frozenset({"minsize", "maxsize", "max_queries", "max_inactive_connection_lifetime", "loop"})
+
+
+async def dedicated_connection(database_url: str, *, application_name: str) -> asyncpg.Connection:
+    """A PostgreSQL connection of its own, outside Tortoise's pool, with the URL's credentials and options (the same
+    parsing as the pool's, so both reach the same server and database); named in `pg_stat_activity`.
+
+    For session state a pooled connection must not carry (`keep_session`): the outbox worker's LISTEN.
+    """
+    if not is_postgres(database_url):
+        raise ValueError("a dedicated connection needs a PostgreSQL URL")
+    credentials = dict(expand_db_url(database_url)["credentials"])
+    server_settings = dict(credentials.pop("server_settings", None) or {})
+    schema = credentials.pop("schema", None)
+    if schema:
+        server_settings["search_path"] = schema
+    credentials.pop("application_name", None)
+    server_settings["application_name"] = application_name
+    accepted = inspect.signature(asyncpg.connect).parameters
+    options = {k: v for k, v in credentials.items() if k in accepted and k not in _POOL_ONLY}
+    return await asyncpg.connect(**options, server_settings=server_settings)
 
 
 async def connect(database_url: str, *, reset_released_sessions: bool = False) -> None:

@@ -18,6 +18,8 @@ class WorkerConfig:
     webhook_timeout_seconds: float  # per delivery attempt
     webhook_retry_hours: int  # how long failed deliveries are retried
     lease_seconds: float  # the claim lease asked for; see claim_lease_seconds
+    # PostgreSQL URL the worker LISTENs on for new outbox events (`worker.wakeup`); None: it polls alone.
+    listen_url: str | None = None
 
     @property
     def claim_lease_seconds(self) -> float:

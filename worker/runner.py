@@ -15,6 +15,7 @@ from worker.consumers import Consumer
 from worker.dispatch import dispatch_pending
 from worker.live import LiveConsumer, Publisher
 from worker.schedule import Schedule, running
+from worker.wakeup import outbox_wakeups
 from worker.webhooks import WebhookConsumer
 
 log = logging.getLogger("klubb.worker")
@@ -53,15 +54,22 @@ async def run_forever(
     *,
     grace_seconds: float,
     jobs: Schedule | None = None,
+    wake: asyncio.Event | None = None,
 ) -> None:
     """Drain until `stop` is set, polling every `poll_seconds` when idle; errors are logged and retried. Runs the
     periodic `jobs` alongside (`worker.schedule`).
+
+    `wake` (`worker.wakeup`: set when PostgreSQL notifies a commit of outbox events) ends an idle wait early. It is
+    cleared before each drain, so a commit during a drain is drained right after it. After a failed drain the full
+    `poll_seconds` are waited anyway: a drain that fails should not be retried at the pace of the commits.
 
     When `stop` is set mid-drain, in-flight attempts get `grace_seconds` to finish and record; after that they are
     abandoned and their leases expire, so another worker delivers them again.
     """
     async with running(jobs, stop):
         while not stop.is_set():
+            if wake is not None:
+                wake.clear()  # before the drain reads: what commits from now on wakes the next idle wait
             drain = asyncio.create_task(drain_once(consumers, stop=stop))
             stopped = asyncio.create_task(stop.wait())
             try:
@@ -78,9 +86,11 @@ async def run_forever(
                     drain.cancel()
             if drain.cancelled():
                 break
+            failed = False
             try:
                 busy = drain.result() > 0
             except Exception as exc:
+                failed = True
                 if database_unavailable(exc):  # an outage, not a bug: one line per poll until it is back
                     log.warning(
                         "outbox drain failed: the database is unavailable; retrying in %.1f s (%s: %s)",
@@ -92,9 +102,22 @@ async def run_forever(
                     log.exception("outbox drain failed; retrying in %.1f s", poll_seconds)
                 busy = False
             if not busy:
-                # Idle (or failed): wait for the next poll, waking at once on stop.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), poll_seconds)
+                # Idle (or failed): wait for the next poll, waking at once on stop (or a notified commit).
+                await _idle(stop, None if failed else wake, poll_seconds)
+
+
+async def _idle(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    """Wait `seconds`, or less if `stop` or `wake` is set."""
+    if wake is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+        return
+    waits = {asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())}
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
 
 
 async def run_embedded(
@@ -110,15 +133,17 @@ async def run_embedded(
     The ORM must already be initialized by the lifespan.
     """
     log.info("embedded outbox worker started")
-    while not stop.is_set():
-        try:
-            async with make_client() as client:
-                consumers = [*outbox_consumers(config, client, live), *extra_consumers]
-                grace = min(config.webhook_timeout_seconds, 5.0)
-                await run_forever(consumers, stop, grace_seconds=grace, jobs=jobs)
-        except Exception:
-            # run_forever already survives drain errors; this covers e.g. failing to build the HTTP client.
-            log.exception("embedded outbox worker crashed; restarting in 1 s")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
+    async with outbox_wakeups(config.listen_url) as listener:
+        wake = listener.wake if listener is not None else None
+        while not stop.is_set():
+            try:
+                async with make_client() as client:
+                    consumers = [*outbox_consumers(config, client, live), *extra_consumers]
+                    grace = min(config.webhook_timeout_seconds, 5.0)
+                    await run_forever(consumers, stop, grace_seconds=grace, jobs=jobs, wake=wake)
+            except Exception:
+                # run_forever already survives drain errors; this covers e.g. failing to build the HTTP client.
+                log.exception("embedded outbox worker crashed; restarting in 1 s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
     log.info("embedded outbox worker stopped")

@@ -3,6 +3,8 @@
 marketing) consent, recorded as a change made by the system at migration time.
 """
 
+from typing import Any
+
 from tortoise import migrations
 from tortoise.migrations import operations as ops
 from loyalty.models.push import AutomationKind, ConsentChannel, ConsentPurpose, ConsentSource, DevicePlatform, MessagePurpose, MessageStatus, PushCampaignStatus, PushDeliveryStatus
@@ -19,6 +21,39 @@ BACKFILL_CONSENT = (
     ' INSERT INTO "consent_change" ("member_id", "channel", "purpose", "granted", "source", "actor", "recorded_at")'
     ' SELECT "member_id", "channel", "purpose", "granted", "source", \'system\', "changed_at" FROM "consent"'
 )
+
+# The outbox worker's wake-up (`worker.wakeup`): PostgreSQL only (SQLite has no NOTIFY). Statement-level, so a
+# purchase's batched INSERT of its events is one notify; PostgreSQL delivers it at commit, once per transaction (equal
+# notifications coalesce), and never for a rollback. Only a wake-up: the worker's poll stays the truth.
+NOTIFY_FORWARD = [
+    """CREATE OR REPLACE FUNCTION klubb_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('klubb_outbox', '');
+    RETURN NULL;
+END $$""",
+    'CREATE TRIGGER "outbox_event_notify" AFTER INSERT ON "outbox_event"'
+    " FOR EACH STATEMENT EXECUTE FUNCTION klubb_outbox_notify()",
+]
+NOTIFY_BACKWARD = [
+    'DROP TRIGGER IF EXISTS "outbox_event_notify" ON "outbox_event"',
+    "DROP FUNCTION IF EXISTS klubb_outbox_notify()",
+]
+
+
+async def _notify_trigger(state_editor: Any, statements: list[str]) -> None:
+    if state_editor.DIALECT != "postgres":
+        return
+    for statement in statements:
+        await state_editor.client.execute_script(statement)
+
+
+async def notify_forward(apps: Any, state_editor: Any) -> None:
+    await _notify_trigger(state_editor, NOTIFY_FORWARD)
+
+
+async def notify_backward(apps: Any, state_editor: Any) -> None:
+    await _notify_trigger(state_editor, NOTIFY_BACKWARD)
+
 
 
 class Migration(migrations.Migration):
@@ -181,4 +216,5 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.RunSQL(BACKFILL_CONSENT, 'DELETE FROM "consent_change"; DELETE FROM "consent"'),
+        ops.RunPython(notify_forward, notify_backward),
     ]

@@ -1,4 +1,5 @@
-"""The PostgreSQL pool gives connections back without asyncpg's reset query (`loyalty.db.keep_session`), safely."""
+"""The PostgreSQL pool gives connections back without asyncpg's reset query (`loyalty.db.keep_session`), safely;
+connections of their own (`dedicated_connection`, the worker's LISTEN) are made from the same URL."""
 
 from typing import Any
 
@@ -109,3 +110,31 @@ async def test_a_hot_read_is_one_round_trip_no_reset_query_after_it(
     # then each connection went back to the pool without the reset query's round trip
     assert rows[member.id].member_number == member.member_number
     assert resets == []
+
+
+@pytest.mark.postgres_only
+async def test_a_dedicated_connection_reaches_the_pools_database_with_the_urls_options_and_its_own_name(
+    db: str,
+) -> None:
+    # given the database's URL with pool-only options and a schema, as a deployment may write it
+    url = f"{db}{'&' if '?' in db else '?'}minsize=2&maxsize=3&schema=public"
+
+    # when a dedicated connection is made from it
+    connection = await database.dedicated_connection(url, application_name="klubb test")
+    try:
+        row = await connection.fetchrow(
+            "SELECT current_database() AS db, current_setting('application_name') AS name,"
+            " current_setting('search_path') AS path"
+        )
+        pooled = await connections.get("default").execute_query_dict("SELECT current_database() AS db")
+    finally:
+        await connection.close()
+
+    # then it is on the pool's database, named, with the URL's schema; the pool's options were left to the pool
+    assert (row["db"], row["name"], row["path"]) == (pooled[0]["db"], "klubb test", "public")
+
+
+async def test_a_dedicated_connection_needs_postgresql() -> None:
+    # when one is asked for on SQLite, then it is refused with the reason
+    with pytest.raises(ValueError, match=r"^a dedicated connection needs a PostgreSQL URL$"):
+        await database.dedicated_connection("sqlite://var/klubb.sqlite3", application_name="x")

@@ -14,6 +14,19 @@ def test_worker_config_takes_the_outbox_settings() -> None:
     )
 
 
+def test_worker_listens_on_postgresql_unless_turned_off() -> None:
+    # Given the same settings on SQLite, on PostgreSQL, and on PostgreSQL with listening turned off
+    postgres = "postgres://klubb@db.example/klubb"
+    urls = [
+        Settings(database_url="sqlite://klubb.sqlite3").worker_config().listen_url,
+        Settings(database_url=postgres).worker_config().listen_url,
+        Settings(database_url=postgres, worker_listen=False).worker_config().listen_url,
+    ]
+
+    # Then only PostgreSQL with listening on (the default) gives the worker a URL to LISTEN on
+    assert urls == [None, postgres, None]
+
+
 def test_claim_lease_outlives_one_attempt() -> None:
     # Given leases asked for below, at and above the attempt timeout plus one second
     def lease(asked: float) -> float:
