@@ -1,5 +1,5 @@
 """A campaign's due rows share one due time: claiming a batch of them must walk the (status, time) index, not sort
-every due row per batch (a tie-break on id did, on PostgreSQL: 43–58 ms a batch at 33,000–50,000 rows,
+every due row per batch (a tie-break on id did, on PostgreSQL: 43 to 58 ms a batch at 33,000 to 50,000 rows,
 bench/README.md "A push campaign end to end")."""
 
 from __future__ import annotations
