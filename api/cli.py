@@ -53,6 +53,17 @@ def run_with_db(job: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
+def run_domain_action(action: Callable[[], Awaitable[T]]) -> T:
+    """`run_with_db` for a domain action; a refusal is one `error [CODE]: message` line and exit code 2."""
+    from loyalty.errors import DomainError
+
+    try:
+        return run_with_db(action)
+    except DomainError as exc:
+        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def migrate() -> None:
     """Apply the schema migrations to KLUBB_DATABASE_URL."""
@@ -311,14 +322,9 @@ def webhook_add(
     event: Annotated[list[str] | None, typer.Option("--event", help="event type (repeat; none = every event)")] = None,
 ) -> None:
     """Register a webhook endpoint; prints its id and signing secret (shown only this once)."""
-    from loyalty.errors import DomainError
     from loyalty.webhooks import create_webhook_endpoint
 
-    try:
-        endpoint, secret = run_with_db(lambda: create_webhook_endpoint(url, event or []))
-    except DomainError as exc:
-        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
-        raise typer.Exit(2) from None
+    endpoint, secret = run_domain_action(lambda: create_webhook_endpoint(url, event or []))
     typer.echo(f"id: {endpoint.id}")
     typer.echo(f"secret: {secret}")
 
@@ -336,14 +342,9 @@ def webhook_list() -> None:
 @webhook_app.command("deactivate")
 def webhook_deactivate(endpoint_id: Annotated[int, typer.Argument(help="endpoint id")]) -> None:
     """Stop delivering to an endpoint (its pending deliveries are marked failed)."""
-    from loyalty.errors import DomainError
     from loyalty.webhooks import deactivate_webhook_endpoint
 
-    try:
-        run_with_db(lambda: deactivate_webhook_endpoint(endpoint_id))
-    except DomainError as exc:
-        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
-        raise typer.Exit(2) from None
+    run_domain_action(lambda: deactivate_webhook_endpoint(endpoint_id))
     typer.echo(f"deactivated {endpoint_id}")
 
 
@@ -406,18 +407,13 @@ def staff_create(
     """Create a staff account. The password is prompted for (or read from stdin), never taken as an argument."""
     import sys
 
-    from loyalty.errors import DomainError
     from loyalty.staff import create_staff
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    try:
-        staff = run_with_db(lambda: create_staff(email, password, role, store or (), name))
-    except DomainError as exc:
-        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
-        raise typer.Exit(2) from None
+    staff = run_domain_action(lambda: create_staff(email, password, role, store or (), name))
     stores = ",".join(staff.store_codes) or "every store"
     typer.echo(f"created staff {staff.id}: {staff.email} ({staff.role.value}, {stores})")
 
@@ -429,14 +425,9 @@ def apikey_create(
     store: Annotated[str | None, typer.Option("--store", help="the one store the key may act in")] = None,
 ) -> None:
     """Create an API key and print it once (only its hash is stored): send it as `X-Api-Key` to /staff/graphql."""
-    from loyalty.errors import DomainError
     from loyalty.staff import create_api_key
 
-    try:
-        key, raw = run_with_db(lambda: create_api_key(name, role, store))
-    except DomainError as exc:
-        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
-        raise typer.Exit(2) from None
+    key, raw = run_domain_action(lambda: create_api_key(name, role, store))
     typer.echo(
         f"created API key {key.id} ({key.role.value}, {key.store_code or 'every store'}); it is shown only now:",
         err=True,
@@ -462,17 +453,6 @@ def _texts(values: list[str], option: str) -> dict[str, str]:
             raise typer.Exit(2)
         texts[locale.strip()] = text
     return texts
-
-
-def _domain(action: Callable[[], Awaitable[T]]) -> T:
-    """Run a domain action with the database; a refusal is one `error [CODE]: message` line and exit code 2."""
-    from loyalty.errors import DomainError
-
-    try:
-        return run_with_db(action)
-    except DomainError as exc:
-        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
-        raise typer.Exit(2) from None
 
 
 @campaign_app.command("create")
@@ -508,7 +488,7 @@ def campaign_create(
         min_spend=min_spend,
         conversion_days=conversion_days,
     )
-    campaign = _domain(lambda: create_campaign(SYSTEM, spec))
+    campaign = run_domain_action(lambda: create_campaign(SYSTEM, spec))
     typer.echo(f"created push campaign {campaign.id} ({campaign.status.value})")
 
 
@@ -528,7 +508,7 @@ def campaign_schedule(
     except ValueError:
         typer.echo("error [INVALID_SCHEDULE]: --at takes an ISO time such as 2026-05-01T09:00:00+02:00", err=True)
         raise typer.Exit(2) from None
-    campaign = _domain(lambda: schedule_campaign(SYSTEM, campaign_id, when))
+    campaign = run_domain_action(lambda: schedule_campaign(SYSTEM, campaign_id, when))
     assert campaign.scheduled_at is not None
     typer.echo(f"scheduled push campaign {campaign.id} at {campaign.scheduled_at.isoformat()}")
 
@@ -539,7 +519,7 @@ def campaign_cancel(campaign_id: Annotated[int, typer.Argument(help="campaign id
     from loyalty.actors import SYSTEM
     from loyalty.campaigns import cancel_campaign
 
-    campaign = _domain(lambda: cancel_campaign(SYSTEM, campaign_id))
+    campaign = run_domain_action(lambda: cancel_campaign(SYSTEM, campaign_id))
     typer.echo(f"cancelled push campaign {campaign.id}")
 
 
@@ -551,7 +531,7 @@ def campaign_dry_run(campaign_id: Annotated[int, typer.Argument(help="campaign i
     async def count() -> DryRun:
         return await dry_run(await get_campaign(campaign_id))
 
-    result = _domain(count)
+    result = run_domain_action(count)
     typer.echo(f"reach: {result.reach}\nconsenting: {result.consenting}\nwith device: {result.with_device}")
 
 
@@ -560,7 +540,7 @@ def campaign_figures_command(campaign_id: Annotated[int, typer.Argument(help="ca
     """A campaign's figures: targeted, sent, delivered, opened, converted."""
     from loyalty.campaigns import campaign_figures
 
-    result = _domain(lambda: campaign_figures(campaign_id))
+    result = run_domain_action(lambda: campaign_figures(campaign_id))
     typer.echo(
         f"targeted: {result.targeted}\nsent: {result.sent}\ndelivered: {result.delivered}\n"
         f"opened: {result.opened}\nconverted: {result.converted}"
@@ -573,7 +553,7 @@ def campaign_list() -> None:
     from loyalty.actors import SYSTEM
     from loyalty.campaigns import list_campaigns
 
-    for campaign in _domain(lambda: list_campaigns(SYSTEM, limit=100)):
+    for campaign in run_domain_action(lambda: list_campaigns(SYSTEM, limit=100)):
         at = campaign.scheduled_at.isoformat() if campaign.scheduled_at else "-"
         typer.echo(f"{campaign.id}\t{campaign.status.value}\t{at}\t{campaign.targeted}\t{campaign.name}")
 
@@ -586,7 +566,7 @@ def automations_list() -> None:
     async def read() -> dict[AutomationKind, PushAutomation]:
         return {a.kind: a for a in await PushAutomation.all()}
 
-    configured = _domain(read)
+    configured = run_domain_action(read)
     for kind in AutomationKind:
         automation = configured.get(kind)
         state = "on" if automation is not None and automation.enabled else "off"
@@ -604,7 +584,7 @@ def _switch(kind: str, on: bool) -> None:
         kinds = ", ".join(k.value for k in AutomationKind)
         typer.echo(f"error [INVALID]: no automation {kind!r}; the kinds are {kinds}", err=True)
         raise typer.Exit(2) from None
-    _domain(lambda: set_enabled(chosen, on))
+    run_domain_action(lambda: set_enabled(chosen, on))
     typer.echo(f"{chosen.value}: {'on' if on else 'off'}")
 
 
