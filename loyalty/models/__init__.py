@@ -5,6 +5,7 @@ and followed by a bare annotation of its `x_id` column: Tortoise adds that field
 annotation without a value is no field, so the schema (and the migrations) stay as they are.
 """
 
+from loyalty.models.cashback import CashbackEntry, CashbackKind
 from loyalty.models.earning import BonusRule, Campaign, EngagementEvent, EngagementRule, PurchaseLine
 from loyalty.models.google_wallet import GoogleWalletCallback, GoogleWalletObject
 from loyalty.models.identity import RefreshToken
@@ -20,6 +21,14 @@ from loyalty.models.ledger import (
     Refund,
 )
 from loyalty.models.members import Member
+from loyalty.models.memberships import (
+    Membership,
+    MembershipPayment,
+    MembershipPlan,
+    MembershipStatus,
+    PaymentOutcome,
+    PlanPeriod,
+)
 from loyalty.models.offers import LifecycleStage, Offer, OfferActivation, OfferBenefit, OfferRedemption
 from loyalty.models.outbox import (
     DeliveryStatus,
@@ -48,6 +57,7 @@ from loyalty.models.push import (
     PushMessage,
     PushPolicy,
 )
+from loyalty.models.referrals import Referral, ReferralPolicy, ReferralStatus
 from loyalty.models.rewards import (
     DonationTotal,
     Reward,
@@ -75,6 +85,8 @@ __all__ = [
     "BonusRule",
     "Campaign",
     "CardCodeUse",
+    "CashbackEntry",
+    "CashbackKind",
     "Consent",
     "ConsentChange",
     "ConsentChannel",
@@ -95,6 +107,10 @@ __all__ = [
     "LotAllocation",
     "LotStatus",
     "Member",
+    "Membership",
+    "MembershipPayment",
+    "MembershipPlan",
+    "MembershipStatus",
     "MessagePurpose",
     "MessageStatus",
     "Offer",
@@ -102,6 +118,8 @@ __all__ = [
     "OfferBenefit",
     "OfferRedemption",
     "OutboxEvent",
+    "PaymentOutcome",
+    "PlanPeriod",
     "PointsLot",
     "Program",
     "Purchase",
@@ -114,6 +132,9 @@ __all__ = [
     "PushMessage",
     "PushPolicy",
     "QualifyingCredit",
+    "Referral",
+    "ReferralPolicy",
+    "ReferralStatus",
     "RefreshToken",
     "Refund",
     "Reward",

@@ -128,6 +128,8 @@ class Purchase(Model):
     qualifying_value = fields.BigIntField()
     refunded_total = fields.BigIntField(default=0)
     points_reversed = fields.BigIntField(default=0)
+    # A fingerprint of the payment card, if the till sends one (referral abuse checks), stored hashed.
+    payment_fingerprint = fields.CharField(max_length=64, null=True, db_index=True)
     created_at = fields.DatetimeField()
 
     class Meta:

@@ -17,6 +17,11 @@ class Member(Model):
     member_number = fields.CharField(max_length=16, unique=True)
     email = fields.CharField(max_length=254, null=True, db_index=True)
     phone = fields.CharField(max_length=32, null=True, db_index=True)
+    # The email as the person behind it is identified (case, and dots and +tags where the provider ignores
+    # them: `loyalty.referrals.email_key`), for the referral abuse checks.
+    email_key = fields.CharField(max_length=254, null=True, db_index=True)
+    # The member's referral code (`loyalty.referrals`); given on first use.
+    referral_code = fields.CharField(max_length=16, null=True, unique=True)
     display_name = fields.CharField(max_length=100, default="")
     birthday = fields.DateField(null=True)
     interests: fields.JSONField[list[str]] = fields.JSONField(default=list)
@@ -49,6 +54,8 @@ class Member(Model):
     points_available = fields.BigIntField(default=0)
     points_pending = fields.BigIntField(default=0)
     lifetime_earned = fields.BigIntField(default=0)
+    # Cached cashback balance (minor units of the program currency); the cashback ledger is the truth.
+    cashback_balance = fields.BigIntField(default=0)
     # Earliest moment a lot of this member matures or expires: reads settle the member when it is due.
     next_settle_at = fields.DatetimeField(null=True)
 

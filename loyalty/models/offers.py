@@ -41,6 +41,8 @@ class Offer(Model):
     # Targeting; an empty list or NULL means "anyone".
     tier_names: fields.JSONField[list[str]] = fields.JSONField(default=list)
     min_tier_rank = fields.SmallIntField(null=True)  # early access for top tiers
+    # Early access for paid members: their plan's `early_access_rank` at least this (`loyalty.memberships`).
+    min_membership_rank = fields.SmallIntField(null=True)
     lifecycle_stages: fields.JSONField[list[str]] = fields.JSONField(default=list)
     birthday_month = fields.BooleanField(default=False)
     interests: fields.JSONField[list[str]] = fields.JSONField(default=list)

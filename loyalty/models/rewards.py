@@ -37,6 +37,8 @@ class Reward(Model):
         "loyalty.Tier", related_name=False, null=True, on_delete=fields.RESTRICT
     )
     min_tier_id: int | None
+    # Early access for paid members: their plan's `early_access_rank` at least this (`loyalty.memberships`).
+    min_membership_rank = fields.SmallIntField(null=True)
     stock = fields.IntField(null=True)  # remaining; NULL = unlimited
     per_member_limit = fields.IntField(null=True)
     valid_from = fields.DatetimeField(null=True)
