@@ -12,7 +12,17 @@ from tortoise.transactions import in_transaction
 
 from loyalty.checks import MAX_MONEY
 from loyalty.errors import InvalidInput, ProgramNotConfigured
-from loyalty.models import BonusRule, Campaign, Program, StampCard, Tier, TierMetric, TierPeriod
+from loyalty.models import (
+    BonusRule,
+    Campaign,
+    MembershipPlan,
+    Program,
+    ReferralPolicy,
+    StampCard,
+    Tier,
+    TierMetric,
+    TierPeriod,
+)
 
 PROGRAM_ID = 1
 _CACHE_SECONDS = 5.0
@@ -60,6 +70,10 @@ class Configuration:
     campaigns: tuple[Campaign, ...]
     bonus_rules: tuple[BonusRule, ...]
     stamp_cards: tuple[StampCard, ...]
+    # Paid membership plans (retired ones too: their members run on until they lapse) and the referral policy
+    # (None before one is configured: referrals then earn nothing).
+    plans: tuple[MembershipPlan, ...] = ()
+    referral_policy: ReferralPolicy | None = None
 
 
 _configuration: Configuration | None = None
@@ -91,6 +105,8 @@ async def current_configuration(conn: BaseDBAsyncClient | None = None, version: 
         campaigns=tuple(await Campaign.filter(active=True).using_db(conn).order_by("id")),
         bonus_rules=tuple(await BonusRule.filter(active=True).using_db(conn).order_by("id")),
         stamp_cards=tuple(await StampCard.filter(active=True).using_db(conn).order_by("id")),
+        plans=tuple(await MembershipPlan.all().using_db(conn).order_by("id")),
+        referral_policy=await ReferralPolicy.all().using_db(conn).order_by("id").first(),
     )
     _configuration = snapshot
     return snapshot

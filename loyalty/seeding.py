@@ -26,6 +26,7 @@ from loyalty.models import Member, Offer, OfferActivation, Reward, Voucher, Vouc
 from loyalty.offers import activate_offer, apply_offer_config, lifecycle_stage
 from loyalty.program import apply_program_config, load_program, tiers_of
 from loyalty.purchases import PurchaseRequest, record_purchase
+from loyalty.referrals import apply_referral_config
 from loyalty.rewards import apply_reward_config, redeem_reward
 from loyalty.staff import StaffEmailTaken, create_staff
 from loyalty.stamps import apply_stamp_card_config, stamp_cards_for_members
@@ -47,6 +48,7 @@ async def seed_from_config(config: dict[str, Any]) -> str:
     cards = await apply_stamp_card_config(config.get("stamp_cards", []))
     await apply_wallet_design(config.get("wallet", {}))
     automations = await apply_push_config(config.get("push", {}))
+    await apply_referral_config(config.get("referrals", {}))
     staff = await _seed_staff(config.get("staff", []))
     members = config.get("members", [])
     await seed_members(members)

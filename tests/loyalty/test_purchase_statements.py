@@ -258,18 +258,20 @@ async def test_a_configuration_change_reloads_the_snapshot_once(program: Program
     with counted() as second:
         cached = await buy(member.id, "R2", [line("A", 1_000)])
 
-    # then the first reloads (program, tiers, campaigns, bonus rules, stamp cards) after the member's lock read the
-    # new version, and earns triple; the next does not reload
+    # then the first reloads (program, tiers, campaigns, bonus rules, stamp cards, membership plans, the referral
+    # policy) after the member's lock read the new version, and earns triple; the next does not reload
     assert (reloaded.points, cached.points) == (30, 30)
-    assert kinds(first.statements)[1:7] == [
+    assert kinds(first.statements)[1:9] == [
         "SELECT member",
         "SELECT program",
         "SELECT tier",
         "SELECT campaign",
         "SELECT bonus_rule",
         "SELECT stamp_card",
+        "SELECT membership_plan",
+        "SELECT referral_policy",
     ]
-    assert (len(first.statements), len(second.statements)) == (PLAIN_PURCHASE + 5, PLAIN_PURCHASE)
+    assert (len(first.statements), len(second.statements)) == (PLAIN_PURCHASE + 7, PLAIN_PURCHASE)
 
 
 async def test_next_settle_at_stays_exact_through_a_history_of_purchases_and_refunds(
