@@ -228,6 +228,11 @@ class Migration(migrations.Migration):
             field=fields.CharField(null=True, unique=True, max_length=16),
         ),
         ops.AddField(
+            model_name='RefreshToken',
+            name='device_hash',
+            field=fields.CharField(null=True, db_index=True, max_length=64),
+        ),
+        ops.AddField(
             model_name='Offer',
             name='min_membership_rank',
             field=fields.SmallIntField(null=True),
@@ -258,6 +263,10 @@ class Migration(migrations.Migration):
         ops.RunSQL(
             'CREATE INDEX "idx_purchase_payment_fingerprint" ON "purchase" ("payment_fingerprint")',
             'DROP INDEX "idx_purchase_payment_fingerprint"',
+        ),
+        ops.RunSQL(
+            'CREATE INDEX "idx_refresh_token_device_hash" ON "refresh_token" ("device_hash")',
+            'DROP INDEX "idx_refresh_token_device_hash"',
         ),
         ops.RunPython(triggers_forward, triggers_backward),
         ops.RunPython(email_keys_forward, email_keys_backward),

@@ -23,6 +23,9 @@ class RefreshToken(Model):
     expires_at = fields.DatetimeField()
     used_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)
+    # A hash of the app installation that signed in, if the app sent one (the referral abuse checks: the same
+    # device behind a referrer and a referee); kept through rotations of the family.
+    device_hash = fields.CharField(max_length=64, null=True, db_index=True)
 
     class Meta:
         table = "refresh_token"
