@@ -95,6 +95,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         google_wallet=google,
         live=live,
         live_limits=settings.live_limits(),
+        public_url=settings.public_url,
+        device_hash_key=settings.device_hash_key(),
     )
     staff_schema = build_staff_schema(**limits)
     staff_graphql = StaffGraphQL(

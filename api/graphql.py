@@ -290,8 +290,12 @@ class MemberGraphQL(OrjsonGraphQL[Context]):
         google_wallet: GoogleWalletLinks | None = None,
         live: LiveUpdates | None = None,
         live_limits: LiveLimits | None = None,
+        public_url: str = "",
+        device_hash_key: bytes = b"",
     ) -> None:
         super().__init__(schema, graphiql=graphiql, max_body_bytes=max_body_bytes, compiled=compiled)
+        self.public_url = public_url.rstrip("/")
+        self.device_hash_key = device_hash_key
         self.tokens = tokens
         self.sessions = sessions
         self.wallet = wallet
@@ -326,4 +330,6 @@ class MemberGraphQL(OrjsonGraphQL[Context]):
             now=now,
             wallet=self.wallet,
             google_wallet=self.google_wallet,
+            public_url=self.public_url,
+            device_hash_key=self.device_hash_key,
         )

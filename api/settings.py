@@ -6,6 +6,8 @@ its own and gets it from here (`Settings.worker_config()`), so it never imports 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from collections.abc import Sequence
 from enum import StrEnum
@@ -38,6 +40,12 @@ class UnsafeSettings(RuntimeError):
         self.problems = tuple(problems) or (message,)
 
 
+@lru_cache(maxsize=8)
+def _device_hash_key(secret: str | None, dev_directory: str) -> bytes:
+    material = secret.encode() if secret else development_secret(dev_directory)
+    return hmac.new(material, b"klubb device hash", hashlib.sha256).digest()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KLUBB_", extra="ignore")
 
@@ -47,6 +55,9 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int = 1
     public_url: str = "http://127.0.0.1:8000"
+    # The key app installation ids are hashed with (referral abuse checks); ≥ 32 characters in production.
+    # Without it, development derives one from the wallet's development secret.
+    device_hash_secret: str | None = None
 
     # Identity
     firebase_project_id: str = "klubb-dev"
@@ -161,6 +172,10 @@ class Settings(BaseSettings):
             init_seconds=self.live_init_seconds,
             max_message_bytes=self.live_max_message_bytes,
         )
+
+    def device_hash_key(self) -> bytes:
+        """The HMAC key of `loyalty.referrals.device_hash` (derived, so the secret itself never keys anything)."""
+        return _device_hash_key(self.device_hash_secret, self.wallet_dev_directory)
 
     def wallet_config(self) -> AppleWalletConfig:
         """What the wallet package takes from these settings; development without a secret gets one made (and kept)

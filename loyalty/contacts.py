@@ -43,3 +43,15 @@ def email_key(email: str | None) -> str | None:
         local = local.replace(".", "")
     domain = _ALIASES.get(domain, domain)
     return f"{local}@{domain}" if local else None
+
+
+_PHONE_PUNCTUATION = str.maketrans("", "", " -()./")
+
+
+def phone_key(phone: str | None) -> str | None:
+    """The number `phone` dials, written one way (spaces, dashes, dots and brackets dropped; `+` kept), or None."""
+    if phone is None:
+        return None
+    digits = phone.translate(_PHONE_PUNCTUATION)
+    body = digits.removeprefix("+")
+    return digits if 6 <= len(body) <= 15 and body.isascii() and body.isdigit() else None

@@ -27,6 +27,12 @@ VOUCHER_CANCELLED = "voucher.cancelled"
 VOUCHER_EXPIRED = "voucher.expired"
 WALLET_ADDED = "wallet.added"
 WALLET_REMOVED = "wallet.removed"
+REFERRAL_APPLIED = "referral.applied"
+REFERRAL_FLAGGED = "referral.flagged"
+REFERRAL_CONVERTED = "referral.converted"
+REFERRAL_REWARDED = "referral.rewarded"
+REFERRAL_CANCELLED = "referral.cancelled"
+REFERRAL_REJECTED = "referral.rejected"
 
 EVENT_TYPES = (
     MEMBER_ENROLLED,
@@ -47,6 +53,12 @@ EVENT_TYPES = (
     VOUCHER_EXPIRED,
     WALLET_ADDED,
     WALLET_REMOVED,
+    REFERRAL_APPLIED,
+    REFERRAL_FLAGGED,
+    REFERRAL_CONVERTED,
+    REFERRAL_REWARDED,
+    REFERRAL_CANCELLED,
+    REFERRAL_REJECTED,
 )
 
 

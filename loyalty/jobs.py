@@ -29,9 +29,9 @@ from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import automations, birthday, campaigns, clock, devices, ledger, messages, vouchers, wallet
+from loyalty import automations, birthday, campaigns, clock, devices, ledger, messages, referrals, vouchers, wallet
 from loyalty.errors import DomainError
-from loyalty.models import Device, Member, Voucher, VoucherStatus
+from loyalty.models import Device, Member, Referral, ReferralStatus, Voucher, VoucherStatus
 from loyalty.program import load_program
 from loyalty.tiers import evaluate_tier
 
@@ -214,6 +214,19 @@ async def prune_stale_devices(batch_size: int = BATCH_SIZE, retention: timedelta
 # --- the registry ---------------------------------------------------------------------------------
 
 
+async def reward_referrals(batch_size: int = BATCH_SIZE) -> int:
+    """CONVERTED referrals whose qualifying purchase's return window ended become REWARDED (`referral.rewarded`);
+    their bonus lots mature by `expire-points`. Returns the referrals rewarded."""
+    done = 0
+    async for at, due in due_batches(
+        Referral, lambda at: Q(status=ReferralStatus.CONVERTED, available_at__lte=at), batch_size
+    ):
+        for referral in due:
+            if await referrals.reward_referral(referral.id, at):  # conditional: a concurrent run rewards it once
+                done += 1
+    return done
+
+
 @dataclass(frozen=True)
 class Job:
     name: str  # `klubb jobs run NAME`
@@ -268,6 +281,13 @@ JOBS: tuple[Job, ...] = (
         prune_stale_devices,
         timedelta(hours=6),
         "devices deleted",
+    ),
+    Job(
+        "reward-referrals",
+        "mark converted referrals whose qualifying purchase's return window ended REWARDED",
+        reward_referrals,
+        timedelta(minutes=10),
+        "referrals rewarded",
     ),
     Job(
         "send-push-campaigns",

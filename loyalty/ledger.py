@@ -528,3 +528,72 @@ async def claw_back_purchase(
     await _apply_takes(conn, entry, pending_takes, void_emptied=True)
     await _apply_takes(conn, entry, available_takes)
     return from_pending + from_available + overdraw, unrecovered
+
+
+async def credit_pending(
+    conn: BaseDBAsyncClient,
+    member: Member,
+    program: Program,
+    amount: int,
+    *,
+    kind: EntryKind,
+    available_at: datetime,
+    description: str = "",
+) -> LedgerEntry:
+    """Credit `amount` points to a member locked in the caller's transaction as a lot of their own, pending until
+    `available_at` (available at once if that has passed), then expiring by the program's policy; no purchase.
+
+    For bonuses that wait for someone else's return window (a referral's). Settles the member first if due; the
+    lot's maturity is scheduled in the balances' own UPDATE. Emits nothing (the caller's feature does).
+    """
+    check_amount(amount, "amount", high=MAX_POINTS)
+    await settle_if_due(conn, member)
+    lot = await _create_lot(conn, member, program, amount, available_at)
+    pending = lot.status == LotStatus.PENDING
+    fields, settle_now = _scheduling(member, lot)
+    entry = await _post(
+        conn,
+        member,
+        kind,
+        pending=amount if pending else 0,
+        available=0 if pending else amount,
+        lifetime=amount,
+        lot_id=lot.id,
+        description=description[:200],
+        member_fields=fields,
+    )
+    if settle_now:
+        await settle(conn, member)
+    return entry
+
+
+async def void_pending_credit(
+    conn: BaseDBAsyncClient, member: Member, entry_id: int, *, description: str = ""
+) -> LedgerEntry | None:
+    """Take back what is still pending of a credit (`credit_pending`'s entry) from a member locked in the caller's
+    transaction: an entry of the same kind with the negative deltas (`reverses_id` the credit), the lot taken to 0
+    and VOID (an allocation records it). None if the lot is no longer pending (it matured: nothing is taken back).
+    """
+    original = await LedgerEntry.get_or_none(id=entry_id, member_id=member.id, using_db=conn)
+    if original is None or original.lot_id is None:
+        raise NotFound("no such credit", field="entry_id")
+    lot = await PointsLot.get(id=original.lot_id, using_db=conn)
+    if lot.status != LotStatus.PENDING:
+        return None
+    takes = _plan_takes([lot], lot.remaining)
+    next_settle_at = await _next_settle_after_taking(conn, member, takes)
+    entry = await _post(
+        conn,
+        member,
+        original.kind,
+        pending=-lot.remaining,
+        lifetime=-lot.remaining,
+        reverses_id=original.id,
+        lot_id=lot.id,
+        description=description[:200],
+        member_fields={"next_settle_at": next_settle_at},
+    )
+    await _apply_takes(conn, entry, takes, void_emptied=True)
+    if not takes:  # an empty pending lot: nothing to take, it is void all the same
+        await PointsLot.filter(id=lot.id).using_db(conn).update(status=LotStatus.VOID)
+    return entry

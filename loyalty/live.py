@@ -39,10 +39,25 @@ CHANGES: dict[str, frozenset[Change]] = {
     events.VOUCHER_EXPIRED: frozenset({Change.VOUCHERS}),
     events.OFFER_ACTIVATED: frozenset({Change.OFFERS}),
     events.OFFER_REDEEMED: frozenset({Change.OFFERS}),
+    # The referrer's pending bonus (the referee's comes with the purchase's own points.earned / points.refunded).
+    events.REFERRAL_CONVERTED: frozenset({Change.POINTS}),
+    events.REFERRAL_CANCELLED: frozenset({Change.POINTS}),
 }
 # Events the open app has no live view of: enrollment precedes any session, a profile edit is the app's own doing,
-# and the wallet events concern the wallet apps.
-IGNORED = frozenset({events.MEMBER_ENROLLED, events.MEMBER_UPDATED, events.WALLET_ADDED, events.WALLET_REMOVED})
+# the wallet events concern the wallet apps; a referral's application and review change no balance, and its reward is
+# the lots maturing (points.matured).
+IGNORED = frozenset(
+    {
+        events.MEMBER_ENROLLED,
+        events.MEMBER_UPDATED,
+        events.WALLET_ADDED,
+        events.WALLET_REMOVED,
+        events.REFERRAL_APPLIED,
+        events.REFERRAL_FLAGGED,
+        events.REFERRAL_REWARDED,
+        events.REFERRAL_REJECTED,
+    }
+)
 
 MAX_ENCODED_BYTES = 128  # a member id and every change fit in far less; a longer message is not ours
 

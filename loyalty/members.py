@@ -13,6 +13,7 @@ from tortoise.transactions import in_transaction
 
 from loyalty import clock, consent, events, sql
 from loyalty.checks import MAX_NAME, check_text, clean_text
+from loyalty.contacts import email_key
 from loyalty.errors import InvalidInput, MemberNotFound
 from loyalty.ledger import settle_member_if_due
 from loyalty.models import ConsentChannel, ConsentPurpose, ConsentSource, Member, Program
@@ -65,6 +66,7 @@ async def enroll_member(firebase_uid: str, *, email: str | None = None, display_
                     firebase_uid=firebase_uid,
                     member_number=new_member_number(),
                     email=email,
+                    email_key=email_key(email),
                     display_name=clean_text(display_name, MAX_NAME),
                     card_secret=secrets.token_hex(20),
                     tier_id=entry_tier.id,

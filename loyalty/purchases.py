@@ -24,7 +24,7 @@ from tortoise.expressions import F, Subquery
 from tortoise.functions import Sum
 from tortoise.queryset import QuerySet
 
-from loyalty import clock, events, ledger
+from loyalty import clock, events, ledger, referrals
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
 from loyalty.checks import MAX_REFERENCE, check_amount, check_code, check_occurred_at, check_store_code
@@ -45,6 +45,8 @@ from loyalty.models import (
     Purchase,
     PurchaseLine,
     QualifyingCredit,
+    Referral,
+    ReferralStatus,
     Refund,
     StaffRole,
     TierMetric,
@@ -134,6 +136,9 @@ class PurchaseRequest:
     currency: str
     total: int  # minor units
     lines: tuple[LineInput, ...]
+    # The payment card's fingerprint as the till's payment terminal gives it (optional): stored only hashed
+    # (`referrals.fingerprint_hash`), for the referral abuse checks.
+    payment_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,7 @@ def check_request(request: PurchaseRequest) -> None:
     check_code(request.receipt_id, "receipt_id", MAX_REFERENCE)
     check_code(request.currency, "currency", 3)
     check_occurred_at(request.occurred_at)
+    referrals.fingerprint_hash(request.payment_fingerprint)
     if not request.lines or len(request.lines) > MAX_LINES:
         raise InvalidInput(f"a receipt has 1 to {MAX_LINES} lines", field="lines")
     for line in request.lines:
@@ -219,29 +225,40 @@ def _request_document(request: PurchaseRequest) -> dict[str, Any]:
         "currency": request.currency,
         "total": request.total,
         "lines": [asdict(line) for line in request.lines],
+        # Only when given: the documents (and so the hashes) of receipts without one stay as they were.
+        **({"card": referrals.fingerprint_hash(request.payment_fingerprint)} if request.payment_fingerprint else {}),
     }
 
 
 async def _member_totals(
     conn: BaseDBAsyncClient, program: Program, request: PurchaseRequest, now: datetime
-) -> tuple[int, int]:
-    """(the day's spending for the daily limit, the qualifying value of the period containing `now`), read in one
-    statement with the member locked (before this purchase's rows; `tiers.qualifying_value`'s window)."""
+) -> tuple[int, int, int | None]:
+    """(the day's spending for the daily limit, the qualifying value of the period containing `now`, the member's
+    open referral as a referee — APPLIED or FLAGGED without a qualifying purchase yet — or None), read in one
+    statement with the member locked (before this purchase's rows; `tiers.qualifying_value`'s window): a member
+    without a referral costs the purchase no statement."""
     credits = QualifyingCredit.filter(
         member_id=request.member_id,
         occurred_at__gte=period_start(program, now),
         occurred_at__lt=period_end(program, now),
     ).annotate(value=Sum("amount"))
+    open_referral = Referral.filter(
+        referee_id=request.member_id,
+        status__in=(ReferralStatus.APPLIED, ReferralStatus.FLAGGED),
+        purchase_id__isnull=True,
+    )
     rows = (
         await Member.filter(id=request.member_id)
         .using_db(conn)
         .annotate(
             spent=Subquery(_day_spent(program, request).values("spent")),
             qualifying=Subquery(credits.values("value")),
+            referral=Subquery(open_referral.values("id")),
         )
-        .values("spent", "qualifying")
+        .values("spent", "qualifying", "referral")
     )
-    return _sum(rows[0]["spent"]), _sum(rows[0]["qualifying"])
+    referral = rows[0]["referral"]
+    return _sum(rows[0]["spent"]), _sum(rows[0]["qualifying"]), int(referral) if referral is not None else None
 
 
 async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: events.Outbox) -> PurchaseRecorded:
@@ -267,7 +284,7 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: event
     if request.total > program.max_purchase_total:
         raise PurchaseTotalTooLarge(limit=program.max_purchase_total, total=request.total)
     now = clock.now()
-    spent, qualifying_before = await _member_totals(conn, program, request, now)
+    spent, qualifying_before, referral_id = await _member_totals(conn, program, request, now)
     _check_daily_limit(program, request, spent)
     await ledger.settle_if_due(conn, member, now)
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
@@ -283,6 +300,7 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: event
         total=request.total,
         points_earned=points,
         qualifying_value=qualifying,
+        payment_fingerprint=referrals.fingerprint_hash(request.payment_fingerprint),
         created_at=now,
         using_db=conn,
     )
@@ -321,6 +339,10 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: event
         await Member.filter(id=member.id).using_db(conn).update(**member_fields, updated_at=now)
         for name, value in member_fields.items():
             setattr(member, name, value)
+    if referral_id is not None:  # the referee's first qualifying purchase converts their referral
+        await referrals.convert_in_purchase(
+            conn, program, configuration.referral_policy, member, purchase, available_at, referral_id, outbox
+        )
     apply_tier_decision(member, decision, outbox)
     outbox.add(
         events.POINTS_EARNED,
@@ -509,8 +531,18 @@ async def _refund(
         raise _not_the_members_receipt(store_code, receipt_id)
     if member is None:
         raise PurchaseNotFound("no purchase with this receipt in this store", field="receipt_id")
-    program = (await current_configuration(conn, version)).program
-    purchase = await Purchase.get(store_code=store_code, receipt_id=receipt_id, using_db=conn)
+    configuration = await current_configuration(conn, version)
+    program = configuration.program
+    # With the CONVERTED referral it qualified (if any) in the same statement: other refunds cost nothing more.
+    receipt = Purchase.filter(store_code=store_code, receipt_id=receipt_id).values("id")
+    converted = Referral.filter(purchase_id=Subquery(receipt), status=ReferralStatus.CONVERTED).values("id")
+    purchase = (
+        await Purchase.filter(store_code=store_code, receipt_id=receipt_id)
+        .using_db(conn)
+        .annotate(converted_referral=Subquery(converted))
+        .get()
+    )
+    referral_id = getattr(purchase, "converted_referral", None)
     if occurred_at is not None and occurred_at < purchase.occurred_at:
         raise InvalidInput("a refund cannot happen before its purchase", field="occurred_at")
     if lines is not None:
@@ -548,6 +580,10 @@ async def _refund(
         using_db=conn,
     )
     await Purchase.filter(id=purchase.id).using_db(conn).update(refunded_total=refunded, points_reversed=reversed_total)
+    if referral_id is not None:
+        await referrals.cancel_in_refund(
+            conn, configuration.referral_policy, member, purchase, refunded, int(referral_id)
+        )
     tier_from = tier_to = None
     if qualifying_back:
         await QualifyingCredit.create(

@@ -49,12 +49,18 @@ def _could_be_ours(raw: str) -> bool:
 
 
 async def _issue(
-    member_id: int, family: uuid.UUID, now: datetime, refresh_days: int, conn: BaseDBAsyncClient | None = None
+    member_id: int,
+    family: uuid.UUID,
+    now: datetime,
+    refresh_days: int,
+    conn: BaseDBAsyncClient | None = None,
+    device_hash: str | None = None,
 ) -> str:
     raw = secrets.token_urlsafe(TOKEN_BYTES)
     await RefreshToken.create(
         member_id=member_id,
         family=family,
+        device_hash=device_hash,
         token_hash=hash_refresh_token(raw),
         created_at=now,
         expires_at=now + timedelta(days=refresh_days),
@@ -63,9 +69,12 @@ async def _issue(
     return raw
 
 
-async def start_session(member_id: int, *, refresh_days: int = DEFAULT_REFRESH_DAYS) -> str:
-    """Start a new session (token family) for the member and return its first refresh token."""
-    return await _issue(member_id, uuid.uuid4(), clock.now(), refresh_days)
+async def start_session(
+    member_id: int, *, refresh_days: int = DEFAULT_REFRESH_DAYS, device_hash: str | None = None
+) -> str:
+    """Start a new session (token family) for the member and return its first refresh token. `device_hash`: the app
+    installation's (`referrals.device_hash`), kept by every token of the family."""
+    return await _issue(member_id, uuid.uuid4(), clock.now(), refresh_days, device_hash=device_hash)
 
 
 async def revoke_family(family: uuid.UUID) -> int:
@@ -107,7 +116,7 @@ async def rotate_refresh_token(raw: str, *, refresh_days: int = DEFAULT_REFRESH_
                 .update(used_at=now)
             )
             if claimed == 1:
-                new_raw = await _issue(token.member_id, token.family, now, refresh_days, conn)
+                new_raw = await _issue(token.member_id, token.family, now, refresh_days, conn, token.device_hash)
     if new_raw is None:
         # Used before (or just now by a concurrent request): revoke outside the failed claim so it is committed.
         await revoke_family(token.family)

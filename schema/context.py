@@ -55,6 +55,8 @@ class Context(RequestContext):
     # A websocket's `connection_init` payload (strawberry sets it); its member is authenticated from it.
     connection_params: dict[str, object] | None = None
     access_expires_at: datetime | None = None  # a websocket's: it is closed when its access token expires
+    public_url: str = ""  # where klubb is reached from outside (`me.referral.link`)
+    device_hash_key: bytes = b""  # the key app installation ids are hashed with (`referralApply`)
 
     def require_member(self) -> int:
         """The signed-in member's id, or a top-level UNAUTHENTICATED error."""

@@ -25,6 +25,7 @@ from schema.mutations.inbox_mark_read import InboxMarkReadPayload, inbox_mark_re
 from schema.mutations.offer_activate import OfferActivatePayload, offer_activate
 from schema.mutations.profile_update import ProfileUpdatePayload, profile_update
 from schema.mutations.push_opened import PushOpenedPayload, push_opened
+from schema.mutations.referral_apply import ReferralApplyPayload, referral_apply
 from schema.mutations.reward_redeem import RewardRedeemPayload, reward_redeem
 from schema.mutations.session_create import session_create
 from schema.mutations.session_refresh import session_refresh
@@ -107,6 +108,10 @@ class Mutation:
     )
     inbox_mark_read: InboxMarkReadPayload = strawberry.mutation(
         resolver=inbox_mark_read, description="Mark inbox messages read."
+    )
+    referral_apply: ReferralApplyPayload = strawberry.mutation(
+        resolver=referral_apply,
+        description="Use a friend's referral code (once, within the program's days after joining).",
     )
     push_opened: PushOpenedPayload = strawberry.mutation(
         resolver=push_opened, description="Report that a push notification was opened (also marks its message read)."

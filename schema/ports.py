@@ -15,11 +15,12 @@ class SessionRefused(Exception):
     """Sign-in or refresh was refused; `code` is one of SessionErrorCode's names. `retryable`: the input was not at
     fault (a dependency of ours failed), so the same request may succeed later."""
 
-    def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, code: str, message: str, *, retryable: bool = False, field: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.field = field  # the input at fault by its Python name, when it is not the token (`referral_code`)
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,9 @@ class IssuedSession:
 
 
 class SessionIssuer(Protocol):
-    async def create(self, firebase_id_token: str) -> IssuedSession: ...
+    async def create(
+        self, firebase_id_token: str, *, referral_code: str | None = None, device_id: str | None = None
+    ) -> IssuedSession: ...
 
     async def refresh(self, refresh_token: str) -> IssuedSession: ...
 

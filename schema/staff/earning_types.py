@@ -31,6 +31,11 @@ class PurchaseRecordInput:
     currency: str
     total: int = strawberry.field(description="Minor units; must equal the sum of the lines that are not voided.")
     lines: list[PurchaseLineInput]
+    payment_fingerprint: str | None = strawberry.field(
+        default=None,
+        description="The payment card's fingerprint from the payment terminal, if it gives one (stored only hashed: "
+        "the referral abuse checks). 1 to 200 printable characters.",
+    )
 
     def to_request(self, member_id: int) -> PurchaseRequest:
         lines = tuple(
@@ -45,6 +50,7 @@ class PurchaseRecordInput:
             currency=self.currency,
             total=self.total,
             lines=lines,
+            payment_fingerprint=self.payment_fingerprint,
         )
 
 

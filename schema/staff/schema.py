@@ -23,9 +23,11 @@ from schema.staff.mutations.push_campaign_cancel import PushCampaignCancelMutati
 from schema.staff.mutations.push_campaign_create import PushCampaignCreateMutation
 from schema.staff.mutations.push_campaign_schedule import PushCampaignScheduleMutation
 from schema.staff.mutations.push_campaign_update import PushCampaignUpdateMutation
+from schema.staff.mutations.referral_review import ReferralReviewMutation
 from schema.staff.mutations.staff_session_create import StaffSessionCreateMutation
 from schema.staff.mutations.voucher_redeem import VoucherRedeemMutation
 from schema.staff.push_campaigns import PushCampaignQuery
+from schema.staff.referrals import ReferralQuery
 
 # The till's reference operations (README, "Staff endpoint"): compiled at start-up like the member app's trusted
 # queries; any other document the staff endpoint accepts (integrations send their own) runs through strawberry.
@@ -40,7 +42,7 @@ class StaffMeQuery:
 
 
 @strawberry.type
-class Query(StaffMeQuery, MemberLookupQuery, PurchasePreviewQuery, PushCampaignQuery):
+class Query(StaffMeQuery, MemberLookupQuery, PurchasePreviewQuery, PushCampaignQuery, ReferralQuery):
     pass
 
 
@@ -57,6 +59,7 @@ class Mutation(
     PushCampaignUpdateMutation,
     PushCampaignScheduleMutation,
     PushCampaignCancelMutation,
+    ReferralReviewMutation,
 ):
     pass
 

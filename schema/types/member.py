@@ -8,7 +8,7 @@ from datetime import date, datetime
 import strawberry
 from strawberry import relay
 
-from loyalty import card, tiers
+from loyalty import card, referrals, tiers
 from loyalty.offers import lifecycle_stage
 from loyalty.rows import AnyMember
 from loyalty.tiers import tier_progress
@@ -21,6 +21,7 @@ from schema.types.node import VisibleNode
 from schema.types.offer import LIFECYCLE_STAGES, LifecycleStage, OfferConnection, decode_offer_cursor
 from schema.types.pagination import decode_cursor, page_size
 from schema.types.program import Tier
+from schema.types.referral import MemberReferral
 from schema.types.stamp_card import StampCardProgress
 from schema.types.voucher import VoucherConnection, VoucherStatus
 from schema.types.wallet import Wallet
@@ -145,6 +146,11 @@ class Member(VisibleNode):
     @strawberry.field
     def points(self) -> Points:
         return Points.of(self.model)
+
+    @strawberry.field(description="Your referral code, the link to share and how your referrals went.")
+    async def referral(self, info: Info) -> MemberReferral:
+        summary = await referrals.referral_summary(self.model.id)
+        return MemberReferral.from_domain(summary, info.context.public_url)
 
     @strawberry.field(description="Adding the member card to a wallet app.")
     def wallet(self) -> Wallet:

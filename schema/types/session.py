@@ -20,6 +20,9 @@ class SessionErrorCode(Enum):
     AUTH_UNAVAILABLE = "AUTH_UNAVAILABLE"
     REFRESH_TOKEN_INVALID = "REFRESH_TOKEN_INVALID"  # noqa: S105
     REFRESH_TOKEN_REUSED = "REFRESH_TOKEN_REUSED"  # noqa: S105
+    # A referral code given at sign-up that cannot be used: nothing was written (no member, no session).
+    CODE_UNKNOWN = "CODE_UNKNOWN"
+    REFERRALS_OFF = "REFERRALS_OFF"
 
 
 @strawberry.type
@@ -55,6 +58,10 @@ class SessionPayload:
             refresh_token=None,
             member=None,
             user_errors=[
-                SessionUserError(code=code, message=error.message, field=None if error.retryable else input_path(field))
+                SessionUserError(
+                    code=code,
+                    message=error.message,
+                    field=None if error.retryable else input_path(error.field or field),
+                )
             ],
         )
