@@ -516,11 +516,12 @@ async def convert_in_purchase(
     now = clock.now()
     flags = list(referral.flags)
     card = purchase.payment_fingerprint
-    if card is not None and (
+    card_matches = card is not None and (
         await Purchase.filter(member_id=referral.referrer_id, payment_fingerprint=card).using_db(conn).exists()
-    ):
+    )
+    if card_matches:
         flags.append(_flag("SELF_REFERRAL_CARD", "the friend's qualifying purchase was paid with the referrer's card"))
-    if flags:
+    if card_matches or referral.status == ReferralStatus.FLAGGED:
         await (
             Referral.filter(id=referral.id)
             .using_db(conn)

@@ -39,6 +39,7 @@ def receipt(
     at: datetime | None = None,
     store_code: str = "S1",
     currency: str = "EUR",
+    payment_fingerprint: str | None = None,
 ) -> purchases.PurchaseRequest:
     """A receipt whose total defaults to the sum of its non-voided lines, made now."""
     return purchases.PurchaseRequest(
@@ -49,6 +50,7 @@ def receipt(
         currency=currency,
         total=sum(x.amount for x in lines if not x.voided) if total is None else total,
         lines=tuple(lines),
+        payment_fingerprint=payment_fingerprint,
     )
 
 
