@@ -283,13 +283,6 @@ JOBS: tuple[Job, ...] = (
         "devices deleted",
     ),
     Job(
-        "reward-referrals",
-        "mark converted referrals whose qualifying purchase's return window ended REWARDED",
-        reward_referrals,
-        timedelta(minutes=10),
-        "referrals rewarded",
-    ),
-    Job(
         "send-push-campaigns",
         "write the messages of due push campaigns (resuming any whose worker stopped), in keyset batches",
         campaigns.send_due_campaigns,
@@ -303,6 +296,13 @@ JOBS: tuple[Job, ...] = (
         automations.run_all,
         timedelta(minutes=5),
         "automation messages written",
+    ),
+    Job(
+        "reward-referrals",
+        "mark converted referrals whose qualifying purchase's return window ended REWARDED",
+        reward_referrals,
+        timedelta(minutes=10),
+        "referrals rewarded",
     ),
 )
 

@@ -32,6 +32,8 @@ LIST = (
     "stopped), in keyset batches\n"
     "push-automations\tevery 300 s\twrite the enabled lifecycle automations' messages: welcome, points expiring, "
     "close to the next tier, win-back, birthday, voucher expiring (once per member and occasion)\n"
+    "reward-referrals\tevery 600 s\tmark converted referrals whose qualifying purchase's return window ended "
+    "REWARDED\n"
 )
 
 
@@ -87,7 +89,7 @@ def test_a_wrong_interval_setting_is_refused(cli_db: None, monkeypatch: pytest.M
     assert result.stderr == (
         "error: KLUBB_JOB_INTERVALS: no job named expire-point; the jobs are expire-points, evaluate-tiers, "
         "birthday-rewards, expire-vouchers, refresh-wallet-passes, prune-stale-devices, send-push-campaigns, "
-        "push-automations\n"
+        "push-automations, reward-referrals\n"
     )
 
 
@@ -110,7 +112,8 @@ def test_jobs_run_runs_every_job_once_in_order(cli_db: None, clock: FrozenClock)
         "refresh-wallet-passes: 0 passes refreshed\n"
         "prune-stale-devices: 0 devices deleted\n"
         "send-push-campaigns: 0 campaign messages written\n"
-        "push-automations: 0 automation messages written\n",
+        "push-automations: 0 automation messages written\n"
+        "reward-referrals: 0 referrals rewarded\n",
         "",
     )
     assert (second.exit_code, second.stdout) == (0, first.stdout.replace("1 members", "0 members"))
@@ -141,7 +144,8 @@ def test_jobs_run_refuses_an_unknown_name_and_runs_nothing(cli_db: None, clock: 
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
         "error [UNKNOWN_JOB]: no job named expire-all; the jobs are expire-points, evaluate-tiers, birthday-rewards, "
-        "expire-vouchers, refresh-wallet-passes, prune-stale-devices, send-push-campaigns, push-automations\n"
+        "expire-vouchers, refresh-wallet-passes, prune-stale-devices, send-push-campaigns, push-automations, "
+        "reward-referrals\n"
     )
     assert _balances(member_id) == (100, 0, 100)
 
@@ -168,7 +172,8 @@ def test_a_failing_job_fails_the_command_after_the_others_ran(cli_db: None, cloc
         1,
         "expire-points: 1 members settled\nexpire-vouchers: 0 vouchers expired\n"
         "prune-stale-devices: 0 devices deleted\n"
-        "send-push-campaigns: 0 campaign messages written\npush-automations: 0 automation messages written\n",
+        "send-push-campaigns: 0 campaign messages written\npush-automations: 0 automation messages written\n"
+        "reward-referrals: 0 referrals rewarded\n",
     )
     assert result.stderr == (
         "evaluate-tiers failed: ProgramNotConfigured: the program is not configured: run `klubb seed`\n"

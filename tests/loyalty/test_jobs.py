@@ -182,6 +182,7 @@ def test_the_registry_names_every_job_once_with_its_default_interval() -> None:
         ("prune-stale-devices", timedelta(hours=6), "devices deleted"),
         ("send-push-campaigns", timedelta(minutes=1), "campaign messages written"),
         ("push-automations", timedelta(minutes=5), "automation messages written"),
+        ("reward-referrals", timedelta(minutes=10), "referrals rewarded"),
     ]
     assert jobs.get_jobs(()) == list(jobs.JOBS)
     assert [job.name for job in jobs.get_jobs(["expire-vouchers", "expire-points"])] == [
@@ -198,7 +199,8 @@ def test_an_unknown_job_name_is_refused() -> None:
     assert (refused.value.code, refused.value.message) == (
         "UNKNOWN_JOB",
         "no job named expire-everything, nope; the jobs are expire-points, evaluate-tiers, birthday-rewards, "
-        "expire-vouchers, refresh-wallet-passes, prune-stale-devices, send-push-campaigns, push-automations",
+        "expire-vouchers, refresh-wallet-passes, prune-stale-devices, send-push-campaigns, push-automations, "
+        "reward-referrals",
     )
 
 

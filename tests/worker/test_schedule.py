@@ -112,6 +112,7 @@ def test_every_job_runs_at_its_default_interval_unless_configured() -> None:
         ("prune-stale-devices", 21600.0),
         ("send-push-campaigns", 60.0),
         ("push-automations", 300.0),
+        ("reward-referrals", 600.0),
     ]
     assert [
         (job.name, seconds) for job, seconds in Schedule.of({"expire-points": 15, "evaluate-tiers": 0}).entries
@@ -123,6 +124,7 @@ def test_every_job_runs_at_its_default_interval_unless_configured() -> None:
         ("prune-stale-devices", 21600.0),
         ("send-push-campaigns", 60.0),
         ("push-automations", 300.0),
+        ("reward-referrals", 600.0),
     ]
     assert [job for job, _ in Schedule.of().entries] == list(JOBS)
 
