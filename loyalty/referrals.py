@@ -40,6 +40,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -617,7 +618,7 @@ async def reward_referral(referral_id: int, at: datetime) -> bool:
 # --- the staff review ---------------------------------------------------------------------------------
 
 
-class ReviewDecision:
+class ReviewDecision(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
 

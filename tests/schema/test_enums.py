@@ -13,7 +13,9 @@ from strawberry.types.enum import StrawberryEnumDefinition
 from loyalty.models import EntryKind
 from schema.member_schema import build_member_schema
 from schema.staff.mutations.points_adjust import ADJUSTMENT_REASONS
+from schema.staff.mutations.referral_review import REVIEW_DECISIONS
 from schema.staff.push_campaigns import PUSH_CAMPAIGN_STATUSES
+from schema.staff.referrals import REFERRAL_STATUSES
 from schema.staff.schema import build_staff_schema
 from schema.subscriptions.member_updated import MEMBER_CHANGES
 from schema.types.activity import ACTIVITY_KINDS
@@ -37,6 +39,8 @@ ENUM_MAPS: list[EnumMap[Any, Any]] = [
     CONSENT_CHANNELS,
     CONSENT_PURPOSES,
     PUSH_CAMPAIGN_STATUSES,
+    REFERRAL_STATUSES,
+    REVIEW_DECISIONS,
 ]
 
 
@@ -104,7 +108,7 @@ def test_inputs_map_back_to_the_domain_value_they_stand_for() -> None:
     round_trips = [(d, m.to_domain(m.to_api(d))) for m in ENUM_MAPS for d in m.pairs]
 
     assert [(d, back) for d, back in round_trips if back is not d] == []
-    assert len(round_trips) == 52  # every shown value of the twelve enums
+    assert len(round_trips) == 60  # every shown value of the fourteen enums
 
 
 def test_a_hidden_value_has_no_api_value() -> None:

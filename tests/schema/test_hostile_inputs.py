@@ -487,13 +487,14 @@ def test_every_operation_is_found() -> None:
     # The walk finds every root field and the nested fields with arguments (a new one is covered automatically).
     assert sorted(op.name for op in MEMBER_OPERATIONS) == [
         "consentUpdate", "deviceRegister", "deviceUnregister", "inboxMarkRead", "me", "node", "offerActivate",
-        "profileUpdate", "program", "pushOpened", "rewardRedeem", "rewards", "sessionCreate", "sessionRefresh",
-        "voucherCancel",
+        "profileUpdate", "program", "pushOpened", "referralApply", "rewardRedeem", "rewards", "sessionCreate",
+        "sessionRefresh", "voucherCancel",
     ]  # fmt: skip
     assert sorted(op.name for op in STAFF_OPERATIONS) == [
         "engagementRecord", "memberLookup", "offerRedeem", "pointsAdjust", "purchasePreview", "purchaseRecord",
         "purchaseRefund", "pushCampaign", "pushCampaignCancel", "pushCampaignCreate", "pushCampaignSchedule",
-        "pushCampaignUpdate", "pushCampaigns", "staffMe", "staffSessionCreate", "voucherRedeem",
+        "pushCampaignUpdate", "pushCampaigns", "referralReview", "referrals", "staffMe", "staffSessionCreate",
+        "voucherRedeem",
     ]  # fmt: skip
     me = next(op for op in MEMBER_OPERATIONS if op.name == "me")
     assert sorted(me.arguments.values()) == [

@@ -12,12 +12,23 @@ from loyalty.models import StaffRole
 from schema.errors import UserError, to_user_error
 from schema.staff.context import StaffInfo
 from schema.staff.referrals import REFERRAL, Referral
+from schema.types.enum_map import EnumMap
 
 
 @strawberry.enum
 class ReferralReviewDecision(Enum):
     APPROVE = "approve"
     REJECT = "reject"
+
+
+REVIEW_DECISIONS = EnumMap(
+    referrals.ReviewDecision,
+    ReferralReviewDecision,
+    {
+        referrals.ReviewDecision.APPROVE: ReferralReviewDecision.APPROVE,
+        referrals.ReviewDecision.REJECT: ReferralReviewDecision.REJECT,
+    },
+)
 
 
 @strawberry.enum
@@ -52,7 +63,9 @@ async def referral_review(info: StaffInfo, input: ReferralReviewInput) -> Referr
         key = REFERRAL.decode(input.referral)
         if key is None:
             raise referrals.ReferralNotFound("no such referral", field="referral")
-        reviewed = await referrals.review_referral(actor, key, input.decision.value, input.note or "")
+        reviewed = await referrals.review_referral(
+            actor, key, REVIEW_DECISIONS.to_domain(input.decision), input.note or ""
+        )
     except DomainError as error:
         return ReferralReviewPayload(
             referral=None, user_errors=[to_user_error(ReferralReviewUserError, ReferralReviewErrorCode, error)]

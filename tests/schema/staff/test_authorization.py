@@ -31,6 +31,7 @@ SIGNED_IN = frozenset(ACTORS) - {"no actor"}
 IN_STORE_S1 = SIGNED_IN - {"cashier of another store"}
 MANAGERS = frozenset({"manager", "admin"})
 CAMPAIGN = "UHVzaENhbXBhaWduOjE="  # PushCampaign:1 (none exists: an allowed caller gets a userError or null)
+REFERRAL = "UmVmZXJyYWw6MQ=="  # Referral:1 (none exists)
 CAMPAIGN_FIELDS = '{name: "Spring", title: [{locale: "en", text: "Hi"}], body: [{locale: "en", text: "Hello"}]}'
 
 
@@ -104,6 +105,12 @@ OPERATIONS: dict[str, Operation] = {
     "pushCampaign": Operation(f'{{ pushCampaign(id: "{CAMPAIGN}") {{ name }} }}', allowed=MANAGERS),
     "pushCampaigns": Operation(
         "{ pushCampaigns(first: 5) { edges { node { name dryRun { reach } figures { sent } } } } }",
+        allowed=MANAGERS,
+    ),
+    "referrals": Operation("{ referrals(status: FLAGGED, first: 5) { edges { node { code } } } }", allowed=MANAGERS),
+    "referralReview": Operation(
+        f'mutation {{ referralReview(input: {{referral: "{REFERRAL}", decision: APPROVE}}) '
+        "{ userErrors { code } } }",
         allowed=MANAGERS,
     ),
     "voucherRedeem": Operation(
