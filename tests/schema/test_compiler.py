@@ -544,7 +544,7 @@ async def test_a_document_one_byte_off_the_trusted_text_runs_through_strawberry(
 # loaders), and pinned so that a change to a plan or a loader that adds a query is noticed.
 # (Program: none, the program is cached. Home: the member with their qualifying value, points expiring soon, the
 # activity page. Vouchers: the member, the page, the rewards with the member's voucher counts. Wallet and
-# GoogleWalletLink: the member.)
+# GoogleWalletLink: the member. Referral: the member, its code, the one aggregate of its referrals.)
 BUDGETS = {
     "ActivityPage": 2,
     "Consents": 2,
@@ -553,6 +553,7 @@ BUDGETS = {
     "Home": 3,
     "Offers": 2,
     "Program": 0,
+    "Referral": 3,
     "Rewards": 3,
     "Vouchers": 3,
     "Wallet": 1,
