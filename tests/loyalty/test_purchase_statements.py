@@ -413,3 +413,89 @@ async def test_a_debit_across_two_lots_and_a_credit_keep_to_their_statements(
         "UPDATE idempotency_record",
     ]
     assert (await Member.get(id=member.id)).points_available == 50
+
+
+async def test_a_referee_below_min_spend_costs_no_statement_more(program: Program, clock: FrozenClock) -> None:
+    # given a referee with an APPLIED referral (the policy is in the snapshot), who bought before
+    from loyalty import referrals
+
+    await referrals.apply_referral_config({"referee_points": 100, "referrer_points": 200, "min_spend": 50_000})
+    referrer, referee = await new_member("uid-referrer"), await new_member("uid-referee")
+    await referrals.apply_referral(referee.id, await referrals.code_of(referrer.id))
+    await buy(referee.id, "R0", [line("A", 1_000)])
+
+    # when a receipt below the minimum spend is recorded
+    with counted() as counter:
+        await buy(referee.id, "R1", [line("A", 1_000)])
+
+    # then the open referral came with the member's totals: a plain purchase's statements
+    assert len(counter.statements) == PLAIN_PURCHASE
+
+
+async def test_a_converting_purchase_and_its_refund_inside_the_window(program: Program, clock: FrozenClock) -> None:
+    # given a referee with an APPLIED referral
+    from loyalty import referrals
+
+    await referrals.apply_referral_config({"referee_points": 100, "referrer_points": 200, "min_spend": 5_000})
+    referrer, referee = await new_member("uid-referrer"), await new_member("uid-referee")
+    await referrals.apply_referral(referee.id, await referrals.code_of(referrer.id))
+    await buy(referee.id, "R0", [line("A", 1_000)])
+
+    # when the qualifying purchase is recorded, then refunded in full
+    with counted() as converting:
+        await buy(referee.id, "R1", [line("A", 5_000)])
+    with counted() as refunding:
+        await refund_purchase(CASHIER, store_code="S1", receipt_id="R1", refund_id="F1", amount=5_000)
+
+    # then the conversion adds the referral's lock, the referrer's lock, each bonus (lot, member UPDATE, entry) and the
+    # referral's UPDATE (no cap configured: no counts)
+    assert kinds(converting.statements) == [
+        "INSERT idempotency_record",
+        "SELECT member",
+        "SELECT member",
+        "INSERT purchase",
+        "INSERT purchase_line",
+        "INSERT qualifying_credit",
+        "INSERT points_lot",
+        "UPDATE member",
+        "INSERT ledger_entry",
+        "SELECT referral",
+        "SELECT member",
+        "INSERT points_lot",
+        "UPDATE member",
+        "INSERT ledger_entry",
+        "INSERT points_lot",
+        "UPDATE member",
+        "INSERT ledger_entry",
+        "UPDATE referral",
+        "INSERT outbox_event",
+        "INSERT audit_log",
+        "UPDATE idempotency_record",
+    ]
+    assert len(converting.statements) == PLAIN_PURCHASE + 9
+    # and the refund inside the window: the referral's lock, the referrer's lock, each bonus voided (its entry and
+    # lot read, the next settle time read again — the bonus matured first —, member UPDATE, entry, lot, allocation),
+    # the referral's UPDATE and its event
+    voiding = [
+        "SELECT ledger_entry",
+        "SELECT points_lot",
+        "SELECT points_lot",
+        "SELECT points_lot",
+        "UPDATE member",
+        "INSERT ledger_entry",
+        "UPDATE points_lot",
+        "INSERT lot_allocation",
+    ]
+    assert kinds(refunding.statements)[12:] == [
+        "SELECT referral",
+        "SELECT member",
+        *voiding,
+        *voiding,
+        "UPDATE referral",
+        "INSERT outbox_event",
+        "INSERT qualifying_credit",
+        "INSERT outbox_event",
+        "INSERT audit_log",
+        "UPDATE idempotency_record",
+    ]
+    assert (await Member.get(id=referrer.id)).points_pending == 0
