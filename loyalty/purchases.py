@@ -271,12 +271,12 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: event
     Statements, in order (the write path's budget, `tests/loyalty/test_purchase_statements.py`): the member's lock
     (with `program.version`: the configuration snapshot costs nothing while it is current), the day's spending,
     the period's qualifying value and the member's open referral as a referee (one statement, before this purchase's
-    rows: the tier is decided without reading back), the purchase, its lines (one batch), the qualifying credit, the lot, the member's one UPDATE (balances,
-    tier, `next_settle_at`, `last_purchase_at`) and the ledger entry; then the stamp cards' progress. Only a referee
-    with an open referral whose purchase reaches `min_spend` costs more: the referral's lock, the referrer's lock,
-    the caps' counts and the bonuses' lots and entries (`referrals.convert_in_purchase`). The caller adds
-    the outbox (one batch), the audit entry and the idempotency record. A member with lots due is settled first
-    (more statements, only then).
+    rows: the tier is decided without reading back), the purchase, its lines (one batch), the qualifying credit, the
+    lot, the member's one UPDATE (balances, tier, `next_settle_at`, `last_purchase_at`) and the ledger entry; then
+    the stamp cards' progress. Only a referee with an open referral whose purchase reaches `min_spend` costs more:
+    the referral's lock, the referrer's lock, the caps' counts and the bonuses' lots and entries
+    (`referrals.convert_in_purchase`). The caller adds the outbox (one batch), the audit entry and the idempotency
+    record. A member with lots due is settled first (more statements, only then).
     """
     member, version = await ledger.lock_member_with_program_version(conn, request.member_id)
     configuration = await current_configuration(conn, version)
@@ -524,10 +524,11 @@ async def _refund(
 
     The receipt's member is locked first (found by the receipt in the same statement); every change of a purchase
     and its lines is a refund made under that lock, so the purchase read after it is current. Statements: the lock,
-    the configuration's version, the purchase (with the CONVERTED referral it qualified, if any), its lots (other lots only if its own do not cover the points), the
-    member's one UPDATE, the entry, each lot taken from, the allocations (one batch), the refund, the purchase's
-    totals, the qualifying credit and the event; a member with lots due is settled first. A refund that takes a
-    referral's qualifying purchase below `min_spend` inside its window cancels the referral
+    the configuration's version, the purchase (with the CONVERTED referral it qualified, if any), its lots (other
+    lots only if its own do not cover the points), the member's one UPDATE, the entry, each lot taken from, the
+    allocations (one batch), the refund, the purchase's totals, the qualifying credit and the event; a member with
+    lots due is settled first. A refund that takes a referral's qualifying purchase below `min_spend` inside its
+    window cancels the referral
     (`referrals.cancel_in_refund`: more statements, only then).
     """
     member, version = await ledger.lock_member_of_receipt(conn, store_code, receipt_id)
