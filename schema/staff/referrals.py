@@ -15,7 +15,7 @@ from loyalty.models import StaffRole
 from schema.global_ids import MEMBER, NodeType
 from schema.staff.context import StaffInfo
 from schema.types.enum_map import EnumMap
-from schema.types.pagination import decode_cursor, encode_cursor, page_size
+from schema.types.pagination import decode_cursor, encode_cursor, forward_page_info, page_size
 
 REFERRAL = NodeType.of("Referral", models.Referral)
 
@@ -106,15 +106,7 @@ class ReferralConnection:
         edges = [
             ReferralEdge(node=Referral.from_model(r), cursor=encode_cursor("referrals", r.id)) for r in page.referrals
         ]
-        return cls(
-            edges=edges,
-            page_info=relay.PageInfo(
-                has_next_page=page.has_next,
-                has_previous_page=False,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-        )
+        return cls(edges=edges, page_info=forward_page_info(edges, has_next_page=page.has_next))
 
 
 @strawberry.type
