@@ -22,7 +22,7 @@ from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
 import loyalty
-from loyalty import adjustments, campaigns, engagement, offers, purchases, vouchers
+from loyalty import adjustments, campaigns, engagement, offers, purchases, referrals, vouchers
 from loyalty.actors import SYSTEM, Actor, Forbidden
 from loyalty.clock import FrozenClock
 from loyalty.earning import LineInput
@@ -98,6 +98,15 @@ async def _member_and_offer() -> dict[str, Any]:
 async def _member_and_rule() -> dict[str, Any]:
     await EngagementRule.create(event_type="review_written", points=25)
     return await _member()
+
+
+async def _flagged_referral() -> dict[str, Any]:
+    await referrals.apply_referral_config({"referee_points": 10, "referrer_points": 20})
+    referrer = await new_member("uid-referrer")
+    referee = await new_member("uid-referee")
+    await referee.filter(id=referee.id).update(email_key=referrer.email_key)  # the same person
+    referral = await referrals.apply_referral(referee.id, await referrals.code_of(referrer.id))
+    return {"referral": referral.id}
 
 
 def _receipt(data: dict[str, Any]) -> purchases.PurchaseRequest:
@@ -285,6 +294,14 @@ CASES = [
         _draft,
         lambda actor, data: campaigns.cancel_campaign(actor, data["campaign"]),
         MANAGER_ELSEWHERE,
+        (HERE, NO_RIGHTS),
+    ),
+    Case(
+        "loyalty.referrals.review_referral",
+        "a flagged referral rejected",
+        _flagged_referral,
+        lambda actor, data: referrals.review_referral(actor, data["referral"], referrals.ReviewDecision.REJECT),
+        MANAGER_ELSEWHERE,  # bound to no store: any manager
         (HERE, NO_RIGHTS),
     ),
     Case(

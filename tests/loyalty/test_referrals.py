@@ -665,3 +665,23 @@ async def test_the_referrers_summary(program: Program) -> None:
     assert await referrals.referral_summary(cid.id) == referrals.ReferralSummary(
         code=await code(cid.id), invited=0, converted=0, points_earned=0
     )
+
+
+@pytest.mark.postgres_only
+async def test_concurrent_reward_runs_reward_each_referral_once(program: Program, clock: FrozenClock) -> None:
+    # given three converted referrals whose window ended
+    await policy()
+    ann = await member("ann")
+    for n in range(3):
+        friend = await member(f"friend-{n}")
+        await refer(ann, friend)
+        recorded = await buy(friend.id, f"R{n}", [line("A", 5_000)])
+    clock.set(recorded.available_at)
+
+    # when three job runs go at once
+    done = await asyncio.gather(*(jobs.reward_referrals(batch_size=1) for _ in range(3)))
+
+    # then each referral was rewarded once, with one event each
+    assert sum(done) == 3
+    assert await Referral.filter(status=ReferralStatus.REWARDED).count() == 3
+    assert [t for t, _ in await referral_events()].count("referral.rewarded") == 3
