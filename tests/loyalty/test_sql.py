@@ -1214,10 +1214,10 @@ async def test_table_describes_a_models_columns_keys_and_references(db: str) -> 
         (("purchase_id", "refund_id"),),
     )
     assert (members.unique, dict(members.references)) == (
-        (("firebase_uid",), ("member_number",)),
+        (("firebase_uid",), ("member_number",), ("referral_code",)),
         {"tier_id": Tier, "manual_tier_id": Tier, "tier_before_upgrade_id": Tier},
     )
-    assert members.columns[12:16] == ("tier_id", "tier_since", "tier_held_until", "manual_tier_id")
+    assert members.columns[14:18] == ("tier_id", "tier_since", "tier_held_until", "manual_tier_id")
 
 
 def test_a_table_is_not_described_before_tortoise_has_started() -> None:
