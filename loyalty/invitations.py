@@ -8,7 +8,7 @@ is never read: the page learns only that the code is someone's, so it cannot lea
 
 Nothing here is written, and nothing about a code is returned but its state (`InvitationState`): VALID (a member's
 code, referrals on), UNKNOWN (no member's code, or `None`: what cannot be a code), PAUSED (referrals switched off, or
-no policy configured yet — then the code is not looked up: every link reads alike).
+no policy configured yet: whether the code is someone's is then ignored, so every link reads alike).
 """
 
 from __future__ import annotations
