@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Final
 from urllib.parse import quote
@@ -108,8 +109,11 @@ def _offer(facts: Invitation, language: str) -> str:
     return text(language, "invited.offer_min_spend", points=points, amount=amount)
 
 
-def render(facts: Invitation, language: str, public_url: str) -> str:
-    """The page for `facts` in `language`; `public_url` makes the canonical link."""
+@lru_cache(maxsize=1024)
+def render(facts: Invitation, language: str, public_url: str) -> bytes:
+    """The page for `facts` in `language`; `public_url` makes the canonical link. A function of its arguments alone,
+    so it is kept: every unknown code and paused link shares one page per language, a code shared widely gets its
+    page made once (an entry is 3-4 kB; a changed policy is another `facts`)."""
     program = facts.program_name
     others = [other for code, other in LANGUAGES.items() if code != language]
     values: dict[str, object] = {}
@@ -143,7 +147,7 @@ def render(facts: Invitation, language: str, public_url: str) -> str:
         language_switch=text(language, "language_switch"),
         css=Markup(CSS),  # noqa: S704 - our own file, not input; the CSP allows exactly this text
         **values,
-    )
+    ).encode()
 
 
 def _answer(request: Request, status: int, body: bytes, headers: dict[str, str]) -> Response:
@@ -189,7 +193,7 @@ class ReferralPage:
         return _answer(
             request,
             200 if valid else 404,
-            render(facts, language, self.public_url).encode(),
+            render(facts, language, self.public_url),
             {
                 "content-type": "text/html; charset=utf-8",
                 "content-language": language,

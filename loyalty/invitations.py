@@ -1,8 +1,8 @@
 """What a referral link's landing page (`/r/<code>`, `api/referral_page.py`) may show: the program and the friend's
 offer, never anything about the member whose code it is.
 
-`invitation(code)` is one statement whatever the code: the program's configuration version with, for a code, whether
-a member holds it (a scalar subquery on the unique `member.referral_code` index), so the snapshot of
+`invitation(code)` is one statement whatever the code (`sql.rows`, a hot read): the program's configuration version
+with whether a member holds the code (a scalar subquery on the unique `member.referral_code` index), so the snapshot of
 `program.current_configuration` is used only while it is current and a changed policy shows at once. The member's row
 is never read: the page learns only that the code is someone's, so it cannot leak a name, a number or a count.
 
@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tortoise.expressions import Subquery
-
+from loyalty import sql
 from loyalty.errors import ProgramNotConfigured
-from loyalty.models import Member, Program
+from loyalty.models import Program
 from loyalty.program import PROGRAM_ID, current_configuration
+from loyalty.rows import InvitationRow
 
 
 class InvitationState(StrEnum):
@@ -47,25 +47,30 @@ class Invitation:
     open_app_url: str  # may hold a `{code}` placeholder
 
 
+_VERSION_AND_HOLDER = sql.rows(
+    "invitations.version_and_holder",
+    Program,
+    InvitationRow,
+    'SELECT "p"."version", (SELECT "m"."id" FROM "member" AS "m" WHERE "m"."referral_code" = ?) AS "holder"'
+    ' FROM "program" AS "p" WHERE "p"."id" = ?',
+)
+
+
 async def invitation(code: str | None) -> Invitation:
     """The landing page's facts for `code`: canonical (`referrals.normalize_code`'s output) or None for text that
     spells no code. One statement (plus the configuration snapshot's reload after a configuration change).
 
     Errors: `ProgramNotConfigured` before the program is seeded.
     """
-    query = Program.filter(id=PROGRAM_ID)
-    if code is None:
-        rows = await query.values("version")
-    else:
-        holder = Subquery(Member.filter(referral_code=code).limit(1).values("id"))
-        rows = await query.annotate(holder=holder).values("version", "holder")
+    rows = await sql.fetch_rows(_VERSION_AND_HOLDER, [code, PROGRAM_ID])
     if not rows:
         raise ProgramNotConfigured("the program is not configured: run `klubb seed`")
-    configuration = await current_configuration(version=rows[0]["version"])
+    version, holder = rows[0]
+    configuration = await current_configuration(version=version)
     program, policy = configuration.program, configuration.referral_policy
     if policy is None or not policy.enabled:
         state = InvitationState.PAUSED
-    elif code is not None and rows[0]["holder"] is not None:
+    elif code is not None and holder is not None:
         state = InvitationState.VALID
     else:
         state = InvitationState.UNKNOWN
