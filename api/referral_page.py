@@ -9,8 +9,8 @@ link under `Settings.public_url`); `noindex`.
 
 Answers:
 - a member's code, canonical (`/r/ACDE3467`): 200, `Cache-Control: public, max-age=300`;
-- a code typed loosely (`/r/acde-3467`): 301 to `/r/ACDE3467` (keeping a valid `?lang=`), looked up by nobody, so
-  a known and an unknown code redirect alike;
+- a code typed loosely (`/r/acde-3467`): 301 to `/r/ACDE3467` (`Location: ACDE3467`, keeping a valid `?lang=`),
+  looked up by nobody, so a known and an unknown code redirect alike;
 - anything else (nobody's code, not a code at all, hostile text, referrals off or not configured): 404 with a
   friendly page ("this invitation link doesn't work — you can still join", or "invitations are paused") and the
   store buttons; it never repeats the path, so nothing typed into a link is echoed into the page;
@@ -182,7 +182,9 @@ class ReferralPage:
         lang = request.query_params.get("lang")
         if code is not None and code != raw:
             query = f"?lang={chosen}" if lang is not None and (chosen := language_of(lang)) else ""
-            return _answer(request, 301, b"", {"location": f"/r/{code}{query}", "cache-control": REDIRECT_CACHE})
+            # A relative reference ("ACDE3467" next to "acde-3467": a code never holds a slash), right behind a proxy
+            # that serves klubb under a path prefix too.
+            return _answer(request, 301, b"", {"location": f"{code}{query}", "cache-control": REDIRECT_CACHE})
         language = choose_language(lang, request.headers.get("accept-language"), self.default_language)
         try:
             facts = await invitation(code)
