@@ -32,6 +32,8 @@ class MemberRow(NamedTuple):
     member_number: str
     email: str | None
     phone: str | None
+    email_key: str | None
+    referral_code: str | None
     display_name: str
     birthday: date | None
     interests: list[str]
@@ -50,6 +52,7 @@ class MemberRow(NamedTuple):
     points_available: int
     points_pending: int
     lifetime_earned: int
+    cashback_balance: int
     next_settle_at: datetime | None
     last_purchase_at: datetime | None
     created_at: datetime
@@ -90,6 +93,7 @@ class OfferRow(NamedTuple):
     requires_activation: bool
     tier_names: list[str]
     min_tier_rank: int | None
+    min_membership_rank: int | None
     lifecycle_stages: list[str]
     birthday_month: bool
     interests: list[str]
@@ -180,6 +184,7 @@ class RewardRow(NamedTuple):
     sku: str | None
     cause: str | None
     min_tier_id: int | None
+    min_membership_rank: int | None
     stock: int | None
     per_member_limit: int | None
     valid_from: datetime | None
@@ -217,3 +222,11 @@ MODEL_ROWS: dict[type[tuple[object, ...]], type[object]] = {
     CheckoutVoucherRow: Voucher,
     RewardRow: Reward,
 }
+
+
+class InvitationRow(NamedTuple):
+    """A referral landing page's read (`loyalty.invitations`): the program's configuration version, and the id of
+    the member holding the code asked about (None: nobody, or no code)."""
+
+    version: int
+    holder: int | None
