@@ -27,6 +27,10 @@ VOUCHER_CANCELLED = "voucher.cancelled"
 VOUCHER_EXPIRED = "voucher.expired"
 WALLET_ADDED = "wallet.added"
 WALLET_REMOVED = "wallet.removed"
+CASHBACK_CREDITED = "cashback.credited"
+CASHBACK_SPENT = "cashback.spent"
+CASHBACK_PAID_OUT = "cashback.paid_out"
+CASHBACK_RETURNED = "cashback.returned"
 
 EVENT_TYPES = (
     MEMBER_ENROLLED,
@@ -47,6 +51,10 @@ EVENT_TYPES = (
     VOUCHER_EXPIRED,
     WALLET_ADDED,
     WALLET_REMOVED,
+    CASHBACK_CREDITED,
+    CASHBACK_SPENT,
+    CASHBACK_PAID_OUT,
+    CASHBACK_RETURNED,
 )
 
 

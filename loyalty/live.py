@@ -42,7 +42,19 @@ CHANGES: dict[str, frozenset[Change]] = {
 }
 # Events the open app has no live view of: enrollment precedes any session, a profile edit is the app's own doing,
 # and the wallet events concern the wallet apps.
-IGNORED = frozenset({events.MEMBER_ENROLLED, events.MEMBER_UPDATED, events.WALLET_ADDED, events.WALLET_REMOVED})
+# Cashback has no live change of its own yet (the app reads `me.cashback` when it opens the screen).
+IGNORED = frozenset(
+    {
+        events.MEMBER_ENROLLED,
+        events.MEMBER_UPDATED,
+        events.WALLET_ADDED,
+        events.WALLET_REMOVED,
+        events.CASHBACK_CREDITED,
+        events.CASHBACK_SPENT,
+        events.CASHBACK_PAID_OUT,
+        events.CASHBACK_RETURNED,
+    }
+)
 
 MAX_ENCODED_BYTES = 128  # a member id and every change fit in far less; a longer message is not ours
 
