@@ -33,6 +33,8 @@ class MemberRow(NamedTuple):
     member_number: str
     email: str | None
     phone: str | None
+    email_key: str | None
+    referral_code: str | None
     display_name: str
     birthday: date | None
     interests: list[str]
@@ -51,6 +53,7 @@ class MemberRow(NamedTuple):
     points_available: int
     points_pending: int
     lifetime_earned: int
+    cashback_balance: int
     next_settle_at: datetime | None
     last_purchase_at: datetime | None
     created_at: datetime
@@ -108,6 +111,7 @@ class OfferRow(NamedTuple):
     requires_activation: bool
     tier_names: list[str]
     min_tier_rank: int | None
+    min_membership_rank: int | None
     lifecycle_stages: list[str]
     birthday_month: bool
     interests: list[str]
@@ -198,6 +202,7 @@ class RewardRow(NamedTuple):
     sku: str | None
     cause: str | None
     min_tier_id: int | None
+    min_membership_rank: int | None
     stock: int | None
     per_member_limit: int | None
     valid_from: datetime | None

@@ -23,10 +23,13 @@ from tortoise.functions import Count, Sum
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import activity, inbox, ledger, members, rewards, rows, sql
+from loyalty import activity, cashback, inbox, ledger, members, rewards, rows, sql
+from loyalty.actors import Actor
 from loyalty.clock import FrozenClock
 from loyalty.members import members_by_id
 from loyalty.models import (
+    CashbackEntry,
+    CashbackKind,
     Consent,
     ConsentChannel,
     ConsentPurpose,
@@ -1060,6 +1063,57 @@ async def _inbox_page_after(program: Program, clock: FrozenClock) -> list[Run]:
     ]
 
 
+async def _cashback(clock: FrozenClock) -> tuple[Member, dict[str, int]]:
+    """A member with a credit, a spend, a return and a payout, and another member's credit (left out)."""
+    member = await new_member("uid-cashback")
+    other = await new_member("uid-cashback-other")
+    await give_available(member.id, 500)
+    await give_available(other.id, 500)
+    reward = await Reward.create(name="Back", kind=RewardKind.CASHBACK, points_cost=100, value=1_000)
+    voucher = await rewards.redeem_reward(member.id, reward.id, idempotency_key="c1")
+    await rewards.redeem_reward(other.id, reward.id, idempotency_key="c1")
+    credit = await CashbackEntry.get(member_id=member.id, voucher_id=voucher)
+    await purchase(member.id, "R1", 4_000, clock.now())
+    till = ledger_helpers.TILL
+    spent = await cashback.spend_cashback(
+        till, member.id, store_code="S1", receipt_id="R1", amount=400, idempotency_key="s1"
+    )
+    await ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=1_000)
+    returned = await CashbackEntry.get(member_id=member.id, kind=CashbackKind.RETURN)
+    admin = Actor(kind="staff", id=9, role=StaffRole.ADMIN, name="Admin")
+    paid = await cashback.payout_cashback(admin, member.id, amount=50, reference="P1")
+    return member, {"credit": credit.id, "spend": spent.entry_id, "return": returned.id, "payout": paid.entry_id}
+
+
+@case("cashback.page")
+async def _cashback_page(program: Program, clock: FrozenClock) -> list[Run]:
+    member, entry = await _cashback(clock)
+    newest = CashbackEntry.filter(member_id=member.id).order_by("-id")
+    return [
+        Run(orm=newest.limit(2), expected=[entry["payout"], entry["return"]], params=[member.id, 2]),
+        Run(
+            orm=newest.limit(10),
+            expected=[entry["payout"], entry["return"], entry["spend"], entry["credit"]],
+            params=[member.id, 10],
+        ),
+    ]
+
+
+@case("cashback.page_before")
+async def _cashback_page_before(program: Program, clock: FrozenClock) -> list[Run]:
+    member, entry = await _cashback(clock)
+    newest = CashbackEntry.filter(member_id=member.id).order_by("-id")
+    return [
+        # `before` itself is left out
+        Run(
+            orm=newest.filter(id__lt=entry["return"]).limit(10),
+            expected=[entry["spend"], entry["credit"]],
+            params=[member.id, entry["return"], 10],
+        ),
+        Run(orm=newest.filter(id__lt=entry["credit"]), expected=[], params=[member.id, entry["credit"], 10]),
+    ]
+
+
 @case("tests.ids_between_parameters")
 async def _ids_between_parameters(program: Program, clock: FrozenClock) -> list[Run]:
     members = [await new_member(f"uid-between-{i}") for i in range(4)]
@@ -1214,10 +1268,10 @@ async def test_table_describes_a_models_columns_keys_and_references(db: str) -> 
         (("purchase_id", "refund_id"),),
     )
     assert (members.unique, dict(members.references)) == (
-        (("firebase_uid",), ("member_number",)),
+        (("firebase_uid",), ("member_number",), ("referral_code",)),
         {"tier_id": Tier, "manual_tier_id": Tier, "tier_before_upgrade_id": Tier},
     )
-    assert members.columns[12:16] == ("tier_id", "tier_since", "tier_held_until", "manual_tier_id")
+    assert members.columns[14:18] == ("tier_id", "tier_since", "tier_held_until", "manual_tier_id")
 
 
 def test_a_table_is_not_described_before_tortoise_has_started() -> None:
