@@ -15,7 +15,7 @@ from schema.context import Info
 from schema.global_ids import CASHBACK_ENTRY
 from schema.types.enum_map import EnumMap
 from schema.types.node import VisibleNode
-from schema.types.pagination import decode_cursor, encode_cursor, page_size
+from schema.types.pagination import decode_cursor, encode_cursor, forward_page_info, page_size
 
 
 @strawberry.type(description="An amount of money: minor units of `currency` (ISO 4217).")
@@ -80,12 +80,7 @@ class CashbackEntryConnection(relay.Connection[CashbackEntry]):
         edges = [relay.Edge(node=CashbackEntry.from_row(e), cursor=encode_cursor("cashback", e.id)) for e in entries]
         return cls(
             edges=edges[:size],
-            page_info=relay.PageInfo(
-                has_next_page=len(entries) > size,
-                has_previous_page=False,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[:size][-1].cursor if edges else None,
-            ),
+            page_info=forward_page_info(edges[:size], has_next_page=len(entries) > size),
         )
 
 
