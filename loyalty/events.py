@@ -33,6 +33,10 @@ REFERRAL_CONVERTED = "referral.converted"
 REFERRAL_REWARDED = "referral.rewarded"
 REFERRAL_CANCELLED = "referral.cancelled"
 REFERRAL_REJECTED = "referral.rejected"
+CASHBACK_CREDITED = "cashback.credited"
+CASHBACK_SPENT = "cashback.spent"
+CASHBACK_PAID_OUT = "cashback.paid_out"
+CASHBACK_RETURNED = "cashback.returned"
 
 EVENT_TYPES = (
     MEMBER_ENROLLED,
@@ -59,6 +63,10 @@ EVENT_TYPES = (
     REFERRAL_REWARDED,
     REFERRAL_CANCELLED,
     REFERRAL_REJECTED,
+    CASHBACK_CREDITED,
+    CASHBACK_SPENT,
+    CASHBACK_PAID_OUT,
+    CASHBACK_RETURNED,
 )
 
 

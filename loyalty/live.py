@@ -46,6 +46,7 @@ CHANGES: dict[str, frozenset[Change]] = {
 # Events the open app has no live view of: enrollment precedes any session, a profile edit is the app's own doing,
 # the wallet events concern the wallet apps; a referral's application and review change no balance, and its reward is
 # the lots maturing (points.matured).
+# Cashback has no live change of its own yet (the app reads `me.cashback` when it opens the screen).
 IGNORED = frozenset(
     {
         events.MEMBER_ENROLLED,
@@ -56,6 +57,10 @@ IGNORED = frozenset(
         events.REFERRAL_FLAGGED,
         events.REFERRAL_REWARDED,
         events.REFERRAL_REJECTED,
+        events.CASHBACK_CREDITED,
+        events.CASHBACK_SPENT,
+        events.CASHBACK_PAID_OUT,
+        events.CASHBACK_RETURNED,
     }
 )
 

@@ -13,6 +13,8 @@ from schema.member_schema import QueryLimits, query_limits
 from schema.staff.actor import StaffActor
 from schema.staff.context import StaffInfo
 from schema.staff.lookup import MemberLookupQuery
+from schema.staff.mutations.cashback_payout import CashbackPayoutMutation
+from schema.staff.mutations.cashback_spend import CashbackSpendMutation
 from schema.staff.mutations.engagement_record import EngagementRecordMutation
 from schema.staff.mutations.offer_redeem import OfferRedeemMutation
 from schema.staff.mutations.points_adjust import PointsAdjustMutation
@@ -60,6 +62,8 @@ class Mutation(
     PushCampaignScheduleMutation,
     PushCampaignCancelMutation,
     ReferralReviewMutation,
+    CashbackSpendMutation,
+    CashbackPayoutMutation,
 ):
     pass
 

@@ -19,6 +19,7 @@ from schema.staff.referrals import REFERRAL_STATUSES
 from schema.staff.schema import build_staff_schema
 from schema.subscriptions.member_updated import MEMBER_CHANGES
 from schema.types.activity import ACTIVITY_KINDS
+from schema.types.cashback import CASHBACK_KINDS
 from schema.types.consent import CONSENT_CHANNELS, CONSENT_PURPOSES
 from schema.types.device import DEVICE_PLATFORMS
 from schema.types.enum_map import EnumMap
@@ -41,6 +42,7 @@ ENUM_MAPS: list[EnumMap[Any, Any]] = [
     PUSH_CAMPAIGN_STATUSES,
     REFERRAL_STATUSES,
     REVIEW_DECISIONS,
+    CASHBACK_KINDS,
 ]
 
 
@@ -108,7 +110,7 @@ def test_inputs_map_back_to_the_domain_value_they_stand_for() -> None:
     round_trips = [(d, m.to_domain(m.to_api(d))) for m in ENUM_MAPS for d in m.pairs]
 
     assert [(d, back) for d, back in round_trips if back is not d] == []
-    assert len(round_trips) == 60  # every shown value of the fourteen enums
+    assert len(round_trips) == 65  # every shown value of the fifteen enums
 
 
 def test_a_hidden_value_has_no_api_value() -> None:
