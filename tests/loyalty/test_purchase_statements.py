@@ -517,7 +517,7 @@ async def test_a_converting_purchase_and_its_refund_inside_the_window(program: P
         "UPDATE points_lot",
         "INSERT lot_allocation",
     ]
-    assert kinds(refunding.statements)[12:] == [
+    assert kinds(refunding.statements)[REFUND - 2 :] == [
         "SELECT referral",
         "SELECT member",
         *voiding,
