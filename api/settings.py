@@ -277,6 +277,9 @@ class Settings(BaseSettings):
             problems.append("SQLite cannot be shared by several worker processes")
         if not self.public_url.startswith("https://"):
             problems.append("KLUBB_PUBLIC_URL must be https")
+        if not self.device_hash_secret or len(self.device_hash_secret) < 32:
+            # Without it the device hashes would be keyed by a file-system secret each process may not share.
+            problems.append("KLUBB_DEVICE_HASH_SECRET is not set to at least 32 characters")
         if self.live_updates_enabled and not self.redis_url and self.live_updates_cross_processes:
             problems.append(
                 "live updates (memberUpdated) need KLUBB_REDIS_URL when the outbox worker runs outside the API process "

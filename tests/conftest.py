@@ -162,6 +162,7 @@ def app_settings(db: str, tmp_path: Path, environment: Environment = Environment
         database_url=db,
         jwt_private_key_file=str(key),
         public_url="https://klubb.example.com",
+        device_hash_secret="device-hash-secret-for-the-tests!",
         embedded_worker=False,
         apple_pass_certificate_file=str(wallet / "pass.pem"),
         apple_pass_key_file=str(wallet / "pass-key.pem"),

@@ -39,6 +39,7 @@ def test_every_unsafe_setting_is_one_line_and_exit_2(
         prefix + "KLUBB_JWT_PRIVATE_KEY_FILE is not set",
         prefix + "SQLite cannot be shared by several worker processes",
         prefix + "KLUBB_PUBLIC_URL must be https",
+        prefix + "KLUBB_DEVICE_HASH_SECRET is not set to at least 32 characters",
         prefix + "live updates (memberUpdated) need KLUBB_REDIS_URL when the outbox worker runs outside the API "
         "process (KLUBB_EMBEDDED_WORKER=false or KLUBB_WORKERS > 1); or set KLUBB_LIVE_UPDATES_ENABLED=false",
         prefix + "Apple Wallet is enabled (KLUBB_WALLET_ENABLED) but KLUBB_APPLE_PASS_CERTIFICATE_FILE is not set",
@@ -61,6 +62,7 @@ def test_an_unreadable_signing_key_is_a_problem(
         environment="production",
         jwt_private_key_file=missing,
         public_url="https://x.example",
+        device_hash_secret="device-hash-secret-for-the-tests!",
         wallet_enabled=False,
         google_wallet_enabled=False,
         push_enabled=False,
@@ -97,6 +99,7 @@ def test_safe_production_settings_have_no_problems(tmp_path: Path, no_emulator: 
         environment="production",
         jwt_private_key_file=str(key),
         public_url="https://loyalty.example",
+        device_hash_secret="device-hash-secret-for-the-tests!",
         database_url="postgres://u@db/klubb",
         workers=4,
         redis_url="redis://cache:6379/0",
@@ -114,6 +117,7 @@ def test_check_safe_lists_the_problems(no_emulator: None) -> None:
         Settings(
             environment="production",
             public_url="https://x.example",
+            device_hash_secret="device-hash-secret-for-the-tests!",
             wallet_enabled=False,
             google_wallet_enabled=False,
             push_enabled=False,
@@ -188,6 +192,7 @@ def test_each_wallet_is_refused_without_its_own_credentials_only(
         "environment": "production",
         "jwt_private_key_file": str(key),
         "public_url": "https://x.example",
+        "device_hash_secret": "device-hash-secret-for-the-tests!",
         "push_enabled": False,
     }
     settings = Settings(**base, wallet_enabled=apple, google_wallet_enabled=google)
@@ -220,6 +225,7 @@ def test_each_wallet_runs_with_its_own_credentials_without_the_others(
         environment="production",
         jwt_private_key_file=str(key),
         public_url="https://x.example",
+        device_hash_secret="device-hash-secret-for-the-tests!",
         wallet_enabled=apple,
         google_wallet_enabled=google,
         push_enabled=False,
@@ -258,6 +264,7 @@ def test_production_refuses_live_updates_that_could_not_cross_processes(
         environment="production",
         jwt_private_key_file=str(key),
         public_url="https://loyalty.example",
+        device_hash_secret="device-hash-secret-for-the-tests!",
         database_url="postgres://u@db/klubb",
         wallet_enabled=False,
         google_wallet_enabled=False,
@@ -324,6 +331,7 @@ def _production_but_push(tmp_path: Path, **push: object) -> Settings:
         environment="production",
         jwt_private_key_file=str(key),
         public_url="https://x.example",
+        device_hash_secret="device-hash-secret-for-the-tests!",
         wallet_enabled=False,
         google_wallet_enabled=False,
         **push,  # type: ignore[arg-type]

@@ -162,6 +162,7 @@ def test_production_refuses_the_firebase_emulator(monkeypatch: pytest.MonkeyPatc
         environment=Environment.PRODUCTION,
         jwt_private_key_file=str(tmp_path / "k.pem"),
         public_url="https://klubb.example.com",
+        device_hash_secret="device-hash-secret-for-the-tests!",
     )
 
     with pytest.raises(RuntimeError, match="FIREBASE_AUTH_EMULATOR_HOST"):

@@ -88,6 +88,7 @@ def test_production_refuses_the_wallet_without_credentials(tmp_path: Path, monke
         "environment": "production",
         "jwt_private_key_file": str(key),
         "public_url": "https://x.example",
+        "device_hash_secret": "device-hash-secret-for-the-tests!",
         "google_wallet_enabled": False,  # Google's own refusals: tests/api/test_google_wallet.py
         "push_enabled": False,  # push's own refusals: tests/api/test_startup_cli.py
     }
