@@ -27,6 +27,12 @@ VOUCHER_CANCELLED = "voucher.cancelled"
 VOUCHER_EXPIRED = "voucher.expired"
 WALLET_ADDED = "wallet.added"
 WALLET_REMOVED = "wallet.removed"
+MEMBERSHIP_STARTED = "membership.started"
+MEMBERSHIP_RENEWED = "membership.renewed"
+MEMBERSHIP_GRACE = "membership.grace"
+MEMBERSHIP_LAPSED = "membership.lapsed"
+MEMBERSHIP_CANCELLED = "membership.cancelled"
+MEMBERSHIP_PAYMENT_REFUNDED = "membership.payment_refunded"
 
 EVENT_TYPES = (
     MEMBER_ENROLLED,
@@ -47,6 +53,12 @@ EVENT_TYPES = (
     VOUCHER_EXPIRED,
     WALLET_ADDED,
     WALLET_REMOVED,
+    MEMBERSHIP_STARTED,
+    MEMBERSHIP_RENEWED,
+    MEMBERSHIP_GRACE,
+    MEMBERSHIP_LAPSED,
+    MEMBERSHIP_CANCELLED,
+    MEMBERSHIP_PAYMENT_REFUNDED,
 )
 
 

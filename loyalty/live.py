@@ -39,10 +39,25 @@ CHANGES: dict[str, frozenset[Change]] = {
     events.VOUCHER_EXPIRED: frozenset({Change.VOUCHERS}),
     events.OFFER_ACTIVATED: frozenset({Change.OFFERS}),
     events.OFFER_REDEEMED: frozenset({Change.OFFERS}),
+    # A paid membership's benefits decide which offers apply (included offers, early access).
+    events.MEMBERSHIP_STARTED: frozenset({Change.OFFERS}),
+    events.MEMBERSHIP_RENEWED: frozenset({Change.OFFERS}),
+    events.MEMBERSHIP_GRACE: frozenset({Change.OFFERS}),
+    events.MEMBERSHIP_LAPSED: frozenset({Change.OFFERS}),
+    events.MEMBERSHIP_CANCELLED: frozenset({Change.OFFERS}),
 }
 # Events the open app has no live view of: enrollment precedes any session, a profile edit is the app's own doing,
-# and the wallet events concern the wallet apps.
-IGNORED = frozenset({events.MEMBER_ENROLLED, events.MEMBER_UPDATED, events.WALLET_ADDED, events.WALLET_REMOVED})
+# the wallet events concern the wallet apps, and a refund of a membership payment changes what the app shows only
+# through the membership events it leads to.
+IGNORED = frozenset(
+    {
+        events.MEMBER_ENROLLED,
+        events.MEMBER_UPDATED,
+        events.WALLET_ADDED,
+        events.WALLET_REMOVED,
+        events.MEMBERSHIP_PAYMENT_REFUNDED,
+    }
+)
 
 MAX_ENCODED_BYTES = 128  # a member id and every change fit in far less; a longer message is not ours
 
