@@ -215,6 +215,21 @@ async def benefits_for(member_id: int, at: datetime, conn: BaseDBAsyncClient | N
     return benefits_of_plan(await cached_plans(), int(rows[0]["plan_id"])) if rows else None
 
 
+async def benefits_of_member(member: Any, at: datetime, conn: BaseDBAsyncClient | None = None) -> Benefits | None:
+    """The benefits of `member` (a `MemberRow`, which carries its membership's plan as of its read at `at`: no
+    statement; or a `Member`: one statement) at `at`."""
+    if hasattr(member, "membership_plan_id"):
+        plan_id = member.membership_plan_id
+        if plan_id is None:
+            return None
+        plans = await cached_plans()
+        if all(p.id != plan_id for p in plans):  # a plan created since the cache was read
+            forget_cached_program()
+            plans = await cached_plans()
+        return benefits_of_plan(plans, plan_id)
+    return await benefits_for(member.id, at, conn)
+
+
 def offer_is_for(
     offer_name: str, min_membership_rank: int | None, plans: Sequence[MembershipPlan], benefits: Benefits | None
 ) -> bool:

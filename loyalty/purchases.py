@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,7 +25,7 @@ from tortoise.expressions import F, Subquery
 from tortoise.functions import Sum
 from tortoise.queryset import QuerySet
 
-from loyalty import clock, events, ledger
+from loyalty import clock, events, ledger, memberships
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
 from loyalty.checks import MAX_REFERENCE, check_amount, check_code, check_occurred_at, check_store_code
@@ -41,6 +42,7 @@ from loyalty.errors import (
 from loyalty.idempotency import idempotent
 from loyalty.models import (
     Member,
+    Membership,
     Program,
     Purchase,
     PurchaseLine,
@@ -224,9 +226,11 @@ def _request_document(request: PurchaseRequest) -> dict[str, Any]:
 
 async def _member_totals(
     conn: BaseDBAsyncClient, program: Program, request: PurchaseRequest, now: datetime
-) -> tuple[int, int]:
-    """(the day's spending for the daily limit, the qualifying value of the period containing `now`), read in one
-    statement with the member locked (before this purchase's rows; `tiers.qualifying_value`'s window)."""
+) -> tuple[int, int, int | None]:
+    """(the day's spending for the daily limit, the qualifying value of the period containing `now`, the plan of the
+    paid membership giving benefits at `now` or None), read in one statement with the member locked (before this
+    purchase's rows; `tiers.qualifying_value`'s window; `memberships.giving_benefits`)."""
+    plan = Membership.filter(memberships.giving_benefits(now), member_id=request.member_id).values("plan_id")
     credits = QualifyingCredit.filter(
         member_id=request.member_id,
         occurred_at__gte=period_start(program, now),
@@ -238,10 +242,12 @@ async def _member_totals(
         .annotate(
             spent=Subquery(_day_spent(program, request).values("spent")),
             qualifying=Subquery(credits.values("value")),
+            membership_plan=Subquery(plan),
         )
-        .values("spent", "qualifying")
+        .values("spent", "qualifying", "membership_plan")
     )
-    return _sum(rows[0]["spent"]), _sum(rows[0]["qualifying"])
+    plan_id = rows[0]["membership_plan"]
+    return _sum(rows[0]["spent"]), _sum(rows[0]["qualifying"]), int(plan_id) if plan_id is not None else None
 
 
 async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: events.Outbox) -> PurchaseRecorded:
@@ -252,10 +258,11 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: event
     flushes before the transaction ends.
 
     Statements, in order (the write path's budget, `tests/loyalty/test_purchase_statements.py`): the member's lock
-    (with `program.version`: the configuration snapshot costs nothing while it is current), the day's spending and
-    the period's qualifying value (one statement, before this purchase's rows: the tier is decided without reading
-    back), the purchase, its lines (one batch), the qualifying credit, the lot, the member's one UPDATE (balances,
-    tier, `next_settle_at`, `last_purchase_at`) and the ledger entry; then the stamp cards' progress. The caller adds
+    (with `program.version`: the configuration snapshot costs nothing while it is current), the day's spending,
+    the period's qualifying value and the plan of the member's paid membership (one statement, before this
+    purchase's rows: the tier is decided without reading back; the plan's multiplier comes from the snapshot), the
+    purchase, its lines (one batch), the qualifying credit, the lot, the member's one UPDATE (balances, tier,
+    `next_settle_at`, `last_purchase_at`) and the ledger entry; then the stamp cards' progress. The caller adds
     the outbox (one batch), the audit entry and the idempotency record. A member with lots due is settled first
     (more statements, only then).
     """
@@ -267,11 +274,18 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: event
     if request.total > program.max_purchase_total:
         raise PurchaseTotalTooLarge(limit=program.max_purchase_total, total=request.total)
     now = clock.now()
-    spent, qualifying_before = await _member_totals(conn, program, request, now)
+    spent, qualifying_before, plan_id = await _member_totals(conn, program, request, now)
     _check_daily_limit(program, request, spent)
     await ledger.settle_if_due(conn, member, now)
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
-    breakdown = compute_points(program, tier, request.lines, active_rules_in(configuration, request.occurred_at))
+    benefits = memberships.benefits_of_plan(configuration.plans, plan_id)
+    breakdown = compute_points(
+        program,
+        tier,
+        request.lines,
+        active_rules_in(configuration, request.occurred_at),
+        benefits.earn_multiplier if benefits is not None else Decimal(1),
+    )
     points = breakdown.points
     qualifying = breakdown.base if program.tier_metric == TierMetric.POINTS else request.total
     purchase = await Purchase.create(
@@ -376,9 +390,9 @@ async def record_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseRec
 async def preview_purchase(request: PurchaseRequest) -> EarnBreakdown:
     """What `record_purchase` would credit for this receipt now, writing nothing.
 
-    Uses the member's current tier (a purchase that lifts the member into a higher tier earns at the old tier's
-    multiplier, as `record_purchase` does). Validates like `record_purchase` (the sanity limits included), except
-    for idempotency.
+    Uses the member's current tier and paid membership (a purchase that lifts the member into a higher tier earns
+    at the old tier's multiplier, as `record_purchase` does). Validates like `record_purchase` (the sanity limits
+    included), except for idempotency.
     """
     check_request(request)
     program = await load_program()
@@ -389,7 +403,9 @@ async def preview_purchase(request: PurchaseRequest) -> EarnBreakdown:
         raise MemberNotFound("no such member", field="member_id")
     await check_limits(program, request)
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
-    return compute_points(program, tier, request.lines, await active_rules(request.occurred_at))
+    benefits = await memberships.benefits_for(member.id, clock.now())
+    multiplier = benefits.earn_multiplier if benefits is not None else Decimal(1)
+    return compute_points(program, tier, request.lines, await active_rules(request.occurred_at), multiplier)
 
 
 # --- returns --------------------------------------------------------------------------------------

@@ -25,13 +25,16 @@ from loyalty.models import (
 
 
 class MemberRow(NamedTuple):
-    """Every column of `member`, then the qualifying value in the tier period of the read (the tier progress's)."""
+    """Every column of `member`, then the qualifying value in the tier period of the read (the tier progress's) and
+    the plan of the paid membership giving benefits at the read's time (`loyalty.memberships`; None without)."""
 
     id: int
     firebase_uid: str
     member_number: str
     email: str | None
     phone: str | None
+    email_key: str | None
+    referral_code: str | None
     display_name: str
     birthday: date | None
     interests: list[str]
@@ -50,11 +53,13 @@ class MemberRow(NamedTuple):
     points_available: int
     points_pending: int
     lifetime_earned: int
+    cashback_balance: int
     next_settle_at: datetime | None
     last_purchase_at: datetime | None
     created_at: datetime
     updated_at: datetime
     qualifying_value: int
+    membership_plan_id: int | None
 
 
 class EntryRow(NamedTuple):
@@ -90,6 +95,7 @@ class OfferRow(NamedTuple):
     requires_activation: bool
     tier_names: list[str]
     min_tier_rank: int | None
+    min_membership_rank: int | None
     lifecycle_stages: list[str]
     birthday_month: bool
     interests: list[str]
@@ -180,6 +186,7 @@ class RewardRow(NamedTuple):
     sku: str | None
     cause: str | None
     min_tier_id: int | None
+    min_membership_rank: int | None
     stock: int | None
     per_member_limit: int | None
     valid_from: datetime | None
