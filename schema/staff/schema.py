@@ -14,6 +14,8 @@ from schema.staff.actor import StaffActor
 from schema.staff.context import StaffInfo
 from schema.staff.lookup import MemberLookupQuery
 from schema.staff.mutations.engagement_record import EngagementRecordMutation
+from schema.staff.mutations.membership_cancel import StaffMembershipCancelMutation
+from schema.staff.mutations.membership_payment_record import MembershipPaymentRecordMutation
 from schema.staff.mutations.offer_redeem import OfferRedeemMutation
 from schema.staff.mutations.points_adjust import PointsAdjustMutation
 from schema.staff.mutations.purchase_preview import PurchasePreviewQuery
@@ -57,6 +59,8 @@ class Mutation(
     PushCampaignUpdateMutation,
     PushCampaignScheduleMutation,
     PushCampaignCancelMutation,
+    MembershipPaymentRecordMutation,
+    StaffMembershipCancelMutation,
 ):
     pass
 

@@ -551,6 +551,7 @@ BUDGETS = {
     "Inbox": 3,
     "GoogleWalletLink": 1,
     "Home": 3,
+    "Membership": 2,
     "Offers": 2,
     "Program": 0,
     "Rewards": 3,

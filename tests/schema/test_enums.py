@@ -12,6 +12,7 @@ from strawberry.types.enum import StrawberryEnumDefinition
 
 from loyalty.models import EntryKind
 from schema.member_schema import build_member_schema
+from schema.staff.mutations.membership_payment_record import PAYMENT_OUTCOMES
 from schema.staff.mutations.points_adjust import ADJUSTMENT_REASONS
 from schema.staff.push_campaigns import PUSH_CAMPAIGN_STATUSES
 from schema.staff.schema import build_staff_schema
@@ -20,6 +21,7 @@ from schema.types.activity import ACTIVITY_KINDS
 from schema.types.consent import CONSENT_CHANNELS, CONSENT_PURPOSES
 from schema.types.device import DEVICE_PLATFORMS
 from schema.types.enum_map import EnumMap
+from schema.types.membership import MEMBERSHIP_PERIODS, MEMBERSHIP_STATUSES
 from schema.types.offer import LIFECYCLE_STAGES, OFFER_BENEFITS
 from schema.types.reward import REWARD_KINDS, UNAVAILABLE_REASONS
 from schema.types.voucher import VOUCHER_STATUSES
@@ -37,6 +39,9 @@ ENUM_MAPS: list[EnumMap[Any, Any]] = [
     CONSENT_CHANNELS,
     CONSENT_PURPOSES,
     PUSH_CAMPAIGN_STATUSES,
+    MEMBERSHIP_STATUSES,
+    MEMBERSHIP_PERIODS,
+    PAYMENT_OUTCOMES,
 ]
 
 
@@ -104,7 +109,7 @@ def test_inputs_map_back_to_the_domain_value_they_stand_for() -> None:
     round_trips = [(d, m.to_domain(m.to_api(d))) for m in ENUM_MAPS for d in m.pairs]
 
     assert [(d, back) for d, back in round_trips if back is not d] == []
-    assert len(round_trips) == 52  # every shown value of the twelve enums
+    assert len(round_trips) == 62  # every shown value of the fifteen enums
 
 
 def test_a_hidden_value_has_no_api_value() -> None:

@@ -486,12 +486,13 @@ async def drive(world: World, ops: list[Operation], error_log: ErrorLog) -> None
 def test_every_operation_is_found() -> None:
     # The walk finds every root field and the nested fields with arguments (a new one is covered automatically).
     assert sorted(op.name for op in MEMBER_OPERATIONS) == [
-        "consentUpdate", "deviceRegister", "deviceUnregister", "inboxMarkRead", "me", "node", "offerActivate",
-        "profileUpdate", "program", "pushOpened", "rewardRedeem", "rewards", "sessionCreate", "sessionRefresh",
-        "voucherCancel",
+        "consentUpdate", "deviceRegister", "deviceUnregister", "inboxMarkRead", "me", "membershipCancel", "node",
+        "offerActivate", "profileUpdate", "program", "pushOpened", "rewardRedeem", "rewards", "sessionCreate",
+        "sessionRefresh", "voucherCancel",
     ]  # fmt: skip
     assert sorted(op.name for op in STAFF_OPERATIONS) == [
-        "engagementRecord", "memberLookup", "offerRedeem", "pointsAdjust", "purchasePreview", "purchaseRecord",
+        "engagementRecord", "memberLookup", "membershipCancel", "membershipPaymentRecord", "offerRedeem",
+        "pointsAdjust", "purchasePreview", "purchaseRecord",
         "purchaseRefund", "pushCampaign", "pushCampaignCancel", "pushCampaignCreate", "pushCampaignSchedule",
         "pushCampaignUpdate", "pushCampaigns", "staffMe", "staffSessionCreate", "voucherRedeem",
     ]  # fmt: skip
