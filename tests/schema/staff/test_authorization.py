@@ -106,6 +106,18 @@ OPERATIONS: dict[str, Operation] = {
         "{ pushCampaigns(first: 5) { edges { node { name dryRun { reach } figures { sent } } } } }",
         allowed=MANAGERS,
     ),
+    "membershipPaymentRecord": Operation(
+        'mutation($m: ID!) { membershipPaymentRecord(input: {member: $m, planCode: "PLUS", paymentId: "p1", '
+        'outcome: SUCCEEDED, amount: 4900, currency: "EUR", occurredAt: "2026-03-02T11:00:00+00:00"}) '
+        "{ userErrors { code } } }",
+        allowed=MANAGERS,  # the payment system's API key holds the manager role; a till's cashier key does not
+        variables={"m": "$member"},
+    ),
+    "membershipCancel": Operation(
+        "mutation($m: ID!) { membershipCancel(input: {member: $m}) { userErrors { code } } }",
+        allowed=SIGNED_IN,  # a member asking at any till
+        variables={"m": "$member"},
+    ),
     "voucherRedeem": Operation(
         'mutation { voucherRedeem(input: {code: "ABCD-EFGH-JKLM", storeCode: "S1"}) { userErrors { code } } }',
         allowed=IN_STORE_S1,
