@@ -39,8 +39,8 @@ async def membership_cancel(info: Info) -> MembershipCancelPayload:
     try:
         await cancel_membership(None, member_id)
     except DomainError as error:
-        return MembershipCancelPayload(
-            membership=None, user_errors=[to_user_error(MembershipCancelUserError, MembershipCancelErrorCode, error)]
-        )
+        shown = to_user_error(MembershipCancelUserError, MembershipCancelErrorCode, error)
+        shown.field = None  # the mutation has no input: nothing for the app to correct
+        return MembershipCancelPayload(membership=None, user_errors=[shown])
     view = await info.context.loaders.membership.load(member_id)
     return MembershipCancelPayload(membership=Membership.from_view(view) if view else None, user_errors=[])

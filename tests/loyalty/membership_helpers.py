@@ -85,3 +85,6 @@ async def membership_events(member_id: int) -> list[str]:
     return [
         e.type for e in await OutboxEvent.filter(member_id=member_id, type__startswith="membership.").order_by("id")
     ]
+
+
+NOTHING_WRITTEN = {"membership": 0, "payment": 0, "outbox": 0, "audit": 0, "idempotency": 0}
