@@ -27,7 +27,7 @@ from loyalty.models import (
     Voucher,
     VoucherStatus,
 )
-from loyalty.program import load_program
+from loyalty.program import cached_plans, load_program
 from loyalty.vouchers import issue_voucher
 from tests.conftest import START
 from tests.loyalty import ledger_helpers
@@ -173,6 +173,7 @@ async def test_the_summary_runs_the_same_queries_however_much_there_is_to_show(
         await PurchaseLine.create(purchase=purchase, line_no=1, sku="TEA", quantity=1, amount=100)
 
     await add_one_of_each(0)
+    await cached_plans()  # the membership plans are cached in the process, like the program
     statements.clear()
     one = await _summary(member)
     with_one = len(statements)
