@@ -24,6 +24,7 @@ from api.graphiql import graphiql_asset
 from api.graphql import MemberGraphQL
 from api.live import LocalBroker, RedisBroker
 from api.push_setup import push_consumer
+from api.referral_page import ReferralPage
 from api.settings import Settings, get_settings
 from api.staff_graphql import StaffGraphQL
 from api.unavailable import ServiceUnavailableMiddleware
@@ -66,7 +67,7 @@ def live_broker(settings: Settings) -> LocalBroker | None:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the service: /graphql for the member app, /staff/graphql for the checkout and integrations, health
-    routes, and the embedded outbox worker."""
+    routes, the referral links' landing page (/r/<code>), and the embedded outbox worker."""
     settings = settings or get_settings()
     settings.check_safe()
     jobs = Schedule.of(settings.job_intervals)
@@ -144,6 +145,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", health),
             Route("/readyz", ready),
             Route("/.well-known/jwks.json", jwks),
+            # The referral links' landing page, /r/<code>
+            *ReferralPage(settings.public_url, settings.referral_page_language).routes(),
             # Apple Wallet: the PassKit web service (/passkit/v1/...) and the members' download links
             *(wallet.routes() if wallet else []),
             # Google Wallet: save/delete callbacks (and, in development, the local fake at /dev/google-wallet)

@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from enum import StrEnum
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -139,6 +140,10 @@ class Settings(BaseSettings):
     # A batch's lease: longer than the SDK may take on it (`api.push_setup.lease_seconds` raises it to what the
     # batch's calls can take at worst), or a slow batch is sent again by another worker.
     push_lease_seconds: float = Field(default=120.0, gt=0)
+
+    # The referral landing page (/r/<code>, api/referral_page.py): its language when neither ?lang= nor the browser's
+    # Accept-Language names one it speaks (en, sv).
+    referral_page_language: Literal["en", "sv"] = "en"
 
     @property
     def production(self) -> bool:

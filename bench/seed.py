@@ -522,6 +522,8 @@ def fresh_values(template_numbers: set[str], rng: random.Random) -> dict[tuple[s
         ("member", "firebase_uid"): lambda _v, member_id, _k: f"bench:{member_id}",
         ("member", "member_number"): member_number,
         ("member", "email"): lambda _v, member_id, _k: f"bench{member_id}@example.com",
+        ("member", "email_key"): lambda _v, member_id, _k: f"bench{member_id}@example.com",
+        ("member", "referral_code"): lambda _v, _id, _k: None,  # given on first use, as `referrals.code_of` does
         ("member", "display_name"): lambda _v, _id, _k: f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
         ("member", "card_secret"): lambda _v, _id, _k: secrets.token_hex(20),  # as enroll_member draws it
         ("purchase", "receipt_id"): lambda receipt, _id, k: f"{receipt}.{k}",

@@ -10,12 +10,11 @@ What a message opens is its `target`: "offer:<id>", "reward:<id>", "voucher:<id>
 `deep_link` makes the app's link for it — `klubb://offers/<global id>`, `klubb://rewards/<…>`,
 `klubb://vouchers/<…>`, `klubb://home` — here, not in the schema, because the push payload (`push/`, which may not
 import `schema`) carries the same link and the message's own global id (`message_global_id`). The global ids are the
-member API's (`schema.global_ids`: base64 of `<Type>:<key>`); tests/schema/test_inbox.py checks they agree.
+member API's (`loyalty.keys.global_id`, decoded by `schema.global_ids`); tests/schema/test_inbox.py checks they agree.
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -26,6 +25,7 @@ from tortoise.transactions import in_transaction
 
 from loyalty import clock, sql
 from loyalty.errors import InvalidInput, NotFound
+from loyalty.keys import global_id
 from loyalty.models import MessageStatus, PushMessage
 
 MAX_MARK = 100  # message ids per `mark_read`: one page of the inbox
@@ -72,19 +72,15 @@ _ROUTES = {
 MESSAGE_TYPE_NAME = "InboxMessage"
 
 
-def _global_id(type_name: str, key: int) -> str:
-    return base64.b64encode(f"{type_name}:{key}".encode()).decode()
-
-
 def message_global_id(message_id: int) -> str:
     """The member API's id of an inbox message: what a push carries so the app can report `pushOpened`."""
-    return _global_id(MESSAGE_TYPE_NAME, message_id)
+    return global_id(MESSAGE_TYPE_NAME, message_id)
 
 
 def target_global_id(target: str) -> str | None:
     """The member API's id of what a message opens (an Offer, Reward or Voucher), or None for the app's home."""
     parsed = parse_target(target)
-    return None if parsed is None else _global_id(_ROUTES[parsed[0]][1], parsed[1])
+    return None if parsed is None else global_id(_ROUTES[parsed[0]][1], parsed[1])
 
 
 def deep_link(target: str) -> str:
@@ -94,7 +90,7 @@ def deep_link(target: str) -> str:
     if parsed is None:
         return DEEP_LINK_HOME
     route, type_name = _ROUTES[parsed[0]]
-    return f"klubb://{route}/{_global_id(type_name, parsed[1])}"
+    return f"klubb://{route}/{global_id(type_name, parsed[1])}"
 
 
 def parse_target(target: str) -> tuple[TargetKind, int] | None:

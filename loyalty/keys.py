@@ -7,6 +7,7 @@ not a miss, so it must answer "not found" before it reaches a query.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 from tortoise.models import Model
@@ -42,3 +43,10 @@ INT64 = KeyRange(-(2**63), 2**63 - 1)
 def primary_keys(model: type[Model]) -> KeyRange:
     """The keys a row of `model` can have: 1 up to its primary-key column's maximum."""
     return KeyRange(1, model.describe()["pk_field"]["constraints"]["le"])
+
+
+def global_id(type_name: str, key: int) -> str:
+    """The API's global id of object `key` of GraphQL type `type_name`: base64 of `<TypeName>:<key>`, as strawberry's
+    `relay.Node` encodes it. Here, not in `schema`, because the domain writes ids too (the inbox's deep links);
+    `schema.global_ids` decodes them."""
+    return base64.b64encode(f"{type_name}:{key}".encode()).decode()

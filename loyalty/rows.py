@@ -224,3 +224,11 @@ MODEL_ROWS: dict[type[tuple[object, ...]], type[object]] = {
     CheckoutVoucherRow: Voucher,
     RewardRow: Reward,
 }
+
+
+class InvitationRow(NamedTuple):
+    """A referral landing page's read (`loyalty.invitations`): the program's configuration version, and the id of
+    the member holding the code asked about (None: nobody, or no code)."""
+
+    version: int
+    holder: int | None

@@ -26,7 +26,7 @@ from typing import TypeVar
 from tortoise.models import Model
 
 from loyalty import models
-from loyalty.keys import KeyRange, primary_keys
+from loyalty.keys import KeyRange, global_id, primary_keys
 
 T = TypeVar("T")
 MAX_ENCODED = 200  # far above any id or cursor we issue: longer input is not decoded at all
@@ -66,7 +66,7 @@ class NodeType:
         return cls(name, primary_keys(model))
 
     def encode(self, key: int) -> str:
-        return base64.b64encode(f"{self.name}:{key}".encode()).decode()
+        return global_id(self.name, key)
 
     def decode(self, global_id: str) -> int | None:
         """The primary key in a global id of this type; None for anything else."""

@@ -215,7 +215,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='Member',
             name='cashback_balance',
-            field=fields.BigIntField(default=0),
+            field=fields.BigIntField(default=0, db_default=0),
         ),
         ops.AddField(
             model_name='Member',

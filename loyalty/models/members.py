@@ -55,7 +55,7 @@ class Member(Model):
     points_pending = fields.BigIntField(default=0)
     lifetime_earned = fields.BigIntField(default=0)
     # Cached cashback balance (minor units of the program currency); the cashback ledger is the truth.
-    cashback_balance = fields.BigIntField(default=0)
+    cashback_balance = fields.BigIntField(default=0, db_default=0)
     # Earliest moment a lot of this member matures or expires: reads settle the member when it is due.
     next_settle_at = fields.DatetimeField(null=True)
 

@@ -20,7 +20,7 @@ from schema.global_ids import OFFER, NodeType
 from schema.staff.context import StaffInfo
 from schema.types.enum_map import EnumMap
 from schema.types.offer import LIFECYCLE_STAGES, LifecycleStage
-from schema.types.pagination import decode_cursor, encode_cursor, page_size
+from schema.types.pagination import decode_cursor, encode_cursor, forward_page_info, page_size
 
 PUSH_CAMPAIGN = NodeType.of("PushCampaign", models.PushCampaign)
 
@@ -193,12 +193,7 @@ class PushCampaignConnection:
         shown = edges[:size]
         return cls(
             edges=shown,
-            page_info=relay.PageInfo(
-                has_next_page=len(rows) > size,
-                has_previous_page=False,
-                start_cursor=shown[0].cursor if shown else None,
-                end_cursor=shown[-1].cursor if shown else None,
-            ),
+            page_info=forward_page_info(shown, has_next_page=len(rows) > size),
         )
 
 

@@ -15,7 +15,7 @@ from schema.context import Info
 from schema.global_ids import ACTIVITY_ENTRY
 from schema.types.enum_map import EnumMap
 from schema.types.node import VisibleNode
-from schema.types.pagination import encode_cursor
+from schema.types.pagination import encode_cursor, forward_page_info
 
 
 @strawberry.enum(name="ActivityKind", description="What moved the points.")
@@ -98,10 +98,5 @@ class ActivityConnection(relay.Connection[ActivityEntry]):
         edges = [relay.Edge(node=ActivityEntry.from_model(e), cursor=encode_cursor("activity", e.id)) for e in entries]
         return cls(
             edges=edges[:size],
-            page_info=relay.PageInfo(
-                has_next_page=len(entries) > size,
-                has_previous_page=False,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[:size][-1].cursor if edges else None,
-            ),
+            page_info=forward_page_info(edges[:size], has_next_page=len(entries) > size),
         )

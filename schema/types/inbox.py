@@ -13,7 +13,7 @@ from loyalty.models import PushMessage
 from schema.context import Info
 from schema.global_ids import INBOX_MESSAGE
 from schema.types.node import VisibleNode
-from schema.types.pagination import encode_cursor
+from schema.types.pagination import encode_cursor, forward_page_info
 
 AnyMessage = inbox.InboxRow | PushMessage
 
@@ -65,10 +65,5 @@ class InboxMessageConnection(relay.Connection[InboxMessage]):
         edges = [relay.Edge(node=InboxMessage.from_model(m), cursor=encode_cursor("inbox", m.id)) for m in messages]
         return cls(
             edges=edges[:size],
-            page_info=relay.PageInfo(
-                has_next_page=len(messages) > size,
-                has_previous_page=False,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[:size][-1].cursor if edges else None,
-            ),
+            page_info=forward_page_info(edges[:size], has_next_page=len(messages) > size),
         )

@@ -16,7 +16,7 @@ from schema.context import Info
 from schema.global_ids import OFFER
 from schema.types.enum_map import EnumMap
 from schema.types.node import VisibleNode
-from schema.types.pagination import decode_cursor_key, encode_cursor
+from schema.types.pagination import decode_cursor_key, encode_cursor, forward_page_info
 
 
 @strawberry.enum(
@@ -135,10 +135,5 @@ class OfferConnection(relay.Connection[Offer]):
         page = edges[:size]
         return cls(
             edges=page,
-            page_info=relay.PageInfo(
-                has_next_page=len(edges) > size,
-                has_previous_page=False,
-                start_cursor=page[0].cursor if page else None,
-                end_cursor=page[-1].cursor if page else None,
-            ),
+            page_info=forward_page_info(page, has_next_page=len(edges) > size),
         )

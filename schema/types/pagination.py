@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
+from typing import Protocol
+
+from strawberry import relay
 
 from loyalty.keys import KeyRange
 from schema.errors import BadRequest
@@ -50,3 +54,18 @@ def decode_cursor(kind: str, cursor: str | None, keys: KeyRange) -> int | None:
     """The single integer key inside an opaque cursor of this `kind`."""
     key = decode_cursor_key(kind, cursor, keys)
     return None if key is None else key[0]
+
+
+class _Edge(Protocol):
+    @property
+    def cursor(self) -> str: ...
+
+
+def forward_page_info(shown: Sequence[_Edge], *, has_next_page: bool) -> relay.PageInfo:
+    """The `pageInfo` of a forward-only page (`first`/`after`): `shown` are the edges on it, in order."""
+    return relay.PageInfo(
+        has_next_page=has_next_page,
+        has_previous_page=False,
+        start_cursor=shown[0].cursor if shown else None,
+        end_cursor=shown[-1].cursor if shown else None,
+    )

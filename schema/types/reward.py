@@ -18,7 +18,7 @@ from schema.errors import BadRequest
 from schema.global_ids import REWARD
 from schema.types.enum_map import EnumMap
 from schema.types.node import VisibleNode
-from schema.types.pagination import decode_cursor, encode_cursor
+from schema.types.pagination import decode_cursor, encode_cursor, forward_page_info
 
 
 @strawberry.enum(name="RewardKind", description="What the voucher gives: see `value`.")
@@ -169,12 +169,7 @@ class RewardConnection(relay.Connection[Reward]):
         ]
         return cls(
             edges=edges,
-            page_info=relay.PageInfo(
-                has_next_page=len(items) > size,
-                has_previous_page=False,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+            page_info=forward_page_info(edges, has_next_page=len(items) > size),
         )
 
 

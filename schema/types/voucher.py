@@ -17,7 +17,7 @@ from schema.errors import BadRequest
 from schema.global_ids import VOUCHER
 from schema.types.enum_map import EnumMap
 from schema.types.node import VisibleNode
-from schema.types.pagination import decode_cursor, encode_cursor, page_size
+from schema.types.pagination import decode_cursor, encode_cursor, forward_page_info, page_size
 from schema.types.reward import Reward, tier_names
 
 
@@ -139,10 +139,5 @@ class VoucherConnection(relay.Connection[Voucher]):
         ]
         return cls(
             edges=edges,
-            page_info=relay.PageInfo(
-                has_next_page=len(page) > size,
-                has_previous_page=False,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+            page_info=forward_page_info(edges, has_next_page=len(page) > size),
         )

@@ -7,7 +7,7 @@ import asyncio
 import importlib
 from datetime import timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from tortoise import connections
@@ -15,9 +15,10 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.exceptions import BaseORMException
 from tortoise.functions import Count, Sum
 from tortoise.migrations.api import migrate as run_migrations
+from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import donations, jobs, rewards, vouchers
+from loyalty import clock, donations, jobs, rewards, vouchers
 from loyalty.actors import Actor
 from loyalty.clock import FrozenClock
 from loyalty.db import connect, disconnect, tortoise_config
@@ -37,6 +38,7 @@ from loyalty.models import (
 )
 from tests.loyalty import ledger_helpers
 
+M = TypeVar("M", bound=Model)
 TILL = Actor(kind="staff", id=1, role=StaffRole.CASHIER, store_codes=("S1",))
 Total = donations.DonationTotal
 
@@ -204,6 +206,38 @@ async def _migrate_to(database_url: str, target: str) -> None:
         await connect(database_url)
 
 
+async def _insert_into_older_schema(model: type[M], **values: Any) -> M:
+    """Insert a row the way today's model would, into a table of an older schema: only the columns the table has.
+
+    (Today's `Model.create` writes every column today's model has: later migrations' columns break it.)
+    """
+    conn = connections.get("default")
+    table = model._meta.db_table
+    if conn.capabilities.dialect == "postgres":
+        _, rows = await conn.execute_query(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = $1", [table]
+        )
+        existing = {row["column_name"] for row in rows}
+    else:
+        _, rows = await conn.execute_query(f'PRAGMA table_info("{table}")')
+        existing = {row["name"] for row in rows}
+    instance = model(**values)
+    columns = [
+        (column, model._meta.fields_map[name].to_db_value(getattr(instance, name), instance))
+        for name, column in model._meta.fields_db_projection.items()
+        if column in existing and name != model._meta.pk_attr
+    ]
+    marks = [f"${i}" if conn.capabilities.dialect == "postgres" else "?" for i in range(1, len(columns) + 1)]
+    names = ", ".join(f'"{column}"' for column, _ in columns)
+    rows = await conn.execute_query_dict(  # (`execute_query` drops PostgreSQL's RETURNING rows of an INSERT)
+        f'INSERT INTO "{table}" ({names}) VALUES ({", ".join(marks)}) RETURNING "id"',
+        [value for _, value in columns],
+    )
+    instance.pk = rows[0]["id"]
+    instance._saved_in_db = True
+    return instance
+
+
 async def test_migration_0008_backfills_the_vouchers_of_a_database_at_0007(db: str, program: Program) -> None:
     # given the database back at 0007 (no donation_total), with donation vouchers in every status and a redeemed
     # voucher of a reward that is no donation, written as the code of 0007 did (no totals)
@@ -211,10 +245,18 @@ async def test_migration_0008_backfills_the_vouchers_of_a_database_at_0007(db: s
     try:
         with pytest.raises(BaseORMException, match="donation_total"):  # the table is gone
             await DonationTotal.all().count()
-        member, _ = await enroll_member("u1")
-        trees = await donation("Plant a tree", 500, "Forests")
-        sea = await donation("Clean a beach", 200, "Oceans")
-        coffee = await Reward.create(name="Coffee", kind=RewardKind.FREE_PRODUCT, points_cost=25, value=300)
+        now = clock.now()
+        member = await _insert_into_older_schema(
+            Member, firebase_uid="u1", member_number="0000000018", card_secret="s", created_at=now, updated_at=now
+        )
+        trees, sea, coffee = [
+            await _insert_into_older_schema(Reward, name=name, kind=kind, points_cost=100, value=value, cause=cause)
+            for name, kind, value, cause in [
+                ("Plant a tree", RewardKind.DONATION, 500, "Forests"),
+                ("Clean a beach", RewardKind.DONATION, 200, "Oceans"),
+                ("Coffee", RewardKind.FREE_PRODUCT, 300, None),
+            ]
+        ]
         made = [
             (trees, VoucherStatus.REDEEMED),
             (trees, VoucherStatus.REDEEMED),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 import pytest
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.functions import Count, Sum
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
@@ -215,6 +215,25 @@ async def _members_by_id(program: Program, clock: FrozenClock) -> list[Run]:
     full, plain, third = await _members(program, clock)
     asked = [plain.id, full.id, plain.id, third.id + 1]  # a duplicate, and an id nobody has; not the third
     return [Run(orm=Member.filter(id__in=asked), expected=[full.id, plain.id], ids=asked)]
+
+
+@case("invitations.version_and_holder")
+async def _invitation_version_and_holder(program: Program, clock: FrozenClock) -> list[Run]:
+    holder, other = await new_member("uid-holder"), await new_member("uid-other")
+    await Member.filter(id=holder.id).update(referral_code="ACDE3467")
+    await Member.filter(id=other.id).update(referral_code="ACDE3469")
+    version = (await Program.get(id=program.id)).version
+
+    def orm(code: str | None, program_id: int = program.id) -> Any:
+        found = Member.filter(referral_code=code) if code is not None else Member.filter(id=0)
+        return Program.filter(id=program_id).annotate(holder=Subquery(found.values("id"))).values("version", "holder")
+
+    return [
+        Run(orm=orm("ACDE3467"), expected=[{"version": version, "holder": holder.id}], params=["ACDE3467", program.id]),
+        Run(orm=orm("ACDE3468"), expected=[{"version": version, "holder": None}], params=["ACDE3468", program.id]),
+        Run(orm=orm(None), expected=[{"version": version, "holder": None}], params=[None, program.id]),  # no code
+        Run(orm=orm("ACDE3467", program.id + 1), expected=[], params=["ACDE3467", program.id + 1]),  # no program
+    ]
 
 
 def _window(program: Program, clock: FrozenClock) -> list[datetime]:
@@ -1253,10 +1272,10 @@ async def test_table_describes_a_models_columns_keys_and_references(db: str) -> 
         (("purchase_id", "refund_id"),),
     )
     assert (members.unique, dict(members.references)) == (
-        (("firebase_uid",), ("member_number",)),
+        (("firebase_uid",), ("member_number",), ("referral_code",)),
         {"tier_id": Tier, "manual_tier_id": Tier, "tier_before_upgrade_id": Tier},
     )
-    assert members.columns[12:16] == ("tier_id", "tier_since", "tier_held_until", "manual_tier_id")
+    assert members.columns[14:18] == ("tier_id", "tier_since", "tier_held_until", "manual_tier_id")
 
 
 def test_a_table_is_not_described_before_tortoise_has_started() -> None:
