@@ -212,22 +212,26 @@ def benefits_of_plan(plans: Sequence[MembershipPlan], plan_id: int | None) -> Be
 async def benefits_for(member_id: int, at: datetime, conn: BaseDBAsyncClient | None = None) -> Benefits | None:
     """The member's membership benefits at `at` (None without a membership giving any): one statement, plans cached."""
     rows = await Membership.filter(giving_benefits(at), member_id=member_id).using_db(conn).values("plan_id")
-    return benefits_of_plan(await cached_plans(), int(rows[0]["plan_id"])) if rows else None
+    return await plan_benefits(int(rows[0]["plan_id"])) if rows else None
 
 
 async def benefits_of_member(member: Any, at: datetime, conn: BaseDBAsyncClient | None = None) -> Benefits | None:
     """The benefits of `member` (a `MemberRow`, which carries its membership's plan as of its read at `at`: no
     statement; or a `Member`: one statement) at `at`."""
     if hasattr(member, "membership_plan_id"):
-        plan_id = member.membership_plan_id
-        if plan_id is None:
-            return None
-        plans = await cached_plans()
-        if all(p.id != plan_id for p in plans):  # a plan created since the cache was read
-            forget_cached_program()
-            plans = await cached_plans()
-        return benefits_of_plan(plans, plan_id)
+        return await plan_benefits(member.membership_plan_id)
     return await benefits_for(member.id, at, conn)
+
+
+async def plan_benefits(plan_id: int | None) -> Benefits | None:
+    """The benefits of the plan `plan_id` from the cached plans (read again for a plan created since)."""
+    if plan_id is None:
+        return None
+    plans = await cached_plans()
+    if all(p.id != plan_id for p in plans):
+        forget_cached_program()
+        plans = await cached_plans()
+    return benefits_of_plan(plans, plan_id)
 
 
 def offer_is_for(

@@ -398,12 +398,15 @@ async def preview_purchase(request: PurchaseRequest) -> EarnBreakdown:
     program = await load_program()
     if request.currency != program.currency:
         raise CurrencyMismatch(f"the program runs in {program.currency}, not {request.currency}", field="currency")
-    member = await Member.get_or_none(id=request.member_id)
+    # The member with the plan of their paid membership giving benefits now, in one statement.
+    plan = Membership.filter(memberships.giving_benefits(clock.now()), member_id=request.member_id).values("plan_id")
+    member = await Member.filter(id=request.member_id).annotate(membership_plan=Subquery(plan)).first()
     if member is None:
         raise MemberNotFound("no such member", field="member_id")
     await check_limits(program, request)
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
-    benefits = await memberships.benefits_for(member.id, clock.now())
+    plan_id = getattr(member, "membership_plan", None)
+    benefits = await memberships.plan_benefits(int(plan_id) if plan_id is not None else None)
     multiplier = benefits.earn_multiplier if benefits is not None else Decimal(1)
     return compute_points(program, tier, request.lines, await active_rules(request.occurred_at), multiplier)
 
