@@ -45,6 +45,7 @@ def create_console(
             Route(f"{member}/purchases", console.staff_only(console.purchase, back=back), methods=["POST"]),
             Route(f"{member}/purchases/preview", console.staff_only(console.preview, back=back), methods=["POST"]),
             Route(f"{member}/vouchers", console.staff_only(console.voucher, back=back), methods=["POST"]),
+            Route(f"{member}/cashback", console.staff_only(console.cashback_spend, back=back), methods=["POST"]),
             Route(f"{voucher}", console.staff_only(console.voucher_tap, back=back), methods=["POST"]),
             Route(offer, console.staff_only(console.offer, back=back), methods=["POST"]),
             Route(f"{offer}/activate", console.staff_only(console.activate, back=back), methods=["POST"]),

@@ -26,6 +26,7 @@ from admin import session
 from admin.session import FlashKind, SessionConfig
 from loyalty import clock
 from loyalty.actors import Actor
+from loyalty.cashback import spend_cashback
 from loyalty.checkout import CheckoutVoucher, checkout_summary, describe_vouchers, member_receipt
 from loyalty.checks import check_store_code
 from loyalty.earning import LineInput
@@ -314,6 +315,7 @@ class Console:
             # A fresh key per rendered one-tap form: a double tap does one thing.
             offer_keys={item.offer.id: uuid.uuid4().hex for item in summary.offers},
             voucher_keys={item.voucher.id: uuid.uuid4().hex for item in summary.vouchers},
+            cashback_key=uuid.uuid4().hex,
             # A suggestion the cashier may overwrite with the till's number; unique, so a busy second cannot collide.
             receipt_id=f"R-{at:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}",
         )
@@ -472,4 +474,25 @@ class Console:
         )
         if result.unrecovered:
             message += f" ({result.unrecovered} already spent, recorded as unrecovered)"
+        if result.cashback_returned:
+            message += f"; {_money_filter(result.cashback_returned, program)} of cashback back to the member"
         return self.redirect(request, f"/members/{member_id}", ("ok", message + "."))
+
+    async def cashback_spend(self, request: Request, actor: Actor) -> Response:
+        """Pay part of a receipt with the member's cashback (the form's key: a double tap spends once)."""
+        member_id: int = request.path_params["member_id"]
+        form = await request.form()
+        program = await cached_program()
+        spent = await spend_cashback(
+            actor,
+            member_id,
+            store_code=_store(request, actor),
+            receipt_id=_required(form, "receipt_id", "The receipt id"),
+            amount=parse_money(_required(form, "amount", "The amount"), program.currency_exponent, "The amount"),
+            idempotency_key=_required(form, "idempotency_key", "The form key"),
+        )
+        message = (
+            f"{_money_filter(spent.spent, program)} of cashback paid on receipt {spent.receipt_id}: take it off the "
+            f"basket. {_money_filter(spent.balance, program)} left."
+        )
+        return self.redirect(request, f"/members/{member_id}", ("ok", message))

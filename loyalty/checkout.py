@@ -1,7 +1,8 @@
 """The checkout summary: what the till shows about a member in one glance, for the staff API and the console.
 
-Who the member is and their points (the member row's balances), their tier progress, the offers that apply to them,
-their usable vouchers with what each is for, and their stamp cards: all as of one instant with one program.
+Who the member is, their points and cashback (the member row's balances), their tier progress, the offers that
+apply to them, their usable vouchers with what each is for, and their stamp cards: all as of one instant with one
+program.
 `checkout_summary` reads everything in a constant number of queries (the console always shows everything); the
 staff API's `MemberSummary` reads the same parts field by field through its DataLoaders (`tier_progress` over
 `qualifying_values`, `offers_for_members`, `usable_vouchers`, `stamp_cards_for_members`), so a lookup that asks for

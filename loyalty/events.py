@@ -33,6 +33,10 @@ MEMBERSHIP_GRACE = "membership.grace"
 MEMBERSHIP_LAPSED = "membership.lapsed"
 MEMBERSHIP_CANCELLED = "membership.cancelled"
 MEMBERSHIP_PAYMENT_REFUNDED = "membership.payment_refunded"
+CASHBACK_CREDITED = "cashback.credited"
+CASHBACK_SPENT = "cashback.spent"
+CASHBACK_PAID_OUT = "cashback.paid_out"
+CASHBACK_RETURNED = "cashback.returned"
 
 EVENT_TYPES = (
     MEMBER_ENROLLED,
@@ -59,6 +63,10 @@ EVENT_TYPES = (
     MEMBERSHIP_LAPSED,
     MEMBERSHIP_CANCELLED,
     MEMBERSHIP_PAYMENT_REFUNDED,
+    CASHBACK_CREDITED,
+    CASHBACK_SPENT,
+    CASHBACK_PAID_OUT,
+    CASHBACK_RETURNED,
 )
 
 

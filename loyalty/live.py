@@ -49,6 +49,7 @@ CHANGES: dict[str, frozenset[Change]] = {
 # Events the open app has no live view of: enrollment precedes any session, a profile edit is the app's own doing,
 # the wallet events concern the wallet apps, and a refund of a membership payment changes what the app shows only
 # through the membership events it leads to.
+# Cashback has no live change of its own yet (the app reads `me.cashback` when it opens the screen).
 IGNORED = frozenset(
     {
         events.MEMBER_ENROLLED,
@@ -56,6 +57,10 @@ IGNORED = frozenset(
         events.WALLET_ADDED,
         events.WALLET_REMOVED,
         events.MEMBERSHIP_PAYMENT_REFUNDED,
+        events.CASHBACK_CREDITED,
+        events.CASHBACK_SPENT,
+        events.CASHBACK_PAID_OUT,
+        events.CASHBACK_RETURNED,
     }
 )
 

@@ -9,6 +9,8 @@ per member and day) are refused before anything is written.
 
 `refund_purchase` claws a refund's points back in proportion to the money refunded (by amount, cumulatively over the
 purchase) or to the quantity returned (by lines), never more than the purchase earned; idempotent per (store, refund).
+Cashback the receipt was paid with (`cashbackSpend` with the same store and receipt id) comes back in proportion to
+the money refunded (`loyalty.cashback.return_for_refund`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from tortoise.expressions import F, Subquery
 from tortoise.functions import Sum
 from tortoise.queryset import QuerySet
 
-from loyalty import clock, events, ledger, memberships
+from loyalty import cashback, clock, events, ledger, memberships
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
 from loyalty.checks import MAX_REFERENCE, check_amount, check_code, check_occurred_at, check_store_code
@@ -426,6 +428,8 @@ class RefundResult:
     # The tier the refund took the member down from and to (`tiers.undo_unfounded_upgrade`); None if it stayed.
     tier_from: str | None = None
     tier_to: str | None = None
+    # Cashback the receipt was paid with that came back (`loyalty.cashback.return_for_refund`), minor units.
+    cashback_returned: int = 0
 
 
 @dataclass(frozen=True)
@@ -519,9 +523,11 @@ async def _refund(
 
     The receipt's member is locked first (found by the receipt in the same statement); every change of a purchase
     and its lines is a refund made under that lock, so the purchase read after it is current. Statements: the lock,
-    the configuration's version, the purchase, its lots (other lots only if its own do not cover the points), the
-    member's one UPDATE, the entry, each lot taken from, the allocations (one batch), the refund, the purchase's
-    totals, the qualifying credit and the event; a member with lots due is settled first.
+    the configuration's version, the purchase, the receipt's cashback spends and returns, its lots (other lots only
+    if its own do not cover the points), the member's one UPDATE, the entry, each lot taken from, the allocations
+    (one batch), the refund, the purchase's totals, the qualifying credit and the event; a member with lots due is
+    settled first. A receipt paid partly with cashback adds, per spend with something to give back, the member's
+    cashback UPDATE and the RETURN entry, then the `cashback.returned` event (`loyalty.cashback.return_for_refund`).
     """
     member, version = await ledger.lock_member_of_receipt(conn, store_code, receipt_id)
     if member_id is not None and (member is None or member.id != member_id):
@@ -538,6 +544,7 @@ async def _refund(
     if purchase.refunded_total + amount > purchase.total:
         left = purchase.total - purchase.refunded_total
         raise RefundExceedsPurchase(f"only {left} of this purchase is left to refund", field="amount", amount_left=left)
+    spends = await cashback.spends_of_receipt(conn, member.id, store_code, receipt_id)
     await ledger.settle_if_due(conn, member)
     refunded = purchase.refunded_total + amount
     if lines is not None:
@@ -580,6 +587,17 @@ async def _refund(
         lowered = await undo_unfounded_upgrade(conn, member, program)
         if lowered is not None:
             tier_from, tier_to = tier_before, lowered.name
+    cashback_returned = await cashback.return_for_refund(
+        conn,
+        member,
+        program,
+        spends,
+        store_code=store_code,
+        receipt_id=receipt_id,
+        refunded=refunded,
+        total=purchase.total,
+        refund_id=refund_id,
+    )
     await events.emit(
         conn,
         events.POINTS_REFUNDED,
@@ -592,7 +610,16 @@ async def _refund(
         },
     )
     return RefundResult(
-        refund.id, to_reverse, recovered, unrecovered, amount, purchase.id, member.id, tier_from, tier_to
+        refund.id,
+        to_reverse,
+        recovered,
+        unrecovered,
+        amount,
+        purchase.id,
+        member.id,
+        tier_from,
+        tier_to,
+        cashback_returned,
     )
 
 
@@ -616,7 +643,9 @@ async def refund_purchase(
     below zero only where the program allows it; what cannot be recovered is recorded on the entry. Qualifying
     value goes back in proportion to the money refunded, and an upgrade it no longer supports is undone at once
     (`tiers.undo_unfounded_upgrade`: `tier.changed`, the audit entry's tier before and after). Stamps stay (see
-    `loyalty.stamps`).
+    `loyalty.stamps`). Cashback the member paid the receipt with comes back in proportion to the money refunded,
+    cumulatively (a full refund returns exactly what was spent): `RefundResult.cashback_returned`, and the audit
+    entry's `cashback_returned` when some came back.
 
     `occurred_at` (optional) is when the goods came back, if the till sends it: the member's activity shows the
     clawback then (default: when it is recorded); not in the future, not before the purchase (`InvalidInput`).
@@ -659,6 +688,7 @@ async def refund_purchase(
                 "amount": result.amount,
                 "points_reversed": result.points_reversed,
                 **({"tier": result.tier_to} if result.tier_to else {}),
+                **({"cashback_returned": result.cashback_returned} if result.cashback_returned else {}),
             },
         )
         return result

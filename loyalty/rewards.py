@@ -18,11 +18,13 @@ Per-member limit: lifetime count of the member's catalog vouchers for the reward
 gave for the same reward do not count.
 
 Kinds and `value`: free product (`sku`), amount off (minor units), percent off (percent), cashback (minor units
-the till pays out or credits against the basket when the voucher is redeemed: the voucher carries the cash
-value), donation (minor units given to `cause`), experience (events, early access). A donation is fulfilled the
-moment its points are debited — there is nothing to hand in at a till — so its voucher is issued already
-REDEEMED and cannot be cancelled; the program's donation totals are the sum of `value` over those vouchers, kept
-per reward as each one is redeemed (`loyalty.donations`).
+credited to the member's cashback balance, `loyalty.cashback`), donation (minor units given to `cause`), experience
+(events, early access). A donation and a cashback reward are fulfilled the moment their points are debited — there
+is nothing to hand in at a till — so their voucher is issued already REDEEMED and cannot be cancelled: a donation
+counts towards the program's donation totals (the sum of `value` over those vouchers, kept per reward as each one
+is redeemed, `loyalty.donations`); cashback is credited to the member's cashback balance in the same transaction
+(`cashback.credit_reward`, event `cashback.credited`), which the till can spend (`cashbackSpend`) or an integration
+pay out.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from tortoise.expressions import F, Q
 from tortoise.functions import Count
 
 from loyalty import clock, events, sql
+from loyalty.cashback import credit_reward
 from loyalty.checks import MAX_POINTS, check_idempotency_key, check_text, is_whole
 from loyalty.donations import count_donation
 from loyalty.errors import DomainError, InsufficientPoints, InvalidInput, NotFound
@@ -271,6 +274,8 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
         voucher = await issue_voucher(conn, member.id, reward=reward, points_cost=reward.points_cost, entry=entry)
         if reward.kind == RewardKind.DONATION:
             await _fulfill_donation(conn, voucher, reward)
+        elif reward.kind == RewardKind.CASHBACK:
+            await credit_reward(conn, member, program, voucher, reward)
         return _Issued(voucher.id)
 
     check_idempotency_key(idempotency_key)

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import NamedTuple
 
 from loyalty.models import (
+    CashbackKind,
     EntryKind,
     LedgerEntry,
     Member,
@@ -78,6 +79,23 @@ class EntryRow(NamedTuple):
     reverses_id: int | None
     created_at: datetime
     occurred_at: datetime | None
+
+
+class CashbackEntryRow(NamedTuple):
+    """Every column of `cashback_entry`."""
+
+    id: int
+    member_id: int
+    kind: CashbackKind
+    amount: int
+    currency: str
+    voucher_id: int | None
+    store_code: str | None
+    receipt_id: str | None
+    reference: str | None
+    spend_id: int | None
+    description: str
+    created_at: datetime
 
 
 class OfferRow(NamedTuple):

@@ -92,6 +92,7 @@ VOUCHER = NodeType.of("Voucher", models.Voucher)
 OFFER = NodeType.of("Offer", models.Offer)
 REWARD = NodeType.of("Reward", models.Reward)
 INBOX_MESSAGE = NodeType.of("InboxMessage", models.PushMessage)
+CASHBACK_ENTRY = NodeType.of("CashbackEntry", models.CashbackEntry)
 
-NODE_TYPES = {t.name: t for t in (MEMBER, ACTIVITY_ENTRY, VOUCHER, OFFER, REWARD, INBOX_MESSAGE)}
+NODE_TYPES = {t.name: t for t in (MEMBER, ACTIVITY_ENTRY, VOUCHER, OFFER, REWARD, INBOX_MESSAGE, CASHBACK_ENTRY)}
 """Every type `node(id:)` refetches, by GraphQL name."""

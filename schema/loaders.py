@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 
 from strawberry.dataloader import DataLoader
 
-from loyalty import checkout, consent, inbox, memberships, offers, rewards, stamps, vouchers, wallet
+from loyalty import cashback, checkout, consent, inbox, memberships, offers, rewards, stamps, vouchers, wallet
 from loyalty.activity import activity_page, points_expiring_soon
 from loyalty.members import member_rows
 from loyalty.models import Program, VoucherStatus
-from loyalty.rows import AnyMember, EntryRow, MemberRow, VoucherPageRow
+from loyalty.rows import AnyMember, CashbackEntryRow, EntryRow, MemberRow, VoucherPageRow
 from loyalty.tiers import qualifying_values
 
 ActivityKey = tuple[int, int, int | None]  # (member id, page size + 1, entries before this id)
@@ -23,6 +23,11 @@ VoucherPageKey = tuple[int, int, vouchers.VoucherKey | None, VoucherStatus | Non
 async def _activity(keys: Sequence[ActivityKey]) -> list[list[EntryRow]]:
     # One query per distinct page; in practice one page (the signed-in member's) per request.
     return [await activity_page(member_id, limit, before) for member_id, limit, before in keys]
+
+
+async def _cashback_activity(keys: Sequence[ActivityKey]) -> list[list[CashbackEntryRow]]:
+    # As for activity: one page per distinct key, in practice one per request.
+    return [await cashback.activity_page(member_id, limit, before) for member_id, limit, before in keys]
 
 
 async def _consents(member_ids: Sequence[int]) -> list[list[consent.ConsentState]]:
@@ -53,6 +58,7 @@ class Loaders:
         self._program = program
         self.member = DataLoader(self._members)
         self.activity = DataLoader(_activity)
+        self.cashback_activity = DataLoader(_cashback_activity)
         self.inbox = DataLoader(self._inbox)
         self.inbox_unread = DataLoader(self._inbox_unread)  # per member id: unread messages in the inbox
         self.consents = DataLoader(_consents)

@@ -34,6 +34,7 @@ from schema.request_guards import BoundedValidation, HideSuggestions, RequestErr
 from schema.subscriptions.member_updated import Subscription
 from schema.trusted_documents import TrustedDocuments, load_trusted_documents
 from schema.types.activity import ActivityEntry
+from schema.types.cashback import CashbackEntry
 from schema.types.member import Member
 from schema.types.pagination import page_size
 from schema.types.program import Program
@@ -170,7 +171,7 @@ def build_member_schema(**limits: Unpack[QueryLimits]) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[ActivityEntry],
+        types=[ActivityEntry, CashbackEntry],
         extensions=query_limits(limits, first=[lambda: TrustedDocuments(trusted)] if production else []),
         config=StrawberryConfig(disable_field_suggestions=production),
     )

@@ -1,4 +1,4 @@
-"""The ledger invariants and the consent cache, checked after every database test."""
+"""The ledger invariants (points and cashback) and the consent cache, checked after every database test."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections import defaultdict
 from datetime import datetime
 
 from loyalty.models import (
+    CashbackEntry,
+    CashbackKind,
     Consent,
     ConsentChannel,
     ConsentPurpose,
@@ -61,6 +63,41 @@ async def assert_ledger_invariants() -> None:
         lot = lot_by_id[lot_id]
         assert amount <= lot.amount, f"lot {lot_id}: {amount} taken from a lot of {lot.amount}"
         assert lot.remaining == lot.amount - amount, f"lot {lot_id}: remaining disagrees with allocations"
+    await assert_cashback_invariants(program)
+
+
+async def assert_cashback_invariants(program: Program | None) -> None:
+    """Each member's `cashback_balance` equals the sum of their cashback entries and is never negative; a return
+    points at a spend of the same member and receipt, and the returns of a spend never exceed it; every entry is in
+    the program's currency."""
+    balances: dict[int, int] = defaultdict(int)
+    spends: dict[int, tuple[int, int, str | None, str | None]] = {}
+    returned: dict[int, int] = defaultdict(int)
+    returns: list[tuple[int, int, int | None, str | None, str | None]] = []
+    rows = await CashbackEntry.all().values_list(
+        "id", "member_id", "kind", "amount", "currency", "spend_id", "store_code", "receipt_id"
+    )
+    for entry_id, member_id, kind, amount, currency, spend_id, store_code, receipt_id in rows:
+        balances[member_id] += amount
+        assert program is not None, f"cashback entry {entry_id} without a program"
+        assert currency == program.currency, f"cashback entry {entry_id} in {currency}"
+        if kind == CashbackKind.SPEND:
+            assert amount < 0, f"cashback spend {entry_id} of {amount}"
+            spends[entry_id] = (member_id, -amount, store_code, receipt_id)
+        elif kind == CashbackKind.RETURN:
+            assert amount > 0, f"cashback return {entry_id} of {amount}"
+            returns.append((entry_id, member_id, spend_id, store_code, receipt_id))
+            if spend_id is not None:
+                returned[spend_id] += amount
+    for entry_id, member_id, spend_id, store_code, receipt_id in returns:
+        assert spend_id in spends, f"cashback return {entry_id} points at no spend"
+        assert spends[spend_id][0] == member_id, f"cashback return {entry_id}: another member's spend"
+        assert spends[spend_id][2:] == (store_code, receipt_id), f"cashback return {entry_id}: another receipt"
+    for spend_id, amount in returned.items():
+        assert amount <= spends[spend_id][1], f"cashback spend {spend_id}: {amount} returned of {spends[spend_id][1]}"
+    for member_id, cached in await Member.all().values_list("id", "cashback_balance"):
+        assert cached == balances[member_id], f"member {member_id}: cashback {cached} != entries {balances[member_id]}"
+        assert cached >= 0, f"member {member_id}: negative cashback {cached}"
 
 
 async def assert_next_settle_at_exact() -> None:

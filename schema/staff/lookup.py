@@ -20,6 +20,7 @@ from loyalty.rows import AnyMember
 from schema.global_ids import MEMBER
 from schema.staff.context import StaffInfo
 from schema.staff.vouchers import UsableVoucher
+from schema.types.cashback import Money
 from schema.types.member import Points, TierProgress
 from schema.types.membership import Membership
 from schema.types.offer import Offer
@@ -58,6 +59,10 @@ class MemberSummaryCore:
     @strawberry.field
     def points(self) -> Points:
         return Points.of(self.model)
+
+    @strawberry.field(description="Cashback the member can spend (`cashbackSpend`), in the program's currency.")
+    async def cashback_balance(self, info: StaffInfo) -> Money:
+        return Money(amount=self.model.cashback_balance, currency=(await info.context.program()).currency)
 
     @strawberry.field(description="The current tier and how far the member is from the next one.")
     async def tier(self, info: StaffInfo) -> TierProgress:

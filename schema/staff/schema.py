@@ -13,6 +13,8 @@ from schema.member_schema import QueryLimits, query_limits
 from schema.staff.actor import StaffActor
 from schema.staff.context import StaffInfo
 from schema.staff.lookup import MemberLookupQuery
+from schema.staff.mutations.cashback_payout import CashbackPayoutMutation
+from schema.staff.mutations.cashback_spend import CashbackSpendMutation
 from schema.staff.mutations.engagement_record import EngagementRecordMutation
 from schema.staff.mutations.membership_cancel import StaffMembershipCancelMutation
 from schema.staff.mutations.membership_payment_record import MembershipPaymentRecordMutation
@@ -61,6 +63,8 @@ class Mutation(
     PushCampaignCancelMutation,
     MembershipPaymentRecordMutation,
     StaffMembershipCancelMutation,
+    CashbackSpendMutation,
+    CashbackPayoutMutation,
 ):
     pass
 

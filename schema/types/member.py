@@ -15,6 +15,7 @@ from loyalty.tiers import tier_progress
 from schema.context import Info, RequestContext
 from schema.global_ids import ACTIVITY_ENTRY, INBOX_MESSAGE, MEMBER
 from schema.types.activity import ActivityConnection
+from schema.types.cashback import Cashback
 from schema.types.consent import Consent
 from schema.types.inbox import InboxMessageConnection
 from schema.types.membership import Membership
@@ -146,6 +147,10 @@ class Member(VisibleNode):
     @strawberry.field
     def points(self) -> Points:
         return Points.of(self.model)
+
+    @strawberry.field(description="Cashback: money to spend at a till, and what moved it.")
+    def cashback(self) -> Cashback:
+        return Cashback(member_id=self.model.id, amount=self.model.cashback_balance)
 
     @strawberry.field(description="Adding the member card to a wallet app.")
     def wallet(self) -> Wallet:

@@ -18,6 +18,7 @@ from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member
 from loyalty.models import (
     AuditLog,
+    EntryKind,
     Member,
     Offer,
     OfferBenefit,
@@ -31,10 +32,12 @@ from loyalty.models import (
     Voucher,
 )
 from loyalty.program import forget_cached_program
+from loyalty.rewards import redeem_reward
 from loyalty.staff import create_staff, deactivate_staff
 from loyalty.vouchers import display_code, issue_voucher
 from tests.admin.conftest import PASSWORD
 from tests.conftest import START, app_settings
+from tests.loyalty.ledger_helpers import credit_points
 from tests.schema.staff.conftest import run_staff
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -83,6 +86,7 @@ def _set_cookies(response: httpx.Response) -> dict[str, str]:
         ("GET", "/admin/members/1"),
         ("POST", "/admin/members/1/purchases"),
         ("POST", "/admin/members/1/vouchers"),
+        ("POST", "/admin/members/1/cashback"),
         ("POST", "/admin/members/1/purchases/preview"),
         ("POST", "/admin/members/1/vouchers/1"),
         ("POST", "/admin/members/1/offers/1"),
@@ -909,3 +913,67 @@ async def test_a_store_code_the_domain_refuses_is_not_picked(http: httpx.AsyncCl
     assert picked.headers["location"] == "/admin/lookup"
     assert "klubb_console_store" not in http.cookies
     assert 'class="flash error"' in (await http.get("/admin/lookup")).text
+
+
+# --- cashback -------------------------------------------------------------------------------------------
+
+
+async def _cashback(member: Member, amount: int) -> None:
+    await credit_points(member.id, 100, kind=EntryKind.ADJUSTMENT, idempotency_key="seed-cashback")
+    reward = await Reward.create(name="Cashback", kind=RewardKind.CASHBACK, points_cost=100, value=amount)
+    await redeem_reward(member.id, reward.id, idempotency_key="cashback")
+
+
+async def test_the_member_page_shows_the_cashback_and_spends_it_once_per_form(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
+    # Given €5.00 of cashback
+    await _cashback(anna, 500)
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+    page = await http.get(member_page)
+    assert re.search(r'id="cashback-balance">€5.00<', page.text)
+    key = re.search(r'name="idempotency_key" value="([0-9a-f]+)">\s*<label for="cashback-receipt"', page.text)
+    assert key is not None
+
+    # When the cashier pays €3.20 of receipt R-9 with it, and the form is sent twice
+    form = {"receipt_id": "R-9", "amount": "3.20", "idempotency_key": key.group(1), "csrf": _csrf(page)}
+    first = await http.post(f"{member_page}/cashback", data=form)
+    second = await http.post(f"{member_page}/cashback", data=form)
+
+    # Then it was spent once, and the page says what to take off and what is left
+    assert first.headers["location"] == second.headers["location"] == member_page
+    after = await http.get(member_page)
+    assert "€3.20 of cashback paid on receipt R-9: take it off the basket. €1.80 left." in after.text
+    assert re.search(r'id="cashback-balance">€1.80<', after.text)
+    assert (await Member.get(id=anna.id)).cashback_balance == 180
+    assert await AuditLog.filter(action="cashback.spend", store_code="S1").count() == 1
+
+
+async def test_spending_more_cashback_than_the_balance_says_what_is_available(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
+    # Given €5.00 of cashback
+    await _cashback(anna, 500)
+    await _sign_in(http)
+    member_page = f"/admin/members/{anna.id}"
+
+    # When the cashier asks for €5.01
+    await _post(http, member_page, f"{member_page}/cashback", {"receipt_id": "R-9", "amount": "5.01",
+                                                               "idempotency_key": "k1"})  # fmt: skip
+
+    # Then the page says what is available, in euros, and nothing was spent
+    assert "only €5.00 of cashback is available" in (await http.get(member_page)).text
+    assert (await Member.get(id=anna.id)).cashback_balance == 500
+    assert await AuditLog.filter(action="cashback.spend").count() == 0
+
+
+async def test_a_member_without_cashback_has_no_cashback_form(
+    http: httpx.AsyncClient, cass: StaffUser, anna: Member
+) -> None:
+    await _sign_in(http)
+
+    page = await http.get(f"/admin/members/{anna.id}")
+
+    assert re.search(r'id="cashback-balance">€0.00<', page.text)
+    assert 'id="cashback-title"' not in page.text

@@ -22,7 +22,7 @@ from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
 import loyalty
-from loyalty import adjustments, campaigns, engagement, memberships, offers, purchases, vouchers
+from loyalty import adjustments, campaigns, cashback, engagement, memberships, offers, purchases, vouchers
 from loyalty.actors import SYSTEM, Actor, Forbidden
 from loyalty.clock import FrozenClock
 from loyalty.earning import LineInput
@@ -318,6 +318,26 @@ CASES = [
         lambda actor, data: campaigns.list_campaigns(actor, limit=10),
         MANAGER_ELSEWHERE,
         (HERE, NO_RIGHTS),
+    ),
+    Case(
+        "loyalty.cashback.spend_cashback",
+        "cashback spent in S1 (the member has none: refused for that, after the actor)",
+        _member,
+        lambda actor, data: cashback.spend_cashback(
+            actor, data["member"], store_code="S1", receipt_id="R1", amount=100, idempotency_key="k1"
+        ),
+        HERE,
+        (ELSEWHERE, MANAGER_ELSEWHERE, NO_RIGHTS),
+        cashback.InsufficientCashback,
+    ),
+    Case(
+        "loyalty.cashback.payout_cashback",
+        "cashback paid out (bound to no store; the member has none)",
+        _member,
+        lambda actor, data: cashback.payout_cashback(actor, data["member"], amount=100, reference="P1"),
+        MANAGER_ELSEWHERE,  # any manager, or an API key with the manager role
+        (HERE, NO_RIGHTS),
+        cashback.InsufficientCashback,
     ),
 ]
 

@@ -67,7 +67,8 @@ async def test_the_demo_seed_has_the_catalog_stamp_card_and_staff_and_can_run_tw
     await seed_from_config(config)
     await seed_from_config(config)
 
-    assert await Reward.all().order_by("points_cost").values_list("points_cost", flat=True) == [25, 60, 100, 200, 400]
+    costs = await Reward.all().order_by("points_cost").values_list("points_cost", flat=True)
+    assert costs == [25, 60, 80, 100, 200, 400]
     card = await StampCard.get().prefetch_related("reward")
     assert (card.name, card.stamps_required, card.reward.name) == ("Coffee card", 8, "Free coffee")
     assert await StaffUser.all().order_by("email").values_list("email", "role") == [

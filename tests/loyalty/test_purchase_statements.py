@@ -17,10 +17,12 @@ from itertools import pairwise
 import pytest
 from strawberry import relay
 
+from loyalty.cashback import spend_cashback
 from loyalty.clock import FrozenClock
-from loyalty.models import BonusRule, Campaign, Member, OutboxEvent, Program, Voucher
+from loyalty.models import BonusRule, Campaign, Member, OutboxEvent, Program, Reward, RewardKind, Voucher
 from loyalty.program import cached_program
 from loyalty.purchases import refund_purchase
+from loyalty.rewards import redeem_reward
 from tests.invariants import assert_next_settle_at_exact
 from tests.loyalty.ledger_helpers import give_available, new_member, redeem_points
 from tests.loyalty.purchase_helpers import CASHIER, buy, line, stamp_card
@@ -35,10 +37,12 @@ PLAIN_PURCHASE = 12
 STAMPED_PURCHASE = PLAIN_PURCHASE + 2
 # a replay: the record's insert collides, then it is read
 REPLAY = 2
-# idempotency record, member lock (by receipt, with the configuration's version), purchase, its lots, member UPDATE,
-# entry, the lot taken from, allocations, refund, purchase totals, qualifying credit, outbox, audit, idempotency
-# response
-REFUND = 14
+# idempotency record, member lock (by receipt, with the configuration's version), purchase, the receipt's cashback
+# spends, its lots, member UPDATE, entry, the lot taken from, allocations, refund, purchase totals, qualifying credit,
+# outbox, audit, idempotency response
+REFUND = 15
+# + the cashback's return: the member's cashback UPDATE, the RETURN entry, its event
+CASHBACK_REFUND = REFUND + 3
 
 RECORD = """
 mutation($input: PurchaseRecordInput!) {
@@ -192,7 +196,7 @@ async def test_an_idempotent_replay_sends_2_statements(program: Program, clock: 
     assert len(counter.statements) == REPLAY
 
 
-async def test_a_refund_by_amount_sends_14_statements(program: Program, clock: FrozenClock) -> None:
+async def test_a_refund_by_amount_sends_15_statements(program: Program, clock: FrozenClock) -> None:
     # given a purchase whose points are still pending
     member = await new_member("uid-budget")
     await buy(member.id, "R1", [line("A", 4_000)])
@@ -207,6 +211,7 @@ async def test_a_refund_by_amount_sends_14_statements(program: Program, clock: F
         "INSERT idempotency_record",
         "SELECT member",
         "SELECT purchase",
+        "SELECT cashback_entry",
         "SELECT points_lot",
         "UPDATE member",
         "INSERT ledger_entry",
@@ -221,6 +226,32 @@ async def test_a_refund_by_amount_sends_14_statements(program: Program, clock: F
     ]
     assert len(counter.statements) == REFUND
     assert (await Member.get(id=member.id)).points_pending == 20
+
+
+async def test_a_refund_of_a_receipt_paid_partly_with_cashback_adds_its_return(
+    program: Program, clock: FrozenClock
+) -> None:
+    # given a purchase of which €4.00 was paid with cashback
+    member = await new_member("uid-budget")
+    await give_available(member.id, 100)
+    back = await Reward.create(name="Back", kind=RewardKind.CASHBACK, points_cost=100, value=1_000)
+    await redeem_reward(member.id, back.id, idempotency_key="c1")
+    await buy(member.id, "R1", [line("A", 4_000)])
+    await spend_cashback(CASHIER, member.id, store_code="S1", receipt_id="R1", amount=400, idempotency_key="s1")
+
+    # when half of it is refunded
+    with counted() as counter:
+        result = await refund_purchase(CASHIER, store_code="S1", receipt_id="R1", refund_id="F1", amount=2_000)
+
+    # then half the cashback comes back: its UPDATE, entry and event after the points' qualifying credit
+    assert result.cashback_returned == 200
+    assert kinds(counter.statements)[11:15] == [
+        "INSERT qualifying_credit",
+        "UPDATE member",
+        "INSERT cashback_entry",
+        "INSERT outbox_event",
+    ]
+    assert len(counter.statements) == CASHBACK_REFUND
 
 
 async def test_a_full_refund_of_the_earliest_lot_reads_the_next_settle_time_again(
@@ -238,7 +269,7 @@ async def test_a_full_refund_of_the_earliest_lot_reads_the_next_settle_time_agai
         await refund_purchase(CASHIER, store_code="S1", receipt_id="R1", refund_id="F1", amount=1_000)
 
     # then the emptied lot was the earliest: two reads find the next one (the second purchase's)
-    assert kinds(counter.statements)[3:6] == ["SELECT points_lot"] * 3
+    assert kinds(counter.statements)[4:7] == ["SELECT points_lot"] * 3
     assert len(counter.statements) == REFUND + 2
     assert (await Member.get(id=member.id)).next_settle_at == clock.now() + timedelta(days=14)
 

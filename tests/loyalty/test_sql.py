@@ -23,10 +23,13 @@ from tortoise.functions import Count, Sum
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import activity, inbox, ledger, members, memberships, rewards, rows, sql
+from loyalty import activity, cashback, inbox, ledger, members, memberships, rewards, rows, sql
+from loyalty.actors import Actor
 from loyalty.clock import FrozenClock
 from loyalty.members import members_by_id
 from loyalty.models import (
+    CashbackEntry,
+    CashbackKind,
     Consent,
     ConsentChannel,
     ConsentPurpose,
@@ -1115,6 +1118,57 @@ async def _inbox_page_after(program: Program, clock: FrozenClock) -> list[Run]:
         # after the last, and after another member's message: nothing
         Run(orm=_inbox_values(orm.filter(id=0)), expected=[], params=[*live, *_after(ids["oldest"], member), 10]),
         Run(orm=_inbox_values(orm.filter(id=0)), expected=[], params=[*live, *_after(ids["other"], member), 10]),
+    ]
+
+
+async def _cashback(clock: FrozenClock) -> tuple[Member, dict[str, int]]:
+    """A member with a credit, a spend, a return and a payout, and another member's credit (left out)."""
+    member = await new_member("uid-cashback")
+    other = await new_member("uid-cashback-other")
+    await give_available(member.id, 500)
+    await give_available(other.id, 500)
+    reward = await Reward.create(name="Back", kind=RewardKind.CASHBACK, points_cost=100, value=1_000)
+    voucher = await rewards.redeem_reward(member.id, reward.id, idempotency_key="c1")
+    await rewards.redeem_reward(other.id, reward.id, idempotency_key="c1")
+    credit = await CashbackEntry.get(member_id=member.id, voucher_id=voucher)
+    await purchase(member.id, "R1", 4_000, clock.now())
+    till = ledger_helpers.TILL
+    spent = await cashback.spend_cashback(
+        till, member.id, store_code="S1", receipt_id="R1", amount=400, idempotency_key="s1"
+    )
+    await ledger_helpers.refund_purchase(store_code="S1", receipt_id="R1", refund_id="F1", amount=1_000)
+    returned = await CashbackEntry.get(member_id=member.id, kind=CashbackKind.RETURN)
+    admin = Actor(kind="staff", id=9, role=StaffRole.ADMIN, name="Admin")
+    paid = await cashback.payout_cashback(admin, member.id, amount=50, reference="P1")
+    return member, {"credit": credit.id, "spend": spent.entry_id, "return": returned.id, "payout": paid.entry_id}
+
+
+@case("cashback.page")
+async def _cashback_page(program: Program, clock: FrozenClock) -> list[Run]:
+    member, entry = await _cashback(clock)
+    newest = CashbackEntry.filter(member_id=member.id).order_by("-id")
+    return [
+        Run(orm=newest.limit(2), expected=[entry["payout"], entry["return"]], params=[member.id, 2]),
+        Run(
+            orm=newest.limit(10),
+            expected=[entry["payout"], entry["return"], entry["spend"], entry["credit"]],
+            params=[member.id, 10],
+        ),
+    ]
+
+
+@case("cashback.page_before")
+async def _cashback_page_before(program: Program, clock: FrozenClock) -> list[Run]:
+    member, entry = await _cashback(clock)
+    newest = CashbackEntry.filter(member_id=member.id).order_by("-id")
+    return [
+        # `before` itself is left out
+        Run(
+            orm=newest.filter(id__lt=entry["return"]).limit(10),
+            expected=[entry["spend"], entry["credit"]],
+            params=[member.id, entry["return"], 10],
+        ),
+        Run(orm=newest.filter(id__lt=entry["credit"]), expected=[], params=[member.id, entry["credit"], 10]),
     ]
 
 

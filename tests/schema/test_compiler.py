@@ -547,6 +547,7 @@ async def test_a_document_one_byte_off_the_trusted_text_runs_through_strawberry(
 # GoogleWalletLink: the member.)
 BUDGETS = {
     "ActivityPage": 2,
+    "Cashback": 2,
     "Consents": 2,
     "Inbox": 3,
     "GoogleWalletLink": 1,

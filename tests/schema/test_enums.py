@@ -18,6 +18,7 @@ from schema.staff.push_campaigns import PUSH_CAMPAIGN_STATUSES
 from schema.staff.schema import build_staff_schema
 from schema.subscriptions.member_updated import MEMBER_CHANGES
 from schema.types.activity import ACTIVITY_KINDS
+from schema.types.cashback import CASHBACK_KINDS
 from schema.types.consent import CONSENT_CHANNELS, CONSENT_PURPOSES
 from schema.types.device import DEVICE_PLATFORMS
 from schema.types.enum_map import EnumMap
@@ -42,6 +43,7 @@ ENUM_MAPS: list[EnumMap[Any, Any]] = [
     MEMBERSHIP_STATUSES,
     MEMBERSHIP_PERIODS,
     PAYMENT_OUTCOMES,
+    CASHBACK_KINDS,
 ]
 
 
@@ -109,7 +111,7 @@ def test_inputs_map_back_to_the_domain_value_they_stand_for() -> None:
     round_trips = [(d, m.to_domain(m.to_api(d))) for m in ENUM_MAPS for d in m.pairs]
 
     assert [(d, back) for d, back in round_trips if back is not d] == []
-    assert len(round_trips) == 62  # every shown value of the fifteen enums
+    assert len(round_trips) == 67  # every shown value of the sixteen enums
 
 
 def test_a_hidden_value_has_no_api_value() -> None:

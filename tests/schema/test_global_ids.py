@@ -121,6 +121,7 @@ def test_every_node_type_of_the_member_schema_is_registered() -> None:
         "Offer": models.Offer.describe()["pk_field"]["constraints"]["le"],
         "Reward": models.Reward.describe()["pk_field"]["constraints"]["le"],
         "InboxMessage": models.PushMessage.describe()["pk_field"]["constraints"]["le"],
+        "CashbackEntry": models.CashbackEntry.describe()["pk_field"]["constraints"]["le"],
     }
 
 

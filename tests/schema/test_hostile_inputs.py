@@ -491,16 +491,16 @@ def test_every_operation_is_found() -> None:
         "sessionRefresh", "voucherCancel",
     ]  # fmt: skip
     assert sorted(op.name for op in STAFF_OPERATIONS) == [
-        "engagementRecord", "memberLookup", "membershipCancel", "membershipPaymentRecord", "offerRedeem",
-        "pointsAdjust", "purchasePreview", "purchaseRecord",
-        "purchaseRefund", "pushCampaign", "pushCampaignCancel", "pushCampaignCreate", "pushCampaignSchedule",
-        "pushCampaignUpdate", "pushCampaigns", "staffMe", "staffSessionCreate", "voucherRedeem",
+        "cashbackPayout", "cashbackSpend", "engagementRecord", "memberLookup", "membershipCancel",
+        "membershipPaymentRecord", "offerRedeem", "pointsAdjust", "purchasePreview", "purchaseRecord", "purchaseRefund",
+        "pushCampaign", "pushCampaignCancel", "pushCampaignCreate", "pushCampaignSchedule", "pushCampaignUpdate",
+        "pushCampaigns", "staffMe", "staffSessionCreate", "voucherRedeem",
     ]  # fmt: skip
     me = next(op for op in MEMBER_OPERATIONS if op.name == "me")
     assert sorted(me.arguments.values()) == [
-        "Member.activity(after)", "Member.activity(first)", "Member.inbox(after)", "Member.inbox(first)",
-        "Member.offers(after)", "Member.offers(first)", "Member.vouchers(after)", "Member.vouchers(first)",
-        "Member.vouchers(status)",
+        "Cashback.activity(after)", "Cashback.activity(first)", "Member.activity(after)", "Member.activity(first)",
+        "Member.inbox(after)", "Member.inbox(first)", "Member.offers(after)", "Member.offers(first)",
+        "Member.vouchers(after)", "Member.vouchers(first)", "Member.vouchers(status)",
     ]  # fmt: skip
 
 

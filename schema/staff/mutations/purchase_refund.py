@@ -52,6 +52,9 @@ class PurchaseRefundResult:
     points_reversed: int
     points_recovered: int
     unrecovered: int = strawberry.field(description="Points the member had already spent and could not give back.")
+    cashback_returned: int = strawberry.field(
+        description="Cashback the receipt was paid with that came back to the member, minor units."
+    )
 
 
 @strawberry.type
@@ -87,6 +90,7 @@ async def purchase_refund(info: StaffInfo, input: PurchaseRefundInput) -> Purcha
             points_reversed=result.points_reversed,
             points_recovered=result.points_recovered,
             unrecovered=result.unrecovered,
+            cashback_returned=result.cashback_returned,
         ),
         member=MemberSummary.from_model(member) if member is not None else None,
         user_errors=[],

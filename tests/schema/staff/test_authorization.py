@@ -118,6 +118,18 @@ OPERATIONS: dict[str, Operation] = {
         allowed=SIGNED_IN,  # a member asking at any till
         variables={"m": "$member"},
     ),
+    "cashbackSpend": Operation(
+        'mutation($m: ID!) { cashbackSpend(input: {member: $m, storeCode: "S1", receiptId: "R1", amount: 100, '
+        'idempotencyKey: "k1"}) { userErrors { code } } }',
+        allowed=IN_STORE_S1,
+        variables={"m": "$member"},
+    ),
+    "cashbackPayout": Operation(
+        'mutation($m: ID!) { cashbackPayout(input: {member: $m, amount: 100, reference: "P1"}) '
+        "{ userErrors { code } } }",
+        allowed=MANAGERS,
+        variables={"m": "$member"},
+    ),
     "voucherRedeem": Operation(
         'mutation { voucherRedeem(input: {code: "ABCD-EFGH-JKLM", storeCode: "S1"}) { userErrors { code } } }',
         allowed=IN_STORE_S1,
