@@ -15,8 +15,8 @@ compares columns with the values that passed. `tests/loyalty/test_audience.py` c
 - `interests`: the distinct interests members have are normalised as `offers.interest_key` does;
 - `min_spend` (campaigns only; an offer's `min_spend` is a condition on the purchase at the till): the member's net
   spend (receipt totals less refunds, minor units) in the current tier qualification period
-  (`tiers.period_start`/`period_end`), whatever the program's tier metric. Paid membership does not exist yet
-  (issue 12): there is no targeting on it.
+  (`tiers.period_start`/`period_end`), whatever the program's tier metric. Campaigns do not target paid
+  membership (yet): the offers' membership rules (`loyalty.memberships`) apply where offers are shown.
 
 Indexes: the statements read the member table in id order (keyset batches) and aggregate `purchase` and `device`
 once per statement (`IN (SELECT … GROUP BY …)`), never a correlated lookup per member (`device.member_id` has no

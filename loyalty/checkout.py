@@ -20,6 +20,7 @@ from tortoise.models import Model
 
 from loyalty import sql
 from loyalty.errors import PurchaseNotFound
+from loyalty.memberships import MembershipView, memberships_of
 from loyalty.models import (
     Member,
     Offer,
@@ -88,6 +89,7 @@ class CheckoutSummary:
     vouchers: list[CheckoutVoucher]  # usable ones, soonest expiry first, at most MAX_VOUCHERS
     stamp_cards: list[StampCardProgress]
     receipts: list[Receipt]  # the most recent first, at most RECENT_RECEIPTS
+    membership: MembershipView | None = None  # the paid membership (lapsed ones too), None without one
 
 
 def _what_for(voucher: Voucher, reward: Reward | None, offer: Offer | None, card: StampCard | None) -> CheckoutVoucher:
@@ -179,12 +181,15 @@ async def member_receipt(member_id: int, purchase_id: int) -> Receipt:
 
 
 async def checkout_summary(member: Member, program: Program, at: datetime) -> CheckoutSummary:
-    """Everything the till shows about `member` at `at`, in six statements however much there is to show.
+    """Everything the till shows about `member` at `at`, in seven statements however much there is to show.
 
-    `member` is as the caller settled it (`ledger.settle_member_if_due`), so its balances are current at `at`.
+    `member` is as the caller settled it (`ledger.settle_member_if_due`), so its balances are current at `at`. The
+    paid membership is read once, and its benefits decide the offers.
     """
     qualifying = await qualifying_values([member.id], program, at)
-    offers = await offers_for_members([member], program, at)
+    membership = (await memberships_of([member.id], at)).get(member.id)
+    benefits = {member.id: membership.benefits if membership is not None else None}
+    offers = await offers_for_members([member], program, at, benefits=benefits)
     return CheckoutSummary(
         member=member,
         program=program,
@@ -193,4 +198,5 @@ async def checkout_summary(member: Member, program: Program, at: datetime) -> Ch
         vouchers=await usable_vouchers(member.id, at, MAX_VOUCHERS),
         stamp_cards=(await stamp_cards_for_members([member.id]))[member.id],
         receipts=await recent_receipts(member.id),
+        membership=membership,
     )

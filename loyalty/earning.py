@@ -1,8 +1,8 @@
 """Earning rules: how many points a purchase earns, and why.
 
-For a purchase made at `occurred_at` by a member in tier T:
+For a purchase made at `occurred_at` by a member in tier T with a paid membership of plan P:
 
-    points = floor(E * earn_rate * T.multiplier * Π campaign.multiplier) + Σ line bonuses
+    points = floor(E * earn_rate * T.multiplier * P.earn_multiplier * Π campaign.multiplier) + Σ line bonuses
 
 - E, the eligible amount, is the sum of the lines that earn, in major currency units. Voided lines and lines whose
   category is in `Program.excluded_categories` (gift cards, deposits) earn nothing: no base points, no bonuses.
@@ -15,11 +15,14 @@ For a purchase made at `occurred_at` by a member in tier T:
   reverse a line's own share.
 - Each `BonusRule` matching a line (by category or SKU, active, within its optional window) adds
   `points_per_item * quantity + floor(extra_rate * line amount in major units)`, **floored per line and rule**.
-  Bonuses are flat: tier and campaign multipliers do not apply to them.
+  Bonuses are flat: tier, membership and campaign multipliers do not apply to them.
+- The paid membership's multiplier (`loyalty.memberships`: its plan's `earn_multiplier` while the membership gives
+  benefits at the time the purchase is recorded) multiplies with the tier's and the campaigns' (a Gold member at
+  1.5 with a Plus plan at 2 earns 3 points per point of base).
 
 The breakdown reports the base part `floor(E * rate)` (the tier-qualifying points), the tier's extra
-`floor(E * rate * T) - base`, the campaigns' extra `floor(E * rate * T * C) - floor(E * rate * T)`, the bonuses,
-and each line's points.
+`floor(E * rate * T) - base`, the membership's extra `floor(E * rate * T * P) - floor(E * rate * T)`, the
+campaigns' extra `floor(E * rate * T * P * C) - floor(E * rate * T * P)`, the bonuses, and each line's points.
 """
 
 from __future__ import annotations
@@ -67,12 +70,14 @@ class EarnBreakdown:
     tier_extra: int
     campaign_extra: int
     bonus: int
-    points: int  # base + tier_extra + campaign_extra + bonus
+    points: int  # base + tier_extra + membership_extra + campaign_extra + bonus
     tier_multiplier: str  # Decimal as text (JSON-safe, exact)
     campaign_multiplier: str
     campaigns: list[str] = field(default_factory=list)
     bonus_rules: list[str] = field(default_factory=list)
     lines: list[LinePoints] = field(default_factory=list)
+    membership_extra: int = 0
+    membership_multiplier: str = "1"  # the paid membership plan's (1 without one)
 
 
 @dataclass(frozen=True)
@@ -121,17 +126,23 @@ def _matches(rule: BonusRule, line: LineInput) -> bool:
 
 
 def compute_points(
-    program: Program, tier: Tier | None, lines: Sequence[LineInput], rules: ActiveRules
+    program: Program,
+    tier: Tier | None,
+    lines: Sequence[LineInput],
+    rules: ActiveRules,
+    membership_multiplier: Decimal = Decimal(1),
 ) -> EarnBreakdown:
-    """Points for `lines` bought by a member in `tier` under `rules` (see the module docstring)."""
+    """Points for `lines` bought by a member in `tier` (with a paid membership earning at `membership_multiplier`)
+    under `rules` (see the module docstring)."""
     unit = Decimal(10) ** program.currency_exponent
     rate = Decimal(program.earn_rate)
     tier_multiplier = Decimal(tier.multiplier) if tier is not None else Decimal(1)
+    membership_multiplier = Decimal(membership_multiplier)
     applied = [c for c in rules.campaigns if not c.tier_names or (tier is not None and tier.name in c.tier_names)]
     campaign_multiplier = Decimal(1)
     for campaign in applied:
         campaign_multiplier *= Decimal(campaign.multiplier)
-    factor = rate * tier_multiplier * campaign_multiplier
+    factor = rate * tier_multiplier * membership_multiplier * campaign_multiplier
     excluded_categories = set(program.excluded_categories or [])
 
     line_points: list[LinePoints] = []
@@ -160,13 +171,14 @@ def compute_points(
     major = Decimal(eligible) / unit
     base = _floor(major * rate)
     with_tier = _floor(major * rate * tier_multiplier)
+    with_membership = _floor(major * rate * tier_multiplier * membership_multiplier)
     multiplied = _floor(major * factor)
     bonus_total = sum(lp.bonus for lp in line_points)
     return EarnBreakdown(
         eligible_amount=eligible,
         base=base,
         tier_extra=with_tier - base,
-        campaign_extra=multiplied - with_tier,
+        campaign_extra=multiplied - with_membership,
         bonus=bonus_total,
         points=multiplied + bonus_total,
         tier_multiplier=f"{tier_multiplier.normalize():f}",
@@ -174,6 +186,8 @@ def compute_points(
         campaigns=[c.name for c in applied],
         bonus_rules=used_rules,
         lines=line_points,
+        membership_extra=with_membership - with_tier,
+        membership_multiplier=f"{membership_multiplier.normalize():f}",
     )
 
 

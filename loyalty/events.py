@@ -33,6 +33,12 @@ REFERRAL_CONVERTED = "referral.converted"
 REFERRAL_REWARDED = "referral.rewarded"
 REFERRAL_CANCELLED = "referral.cancelled"
 REFERRAL_REJECTED = "referral.rejected"
+MEMBERSHIP_STARTED = "membership.started"
+MEMBERSHIP_RENEWED = "membership.renewed"
+MEMBERSHIP_GRACE = "membership.grace"
+MEMBERSHIP_LAPSED = "membership.lapsed"
+MEMBERSHIP_CANCELLED = "membership.cancelled"
+MEMBERSHIP_PAYMENT_REFUNDED = "membership.payment_refunded"
 CASHBACK_CREDITED = "cashback.credited"
 CASHBACK_SPENT = "cashback.spent"
 CASHBACK_PAID_OUT = "cashback.paid_out"
@@ -63,6 +69,12 @@ EVENT_TYPES = (
     REFERRAL_REWARDED,
     REFERRAL_CANCELLED,
     REFERRAL_REJECTED,
+    MEMBERSHIP_STARTED,
+    MEMBERSHIP_RENEWED,
+    MEMBERSHIP_GRACE,
+    MEMBERSHIP_LAPSED,
+    MEMBERSHIP_CANCELLED,
+    MEMBERSHIP_PAYMENT_REFUNDED,
     CASHBACK_CREDITED,
     CASHBACK_SPENT,
     CASHBACK_PAID_OUT,

@@ -29,9 +29,21 @@ from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import automations, birthday, campaigns, clock, devices, ledger, messages, referrals, vouchers, wallet
+from loyalty import (
+    automations,
+    birthday,
+    campaigns,
+    clock,
+    devices,
+    ledger,
+    memberships,
+    messages,
+    referrals,
+    vouchers,
+    wallet,
+)
 from loyalty.errors import DomainError
-from loyalty.models import Device, Member, Referral, ReferralStatus, Voucher, VoucherStatus
+from loyalty.models import Device, Member, Membership, Referral, ReferralStatus, Voucher, VoucherStatus
 from loyalty.program import load_program
 from loyalty.tiers import evaluate_tier
 
@@ -211,6 +223,27 @@ async def prune_stale_devices(batch_size: int = BATCH_SIZE, retention: timedelta
     return pruned
 
 
+async def lapse_memberships(batch_size: int = BATCH_SIZE) -> int:
+    """Move the paid memberships whose time ran out on: ACTIVE past `period_end` without a renewal payment to GRACE
+    (for the plan's `grace_days`), GRACE past `grace_until` and CANCELLED past `period_end` to LAPSED
+    (`loyalty.memberships.step_due`, one transaction per membership with the member locked). Reads by `due_at`
+    (index `status, due_at`); returns the memberships moved (0 on a second run). Failures are logged and reported
+    as `JobIncomplete` (member ids), like the member jobs."""
+    moved = 0
+    failed: list[int] = []
+    async for at, due in due_batches(Membership, memberships.due, batch_size):
+        for membership in due:
+            try:
+                if await memberships.step_due(membership.id, membership.member_id, at):
+                    moved += 1
+            except Exception:
+                log.exception("lapse-memberships: member %s failed; going on with the others", membership.member_id)
+                failed.append(membership.member_id)
+    if failed:
+        raise JobIncomplete("lapse-memberships", moved, failed)
+    return moved
+
+
 # --- the registry ---------------------------------------------------------------------------------
 
 
@@ -281,6 +314,13 @@ JOBS: tuple[Job, ...] = (
         prune_stale_devices,
         timedelta(hours=6),
         "devices deleted",
+    ),
+    Job(
+        "lapse-memberships",
+        "move paid memberships past their period to grace, and past their grace or cancelled period to lapsed",
+        lapse_memberships,
+        timedelta(minutes=5),
+        "memberships moved",
     ),
     Job(
         "send-push-campaigns",

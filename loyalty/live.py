@@ -42,10 +42,17 @@ CHANGES: dict[str, frozenset[Change]] = {
     # The referrer's pending bonus (the referee's comes with the purchase's own points.earned / points.refunded).
     events.REFERRAL_CONVERTED: frozenset({Change.POINTS}),
     events.REFERRAL_CANCELLED: frozenset({Change.POINTS}),
+    # A paid membership's benefits decide which offers apply (included offers, early access).
+    events.MEMBERSHIP_STARTED: frozenset({Change.OFFERS}),
+    events.MEMBERSHIP_RENEWED: frozenset({Change.OFFERS}),
+    events.MEMBERSHIP_GRACE: frozenset({Change.OFFERS}),
+    events.MEMBERSHIP_LAPSED: frozenset({Change.OFFERS}),
+    events.MEMBERSHIP_CANCELLED: frozenset({Change.OFFERS}),
 }
 # Events the open app has no live view of: enrollment precedes any session, a profile edit is the app's own doing,
 # the wallet events concern the wallet apps; a referral's application and review change no balance, and its reward is
-# the lots maturing (points.matured).
+# the lots maturing (points.matured); a refund of a membership payment changes what the app shows only through the
+# membership events it leads to.
 # Cashback has no live change of its own yet (the app reads `me.cashback` when it opens the screen).
 IGNORED = frozenset(
     {
@@ -57,6 +64,7 @@ IGNORED = frozenset(
         events.REFERRAL_FLAGGED,
         events.REFERRAL_REWARDED,
         events.REFERRAL_REJECTED,
+        events.MEMBERSHIP_PAYMENT_REFUNDED,
         events.CASHBACK_CREDITED,
         events.CASHBACK_SPENT,
         events.CASHBACK_PAID_OUT,

@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tortoise.exceptions import IntegrityError
@@ -16,6 +17,7 @@ from loyalty.checks import MAX_NAME, check_text, clean_text
 from loyalty.contacts import email_key
 from loyalty.errors import InvalidInput, MemberNotFound
 from loyalty.ledger import settle_member_if_due
+from loyalty.memberships import benefit_plan_params, benefit_plan_sql
 from loyalty.models import ConsentChannel, ConsentPurpose, ConsentSource, Member, Program
 from loyalty.program import load_program, tiers_of
 from loyalty.rows import AnyMember, MemberRow
@@ -104,8 +106,11 @@ _QUALIFYING_VALUE = (
     '(SELECT CAST(COALESCE(SUM("q"."amount"), 0) AS BIGINT) FROM "qualifying_credit" AS "q"'
     ' WHERE "q"."member_id" = "m"."id" AND "q"."occurred_at" >= ? AND "q"."occurred_at" < ?) AS "qualifying_value"'
 )
+_MEMBER_ID = '"m"."id"'
 _MEMBER_ROW = (
-    f'SELECT {sql.columns(MemberRow, "m", until="qualifying_value")}, {_QUALIFYING_VALUE} FROM "member" AS "m"'  # noqa: S608
+    f"SELECT {sql.columns(MemberRow, 'm', until='qualifying_value')}, {_QUALIFYING_VALUE},"  # noqa: S608
+    f' {benefit_plan_sql(_MEMBER_ID)} AS "membership_plan_id"'
+    ' FROM "member" AS "m"'
 )
 _ROWS_BY_ID = sql.rows("members.rows_by_id", Member, MemberRow, f'{_MEMBER_ROW} WHERE "m"."id" IN ({sql.IDS})')
 _ROW_BY_NUMBER = sql.rows("members.row_by_number", Member, MemberRow, f'{_MEMBER_ROW} WHERE "m"."member_number" = ?')
@@ -118,8 +123,9 @@ _ROWS_BY_PHONE = sql.rows(
 )
 
 
-def _window(program: Program, at: datetime) -> list[datetime]:
-    return [period_start(program, at), period_end(program, at)]
+def _window(program: Program, at: datetime) -> list[Any]:
+    """The parameters of the row's own columns: the tier period's window, the membership's time."""
+    return [period_start(program, at), period_end(program, at), *benefit_plan_params(at)]
 
 
 async def member_rows(member_ids: Sequence[int], program: Program, at: datetime) -> dict[int, MemberRow]:

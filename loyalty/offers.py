@@ -8,7 +8,10 @@ rule holds and the member has uses left:
 - `lifecycle_stages`: the member's lifecycle stage is one of them (empty: any stage);
 - `birthday_month`: it is the member's birthday month, in the member's timezone;
 - `interests`: the member shares at least one interest with the offer (case-insensitive; empty: anyone);
-- `per_member_limit`: the member has redeemed it fewer times than this.
+- `per_member_limit`: the member has redeemed it fewer times than this;
+- paid membership (`loyalty.memberships`, the benefits at `at`): `min_membership_rank` needs the member's plan's
+  early-access rank at least this; an offer named in a plan's `included_offers` is for the members whose plan
+  includes it (and no one else).
 
 `min_spend` is not targeting: it is a condition on the purchase total when the offer is redeemed.
 
@@ -17,7 +20,7 @@ Most relevant first: offers the member activated, then higher `priority`, then e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +31,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from loyalty import clock, events, sql
+from loyalty import clock, events, memberships, sql
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
 from loyalty.checks import check_amount, check_idempotency_key, check_store_code, check_text
@@ -40,6 +43,7 @@ from loyalty.models import (
     EntryKind,
     LifecycleStage,
     Member,
+    MembershipPlan,
     Offer,
     OfferActivation,
     OfferBenefit,
@@ -48,7 +52,7 @@ from loyalty.models import (
     StaffRole,
     Tier,
 )
-from loyalty.program import cached_program, load_program
+from loyalty.program import cached_plans, cached_program, load_program
 from loyalty.rows import AnyMember, AnyOffer, OfferRow
 
 
@@ -148,12 +152,28 @@ def _targets(offer: AnyOffer, member: AnyMember, tier: Tier | None, stage: Lifec
     return True
 
 
-def _refusal(offer: AnyOffer, member: AnyMember, program: Program, at: datetime, used: int) -> DomainError | None:
+@dataclass(frozen=True)
+class _Membership:
+    """The paid membership side of targeting: every plan (which offers are included by some), the member's benefits."""
+
+    plans: Sequence[MembershipPlan]
+    benefits: memberships.Benefits | None
+
+
+async def _membership(member: AnyMember, at: datetime, conn: BaseDBAsyncClient | None = None) -> _Membership:
+    return _Membership(await cached_plans(), await memberships.benefits_of_member(member, at, conn))
+
+
+def _refusal(
+    offer: AnyOffer, member: AnyMember, program: Program, at: datetime, used: int, membership: _Membership
+) -> DomainError | None:
     """Why `offer` does not apply to `member` at `at` (having used it `used` times), or None if it does."""
     if not offer.active or not offer.valid_from <= at < offer.valid_until:
         return OfferNotApplicable("this offer is not running now", field="offer_id")
     if not _targets(offer, member, _member_tier(program, member), lifecycle_stage(member, program, at), at):
         return OfferNotApplicable("this offer is not for this member", field="offer_id")
+    if not memberships.offer_is_for(offer.name, offer.min_membership_rank, membership.plans, membership.benefits):
+        return OfferNotApplicable("this offer is for paid members", field="offer_id")
     if used >= offer.per_member_limit:
         return OfferLimitReached("the member has used this offer as often as it allows", field="offer_id")
     return None
@@ -194,16 +214,29 @@ _MEMBER_OFFERS = sql.rows(
 
 
 async def offers_for_members(
-    members: Sequence[AnyMember], program: Program, at: datetime
+    members: Sequence[AnyMember],
+    program: Program,
+    at: datetime,
+    *,
+    benefits: Mapping[int, memberships.Benefits | None] | None = None,
 ) -> dict[int, list[MemberOffer]]:
-    """The offers that apply to each member at `at`, most relevant first: one statement per member (rows)."""
+    """The offers that apply to each member at `at`, most relevant first: one statement per member (rows).
+
+    The members' paid membership benefits come from `benefits` (by member id) when the caller read them, else from
+    the member rows (`MemberRow.membership_plan_id`; a `Member` model costs a statement)."""
     result: dict[int, list[MemberOffer]] = {}
     for member in members:
         running = await sql.fetch_rows(_MEMBER_OFFERS, [member.id, member.id, True, at, at])
+        if not running:
+            membership = _Membership((), None)
+        elif benefits is not None and member.id in benefits:
+            membership = _Membership(await cached_plans(), benefits[member.id])
+        else:
+            membership = await _membership(member, at)
         items = [
             MemberOffer(o, o.activated, o.per_member_limit - o.uses)
             for o in running
-            if _refusal(o, member, program, at, o.uses) is None
+            if _refusal(o, member, program, at, o.uses, membership) is None
         ]
         result[member.id] = sorted(items, key=relevance_key)
     return result
@@ -232,7 +265,7 @@ async def activate_offer(member_id: int, offer_id: int) -> MemberOffer:
         raise OfferNotFound("no such offer", field="offer_id")
     uses, activated = await _usage(None, [member.id], [offer.id])
     used = uses.get((member.id, offer.id), 0)
-    if _refusal(offer, member, program, at, used) is not None:
+    if _refusal(offer, member, program, at, used, await _membership(member, at)) is not None:
         raise OfferNotFound("no such offer", field="offer_id")
     if (member.id, offer.id) not in activated:
         try:
@@ -307,7 +340,7 @@ async def redeem_offer(
         program = await load_program(conn)
         uses, activated = await _usage(conn, [member.id], [offer.id])
         used = uses.get((member.id, offer.id), 0)
-        refusal = _refusal(offer, member, program, at, used)
+        refusal = _refusal(offer, member, program, at, used, await _membership(member, at, conn))
         if refusal is not None:
             raise refusal
         is_activated = (member.id, offer.id) in activated
@@ -378,6 +411,7 @@ _OFFER_FIELDS = (
     "requires_activation",
     "tier_names",
     "min_tier_rank",
+    "min_membership_rank",
     "birthday_month",
     "interests",
     "min_spend",

@@ -27,6 +27,7 @@ from loyalty.models import (
 PROGRAM_ID = 1
 _CACHE_SECONDS = 5.0
 _cache: tuple[float, Program] | None = None
+_plans_cache: tuple[float, tuple[MembershipPlan, ...]] | None = None
 
 T = TypeVar("T")
 
@@ -49,10 +50,21 @@ async def cached_program() -> Program:
     return program
 
 
+async def cached_plans() -> tuple[MembershipPlan, ...]:
+    """The paid membership plans (retired ones too) for read paths, cached in the process like `cached_program`."""
+    global _plans_cache
+    if _plans_cache is not None and time.monotonic() - _plans_cache[0] < _CACHE_SECONDS:
+        return _plans_cache[1]
+    plans = tuple(await MembershipPlan.all().order_by("id"))
+    _plans_cache = (time.monotonic(), plans)
+    return plans
+
+
 def forget_cached_program() -> None:
-    """Drop the read cache and the configuration snapshot (after configuration changes, and between tests)."""
-    global _cache, _configuration
+    """Drop the read caches and the configuration snapshot (after configuration changes, and between tests)."""
+    global _cache, _plans_cache, _configuration
     _cache = None
+    _plans_cache = None
     _configuration = None
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -26,7 +27,7 @@ from tortoise.expressions import F, Subquery
 from tortoise.functions import Sum
 from tortoise.queryset import QuerySet
 
-from loyalty import cashback, clock, events, ledger, referrals
+from loyalty import cashback, clock, events, ledger, memberships, referrals
 from loyalty.actors import Actor
 from loyalty.audit import record_audit
 from loyalty.checks import MAX_REFERENCE, check_amount, check_code, check_occurred_at, check_store_code
@@ -43,6 +44,7 @@ from loyalty.errors import (
 from loyalty.idempotency import idempotent
 from loyalty.models import (
     Member,
+    Membership,
     Program,
     Purchase,
     PurchaseLine,
@@ -232,13 +234,24 @@ def _request_document(request: PurchaseRequest) -> dict[str, Any]:
     }
 
 
+class _MemberTotals(NamedTuple):
+    spent: int  # the member's receipts of the receipt's day, net of refunds (the daily limit)
+    qualifying: int  # the qualifying value of the tier period containing now
+    referral_id: int | None  # the open referral as a referee: APPLIED or FLAGGED without a qualifying purchase
+    plan_id: int | None  # the plan of the paid membership giving benefits now
+
+
+def _optional_id(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
 async def _member_totals(
     conn: BaseDBAsyncClient, program: Program, request: PurchaseRequest, now: datetime
-) -> tuple[int, int, int | None]:
-    """(the day's spending for the daily limit, the qualifying value of the period containing `now`, the member's
-    open referral as a referee — APPLIED or FLAGGED without a qualifying purchase yet — or None), read in one
-    statement with the member locked (before this purchase's rows; `tiers.qualifying_value`'s window): a member
-    without a referral costs the purchase no statement."""
+) -> _MemberTotals:
+    """What the purchase needs to know of the member before its own rows, read in one statement with the member
+    locked (`_MemberTotals`; the qualifying value in `tiers.qualifying_value`'s window; `memberships.giving_benefits`):
+    a member without a referral or a membership costs the purchase no statement."""
+    plan = Membership.filter(memberships.giving_benefits(now), member_id=request.member_id).values("plan_id")
     credits = QualifyingCredit.filter(
         member_id=request.member_id,
         occurred_at__gte=period_start(program, now),
@@ -256,11 +269,17 @@ async def _member_totals(
             spent=Subquery(_day_spent(program, request).values("spent")),
             qualifying=Subquery(credits.values("value")),
             referral=Subquery(open_referral.values("id")),
+            membership_plan=Subquery(plan),
         )
-        .values("spent", "qualifying", "referral")
+        .values("spent", "qualifying", "referral", "membership_plan")
     )
-    referral = rows[0]["referral"]
-    return _sum(rows[0]["spent"]), _sum(rows[0]["qualifying"]), int(referral) if referral is not None else None
+    row = rows[0]
+    return _MemberTotals(
+        spent=_sum(row["spent"]),
+        qualifying=_sum(row["qualifying"]),
+        referral_id=_optional_id(row["referral"]),
+        plan_id=_optional_id(row["membership_plan"]),
+    )
 
 
 async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: events.Outbox) -> PurchaseRecorded:
@@ -272,11 +291,12 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: event
 
     Statements, in order (the write path's budget, `tests/loyalty/test_purchase_statements.py`): the member's lock
     (with `program.version`: the configuration snapshot costs nothing while it is current), the day's spending,
-    the period's qualifying value and the member's open referral as a referee (one statement, before this purchase's
-    rows: the tier is decided without reading back), the purchase, its lines (one batch), the qualifying credit, the
-    lot, the member's one UPDATE (balances, tier, `next_settle_at`, `last_purchase_at`) and the ledger entry; then
-    the stamp cards' progress. Only a referee with an open referral whose purchase reaches `min_spend` costs more:
-    the referral's lock, the referrer's lock, the caps' counts and the bonuses' lots and entries
+    the period's qualifying value, the member's open referral as a referee and the plan of the member's paid
+    membership (one statement, before this purchase's rows: the tier is decided without reading back; the plan's
+    multiplier comes from the snapshot), the purchase, its lines (one batch), the qualifying credit, the lot, the
+    member's one UPDATE (balances, tier, `next_settle_at`, `last_purchase_at`) and the ledger entry; then the stamp
+    cards' progress. Only a referee with an open referral whose purchase reaches `min_spend` costs more: the
+    referral's lock, the referrer's lock, the caps' counts and the bonuses' lots and entries
     (`referrals.convert_in_purchase`). The caller adds the outbox (one batch), the audit entry and the idempotency
     record. A member with lots due is settled first (more statements, only then).
     """
@@ -288,11 +308,18 @@ async def _earn(conn: BaseDBAsyncClient, request: PurchaseRequest, outbox: event
     if request.total > program.max_purchase_total:
         raise PurchaseTotalTooLarge(limit=program.max_purchase_total, total=request.total)
     now = clock.now()
-    spent, qualifying_before, referral_id = await _member_totals(conn, program, request, now)
+    spent, qualifying_before, referral_id, plan_id = await _member_totals(conn, program, request, now)
     _check_daily_limit(program, request, spent)
     await ledger.settle_if_due(conn, member, now)
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
-    breakdown = compute_points(program, tier, request.lines, active_rules_in(configuration, request.occurred_at))
+    benefits = memberships.benefits_of_plan(configuration.plans, plan_id)
+    breakdown = compute_points(
+        program,
+        tier,
+        request.lines,
+        active_rules_in(configuration, request.occurred_at),
+        benefits.earn_multiplier if benefits is not None else Decimal(1),
+    )
     points = breakdown.points
     qualifying = breakdown.base if program.tier_metric == TierMetric.POINTS else request.total
     purchase = await Purchase.create(
@@ -402,20 +429,25 @@ async def record_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseRec
 async def preview_purchase(request: PurchaseRequest) -> EarnBreakdown:
     """What `record_purchase` would credit for this receipt now, writing nothing.
 
-    Uses the member's current tier (a purchase that lifts the member into a higher tier earns at the old tier's
-    multiplier, as `record_purchase` does). Validates like `record_purchase` (the sanity limits included), except
-    for idempotency.
+    Uses the member's current tier and paid membership (a purchase that lifts the member into a higher tier earns
+    at the old tier's multiplier, as `record_purchase` does). Validates like `record_purchase` (the sanity limits
+    included), except for idempotency.
     """
     check_request(request)
     program = await load_program()
     if request.currency != program.currency:
         raise CurrencyMismatch(f"the program runs in {program.currency}, not {request.currency}", field="currency")
-    member = await Member.get_or_none(id=request.member_id)
+    # The member with the plan of their paid membership giving benefits now, in one statement.
+    plan = Membership.filter(memberships.giving_benefits(clock.now()), member_id=request.member_id).values("plan_id")
+    member = await Member.filter(id=request.member_id).annotate(membership_plan=Subquery(plan)).first()
     if member is None:
         raise MemberNotFound("no such member", field="member_id")
     await check_limits(program, request)
     tier = next((t for t in program.tiers if t.id == member.tier_id), None)
-    return compute_points(program, tier, request.lines, await active_rules(request.occurred_at))
+    plan_id = getattr(member, "membership_plan", None)
+    benefits = await memberships.plan_benefits(int(plan_id) if plan_id is not None else None)
+    multiplier = benefits.earn_multiplier if benefits is not None else Decimal(1)
+    return compute_points(program, tier, request.lines, await active_rules(request.occurred_at), multiplier)
 
 
 # --- returns --------------------------------------------------------------------------------------

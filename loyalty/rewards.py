@@ -4,8 +4,9 @@ Visibility and availability. A member sees every *active* reward whose validity 
 (`valid_from` inclusive, `valid_until` exclusive). A visible reward the member cannot take right now is still
 listed, with the reason, so the app can show "reach Gold to unlock" or "34 points to go": rewards are something to
 work towards. The reasons are checked in the same order as `redeem_reward` checks them, so the listed reason is
-the error a redemption would get: NOT_ELIGIBLE (tier below `min_tier`), LIMIT_REACHED, OUT_OF_STOCK,
-INSUFFICIENT_POINTS.
+the error a redemption would get: NOT_ELIGIBLE (tier below `min_tier`), MEMBERSHIP_REQUIRED (a paid membership
+whose plan's early-access rank is at least `min_membership_rank` is needed, `loyalty.memberships`), LIMIT_REACHED,
+OUT_OF_STOCK, INSUFFICIENT_POINTS.
 
 Redeeming runs in one transaction with the member row locked: the rules above, the stock taken with a
 conditional `UPDATE … WHERE stock > 0` (row count checked, so concurrent redeemers never oversell), the points
@@ -44,6 +45,7 @@ from loyalty.donations import count_donation
 from loyalty.errors import DomainError, InsufficientPoints, InvalidInput, NotFound
 from loyalty.idempotency import idempotent
 from loyalty.ledger import debit_available, lock_member
+from loyalty.memberships import benefits_of_member, membership_rank
 from loyalty.models import Program, Reward, RewardKind, Tier, Voucher, VoucherStatus
 from loyalty.program import load_program
 from loyalty.rows import AnyMember, AnyReward, RewardRow
@@ -69,6 +71,12 @@ class NotEligible(DomainError):
     code = "NOT_ELIGIBLE"
 
 
+class MembershipRequired(DomainError):
+    """The reward is for paid members whose plan's early-access rank is at least its `min_membership_rank`."""
+
+    code = "MEMBERSHIP_REQUIRED"
+
+
 class LimitReached(DomainError):
     code = "LIMIT_REACHED"
 
@@ -82,6 +90,7 @@ class Unavailable(StrEnum):
 
     NOT_AVAILABLE = "NOT_AVAILABLE"  # inactive or outside its window: never in the catalog, only on vouchers
     NOT_ELIGIBLE = "NOT_ELIGIBLE"
+    MEMBERSHIP_REQUIRED = "MEMBERSHIP_REQUIRED"
     LIMIT_REACHED = "LIMIT_REACHED"
     OUT_OF_STOCK = "OUT_OF_STOCK"
     INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
@@ -111,11 +120,16 @@ def _tier_rank(program: Program, tier_id: int | None) -> int:
     return next((t.rank for t in program.tiers if t.id == tier_id), 0)
 
 
-def _unavailable(reward: AnyReward, member: AnyMember, program: Program, used: int, at: datetime) -> Unavailable | None:
+def _unavailable(
+    reward: AnyReward, member: AnyMember, program: Program, used: int, at: datetime, rank: int
+) -> Unavailable | None:
+    # `rank`: the early-access rank of the member's paid membership at `at` (0 without one).
     if not is_visible(reward, at):
         return Unavailable.NOT_AVAILABLE
     if reward.min_tier_id is not None and _tier_rank(program, member.tier_id) < _tier_rank(program, reward.min_tier_id):
         return Unavailable.NOT_ELIGIBLE
+    if reward.min_membership_rank is not None and rank < reward.min_membership_rank:
+        return Unavailable.MEMBERSHIP_REQUIRED
     if reward.per_member_limit is not None and used >= reward.per_member_limit:
         return Unavailable.LIMIT_REACHED
     if reward.stock is not None and reward.stock <= 0:
@@ -189,7 +203,8 @@ async def catalog(
         sort_order, cost, reward_id = after
         keyset = [sort_order, sort_order, cost, sort_order, cost, reward_id]
         rows = await sql.fetch_rows(_CATALOG_AFTER, [*params, *keyset, limit])
-    return [CatalogItem(r, _unavailable(r, member, program, r.used, at)) for r in rows]
+    rank = membership_rank(await benefits_of_member(member, at))
+    return [CatalogItem(r, _unavailable(r, member, program, r.used, at, rank)) for r in rows]
 
 
 async def catalog_items(
@@ -197,7 +212,8 @@ async def catalog_items(
 ) -> dict[int, CatalogItem]:
     """The rewards among `reward_ids` with the member's availability at `at` (hidden ones as NOT_AVAILABLE)."""
     rows = await sql.fetch_rows(_CATALOG_BY_ID, _counted(member.id), ids=reward_ids)
-    return {r.id: CatalogItem(r, _unavailable(r, member, program, r.used, at)) for r in rows}
+    rank = membership_rank(await benefits_of_member(member, at))
+    return {r.id: CatalogItem(r, _unavailable(r, member, program, r.used, at, rank)) for r in rows}
 
 
 async def _take_stock(conn: BaseDBAsyncClient, reward: Reward) -> None:
@@ -222,8 +238,8 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
     """Spend the member's points on a reward and issue its voucher; returns the voucher id.
 
     Idempotent per member and key: a retry returns the first voucher, the same key for another reward is
-    `DuplicateIdempotencyKey`. Raises RewardNotFound, RewardNotAvailable, NotEligible, LimitReached,
-    OutOfStock or InsufficientPoints, and then nothing was written.
+    `DuplicateIdempotencyKey`. Raises RewardNotFound, RewardNotAvailable, NotEligible, MembershipRequired,
+    LimitReached, OutOfStock or InsufficientPoints, and then nothing was written.
     """
 
     async def action(conn: BaseDBAsyncClient) -> _Issued:
@@ -234,11 +250,15 @@ async def redeem_reward(member_id: int, reward_id: int, *, idempotency_key: str)
         program = await load_program(conn)
         used = (await _used(member.id, [reward.id], conn)).get(reward.id, 0)
         # Stock and points are enforced by the conditional writes below, not by this snapshot.
-        reason = _unavailable(reward, member, program, used, clock.now())
+        now = clock.now()
+        rank = membership_rank(await benefits_of_member(member, now, conn))
+        reason = _unavailable(reward, member, program, used, now, rank)
         if reason == Unavailable.NOT_AVAILABLE:
             raise RewardNotAvailable("this reward is not available now", field="reward_id")
         if reason == Unavailable.NOT_ELIGIBLE:
             raise NotEligible("this reward is for a higher tier", field="reward_id")
+        if reason == Unavailable.MEMBERSHIP_REQUIRED:
+            raise MembershipRequired("this reward is for paid members of a higher plan", field="reward_id")
         if reason == Unavailable.LIMIT_REACHED:
             raise LimitReached(f"this reward can be redeemed {reward.per_member_limit} times", field="reward_id")
         await _take_stock(conn, reward)
@@ -275,7 +295,16 @@ async def _fulfill_donation(conn: BaseDBAsyncClient, voucher: Voucher, reward: R
     )
 
 
-_REWARD_FIELDS = ("description", "value", "sku", "cause", "stock", "per_member_limit", "voucher_valid_days")
+_REWARD_FIELDS = (
+    "description",
+    "value",
+    "sku",
+    "cause",
+    "stock",
+    "per_member_limit",
+    "voucher_valid_days",
+    "min_membership_rank",
+)
 
 
 async def apply_reward_config(specs: list[dict[str, Any]]) -> int:

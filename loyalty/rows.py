@@ -26,7 +26,8 @@ from loyalty.models import (
 
 
 class MemberRow(NamedTuple):
-    """Every column of `member`, then the qualifying value in the tier period of the read (the tier progress's)."""
+    """Every column of `member`, then the qualifying value in the tier period of the read (the tier progress's) and
+    the plan of the paid membership giving benefits at the read's time (`loyalty.memberships`; None without)."""
 
     id: int
     firebase_uid: str
@@ -59,6 +60,7 @@ class MemberRow(NamedTuple):
     created_at: datetime
     updated_at: datetime
     qualifying_value: int
+    membership_plan_id: int | None
 
 
 class EntryRow(NamedTuple):

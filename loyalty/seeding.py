@@ -22,6 +22,7 @@ from loyalty.earning import LineInput, apply_earning_config
 from loyalty.errors import DomainError, InvalidInput
 from loyalty.ledger import settle_member_if_due
 from loyalty.members import enroll_member
+from loyalty.memberships import apply_membership_config
 from loyalty.models import Member, Offer, OfferActivation, Reward, Voucher, VoucherStatus
 from loyalty.offers import activate_offer, apply_offer_config, lifecycle_stage
 from loyalty.program import apply_program_config, load_program, tiers_of
@@ -39,8 +40,8 @@ STEP_KINDS = ("purchase", "reward", "redeem_voucher", "activate")
 
 
 async def seed_from_config(config: dict[str, Any]) -> str:
-    """Apply the program config, `[[offers]]`, campaigns, rewards, stamp cards and staff, then let the `[[members]]`
-    live their stories (idempotent)."""
+    """Apply the program config, `[[offers]]`, campaigns, rewards, stamp cards, membership plans and staff, then let
+    the `[[members]]` live their stories (idempotent)."""
     program = await apply_program_config(config)
     offers = await apply_offer_config(config.get("offers", []))
     rules = await apply_earning_config(config.get("campaigns", []), config.get("bonus_rules", []))
@@ -49,13 +50,14 @@ async def seed_from_config(config: dict[str, Any]) -> str:
     await apply_wallet_design(config.get("wallet", {}))
     automations = await apply_push_config(config.get("push", {}))
     await apply_referral_config(config.get("referrals", {}))
+    plans = await apply_membership_config(config.get("membership_plans", []))
     staff = await _seed_staff(config.get("staff", []))
     members = config.get("members", [])
     await seed_members(members)
     return (
         f"program {program.name!r} with {len(program.tiers)} tiers, {len(members)} demo members, {offers} offers, "
         f"{rules} campaigns and bonus rules, {rewards} rewards, {cards} stamp cards, {staff} staff accounts, "
-        f"{automations} push automations"
+        f"{automations} push automations, {plans} membership plans"
     )
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from strawberry.dataloader import DataLoader
 
-from loyalty import cashback, checkout, consent, inbox, offers, rewards, stamps, vouchers, wallet
+from loyalty import cashback, checkout, consent, inbox, memberships, offers, rewards, stamps, vouchers, wallet
 from loyalty.activity import activity_page, points_expiring_soon
 from loyalty.members import member_rows
 from loyalty.models import Program, VoucherStatus
@@ -66,6 +66,7 @@ class Loaders:
         self.usable_vouchers = DataLoader(self._usable_vouchers)  # (member id, limit): what the checkout lists
         self.stamp_cards = DataLoader(_stamp_cards)
         self.cards_in_wallet = DataLoader(_cards_in_wallet)
+        self.membership = DataLoader(self._memberships)  # per member id: the paid membership (None without one)
         self.offers: DataLoader[AnyMember, list[offers.MemberOffer]] = DataLoader(
             self._offers, cache_key_fn=lambda member: member.id
         )
@@ -108,6 +109,10 @@ class Loaders:
         # The offers that apply now to each member, most relevant first: one statement per member (one a request).
         by_member = await offers.offers_for_members(members, await self._program(), self._now)
         return [by_member[m.id] for m in members]
+
+    async def _memberships(self, member_ids: Sequence[int]) -> list[memberships.MembershipView | None]:
+        found = await memberships.memberships_of(member_ids, self._now)
+        return [found.get(i) for i in member_ids]
 
     async def _qualifying_values(self, member_ids: Sequence[int]) -> list[int]:
         totals = await qualifying_values(member_ids, await self._program(), self._now)

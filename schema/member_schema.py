@@ -22,6 +22,7 @@ from schema.mutations.consent_update import ConsentUpdatePayload, consent_update
 from schema.mutations.device_register import DeviceRegisterPayload, device_register
 from schema.mutations.device_unregister import DeviceUnregisterPayload, device_unregister
 from schema.mutations.inbox_mark_read import InboxMarkReadPayload, inbox_mark_read
+from schema.mutations.membership_cancel import MembershipCancelPayload, membership_cancel
 from schema.mutations.offer_activate import OfferActivatePayload, offer_activate
 from schema.mutations.profile_update import ProfileUpdatePayload, profile_update
 from schema.mutations.push_opened import PushOpenedPayload, push_opened
@@ -116,6 +117,10 @@ class Mutation:
     )
     push_opened: PushOpenedPayload = strawberry.mutation(
         resolver=push_opened, description="Report that a push notification was opened (also marks its message read)."
+    )
+    membership_cancel: MembershipCancelPayload = strawberry.mutation(
+        resolver=membership_cancel,
+        description="Cancel your paid membership: no renewal; the benefits stay until the period ends.",
     )
 
 

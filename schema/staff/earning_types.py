@@ -63,15 +63,23 @@ class LineEarning:
     voided: bool
 
 
-@strawberry.type(description="Why a purchase earns what it earns: points = base + tierExtra + campaignExtra + bonus.")
+@strawberry.type(
+    description=(
+        "Why a purchase earns what it earns: points = base + tierExtra + membershipExtra + campaignExtra + bonus."
+    )
+)
 class EarningBreakdown:
     points: int
     eligible_amount: int = strawberry.field(description="Minor units that earn.")
     base: int = strawberry.field(description="floor(eligible amount x earn rate): what tiers qualify on.")
     tier_extra: int
+    membership_extra: int = strawberry.field(description="What the paid membership's multiplier adds.")
     campaign_extra: int
     bonus: int = strawberry.field(description="Category/SKU bonuses, floored per line and rule, not multiplied.")
     tier_multiplier: str = strawberry.field(description="Exact decimal, e.g. `1.25`.")
+    membership_multiplier: str = strawberry.field(
+        description="The paid membership plan's multiplier (`1` without one), exact decimal."
+    )
     campaign_multiplier: str = strawberry.field(description="Product of the campaigns that applied, exact decimal.")
     campaigns: list[str]
     bonus_rules: list[str]
@@ -84,9 +92,11 @@ class EarningBreakdown:
             eligible_amount=breakdown.eligible_amount,
             base=breakdown.base,
             tier_extra=breakdown.tier_extra,
+            membership_extra=breakdown.membership_extra,
             campaign_extra=breakdown.campaign_extra,
             bonus=breakdown.bonus,
             tier_multiplier=breakdown.tier_multiplier,
+            membership_multiplier=breakdown.membership_multiplier,
             campaign_multiplier=breakdown.campaign_multiplier,
             campaigns=list(breakdown.campaigns),
             bonus_rules=list(breakdown.bonus_rules),

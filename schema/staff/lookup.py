@@ -22,6 +22,7 @@ from schema.staff.context import StaffInfo
 from schema.staff.vouchers import UsableVoucher
 from schema.types.cashback import Money
 from schema.types.member import Points, TierProgress
+from schema.types.membership import Membership
 from schema.types.offer import Offer
 from schema.types.pagination import page_size
 from schema.types.stamp_card import StampCardProgress
@@ -87,6 +88,11 @@ class MemberSummaryBenefits:
     async def active_vouchers(self, info: StaffInfo, first: int = 20) -> list[UsableVoucher]:
         items = await info.context.loaders.usable_vouchers.load((self.model.id, page_size(first)))
         return [UsableVoucher.from_domain(item, info.context.now) for item in items]
+
+    @strawberry.field(description="The paid membership (plan, status, benefits such as free delivery); null if none.")
+    async def membership(self, info: StaffInfo) -> Membership | None:
+        view = await info.context.loaders.membership.load(self.model.id)
+        return Membership.from_view(view) if view is not None else None
 
     @strawberry.field(description="Progress on every active stamp card.")
     async def stamp_cards(self, info: StaffInfo) -> list[StampCardProgress]:

@@ -16,6 +16,8 @@ from schema.staff.lookup import MemberLookupQuery
 from schema.staff.mutations.cashback_payout import CashbackPayoutMutation
 from schema.staff.mutations.cashback_spend import CashbackSpendMutation
 from schema.staff.mutations.engagement_record import EngagementRecordMutation
+from schema.staff.mutations.membership_cancel import StaffMembershipCancelMutation
+from schema.staff.mutations.membership_payment_record import MembershipPaymentRecordMutation
 from schema.staff.mutations.offer_redeem import OfferRedeemMutation
 from schema.staff.mutations.points_adjust import PointsAdjustMutation
 from schema.staff.mutations.purchase_preview import PurchasePreviewQuery
@@ -62,6 +64,8 @@ class Mutation(
     PushCampaignScheduleMutation,
     PushCampaignCancelMutation,
     ReferralReviewMutation,
+    MembershipPaymentRecordMutation,
+    StaffMembershipCancelMutation,
     CashbackSpendMutation,
     CashbackPayoutMutation,
 ):

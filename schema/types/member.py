@@ -18,6 +18,7 @@ from schema.types.activity import ActivityConnection
 from schema.types.cashback import Cashback
 from schema.types.consent import Consent
 from schema.types.inbox import InboxMessageConnection
+from schema.types.membership import Membership
 from schema.types.node import VisibleNode
 from schema.types.offer import LIFECYCLE_STAGES, LifecycleStage, OfferConnection, decode_offer_cursor
 from schema.types.pagination import decode_cursor, page_size
@@ -197,6 +198,11 @@ class Member(VisibleNode):
         status: VoucherStatus | None = None,
     ) -> VoucherConnection:
         return await VoucherConnection.load(info, self.model.id, first, after, status)
+
+    @strawberry.field(description="Your paid membership; null if you never had one.")
+    async def membership(self, info: Info) -> Membership | None:
+        view = await info.context.loaders.membership.load(self.model.id)
+        return Membership.from_view(view) if view is not None else None
 
     @strawberry.field(description="Your progress on every active stamp card.")
     async def stamp_cards(self, info: Info) -> list[StampCardProgress]:

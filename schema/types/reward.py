@@ -54,6 +54,7 @@ NOT_AVAILABLE = rewards.Unavailable.NOT_AVAILABLE
 class RewardUnavailableReason(Enum):
     NOT_AVAILABLE = "NOT_AVAILABLE"
     NOT_ELIGIBLE = "NOT_ELIGIBLE"
+    MEMBERSHIP_REQUIRED = "MEMBERSHIP_REQUIRED"
     LIMIT_REACHED = "LIMIT_REACHED"
     OUT_OF_STOCK = "OUT_OF_STOCK"
     INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
@@ -65,6 +66,7 @@ UNAVAILABLE_REASONS = EnumMap(
     {
         rewards.Unavailable.NOT_AVAILABLE: RewardUnavailableReason.NOT_AVAILABLE,
         rewards.Unavailable.NOT_ELIGIBLE: RewardUnavailableReason.NOT_ELIGIBLE,
+        rewards.Unavailable.MEMBERSHIP_REQUIRED: RewardUnavailableReason.MEMBERSHIP_REQUIRED,
         rewards.Unavailable.LIMIT_REACHED: RewardUnavailableReason.LIMIT_REACHED,
         rewards.Unavailable.OUT_OF_STOCK: RewardUnavailableReason.OUT_OF_STOCK,
         rewards.Unavailable.INSUFFICIENT_POINTS: RewardUnavailableReason.INSUFFICIENT_POINTS,

@@ -22,12 +22,12 @@ from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
 import loyalty
-from loyalty import adjustments, campaigns, cashback, engagement, offers, purchases, referrals, vouchers
+from loyalty import adjustments, campaigns, cashback, engagement, memberships, offers, purchases, referrals, vouchers
 from loyalty.actors import SYSTEM, Actor, Forbidden
 from loyalty.clock import FrozenClock
 from loyalty.earning import LineInput
 from loyalty.errors import DomainError
-from loyalty.models import AuditLog, EngagementRule, Offer, OfferBenefit, Program, StaffRole
+from loyalty.models import AuditLog, EngagementRule, Offer, OfferBenefit, PaymentOutcome, Program, StaffRole
 from tests.conftest import START
 from tests.loyalty.ledger_helpers import give_available, new_member, purchase
 
@@ -157,7 +157,31 @@ async def _draft() -> dict[str, Any]:
     return {**data, "campaign": draft.id}
 
 
+def _payment(data: dict[str, Any]) -> memberships.PaymentRequest:
+    return memberships.PaymentRequest(
+        data["member"], "PLUS", "p1", PaymentOutcome.SUCCEEDED, 4900, "EUR", START - timedelta(minutes=1)
+    )
+
+
 CASES = [
+    Case(
+        "loyalty.memberships.record_membership_payment",
+        "a payment for a plan that does not exist (a manager's key bound to a store: payments belong to none)",
+        _member,
+        lambda actor, data: memberships.record_membership_payment(actor, _payment(data)),
+        MANAGER_ELSEWHERE,
+        (HERE, ELSEWHERE, NO_RIGHTS),
+        outcome=memberships.PlanUnknown,
+    ),
+    Case(
+        "loyalty.memberships.cancel_membership",
+        "a member without a membership (any cashier, any store)",
+        _member,
+        lambda actor, data: memberships.cancel_membership(actor, data["member"]),
+        ELSEWHERE,
+        (NO_RIGHTS,),
+        outcome=memberships.MembershipNotActive,
+    ),
     Case(
         "loyalty.purchases.record_purchase",
         "a receipt in S1",

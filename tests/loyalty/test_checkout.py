@@ -27,7 +27,7 @@ from loyalty.models import (
     Voucher,
     VoucherStatus,
 )
-from loyalty.program import load_program
+from loyalty.program import cached_plans, load_program
 from loyalty.vouchers import issue_voucher
 from tests.conftest import START
 from tests.loyalty import ledger_helpers
@@ -173,6 +173,7 @@ async def test_the_summary_runs_the_same_queries_however_much_there_is_to_show(
         await PurchaseLine.create(purchase=purchase, line_no=1, sku="TEA", quantity=1, amount=100)
 
     await add_one_of_each(0)
+    await cached_plans()  # the membership plans are cached in the process, like the program
     statements.clear()
     one = await _summary(member)
     with_one = len(statements)
@@ -183,11 +184,12 @@ async def test_the_summary_runs_the_same_queries_however_much_there_is_to_show(
     statements.clear()
     ten = await _summary(member)
 
-    # Then the same statements ran: the member and the program (the caller's), qualifying value, running offers
-    # with their use, usable vouchers with what they are for, stamp cards with progress, receipts and lines
+    # Then the same statements ran: the member and the program (the caller's), qualifying value, the paid
+    # membership (which also decides the offers), running offers with their use, usable vouchers with what they
+    # are for, stamp cards with progress, receipts and lines
     assert [len(one.offers), len(one.vouchers), len(one.stamp_cards), len(one.receipts)] == [1, 2, 1, 1]
     assert [len(ten.offers), len(ten.vouchers), len(ten.stamp_cards), len(ten.receipts)] == [10, 20, 10, 10]
-    assert len(statements) == with_one == 1 + 2 + 1 + 1 + 1 + 1 + 2, statements
+    assert len(statements) == with_one == 1 + 2 + 1 + 1 + 1 + 1 + 1 + 2, statements
 
 
 async def test_the_summary_lists_the_offers_that_apply_most_relevant_first(program: Program) -> None:

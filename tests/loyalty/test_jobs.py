@@ -27,6 +27,7 @@ from loyalty.models import (
     WalletPush,
 )
 from tests.loyalty.ledger_helpers import balances, configure, give_available, new_member, purchase
+from tests.loyalty.membership_helpers import pay, plans
 
 DAY = timedelta(days=1)
 
@@ -180,6 +181,7 @@ def test_the_registry_names_every_job_once_with_its_default_interval() -> None:
         ("expire-vouchers", timedelta(minutes=10), "vouchers expired"),
         ("refresh-wallet-passes", timedelta(hours=1), "passes refreshed"),
         ("prune-stale-devices", timedelta(hours=6), "devices deleted"),
+        ("lapse-memberships", timedelta(minutes=5), "memberships moved"),
         ("send-push-campaigns", timedelta(minutes=1), "campaign messages written"),
         ("push-automations", timedelta(minutes=5), "automation messages written"),
         ("reward-referrals", timedelta(minutes=10), "referrals rewarded"),
@@ -199,8 +201,8 @@ def test_an_unknown_job_name_is_refused() -> None:
     assert (refused.value.code, refused.value.message) == (
         "UNKNOWN_JOB",
         "no job named expire-everything, nope; the jobs are expire-points, evaluate-tiers, birthday-rewards, "
-        "expire-vouchers, refresh-wallet-passes, prune-stale-devices, send-push-campaigns, push-automations, "
-        "reward-referrals",
+        "expire-vouchers, refresh-wallet-passes, prune-stale-devices, lapse-memberships, send-push-campaigns, "
+        "push-automations, reward-referrals",
     )
 
 
@@ -301,6 +303,10 @@ async def test_concurrent_runs_of_every_job_do_each_unit_once(program: Program, 
         async with in_transaction() as conn:
             await vouchers.issue_voucher(conn, member.id)
     await Member.all().update(birthday=date(1990, 1, 15))
+    # and a paid membership each, never renewed
+    await plans()
+    for member in members:
+        await pay(clock, member.id, f"pay-{member.id}")
     # and a pass on a device each, with 10 points that will be expiring soon (on 2028-01-15)
     clock.set(datetime(2027, 1, 15, tzinfo=UTC))
     for member in members:
@@ -317,12 +323,13 @@ async def test_concurrent_runs_of_every_job_do_each_unit_once(program: Program, 
     # then every unit was done by exactly one of the runs
     # (the push jobs have nothing configured here: tests/loyalty/test_automations.py runs them concurrently; no
     # referrals either: tests/loyalty/test_referrals.py runs reward-referrals concurrently)
-    assert per_job == [12, 12, 12, 12, 12, 12, 0, 0, 0]
+    assert per_job == [12, 12, 12, 12, 12, 12, 12, 0, 0, 0]
     assert await LedgerEntry.filter(kind=EntryKind.EXPIRE).count() == 12
     assert await LedgerEntry.filter(kind=EntryKind.BIRTHDAY).count() == 12
     assert await OutboxEvent.filter(type="voucher.expired").count() == 12
     assert [await _tier_name(m.id) for m in members] == ["Member"] * 12
     assert await WalletPush.all().values_list("wanted", flat=True) == [1] * 12  # one push each
+    assert await OutboxEvent.filter(type="membership.lapsed").count() == 12
 
 
 async def test_refresh_wallet_passes_follows_points_into_the_expiring_soon_window(

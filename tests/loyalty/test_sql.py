@@ -23,7 +23,7 @@ from tortoise.functions import Count, Sum
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from loyalty import activity, cashback, inbox, ledger, members, rewards, rows, sql
+from loyalty import activity, cashback, inbox, ledger, members, memberships, rewards, rows, sql
 from loyalty.actors import Actor
 from loyalty.clock import FrozenClock
 from loyalty.members import members_by_id
@@ -38,6 +38,9 @@ from loyalty.models import (
     LedgerEntry,
     LotStatus,
     Member,
+    Membership,
+    MembershipPlan,
+    MembershipStatus,
     MessagePurpose,
     MessageStatus,
     Offer,
@@ -240,14 +243,49 @@ def _window(program: Program, clock: FrozenClock) -> list[datetime]:
     return [period_start(program, clock.now()), period_end(program, clock.now())]
 
 
+def _row_params(program: Program, clock: FrozenClock) -> list[object]:
+    """The member row's own parameters: the tier period's window, then the membership's time."""
+    return [*_window(program, clock), *memberships.benefit_plan_params(clock.now())]
+
+
 async def _member_rows(program: Program, clock: FrozenClock, query: Any) -> list[dict[str, object]]:
-    """The ORM's members of `query` as rows: every column, then the qualifying value of the current period."""
+    """The ORM's members of `query` as rows: every column, then the qualifying value of the current period and the
+    plan of the membership giving benefits now."""
     start, end = _window(program, clock)
     found = []
     for member in await query:
         credits = QualifyingCredit.filter(member_id=member.id, occurred_at__gte=start, occurred_at__lt=end)
-        found.append({**_values(member), "qualifying_value": sum(await credits.values_list("amount", flat=True))})
+        giving = Membership.filter(memberships.giving_benefits(clock.now()), member_id=member.id)
+        plan_ids = await giving.values_list("plan_id", flat=True)
+        found.append(
+            {
+                **_values(member),
+                "qualifying_value": sum(await credits.values_list("amount", flat=True)),
+                "membership_plan_id": plan_ids[0] if plan_ids else None,
+            }
+        )
     return found
+
+
+async def _memberships(clock: FrozenClock, giving: Member, ended: Member) -> None:
+    """A membership giving benefits now (cancelled, a second before its end), one whose grace ended a second ago."""
+    plan = await MembershipPlan.create(code="PLUS", name="Plus", price=4900, currency="EUR", period="monthly")
+    now = clock.now()
+    for member, status, ends, grace_until in (
+        (giving, MembershipStatus.CANCELLED, now + ONE_TICK, None),
+        (ended, MembershipStatus.GRACE, now - timedelta(days=7), now),
+    ):
+        await Membership.create(
+            member_id=member.id,
+            plan_id=plan.id,
+            status=status,
+            started_at=now - timedelta(days=40),
+            period_start=now - timedelta(days=30),
+            period_end=ends,
+            grace_until=grace_until,
+            due_at=grace_until or ends,
+            updated_at=now,
+        )
 
 
 async def _qualifying_history(program: Program, clock: FrozenClock, member: Member) -> None:
@@ -267,15 +305,16 @@ async def _qualifying_history(program: Program, clock: FrozenClock, member: Memb
 async def _member_rows_by_id(program: Program, clock: FrozenClock) -> list[Run]:
     full, plain, third = await _members(program, clock)
     await _qualifying_history(program, clock, full)
+    await _memberships(clock, full, plain)
     await QualifyingCredit.create(member_id=third.id, amount=5, occurred_at=clock.now())  # not asked for
     asked = [plain.id, full.id, plain.id, third.id + 1]  # a duplicate, and a deleted (never existing) member
     orm = _member_rows(program, clock, Member.filter(id__in=asked))
     return [
-        Run(orm=orm, expected=[full.id, plain.id], params=_window(program, clock), ids=asked),
+        Run(orm=orm, expected=[full.id, plain.id], params=_row_params(program, clock), ids=asked),
         Run(
             orm=_member_rows(program, clock, Member.filter(id=third.id + 1)),
             expected=[],
-            params=_window(program, clock),
+            params=_row_params(program, clock),
             ids=[third.id + 1],
         ),
     ]
@@ -290,7 +329,7 @@ async def _member_row_by_number(program: Program, clock: FrozenClock) -> list[Ru
         Run(
             orm=_member_rows(program, clock, Member.filter(member_number=number)),
             expected=expected,
-            params=[*_window(program, clock), number],
+            params=[*_row_params(program, clock), number],
         )
         for number, expected in ((full.member_number, [full.id]), (plain.member_number, [plain.id]), (unknown, []))
     ]
@@ -301,7 +340,7 @@ async def _member_rows_by_email(program: Program, clock: FrozenClock) -> list[Ru
     full, plain, third = await _members(program, clock)
     await Member.filter(id=third.id).update(email="Shared@Example.com")
     await Member.filter(id=plain.id).update(email="shared@example.com")
-    window = _window(program, clock)
+    window = _row_params(program, clock)
     both = ["Shared@Example.com", "shared@example.com"]
     return [
         Run(
@@ -326,7 +365,7 @@ async def _member_rows_by_email(program: Program, clock: FrozenClock) -> list[Ru
 @case("members.rows_by_phone")
 async def _member_rows_by_phone(program: Program, clock: FrozenClock) -> list[Run]:
     full, _, _ = await _members(program, clock)
-    window = _window(program, clock)
+    window = _row_params(program, clock)
     return [
         Run(
             orm=_member_rows(program, clock, Member.filter(phone=full.phone)),
@@ -1339,7 +1378,7 @@ async def test_each_row_named_after_a_model_has_its_columns_first_in_order(db: s
     for row, model in rows.MODEL_ROWS.items():
         columns = sql.table(cast(type[Model], model)).columns
         assert row._fields[: len(columns)] == columns, row.__name__  # type: ignore[attr-defined]
-    assert rows.MemberRow._fields[len(sql.table(Member).columns) :] == ("qualifying_value",)
+    assert rows.MemberRow._fields[len(sql.table(Member).columns) :] == ("qualifying_value", "membership_plan_id")
     assert rows.OfferRow._fields[len(sql.table(Offer).columns) :] == ("uses", "activated")
 
 
@@ -1398,5 +1437,9 @@ async def test_an_empty_member_reads_as_zeros_and_defaults(program: Program, clo
     # then one row (the other id is nobody's), with the ORM's values and no qualifying value
     assert list(found) == [member.id]
     row = found[member.id]
-    assert row._asdict() == {**_values(await Member.get(id=member.id)), "qualifying_value": 0}
+    assert row._asdict() == {
+        **_values(await Member.get(id=member.id)),
+        "qualifying_value": 0,
+        "membership_plan_id": None,
+    }
     assert (row.points_available, row.interests, row.marketing_consent, row.birthday) == (0, [], False, None)

@@ -552,6 +552,7 @@ BUDGETS = {
     "Inbox": 3,
     "GoogleWalletLink": 1,
     "Home": 3,
+    "Membership": 2,
     "Offers": 2,
     "Program": 0,
     "Referral": 3,

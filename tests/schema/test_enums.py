@@ -12,6 +12,7 @@ from strawberry.types.enum import StrawberryEnumDefinition
 
 from loyalty.models import EntryKind
 from schema.member_schema import build_member_schema
+from schema.staff.mutations.membership_payment_record import PAYMENT_OUTCOMES
 from schema.staff.mutations.points_adjust import ADJUSTMENT_REASONS
 from schema.staff.mutations.referral_review import REVIEW_DECISIONS
 from schema.staff.push_campaigns import PUSH_CAMPAIGN_STATUSES
@@ -23,6 +24,7 @@ from schema.types.cashback import CASHBACK_KINDS
 from schema.types.consent import CONSENT_CHANNELS, CONSENT_PURPOSES
 from schema.types.device import DEVICE_PLATFORMS
 from schema.types.enum_map import EnumMap
+from schema.types.membership import MEMBERSHIP_PERIODS, MEMBERSHIP_STATUSES
 from schema.types.offer import LIFECYCLE_STAGES, OFFER_BENEFITS
 from schema.types.reward import REWARD_KINDS, UNAVAILABLE_REASONS
 from schema.types.voucher import VOUCHER_STATUSES
@@ -42,6 +44,9 @@ ENUM_MAPS: list[EnumMap[Any, Any]] = [
     PUSH_CAMPAIGN_STATUSES,
     REFERRAL_STATUSES,
     REVIEW_DECISIONS,
+    MEMBERSHIP_STATUSES,
+    MEMBERSHIP_PERIODS,
+    PAYMENT_OUTCOMES,
     CASHBACK_KINDS,
 ]
 
@@ -110,7 +115,7 @@ def test_inputs_map_back_to_the_domain_value_they_stand_for() -> None:
     round_trips = [(d, m.to_domain(m.to_api(d))) for m in ENUM_MAPS for d in m.pairs]
 
     assert [(d, back) for d, back in round_trips if back is not d] == []
-    assert len(round_trips) == 65  # every shown value of the fifteen enums
+    assert len(round_trips) == 75  # every shown value of the eighteen enums
 
 
 def test_a_hidden_value_has_no_api_value() -> None:

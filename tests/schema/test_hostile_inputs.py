@@ -486,15 +486,15 @@ async def drive(world: World, ops: list[Operation], error_log: ErrorLog) -> None
 def test_every_operation_is_found() -> None:
     # The walk finds every root field and the nested fields with arguments (a new one is covered automatically).
     assert sorted(op.name for op in MEMBER_OPERATIONS) == [
-        "consentUpdate", "deviceRegister", "deviceUnregister", "inboxMarkRead", "me", "node", "offerActivate",
-        "profileUpdate", "program", "pushOpened", "referralApply", "rewardRedeem", "rewards", "sessionCreate",
-        "sessionRefresh", "voucherCancel",
+        "consentUpdate", "deviceRegister", "deviceUnregister", "inboxMarkRead", "me", "membershipCancel", "node",
+        "offerActivate", "profileUpdate", "program", "pushOpened", "referralApply", "rewardRedeem", "rewards",
+        "sessionCreate", "sessionRefresh", "voucherCancel",
     ]  # fmt: skip
     assert sorted(op.name for op in STAFF_OPERATIONS) == [
-        "cashbackPayout", "cashbackSpend", "engagementRecord", "memberLookup", "offerRedeem", "pointsAdjust",
-        "purchasePreview", "purchaseRecord", "purchaseRefund", "pushCampaign", "pushCampaignCancel",
-        "pushCampaignCreate", "pushCampaignSchedule", "pushCampaignUpdate", "pushCampaigns", "referralReview",
-        "referrals", "staffMe", "staffSessionCreate", "voucherRedeem",
+        "cashbackPayout", "cashbackSpend", "engagementRecord", "memberLookup", "membershipCancel",
+        "membershipPaymentRecord", "offerRedeem", "pointsAdjust", "purchasePreview", "purchaseRecord", "purchaseRefund",
+        "pushCampaign", "pushCampaignCancel", "pushCampaignCreate", "pushCampaignSchedule", "pushCampaignUpdate",
+        "pushCampaigns", "referralReview", "referrals", "staffMe", "staffSessionCreate", "voucherRedeem",
     ]  # fmt: skip
     me = next(op for op in MEMBER_OPERATIONS if op.name == "me")
     assert sorted(me.arguments.values()) == [

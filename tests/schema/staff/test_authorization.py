@@ -113,6 +113,18 @@ OPERATIONS: dict[str, Operation] = {
         "{ userErrors { code } } }",
         allowed=MANAGERS,
     ),
+    "membershipPaymentRecord": Operation(
+        'mutation($m: ID!) { membershipPaymentRecord(input: {member: $m, planCode: "PLUS", paymentId: "p1", '
+        'outcome: SUCCEEDED, amount: 4900, currency: "EUR", occurredAt: "2026-03-02T11:00:00+00:00"}) '
+        "{ userErrors { code } } }",
+        allowed=MANAGERS,  # the payment system's API key holds the manager role; a till's cashier key does not
+        variables={"m": "$member"},
+    ),
+    "membershipCancel": Operation(
+        "mutation($m: ID!) { membershipCancel(input: {member: $m}) { userErrors { code } } }",
+        allowed=SIGNED_IN,  # a member asking at any till
+        variables={"m": "$member"},
+    ),
     "cashbackSpend": Operation(
         'mutation($m: ID!) { cashbackSpend(input: {member: $m, storeCode: "S1", receiptId: "R1", amount: 100, '
         'idempotencyKey: "k1"}) { userErrors { code } } }',

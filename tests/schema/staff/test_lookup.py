@@ -13,7 +13,7 @@ from loyalty.actors import Actor
 from loyalty.clock import FrozenClock
 from loyalty.members import enroll_member, is_valid_member_number
 from loyalty.models import CardCodeUse, Member, Reward, RewardKind, StampCard, StampProgress, Voucher
-from loyalty.program import cached_program
+from loyalty.program import cached_plans, cached_program
 from tests.conftest import START
 from tests.loyalty import ledger_helpers
 from tests.loyalty.test_offers import new_offer
@@ -220,6 +220,7 @@ async def test_the_summary_shows_offers_vouchers_and_stamp_cards_with_a_constant
     # given one of each
     await _given_benefits(anna, 1)
     await cached_program()
+    await cached_plans()  # the membership plans (which offers are for paid members) are cached like the program
     sql_counter.statements.clear()
     result = await run_staff(SUMMARY, cashier, {"query": anna.member_number})
     with_one = len(sql_counter.statements)
