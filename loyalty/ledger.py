@@ -399,22 +399,9 @@ async def credit_available(
     For features that must credit atomically with their own writes (engagement events, bonus offers, birthday).
     Emits `points.adjusted`.
     """
-    check_amount(amount, "amount", high=MAX_POINTS)
-    await settle_if_due(conn, member)
-    lot = await _create_lot(conn, member, program, amount, clock.now())
-    fields, settle_now = _scheduling(member, lot)
-    entry = await _post(
-        conn,
-        member,
-        kind,
-        available=amount,
-        lifetime=amount,
-        lot_id=lot.id,
-        description=description[:200],
-        member_fields=fields,
+    entry = await credit_pending(
+        conn, member, program, amount, kind=kind, available_at=clock.now(), description=description
     )
-    if settle_now:
-        await settle(conn, member)
     await events.emit(conn, events.POINTS_ADJUSTED, member_id=member.id, payload={"kind": kind.value, "amount": amount})
     return entry
 

@@ -258,6 +258,13 @@ async def check_code(text: object, *, field: str = "code") -> Member:
 
     Raises `InvalidInput`, `ReferralsOff`, `ReferralCodeUnknown`.
     """
+    _, _, referrer = await _referrer_of_text(text, field)
+    return referrer
+
+
+async def _referrer_of_text(text: object, field: str) -> tuple[str, ReferralPolicy, Member]:
+    """(the code `text` spells, the policy, the member whose code it is) while referrals are on (`InvalidInput`,
+    `ReferralsOff`, `ReferralCodeUnknown`)."""
     code = _code_of_text(text, field)
     policy = await current_policy()
     if policy is None or not policy.enabled:
@@ -265,7 +272,7 @@ async def check_code(text: object, *, field: str = "code") -> Member:
     referrer = await referrer_by_code(code)
     if referrer is None:
         raise ReferralCodeUnknown("no member has this referral code", field=field)
-    return referrer
+    return code, policy, referrer
 
 
 def _flag(check: str, detail: str) -> dict[str, str]:
@@ -351,13 +358,7 @@ async def apply_referral(
     Raises `InvalidInput` (the code's text), `ReferralsOff`, `ReferralCodeUnknown`, `OwnReferralCode`,
     `AlreadyReferred`, `ReferralWindowClosed`, `MemberNotFound`; nothing is written then.
     """
-    code = _code_of_text(code_text, field)
-    policy = await current_policy()
-    if policy is None or not policy.enabled:
-        raise ReferralsOff("the program has no referral scheme at the moment", field=field)
-    referrer = await referrer_by_code(code)
-    if referrer is None:
-        raise ReferralCodeUnknown("no member has this referral code", field=field)
+    code, policy, referrer = await _referrer_of_text(code_text, field)
     if referrer.id == referee_id:
         raise OwnReferralCode("this is your own referral code", field=field)
     now = clock.now()
