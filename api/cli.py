@@ -155,9 +155,10 @@ def demo(
     config = tomllib.loads(file.read_text())
     base = f"http://{settings.host}:{settings.port}"
     env = f"KLUBB_DATABASE_URL={settings.database_url}"
-    members = "\n".join(
-        f"    {m.name:<18} {m.email:<22} no. {m.member_number}  {m.describe()}" for m in run_with_db(demo_members)
-    )
+    demo = run_with_db(demo_members)
+    members = "\n".join(f"    {m.name:<18} {m.email:<22} no. {m.member_number}  {m.describe()}" for m in demo)
+    # The first demo member's invitation (their code is given on first use).
+    invitation = f"{base}/r/{run_with_db(lambda: _referral_code(demo[0].member_number))}" if demo else "(no members)"
     staff = "\n".join(
         f"    {s['role']:<8} {s['email']:<24} password {s['password']:<18} "
         f"stores: {', '.join(s.get('stores', [])) or 'all'}"
@@ -170,6 +171,7 @@ klubb demo: {settings.database_url}
   Member API (GraphiQL)   {base}/graphql
   Staff API (GraphiQL)    {base}/staff/graphql
   Checkout console        {base}/admin
+  Referral landing page   {invitation}
   Health                  {base}/healthz
 
   Staff logins (console and staffSessionCreate):
@@ -193,6 +195,14 @@ klubb demo: {settings.database_url}
 
 
 # --- outbox worker and webhooks -------------------------------------------------------------------------------------
+
+
+async def _referral_code(member_number: str) -> str:
+    from loyalty.models import Member
+    from loyalty.referrals import code_of
+
+    member = await Member.get(member_number=member_number)
+    return await code_of(member.id)
 
 
 @app.command()

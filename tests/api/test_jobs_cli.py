@@ -28,6 +28,8 @@ LIST = (
     "refresh-wallet-passes\tevery 3600 s\trefresh the wallet passes of members whose points entered the "
     "expiring-soon window\n"
     "prune-stale-devices\tevery 21600 s\tdelete push devices unused for 270 days\n"
+    "lapse-memberships\tevery 300 s\tmove paid memberships past their period to grace, and past their grace or "
+    "cancelled period to lapsed\n"
     "send-push-campaigns\tevery 60 s\twrite the messages of due push campaigns (resuming any whose worker "
     "stopped), in keyset batches\n"
     "push-automations\tevery 300 s\twrite the enabled lifecycle automations' messages: welcome, points expiring, "
@@ -88,8 +90,8 @@ def test_a_wrong_interval_setting_is_refused(cli_db: None, monkeypatch: pytest.M
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
         "error: KLUBB_JOB_INTERVALS: no job named expire-point; the jobs are expire-points, evaluate-tiers, "
-        "birthday-rewards, expire-vouchers, refresh-wallet-passes, prune-stale-devices, send-push-campaigns, "
-        "push-automations, reward-referrals\n"
+        "birthday-rewards, expire-vouchers, refresh-wallet-passes, prune-stale-devices, lapse-memberships, "
+        "send-push-campaigns, push-automations, reward-referrals\n"
     )
 
 
@@ -111,6 +113,7 @@ def test_jobs_run_runs_every_job_once_in_order(cli_db: None, clock: FrozenClock)
         "expire-vouchers: 0 vouchers expired\n"
         "refresh-wallet-passes: 0 passes refreshed\n"
         "prune-stale-devices: 0 devices deleted\n"
+        "lapse-memberships: 0 memberships moved\n"
         "send-push-campaigns: 0 campaign messages written\n"
         "push-automations: 0 automation messages written\n"
         "reward-referrals: 0 referrals rewarded\n",
@@ -144,8 +147,8 @@ def test_jobs_run_refuses_an_unknown_name_and_runs_nothing(cli_db: None, clock: 
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
         "error [UNKNOWN_JOB]: no job named expire-all; the jobs are expire-points, evaluate-tiers, birthday-rewards, "
-        "expire-vouchers, refresh-wallet-passes, prune-stale-devices, send-push-campaigns, push-automations, "
-        "reward-referrals\n"
+        "expire-vouchers, refresh-wallet-passes, prune-stale-devices, lapse-memberships, send-push-campaigns, "
+        "push-automations, reward-referrals\n"
     )
     assert _balances(member_id) == (100, 0, 100)
 
@@ -172,6 +175,7 @@ def test_a_failing_job_fails_the_command_after_the_others_ran(cli_db: None, cloc
         1,
         "expire-points: 1 members settled\nexpire-vouchers: 0 vouchers expired\n"
         "prune-stale-devices: 0 devices deleted\n"
+        "lapse-memberships: 0 memberships moved\n"
         "send-push-campaigns: 0 campaign messages written\npush-automations: 0 automation messages written\n"
         "reward-referrals: 0 referrals rewarded\n",
     )
