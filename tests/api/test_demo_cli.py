@@ -40,7 +40,7 @@ def test_the_demo_prints_where_to_look_with_a_members_referral_link(
         assert line.format(base=base) in result.stdout
     found = re.search(r"Referral landing page   http://127\.0\.0\.1:8000/r/(\S+)\n", result.stdout)
     assert found is not None
-    code = code
+    code = found.group(1)
     assert normalize_code(code) == code
     # and the code is the first demo member's, given once (a second run prints the same)
     holder = cli.run_with_db(lambda: Member.get(referral_code=code).values_list("email", flat=True))
