@@ -70,7 +70,6 @@ from loyalty.models import (
     Member,
     PointsLot,
     Program,
-    RewardKind,
     StaffRole,
     VoucherStatus,
 )
@@ -397,9 +396,9 @@ class TemplateMember:
         reward = rng.choice(rewards)
         self.redemptions += 1
         voucher_id = await redeem_reward(self.member_id, reward.id, idempotency_key=f"redeem-{self.redemptions}")
-        if reward.kind == RewardKind.DONATION:
-            return  # fulfilled at once
         voucher = await get_member_voucher(self.member_id, voucher_id)
+        if voucher.status != VoucherStatus.ACTIVE:
+            return  # fulfilled at once (a donation, cashback credited to the balance)
         now = clock.now()
         room = min(25 * DAY, voucher.expires_at - now - timedelta(hours=1))  # while it is valid
         if room <= timedelta(0):

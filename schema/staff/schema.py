@@ -16,7 +16,6 @@ from schema.staff.lookup import MemberLookupQuery
 from schema.staff.mutations.cashback_payout import CashbackPayoutMutation
 from schema.staff.mutations.cashback_spend import CashbackSpendMutation
 from schema.staff.mutations.engagement_record import EngagementRecordMutation
-from schema.staff.mutations.membership_cancel import StaffMembershipCancelMutation
 from schema.staff.mutations.membership_payment_record import MembershipPaymentRecordMutation
 from schema.staff.mutations.offer_redeem import OfferRedeemMutation
 from schema.staff.mutations.points_adjust import PointsAdjustMutation
@@ -28,6 +27,7 @@ from schema.staff.mutations.push_campaign_create import PushCampaignCreateMutati
 from schema.staff.mutations.push_campaign_schedule import PushCampaignScheduleMutation
 from schema.staff.mutations.push_campaign_update import PushCampaignUpdateMutation
 from schema.staff.mutations.referral_review import ReferralReviewMutation
+from schema.staff.mutations.staff_membership_cancel import StaffMembershipCancelMutation
 from schema.staff.mutations.staff_session_create import StaffSessionCreateMutation
 from schema.staff.mutations.voucher_redeem import VoucherRedeemMutation
 from schema.staff.push_campaigns import PushCampaignQuery

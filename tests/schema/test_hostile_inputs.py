@@ -491,10 +491,10 @@ def test_every_operation_is_found() -> None:
         "sessionCreate", "sessionRefresh", "voucherCancel",
     ]  # fmt: skip
     assert sorted(op.name for op in STAFF_OPERATIONS) == [
-        "cashbackPayout", "cashbackSpend", "engagementRecord", "memberLookup", "membershipCancel",
-        "membershipPaymentRecord", "offerRedeem", "pointsAdjust", "purchasePreview", "purchaseRecord", "purchaseRefund",
-        "pushCampaign", "pushCampaignCancel", "pushCampaignCreate", "pushCampaignSchedule", "pushCampaignUpdate",
-        "pushCampaigns", "referralReview", "referrals", "staffMe", "staffSessionCreate", "voucherRedeem",
+        "cashbackPayout", "cashbackSpend", "engagementRecord", "memberLookup", "membershipPaymentRecord",
+        "offerRedeem", "pointsAdjust", "purchasePreview", "purchaseRecord", "purchaseRefund", "pushCampaign",
+        "pushCampaignCancel", "pushCampaignCreate", "pushCampaignSchedule", "pushCampaignUpdate", "pushCampaigns",
+        "referralReview", "referrals", "staffMe", "staffMembershipCancel", "staffSessionCreate", "voucherRedeem",
     ]  # fmt: skip
     me = next(op for op in MEMBER_OPERATIONS if op.name == "me")
     assert sorted(me.arguments.values()) == [

@@ -120,8 +120,8 @@ OPERATIONS: dict[str, Operation] = {
         allowed=MANAGERS,  # the payment system's API key holds the manager role; a till's cashier key does not
         variables={"m": "$member"},
     ),
-    "membershipCancel": Operation(
-        "mutation($m: ID!) { membershipCancel(input: {member: $m}) { userErrors { code } } }",
+    "staffMembershipCancel": Operation(
+        "mutation($m: ID!) { staffMembershipCancel(input: {member: $m}) { userErrors { code } } }",
         allowed=SIGNED_IN,  # a member asking at any till
         variables={"m": "$member"},
     ),

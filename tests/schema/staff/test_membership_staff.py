@@ -1,4 +1,4 @@
-"""Staff: membershipPaymentRecord (the payment system's reports), membershipCancel at the till, the membership in
+"""Staff: membershipPaymentRecord (the payment system's reports), staffMembershipCancel at the till, the membership in
 the member as the till sees it; userErrors with nothing written, cashiers refused."""
 
 from __future__ import annotations
@@ -90,12 +90,12 @@ async def test_staff_cancel_at_the_till(anna: Member, cashier: Actor, clock: Fro
     await pay(clock, anna.id, "p1")
     # when a cashier cancels it for the member
     result = await run_staff(
-        "mutation($m: ID!) { membershipCancel(input: {member: $m}) { status endsAt userErrors { code } } }",
+        "mutation($m: ID!) { staffMembershipCancel(input: {member: $m}) { status endsAt userErrors { code } } }",
         cashier,
         {"m": relay.to_base64("Member", anna.id)},
     )
     # then it ends at the period end
-    assert result.data["membershipCancel"] == {
+    assert result.data["staffMembershipCancel"] == {
         "status": "CANCELLED",
         "endsAt": "2026-04-02T12:00:00+00:00",
         "userErrors": [],

@@ -1,4 +1,4 @@
-"""membershipCancel (staff): cancel a member's paid membership at the end of its period (any staff role: a member
+"""staffMembershipCancel: cancel a member's paid membership at the end of its period (any staff role: a member
 asking at the till), audited. The member app has its own `membershipCancel` (schema/mutations/membership_cancel.py)."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class StaffMembershipCancelPayload:
     user_errors: list[StaffMembershipCancelUserError]
 
 
-async def membership_cancel(info: StaffInfo, input: StaffMembershipCancelInput) -> StaffMembershipCancelPayload:
+async def staff_membership_cancel(info: StaffInfo, input: StaffMembershipCancelInput) -> StaffMembershipCancelPayload:
     actor = info.context.require(StaffRole.CASHIER)
     try:
         result = await cancel_membership(actor, member_id_of(input.member))
@@ -64,7 +64,7 @@ async def membership_cancel(info: StaffInfo, input: StaffMembershipCancelInput) 
 
 @strawberry.type
 class StaffMembershipCancelMutation:
-    membership_cancel: StaffMembershipCancelPayload = strawberry.mutation(
-        resolver=membership_cancel,
+    staff_membership_cancel: StaffMembershipCancelPayload = strawberry.mutation(
+        resolver=staff_membership_cancel,
         description="Cancel the member's paid membership at the end of its period (benefits until then).",
     )
